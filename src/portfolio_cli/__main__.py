@@ -1,0 +1,3 @@
+from portfolio_cli.cli import main
+
+main()

@@ -1,0 +1,10 @@
+"""The ``portfolio`` command line: parse, call one service function, render or print JSON."""
+
+from portfolio_cli.cli.commands import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

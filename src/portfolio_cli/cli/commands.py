@@ -1,0 +1,353 @@
+"""Every ``portfolio`` command. Each parses its options, calls one service function and renders."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from portfolio_cli import __version__, render, services
+from portfolio_cli.cli.support import (
+    AtOpt,
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    OfflineOpt,
+    PortfolioOpt,
+    PricesOpt,
+    amount,
+    command_line,
+    parse_at,
+    portfolio_name,
+    print_json,
+    running,
+    split_prices,
+    stdout,
+)
+from portfolio_cli.engine.records import MarginMode
+from portfolio_cli.engine.valuation import PositionValue
+from portfolio_cli.errors import InvalidInput
+
+app = typer.Typer(
+    name="portfolio",
+    help="Paper-trade crypto on real Binance prices, from an exact local ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(flag: bool) -> None:
+    if flag:
+        print(f"portfolio-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """Paper-trade crypto on real Binance prices, from an exact local ledger.
+
+    Exit codes: 0 ok, 1 refused by a rule, 2 usage, 3 config, 4 not found, 5 price unavailable, 6 ledger.
+    """
+
+
+@app.command()
+def init(
+    name: Annotated[str | None, typer.Argument(help="Portfolio name [default: the default portfolio].")] = None,
+    balance: Annotated[str, typer.Option(help="Starting balance in USDT (100 to 1,000,000).")] = "10000",
+    at: AtOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Create a paper portfolio with a starting USDT balance.
+
+    Example: [bold]portfolio init momentum --balance 25000[/]
+    """
+    with running(command_line(), db, config) as session:
+        result = services.init_portfolio(
+            session, name or session.settings.default_portfolio, amount(balance, "--balance"), parse_at(at)
+        )
+        if json:
+            return print_json(result)
+        stdout.print(f"Created portfolio {result.name} with {render.money(result.wallet_balance)} USDT")
+
+
+@app.command()
+def portfolios(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """List the portfolios in the ledger.
+
+    Example: [bold]portfolio portfolios[/]
+    """
+    with running(command_line(), db, config) as session:
+        rows = services.list_portfolios(session)
+        if json:
+            return print_json(rows, list[services.PortfolioSummary])
+        stdout.print(render.portfolios_table(rows) if rows else "No portfolios yet: portfolio init NAME")
+
+
+def _cash(kind: str, value: str, portfolio: str | None, at: str | None, note: str | None, db, config, offline,
+          prices, json: bool) -> None:
+    with running(command_line(), db, config, offline) as session:
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
+        move = services.deposit if kind == "deposit" else services.withdraw
+        result = move(session, portfolio_name(session, portfolio), amount(value, "amount"), parse_at(at), note)
+        if json:
+            return print_json(result)
+        stdout.print(
+            f"{kind.capitalize()} of {render.money(result.amount)} USDT recorded in {result.portfolio}: wallet "
+            f"{render.money(result.wallet_balance)} USDT, free margin {render.money(result.free_margin)} USDT"
+        )
+
+
+@app.command()
+def deposit(
+    value: Annotated[str, typer.Argument(metavar="AMOUNT", help="USDT to add.")],
+    portfolio: PortfolioOpt = None,
+    at: AtOpt = None,
+    note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Add USDT to a portfolio (not counted as a return).
+
+    Example: [bold]portfolio deposit 500 -p momentum[/]
+    """
+    _cash("deposit", value, portfolio, at, note, db, config, False, None, json)
+
+
+@app.command()
+def withdraw(
+    value: Annotated[str, typer.Argument(metavar="AMOUNT", help="USDT to take out.")],
+    portfolio: PortfolioOpt = None,
+    at: AtOpt = None,
+    note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    offline: OfflineOpt = False,
+    prices: PricesOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Take USDT out of a portfolio; refused if free margin would go negative.
+
+    Example: [bold]portfolio withdraw 250[/]
+    """
+    _cash("withdrawal", value, portfolio, at, note, db, config, offline, prices, json)
+
+
+@app.command("open")
+def open_(
+    symbol: Annotated[str, typer.Argument(help="Unified symbol, e.g. BTC/USDT or ETH/BTC.")],
+    qty: Annotated[str | None, typer.Option(help="Quantity of the base asset.")] = None,
+    notional: Annotated[str | None, typer.Option(help="Size in USDT instead of --qty.")] = None,
+    short: Annotated[bool, typer.Option("--short", help="Sell short (a margin position).")] = False,
+    leverage: Annotated[int, typer.Option(help="1-125; above 1 makes a margin position.")] = 1,
+    margin_mode: Annotated[
+        bool | None, typer.Option("--isolated/--cross", help="Margin mode [default: config, isolated].")
+    ] = None,
+    prices: Annotated[
+        list[str] | None,
+        typer.Option("--price", metavar="PRICE|SYMBOL=VALUE",
+                     help="Fill at PRICE instead of the market; SYMBOL=VALUE overrides another price."),
+    ] = None,
+    at: AtOpt = None,
+    stop_loss: Annotated[str | None, typer.Option(help="Stop-loss price.")] = None,
+    take_profit: Annotated[str | None, typer.Option(help="Take-profit price.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Strategy tag.")] = None,
+    note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Override the risk rules (recorded).")] = False,
+    portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Open a paper position at the market price (or --price).
+
+    Examples: [bold]portfolio open BTC/USDT --qty 0.05[/] ·
+    [bold]portfolio open ETH/USDT --notional 2000 --leverage 5 --short --stop-loss 3900[/]
+    """
+    with running(command_line(), db, config, offline) as session:
+        fill_price, overrides = split_prices(prices, allow_bare=True)
+        session.overrides.update(overrides)
+        request = services.OpenRequest(
+            symbol=symbol,
+            qty=amount(qty, "--qty"),
+            notional=amount(notional, "--notional"),
+            short=short,
+            leverage=leverage,
+            margin_mode=None if margin_mode is None else MarginMode.ISOLATED if margin_mode else MarginMode.CROSS,
+            price=fill_price,
+            at=parse_at(at),
+            stop_loss=amount(stop_loss, "--stop-loss"),
+            take_profit=amount(take_profit, "--take-profit"),
+            strategy=strategy,
+            note=note,
+            force=force,
+        )
+        fill = services.open_trade(session, portfolio_name(session, portfolio), request)
+        if json:
+            return print_json(fill)
+        stdout.print(render.fill_view(fill))
+
+
+@app.command()
+def close(
+    target: Annotated[str, typer.Argument(metavar="TRADE_ID|SYMBOL", help="A trade id, or a symbol (oldest first).")],
+    qty: Annotated[str | None, typer.Option(help="Close this quantity (default: all).")] = None,
+    pct: Annotated[str | None, typer.Option(help="Close this percentage of the open quantity.")] = None,
+    prices: Annotated[
+        list[str] | None,
+        typer.Option("--price", metavar="PRICE|SYMBOL=VALUE",
+                     help="Exit at PRICE instead of the market; SYMBOL=VALUE overrides another price."),
+    ] = None,
+    at: AtOpt = None,
+    note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Close a trade, or a symbol's open trades oldest first, in whole or in part.
+
+    Examples: [bold]portfolio close 7[/] · [bold]portfolio close BTC/USDT --pct 50[/]
+    """
+    with running(command_line(), db, config, offline) as session:
+        exit_price, overrides = split_prices(prices, allow_bare=True)
+        session.overrides.update(overrides)
+        result = services.close_trades(
+            session, portfolio_name(session, portfolio), target, amount(qty, "--qty"), amount(pct, "--pct"),
+            exit_price, parse_at(at), note,
+        )
+        if json:
+            return print_json(result)
+        stdout.print(render.close_view(result))
+        stdout.print(
+            f"Realized PnL {render.money(result.realized_pnl)} USDT gross, fees {render.money(result.fees, 8)} USDT, "
+            f"net {render.money(result.net_pnl)} USDT"
+        )
+
+
+@app.command()
+def trades(
+    status: Annotated[str, typer.Option(help="open, closed or all.")] = "all",
+    symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Only this strategy tag.")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="Opened at or after (UTC date or time).")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Opened before (UTC date or time).")] = None,
+    portfolio: PortfolioOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """List trades with their fills and realized PnL.
+
+    Example: [bold]portfolio trades --status closed --symbol BTC/USDT --from 2026-01-01[/]
+    """
+    with running(command_line(), db, config) as session:
+        if status not in {"open", "closed", "all"}:
+            raise InvalidInput(f"--status must be open, closed or all, got {status!r}")
+        rows = services.list_trades(
+            session, portfolio_name(session, portfolio), status, symbol, strategy, parse_at(since), parse_at(until)
+        )
+        if json:
+            return print_json(rows, list[services.TradeRow])
+        stdout.print(render.trades_table(rows) if rows else "No trades")
+
+
+@app.command()
+def positions(
+    portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
+    prices: PricesOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Open positions by symbol and side, with weighted-average entry and mark.
+
+    Example: [bold]portfolio positions --offline[/]
+    """
+    with running(command_line(), db, config, offline) as session:
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
+        result = services.value(session, portfolio_name(session, portfolio), aggregate=True)
+        if json:
+            return print_json(list(result.valuation.positions), list[PositionValue])
+        if not result.valuation.positions:
+            return stdout.print("No open positions")
+        stdout.print(render.positions_table(result.valuation.positions, result.as_of, title="Positions"))
+
+
+@app.command()
+def value(
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option("--interval", "-n", min=1, help="Seconds between refreshes.")] = 10.0,
+    portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
+    prices: PricesOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Where you stand: equity, cash, margin and every open position at current prices.
+
+    Examples: [bold]portfolio value[/] · [bold]portfolio value --watch -n 5[/] · [bold]portfolio value --offline --json[/]
+    """
+    with running(command_line(), db, config, offline) as session:
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
+        name = portfolio_name(session, portfolio)
+        result = services.value(session, name)
+        if json:
+            return print_json(result)
+        if not watch:
+            return stdout.print(render.value_view(result))
+        from rich.live import Live
+
+        try:
+            with Live(render.value_view(result), console=stdout, auto_refresh=False) as live:
+                while True:
+                    time.sleep(interval)
+                    session.forget_prices()
+                    live.update(render.value_view(services.value(session, name)), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def paths(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """Show which ledger, config file and cache directory are in use.
+
+    Example: [bold]portfolio paths[/]
+    """
+    with running(command_line(), db, config) as session:
+        found = {
+            "ledger": str(session.paths.ledger),
+            "config": str(session.paths.config) if session.paths.config else None,
+            "cache": str(session.paths.cache),
+        }
+        if json:
+            return print_json(found)
+        for key, path in found.items():
+            stdout.print(f"{key:<7} {path or '(none: built-in defaults)'}", highlight=False)
+
+
+@app.command()
+def demo(json: JsonOpt = False) -> None:
+    """Build a demo portfolio from bundled prices (no network) and show it.
+
+    It uses its own ledger (demo.db in the data directory), rebuilt on every run.
+    Example: [bold]portfolio demo[/]
+    """
+    from portfolio_cli.demo import run_demo
+
+    with running(command_line()) as session:
+        result, as_of = run_demo(session)
+        if json:
+            return print_json(result)
+        stdout.print(f"[bold yellow]DEMO DATA[/] — bundled prices as of {as_of:%Y-%m-%d %H:%M} UTC, not live.")
+        stdout.print(render.value_view(result, title_note=" (demo)"))

@@ -1,0 +1,113 @@
+"""What every command shares: its options, the session it runs in, error and output handling."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from portfolio_cli.config import ENV_PORTFOLIO
+from portfolio_cli.errors import InvalidInput, PortfolioError
+from portfolio_cli.money import parse_positive
+from portfolio_cli.session import Session
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+PortfolioOpt = Annotated[
+    str | None,
+    typer.Option("--portfolio", "-p", envvar=ENV_PORTFOLIO, help="Portfolio name [default: from config, 'main'].",
+                 show_envvar=True),
+]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Ledger file (env PORTFOLIO_DB).", dir_okay=False)]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (env PORTFOLIO_CONFIG).", dir_okay=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (decimals as strings) instead of tables.")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network: cached prices only.")]
+PricesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--price", help="Override a price: SYMBOL=VALUE (repeatable).", metavar="SYMBOL=VALUE"),
+]
+AtOpt = Annotated[
+    str | None, typer.Option("--at", help="Backdate: a UTC date or time, e.g. 2026-03-01 or 2026-03-01T14:30.")
+]
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def running(
+    command: str,
+    db: Path | None = None,
+    config: Path | None = None,
+    offline: bool = False,
+) -> Iterator[Session]:
+    """A session for one command; an expected failure becomes one stderr line and its exit code."""
+    session = None
+    try:
+        session = Session.create(command, db=db, config=config, offline=offline, warn=warn)
+        yield session
+    except PortfolioError as exc:
+        stderr.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    finally:
+        if session is not None:
+            session.close()
+
+
+def command_line() -> str:
+    """The command as typed, for the audit log."""
+    return " ".join(["portfolio", *sys.argv[1:]])[:500]
+
+
+def portfolio_name(session: Session, option: str | None) -> str:
+    return option or session.settings.default_portfolio
+
+
+def amount(text: str | None, what: str) -> Decimal | None:
+    return None if text is None else parse_positive(text, what)
+
+
+def parse_at(text: str | None) -> datetime | None:
+    """A UTC moment from ``2026-03-01``, ``2026-03-01T14:30``, ``2026-03-01 14:30:00Z`` or with an offset."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"--at: not a date or time: {text!r} (use e.g. 2026-03-01 or 2026-03-01T14:30)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def split_prices(values: list[str] | None, allow_bare: bool) -> tuple[Decimal | None, dict[str, Decimal]]:
+    """``--price`` values: ``SYMBOL=VALUE`` overrides, and (where allowed) one bare fill price."""
+    from portfolio_cli.services import parse_symbol
+
+    bare: Decimal | None = None
+    overrides: dict[str, Decimal] = {}
+    for value in values or []:
+        if "=" in value:
+            symbol, _, number = value.partition("=")
+            overrides[parse_symbol(symbol)] = parse_positive(number, f"--price {symbol}")
+        elif allow_bare and bare is None:
+            bare = parse_positive(value, "--price")
+        else:
+            raise InvalidInput(f"--price takes SYMBOL=VALUE here, got {value!r}")
+    return bare, overrides
+
+
+def print_json(obj: Any, shape: Any = None) -> None:
+    """``obj`` (of type ``shape``, default its own) as JSON: decimals as strings, times ISO-8601."""
+    from pydantic import TypeAdapter
+
+    payload = TypeAdapter(shape or type(obj)).dump_python(obj, mode="json")
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")

@@ -1,0 +1,167 @@
+"""Settings: defaults < config file < environment ``PORTFOLIO_*`` < command-line options.
+
+Defaults live in this module, so an installed wheel needs nothing from the checkout. A config file is
+TOML (see ``config/portfolio.example.toml``); numbers are read as exact decimals. Any environment
+variable ``PORTFOLIO_SECTION__KEY`` sets ``[section] key`` (for example ``PORTFOLIO_FEES__SPOT_TAKER``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from portfolio_cli.errors import ConfigInvalid
+
+APP_NAME = "portfolio-cli"
+ENV_PREFIX = "PORTFOLIO_"
+# Environment variables with a meaning of their own rather than a config key.
+ENV_HOME = "PORTFOLIO_HOME"
+ENV_DB = "PORTFOLIO_DB"
+ENV_CONFIG = "PORTFOLIO_CONFIG"
+ENV_PORTFOLIO = "PORTFOLIO_NAME"
+ENV_BINANCE_URL = "PORTFOLIO_BINANCE_URL"
+
+Rate = Annotated[Decimal, Field(ge=0, lt=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Fees(Section):
+    """Taker fee rates, as fractions of the fill's notional."""
+
+    spot_taker: Rate = Decimal("0.001")
+    margin_taker: Rate = Decimal("0.0005")
+
+
+class Trading(Section):
+    slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(0)
+    margin_mode: Literal["isolated", "cross"] = "isolated"
+    maintenance_margin_rate: Rate = Decimal("0.005")
+    # Per-symbol maintenance margin rates, e.g. {"BTC/USDT" = 0.004}.
+    maintenance_margin_rates: dict[str, Rate] = {}
+
+    def mmr(self, symbol: str) -> Decimal:
+        return self.maintenance_margin_rates.get(symbol, self.maintenance_margin_rate)
+
+
+class Risk(Section):
+    """Pre-trade rules enforced on every open (``--force`` overrides and is audited)."""
+
+    min_notional_usdt: Annotated[Decimal, Field(ge=0)] = Decimal(10)
+    min_notional_equity_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("0.1")
+    max_open_positions: Annotated[int, Field(ge=1)] = 10
+    max_leverage: Annotated[int, Field(ge=1, le=125)] = 125
+
+
+class Prices(Section):
+    source: Literal["binance", "file"] = "binance"
+    # With source = "file": a JSON or CSV quotes file (see README, "Prices").
+    file: Path | None = None
+    binance_url: str | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Total time a command may spend retrying temporary exchange failures.
+    retry_budget_seconds: Annotated[float, Field(ge=0, le=300)] = 20.0
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    markets_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
+
+    @field_validator("binance_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url.rstrip("/") if url else url
+
+
+class Settings(Section):
+    ledger: Path | None = None
+    default_portfolio: Annotated[str, Field(min_length=1, max_length=64)] = "main"
+    fees: Fees = Fees()
+    trading: Trading = Trading()
+    risk: Risk = Risk()
+    prices: Prices = Prices()
+    # Per-portfolio overrides of fees, trading and risk: [portfolios.NAME.fees] ...
+    portfolios: dict[str, dict[str, Any]] = {}
+
+    def for_portfolio(self, name: str) -> Settings:
+        """These settings with the named portfolio's overrides applied."""
+        override = self.portfolios.get(name)
+        if not override:
+            return self
+        return _validate(_merge(self.model_dump(), override), f"portfolios.{name}")
+
+    @field_validator("portfolios")
+    @classmethod
+    def _overrides_are_sections(cls, portfolios: dict[str, dict[str, Any]]) -> dict:
+        allowed = {"fees", "trading", "risk"}
+        for name, override in portfolios.items():
+            unknown = set(override) - allowed
+            if unknown:
+                raise ValueError(f"{name}: only {sorted(allowed)} can be overridden, not {sorted(unknown)}")
+        return portfolios
+
+
+def load_settings(config_file: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the config file (if any) and the environment into validated settings."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        raw = _read_toml(config_file)
+    raw = _merge(raw, _env_overrides(environ))
+    settings = _validate(raw, str(config_file) if config_file else "environment")
+    for name in settings.portfolios:
+        settings.for_portfolio(name)  # surface a bad override now, not at the first trade
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle, parse_float=Decimal)
+    except FileNotFoundError:
+        raise ConfigInvalid(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigInvalid(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if url := environ.get(ENV_BINANCE_URL):
+        overrides["prices"] = {"binance_url": url}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(raw: dict[str, Any], origin: str) -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "config"
+        raise ConfigInvalid(f"invalid config ({origin}): {field}: {error['msg']}") from None

@@ -1,0 +1,89 @@
+"""The ledger's records as the engine sees them: small immutable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.LONG else -1
+
+
+class Kind(StrEnum):
+    SPOT = "spot"
+    MARGIN = "margin"
+
+
+class MarginMode(StrEnum):
+    ISOLATED = "isolated"
+    CROSS = "cross"
+
+
+class FlowKind(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    FEE = "fee"
+    REALIZED_PNL = "realized_pnl"
+    FUNDING = "funding"
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CashFlow:
+    """A signed movement of the wallet balance, in USDT."""
+
+    id: int
+    kind: FlowKind
+    amount: Decimal
+    at: datetime
+    trade_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Trade:
+    """One opening fill. ``price`` is in the pair's quote currency; ``price_usdt`` converts it."""
+
+    id: int
+    symbol: str
+    side: Side
+    kind: Kind
+    margin_mode: MarginMode | None
+    leverage: int
+    qty: Decimal
+    price: Decimal
+    price_usdt: Decimal
+    fee: Decimal
+    opened_at: datetime
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    strategy: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Close:
+    """A (partial) close of one trade. ``realized_pnl`` is gross, in USDT."""
+
+    id: int
+    trade_id: int
+    qty: Decimal
+    price: Decimal
+    price_usdt: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+    closed_at: datetime
+    note: str | None = None

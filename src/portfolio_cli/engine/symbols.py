@@ -1,0 +1,38 @@
+"""Unified ``BASE/QUOTE`` symbols and the USDT conversion they need."""
+
+from __future__ import annotations
+
+import re
+
+BASE_CURRENCY = "USDT"
+_SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
+
+
+def normalize_symbol(text: str) -> str | None:
+    """``btc/usdt`` -> ``BTC/USDT``; None when the text is not a ``BASE/QUOTE`` pair."""
+    symbol = text.strip().upper()
+    if not _SYMBOL.match(symbol):
+        return None
+    base, quote = symbol.split("/")
+    return None if base == quote else symbol
+
+
+def quote_of(symbol: str) -> str:
+    return symbol.split("/")[1]
+
+
+def base_of(symbol: str) -> str:
+    return symbol.split("/")[0]
+
+
+def conversion_pair(symbol: str) -> str | None:
+    """The pair that converts ``symbol``'s quote currency to USDT, or None if it is quoted in USDT."""
+    quote = quote_of(symbol)
+    return None if quote == BASE_CURRENCY else f"{quote}/{BASE_CURRENCY}"
+
+
+def symbols_to_price(symbols: set[str] | list[str]) -> list[str]:
+    """The symbols plus the conversion pairs they need, sorted."""
+    needed = set(symbols)
+    needed.update(pair for symbol in symbols if (pair := conversion_pair(symbol)))
+    return sorted(needed)

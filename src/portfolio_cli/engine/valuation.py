@@ -1,0 +1,160 @@
+"""Where the trader stands: equity, margin and a row per open position (DESIGN §3).
+
+For a lot with side s (+1 long, −1 short), open quantity q, entry e and mark m (both in USDT):
+
+- notional ``q·m``; position value ``s·q·m``; unrealized PnL ``u = s·q·(m − e)``
+- unrealized PnL % = ``u / IM × 100`` (return on the margin committed; spot IM is ``q·e``)
+- wallet ``W`` = deposits − withdrawals + realized PnL − fees + funding
+- equity ``E = W + Σu``; spot holdings ``H = Σ q·m`` over spot lots; margin used ``M = Σ IM`` over
+  margin lots; free margin (cash available) ``F = E − H − M``; margin equity ``Em = E − H``
+- margin level ``Em / M × 100``, undefined when ``M = 0``
+- maintenance margin ``MM = q·m·mmr``; allocation ``|s·q·m| / E × 100`` (undefined when ``E ≤ 0``)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from portfolio_cli.engine.accounting import Lot, flow_total, wallet_balance
+from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, Side
+from portfolio_cli.money import ZERO, pct_of, q8
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The price a position is valued at: in its quote currency and converted to USDT."""
+
+    symbol: str
+    price: Decimal
+    price_usdt: Decimal
+    at: datetime
+    source: str  # live, cache, override, file, demo, candle
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class PositionValue:
+    trade_id: int | None  # None for a row aggregated over several trades
+    symbol: str
+    side: Side
+    kind: Kind
+    leverage: Decimal
+    qty: Decimal
+    entry: Decimal  # in the quote currency, weighted by quantity
+    entry_usdt: Decimal
+    mark: Decimal
+    mark_usdt: Decimal
+    notional: Decimal
+    value: Decimal
+    unrealized_pnl: Decimal
+    unrealized_pnl_pct: Decimal | None
+    initial_margin: Decimal
+    maintenance_margin: Decimal
+    allocation_pct: Decimal | None
+    price_at: datetime
+    price_source: str
+    trade_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Valuation:
+    equity: Decimal
+    wallet_balance: Decimal
+    free_margin: Decimal
+    spot_holdings: Decimal
+    margin_used: Decimal
+    margin_equity: Decimal
+    margin_level_pct: Decimal | None
+    unrealized_pnl: Decimal
+    realized_pnl: Decimal
+    fees: Decimal
+    funding: Decimal
+    deposits: Decimal
+    withdrawals: Decimal
+    positions: tuple[PositionValue, ...]
+
+
+def value_portfolio(
+    flows: Iterable[CashFlow],
+    lots: Sequence[Lot],
+    marks: Mapping[str, Mark],
+    mmr: Callable[[str], Decimal],
+    aggregate: bool = False,
+) -> Valuation:
+    """Value the open lots at ``marks``. ``aggregate`` folds lots of one symbol, side and kind into
+    one row with a quantity-weighted entry; leverage is then ``Σ q·e / Σ IM``."""
+    flows = list(flows)
+    open_lots = [lot for lot in lots if lot.is_open]
+    wallet = wallet_balance(flows)
+    groups: dict[tuple, list[Lot]] = {}
+    for lot in open_lots:
+        t = lot.trade
+        key = (t.symbol, t.side, t.kind) if aggregate else (t.id,)
+        groups.setdefault(key, []).append(lot)
+
+    rows = [_row(group, marks[group[0].trade.symbol], mmr, aggregate) for group in groups.values()]
+    unrealized = sum((r.unrealized_pnl for r in rows), ZERO)
+    equity = wallet + unrealized
+    spot = sum((r.notional for r in rows if r.kind is Kind.SPOT), ZERO)
+    margin_used = sum((r.initial_margin for r in rows if r.kind is Kind.MARGIN), ZERO)
+    margin_equity = equity - spot
+    positions = tuple(
+        _with_allocation(r, equity) for r in sorted(rows, key=lambda r: (r.symbol, r.trade_ids))
+    )
+    return Valuation(
+        equity=q8(equity),
+        wallet_balance=q8(wallet),
+        free_margin=q8(equity - spot - margin_used),
+        spot_holdings=q8(spot),
+        margin_used=q8(margin_used),
+        margin_equity=q8(margin_equity),
+        margin_level_pct=pct_of(margin_equity, margin_used),
+        unrealized_pnl=q8(unrealized),
+        realized_pnl=q8(flow_total(flows, FlowKind.REALIZED_PNL)),
+        fees=q8(-flow_total(flows, FlowKind.FEE)),
+        funding=q8(flow_total(flows, FlowKind.FUNDING)),
+        deposits=q8(flow_total(flows, FlowKind.DEPOSIT)),
+        withdrawals=q8(-flow_total(flows, FlowKind.WITHDRAWAL)),
+        positions=positions,
+    )
+
+
+def _row(group: list[Lot], mark: Mark, mmr: Callable[[str], Decimal], aggregate: bool) -> PositionValue:
+    first = group[0].trade
+    qty = sum((lot.open_qty for lot in group), ZERO)
+    cost_quote = sum((lot.open_qty * lot.trade.price for lot in group), ZERO)
+    cost_usdt = sum((lot.open_qty * lot.trade.price_usdt for lot in group), ZERO)
+    im = sum((lot.initial_margin for lot in group), ZERO)
+    sign = first.side.sign
+    notional = qty * mark.price_usdt
+    unrealized = sign * (notional - cost_usdt)
+    return PositionValue(
+        trade_id=None if aggregate else first.id,
+        symbol=first.symbol,
+        side=first.side,
+        kind=first.kind,
+        leverage=(cost_usdt / im).quantize(Decimal("0.01")) if im else Decimal(1),
+        qty=qty,
+        entry=q8(cost_quote / qty),
+        entry_usdt=q8(cost_usdt / qty),
+        mark=mark.price,
+        mark_usdt=mark.price_usdt,
+        notional=q8(notional),
+        value=q8(sign * notional),
+        unrealized_pnl=q8(unrealized),
+        unrealized_pnl_pct=pct_of(unrealized, im),
+        initial_margin=q8(im),
+        maintenance_margin=q8(notional * mmr(first.symbol)) if first.kind is Kind.MARGIN else ZERO,
+        allocation_pct=None,
+        price_at=mark.at,
+        price_source=mark.source,
+        trade_ids=tuple(lot.trade.id for lot in group),
+    )
+
+
+def _with_allocation(row: PositionValue, equity: Decimal) -> PositionValue:
+    allocation = pct_of(abs(row.value), equity) if equity > 0 else None
+    return replace(row, allocation_pct=allocation)

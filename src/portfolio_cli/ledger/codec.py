@@ -1,0 +1,37 @@
+"""The only code that turns Decimals and datetimes into SQLite values and back.
+
+sqlite-utils converts a Decimal to a float on insert, so money goes in as ``str(Decimal)`` text,
+quantized to the ledger's 8 places, and is never summed in SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from portfolio_cli.money import q8
+
+
+def money(value: Decimal) -> str:
+    return str(q8(value))
+
+
+def optional_money(value: Decimal | None) -> str | None:
+    return None if value is None else money(value)
+
+
+def decimal(text: str) -> Decimal:
+    return Decimal(text)
+
+
+def optional_decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def timestamp(moment: datetime) -> str:
+    """UTC ISO-8601 with microseconds, so that text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)

@@ -1,0 +1,288 @@
+"""Open the ledger and read and write its records. Every write goes through ``Ledger.transaction``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from portfolio_cli.engine.records import (
+    CashFlow,
+    Close,
+    FlowKind,
+    Kind,
+    MarginMode,
+    Portfolio,
+    Side,
+    Trade,
+)
+from portfolio_cli.errors import LedgerFailure, NotFound
+from portfolio_cli.ledger import codec
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+def _sqlite_utils():
+    """Import sqlite-utils without the pandas and numpy it would load only to map their column types
+    (≈0.25 s on every command); we never insert pandas or numpy values. Later imports of pandas work."""
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+    return sqlite_utils
+
+
+def open_ledger(path: Path) -> Ledger:
+    """Open (creating if needed) the ledger at ``path`` and bring its schema up to date."""
+    sqlite_utils = _sqlite_utils()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Owner-only from the first byte; SQLite gives the WAL files the same mode.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = sqlite_utils.Database(conn)
+        ledger = Ledger(db)
+        ledger.migrate()
+    except sqlite3.DatabaseError as exc:
+        raise LedgerFailure(f"cannot use the ledger at {path}: {exc}") from None
+    except OSError as exc:
+        raise LedgerFailure(f"cannot open the ledger at {path}: {exc.strerror}") from None
+    return ledger
+
+
+class Ledger:
+    def __init__(self, db: Database):
+        self.db = db
+        self._command: str | None = None
+        self._now: datetime | None = None
+
+    def migrate(self) -> None:
+        from portfolio_cli.ledger.migrations import build_migrations
+
+        migrations = build_migrations()
+        if migrations.pending(self.db):
+            # Two processes opening a new ledger at once: the second waits, then finds nothing to do.
+            with self.transaction("migrate"):
+                migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self, command: str, now: datetime | None = None) -> Iterator[Ledger]:
+        """All of a command's writes, or none of them. ``BEGIN IMMEDIATE`` takes the write lock up
+        front, so a concurrent writer waits (busy timeout) instead of failing half-way."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise LedgerFailure(f"the ledger is busy or unwritable: {exc}") from None
+        self._command, self._now = command, now or datetime.now(UTC)
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                conn.execute("ROLLBACK")
+                raise LedgerFailure(f"could not commit to the ledger: {exc}") from None
+        finally:
+            self._command = self._now = None
+
+    def _write(self, table: str, row: dict[str, Any], action: str, portfolio_id: int | None) -> int:
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        row_id = self.db[table].insert(row).last_pk
+        details = {"table": table, "id": row_id, **{k: v for k, v in row.items() if v is not None}}
+        self.db["audit_log"].insert(
+            {
+                "at": codec.timestamp(self._now),
+                "command": self._command,
+                "action": action,
+                "portfolio_id": portfolio_id,
+                "details": json.dumps(details, sort_keys=True),
+            }
+        )
+        return row_id
+
+    def audit(self, action: str, portfolio_id: int | None, details: dict[str, Any]) -> None:
+        """Log an event that is not itself a record (an override of a rule, say)."""
+        self.db["audit_log"].insert(
+            {
+                "at": codec.timestamp(self._now or datetime.now(UTC)),
+                "command": self._command or "",
+                "action": action,
+                "portfolio_id": portfolio_id,
+                "details": json.dumps(details, sort_keys=True, default=str),
+            }
+        )
+
+    # portfolios
+
+    def create_portfolio(self, name: str, at: datetime) -> Portfolio:
+        if self.find_portfolio(name) is not None:
+            raise LedgerFailure(f"portfolio {name!r} already exists")
+        row_id = self._write("portfolios", {"name": name, "created_at": codec.timestamp(at)}, "create portfolio", None)
+        return Portfolio(row_id, name, at)
+
+    def find_portfolio(self, name: str) -> Portfolio | None:
+        rows = list(self.db["portfolios"].rows_where("name = ?", [name]))
+        return _portfolio(rows[0]) if rows else None
+
+    def portfolio(self, name: str) -> Portfolio:
+        found = self.find_portfolio(name)
+        if found is None:
+            known = ", ".join(p.name for p in self.portfolios()) or "none yet"
+            raise NotFound(f"no portfolio named {name!r} (portfolios: {known}); create it with: portfolio init {name}")
+        return found
+
+    def portfolios(self) -> list[Portfolio]:
+        return [_portfolio(row) for row in self.db["portfolios"].rows_where(order_by="id")]
+
+    # records
+
+    def add_cash_flow(
+        self, portfolio: Portfolio, kind: FlowKind, amount: Decimal, at: datetime,
+        trade_id: int | None = None, note: str | None = None,
+    ) -> int:
+        row = {
+            "portfolio_id": portfolio.id,
+            "kind": kind.value,
+            "amount": codec.money(amount),
+            "at": codec.timestamp(at),
+            "trade_id": trade_id,
+            "note": note,
+        }
+        return self._write("cash_flows", row, f"record {kind.value}", portfolio.id)
+
+    def cash_flows(self, portfolio: Portfolio) -> list[CashFlow]:
+        return [
+            CashFlow(r["id"], FlowKind(r["kind"]), codec.decimal(r["amount"]), codec.moment(r["at"]), r["trade_id"])
+            for r in self.db["cash_flows"].rows_where("portfolio_id = ?", [portfolio.id], order_by="id")
+        ]
+
+    def add_trade(self, portfolio: Portfolio, trade: Trade, forced: bool) -> int:
+        row = {
+            "portfolio_id": portfolio.id,
+            "symbol": trade.symbol,
+            "side": trade.side.value,
+            "kind": trade.kind.value,
+            "margin_mode": trade.margin_mode.value if trade.margin_mode else None,
+            "leverage": trade.leverage,
+            "qty": codec.money(trade.qty),
+            "price": codec.money(trade.price),
+            "price_usdt": codec.money(trade.price_usdt),
+            "fee": codec.money(trade.fee),
+            "opened_at": codec.timestamp(trade.opened_at),
+            "stop_loss": codec.optional_money(trade.stop_loss),
+            "take_profit": codec.optional_money(trade.take_profit),
+            "strategy": trade.strategy,
+            "note": trade.note,
+            "forced": int(forced),
+        }
+        return self._write("trades", row, "open trade", portfolio.id)
+
+    def trades(self, portfolio: Portfolio) -> list[Trade]:
+        return [_trade(r) for r in self.db["trades"].rows_where("portfolio_id = ?", [portfolio.id], order_by="id")]
+
+    def add_close(self, portfolio: Portfolio, close: Close) -> int:
+        row = {
+            "trade_id": close.trade_id,
+            "qty": codec.money(close.qty),
+            "price": codec.money(close.price),
+            "price_usdt": codec.money(close.price_usdt),
+            "fee": codec.money(close.fee),
+            "realized_pnl": codec.money(close.realized_pnl),
+            "closed_at": codec.timestamp(close.closed_at),
+            "note": close.note,
+        }
+        return self._write("closes", row, "close trade", portfolio.id)
+
+    def closes(self, portfolio: Portfolio) -> list[Close]:
+        sql = (
+            "select closes.* from closes join trades on trades.id = closes.trade_id "
+            "where trades.portfolio_id = ? order by closes.id"
+        )
+        return [_close(r) for r in self.db.query(sql, [portfolio.id])]
+
+    # quote cache (a cache, not a record: not audited)
+
+    def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None:
+        rows = [
+            {"symbol": s, "price": str(p), "at": codec.timestamp(at), "fetched_at": codec.timestamp(fetched_at),
+             "source": source}
+            for s, p, at, source in quotes
+        ]
+        if rows:
+            self.db["quotes"].upsert_all(rows, pk="symbol")
+
+    def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
+        if not symbols:
+            return {}
+        marks = ",".join("?" * len(symbols))
+        rows = self.db.query(f"select symbol, price, at from quotes where symbol in ({marks})", symbols)
+        return {r["symbol"]: (codec.decimal(r["price"]), codec.moment(r["at"])) for r in rows}
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        return list(self.db["audit_log"].rows_where(order_by="id"))
+
+
+def _portfolio(row: dict[str, Any]) -> Portfolio:
+    return Portfolio(row["id"], row["name"], codec.moment(row["created_at"]))
+
+
+def _trade(r: dict[str, Any]) -> Trade:
+    return Trade(
+        id=r["id"],
+        symbol=r["symbol"],
+        side=Side(r["side"]),
+        kind=Kind(r["kind"]),
+        margin_mode=MarginMode(r["margin_mode"]) if r["margin_mode"] else None,
+        leverage=r["leverage"],
+        qty=codec.decimal(r["qty"]),
+        price=codec.decimal(r["price"]),
+        price_usdt=codec.decimal(r["price_usdt"]),
+        fee=codec.decimal(r["fee"]),
+        opened_at=codec.moment(r["opened_at"]),
+        stop_loss=codec.optional_decimal(r["stop_loss"]),
+        take_profit=codec.optional_decimal(r["take_profit"]),
+        strategy=r["strategy"],
+        note=r["note"],
+    )
+
+
+def _close(r: dict[str, Any]) -> Close:
+    return Close(
+        id=r["id"],
+        trade_id=r["trade_id"],
+        qty=codec.decimal(r["qty"]),
+        price=codec.decimal(r["price"]),
+        price_usdt=codec.decimal(r["price_usdt"]),
+        fee=codec.decimal(r["fee"]),
+        realized_pnl=codec.decimal(r["realized_pnl"]),
+        closed_at=codec.moment(r["closed_at"]),
+        note=r["note"],
+    )

@@ -1,0 +1,55 @@
+"""Where the ledger, config and caches live.
+
+Ledger: ``--db`` > ``PORTFOLIO_DB`` > config ``ledger`` > ``<user dir>/ledger.db``. The user dir is
+``PORTFOLIO_HOME`` if set, else the platform's per-user application directory — never the
+current directory, because cron runs elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from portfolio_cli.config import APP_NAME, ENV_CONFIG, ENV_DB, ENV_HOME
+
+
+def user_dir() -> Path:
+    if home := os.environ.get(ENV_HOME):
+        return Path(home).expanduser()
+    import typer  # its get_app_dir knows each platform's convention
+
+    return Path(typer.get_app_dir(APP_NAME))
+
+
+@dataclass(frozen=True)
+class Paths:
+    ledger: Path
+    config: Path | None
+    cache: Path
+
+    @property
+    def markets_cache(self) -> Path:
+        return self.cache / "binance-markets.json"
+
+
+def config_path(option: Path | None) -> Path | None:
+    """The config file to read: ``--config`` > ``PORTFOLIO_CONFIG`` > ``<user dir>/config.toml`` if present."""
+    if option is not None:
+        return option.expanduser()
+    if env := os.environ.get(ENV_CONFIG):
+        return Path(env).expanduser()
+    default = user_dir() / "config.toml"
+    return default if default.exists() else None
+
+
+def resolve_paths(db_option: Path | None, config_file: Path | None, config_ledger: Path | None) -> Paths:
+    if db_option is not None:
+        ledger = db_option
+    elif env := os.environ.get(ENV_DB):
+        ledger = Path(env)
+    elif config_ledger is not None:
+        ledger = config_ledger
+    else:
+        ledger = user_dir() / "ledger.db"
+    return Paths(ledger=ledger.expanduser().absolute(), config=config_file, cache=user_dir() / "cache")

@@ -1,0 +1,118 @@
+"""Marks for a command: ``--price`` overrides, then one batched live request, then the ledger's cache.
+
+Every live quote is written to the cache. When the exchange cannot be reached the cached quote is
+used with a "stale since …" warning; a symbol with no price anywhere is an error naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from portfolio_cli.engine.rules import MarketRules
+from portfolio_cli.engine.symbols import conversion_pair, symbols_to_price
+from portfolio_cli.engine.valuation import Mark
+from portfolio_cli.errors import ExchangeUnavailable, PriceUnavailable
+from portfolio_cli.money import ONE, q8
+from portfolio_cli.prices import PriceSource, Quote
+
+
+class QuoteCache(Protocol):
+    def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None: ...
+
+    def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]: ...
+
+
+class PriceBook:
+    def __init__(
+        self,
+        source: PriceSource,
+        cache: QuoteCache,
+        overrides: Mapping[str, Decimal],
+        clock: Callable[[], datetime],
+        warn: Callable[[str], None],
+        offline: bool = False,
+    ):
+        self.source = source
+        self._cache = cache
+        self._overrides = dict(overrides)
+        self._clock = clock
+        self._warn = warn
+        self.offline = offline
+        self._marks: dict[str, Mark] = {}
+
+    def override(self, symbol: str, price: Decimal) -> None:
+        self._overrides[symbol] = price
+        self._marks.pop(symbol, None)
+
+    def marks(self, symbols: set[str] | list[str], live: bool = True) -> dict[str, Mark]:
+        """A mark in USDT for every symbol. ``live=False`` uses overrides and the cache only
+        (for use while the ledger's write lock is held)."""
+        wanted = symbols_to_price(symbols)
+        quotes: dict[str, tuple[Quote, str, bool]] = {}
+        now = self._clock()
+        for symbol in wanted:
+            if symbol in self._marks:
+                mark = self._marks[symbol]
+                quotes[symbol] = (Quote(symbol, mark.price, mark.at), mark.source, mark.stale)
+            elif symbol in self._overrides:
+                quotes[symbol] = (Quote(symbol, self._overrides[symbol], now), "override", False)
+        missing = [s for s in wanted if s not in quotes]
+        failure: ExchangeUnavailable | None = None
+        if missing and live and not self.offline:
+            try:
+                fetched = self.source.quotes(missing)
+            except ExchangeUnavailable as exc:
+                failure = exc
+            else:
+                self._cache.save_quotes([(q.symbol, q.price, q.at, self.source.name) for q in fetched.values()], now)
+                quotes.update({s: (q, self.source.name, False) for s, q in fetched.items()})
+        missing = [s for s in wanted if s not in quotes]
+        if missing:
+            cached = self._cache.cached_quotes(missing)
+            quotes.update({s: (Quote(s, p, at), "cache", failure is not None) for s, (p, at) in cached.items()})
+            if failure is not None and cached:
+                oldest = min(at for _, at in cached.values())
+                self._warn(
+                    f"{failure}; using cached prices, stale since {oldest:%Y-%m-%d %H:%M:%S} UTC "
+                    f"({', '.join(sorted(cached))})"
+                )
+        missing = [s for s in wanted if s not in quotes]
+        if missing:
+            reason = f" ({failure})" if failure else " (offline, nothing cached)" if self.offline else ""
+            raise PriceUnavailable(f"no price for {', '.join(missing)}{reason}; pass --price SYMBOL=VALUE")
+        marks = {s: self._mark(s, quotes) for s in wanted}
+        self._marks.update(marks)  # conversion pairs too: a later rate lookup needs no request
+        return {s: marks[s] for s in symbols}
+
+    def price_at(self, symbol: str, at: datetime) -> Quote:
+        """The price of ``symbol`` at a past moment: an override, else Binance's 1-minute candle."""
+        if symbol in self._overrides:
+            return Quote(symbol, self._overrides[symbol], at)
+        if self.offline:
+            raise PriceUnavailable(f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC offline; pass --price")
+        try:
+            return self.source.price_at(symbol, at)
+        except ExchangeUnavailable as exc:
+            raise PriceUnavailable(f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC: {exc}") from None
+
+    def usdt_rate_at(self, symbol: str, at: datetime | None) -> Decimal:
+        """USDT per unit of ``symbol``'s quote currency, now (``at`` None) or at a past moment."""
+        pair = conversion_pair(symbol)
+        if pair is None:
+            return ONE
+        if at is None:
+            return self.marks([pair])[pair].price
+        return self.price_at(pair, at).price
+
+    def rules(self, symbol: str) -> MarketRules | None:
+        return self.source.rules(symbol)
+
+    @staticmethod
+    def _mark(symbol: str, quotes: dict[str, tuple[Quote, str, bool]]) -> Mark:
+        quote, source, stale = quotes[symbol]
+        pair = conversion_pair(symbol)
+        rate = quotes[pair][0].price if pair else ONE
+        return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale)

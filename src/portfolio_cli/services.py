@@ -1,0 +1,489 @@
+"""Use cases: each function is one command's work, composed from the ledger, prices and engine.
+
+Prices are fetched before the write transaction (the network must not hold the ledger's lock);
+inside it the state is read again, checked and written, all or nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from portfolio_cli.engine.accounting import (
+    Lot,
+    allocate_close,
+    build_lots,
+    fee_for,
+    fill_price,
+    initial_margin,
+    realized_pnl,
+)
+from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Portfolio, Side, Trade
+from portfolio_cli.engine.rules import Conformed, RiskLimits, TradeCheck, check_open, conform_qty
+from portfolio_cli.engine.symbols import BASE_CURRENCY, normalize_symbol, quote_of
+from portfolio_cli.engine.valuation import Valuation, value_portfolio
+from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
+from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
+from portfolio_cli.session import Session
+
+MIN_BALANCE, MAX_BALANCE = Decimal(100), Decimal(1_000_000)
+MAX_LEVERAGE = 125
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_symbol(text: str) -> str:
+    symbol = normalize_symbol(text)
+    if symbol is None:
+        raise InvalidInput(f"not a symbol: {text!r} (expected BASE/QUOTE, e.g. BTC/USDT)")
+    return symbol
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidInput(f"invalid portfolio name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
+def _moment(session: Session, at: datetime | None, not_before: datetime, what: str) -> datetime:
+    now = session.clock()
+    if at is None:
+        return now
+    if at > now:
+        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is in the future")
+    if at < not_before:
+        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is before {what} ({not_before:%Y-%m-%d %H:%M:%S} UTC)")
+    return at
+
+
+# portfolios and cash
+
+
+@dataclass(frozen=True)
+class PortfolioSummary:
+    name: str
+    created_at: datetime
+    wallet_balance: Decimal
+    open_trades: int
+    is_default: bool
+
+
+def init_portfolio(session: Session, name: str, balance: Decimal, at: datetime | None = None) -> PortfolioSummary:
+    check_name(name)
+    if not MIN_BALANCE <= balance <= MAX_BALANCE:
+        raise InvalidInput(f"starting balance must be between {MIN_BALANCE} and {MAX_BALANCE} USDT, got {balance}")
+    _check_places(balance, "--balance")
+    created = at or session.clock()
+    if created > session.clock():
+        raise InvalidInput(f"--at {created:%Y-%m-%d %H:%M:%S} is in the future")
+    ledger = session.ledger
+    with ledger.transaction(session.command, session.clock()):
+        if ledger.find_portfolio(name) is not None:
+            raise RuleRefused(f"portfolio {name!r} already exists")
+        portfolio = ledger.create_portfolio(name, created)
+        ledger.add_cash_flow(portfolio, FlowKind.DEPOSIT, balance, created, note="starting balance")
+    return PortfolioSummary(name, created, balance, 0, name == session.settings.default_portfolio)
+
+
+def list_portfolios(session: Session) -> list[PortfolioSummary]:
+    ledger = session.ledger
+    result = []
+    for p in ledger.portfolios():
+        lots = build_lots(ledger.trades(p), ledger.closes(p))
+        wallet = sum((f.amount for f in ledger.cash_flows(p)), ZERO)
+        result.append(
+            PortfolioSummary(p.name, p.created_at, wallet, sum(1 for lot in lots if lot.is_open),
+                             p.name == session.settings.default_portfolio)
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class CashMovement:
+    portfolio: str
+    kind: FlowKind
+    amount: Decimal
+    at: datetime
+    wallet_balance: Decimal
+    free_margin: Decimal
+
+
+def deposit(session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None) -> CashMovement:
+    return _move_cash(session, name, FlowKind.DEPOSIT, amount, at, note)
+
+
+def withdraw(session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None) -> CashMovement:
+    return _move_cash(session, name, FlowKind.WITHDRAWAL, amount, at, note)
+
+
+def _move_cash(session: Session, name: str, kind: FlowKind, amount: Decimal, at: datetime | None, note: str | None) -> CashMovement:
+    _check_places(amount, "amount")
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    moment = _moment(session, at, portfolio.created_at, "the portfolio was created")
+    marks = session.prices.marks(_open_symbols(session, portfolio)) if kind is FlowKind.WITHDRAWAL else {}
+    with ledger.transaction(session.command, session.clock()):
+        valuation = _valuation(session, portfolio, marks) if kind is FlowKind.WITHDRAWAL else None
+        if valuation is not None and amount > valuation.free_margin:
+            raise RuleRefused(
+                f"refused by free margin: withdrawing {amount} USDT would leave free margin at "
+                f"{valuation.free_margin - amount} USDT (free now: {valuation.free_margin} USDT)"
+            )
+        signed = amount if kind is FlowKind.DEPOSIT else -amount
+        ledger.add_cash_flow(portfolio, kind, signed, moment, note=note)
+        after = _valuation(session, portfolio, marks, live=False)
+    return CashMovement(name, kind, amount, moment, after.wallet_balance, after.free_margin)
+
+
+# trading
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    symbol: str
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    short: bool = False
+    leverage: int = 1
+    margin_mode: MarginMode | None = None
+    price: Decimal | None = None
+    at: datetime | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    strategy: str | None = None
+    note: str | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Fill:
+    trade_id: int
+    portfolio: str
+    symbol: str
+    side: Side
+    kind: Kind
+    margin_mode: MarginMode | None
+    leverage: int
+    qty: Decimal
+    price: Decimal
+    price_usdt: Decimal
+    notional: Decimal
+    fee: Decimal
+    margin: Decimal
+    at: datetime
+    rounded_from: Decimal | None
+    overridden_rules: tuple[str, ...]
+
+
+def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
+    symbol = parse_symbol(req.symbol)
+    if (req.qty is None) == (req.notional is None):
+        raise InvalidInput("give exactly one of --qty and --notional")
+    if not 1 <= req.leverage <= MAX_LEVERAGE:
+        raise InvalidInput(f"leverage must be between 1 and {MAX_LEVERAGE}, got {req.leverage}")
+    kind = Kind.MARGIN if req.short or req.leverage > 1 else Kind.SPOT
+    if kind is Kind.MARGIN and quote_of(symbol) != BASE_CURRENCY:
+        raise InvalidInput(f"margin positions are USDT-margined perpetuals: use a /USDT pair, not {symbol}")
+    if kind is Kind.SPOT and req.margin_mode is not None:
+        raise InvalidInput("--isolated/--cross apply to margin positions (--leverage above 1 or --short)")
+    for value, what in ((req.qty, "--qty"), (req.notional, "--notional"), (req.price, "--price"),
+                        (req.stop_loss, "--stop-loss"), (req.take_profit, "--take-profit")):
+        if value is not None:
+            _check_places(value, what)
+    side = Side.SHORT if req.short else Side.LONG
+    settings = session.settings.for_portfolio(name)
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    at = _moment(session, req.at, portfolio.created_at, "the portfolio was created")
+    book = session.prices
+    backdated = req.at is not None
+
+    if req.price is not None and not backdated:
+        book.override(symbol, req.price)
+    marks = book.marks(_open_symbols(session, portfolio) | {symbol})
+    if req.price is not None:
+        fill = req.price
+    else:
+        quote = book.price_at(symbol, at).price if backdated else marks[symbol].price
+        fill = fill_price(quote, buy=side is Side.LONG, slippage_bps=settings.trading.slippage_bps)
+    rate = book.usdt_rate_at(symbol, at if backdated else None)
+    fill_usdt = q8(fill * rate)
+    _check_stops(side, fill, req.stop_loss, req.take_profit)
+
+    qty = req.qty if req.qty is not None else req.notional / fill_usdt
+    rules = book.rules(symbol)
+    rounded_from = None
+    if rules is None:
+        session.warn(f"trading rules for {symbol} unknown offline: lot step and exchange minimums not checked")
+        qty = q8(qty) if req.qty is None else qty
+    else:
+        conformed = conform_qty(qty, fill, rules)
+        if not isinstance(conformed, Conformed):
+            raise RuleRefused(str(conformed))
+        qty, rounded_from = conformed.qty, conformed.rounded_from
+        if rounded_from is not None and req.qty is not None:
+            session.warn(f"quantity {rounded_from} rounded down to {qty} (lot step {rules.amount_step.normalize()})")
+    if q8(qty) != qty or qty <= 0:
+        raise InvalidInput(f"quantity {qty} does not fit the ledger's 8 decimal places")
+
+    rate_fee = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    fee = fee_for(qty, fill_usdt, rate_fee)
+    margin = q8(initial_margin(kind, qty, fill_usdt, req.leverage))
+    margin_mode = (req.margin_mode or MarginMode(settings.trading.margin_mode)) if kind is Kind.MARGIN else None
+    limits = RiskLimits(settings.risk.min_notional_usdt, settings.risk.min_notional_equity_pct,
+                        settings.risk.max_open_positions, settings.risk.max_leverage)
+
+    with ledger.transaction(session.command, session.clock()):
+        lots = _lots(session, portfolio)
+        valuation = _valuation(session, portfolio, marks, lots=lots, live=False)
+        refusals = check_open(
+            TradeCheck(
+                notional=q8(qty * fill_usdt), margin_required=margin, fee=fee, leverage=req.leverage,
+                equity=valuation.equity, free_margin=valuation.free_margin,
+                open_positions=sum(1 for lot in lots if lot.is_open),
+            ),
+            limits,
+        )
+        if refusals and not req.force:
+            raise RuleRefused("; ".join(str(r) for r in refusals) + "; --force overrides")
+        trade = Trade(
+            id=0, symbol=symbol, side=side, kind=kind, margin_mode=margin_mode, leverage=req.leverage,
+            qty=qty, price=fill, price_usdt=fill_usdt, fee=fee, opened_at=at, stop_loss=req.stop_loss,
+            take_profit=req.take_profit, strategy=req.strategy, note=req.note,
+        )
+        trade_id = ledger.add_trade(portfolio, trade, forced=bool(refusals))
+        ledger.add_cash_flow(portfolio, FlowKind.FEE, -fee, at, trade_id=trade_id, note="entry fee")
+        if refusals:
+            ledger.audit("rule override", portfolio.id, {"trade_id": trade_id, "rules": [str(r) for r in refusals]})
+    return Fill(
+        trade_id, name, symbol, side, kind, margin_mode, req.leverage, qty, fill, fill_usdt, q8(qty * fill_usdt),
+        fee, margin, at, rounded_from, tuple(r.rule for r in refusals),
+    )
+
+
+@dataclass(frozen=True)
+class ClosedSlice:
+    trade_id: int
+    symbol: str
+    side: Side
+    qty: Decimal
+    entry: Decimal
+    exit: Decimal
+    exit_usdt: Decimal
+    realized_pnl: Decimal
+    entry_fee: Decimal
+    exit_fee: Decimal
+    net_pnl: Decimal
+    remaining_qty: Decimal
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    portfolio: str
+    at: datetime
+    slices: tuple[ClosedSlice, ...]
+    realized_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+
+
+def close_trades(
+    session: Session, name: str, target: str, qty: Decimal | None = None, pct: Decimal | None = None,
+    price: Decimal | None = None, at: datetime | None = None, note: str | None = None,
+) -> CloseResult:
+    if qty is not None and pct is not None:
+        raise InvalidInput("give at most one of --qty and --pct")
+    if pct is not None and not ZERO < pct <= HUNDRED:
+        raise InvalidInput(f"--pct must be above 0 and at most 100, got {pct}")
+    for value, what in ((qty, "--qty"), (price, "--price")):
+        if value is not None:
+            _check_places(value, what)
+    settings = session.settings.for_portfolio(name)
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    lots = _target_lots(_lots(session, portfolio), target)
+    symbol, side, kind = lots[0].trade.symbol, lots[0].trade.side, lots[0].trade.kind
+    latest_open = max(lot.trade.opened_at for lot in lots)
+    moment = _moment(session, at, latest_open, "the trade was opened")
+    open_total = sum((lot.open_qty for lot in lots), ZERO)
+    if qty is not None and qty > open_total:
+        raise InvalidInput(f"cannot close {qty} {symbol}: only {open_total.normalize()} is open")
+
+    book = session.prices
+    backdated = at is not None
+    if price is not None and not backdated:
+        book.override(symbol, price)
+    if price is not None:
+        exit_price = price
+    else:
+        quote = book.price_at(symbol, moment).price if backdated else book.marks([symbol])[symbol].price
+        exit_price = fill_price(quote, buy=side is Side.SHORT, slippage_bps=settings.trading.slippage_bps)
+    exit_usdt = q8(exit_price * book.usdt_rate_at(symbol, moment if backdated else None))
+
+    wanted = qty if qty is not None else (open_total * pct / HUNDRED if pct is not None else None)
+    if wanted is not None and wanted < open_total:
+        rules = book.rules(symbol)
+        if rules is not None and rules.amount_step:
+            stepped = round_down_to_step(wanted, rules.amount_step)
+            if stepped != wanted:
+                session.warn(f"quantity {q8(wanted).normalize()} rounded down to {stepped.normalize()} "
+                             f"(lot step {rules.amount_step.normalize()})")
+            wanted = stepped
+        if q8(wanted) <= 0:
+            raise InvalidInput(f"the quantity to close rounds to 0 {symbol}")
+    fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+
+    with ledger.transaction(session.command, session.clock()):
+        fresh = {lot.trade.id: lot for lot in _lots(session, portfolio)}
+        current = [fresh[lot.trade.id] for lot in lots if fresh[lot.trade.id].is_open]
+        if sum((lot.open_qty for lot in current), ZERO) != open_total:
+            raise RuleRefused("the position changed while closing; run the command again")
+        slices = []
+        for part in allocate_close(current, qty=wanted):
+            lot = part.lot
+            gross = realized_pnl(side, part.qty, lot.trade.price_usdt, exit_usdt)
+            exit_fee = fee_for(part.qty, exit_usdt, fee_rate)
+            closed_before = lot.trade.qty - lot.open_qty
+            entry_fee = lot.entry_fee_share(part.qty, closed_before)
+            close = Close(0, lot.trade.id, part.qty, exit_price, exit_usdt, exit_fee, gross, moment, note)
+            ledger.add_close(portfolio, close)
+            ledger.add_cash_flow(portfolio, FlowKind.REALIZED_PNL, gross, moment, trade_id=lot.trade.id)
+            ledger.add_cash_flow(portfolio, FlowKind.FEE, -exit_fee, moment, trade_id=lot.trade.id, note="exit fee")
+            slices.append(
+                ClosedSlice(lot.trade.id, symbol, side, part.qty, lot.trade.price, exit_price, exit_usdt, gross,
+                            entry_fee, exit_fee, gross - entry_fee - exit_fee, lot.open_qty - part.qty)
+            )
+    return CloseResult(
+        name, moment, tuple(slices),
+        sum((s.realized_pnl for s in slices), ZERO),
+        sum((s.entry_fee + s.exit_fee for s in slices), ZERO),
+        sum((s.net_pnl for s in slices), ZERO),
+    )
+
+
+def _target_lots(lots: list[Lot], target: str) -> list[Lot]:
+    if target.isdigit():
+        trade_id = int(target)
+        match = [lot for lot in lots if lot.trade.id == trade_id]
+        if not match:
+            raise NotFound(f"no trade {trade_id} in this portfolio")
+        if not match[0].is_open:
+            raise NotFound(f"trade {trade_id} is already closed")
+        return match
+    symbol = parse_symbol(target)
+    match = [lot for lot in lots if lot.trade.symbol == symbol and lot.is_open]
+    if not match:
+        raise NotFound(f"no open trade in {symbol}")
+    if len({lot.trade.side for lot in match}) > 1 or len({lot.trade.kind for lot in match}) > 1:
+        ids = ", ".join(str(lot.trade.id) for lot in match)
+        raise InvalidInput(f"{symbol} has open trades of different sides or kinds ({ids}): close by trade id")
+    return match
+
+
+# reading
+
+
+@dataclass(frozen=True)
+class TradeRow:
+    id: int
+    symbol: str
+    side: Side
+    kind: Kind
+    margin_mode: MarginMode | None
+    leverage: int
+    status: str  # open, partial, closed
+    qty: Decimal
+    open_qty: Decimal
+    entry: Decimal
+    exit: Decimal | None  # quantity-weighted over the closes
+    opened_at: datetime
+    closed_at: datetime | None
+    realized_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    strategy: str | None
+    note: str | None
+
+
+def list_trades(
+    session: Session, name: str, status: str = "all", symbol: str | None = None,
+    strategy: str | None = None, since: datetime | None = None, until: datetime | None = None,
+) -> list[TradeRow]:
+    wanted_symbol = parse_symbol(symbol) if symbol else None
+    portfolio = session.ledger.portfolio(name)
+    rows = []
+    for lot in _lots(session, portfolio):
+        t = lot.trade
+        row_status = "closed" if not lot.is_open else "partial" if lot.closes else "open"
+        if status == "open" and row_status == "closed" or status == "closed" and row_status != "closed":
+            continue
+        if wanted_symbol and t.symbol != wanted_symbol or strategy and t.strategy != strategy:
+            continue
+        if since and t.opened_at < since or until and t.opened_at >= until:
+            continue
+        closed_qty = t.qty - lot.open_qty
+        exit_avg = q8(sum((c.qty * c.price for c in lot.closes), ZERO) / closed_qty) if closed_qty else None
+        rows.append(
+            TradeRow(
+                t.id, t.symbol, t.side, t.kind, t.margin_mode, t.leverage, row_status, t.qty, lot.open_qty,
+                t.price, exit_avg, t.opened_at, lot.closes[-1].closed_at if lot.closes else None,
+                lot.realized_pnl, lot.fees, lot.net_pnl(), t.stop_loss, t.take_profit, t.strategy, t.note,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class PortfolioValue:
+    portfolio: str
+    as_of: datetime
+    valuation: Valuation
+
+
+def value(session: Session, name: str, aggregate: bool = False) -> PortfolioValue:
+    """The portfolio valued at current marks (one batched price request)."""
+    portfolio = session.ledger.portfolio(name)
+    lots = _lots(session, portfolio)
+    marks = session.prices.marks({lot.trade.symbol for lot in lots if lot.is_open})
+    valuation = _valuation(session, portfolio, marks, lots=lots, aggregate=aggregate)
+    return PortfolioValue(name, session.clock(), valuation)
+
+
+# helpers
+
+
+def _lots(session: Session, portfolio: Portfolio) -> list[Lot]:
+    return build_lots(session.ledger.trades(portfolio), session.ledger.closes(portfolio))
+
+
+def _open_symbols(session: Session, portfolio: Portfolio) -> set[str]:
+    return {lot.trade.symbol for lot in _lots(session, portfolio) if lot.is_open}
+
+
+def _valuation(
+    session: Session, portfolio: Portfolio, marks: dict, lots: list[Lot] | None = None,
+    aggregate: bool = False, live: bool = True,
+) -> Valuation:
+    lots = _lots(session, portfolio) if lots is None else lots
+    symbols = {lot.trade.symbol for lot in lots if lot.is_open}
+    if symbols - set(marks):
+        # A concurrent command opened a symbol we have no mark for yet.
+        marks = {**marks, **session.prices.marks(symbols - set(marks), live=live)}
+    settings = session.settings.for_portfolio(portfolio.name)
+    return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, settings.trading.mmr, aggregate)
+
+
+def _check_places(value: Decimal, what: str) -> None:
+    if q8(value) != value:
+        raise InvalidInput(f"{what} has more than 8 decimal places: {value}")
+
+
+def _check_stops(side: Side, fill: Decimal, stop: Decimal | None, take: Decimal | None) -> None:
+    below, above = ("below", "above") if side is Side.LONG else ("above", "below")
+    if stop is not None and (stop >= fill if side is Side.LONG else stop <= fill):
+        raise InvalidInput(f"--stop-loss {stop} must be {below} the fill price {fill} for a {side} position")
+    if take is not None and (take <= fill if side is Side.LONG else take >= fill):
+        raise InvalidInput(f"--take-profit {take} must be {above} the fill price {fill} for a {side} position")

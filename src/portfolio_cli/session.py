@@ -1,0 +1,80 @@
+"""What one command runs with: resolved settings and paths, the ledger, the price book, a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from portfolio_cli.config import Settings, load_settings
+from portfolio_cli.ledger import Ledger, open_ledger
+from portfolio_cli.paths import Paths, config_path, resolve_paths
+from portfolio_cli.prices import PriceSource
+from portfolio_cli.prices.book import PriceBook
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Session:
+    settings: Settings
+    paths: Paths
+    command: str
+    offline: bool = False
+    overrides: dict[str, Decimal] = field(default_factory=dict)
+    clock: Callable[[], datetime] = utc_now
+    warn: Callable[[str], None] = lambda message: None
+    source: PriceSource | None = None
+    _ledger: Ledger | None = None
+    _book: PriceBook | None = None
+
+    @classmethod
+    def create(
+        cls,
+        command: str,
+        db: Path | None = None,
+        config: Path | None = None,
+        offline: bool = False,
+        overrides: dict[str, Decimal] | None = None,
+        warn: Callable[[str], None] = lambda message: None,
+    ) -> Session:
+        config_file = config_path(config)
+        settings = load_settings(config_file)
+        paths = resolve_paths(db, config_file, settings.ledger)
+        return cls(settings, paths, command, offline, dict(overrides or {}), warn=warn)
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = open_ledger(self.paths.ledger)
+        return self._ledger
+
+    @property
+    def prices(self) -> PriceBook:
+        if self._book is None:
+            source = self.source or self._default_source()
+            self._book = PriceBook(source, self.ledger, self.overrides, self.clock, self.warn, self.offline)
+        return self._book
+
+    def forget_prices(self) -> None:
+        """Drop the marks already fetched, so the next request asks again (a refreshing view)."""
+        self._book = None
+
+    def _default_source(self) -> PriceSource:
+        prices = self.settings.prices
+        if prices.source == "file" and prices.file is not None:
+            from portfolio_cli.prices.static import file_source
+
+            return file_source(prices.file)
+        from portfolio_cli.prices.binance import BinanceSource
+
+        return BinanceSource(prices, self.paths.cache, clock=self.clock, offline=self.offline)
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None

@@ -1,0 +1,214 @@
+"""A Binance-shaped HTTP server on 127.0.0.1 for driving the real ccxt code path in tests.
+
+It serves ``/api/v3/exchangeInfo``, ``/api/v3/ticker/24hr`` (one symbol or ``symbols=[...]``) and
+``/api/v3/klines`` from prices the test sets, counts every request, and injects faults on demand:
+429 (with Retry-After), 418, 500/502/503/504, a response slower than the client's timeout,
+malformed / empty / HTML 200 bodies and a reset connection.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+MARKETS = {
+    # symbol: (base, quote, step size, min qty, min notional)
+    "BTC/USDT": ("BTC", "USDT", "0.00001000", "0.00001000", "5.00000000"),
+    "ETH/USDT": ("ETH", "USDT", "0.00010000", "0.00010000", "5.00000000"),
+    "SOL/USDT": ("SOL", "USDT", "0.00100000", "0.00100000", "5.00000000"),
+    "ETH/BTC": ("ETH", "BTC", "0.00010000", "0.00010000", "0.00010000"),
+    "DOGE/USDT": ("DOGE", "USDT", "1.00000000", "1.00000000", "1.00000000"),
+}
+
+FAULTS = {"429", "418", "500", "502", "503", "504", "slow", "garbage", "empty", "html", "reset", "partial"}
+
+
+@dataclass
+class Request:
+    path: str
+    query: dict[str, list[str]]
+    at: float
+
+
+@dataclass
+class FakeBinance:
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    # Opening prices of 1-minute candles, by (symbol, minute start in ms); else the current price.
+    candles: dict[tuple[str, int], Decimal] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    retry_after: int | None = 1
+    slow_seconds: float = 3.0
+    _faults: list[str] = field(default_factory=list)
+    _always: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def fail_next(self, fault: str, times: int = 1) -> None:
+        assert fault in FAULTS, fault
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    def fail_always(self, fault: str | None) -> None:
+        assert fault is None or fault in FAULTS, fault
+        self._always = fault
+
+    def next_fault(self) -> str | None:
+        with self._lock:
+            if self._faults:
+                return self._faults.pop(0)
+        return self._always
+
+    def count(self, path_end: str) -> int:
+        return sum(1 for r in self.requests if r.path.endswith(path_end))
+
+    # Binance-shaped bodies
+
+    def exchange_info(self) -> dict:
+        symbols = []
+        for symbol, (base, quote, step, min_qty, min_notional) in MARKETS.items():
+            symbols.append(
+                {
+                    "symbol": base + quote,
+                    "status": "TRADING",
+                    "baseAsset": base,
+                    "baseAssetPrecision": 8,
+                    "quoteAsset": quote,
+                    "quotePrecision": 8,
+                    "quoteAssetPrecision": 8,
+                    "orderTypes": ["LIMIT", "MARKET"],
+                    "isSpotTradingAllowed": True,
+                    "isMarginTradingAllowed": True,
+                    "permissions": [],
+                    "permissionSets": [["SPOT", "MARGIN"]],
+                    "filters": [
+                        {"filterType": "PRICE_FILTER", "minPrice": "0.00000100", "maxPrice": "1000000.00000000",
+                         "tickSize": "0.00000100"},
+                        {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000000.00000000", "stepSize": step},
+                        {"filterType": "NOTIONAL", "minNotional": min_notional, "applyMinToMarket": True,
+                         "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+                    ],
+                }
+            )
+        return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [], "exchangeFilters": [],
+                "symbols": symbols}
+
+    def ticker(self, market_id: str) -> dict | None:
+        symbol = next((s for s, m in MARKETS.items() if m[0] + m[1] == market_id), None)
+        if symbol is None or symbol not in self.prices:
+            return None
+        price = str(self.prices[symbol])
+        now = int(time.time() * 1000)
+        return {
+            "symbol": market_id, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": price,
+            "prevClosePrice": price, "lastPrice": price, "lastQty": "1", "bidPrice": price, "bidQty": "1",
+            "askPrice": price, "askQty": "1", "openPrice": price, "highPrice": price, "lowPrice": price,
+            "volume": "100", "quoteVolume": "100", "openTime": now - 86_400_000, "closeTime": now,
+            "firstId": 1, "lastId": 2, "count": 2,
+        }
+
+    def klines(self, market_id: str, since: int) -> list | None:
+        symbol = next((s for s, m in MARKETS.items() if m[0] + m[1] == market_id), None)
+        if symbol is None:
+            return None
+        price = self.candles.get((symbol, since), self.prices.get(symbol))
+        if price is None:
+            return []
+        p = str(price)
+        return [[since, p, p, p, p, "1", since + 59_999, p, 1, "0", "0", "0"]]
+
+
+def _handler(fake: FakeBinance):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query)
+            fake.requests.append(Request(parts.path, query, time.monotonic()))
+            fault = fake.next_fault()
+            if fault and self._fault(fault):
+                return
+            if parts.path == "/api/v3/exchangeInfo":
+                return self._json(200, fake.exchange_info())
+            if parts.path == "/api/v3/ticker/24hr":
+                return self._tickers(query)
+            if parts.path == "/api/v3/klines":
+                rows = fake.klines(query["symbol"][0], int(query["startTime"][0]))
+                if rows is None:
+                    return self._json(400, {"code": -1121, "msg": "Invalid symbol."})
+                return self._json(200, rows)
+            return self._json(404, {"code": -1, "msg": "not found"})
+
+        def _tickers(self, query: dict[str, list[str]]) -> None:
+            ids = json.loads(query["symbols"][0]) if "symbols" in query else [query["symbol"][0]]
+            tickers = [fake.ticker(market_id) for market_id in ids]
+            if any(t is None for t in tickers):
+                return self._json(400, {"code": -1121, "msg": "Invalid symbol."})
+            return self._json(200, tickers if "symbols" in query else tickers[0])
+
+        def _fault(self, fault: str) -> bool:
+            if fault == "slow":
+                time.sleep(fake.slow_seconds)
+                return False
+            if fault == "reset":
+                # RST instead of FIN: the client sees "connection reset by peer".
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                return True
+            if fault in {"429", "418"}:
+                headers = {"Retry-After": str(fake.retry_after)} if fake.retry_after is not None else {}
+                self._json(int(fault), {"code": -1003, "msg": "Too many requests."}, headers)
+            elif fault in {"500", "502", "503", "504"}:
+                self._raw(int(fault), b"<html><body>Service unavailable</body></html>", "text/html")
+            elif fault == "garbage":
+                self._raw(200, b'{"symbol": "BTCUSDT", "lastPrice": ', "application/json")
+            elif fault == "empty":
+                self._raw(200, b"", "application/json")
+            elif fault == "html":
+                self._raw(200, b"<!doctype html><html><body>captive portal</body></html>", "text/html")
+            elif fault == "partial":
+                self._json(200, [{"symbol": "BTCUSDT"}])
+            return True
+
+        def _json(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+            self._raw(status, json.dumps(body).encode(), "application/json", headers)
+
+        def _raw(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+class FakeBinanceServer:
+    """Start with ``with FakeBinanceServer(fake) as url:``; stops and joins on exit."""
+
+    def __init__(self, fake: FakeBinance):
+        self.fake = fake
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        self.fake.url = f"http://{host}:{port}"
+        return self.fake.url
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
