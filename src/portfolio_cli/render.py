@@ -113,9 +113,10 @@ def positions_table(positions: Sequence[PositionValue], now: datetime, title: st
     return table
 
 
-def fill_view(fill: Fill) -> Table:
+def fill_view(fill: Fill) -> Group:
     what = f"{fill.side} {fill.kind}" + (f" {fill.leverage}x {fill.margin_mode}" if fill.margin_mode else "")
-    table = Table(title=f"Opened trade {fill.trade_id}: {what} {escape(fill.symbol)}", show_header=False, box=None)
+    heading = Text(f"Opened trade {fill.trade_id}: {what} {fill.symbol}", style="bold")
+    table = Table(show_header=False, box=None)
     table.add_column("field")
     table.add_column("value", justify="right")
     table.add_row("Fill price", price(fill.price) + ("" if fill.price == fill.price_usdt else f" (= {money(fill.price_usdt)} USDT)"))
@@ -126,7 +127,7 @@ def fill_view(fill: Fill) -> Table:
     table.add_row("Time", f"{fill.at:%Y-%m-%d %H:%M:%S} UTC")
     if fill.overridden_rules:
         table.add_row("Rules overridden", ", ".join(fill.overridden_rules))
-    return table
+    return Group(heading, table)
 
 
 def close_view(result: CloseResult) -> Table:

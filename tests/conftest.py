@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fake_binance import FakeBinance, FakeBinanceServer
+from portfolio_cli.cli import app
+
+START_PRICES = {
+    "BTC/USDT": Decimal("40000"),
+    "ETH/USDT": Decimal("2000"),
+    "SOL/USDT": Decimal("100"),
+    "ETH/BTC": Decimal("0.05"),
+    "DOGE/USDT": Decimal("0.1"),
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every path the tool could touch points into a temp dir; no test sees the user's ledger or config."""
+    for key in list(os.environ):
+        if key.startswith("PORTFOLIO_"):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    monkeypatch.setenv("PORTFOLIO_HOME", str(home))
+    # No real network: an unset base URL would mean api.binance.com, so point it at a closed port.
+    monkeypatch.setenv("PORTFOLIO_BINANCE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("PORTFOLIO_PRICES__TIMEOUT_SECONDS", "0.5")
+    monkeypatch.setenv("PORTFOLIO_PRICES__MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("PORTFOLIO_PRICES__RETRY_BUDGET_SECONDS", "5")
+    monkeypatch.setenv("COLUMNS", "160")
+    return home
+
+
+@pytest.fixture
+def binance(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBinance]:
+    fake = FakeBinance(prices=dict(START_PRICES))
+    with FakeBinanceServer(fake) as url:
+        monkeypatch.setenv("PORTFOLIO_BINANCE_URL", url)
+        yield fake
+
+
+class Cli:
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int | None = 0):
+        result = self.runner.invoke(app, list(args), catch_exceptions=False)
+        if code is not None:
+            assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str):
+        import json
+
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+@pytest.fixture
+def ledger_path(isolated_env: Path) -> Path:
+    return isolated_env / "ledger.db"
+
+
+def ledger_rows(path: Path, table: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"select * from {table} order by rowid").fetchall()
