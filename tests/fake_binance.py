@@ -193,13 +193,19 @@ def _handler(fake: FakeBinance):
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that gave up on a slow answer leaves a broken pipe: expected here
+
+
 class FakeBinanceServer:
     """Start with ``with FakeBinanceServer(fake) as url:``; stops and joins on exit."""
 
     def __init__(self, fake: FakeBinance):
         self.fake = fake
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(fake))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> str:

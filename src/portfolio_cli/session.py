@@ -31,6 +31,7 @@ class Session:
     source: PriceSource | None = None
     _ledger: Ledger | None = None
     _book: PriceBook | None = None
+    _fetched: list[tuple[str, Decimal, datetime, str]] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -57,11 +58,27 @@ class Session:
     def prices(self) -> PriceBook:
         if self._book is None:
             source = self.source or self._default_source()
-            self._book = PriceBook(source, self.ledger, self.overrides, self.clock, self.warn, self.offline)
+            self._book = PriceBook(source, self, self.overrides, self.clock, self.warn, self.offline)
         return self._book
+
+    # The quote cache, as the price book sees it. Fetched quotes are held until the command has
+    # succeeded, so a refused command leaves the ledger exactly as it was.
+
+    def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None:
+        self._fetched.extend(quotes)
+
+    def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
+        return self.ledger.cached_quotes(symbols)
+
+    def keep_fetched_quotes(self) -> None:
+        if self._fetched:
+            with self.ledger.transaction(self.command, self.clock()):
+                self.ledger.save_quotes(self._fetched, self.clock())
+            self._fetched.clear()
 
     def forget_prices(self) -> None:
         """Drop the marks already fetched, so the next request asks again (a refreshing view)."""
+        self.keep_fetched_quotes()
         self._book = None
 
     def _default_source(self) -> PriceSource:

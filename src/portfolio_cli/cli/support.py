@@ -56,6 +56,7 @@ def running(
     try:
         session = Session.create(command, db=db, config=config, offline=offline, warn=warn)
         yield session
+        session.keep_fetched_quotes()
     except PortfolioError as exc:
         stderr.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None

@@ -29,7 +29,7 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, datetime]:
         leftover.unlink(missing_ok=True)
     source = demo_source()
     demo = replace(session, paths=replace(session.paths, ledger=path), source=source, overrides={}, _ledger=None,
-                   _book=None, command="portfolio demo")
+                   _book=None, _fetched=[], command="portfolio demo")
     try:
         services.init_portfolio(demo, DEMO_PORTFOLIO, Decimal(10_000), at=_at("2026-10-01T00:00"))
         for when, symbol, qty, price, options in OPENS:
@@ -44,7 +44,9 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, datetime]:
         demo.forget_prices()
         services.close_trades(demo, DEMO_PORTFOLIO, "SOL/USDT", pct=Decimal(50), price=Decimal(150),
                               at=_at("2026-10-20T10:00"), note="demo: take half off")
-        return services.value(demo, DEMO_PORTFOLIO), source.as_of
+        result = services.value(demo, DEMO_PORTFOLIO)
+        demo.keep_fetched_quotes()
+        return result, source.as_of
     finally:
         demo.close()
 

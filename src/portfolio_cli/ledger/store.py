@@ -237,7 +237,7 @@ class Ledger:
             for s, p, at, source in quotes
         ]
         if rows:
-            self.db["quotes"].upsert_all(rows, pk="symbol")
+            self.db["quotes"].upsert_all(rows, pk="symbol")  # inside the caller's transaction
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
         if not symbols:

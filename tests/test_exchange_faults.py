@@ -1,0 +1,136 @@
+"""Every fault of the fake Binance gives the documented outcome, in bounded requests and time."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal as D
+
+import pytest
+
+
+@pytest.fixture
+def cached_position(cli, binance):
+    """A portfolio with one open BTC position and a cached BTC quote."""
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.1")
+    return binance
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "503", "504", "reset"])
+def test_temporary_failure_is_retried_then_succeeds(cli, cached_position, fault):
+    binance = cached_position
+    binance.prices["BTC/USDT"] = D("41000")
+    binance.fail_next(fault)
+    before = binance.count("/ticker/24hr")
+    result = cli("value", "--json")
+    assert binance.count("/ticker/24hr") == before + 2
+    assert '"mark": "41000"' in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "garbage", "empty", "html", "partial", "slow"])
+def test_unusable_exchange_falls_back_to_cache_with_stale_warning(cli, cached_position, fault):
+    binance = cached_position
+    binance.fail_always(fault)
+    before = binance.count("/ticker/24hr")
+    started = time.monotonic()
+    result = cli("value", "--json")
+    elapsed = time.monotonic() - started
+    assert "stale since" in result.stderr and "BTC/USDT" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert '"price_source": "cache"' in result.stdout
+    retried = fault in {"500", "503", "slow"}
+    assert binance.count("/ticker/24hr") - before == (3 if retried else 1)  # max_attempts = 3 in tests
+    assert elapsed < 8
+
+
+def test_timeout_is_bounded_by_the_client_timeout(cli, cached_position):
+    binance = cached_position
+    binance.fail_next("slow", times=3)
+    started = time.monotonic()
+    result = cli("value")
+    assert time.monotonic() - started < 6  # 3 × 0.5 s timeouts + 0.5 + 1 s backoff, not 3 × 3 s
+    assert "no answer within 0.5 s" in result.stderr
+
+
+def test_rate_limit_honours_retry_after(cli, cached_position):
+    binance = cached_position
+    binance.retry_after = 1
+    binance.fail_next("429")
+    cli("value")
+    tickers = [r for r in binance.requests if r.path.endswith("/ticker/24hr")][-2:]
+    assert tickers[1].at - tickers[0].at >= 0.95
+
+
+def test_retry_after_longer_than_the_budget_is_not_waited_for(cli, cached_position):
+    binance = cached_position
+    binance.retry_after = 60
+    binance.fail_next("429")
+    started = time.monotonic()
+    result = cli("value")
+    assert time.monotonic() - started < 3
+    assert "rate limited (HTTP 429)" in result.stderr and "stale since" in result.stderr
+
+
+def test_ban_stops_all_requests_until_it_ends(cli, cached_position):
+    binance = cached_position
+    binance.retry_after = 120
+    binance.fail_next("418")
+    before = len(binance.requests)
+    first = cli("value")
+    assert "banned" in first.stderr and "stale since" in first.stderr
+    assert len(binance.requests) == before + 1  # no retry after a 418
+    second = cli("value")
+    assert "banned" in second.stderr
+    assert len(binance.requests) == before + 1  # nothing sent during the ban
+
+
+def test_no_cache_and_no_exchange_is_exit_5_naming_the_symbol(cli, binance):
+    cli("init")
+    binance.fail_always("503")
+    result = cli("open", "SOL/USDT", "--qty", "1", code=5)
+    assert "SOL/USDT" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_symbol_is_exit_4(cli, binance):
+    cli("init")
+    result = cli("open", "NOPE/USDT", "--qty", "1", code=4)
+    assert result.stderr.strip() == "error: unknown symbol NOPE/USDT on Binance"
+
+
+def test_unreachable_exchange_uses_cache(cli, binance, monkeypatch):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.1")
+    monkeypatch.setenv("PORTFOLIO_BINANCE_URL", "http://127.0.0.1:9")  # nothing listens there
+    result = cli("value")
+    assert "cannot connect" in result.stderr and "stale since" in result.stderr
+
+
+def test_offline_never_touches_the_network(cli, binance):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.1")
+    before = len(binance.requests)
+    cli("value", "--offline")
+    cli("open", "BTC/USDT", "--qty", "0.01", "--offline")
+    cli("close", "1", "--offline")
+    assert len(binance.requests) == before
+
+
+def test_offline_without_cached_price_is_exit_5(cli, binance):
+    cli("init")
+    result = cli("open", "ETH/USDT", "--qty", "1", "--offline", code=5)
+    assert "ETH/USDT" in result.stderr and "offline" in result.stderr
+
+
+def test_markets_are_fetched_again_after_a_day(cli, binance, isolated_env):
+    import json
+
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")
+    cache = isolated_env / "cache" / "binance-markets.json"
+    payload = json.loads(cache.read_text())
+    payload["fetched_at"] = "2000-01-01T00:00:00+00:00"
+    cache.write_text(json.dumps(payload))
+    cli("value")
+    assert binance.count("/exchangeInfo") == 2
