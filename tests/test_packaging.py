@@ -1,0 +1,55 @@
+"""The installed tool: entry points, help on every command, offline demo, and import cost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from portfolio_cli.cli import app
+
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+
+
+def run(*args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(cli, command):
+    out = cli(command, "--help").stdout
+    assert "Example" in out and "portfolio" in out
+
+
+def test_python_dash_m_runs(isolated_env):
+    result = run("-m", "portfolio_cli", "--version")
+    assert result.returncode == 0 and result.stdout.startswith("portfolio-cli ")
+
+
+def test_demo_runs_offline_and_says_it_is_demo_data(cli, isolated_env):
+    out = cli("demo").stdout
+    assert "DEMO DATA" in out and "bundled prices" in out and "ETH/BTC" in out
+    value = cli.json("demo")["valuation"]
+    assert value["equity"] == "10839.84500000"  # hand-checked in the README's demo section
+    assert not (isolated_env / "ledger.db").exists()  # the demo never touches the real ledger
+
+
+def _imported_modules(*argv: str) -> set[str]:
+    code = (
+        "import sys, json\n"
+        "from portfolio_cli.cli import app\n"
+        f"try:\n    app({list(argv)!r})\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n"
+    )
+    result = run("-c", code)
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_help_and_offline_value_import_neither_ccxt_nor_pandas(cli, binance):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.1")
+    for argv in (["--help"], ["value", "--offline"], ["trades"]):
+        modules = _imported_modules(*argv)
+        assert "ccxt" not in modules and "pandas" not in modules, argv
