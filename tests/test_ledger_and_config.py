@@ -34,7 +34,7 @@ def test_money_is_exact_text_with_8_places(tmp_path):
         p = ledger.create_portfolio("p", now)
         ledger.add_cash_flow(p, FlowKind.DEPOSIT, D("12345678901234567.89"), now)
     assert ledger.cash_flows(p)[0].amount == D("12345678901234567.89")
-    raw = ledger.db.execute("select amount, typeof(amount) from cash_flows").fetchone()
+    raw = tuple(ledger.conn.execute("select amount, typeof(amount) from cash_flows").fetchone())
     assert raw == ("12345678901234567.89000000", "text")
 
 

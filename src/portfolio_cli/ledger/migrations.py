@@ -5,19 +5,17 @@ Never edit a migration that has shipped: add a new one. Money columns are TEXT (
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
 
-def build_migrations():
-    from sqlite_utils import Migrations
+MIGRATION_SET = "portfolio_cli"
 
-    migrations = Migrations("portfolio_cli")
 
-    @migrations()
-    def m001_initial(db: Database) -> None:
+def m001_initial(db: Database) -> None:
         db["portfolios"].create(
             {"id": int, "name": str, "created_at": str}, pk="id", not_null={"name", "created_at"}, strict=True
         )
@@ -88,4 +86,25 @@ def build_migrations():
         db["trades"].create_index(["portfolio_id", "symbol"])
         db["closes"].create_index(["trade_id"])
 
-    return migrations
+
+# Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
+MIGRATIONS = [m001_initial]
+
+
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """Names not yet applied, read with plain SQL so that opening an up-to-date ledger costs no import."""
+    exists = conn.execute("select 1 from sqlite_master where type = 'table' and name = '_sqlite_migrations'")
+    applied = set()
+    if exists.fetchone():
+        rows = conn.execute("select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET])
+        applied = {name for (name,) in rows}
+    return [m.__name__ for m in MIGRATIONS if m.__name__ not in applied]
+
+
+def apply(db: Database) -> None:
+    from sqlite_utils import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for migration in MIGRATIONS:
+        migrations()(migration)
+    migrations.apply(db)
