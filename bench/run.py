@@ -29,8 +29,13 @@ from fake_binance import FakeBinance, FakeBinanceServer  # noqa: E402
 _BESIDE = Path(sys.executable).parent / "portfolio"
 PORTFOLIO = str(_BESIDE) if _BESIDE.exists() else shutil.which("portfolio") or "portfolio"
 RUNS = int(os.environ.get("BENCH_RUNS", "21"))
-PRICES = {"BTC/USDT": Decimal("40000"), "ETH/USDT": Decimal("2000"), "SOL/USDT": Decimal("100"),
-          "ETH/BTC": Decimal("0.05"), "DOGE/USDT": Decimal("0.1")}
+PRICES = {
+    "BTC/USDT": Decimal("40000"),
+    "ETH/USDT": Decimal("2000"),
+    "SOL/USDT": Decimal("100"),
+    "ETH/BTC": Decimal("0.05"),
+    "DOGE/USDT": Decimal("0.1"),
+}
 
 
 def portfolio(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -50,8 +55,10 @@ def timed(env: dict[str, str], *args: str) -> list[float]:
 
 
 def describe(label: str, times: list[float]) -> None:
-    print(f"{label:<44} median {statistics.median(times):.3f} s  min {min(times):.3f} s  "
-          f"max {max(times):.3f} s  ({len(times)} runs)")
+    print(
+        f"{label:<44} median {statistics.median(times):.3f} s  min {min(times):.3f} s  "
+        f"max {max(times):.3f} s  ({len(times)} runs)"
+    )
 
 
 def main() -> None:

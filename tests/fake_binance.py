@@ -72,7 +72,7 @@ class FakeBinance:
 
     def exchange_info(self) -> dict:
         symbols = []
-        for symbol, (base, quote, step, min_qty, min_notional) in MARKETS.items():
+        for base, quote, step, min_qty, min_notional in MARKETS.values():
             symbols.append(
                 {
                     "symbol": base + quote,
@@ -88,16 +88,31 @@ class FakeBinance:
                     "permissions": [],
                     "permissionSets": [["SPOT", "MARGIN"]],
                     "filters": [
-                        {"filterType": "PRICE_FILTER", "minPrice": "0.00000100", "maxPrice": "1000000.00000000",
-                         "tickSize": "0.00000100"},
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": "0.00000100",
+                            "maxPrice": "1000000.00000000",
+                            "tickSize": "0.00000100",
+                        },
                         {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000000.00000000", "stepSize": step},
-                        {"filterType": "NOTIONAL", "minNotional": min_notional, "applyMinToMarket": True,
-                         "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+                        {
+                            "filterType": "NOTIONAL",
+                            "minNotional": min_notional,
+                            "applyMinToMarket": True,
+                            "maxNotional": "9000000.00000000",
+                            "applyMaxToMarket": False,
+                            "avgPriceMins": 5,
+                        },
                     ],
                 }
             )
-        return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [], "exchangeFilters": [],
-                "symbols": symbols}
+        return {
+            "timezone": "UTC",
+            "serverTime": int(time.time() * 1000),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }
 
     def ticker(self, market_id: str) -> dict | None:
         symbol = next((s for s, m in MARKETS.items() if m[0] + m[1] == market_id), None)
@@ -106,11 +121,27 @@ class FakeBinance:
         price = str(self.prices[symbol])
         now = int(time.time() * 1000)
         return {
-            "symbol": market_id, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": price,
-            "prevClosePrice": price, "lastPrice": price, "lastQty": "1", "bidPrice": price, "bidQty": "1",
-            "askPrice": price, "askQty": "1", "openPrice": price, "highPrice": price, "lowPrice": price,
-            "volume": "100", "quoteVolume": "100", "openTime": now - 86_400_000, "closeTime": now,
-            "firstId": 1, "lastId": 2, "count": 2,
+            "symbol": market_id,
+            "priceChange": "0",
+            "priceChangePercent": "0",
+            "weightedAvgPrice": price,
+            "prevClosePrice": price,
+            "lastPrice": price,
+            "lastQty": "1",
+            "bidPrice": price,
+            "bidQty": "1",
+            "askPrice": price,
+            "askQty": "1",
+            "openPrice": price,
+            "highPrice": price,
+            "lowPrice": price,
+            "volume": "100",
+            "quoteVolume": "100",
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+            "firstId": 1,
+            "lastId": 2,
+            "count": 2,
         }
 
     def klines(self, market_id: str, since: int) -> list | None:

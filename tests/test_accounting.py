@@ -23,8 +23,19 @@ def trade(spec: str, id: int = 1, fee_rate: D = D(0)) -> Trade:
     side, qty, symbol, price = Side(words[0]), D(words[1]), words[2], D(words[4])
     leverage = int(words[5][1:]) if len(words) > 5 else 1
     kind = Kind.MARGIN if leverage > 1 or side is Side.SHORT else Kind.SPOT
-    return Trade(id, symbol, side, kind, MarginMode.ISOLATED if kind is Kind.MARGIN else None, leverage, qty, price,
-                 price, fee_for(qty, price, fee_rate), T0)
+    return Trade(
+        id,
+        symbol,
+        side,
+        kind,
+        MarginMode.ISOLATED if kind is Kind.MARGIN else None,
+        leverage,
+        qty,
+        price,
+        price,
+        fee_for(qty, price, fee_rate),
+        T0,
+    )
 
 
 def mark(symbol: str, price: D) -> Mark:
@@ -39,8 +50,12 @@ def test_hand_computed_mixed_portfolio():
     btc = trade("long 0.5 BTC/USDT @ 30000", 1, D("0.001"))  # spot, fee 15
     eth = trade("short 4 ETH/USDT @ 2000 x5", 2, D("0.0005"))  # margin, fee 4, IM 1600
     cash = flows((FlowKind.DEPOSIT, D(20000)), (FlowKind.FEE, -btc.fee), (FlowKind.FEE, -eth.fee))
-    v = value_portfolio(cash, build_lots([btc, eth], []), {"BTC/USDT": mark("BTC/USDT", D(33000)),
-                                                           "ETH/USDT": mark("ETH/USDT", D(2100))}, lambda s: MMR)
+    v = value_portfolio(
+        cash,
+        build_lots([btc, eth], []),
+        {"BTC/USDT": mark("BTC/USDT", D(33000)), "ETH/USDT": mark("ETH/USDT", D(2100))},
+        lambda s: MMR,
+    )
     assert v.wallet_balance == D("19981")  # 20000 − 15 − 4
     assert v.unrealized_pnl == D("1100")  # 0.5×3000 − 4×100
     assert v.equity == D("21081")
@@ -66,8 +81,16 @@ def test_partial_closes_split_the_entry_fee_exactly():
 
 def test_net_pnl_of_a_closed_trade():
     t = trade("short 2 ETH/USDT @ 2000 x2", fee_rate=D("0.0005"))  # entry fee 2
-    close = Close(1, 1, D(2), D(1900), D(1900), fee_for(D(2), D(1900), D("0.0005")), realized_pnl(
-        Side.SHORT, D(2), D(2000), D(1900)), T0)
+    close = Close(
+        1,
+        1,
+        D(2),
+        D(1900),
+        D(1900),
+        fee_for(D(2), D(1900), D("0.0005")),
+        realized_pnl(Side.SHORT, D(2), D(2000), D(1900)),
+        T0,
+    )
     lot = Lot(t, (close,))
     assert close.realized_pnl == D(200)
     assert lot.net_pnl() == D("196.1")  # 200 − 2 − 1.9
@@ -101,7 +124,7 @@ def test_round_trip_at_the_same_price_without_fees_leaves_the_wallet_unchanged(s
 def test_wallet_is_deposits_plus_realized_minus_fees_exactly(entries, exits, fee_rate):
     trades = [trade(f"{s} {q} BTC/USDT @ {p} x2", i, fee_rate) for i, (s, q, p) in enumerate(entries, 1)]
     closes, cash = [], [(FlowKind.DEPOSIT, D(100000))]
-    for t, exit_price in zip(trades, exits):
+    for t, exit_price in zip(trades, exits, strict=False):
         cash.append((FlowKind.FEE, -t.fee))
         half = q8(t.qty / 2)
         if half > 0:

@@ -71,8 +71,9 @@ def test_default_ledger_is_in_the_user_dir_not_the_cwd(cli, isolated_env, tmp_pa
 
 def test_settings_layering_file_then_env(tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text("[fees]\nspot_taker = 0.00075\nmargin_taker = 0.0002\n"
-                      "[portfolios.scalp.fees]\nspot_taker = 0.0001\n")
+    config.write_text(
+        "[fees]\nspot_taker = 0.00075\nmargin_taker = 0.0002\n[portfolios.scalp.fees]\nspot_taker = 0.0001\n"
+    )
     settings = load_settings(config, environ={"PORTFOLIO_FEES__MARGIN_TAKER": "0.0004"})
     assert settings.fees.spot_taker == D("0.00075")  # file over default, exact
     assert settings.fees.margin_taker == D("0.0004")  # env over file

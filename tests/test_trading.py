@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from decimal import Decimal as D
 
 from conftest import ledger_rows
@@ -117,10 +118,10 @@ def test_slippage_moves_market_fills_against_the_trader(cli, binance, monkeypatc
 
 
 def test_backdated_open_fills_at_the_historical_candle(cli, binance):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     cli("init", "--at", "2026-01-01")
-    minute = int(datetime(2026, 3, 1, 14, 30, tzinfo=timezone.utc).timestamp() * 1000)
+    minute = int(datetime(2026, 3, 1, 14, 30, tzinfo=UTC).timestamp() * 1000)
     binance.candles[("BTC/USDT", minute)] = D("35000")
     fill = cli.json("open", "BTC/USDT", "--qty", "0.1", "--at", "2026-03-01T14:30:42")
     assert D(fill["price"]) == D("35000")

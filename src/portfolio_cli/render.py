@@ -105,9 +105,17 @@ def positions_table(positions: Sequence[PositionValue], now: datetime, title: st
     for p in positions:
         lev = "spot" if p.kind == "spot" else f"{p.leverage.normalize():f}x"
         table.add_row(
-            ",".join(map(str, p.trade_ids)), escape(p.symbol), p.side, number(p.qty), price(p.entry),
-            price(p.mark), money(p.value), signed(p.unrealized_pnl),
-            signed(p.unrealized_pnl_pct, pct(p.unrealized_pnl_pct)), pct(p.allocation_pct), lev,
+            ",".join(map(str, p.trade_ids)),
+            escape(p.symbol),
+            p.side,
+            number(p.qty),
+            price(p.entry),
+            price(p.mark),
+            money(p.value),
+            signed(p.unrealized_pnl),
+            signed(p.unrealized_pnl_pct, pct(p.unrealized_pnl_pct)),
+            pct(p.allocation_pct),
+            lev,
             age(p.price_at, now) + ("*" if p.price_source == "cache" else ""),
         )
     return table
@@ -119,7 +127,10 @@ def fill_view(fill: Fill) -> Group:
     table = Table(show_header=False, box=None)
     table.add_column("field")
     table.add_column("value", justify="right")
-    table.add_row("Fill price", price(fill.price) + ("" if fill.price == fill.price_usdt else f" (= {money(fill.price_usdt)} USDT)"))
+    table.add_row(
+        "Fill price",
+        price(fill.price) + ("" if fill.price == fill.price_usdt else f" (= {money(fill.price_usdt)} USDT)"),
+    )
     table.add_row("Quantity", number(fill.qty))
     table.add_row("Notional", f"{money(fill.notional)} USDT")
     table.add_row("Fee", f"{money(fill.fee, 8)} USDT")
@@ -131,17 +142,28 @@ def fill_view(fill: Fill) -> Group:
 
 
 def close_view(result: CloseResult) -> Table:
-    table = Table(title=f"Closed at {result.at:%Y-%m-%d %H:%M:%S} UTC", box=box.SIMPLE_HEAD, caption="PnL and fees in USDT")
+    table = Table(
+        title=f"Closed at {result.at:%Y-%m-%d %H:%M:%S} UTC", box=box.SIMPLE_HEAD, caption="PnL and fees in USDT"
+    )
     table.add_column("trade", justify="right")
     table.add_column("symbol")
     _numeric(table, "qty", "entry", "exit", "gross PnL", "fees", "net PnL", "left open")
     for s in result.slices:
         table.add_row(
-            str(s.trade_id), escape(s.symbol), number(s.qty), price(s.entry), price(s.exit), signed(s.realized_pnl),
-            money(s.entry_fee + s.exit_fee, 4), signed(s.net_pnl), number(s.remaining_qty),
+            str(s.trade_id),
+            escape(s.symbol),
+            number(s.qty),
+            price(s.entry),
+            price(s.exit),
+            signed(s.realized_pnl),
+            money(s.entry_fee + s.exit_fee, 4),
+            signed(s.net_pnl),
+            number(s.remaining_qty),
         )
     if len(result.slices) > 1:
-        table.add_row("total", "", "", "", "", signed(result.realized_pnl), money(result.fees, 4), signed(result.net_pnl), "")
+        table.add_row(
+            "total", "", "", "", "", signed(result.realized_pnl), money(result.fees, 4), signed(result.net_pnl), ""
+        )
     return table
 
 
@@ -158,9 +180,17 @@ def trades_table(rows: Sequence[TradeRow]) -> Table:
         side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
         qty = number(r.qty) if r.status != "partial" else f"{number(r.open_qty)}/{number(r.qty)}"
         table.add_row(
-            str(r.id), f"{r.opened_at:%Y-%m-%d}", escape(r.symbol), side, r.status, qty, price(r.entry),
-            price(r.exit) if r.exit is not None else "", signed(r.net_pnl) if r.status != "open" else "",
-            money(r.fees), escape(r.strategy or ""),
+            str(r.id),
+            f"{r.opened_at:%Y-%m-%d}",
+            escape(r.symbol),
+            side,
+            r.status,
+            qty,
+            price(r.entry),
+            price(r.exit) if r.exit is not None else "",
+            signed(r.net_pnl) if r.status != "open" else "",
+            money(r.fees),
+            escape(r.strategy or ""),
         )
     return table
 
@@ -171,6 +201,10 @@ def portfolios_table(rows: Sequence[PortfolioSummary]) -> Table:
     table.add_column("created (UTC)")
     _numeric(table, "wallet USDT", "open trades")
     for r in rows:
-        table.add_row(escape(r.name) + (" (default)" if r.is_default else ""), f"{r.created_at:%Y-%m-%d %H:%M}",
-                      money(r.wallet_balance), str(r.open_trades))
+        table.add_row(
+            escape(r.name) + (" (default)" if r.is_default else ""),
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            money(r.wallet_balance),
+            str(r.open_trades),
+        )
     return table

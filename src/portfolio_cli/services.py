@@ -93,8 +93,13 @@ def list_portfolios(session: Session) -> list[PortfolioSummary]:
         lots = build_lots(ledger.trades(p), ledger.closes(p))
         wallet = sum((f.amount for f in ledger.cash_flows(p)), ZERO)
         result.append(
-            PortfolioSummary(p.name, p.created_at, wallet, sum(1 for lot in lots if lot.is_open),
-                             p.name == session.settings.default_portfolio)
+            PortfolioSummary(
+                p.name,
+                p.created_at,
+                wallet,
+                sum(1 for lot in lots if lot.is_open),
+                p.name == session.settings.default_portfolio,
+            )
         )
     return result
 
@@ -109,15 +114,21 @@ class CashMovement:
     free_margin: Decimal
 
 
-def deposit(session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None) -> CashMovement:
+def deposit(
+    session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None
+) -> CashMovement:
     return _move_cash(session, name, FlowKind.DEPOSIT, amount, at, note)
 
 
-def withdraw(session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None) -> CashMovement:
+def withdraw(
+    session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None
+) -> CashMovement:
     return _move_cash(session, name, FlowKind.WITHDRAWAL, amount, at, note)
 
 
-def _move_cash(session: Session, name: str, kind: FlowKind, amount: Decimal, at: datetime | None, note: str | None) -> CashMovement:
+def _move_cash(
+    session: Session, name: str, kind: FlowKind, amount: Decimal, at: datetime | None, note: str | None
+) -> CashMovement:
     _check_places(amount, "amount")
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
@@ -187,8 +198,13 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         raise InvalidInput(f"margin positions are USDT-margined perpetuals: use a /USDT pair, not {symbol}")
     if kind is Kind.SPOT and req.margin_mode is not None:
         raise InvalidInput("--isolated/--cross apply to margin positions (--leverage above 1 or --short)")
-    for value, what in ((req.qty, "--qty"), (req.notional, "--notional"), (req.price, "--price"),
-                        (req.stop_loss, "--stop-loss"), (req.take_profit, "--take-profit")):
+    for value, what in (
+        (req.qty, "--qty"),
+        (req.notional, "--notional"),
+        (req.price, "--price"),
+        (req.stop_loss, "--stop-loss"),
+        (req.take_profit, "--take-profit"),
+    ):
         if value is not None:
             _check_places(value, what)
     side = Side.SHORT if req.short else Side.LONG
@@ -231,16 +247,24 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     fee = fee_for(qty, fill_usdt, rate_fee)
     margin = q8(initial_margin(kind, qty, fill_usdt, req.leverage))
     margin_mode = (req.margin_mode or MarginMode(settings.trading.margin_mode)) if kind is Kind.MARGIN else None
-    limits = RiskLimits(settings.risk.min_notional_usdt, settings.risk.min_notional_equity_pct,
-                        settings.risk.max_open_positions, settings.risk.max_leverage)
+    limits = RiskLimits(
+        settings.risk.min_notional_usdt,
+        settings.risk.min_notional_equity_pct,
+        settings.risk.max_open_positions,
+        settings.risk.max_leverage,
+    )
 
     with ledger.transaction(session.command, session.clock()):
         lots = _lots(session, portfolio)
         valuation = _valuation(session, portfolio, marks, lots=lots, live=False)
         refusals = check_open(
             TradeCheck(
-                notional=q8(qty * fill_usdt), margin_required=margin, fee=fee, leverage=req.leverage,
-                equity=valuation.equity, free_margin=valuation.free_margin,
+                notional=q8(qty * fill_usdt),
+                margin_required=margin,
+                fee=fee,
+                leverage=req.leverage,
+                equity=valuation.equity,
+                free_margin=valuation.free_margin,
                 open_positions=sum(1 for lot in lots if lot.is_open),
             ),
             limits,
@@ -248,17 +272,43 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         if refusals and not req.force:
             raise RuleRefused("; ".join(str(r) for r in refusals) + "; --force overrides")
         trade = Trade(
-            id=0, symbol=symbol, side=side, kind=kind, margin_mode=margin_mode, leverage=req.leverage,
-            qty=qty, price=fill, price_usdt=fill_usdt, fee=fee, opened_at=at, stop_loss=req.stop_loss,
-            take_profit=req.take_profit, strategy=req.strategy, note=req.note,
+            id=0,
+            symbol=symbol,
+            side=side,
+            kind=kind,
+            margin_mode=margin_mode,
+            leverage=req.leverage,
+            qty=qty,
+            price=fill,
+            price_usdt=fill_usdt,
+            fee=fee,
+            opened_at=at,
+            stop_loss=req.stop_loss,
+            take_profit=req.take_profit,
+            strategy=req.strategy,
+            note=req.note,
         )
         trade_id = ledger.add_trade(portfolio, trade, forced=bool(refusals))
         ledger.add_cash_flow(portfolio, FlowKind.FEE, -fee, at, trade_id=trade_id, note="entry fee")
         if refusals:
             ledger.audit("rule override", portfolio.id, {"trade_id": trade_id, "rules": [str(r) for r in refusals]})
     return Fill(
-        trade_id, name, symbol, side, kind, margin_mode, req.leverage, qty, fill, fill_usdt, q8(qty * fill_usdt),
-        fee, margin, at, rounded_from, tuple(r.rule for r in refusals),
+        trade_id,
+        name,
+        symbol,
+        side,
+        kind,
+        margin_mode,
+        req.leverage,
+        qty,
+        fill,
+        fill_usdt,
+        q8(qty * fill_usdt),
+        fee,
+        margin,
+        at,
+        rounded_from,
+        tuple(r.rule for r in refusals),
     )
 
 
@@ -289,8 +339,14 @@ class CloseResult:
 
 
 def close_trades(
-    session: Session, name: str, target: str, qty: Decimal | None = None, pct: Decimal | None = None,
-    price: Decimal | None = None, at: datetime | None = None, note: str | None = None,
+    session: Session,
+    name: str,
+    target: str,
+    qty: Decimal | None = None,
+    pct: Decimal | None = None,
+    price: Decimal | None = None,
+    at: datetime | None = None,
+    note: str | None = None,
 ) -> CloseResult:
     if qty is not None and pct is not None:
         raise InvalidInput("give at most one of --qty and --pct")
@@ -327,8 +383,10 @@ def close_trades(
         if rules is not None and rules.amount_step:
             stepped = round_down_to_step(wanted, rules.amount_step)
             if stepped != wanted:
-                session.warn(f"quantity {q8(wanted).normalize()} rounded down to {stepped.normalize()} "
-                             f"(lot step {rules.amount_step.normalize()})")
+                session.warn(
+                    f"quantity {q8(wanted).normalize()} rounded down to {stepped.normalize()} "
+                    f"(lot step {rules.amount_step.normalize()})"
+                )
             wanted = stepped
         if q8(wanted) <= 0:
             raise InvalidInput(f"the quantity to close rounds to 0 {symbol}")
@@ -351,11 +409,25 @@ def close_trades(
             ledger.add_cash_flow(portfolio, FlowKind.REALIZED_PNL, gross, moment, trade_id=lot.trade.id)
             ledger.add_cash_flow(portfolio, FlowKind.FEE, -exit_fee, moment, trade_id=lot.trade.id, note="exit fee")
             slices.append(
-                ClosedSlice(lot.trade.id, symbol, side, part.qty, lot.trade.price, exit_price, exit_usdt, gross,
-                            entry_fee, exit_fee, gross - entry_fee - exit_fee, lot.open_qty - part.qty)
+                ClosedSlice(
+                    lot.trade.id,
+                    symbol,
+                    side,
+                    part.qty,
+                    lot.trade.price,
+                    exit_price,
+                    exit_usdt,
+                    gross,
+                    entry_fee,
+                    exit_fee,
+                    gross - entry_fee - exit_fee,
+                    lot.open_qty - part.qty,
+                )
             )
     return CloseResult(
-        name, moment, tuple(slices),
+        name,
+        moment,
+        tuple(slices),
         sum((s.realized_pnl for s in slices), ZERO),
         sum((s.entry_fee + s.exit_fee for s in slices), ZERO),
         sum((s.net_pnl for s in slices), ZERO),
@@ -409,8 +481,13 @@ class TradeRow:
 
 
 def list_trades(
-    session: Session, name: str, status: str = "all", symbol: str | None = None,
-    strategy: str | None = None, since: datetime | None = None, until: datetime | None = None,
+    session: Session,
+    name: str,
+    status: str = "all",
+    symbol: str | None = None,
+    strategy: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[TradeRow]:
     wanted_symbol = parse_symbol(symbol) if symbol else None
     portfolio = session.ledger.portfolio(name)
@@ -428,9 +505,26 @@ def list_trades(
         exit_avg = q8(sum((c.qty * c.price for c in lot.closes), ZERO) / closed_qty) if closed_qty else None
         rows.append(
             TradeRow(
-                t.id, t.symbol, t.side, t.kind, t.margin_mode, t.leverage, row_status, t.qty, lot.open_qty,
-                t.price, exit_avg, t.opened_at, lot.closes[-1].closed_at if lot.closes else None,
-                lot.realized_pnl, lot.fees, lot.net_pnl(), t.stop_loss, t.take_profit, t.strategy, t.note,
+                t.id,
+                t.symbol,
+                t.side,
+                t.kind,
+                t.margin_mode,
+                t.leverage,
+                row_status,
+                t.qty,
+                lot.open_qty,
+                t.price,
+                exit_avg,
+                t.opened_at,
+                lot.closes[-1].closed_at if lot.closes else None,
+                lot.realized_pnl,
+                lot.fees,
+                lot.net_pnl(),
+                t.stop_loss,
+                t.take_profit,
+                t.strategy,
+                t.note,
             )
         )
     return rows
@@ -464,8 +558,12 @@ def _open_symbols(session: Session, portfolio: Portfolio) -> set[str]:
 
 
 def _valuation(
-    session: Session, portfolio: Portfolio, marks: dict, lots: list[Lot] | None = None,
-    aggregate: bool = False, live: bool = True,
+    session: Session,
+    portfolio: Portfolio,
+    marks: dict,
+    lots: list[Lot] | None = None,
+    aggregate: bool = False,
+    live: bool = True,
 ) -> Valuation:
     lots = _lots(session, portfolio) if lots is None else lots
     symbols = {lot.trade.symbol for lot in lots if lot.is_open}

@@ -36,6 +36,7 @@ from portfolio_cli.engine.records import MarginMode
 from portfolio_cli.engine.valuation import PositionValue
 from portfolio_cli.errors import InvalidInput
 
+
 class _OneLineErrors(TyperGroup):
     """Usage errors as one ``error:`` line on stderr (exit 2), like every other refusal."""
 
@@ -75,7 +76,9 @@ def _version(flag: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     """Paper-trade crypto on real Binance prices, from an exact local ledger.
 
@@ -118,8 +121,18 @@ def portfolios(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False
         stdout.print(render.portfolios_table(rows) if rows else "No portfolios yet: portfolio init NAME")
 
 
-def _cash(kind: str, value: str, portfolio: str | None, at: str | None, note: str | None, db, config, offline,
-          prices, json: bool) -> None:
+def _cash(
+    kind: str,
+    value: str,
+    portfolio: str | None,
+    at: str | None,
+    note: str | None,
+    db,
+    config,
+    offline,
+    prices,
+    json: bool,
+) -> None:
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         move = services.deposit if kind == "deposit" else services.withdraw
@@ -180,8 +193,11 @@ def open_(
     ] = None,
     prices: Annotated[
         list[str] | None,
-        typer.Option("--price", metavar="PRICE|SYMBOL=VALUE",
-                     help="Fill at PRICE instead of the market; SYMBOL=VALUE overrides another price."),
+        typer.Option(
+            "--price",
+            metavar="PRICE|SYMBOL=VALUE",
+            help="Fill at PRICE instead of the market; SYMBOL=VALUE overrides another price.",
+        ),
     ] = None,
     at: AtOpt = None,
     stop_loss: Annotated[str | None, typer.Option(help="Stop-loss price.")] = None,
@@ -231,8 +247,11 @@ def close(
     pct: Annotated[str | None, typer.Option(help="Close this percentage of the open quantity.")] = None,
     prices: Annotated[
         list[str] | None,
-        typer.Option("--price", metavar="PRICE|SYMBOL=VALUE",
-                     help="Exit at PRICE instead of the market; SYMBOL=VALUE overrides another price."),
+        typer.Option(
+            "--price",
+            metavar="PRICE|SYMBOL=VALUE",
+            help="Exit at PRICE instead of the market; SYMBOL=VALUE overrides another price.",
+        ),
     ] = None,
     at: AtOpt = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
@@ -250,8 +269,14 @@ def close(
         exit_price, overrides = split_prices(prices, allow_bare=True)
         session.overrides.update(overrides)
         result = services.close_trades(
-            session, portfolio_name(session, portfolio), target, amount(qty, "--qty"), amount(pct, "--pct"),
-            exit_price, parse_at(at), note,
+            session,
+            portfolio_name(session, portfolio),
+            target,
+            amount(qty, "--qty"),
+            amount(pct, "--pct"),
+            exit_price,
+            parse_at(at),
+            note,
         )
         if json:
             return print_json(result)
@@ -325,7 +350,8 @@ def value(
 ) -> None:
     """Where you stand: equity, cash, margin and every open position at current prices.
 
-    Examples: [bold]portfolio value[/] · [bold]portfolio value --watch -n 5[/] · [bold]portfolio value --offline --json[/]
+    Examples: [bold]portfolio value[/] · [bold]portfolio value --watch -n 5[/] ·
+    [bold]portfolio value --offline --json[/]
     """
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])

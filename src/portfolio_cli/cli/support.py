@@ -24,8 +24,13 @@ stderr = Console(stderr=True)
 
 PortfolioOpt = Annotated[
     str | None,
-    typer.Option("--portfolio", "-p", envvar=ENV_PORTFOLIO, help="Portfolio name [default: from config, 'main'].",
-                 show_envvar=True),
+    typer.Option(
+        "--portfolio",
+        "-p",
+        envvar=ENV_PORTFOLIO,
+        help="Portfolio name [default: from config, 'main'].",
+        show_envvar=True,
+    ),
 ]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Ledger file (env PORTFOLIO_DB).", dir_okay=False)]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (env PORTFOLIO_CONFIG).", dir_okay=False)]

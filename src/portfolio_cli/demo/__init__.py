@@ -16,7 +16,13 @@ DEMO_PORTFOLIO = "demo"
 # (when, symbol, qty, price, options) — the demo's trading month, at historical-looking prices.
 OPENS = [
     ("2026-10-02T09:30", "BTC/USDT", "0.05", "62000", {"strategy": "core"}),
-    ("2026-10-05T14:00", "ETH/USDT", "1.5", "2400", {"leverage": 3, "strategy": "momentum", "stop_loss": Decimal(2200)}),
+    (
+        "2026-10-05T14:00",
+        "ETH/USDT",
+        "1.5",
+        "2400",
+        {"leverage": 3, "strategy": "momentum", "stop_loss": Decimal(2200)},
+    ),
     ("2026-10-08T16:45", "SOL/USDT", "20", "160", {"short": True, "leverage": 2, "strategy": "mean-reversion"}),
     ("2026-10-15T08:00", "BNB/USDT", "2", "580", {"strategy": "core"}),
 ]
@@ -28,22 +34,47 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, datetime]:
     for leftover in (path, path.with_name("demo.db-wal"), path.with_name("demo.db-shm")):
         leftover.unlink(missing_ok=True)
     source = demo_source()
-    demo = replace(session, paths=replace(session.paths, ledger=path), source=source, overrides={}, _ledger=None,
-                   _book=None, _fetched=[], command="portfolio demo")
+    demo = replace(
+        session,
+        paths=replace(session.paths, ledger=path),
+        source=source,
+        overrides={},
+        _ledger=None,
+        _book=None,
+        _fetched=[],
+        command="portfolio demo",
+    )
     try:
         services.init_portfolio(demo, DEMO_PORTFOLIO, Decimal(10_000), at=_at("2026-10-01T00:00"))
         for when, symbol, qty, price, options in OPENS:
-            services.open_trade(demo, DEMO_PORTFOLIO, services.OpenRequest(
-                symbol, qty=Decimal(qty), price=Decimal(price), at=_at(when), note="demo", **options))
+            services.open_trade(
+                demo,
+                DEMO_PORTFOLIO,
+                services.OpenRequest(
+                    symbol, qty=Decimal(qty), price=Decimal(price), at=_at(when), note="demo", **options
+                ),
+            )
         # A BTC-quoted pair: its USDT value goes through BTC/USDT at the time of the fill.
         demo.overrides["BTC/USDT"] = Decimal(61_000)
         demo.forget_prices()
-        services.open_trade(demo, DEMO_PORTFOLIO, services.OpenRequest(
-            "ETH/BTC", qty=Decimal("0.5"), price=Decimal("0.04"), at=_at("2026-10-10T12:00"), note="demo"))
+        services.open_trade(
+            demo,
+            DEMO_PORTFOLIO,
+            services.OpenRequest(
+                "ETH/BTC", qty=Decimal("0.5"), price=Decimal("0.04"), at=_at("2026-10-10T12:00"), note="demo"
+            ),
+        )
         demo.overrides.clear()
         demo.forget_prices()
-        services.close_trades(demo, DEMO_PORTFOLIO, "SOL/USDT", pct=Decimal(50), price=Decimal(150),
-                              at=_at("2026-10-20T10:00"), note="demo: take half off")
+        services.close_trades(
+            demo,
+            DEMO_PORTFOLIO,
+            "SOL/USDT",
+            pct=Decimal(50),
+            price=Decimal(150),
+            at=_at("2026-10-20T10:00"),
+            note="demo: take half off",
+        )
         result = services.value(demo, DEMO_PORTFOLIO)
         demo.keep_fetched_quotes()
         return result, source.as_of

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from portfolio_cli.money import HUNDRED, ONE, ZERO, q8
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Kind, Side, Trade
+from portfolio_cli.money import HUNDRED, ONE, ZERO, q8
 
 BPS = Decimal(10_000)
 
@@ -107,9 +107,7 @@ class CloseSlice:
     qty: Decimal
 
 
-def allocate_close(
-    lots: Sequence[Lot], qty: Decimal | None = None, pct: Decimal | None = None
-) -> list[CloseSlice]:
+def allocate_close(lots: Sequence[Lot], qty: Decimal | None = None, pct: Decimal | None = None) -> list[CloseSlice]:
     """Split a close over open lots, oldest first.
 
     ``qty`` closes that many units, ``pct`` that percentage of the open quantity, neither closes all.

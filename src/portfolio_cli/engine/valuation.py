@@ -101,9 +101,7 @@ def value_portfolio(
     spot = sum((r.notional for r in rows if r.kind is Kind.SPOT), ZERO)
     margin_used = sum((r.initial_margin for r in rows if r.kind is Kind.MARGIN), ZERO)
     margin_equity = equity - spot
-    positions = tuple(
-        _with_allocation(r, equity) for r in sorted(rows, key=lambda r: (r.symbol, r.trade_ids))
-    )
+    positions = tuple(_with_allocation(r, equity) for r in sorted(rows, key=lambda r: (r.symbol, r.trade_ids)))
     return Valuation(
         equity=q8(equity),
         wallet_balance=q8(wallet),

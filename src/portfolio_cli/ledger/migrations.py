@@ -16,75 +16,86 @@ MIGRATION_SET = "portfolio_cli"
 
 
 def m001_initial(db: Database) -> None:
-        db["portfolios"].create(
-            {"id": int, "name": str, "created_at": str}, pk="id", not_null={"name", "created_at"}, strict=True
-        )
-        db["portfolios"].create_index(["name"], unique=True)
-        db["trades"].create(
-            {
-                "id": int,
-                "portfolio_id": int,
-                "symbol": str,
-                "side": str,
-                "kind": str,
-                "margin_mode": str,
-                "leverage": int,
-                "qty": str,
-                "price": str,
-                "price_usdt": str,
-                "fee": str,
-                "opened_at": str,
-                "stop_loss": str,
-                "take_profit": str,
-                "strategy": str,
-                "note": str,
-                "forced": int,
-            },
-            pk="id",
-            not_null={"portfolio_id", "symbol", "side", "kind", "leverage", "qty", "price", "price_usdt",
-                      "fee", "opened_at", "forced"},
-            foreign_keys=[("portfolio_id", "portfolios", "id")],
-            strict=True,
-        )
-        db["cash_flows"].create(
-            {"id": int, "portfolio_id": int, "kind": str, "amount": str, "at": str, "trade_id": int, "note": str},
-            pk="id",
-            not_null={"portfolio_id", "kind", "amount", "at"},
-            foreign_keys=[("portfolio_id", "portfolios", "id"), ("trade_id", "trades", "id")],
-            strict=True,
-        )
-        db["closes"].create(
-            {
-                "id": int,
-                "trade_id": int,
-                "qty": str,
-                "price": str,
-                "price_usdt": str,
-                "fee": str,
-                "realized_pnl": str,
-                "closed_at": str,
-                "note": str,
-            },
-            pk="id",
-            not_null={"trade_id", "qty", "price", "price_usdt", "fee", "realized_pnl", "closed_at"},
-            foreign_keys=[("trade_id", "trades", "id")],
-            strict=True,
-        )
-        db["quotes"].create(
-            {"symbol": str, "price": str, "at": str, "fetched_at": str, "source": str},
-            pk="symbol",
-            not_null={"price", "at", "fetched_at", "source"},
-            strict=True,
-        )
-        db["audit_log"].create(
-            {"id": int, "at": str, "command": str, "action": str, "portfolio_id": int, "details": str},
-            pk="id",
-            not_null={"at", "command", "action", "details"},
-            strict=True,
-        )
-        db["cash_flows"].create_index(["portfolio_id"])
-        db["trades"].create_index(["portfolio_id", "symbol"])
-        db["closes"].create_index(["trade_id"])
+    db["portfolios"].create(
+        {"id": int, "name": str, "created_at": str}, pk="id", not_null={"name", "created_at"}, strict=True
+    )
+    db["portfolios"].create_index(["name"], unique=True)
+    db["trades"].create(
+        {
+            "id": int,
+            "portfolio_id": int,
+            "symbol": str,
+            "side": str,
+            "kind": str,
+            "margin_mode": str,
+            "leverage": int,
+            "qty": str,
+            "price": str,
+            "price_usdt": str,
+            "fee": str,
+            "opened_at": str,
+            "stop_loss": str,
+            "take_profit": str,
+            "strategy": str,
+            "note": str,
+            "forced": int,
+        },
+        pk="id",
+        not_null={
+            "portfolio_id",
+            "symbol",
+            "side",
+            "kind",
+            "leverage",
+            "qty",
+            "price",
+            "price_usdt",
+            "fee",
+            "opened_at",
+            "forced",
+        },
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    db["cash_flows"].create(
+        {"id": int, "portfolio_id": int, "kind": str, "amount": str, "at": str, "trade_id": int, "note": str},
+        pk="id",
+        not_null={"portfolio_id", "kind", "amount", "at"},
+        foreign_keys=[("portfolio_id", "portfolios", "id"), ("trade_id", "trades", "id")],
+        strict=True,
+    )
+    db["closes"].create(
+        {
+            "id": int,
+            "trade_id": int,
+            "qty": str,
+            "price": str,
+            "price_usdt": str,
+            "fee": str,
+            "realized_pnl": str,
+            "closed_at": str,
+            "note": str,
+        },
+        pk="id",
+        not_null={"trade_id", "qty", "price", "price_usdt", "fee", "realized_pnl", "closed_at"},
+        foreign_keys=[("trade_id", "trades", "id")],
+        strict=True,
+    )
+    db["quotes"].create(
+        {"symbol": str, "price": str, "at": str, "fetched_at": str, "source": str},
+        pk="symbol",
+        not_null={"price", "at", "fetched_at", "source"},
+        strict=True,
+    )
+    db["audit_log"].create(
+        {"id": int, "at": str, "command": str, "action": str, "portfolio_id": int, "details": str},
+        pk="id",
+        not_null={"at", "command", "action", "details"},
+        strict=True,
+    )
+    db["cash_flows"].create_index(["portfolio_id"])
+    db["trades"].create_index(["portfolio_id", "symbol"])
+    db["closes"].create_index(["trade_id"])
 
 
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.

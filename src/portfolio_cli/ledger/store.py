@@ -174,8 +174,13 @@ class Ledger:
     # records
 
     def add_cash_flow(
-        self, portfolio: Portfolio, kind: FlowKind, amount: Decimal, at: datetime,
-        trade_id: int | None = None, note: str | None = None,
+        self,
+        portfolio: Portfolio,
+        kind: FlowKind,
+        amount: Decimal,
+        at: datetime,
+        trade_id: int | None = None,
+        note: str | None = None,
     ) -> int:
         row = {
             "portfolio_id": portfolio.id,
@@ -215,7 +220,9 @@ class Ledger:
         return self._write("trades", row, "open trade", portfolio.id)
 
     def trades(self, portfolio: Portfolio) -> list[Trade]:
-        return [_trade(r) for r in self._rows("select * from trades where portfolio_id = ? order by id", [portfolio.id])]
+        return [
+            _trade(r) for r in self._rows("select * from trades where portfolio_id = ? order by id", [portfolio.id])
+        ]
 
     def add_close(self, portfolio: Portfolio, close: Close) -> int:
         row = {
@@ -241,8 +248,13 @@ class Ledger:
 
     def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None:
         rows = [
-            {"symbol": s, "price": str(p), "at": codec.timestamp(at), "fetched_at": codec.timestamp(fetched_at),
-             "source": source}
+            {
+                "symbol": s,
+                "price": str(p),
+                "at": codec.timestamp(at),
+                "fetched_at": codec.timestamp(fetched_at),
+                "source": source,
+            }
             for s, p, at, source in quotes
         ]
         if rows:

@@ -33,7 +33,9 @@ class StaticSource:
         return self._rules.get(symbol)
 
     def price_at(self, symbol: str, at: datetime) -> Quote:
-        raise PriceUnavailable(f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC in the {self.name} prices; pass --price")
+        raise PriceUnavailable(
+            f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC in the {self.name} prices; pass --price"
+        )
 
     @property
     def as_of(self) -> datetime | None:
