@@ -28,10 +28,6 @@ class Paths:
     config: Path | None
     cache: Path
 
-    @property
-    def markets_cache(self) -> Path:
-        return self.cache / "binance-markets.json"
-
 
 def config_path(option: Path | None) -> Path | None:
     """The config file to read: ``--config`` > ``PORTFOLIO_CONFIG`` > ``<user dir>/config.toml`` if present."""

@@ -40,13 +40,12 @@ class Session:
         db: Path | None = None,
         config: Path | None = None,
         offline: bool = False,
-        overrides: dict[str, Decimal] | None = None,
         warn: Callable[[str], None] = lambda message: None,
     ) -> Session:
         config_file = config_path(config)
         settings = load_settings(config_file)
         paths = resolve_paths(db, config_file, settings.ledger)
-        return cls(settings, paths, command, offline, dict(overrides or {}), warn=warn)
+        return cls(settings, paths, command, offline, warn=warn)
 
     @property
     def ledger(self) -> Ledger:
