@@ -35,7 +35,25 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PORTFOLIO_PRICES__MAX_ATTEMPTS", "3")
     monkeypatch.setenv("PORTFOLIO_PRICES__RETRY_BUDGET_SECONDS", "5")
     monkeypatch.setenv("COLUMNS", "160")
+    # Tests about trading mechanics size positions freely; tests of the risk rules use
+    # `default_risk_rules`, which restores the shipped defaults.
+    for key, value in RELAXED_RISK.items():
+        monkeypatch.setenv(key, value)
     return home
+
+
+RELAXED_RISK = {
+    "PORTFOLIO_RISK__MAX_POSITION_PCT": "100",
+    "PORTFOLIO_RISK__MAX_TOTAL_RISK_PCT": "100",
+    "PORTFOLIO_RISK__CASH_RESERVE_PCT": "0",
+    "PORTFOLIO_RISK__MAX_CORRELATED_PCT": "100",
+}
+
+
+@pytest.fixture
+def default_risk_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in RELAXED_RISK:
+        monkeypatch.delenv(key)
 
 
 @pytest.fixture

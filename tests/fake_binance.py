@@ -1,7 +1,7 @@
 """A Binance-shaped HTTP server on 127.0.0.1 for driving the real ccxt code path in tests.
 
-It serves ``/api/v3/exchangeInfo``, ``/api/v3/ticker/24hr`` (one symbol or ``symbols=[...]``) and
-``/api/v3/klines`` from prices the test sets, counts every request, and injects faults on demand:
+It serves ``/api/v3/exchangeInfo``, ``/api/v3/ticker/24hr`` (one symbol or ``symbols=[...]``),
+``/api/v3/klines`` (1m, 1h, 1d; scripted or flat) and ``/fapi/v1/fundingRate`` from data the test sets, counts every request, and injects faults on demand:
 429 (with Retry-After), 418, 500/502/503/504, a response slower than the client's timeout,
 malformed / empty / HTML 200 bodies and a reset connection.
 """
@@ -42,6 +42,12 @@ class FakeBinance:
     prices: dict[str, Decimal] = field(default_factory=dict)
     # Opening prices of 1-minute candles, by (symbol, minute start in ms); else the current price.
     candles: dict[tuple[str, int], Decimal] = field(default_factory=dict)
+    # Scripted candles by (symbol, interval, open ms): (open, high, low, close). Unscripted candles
+    # are flat at the current price.
+    ohlc: dict[tuple[str, str, int], tuple[Decimal, Decimal, Decimal, Decimal]] = field(default_factory=dict)
+    # Funding rates by (symbol, funding time ms); unscripted 8-hour marks pay ``funding_rate``.
+    funding: dict[tuple[str, int], Decimal] = field(default_factory=dict)
+    funding_rate: Decimal = Decimal("0.0001")
     requests: list[Request] = field(default_factory=list)
     retry_after: int | None = 1
     slow_seconds: float = 3.0
@@ -144,15 +150,47 @@ class FakeBinance:
             "count": 2,
         }
 
-    def klines(self, market_id: str, since: int) -> list | None:
-        symbol = next((s for s, m in MARKETS.items() if m[0] + m[1] == market_id), None)
+    def klines(self, market_id: str, interval: str, since: int, end: int | None, limit: int) -> list | None:
+        symbol = _symbol(market_id)
         if symbol is None:
             return None
-        price = self.candles.get((symbol, since), self.prices.get(symbol))
-        if price is None:
-            return []
-        p = str(price)
-        return [[since, p, p, p, p, "1", since + 59_999, p, 1, "0", "0", "0"]]
+        step = INTERVALS[interval]
+        last = min(end if end is not None else 2**62, int(time.time() * 1000))
+        rows = []
+        opened = since // step * step if since % step else since
+        while len(rows) < limit and opened <= last:
+            if (symbol, interval, opened) in self.ohlc:
+                o, h, low, c = (str(v) for v in self.ohlc[(symbol, interval, opened)])
+            else:
+                price = self.candles.get((symbol, opened), self.prices.get(symbol)) if interval == "1m" else None
+                price = price if price is not None else self.prices.get(symbol)
+                if price is None:
+                    break
+                o = h = low = c = str(price)
+            rows.append([opened, o, h, low, c, "1", opened + step - 1, c, 1, "0", "0", "0"])
+            opened += step
+        return rows
+
+    def funding_rates(self, market_id: str, start: int, end: int) -> list[dict]:
+        symbol = _symbol(market_id)
+        step = 8 * 3_600_000
+        rows = []
+        moment = -(-start // step) * step
+        while moment <= end and len(rows) < 1000:
+            rate = self.funding.get((symbol, moment), self.funding_rate)
+            mark = self.prices.get(symbol, Decimal(0))
+            rows.append(
+                {"symbol": market_id, "fundingTime": moment + 3, "fundingRate": str(rate), "markPrice": str(mark)}
+            )
+            moment += step
+        return rows
+
+
+INTERVALS = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
+
+
+def _symbol(market_id: str) -> str | None:
+    return next((s for s, m in MARKETS.items() if m[0] + m[1] == market_id), None)
 
 
 def _handler(fake: FakeBinance):
@@ -172,10 +210,15 @@ def _handler(fake: FakeBinance):
             if parts.path == "/api/v3/ticker/24hr":
                 return self._tickers(query)
             if parts.path == "/api/v3/klines":
-                rows = fake.klines(query["symbol"][0], int(query["startTime"][0]))
+                end = int(query["endTime"][0]) if "endTime" in query else None
+                limit = int(query.get("limit", ["500"])[0])
+                rows = fake.klines(query["symbol"][0], query["interval"][0], int(query["startTime"][0]), end, limit)
                 if rows is None:
                     return self._json(400, {"code": -1121, "msg": "Invalid symbol."})
                 return self._json(200, rows)
+            if parts.path == "/fapi/v1/fundingRate":
+                start, end = int(query["startTime"][0]), int(query["endTime"][0])
+                return self._json(200, fake.funding_rates(query["symbol"][0], start, end))
             return self._json(404, {"code": -1, "msg": "not found"})
 
         def _tickers(self, query: dict[str, list[str]]) -> None:

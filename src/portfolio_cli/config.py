@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
 
 APP_NAME = "portfolio-cli"
@@ -48,17 +49,53 @@ class Trading(Section):
     # Per-symbol maintenance margin rates, e.g. {"BTC/USDT" = 0.004}.
     maintenance_margin_rates: dict[str, Rate] = {}
 
+    # Funding rate per 8 hours used when Binance's cannot be fetched (offline).
+    funding_rate: Annotated[Decimal, Field(ge=-1, le=1)] = Decimal("0.0001")
+
     def mmr(self, symbol: str) -> Decimal:
         return self.maintenance_margin_rates.get(symbol, self.maintenance_margin_rate)
+
+
+Pct = Annotated[Decimal, Field(ge=0, le=100)]
 
 
 class Risk(Section):
     """Pre-trade rules enforced on every open (``--force`` overrides and is audited)."""
 
     min_notional_usdt: Annotated[Decimal, Field(ge=0)] = Decimal(10)
-    min_notional_equity_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("0.1")
+    min_notional_equity_pct: Pct = Decimal("0.1")
+    # Margin committed to one asset (spot: its cost), as % of equity.
+    max_position_pct: Pct = Decimal(10)
+    # Σ risk over open positions: qty·|entry − stop| with a stop, else the margin committed.
+    max_total_risk_pct: Pct = Decimal(20)
     max_open_positions: Annotated[int, Field(ge=1)] = 10
+    max_positions_per_symbol: Annotated[int, Field(ge=1)] = 5
+    min_leverage: Annotated[int, Field(ge=1, le=125)] = 1
     max_leverage: Annotated[int, Field(ge=1, le=125)] = 125
+    min_margin_level_pct: Annotated[Decimal, Field(ge=0)] = Decimal(200)
+    # Free margin left after a trade, as % of equity.
+    cash_reserve_pct: Pct = Decimal(10)
+    # Assets whose daily returns correlate above the threshold count as one group.
+    max_correlated_pct: Pct = Decimal(25)
+    correlation_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.7
+    correlation_days: Annotated[int, Field(ge=20, le=1000)] = 90
+    # Default risk per trade for `portfolio size`, as % of equity.
+    risk_per_trade_pct: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
+
+    def limits(self) -> RiskLimits:
+        return RiskLimits(
+            min_notional_usdt=self.min_notional_usdt,
+            min_notional_equity_pct=self.min_notional_equity_pct,
+            max_position_pct=self.max_position_pct,
+            max_total_risk_pct=self.max_total_risk_pct,
+            max_open_positions=self.max_open_positions,
+            max_positions_per_symbol=self.max_positions_per_symbol,
+            min_leverage=self.min_leverage,
+            max_leverage=self.max_leverage,
+            min_margin_level_pct=self.min_margin_level_pct,
+            cash_reserve_pct=self.cash_reserve_pct,
+            max_correlated_pct=self.max_correlated_pct,
+        )
 
 
 class Prices(Section):

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from portfolio_cli.config import Settings, load_settings
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.ledger import Ledger, open_ledger
 from portfolio_cli.paths import Paths, config_path, resolve_paths
 from portfolio_cli.prices import PriceSource
@@ -32,6 +33,7 @@ class Session:
     _ledger: Ledger | None = None
     _book: PriceBook | None = None
     _fetched: list[tuple[str, Decimal, datetime, str]] = field(default_factory=list)
+    _fetched_candles: dict[tuple[str, str, datetime], Candle] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -69,11 +71,25 @@ class Session:
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
         return self.ledger.cached_quotes(symbols)
 
+    def save_candles(self, candles: list[Candle]) -> None:
+        self._fetched_candles.update({(c.symbol, c.timeframe, c.open_time): c for c in candles})
+
+    def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
+        held = [
+            c
+            for (s, tf, at), c in self._fetched_candles.items()
+            if s == symbol and tf == timeframe and since <= at < until
+        ]
+        return self.ledger.cached_candles(symbol, timeframe, since, until) + held
+
     def keep_fetched_quotes(self) -> None:
-        if self._fetched:
+        """Write the quotes and candles this command fetched to the ledger's cache."""
+        if self._fetched or self._fetched_candles:
             with self.ledger.transaction(self.command, self.clock()):
                 self.ledger.save_quotes(self._fetched, self.clock())
+                self.ledger.save_candles(list(self._fetched_candles.values()))
             self._fetched.clear()
+            self._fetched_candles.clear()
 
     def forget_prices(self) -> None:
         """Drop the marks already fetched, so the next request asks again (a refreshing view)."""

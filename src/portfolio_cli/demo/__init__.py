@@ -15,16 +15,22 @@ DEMO_PORTFOLIO = "demo"
 
 # (when, symbol, qty, price, options) — the demo's trading month, at historical-looking prices.
 OPENS = [
-    ("2026-10-02T09:30", "BTC/USDT", "0.05", "62000", {"strategy": "core"}),
+    ("2026-10-02T09:30", "BTC/USDT", "0.015", "62000", {"strategy": "core", "stop_loss": Decimal(58000)}),
     (
         "2026-10-05T14:00",
         "ETH/USDT",
-        "1.5",
+        "0.6",
         "2400",
         {"leverage": 3, "strategy": "momentum", "stop_loss": Decimal(2200)},
     ),
-    ("2026-10-08T16:45", "SOL/USDT", "20", "160", {"short": True, "leverage": 2, "strategy": "mean-reversion"}),
-    ("2026-10-15T08:00", "BNB/USDT", "2", "580", {"strategy": "core"}),
+    (
+        "2026-10-08T16:45",
+        "SOL/USDT",
+        "12",
+        "160",
+        {"short": True, "leverage": 2, "strategy": "mean-reversion", "stop_loss": Decimal(175)},
+    ),
+    ("2026-10-15T08:00", "BNB/USDT", "1.6", "580", {"strategy": "core", "stop_loss": Decimal(540)}),
 ]
 
 
@@ -42,7 +48,9 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, datetime]:
         _ledger=None,
         _book=None,
         _fetched=[],
+        _fetched_candles={},
         command="portfolio demo",
+        warn=lambda message: None,  # scripted trades: no daily history to check correlation against
     )
     try:
         services.init_portfolio(demo, DEMO_PORTFOLIO, Decimal(10_000), at=_at("2026-10-01T00:00"))
@@ -61,7 +69,12 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, datetime]:
             demo,
             DEMO_PORTFOLIO,
             services.OpenRequest(
-                "ETH/BTC", qty=Decimal("0.5"), price=Decimal("0.04"), at=_at("2026-10-10T12:00"), note="demo"
+                "ETH/BTC",
+                qty=Decimal("0.2"),
+                price=Decimal("0.04"),
+                stop_loss=Decimal("0.037"),
+                at=_at("2026-10-10T12:00"),
+                note="demo",
             ),
         )
         demo.overrides.clear()

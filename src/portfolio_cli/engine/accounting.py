@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Kind, Side, Trade
+from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Kind, MarginChange, MarginMode, Side, Trade
 from portfolio_cli.money import HUNDRED, ONE, ZERO, q8
 
 BPS = Decimal(10_000)
@@ -43,14 +43,21 @@ def initial_margin(kind: Kind, qty: Decimal, entry_usdt: Decimal, leverage: int)
 
 @dataclass(frozen=True)
 class Lot:
-    """A trade with what is left of it after its closes."""
+    """A trade with what is left of it after its closes, and its margin changes."""
 
     trade: Trade
     closes: tuple[Close, ...]
+    margin_changes: tuple[MarginChange, ...] = ()
 
     @property
     def open_qty(self) -> Decimal:
         return self.trade.qty - sum((c.qty for c in self.closes), ZERO)
+
+    def open_qty_at(self, moment) -> Decimal:
+        """The quantity still open at ``moment`` (opened at or before it, less closes up to it)."""
+        if self.trade.opened_at > moment:
+            return ZERO
+        return self.trade.qty - sum((c.qty for c in self.closes if c.closed_at <= moment), ZERO)
 
     @property
     def is_open(self) -> bool:
@@ -60,6 +67,24 @@ class Lot:
     def initial_margin(self) -> Decimal:
         t = self.trade
         return initial_margin(t.kind, self.open_qty, t.price_usdt, t.leverage)
+
+    @property
+    def margin_mode(self) -> MarginMode | None:
+        modes = [c.mode for c in self.margin_changes if c.mode is not None]
+        return modes[-1] if modes else self.trade.margin_mode
+
+    @property
+    def added_margin(self) -> Decimal:
+        """Isolated margin added beyond IM (a switch to cross releases it). Stays until the lot is
+        fully closed: a partial close leaves it with the rest, which only moves liquidation away."""
+        return sum((c.amount for c in self.margin_changes), ZERO)
+
+    @property
+    def margin(self) -> Decimal:
+        """The margin the position holds: IM, plus added margin when isolated."""
+        if self.margin_mode is MarginMode.ISOLATED:
+            return self.initial_margin + self.added_margin
+        return self.initial_margin
 
     @property
     def realized_pnl(self) -> Decimal:
@@ -84,12 +109,19 @@ class Lot:
         return self.realized_pnl - share - sum((c.fee for c in self.closes), ZERO)
 
 
-def build_lots(trades: Iterable[Trade], closes: Iterable[Close]) -> list[Lot]:
-    """Fold trades and their closes into lots, in trade order."""
+def build_lots(
+    trades: Iterable[Trade], closes: Iterable[Close], margin_changes: Iterable[MarginChange] = ()
+) -> list[Lot]:
+    """Fold trades, their closes and their margin changes into lots, in trade order."""
     by_trade: dict[int, list[Close]] = {}
     for close in closes:
         by_trade.setdefault(close.trade_id, []).append(close)
-    return [Lot(t, tuple(by_trade.get(t.id, ()))) for t in sorted(trades, key=lambda t: t.id)]
+    changes: dict[int, list[MarginChange]] = {}
+    for change in margin_changes:
+        changes.setdefault(change.trade_id, []).append(change)
+    return [
+        Lot(t, tuple(by_trade.get(t.id, ())), tuple(changes.get(t.id, ()))) for t in sorted(trades, key=lambda t: t.id)
+    ]
 
 
 def wallet_balance(flows: Iterable[CashFlow]) -> Decimal:

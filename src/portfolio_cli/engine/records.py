@@ -33,6 +33,15 @@ class FlowKind(StrEnum):
     FEE = "fee"
     REALIZED_PNL = "realized_pnl"
     FUNDING = "funding"
+    LIQUIDATION_FEE = "liquidation_fee"
+
+
+class CloseReason(StrEnum):
+    MANUAL = "manual"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    LIQUIDATION = "liquidation"  # an isolated position whose liquidation price was touched
+    MARGIN_CALL = "margin_call"  # cross: the most losing position, closed below the critical level
 
 
 @dataclass(frozen=True)
@@ -87,3 +96,31 @@ class Close:
     realized_pnl: Decimal
     closed_at: datetime
     note: str | None = None
+    reason: CloseReason = CloseReason.MANUAL
+
+
+@dataclass(frozen=True)
+class MarginChange:
+    """Isolated margin added (+) or removed (−), or a switch of margin mode (``mode`` set).
+
+    A switch to cross releases the margin added so far, as a negative ``amount`` on the same record.
+    """
+
+    id: int
+    trade_id: int
+    at: datetime
+    amount: Decimal
+    mode: MarginMode | None = None
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One exchange candle (prices in the pair's quote currency); ``timeframe`` as ccxt names it."""
+
+    symbol: str
+    timeframe: str
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from portfolio_cli.money import HUNDRED, round_down_to_step
+from portfolio_cli.engine.accounting import Lot
+from portfolio_cli.engine.symbols import base_of
+from portfolio_cli.money import HUNDRED, ZERO, pct_of, round_down_to_step
 
 
 @dataclass(frozen=True)
@@ -57,58 +59,177 @@ def conform_qty(qty: Decimal, price: Decimal, rules: MarketRules) -> Conformed |
 
 
 @dataclass(frozen=True)
-class TradeCheck:
-    """What the pre-trade rules need to know about a proposed opening trade, all in USDT."""
+class Exposure:
+    """An open position as the risk rules see it, in USDT."""
 
+    symbol: str
+    asset: str  # the base currency: BTC for BTC/USDT and for BTC/ETH alike
+    committed: Decimal  # margin held (spot: cost)
+    risk: Decimal  # qty·|entry − stop| with a stop, else what is committed
+
+
+def exposure(
+    symbol: str, qty: Decimal, price: Decimal, price_usdt: Decimal, committed: Decimal, stop: Decimal | None
+) -> Exposure:
+    """A position's risk: ``qty·|entry − stop|`` converted to USDT when it has a stop, else its margin."""
+    risk = qty * abs(price - stop) * price_usdt / price if stop is not None else committed
+    return Exposure(symbol, base_of(symbol), committed, risk)
+
+
+def lot_exposure(lot: Lot) -> Exposure:
+    t = lot.trade
+    return exposure(t.symbol, lot.open_qty, t.price, t.price_usdt, lot.margin, t.stop_loss)
+
+
+@dataclass(frozen=True)
+class TradeCheck:
+    """A proposed opening trade and the portfolio before it, all in USDT."""
+
+    new: Exposure
+    spot: bool
     notional: Decimal
-    margin_required: Decimal
     fee: Decimal
     leverage: int
     equity: Decimal
     free_margin: Decimal
-    open_positions: int
+    margin_equity: Decimal
+    margin_used: Decimal
+    positions: tuple[Exposure, ...]
+    correlated_assets: frozenset[str] | None = None  # the new asset's group; None when unknown
 
 
 @dataclass(frozen=True)
 class RiskLimits:
     min_notional_usdt: Decimal
     min_notional_equity_pct: Decimal
+    max_position_pct: Decimal
+    max_total_risk_pct: Decimal
     max_open_positions: int
+    max_positions_per_symbol: int
+    min_leverage: int
     max_leverage: int
+    min_margin_level_pct: Decimal
+    cash_reserve_pct: Decimal
+    max_correlated_pct: Decimal
 
 
 def check_open(check: TradeCheck, limits: RiskLimits) -> list[Refusal]:
     """Every rule the trade breaks; empty when it may go ahead."""
     refusals = []
-    if check.leverage > limits.max_leverage:
+    new, equity = check.new, check.equity
+    equity_after = equity - check.fee
+
+    def share(pct: Decimal) -> Decimal:
+        return equity * pct / HUNDRED
+
+    if not limits.min_leverage <= check.leverage <= limits.max_leverage:
         refusals.append(
-            Refusal("maximum leverage", f"{check.leverage}x is above {limits.max_leverage}x", "risk.max_leverage")
+            Refusal(
+                "leverage bounds",
+                f"{check.leverage}x is outside {limits.min_leverage}x-{limits.max_leverage}x",
+                "risk.min_leverage / risk.max_leverage",
+            )
         )
-    floor = max(limits.min_notional_usdt, check.equity * limits.min_notional_equity_pct / HUNDRED)
+    floor = max(limits.min_notional_usdt, share(limits.min_notional_equity_pct))
     if check.notional < floor:
         refusals.append(
             Refusal(
                 "minimum position size",
-                f"notional {check.notional:.2f} USDT is below {floor:.2f} USDT "
+                f"notional {usdt(check.notional)} USDT is below {usdt(floor)} USDT "
                 f"(the larger of {limits.min_notional_usdt} USDT and {limits.min_notional_equity_pct}% of equity)",
                 "risk.min_notional_usdt / risk.min_notional_equity_pct",
             )
         )
-    if check.open_positions >= limits.max_open_positions:
+    in_asset = sum((p.committed for p in check.positions if p.asset == new.asset), ZERO) + new.committed
+    if in_asset > share(limits.max_position_pct):
+        refusals.append(
+            Refusal(
+                "maximum position size",
+                f"{usdt(in_asset)} USDT would be committed to {new.asset}, above "
+                f"{limits.max_position_pct}% of equity ({usdt(share(limits.max_position_pct))} USDT)",
+                "risk.max_position_pct",
+            )
+        )
+    total_risk = sum((p.risk for p in check.positions), ZERO) + new.risk
+    if total_risk > share(limits.max_total_risk_pct):
+        refusals.append(
+            Refusal(
+                "maximum total risk",
+                f"total risk would be {usdt(total_risk)} USDT (this trade {usdt(new.risk)}), above "
+                f"{limits.max_total_risk_pct}% of equity ({usdt(share(limits.max_total_risk_pct))} USDT); "
+                "a stop-loss limits a position's risk",
+                "risk.max_total_risk_pct",
+            )
+        )
+    if len(check.positions) >= limits.max_open_positions:
         refusals.append(
             Refusal(
                 "maximum open positions",
-                f"{check.open_positions} positions are open, the limit is {limits.max_open_positions}",
+                f"{len(check.positions)} positions are open, the limit is {limits.max_open_positions}",
                 "risk.max_open_positions",
             )
         )
-    needed = check.margin_required + check.fee
-    if needed > check.free_margin:
+    same_symbol = sum(1 for p in check.positions if p.symbol == new.symbol)
+    if same_symbol >= limits.max_positions_per_symbol:
+        refusals.append(
+            Refusal(
+                "maximum positions per symbol",
+                f"{same_symbol} {new.symbol} positions are open, the limit is {limits.max_positions_per_symbol}",
+                "risk.max_positions_per_symbol",
+            )
+        )
+    margin_needed = new.committed + check.fee
+    if margin_needed > check.free_margin:
         refusals.append(
             Refusal(
                 "free margin",
-                f"the trade needs {needed:.2f} USDT (margin {check.margin_required:.2f} + fee {check.fee:.2f}) "
-                f"but only {check.free_margin:.2f} USDT is free",
+                f"the trade needs {usdt(margin_needed)} USDT (margin {usdt(new.committed)} + fee "
+                f"{usdt(check.fee)}) but only {usdt(check.free_margin)} USDT is free",
             )
         )
+    reserve = equity_after * limits.cash_reserve_pct / HUNDRED
+    free_after = check.free_margin - margin_needed
+    if free_after < reserve and margin_needed <= check.free_margin:
+        refusals.append(
+            Refusal(
+                "cash reserve",
+                f"free margin would fall to {usdt(free_after)} USDT, below the {limits.cash_reserve_pct}% "
+                f"reserve ({usdt(reserve)} USDT)",
+                "risk.cash_reserve_pct",
+            )
+        )
+    level = margin_level_after(check)
+    if level is not None and level < limits.min_margin_level_pct:
+        refusals.append(
+            Refusal(
+                "minimum margin level",
+                f"margin level would be {level:.2f}%, below {limits.min_margin_level_pct}%",
+                "risk.min_margin_level_pct",
+            )
+        )
+    group = check.correlated_assets
+    if group is not None and len(group) > 1:
+        in_group = sum((p.committed for p in check.positions if p.asset in group), ZERO) + new.committed
+        if in_group > share(limits.max_correlated_pct):
+            refusals.append(
+                Refusal(
+                    "correlated exposure",
+                    f"{usdt(in_group)} USDT would be committed to correlated assets {', '.join(sorted(group))}, "
+                    f"above {limits.max_correlated_pct}% of equity ({usdt(share(limits.max_correlated_pct))} USDT)",
+                    "risk.max_correlated_pct",
+                )
+            )
     return refusals
+
+
+def margin_level_after(check: TradeCheck) -> Decimal | None:
+    """``Em / M × 100`` once the trade is open: the fee leaves the wallet, a spot buy moves cash into
+    holdings (out of margin equity), a margin trade adds its margin to ``M``."""
+    margin_equity = check.margin_equity - check.fee - (check.notional if check.spot else ZERO)
+    margin_used = check.margin_used + (ZERO if check.spot else check.new.committed)
+    return pct_of(margin_equity, margin_used)
+
+
+def usdt(value: Decimal) -> str:
+    """Figures in a refusal: two places, rounded half up."""
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"

@@ -4,8 +4,9 @@ For a lot with side s (+1 long, −1 short), open quantity q, entry e and mark m
 
 - notional ``q·m``; position value ``s·q·m``; unrealized PnL ``u = s·q·(m − e)``
 - unrealized PnL % = ``u / IM × 100`` (return on the margin committed; spot IM is ``q·e``)
-- wallet ``W`` = deposits − withdrawals + realized PnL − fees + funding
-- equity ``E = W + Σu``; spot holdings ``H = Σ q·m`` over spot lots; margin used ``M = Σ IM`` over
+- wallet ``W`` = deposits − withdrawals + realized PnL − fees − liquidation fees + funding
+- a margin position's margin is ``IM = q·e / L``, plus any margin added to it while isolated
+- equity ``E = W + Σu``; spot holdings ``H = Σ q·m`` over spot lots; margin used ``M`` = Σ margin over
   margin lots; free margin (cash available) ``F = E − H − M``; margin equity ``Em = E − H``
 - margin level ``Em / M × 100``, undefined when ``M = 0``
 - maintenance margin ``MM = q·m·mmr``; allocation ``|s·q·m| / E × 100`` (undefined when ``E ≤ 0``)
@@ -19,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, flow_total, wallet_balance
-from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, Side
+from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side
 from portfolio_cli.money import ZERO, pct_of, q8
 
 
@@ -52,6 +53,8 @@ class PositionValue:
     unrealized_pnl: Decimal
     unrealized_pnl_pct: Decimal | None
     initial_margin: Decimal
+    margin: Decimal  # IM plus added isolated margin
+    margin_mode: MarginMode | None
     maintenance_margin: Decimal
     allocation_pct: Decimal | None
     price_at: datetime
@@ -71,6 +74,7 @@ class Valuation:
     unrealized_pnl: Decimal
     realized_pnl: Decimal
     fees: Decimal
+    liquidation_fees: Decimal
     funding: Decimal
     deposits: Decimal
     withdrawals: Decimal
@@ -99,7 +103,7 @@ def value_portfolio(
     unrealized = sum((r.unrealized_pnl for r in rows), ZERO)
     equity = wallet + unrealized
     spot = sum((r.notional for r in rows if r.kind is Kind.SPOT), ZERO)
-    margin_used = sum((r.initial_margin for r in rows if r.kind is Kind.MARGIN), ZERO)
+    margin_used = sum((r.margin for r in rows if r.kind is Kind.MARGIN), ZERO)
     margin_equity = equity - spot
     positions = tuple(_with_allocation(r, equity) for r in sorted(rows, key=lambda r: (r.symbol, r.trade_ids)))
     return Valuation(
@@ -113,6 +117,7 @@ def value_portfolio(
         unrealized_pnl=q8(unrealized),
         realized_pnl=q8(flow_total(flows, FlowKind.REALIZED_PNL)),
         fees=q8(-flow_total(flows, FlowKind.FEE)),
+        liquidation_fees=q8(-flow_total(flows, FlowKind.LIQUIDATION_FEE)),
         funding=q8(flow_total(flows, FlowKind.FUNDING)),
         deposits=q8(flow_total(flows, FlowKind.DEPOSIT)),
         withdrawals=q8(-flow_total(flows, FlowKind.WITHDRAWAL)),
@@ -126,6 +131,7 @@ def _row(group: list[Lot], mark: Mark, mmr: Callable[[str], Decimal], aggregate:
     cost_quote = sum((lot.open_qty * lot.trade.price for lot in group), ZERO)
     cost_usdt = sum((lot.open_qty * lot.trade.price_usdt for lot in group), ZERO)
     im = sum((lot.initial_margin for lot in group), ZERO)
+    modes = {lot.margin_mode for lot in group}
     sign = first.side.sign
     notional = qty * mark.price_usdt
     unrealized = sign * (notional - cost_usdt)
@@ -145,6 +151,8 @@ def _row(group: list[Lot], mark: Mark, mmr: Callable[[str], Decimal], aggregate:
         unrealized_pnl=q8(unrealized),
         unrealized_pnl_pct=pct_of(unrealized, im),
         initial_margin=q8(im),
+        margin=q8(sum((lot.margin for lot in group), ZERO)),
+        margin_mode=modes.pop() if len(modes) == 1 else None,
         maintenance_margin=q8(notional * mmr(first.symbol)) if first.kind is Kind.MARGIN else ZERO,
         allocation_pct=None,
         price_at=mark.at,

@@ -98,8 +98,37 @@ def m001_initial(db: Database) -> None:
     db["closes"].create_index(["trade_id"])
 
 
+def m002_margin_candles_checks(db: Database) -> None:
+    db["closes"].add_column("reason", str, not_null_default="manual")
+    db["margin_changes"].create(
+        {"id": int, "trade_id": int, "at": str, "amount": str, "mode": str},
+        pk="id",
+        not_null={"trade_id", "at", "amount"},
+        foreign_keys=[("trade_id", "trades", "id")],
+        strict=True,
+    )
+    db["margin_changes"].create_index(["trade_id"])
+    # Exchange candles, a cache: prices are exact decimal text like every other price.
+    db["candles"].create(
+        {"symbol": str, "timeframe": str, "open_time": str, "open": str, "high": str, "low": str, "close": str},
+        pk=("symbol", "timeframe", "open_time"),
+        not_null={"open", "high", "low", "close"},
+        strict=True,
+    )
+    db["checks"].create(
+        {"id": int, "portfolio_id": int, "through": str, "ran_at": str, "events": int},
+        pk="id",
+        not_null={"portfolio_id", "through", "ran_at", "events"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    db["checks"].create_index(["portfolio_id", "through"])
+    # Each funding payment is booked once per trade and funding time, however often check runs.
+    db.execute("create unique index funding_once on cash_flows (trade_id, at) where kind = 'funding'")
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
-MIGRATIONS = [m001_initial]
+MIGRATIONS = [m001_initial, m002_margin_candles_checks]
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portfolio_cli.engine.records import (
+    Candle,
     CashFlow,
     Close,
+    CloseReason,
     FlowKind,
     Kind,
+    MarginChange,
     MarginMode,
     Portfolio,
     Side,
@@ -234,8 +237,10 @@ class Ledger:
             "realized_pnl": codec.money(close.realized_pnl),
             "closed_at": codec.timestamp(close.closed_at),
             "note": close.note,
+            "reason": close.reason.value,
         }
-        return self._write("closes", row, "close trade", portfolio.id)
+        action = "close trade" if close.reason is CloseReason.MANUAL else f"close trade ({close.reason.value})"
+        return self._write("closes", row, action, portfolio.id)
 
     def closes(self, portfolio: Portfolio) -> list[Close]:
         sql = (
@@ -243,6 +248,83 @@ class Ledger:
             "where trades.portfolio_id = ? order by closes.id"
         )
         return [_close(r) for r in self._rows(sql, [portfolio.id])]
+
+    def add_margin_change(self, portfolio: Portfolio, change: MarginChange) -> int:
+        row = {
+            "trade_id": change.trade_id,
+            "at": codec.timestamp(change.at),
+            "amount": codec.money(change.amount),
+            "mode": change.mode.value if change.mode else None,
+        }
+        return self._write("margin_changes", row, "change margin", portfolio.id)
+
+    def margin_changes(self, portfolio: Portfolio) -> list[MarginChange]:
+        sql = (
+            "select margin_changes.* from margin_changes join trades on trades.id = margin_changes.trade_id "
+            "where trades.portfolio_id = ? order by margin_changes.id"
+        )
+        return [
+            MarginChange(
+                r["id"],
+                r["trade_id"],
+                codec.moment(r["at"]),
+                codec.decimal(r["amount"]),
+                MarginMode(r["mode"]) if r["mode"] else None,
+            )
+            for r in self._rows(sql, [portfolio.id])
+        ]
+
+    # checks
+
+    def last_check(self, portfolio: Portfolio) -> datetime | None:
+        rows = self._rows("select max(through) as through from checks where portfolio_id = ?", [portfolio.id])
+        return codec.moment(rows[0]["through"]) if rows and rows[0]["through"] else None
+
+    def record_check(self, portfolio: Portfolio, through: datetime, events: int) -> None:
+        row = {
+            "portfolio_id": portfolio.id,
+            "through": codec.timestamp(through),
+            "ran_at": codec.timestamp(self._now or through),
+            "events": events,
+        }
+        self._write("checks", row, "check", portfolio.id)
+
+    # candle cache (complete candles only; a cache, not a record: not audited)
+
+    def save_candles(self, candles: list[Candle]) -> None:
+        rows = [
+            {
+                "symbol": c.symbol,
+                "timeframe": c.timeframe,
+                "open_time": codec.timestamp(c.open_time),
+                "open": str(c.open),
+                "high": str(c.high),
+                "low": str(c.low),
+                "close": str(c.close),
+            }
+            for c in candles
+        ]
+        if rows:
+            self.db["candles"].upsert_all(rows, pk=("symbol", "timeframe", "open_time"))
+
+    def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
+        sql = (
+            "select * from candles where symbol = ? and timeframe = ? and open_time >= ? and open_time < ? "
+            "order by open_time"
+        )
+        rows = self._rows(sql, [symbol, timeframe, codec.timestamp(since), codec.timestamp(until)])
+        return [
+            Candle(
+                r["symbol"],
+                r["timeframe"],
+                codec.moment(r["open_time"]),
+                codec.decimal(r["open"]),
+                codec.decimal(r["high"]),
+                codec.decimal(r["low"]),
+                codec.decimal(r["close"]),
+            )
+            for r in rows
+        ]
 
     # quote cache (a cache, not a record: not audited)
 
@@ -306,4 +388,5 @@ def _close(r: sqlite3.Row) -> Close:
         realized_pnl=codec.decimal(r["realized_pnl"]),
         closed_at=codec.moment(r["closed_at"]),
         note=r["note"],
+        reason=CloseReason(r["reason"]),
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.rules import MarketRules
 
 
@@ -31,3 +32,28 @@ class PriceSource(Protocol):
     def price_at(self, symbol: str, at: datetime) -> Quote:
         """The price at a past moment (the open of the minute containing ``at``)."""
         ...
+
+    def candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
+        """Complete candles opening in ``[since, until)``, oldest first. Raises ExchangeUnavailable."""
+        ...
+
+    def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate]:
+        """Perpetual funding rates by funding time in ``[since, until]``. Raises ExchangeUnavailable."""
+        ...
+
+
+@dataclass(frozen=True)
+class FundingRate:
+    at: datetime
+    rate: Decimal
+    mark_price: Decimal | None = None
+
+
+TIMEFRAMES = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+
+
+def floor_time(moment: datetime, timeframe: str) -> datetime:
+    """The open time of the ``timeframe`` candle containing ``moment`` (UTC-aligned)."""
+    step = int(TIMEFRAMES[timeframe].total_seconds())
+    seconds = int(moment.timestamp()) // step * step
+    return datetime.fromtimestamp(seconds, moment.tzinfo)

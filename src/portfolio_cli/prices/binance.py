@@ -18,13 +18,16 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from portfolio_cli.config import Prices
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.rules import MarketRules
 from portfolio_cli.errors import ExchangeUnavailable, NotFound
 from portfolio_cli.money import D
-from portfolio_cli.prices import Quote
+from portfolio_cli.prices import TIMEFRAMES, FundingRate, Quote, floor_time
 
 T = TypeVar("T")
 DEFAULT_BAN = timedelta(minutes=5)
+PAGE = 1000  # candles per request, Binance's maximum
+MAX_CANDLE_PAGES = 100  # a misbehaving server cannot keep a command paging forever
 MAX_BACKOFF_SECONDS = 8.0
 
 
@@ -90,6 +93,53 @@ class BinanceSource:
         if opened_ms != since or price <= 0:
             raise ExchangeUnavailable(f"Binance has no candle for {symbol} at {at:%Y-%m-%d %H:%M} UTC")
         return Quote(symbol, price, datetime.fromtimestamp(opened_ms / 1000, UTC))
+
+    def candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
+        """Pages of ``fetch_ohlcv`` (1,000 candles each) from ``since``; only complete candles."""
+        if self._offline:
+            raise ExchangeUnavailable("offline")
+        self._require_known([symbol])
+        exchange = self._client()
+        step = TIMEFRAMES[timeframe]
+        end = min(until, floor_time(self._clock(), timeframe))  # the current candle is not complete
+        cursor = floor_time(since, timeframe)
+        result: list[Candle] = []
+        for _ in range(MAX_CANDLE_PAGES):
+            if cursor >= end:
+                break
+            since_ms = int(cursor.timestamp() * 1000)
+            rows = self._call(lambda ms=since_ms: exchange.fetch_ohlcv(symbol, timeframe, since=ms, limit=PAGE))
+            page = [c for c in (_candle(symbol, timeframe, row) for row in rows or []) if cursor <= c.open_time < end]
+            if not page:
+                break
+            result.extend(page)
+            cursor = page[-1].open_time + step
+        return result
+
+    def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate]:
+        """USDT-margined perpetual funding from Binance futures (``/fapi/v1/fundingRate``), by the hour
+        it was paid. Spot markets are all this tool loads, so it uses ccxt's raw endpoint method."""
+        if self._offline:
+            raise ExchangeUnavailable("offline")
+        exchange = self._client()
+        params = {
+            "symbol": symbol.replace("/", ""),
+            "startTime": int(since.timestamp() * 1000),
+            "endTime": int(until.timestamp() * 1000),
+            "limit": 1000,
+        }
+        rows = self._call(lambda: exchange.fapiPublicGetFundingRate(params))
+        if not isinstance(rows, list):
+            raise ExchangeUnavailable("Binance returned an unusable funding-rate response")
+        rates = {}
+        for row in rows:
+            try:
+                at = floor_time(datetime.fromtimestamp(int(row["fundingTime"]) / 1000, UTC), "1h")
+                mark = _decimal(row.get("markPrice"))
+                rates[at] = FundingRate(at, D(str(row["fundingRate"])), mark if mark and mark > 0 else None)
+            except (TypeError, KeyError, ValueError, OverflowError, OSError):
+                raise ExchangeUnavailable(f"Binance returned an unusable funding rate for {symbol}") from None
+        return rates
 
     # internals
 
@@ -232,6 +282,19 @@ class BinanceSource:
 
 def _backoff(attempt: int) -> float:
     return min(0.5 * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+
+
+def _candle(symbol: str, timeframe: str, row: Any) -> Candle:
+    # ccxt gives floats; Binance sends at most 8 places and ~15 significant digits, so the float's
+    # shortest repr is the exact decimal Binance sent.
+    try:
+        opened, o, h, low, c = row[0], *(D(str(v)) for v in row[1:5])
+        candle = Candle(symbol, timeframe, datetime.fromtimestamp(int(opened) / 1000, UTC), o, h, low, c)
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        raise ExchangeUnavailable(f"Binance returned an unusable candle for {symbol}") from None
+    if min(o, h, low, c) <= 0 or low > min(o, c) or h < max(o, c):
+        raise ExchangeUnavailable(f"Binance returned an inconsistent candle for {symbol}")
+    return candle
 
 
 def _decimal(value: Any) -> Decimal | None:

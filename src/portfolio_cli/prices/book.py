@@ -7,22 +7,37 @@ used with a "stale since …" warning; a symbol with no price anywhere is an err
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.rules import MarketRules
 from portfolio_cli.engine.symbols import conversion_pair, symbols_to_price
 from portfolio_cli.engine.valuation import Mark
 from portfolio_cli.errors import ExchangeUnavailable, PriceUnavailable
 from portfolio_cli.money import ONE, q8
-from portfolio_cli.prices import PriceSource, Quote
+from portfolio_cli.prices import TIMEFRAMES, FundingRate, PriceSource, Quote, floor_time
+
+
+@dataclass(frozen=True)
+class CandleSeries:
+    symbol: str
+    timeframe: str
+    candles: tuple[Candle, ...]
+    gaps: tuple[datetime, ...]  # open times with no candle, cached or fetched
+    failure: str | None = None  # why the exchange could not fill the gaps
 
 
 class QuoteCache(Protocol):
     def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None: ...
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]: ...
+
+    def save_candles(self, candles: list[Candle]) -> None: ...
+
+    def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]: ...
 
 
 class PriceBook:
@@ -109,6 +124,43 @@ class PriceBook:
 
     def rules(self, symbol: str) -> MarketRules | None:
         return self.source.rules(symbol)
+
+    def candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> CandleSeries:
+        """Complete candles opening in ``[since, until)``: the ledger's cache first, the exchange for
+        the rest (then cached). Offline or when the exchange fails, what is cached, with the gap named."""
+        step = TIMEFRAMES[timeframe]
+        start = floor_time(since, timeframe)
+        end = min(until, floor_time(self._clock(), timeframe))  # the current candle is not complete yet
+        have = {c.open_time: c for c in self._cache.cached_candles(symbol, timeframe, start, end)}
+        wanted = []
+        moment = start
+        while moment < end:
+            wanted.append(moment)
+            moment += step
+        missing = [t for t in wanted if t not in have]
+        failure = None
+        if missing and not self.offline:
+            try:
+                fetched = self.source.candles(symbol, timeframe, missing[0], end)
+            except ExchangeUnavailable as exc:
+                failure = str(exc)
+            else:
+                new = [c for c in fetched if c.open_time not in have]
+                self._cache.save_candles(new)
+                have.update({c.open_time: c for c in new})
+        candles = [have[t] for t in wanted if t in have]
+        gaps = [t for t in wanted if t not in have]
+        return CandleSeries(symbol, timeframe, tuple(candles), tuple(gaps), failure)
+
+    def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate]:
+        """Binance's funding rates, or {} offline or when they cannot be fetched (the caller falls back)."""
+        if self.offline:
+            return {}
+        try:
+            return self.source.funding_rates(symbol, since, until)
+        except ExchangeUnavailable as exc:
+            self._warn(f"funding rates for {symbol} unavailable ({exc}); using the configured rate")
+            return {}
 
     @staticmethod
     def _mark(symbol: str, quotes: dict[str, tuple[Quote, str, bool]]) -> Mark:

@@ -14,10 +14,11 @@ from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.rules import MarketRules
-from portfolio_cli.errors import ConfigInvalid, PriceUnavailable
+from portfolio_cli.errors import ConfigInvalid, ExchangeUnavailable, PriceUnavailable
 from portfolio_cli.money import D
-from portfolio_cli.prices import Quote
+from portfolio_cli.prices import FundingRate, Quote
 
 
 class StaticSource:
@@ -36,6 +37,12 @@ class StaticSource:
         raise PriceUnavailable(
             f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC in the {self.name} prices; pass --price"
         )
+
+    def candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
+        raise ExchangeUnavailable(f"the {self.name} prices have no candles")
+
+    def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate]:
+        raise ExchangeUnavailable(f"the {self.name} prices have no funding rates")
 
     @property
     def as_of(self) -> datetime | None:

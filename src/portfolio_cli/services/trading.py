@@ -1,153 +1,30 @@
-"""Use cases: each function is one command's work, composed from the ledger, prices and engine.
-
-Prices are fetched before the write transaction (the network must not hold the ledger's lock);
-inside it the state is read again, checked and written, all or nothing.
-"""
+"""Trading: open and close positions, list trades, value the portfolio."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from portfolio_cli.engine.accounting import (
-    Lot,
-    allocate_close,
-    build_lots,
-    fee_for,
-    fill_price,
-    initial_margin,
-    realized_pnl,
-)
-from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Portfolio, Side, Trade
-from portfolio_cli.engine.rules import Conformed, RiskLimits, TradeCheck, check_open, conform_qty
-from portfolio_cli.engine.symbols import BASE_CURRENCY, normalize_symbol, quote_of
-from portfolio_cli.engine.valuation import Valuation, value_portfolio
+from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, fill_price, initial_margin, realized_pnl
+from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
+from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
+from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
+from portfolio_cli.engine.valuation import Valuation
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
+from portfolio_cli.services.common import (
+    MAX_LEVERAGE,
+    check_places,
+    check_stops,
+    lots_of,
+    moment_or_now,
+    open_symbols,
+    parse_symbol,
+    valuation_of,
+)
+from portfolio_cli.services.risk import correlated_assets
 from portfolio_cli.session import Session
-
-MIN_BALANCE, MAX_BALANCE = Decimal(100), Decimal(1_000_000)
-MAX_LEVERAGE = 125
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def parse_symbol(text: str) -> str:
-    symbol = normalize_symbol(text)
-    if symbol is None:
-        raise InvalidInput(f"not a symbol: {text!r} (expected BASE/QUOTE, e.g. BTC/USDT)")
-    return symbol
-
-
-def check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise InvalidInput(f"invalid portfolio name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
-    return name
-
-
-def _moment(session: Session, at: datetime | None, not_before: datetime, what: str) -> datetime:
-    now = session.clock()
-    if at is None:
-        return now
-    if at > now:
-        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is in the future")
-    if at < not_before:
-        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is before {what} ({not_before:%Y-%m-%d %H:%M:%S} UTC)")
-    return at
-
-
-# portfolios and cash
-
-
-@dataclass(frozen=True)
-class PortfolioSummary:
-    name: str
-    created_at: datetime
-    wallet_balance: Decimal
-    open_trades: int
-    is_default: bool
-
-
-def init_portfolio(session: Session, name: str, balance: Decimal, at: datetime | None = None) -> PortfolioSummary:
-    check_name(name)
-    if not MIN_BALANCE <= balance <= MAX_BALANCE:
-        raise InvalidInput(f"starting balance must be between {MIN_BALANCE} and {MAX_BALANCE} USDT, got {balance}")
-    _check_places(balance, "--balance")
-    created = at or session.clock()
-    if created > session.clock():
-        raise InvalidInput(f"--at {created:%Y-%m-%d %H:%M:%S} is in the future")
-    ledger = session.ledger
-    with ledger.transaction(session.command, session.clock()):
-        if ledger.find_portfolio(name) is not None:
-            raise RuleRefused(f"portfolio {name!r} already exists")
-        portfolio = ledger.create_portfolio(name, created)
-        ledger.add_cash_flow(portfolio, FlowKind.DEPOSIT, balance, created, note="starting balance")
-    return PortfolioSummary(name, created, balance, 0, name == session.settings.default_portfolio)
-
-
-def list_portfolios(session: Session) -> list[PortfolioSummary]:
-    ledger = session.ledger
-    result = []
-    for p in ledger.portfolios():
-        lots = build_lots(ledger.trades(p), ledger.closes(p))
-        wallet = sum((f.amount for f in ledger.cash_flows(p)), ZERO)
-        result.append(
-            PortfolioSummary(
-                p.name,
-                p.created_at,
-                wallet,
-                sum(1 for lot in lots if lot.is_open),
-                p.name == session.settings.default_portfolio,
-            )
-        )
-    return result
-
-
-@dataclass(frozen=True)
-class CashMovement:
-    portfolio: str
-    kind: FlowKind
-    amount: Decimal
-    at: datetime
-    wallet_balance: Decimal
-    free_margin: Decimal
-
-
-def deposit(
-    session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None
-) -> CashMovement:
-    return _move_cash(session, name, FlowKind.DEPOSIT, amount, at, note)
-
-
-def withdraw(
-    session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None
-) -> CashMovement:
-    return _move_cash(session, name, FlowKind.WITHDRAWAL, amount, at, note)
-
-
-def _move_cash(
-    session: Session, name: str, kind: FlowKind, amount: Decimal, at: datetime | None, note: str | None
-) -> CashMovement:
-    _check_places(amount, "amount")
-    ledger = session.ledger
-    portfolio = ledger.portfolio(name)
-    moment = _moment(session, at, portfolio.created_at, "the portfolio was created")
-    marks = session.prices.marks(_open_symbols(session, portfolio)) if kind is FlowKind.WITHDRAWAL else {}
-    with ledger.transaction(session.command, session.clock()):
-        valuation = _valuation(session, portfolio, marks) if kind is FlowKind.WITHDRAWAL else None
-        if valuation is not None and amount > valuation.free_margin:
-            raise RuleRefused(
-                f"refused by free margin: withdrawing {amount} USDT would leave free margin at "
-                f"{valuation.free_margin - amount} USDT (free now: {valuation.free_margin} USDT)"
-            )
-        signed = amount if kind is FlowKind.DEPOSIT else -amount
-        ledger.add_cash_flow(portfolio, kind, signed, moment, note=note)
-        after = _valuation(session, portfolio, marks, live=False)
-    return CashMovement(name, kind, amount, moment, after.wallet_balance, after.free_margin)
-
-
-# trading
 
 
 @dataclass(frozen=True)
@@ -206,18 +83,18 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         (req.take_profit, "--take-profit"),
     ):
         if value is not None:
-            _check_places(value, what)
+            check_places(value, what)
     side = Side.SHORT if req.short else Side.LONG
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    at = _moment(session, req.at, portfolio.created_at, "the portfolio was created")
+    at = moment_or_now(session, req.at, portfolio.created_at, "the portfolio was created")
     book = session.prices
     backdated = req.at is not None
 
     if req.price is not None and not backdated:
         book.override(symbol, req.price)
-    marks = book.marks(_open_symbols(session, portfolio) | {symbol})
+    marks = book.marks(open_symbols(session, portfolio) | {symbol})
     if req.price is not None:
         fill = req.price
     else:
@@ -225,7 +102,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         fill = fill_price(quote, buy=side is Side.LONG, slippage_bps=settings.trading.slippage_bps)
     rate = book.usdt_rate_at(symbol, at if backdated else None)
     fill_usdt = q8(fill * rate)
-    _check_stops(side, fill, req.stop_loss, req.take_profit)
+    check_stops(side, fill, req.stop_loss, req.take_profit)
 
     qty = req.qty if req.qty is not None else req.notional / fill_usdt
     rules = book.rules(symbol)
@@ -247,28 +124,28 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     fee = fee_for(qty, fill_usdt, rate_fee)
     margin = q8(initial_margin(kind, qty, fill_usdt, req.leverage))
     margin_mode = (req.margin_mode or MarginMode(settings.trading.margin_mode)) if kind is Kind.MARGIN else None
-    limits = RiskLimits(
-        settings.risk.min_notional_usdt,
-        settings.risk.min_notional_equity_pct,
-        settings.risk.max_open_positions,
-        settings.risk.max_leverage,
-    )
+    risk = settings.risk
+    held_assets = {base_of(lot.trade.symbol) for lot in lots_of(session, portfolio) if lot.is_open}
+    group = correlated_assets(session, base_of(symbol), held_assets, risk.correlation_days, risk.correlation_threshold)
+    new = exposure(symbol, qty, fill, fill_usdt, margin, req.stop_loss)
 
     with ledger.transaction(session.command, session.clock()):
-        lots = _lots(session, portfolio)
-        valuation = _valuation(session, portfolio, marks, lots=lots, live=False)
-        refusals = check_open(
-            TradeCheck(
-                notional=q8(qty * fill_usdt),
-                margin_required=margin,
-                fee=fee,
-                leverage=req.leverage,
-                equity=valuation.equity,
-                free_margin=valuation.free_margin,
-                open_positions=sum(1 for lot in lots if lot.is_open),
-            ),
-            limits,
+        lots = lots_of(session, portfolio)
+        valuation = valuation_of(session, portfolio, marks, lots=lots, live=False)
+        check = TradeCheck(
+            new=new,
+            spot=kind is Kind.SPOT,
+            notional=q8(qty * fill_usdt),
+            fee=fee,
+            leverage=req.leverage,
+            equity=valuation.equity,
+            free_margin=valuation.free_margin,
+            margin_equity=valuation.margin_equity,
+            margin_used=valuation.margin_used,
+            positions=tuple(lot_exposure(lot) for lot in lots if lot.is_open),
+            correlated_assets=group,
         )
+        refusals = check_open(check, risk.limits())
         if refusals and not req.force:
             raise RuleRefused("; ".join(str(r) for r in refusals) + "; --force overrides")
         trade = Trade(
@@ -354,14 +231,14 @@ def close_trades(
         raise InvalidInput(f"--pct must be above 0 and at most 100, got {pct}")
     for value, what in ((qty, "--qty"), (price, "--price")):
         if value is not None:
-            _check_places(value, what)
+            check_places(value, what)
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    lots = _target_lots(_lots(session, portfolio), target)
+    lots = _targetlots_of(lots_of(session, portfolio), target)
     symbol, side, kind = lots[0].trade.symbol, lots[0].trade.side, lots[0].trade.kind
     latest_open = max(lot.trade.opened_at for lot in lots)
-    moment = _moment(session, at, latest_open, "the trade was opened")
+    moment = moment_or_now(session, at, latest_open, "the trade was opened")
     open_total = sum((lot.open_qty for lot in lots), ZERO)
     if qty is not None and qty > open_total:
         raise InvalidInput(f"cannot close {qty} {symbol}: only {open_total.normalize()} is open")
@@ -393,7 +270,7 @@ def close_trades(
     fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
 
     with ledger.transaction(session.command, session.clock()):
-        fresh = {lot.trade.id: lot for lot in _lots(session, portfolio)}
+        fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
         current = [fresh[lot.trade.id] for lot in lots if fresh[lot.trade.id].is_open]
         if sum((lot.open_qty for lot in current), ZERO) != open_total:
             raise RuleRefused("the position changed while closing; run the command again")
@@ -434,7 +311,7 @@ def close_trades(
     )
 
 
-def _target_lots(lots: list[Lot], target: str) -> list[Lot]:
+def _targetlots_of(lots: list[Lot], target: str) -> list[Lot]:
     if target.isdigit():
         trade_id = int(target)
         match = [lot for lot in lots if lot.trade.id == trade_id]
@@ -451,9 +328,6 @@ def _target_lots(lots: list[Lot], target: str) -> list[Lot]:
         ids = ", ".join(str(lot.trade.id) for lot in match)
         raise InvalidInput(f"{symbol} has open trades of different sides or kinds ({ids}): close by trade id")
     return match
-
-
-# reading
 
 
 @dataclass(frozen=True)
@@ -492,7 +366,7 @@ def list_trades(
     wanted_symbol = parse_symbol(symbol) if symbol else None
     portfolio = session.ledger.portfolio(name)
     rows = []
-    for lot in _lots(session, portfolio):
+    for lot in lots_of(session, portfolio):
         t = lot.trade
         row_status = "closed" if not lot.is_open else "partial" if lot.closes else "open"
         if status == "open" and row_status == "closed" or status == "closed" and row_status != "closed":
@@ -540,48 +414,7 @@ class PortfolioValue:
 def value(session: Session, name: str, aggregate: bool = False) -> PortfolioValue:
     """The portfolio valued at current marks (one batched price request)."""
     portfolio = session.ledger.portfolio(name)
-    lots = _lots(session, portfolio)
+    lots = lots_of(session, portfolio)
     marks = session.prices.marks({lot.trade.symbol for lot in lots if lot.is_open})
-    valuation = _valuation(session, portfolio, marks, lots=lots, aggregate=aggregate)
+    valuation = valuation_of(session, portfolio, marks, lots=lots, aggregate=aggregate)
     return PortfolioValue(name, session.clock(), valuation)
-
-
-# helpers
-
-
-def _lots(session: Session, portfolio: Portfolio) -> list[Lot]:
-    return build_lots(session.ledger.trades(portfolio), session.ledger.closes(portfolio))
-
-
-def _open_symbols(session: Session, portfolio: Portfolio) -> set[str]:
-    return {lot.trade.symbol for lot in _lots(session, portfolio) if lot.is_open}
-
-
-def _valuation(
-    session: Session,
-    portfolio: Portfolio,
-    marks: dict,
-    lots: list[Lot] | None = None,
-    aggregate: bool = False,
-    live: bool = True,
-) -> Valuation:
-    lots = _lots(session, portfolio) if lots is None else lots
-    symbols = {lot.trade.symbol for lot in lots if lot.is_open}
-    if symbols - set(marks):
-        # A concurrent command opened a symbol we have no mark for yet.
-        marks = {**marks, **session.prices.marks(symbols - set(marks), live=live)}
-    settings = session.settings.for_portfolio(portfolio.name)
-    return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, settings.trading.mmr, aggregate)
-
-
-def _check_places(value: Decimal, what: str) -> None:
-    if q8(value) != value:
-        raise InvalidInput(f"{what} has more than 8 decimal places: {value}")
-
-
-def _check_stops(side: Side, fill: Decimal, stop: Decimal | None, take: Decimal | None) -> None:
-    below, above = ("below", "above") if side is Side.LONG else ("above", "below")
-    if stop is not None and (stop >= fill if side is Side.LONG else stop <= fill):
-        raise InvalidInput(f"--stop-loss {stop} must be {below} the fill price {fill} for a {side} position")
-    if take is not None and (take <= fill if side is Side.LONG else take >= fill):
-        raise InvalidInput(f"--take-profit {take} must be {above} the fill price {fill} for a {side} position")

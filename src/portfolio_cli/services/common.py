@@ -1,0 +1,82 @@
+"""What the use cases share: input checks, the portfolio's lots and its valuation."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+
+from portfolio_cli.engine.accounting import Lot, build_lots
+from portfolio_cli.engine.records import Portfolio, Side
+from portfolio_cli.engine.symbols import normalize_symbol
+from portfolio_cli.engine.valuation import Valuation, value_portfolio
+from portfolio_cli.errors import InvalidInput
+from portfolio_cli.money import q8
+from portfolio_cli.session import Session
+
+MIN_BALANCE, MAX_BALANCE = Decimal(100), Decimal(1_000_000)
+MAX_LEVERAGE = 125
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_symbol(text: str) -> str:
+    symbol = normalize_symbol(text)
+    if symbol is None:
+        raise InvalidInput(f"not a symbol: {text!r} (expected BASE/QUOTE, e.g. BTC/USDT)")
+    return symbol
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidInput(f"invalid portfolio name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
+def moment_or_now(session: Session, at: datetime | None, not_before: datetime, what: str) -> datetime:
+    now = session.clock()
+    if at is None:
+        return now
+    if at > now:
+        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is in the future")
+    if at < not_before:
+        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is before {what} ({not_before:%Y-%m-%d %H:%M:%S} UTC)")
+    return at
+
+
+def lots_of(session: Session, portfolio: Portfolio) -> list[Lot]:
+    ledger = session.ledger
+    return build_lots(ledger.trades(portfolio), ledger.closes(portfolio), ledger.margin_changes(portfolio))
+
+
+def open_symbols(session: Session, portfolio: Portfolio) -> set[str]:
+    return {lot.trade.symbol for lot in lots_of(session, portfolio) if lot.is_open}
+
+
+def valuation_of(
+    session: Session,
+    portfolio: Portfolio,
+    marks: dict,
+    lots: list[Lot] | None = None,
+    aggregate: bool = False,
+    live: bool = True,
+) -> Valuation:
+    lots = lots_of(session, portfolio) if lots is None else lots
+    symbols = {lot.trade.symbol for lot in lots if lot.is_open}
+    if symbols - set(marks):
+        # A concurrent command opened a symbol we have no mark for yet.
+        marks = {**marks, **session.prices.marks(symbols - set(marks), live=live)}
+    settings = session.settings.for_portfolio(portfolio.name)
+    return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, settings.trading.mmr, aggregate)
+
+
+def check_places(value: Decimal, what: str) -> None:
+    if q8(value) != value:
+        raise InvalidInput(f"{what} has more than 8 decimal places: {value}")
+
+
+def check_stops(side: Side, fill: Decimal, stop: Decimal | None, take: Decimal | None) -> None:
+    below, above = ("below", "above") if side is Side.LONG else ("above", "below")
+    if stop is not None and (stop >= fill if side is Side.LONG else stop <= fill):
+        raise InvalidInput(f"--stop-loss {stop} must be {below} the fill price {fill} for a {side} position")
+    if take is not None and (take <= fill if side is Side.LONG else take >= fill):
+        raise InvalidInput(f"--take-profit {take} must be {above} the fill price {fill} for a {side} position")

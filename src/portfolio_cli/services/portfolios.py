@@ -1,0 +1,109 @@
+"""Portfolios and cash: create, list, deposit, withdraw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from portfolio_cli.engine.records import FlowKind
+from portfolio_cli.errors import InvalidInput, RuleRefused
+from portfolio_cli.money import ZERO
+from portfolio_cli.services.common import (
+    MAX_BALANCE,
+    MIN_BALANCE,
+    check_name,
+    check_places,
+    lots_of,
+    moment_or_now,
+    open_symbols,
+    valuation_of,
+)
+from portfolio_cli.session import Session
+
+
+@dataclass(frozen=True)
+class PortfolioSummary:
+    name: str
+    created_at: datetime
+    wallet_balance: Decimal
+    open_trades: int
+    is_default: bool
+
+
+def init_portfolio(session: Session, name: str, balance: Decimal, at: datetime | None = None) -> PortfolioSummary:
+    check_name(name)
+    if not MIN_BALANCE <= balance <= MAX_BALANCE:
+        raise InvalidInput(f"starting balance must be between {MIN_BALANCE} and {MAX_BALANCE} USDT, got {balance}")
+    check_places(balance, "--balance")
+    created = at or session.clock()
+    if created > session.clock():
+        raise InvalidInput(f"--at {created:%Y-%m-%d %H:%M:%S} is in the future")
+    ledger = session.ledger
+    with ledger.transaction(session.command, session.clock()):
+        if ledger.find_portfolio(name) is not None:
+            raise RuleRefused(f"portfolio {name!r} already exists")
+        portfolio = ledger.create_portfolio(name, created)
+        ledger.add_cash_flow(portfolio, FlowKind.DEPOSIT, balance, created, note="starting balance")
+    return PortfolioSummary(name, created, balance, 0, name == session.settings.default_portfolio)
+
+
+def list_portfolios(session: Session) -> list[PortfolioSummary]:
+    ledger = session.ledger
+    result = []
+    for p in ledger.portfolios():
+        lots = lots_of(session, p)
+        wallet = sum((f.amount for f in ledger.cash_flows(p)), ZERO)
+        result.append(
+            PortfolioSummary(
+                p.name,
+                p.created_at,
+                wallet,
+                sum(1 for lot in lots if lot.is_open),
+                p.name == session.settings.default_portfolio,
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class CashMovement:
+    portfolio: str
+    kind: FlowKind
+    amount: Decimal
+    at: datetime
+    wallet_balance: Decimal
+    free_margin: Decimal
+
+
+def deposit(
+    session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None
+) -> CashMovement:
+    return _move_cash(session, name, FlowKind.DEPOSIT, amount, at, note)
+
+
+def withdraw(
+    session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None
+) -> CashMovement:
+    return _move_cash(session, name, FlowKind.WITHDRAWAL, amount, at, note)
+
+
+def _move_cash(
+    session: Session, name: str, kind: FlowKind, amount: Decimal, at: datetime | None, note: str | None
+) -> CashMovement:
+    check_places(amount, "amount")
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created")
+    marks = session.prices.marks(open_symbols(session, portfolio)) if kind is FlowKind.WITHDRAWAL else {}
+    with ledger.transaction(session.command, session.clock()):
+        valuation = valuation_of(session, portfolio, marks) if kind is FlowKind.WITHDRAWAL else None
+        if valuation is not None and amount > valuation.free_margin:
+            raise RuleRefused(
+                f"refused by free margin: withdrawing {amount} USDT would leave free margin at "
+                f"{valuation.free_margin - amount} USDT (free now: {valuation.free_margin} USDT)"
+            )
+        signed = amount if kind is FlowKind.DEPOSIT else -amount
+        ledger.add_cash_flow(portfolio, kind, signed, moment, note=note)
+        after = valuation_of(session, portfolio, marks, live=False)
+    return CashMovement(name, kind, amount, moment, after.wallet_balance, after.free_margin)
