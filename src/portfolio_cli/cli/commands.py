@@ -294,6 +294,9 @@ def trades(
     strategy: Annotated[str | None, typer.Option(help="Only this strategy tag.")] = None,
     since: Annotated[str | None, typer.Option("--from", help="Opened at or after (UTC date or time).")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Opened before (UTC date or time).")] = None,
+    costs: Annotated[
+        bool, typer.Option("--costs", help="Show each trade's fees, liquidation fees and funding.")
+    ] = False,
     portfolio: PortfolioOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
@@ -301,7 +304,8 @@ def trades(
 ) -> None:
     """List trades with their fills and realized PnL.
 
-    Example: [bold]portfolio trades --status closed --symbol BTC/USDT --from 2026-01-01[/]
+    Examples: [bold]portfolio trades --status closed --symbol BTC/USDT --from 2026-01-01[/] ·
+    [bold]portfolio trades --costs[/]
     """
     with running(command_line(), db, config) as session:
         if status not in {"open", "closed", "all"}:
@@ -311,7 +315,7 @@ def trades(
         )
         if json:
             return print_json(rows, list[services.TradeRow])
-        stdout.print(render.trades_table(rows) if rows else "No trades")
+        stdout.print(render.trades_table(rows, costs=costs) if rows else "No trades")
 
 
 @app.command()

@@ -15,13 +15,14 @@ margin ``Mi`` (IM = q·e/L, plus margin added while isolated) and maintenance ra
   liquidation price is an estimate: the mark at which the level reaches 110 % with every other
   price fixed, ``m = mark + (1.1·M − Em) / (s·q)``.
 - distance to liquidation ``|m − m_liq| / m × 100``.
+- funding every 8 hours (00, 08, 16 UTC) on margin positions open at that moment: ``−s·q·m·rate``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -76,6 +77,25 @@ def cross_liquidation_price(
         return None
     price = mark + (CRITICAL_LEVEL_PCT / HUNDRED * margin_used - margin_equity) / (side.sign * qty)
     return q8(price) if price > 0 else None
+
+
+FUNDING_INTERVAL = timedelta(hours=8)  # Binance pays funding at 00:00, 08:00 and 16:00 UTC
+
+
+def funding_times(after: datetime, through: datetime) -> list[datetime]:
+    """Funding moments in ``(after, through]``."""
+    step = int(FUNDING_INTERVAL.total_seconds())
+    first = (int(after.timestamp()) // step + 1) * step
+    moments, moment = [], datetime.fromtimestamp(first, UTC)
+    while moment <= through:
+        moments.append(moment)
+        moment += FUNDING_INTERVAL
+    return moments
+
+
+def funding_payment(side: Side, qty: Decimal, mark: Decimal, rate: Decimal) -> Decimal:
+    """What the position receives (+) or pays (−): ``−s·q·m·rate``. Longs pay a positive rate."""
+    return q8(-side.sign * qty * mark * rate)
 
 
 def liquidation_settlement(

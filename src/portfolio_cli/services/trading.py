@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, fill_price, initial_margin, realized_pnl
-from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
+from portfolio_cli.engine.records import Close, CloseReason, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
 from portfolio_cli.engine.valuation import Valuation
@@ -346,12 +346,16 @@ class TradeRow:
     opened_at: datetime
     closed_at: datetime | None
     realized_pnl: Decimal
-    fees: Decimal
-    net_pnl: Decimal
+    fees: Decimal  # trading fees plus liquidation fees
+    net_pnl: Decimal  # realized PnL − fees (DESIGN §3); funding is shown on its own
     stop_loss: Decimal | None
     take_profit: Decimal | None
     strategy: str | None
     note: str | None
+    trading_fees: Decimal = ZERO
+    liquidation_fees: Decimal = ZERO
+    funding: Decimal = ZERO  # received (+) or paid (−)
+    closed_by: str | None = None  # why the last close happened: manual, stop_loss, liquidation, ...
 
 
 def list_trades(
@@ -365,6 +369,11 @@ def list_trades(
 ) -> list[TradeRow]:
     wanted_symbol = parse_symbol(symbol) if symbol else None
     portfolio = session.ledger.portfolio(name)
+    funding: dict[int, Decimal] = {}
+    for flow in session.ledger.cash_flows(portfolio):
+        if flow.kind is FlowKind.FUNDING and flow.trade_id is not None:
+            funding[flow.trade_id] = funding.get(flow.trade_id, ZERO) + flow.amount
+    forced_out = {CloseReason.LIQUIDATION, CloseReason.MARGIN_CALL}
     rows = []
     for lot in lots_of(session, portfolio):
         t = lot.trade
@@ -377,13 +386,14 @@ def list_trades(
             continue
         closed_qty = t.qty - lot.open_qty
         exit_avg = q8(sum((c.qty * c.price for c in lot.closes), ZERO) / closed_qty) if closed_qty else None
+        liquidation_fees = sum((c.fee for c in lot.closes if c.reason in forced_out), ZERO)
         rows.append(
             TradeRow(
                 t.id,
                 t.symbol,
                 t.side,
                 t.kind,
-                t.margin_mode,
+                lot.margin_mode,
                 t.leverage,
                 row_status,
                 t.qty,
@@ -399,6 +409,10 @@ def list_trades(
                 t.take_profit,
                 t.strategy,
                 t.note,
+                lot.fees - liquidation_fees,
+                liquidation_fees,
+                funding.get(t.id, ZERO),
+                lot.closes[-1].reason.value if lot.closes else None,
             )
         )
     return rows

@@ -167,13 +167,35 @@ def close_view(result: CloseResult) -> Table:
     return table
 
 
-def trades_table(rows: Sequence[TradeRow]) -> Table:
-    table = Table(title="Trades", box=box.SIMPLE_HEAD, padding=(0, 0), caption="net PnL and fees in USDT")
+def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
+    """One row per trade; ``costs`` splits its costs into trading fees, liquidation and funding."""
+    caption = "PnL, fees and funding in USDT" if costs else "net PnL and fees in USDT"
+    table = Table(title="Trades", box=box.SIMPLE_HEAD, padding=(0, 0), caption=caption)
     table.add_column("id", justify="right")
     table.add_column("opened", no_wrap=True)
     table.add_column("symbol", no_wrap=True)
     table.add_column("side")
     table.add_column("status")
+    if costs:
+        _numeric(table, "gross PnL", "fees", "liquidation", "funding", "net PnL", "net+funding")
+        table.add_column("closed by")
+        for r in rows:
+            side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
+            table.add_row(
+                str(r.id),
+                f"{r.opened_at:%Y-%m-%d}",
+                escape(r.symbol),
+                side,
+                r.status,
+                signed(r.realized_pnl),
+                money(r.trading_fees),
+                money(r.liquidation_fees),
+                signed(r.funding),
+                signed(r.net_pnl),
+                signed(r.net_pnl + r.funding),
+                (r.closed_by or "").replace("_", " "),
+            )
+        return table
     _numeric(table, "qty", "entry", "exit", "net PnL", "fees")
     table.add_column("strategy")
     for r in rows:

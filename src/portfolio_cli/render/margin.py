@@ -1,0 +1,147 @@
+"""Tables for margin, stress, position sizing and check results."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from portfolio_cli.engine.margin import MarginState
+from portfolio_cli.render import money, number, pct, price, signed
+from portfolio_cli.services.check import CheckResult
+from portfolio_cli.services.margin import MarginReport, MarginUpdate, PositionSize
+
+STATE_STYLE = {
+    MarginState.OK: "green",
+    MarginState.WARNING: "yellow",
+    MarginState.ALERT: "bold red",
+    MarginState.CRITICAL: "bold white on red",
+    MarginState.NONE: "",
+}
+
+
+def state_text(state: MarginState) -> Text:
+    return Text(str(state), style=STATE_STYLE[state])
+
+
+def margin_view(report: MarginReport) -> Group:
+    a = report.account
+    summary = Table(title=f"Margin — {escape(report.portfolio)}", show_header=False, box=None)
+    summary.add_column("figure")
+    summary.add_column("USDT", justify="right")
+    summary.add_row("Equity", money(a.equity))
+    summary.add_row("Margin equity (equity − spot)", money(a.margin_equity))
+    summary.add_row("Margin used", money(a.margin_used))
+    summary.add_row("Maintenance margin", money(a.maintenance_margin))
+    summary.add_row("Free margin", money(a.free_margin))
+    summary.add_row("Margin level %", pct(a.margin_level_pct))
+    summary.add_row("State", state_text(a.state))
+    parts: list = [summary]
+    if a.positions:
+        table = Table(title="Margin positions", box=box.SIMPLE_HEAD, padding=(0, 1))
+        table.add_column("id", justify="right")
+        table.add_column("symbol", no_wrap=True)
+        table.add_column("side")
+        table.add_column("mode")
+        for name in ("lev", "qty", "entry", "mark", "margin", "maint.", "uPnL", "liq. price", "dist. %"):
+            table.add_column(name, justify="right")
+        for p in a.positions:
+            table.add_row(
+                str(p.trade_id),
+                escape(p.symbol),
+                p.side,
+                p.mode + ("*" if p.mode == "cross" else ""),
+                f"{p.leverage.normalize():f}x",
+                number(p.qty),
+                price(p.entry),
+                price(p.mark),
+                money(p.margin),
+                money(p.maintenance_margin),
+                signed(p.unrealized_pnl),
+                price(p.liquidation_price),
+                pct(p.distance_pct),
+            )
+        if any(p.mode == "cross" for p in a.positions):
+            table.caption = "* cross: liquidation price estimated with every other price fixed (margin level 110 %)"
+        parts.append(table)
+    else:
+        parts.append(Text("\nNo margin positions"))
+    parts.append(stress_table(report))
+    return Group(*parts)
+
+
+def stress_table(report: MarginReport) -> Table:
+    moved = ", ".join(f"{s} β {b:.2f}" for s, b in sorted(report.betas.items()) if s != "BTC/USDT")
+    caption = "others move by their beta to BTC" + (f" ({moved})" if moved else "") + "; 1:1 where unknown"
+    table = Table(title="Stress: if BTC moved", box=box.SIMPLE_HEAD, caption=caption)
+    table.add_column("BTC move", justify="right")
+    table.add_column("equity", justify="right")
+    table.add_column("margin level %", justify="right")
+    table.add_column("state")
+    table.add_column("liquidated trades")
+    for row in report.stress:
+        table.add_row(
+            f"{row.btc_move_pct:+d}%",
+            signed(row.equity - report.account.equity, money(row.equity)),
+            pct(row.margin_level_pct),
+            state_text(row.state),
+            ", ".join(map(str, row.liquidated)) or "none",
+        )
+    return table
+
+
+def margin_update_view(update: MarginUpdate) -> str:
+    liq = price(update.liquidation_price)
+    return (
+        f"Trade {update.trade_id} {update.symbol}: {update.mode} margin {money(update.margin)} USDT "
+        f"(added {money(update.added_margin)}), liquidation price {liq}; free margin {money(update.free_margin)} USDT"
+    )
+
+
+def size_view(size: PositionSize) -> Group:
+    what = f"{size.side} {size.kind}" + (f" {size.leverage}x" if size.kind == "margin" else "")
+    heading = Text(f"Position size for {what} {size.symbol}: {number(size.qty)}", style="bold")
+    table = Table(show_header=False, box=None)
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    table.add_row("Entry / stop", f"{price(size.entry)} / {price(size.stop)}")
+    table.add_row("Notional", f"{money(size.notional)} USDT")
+    table.add_row("Margin", f"{money(size.margin)} USDT")
+    table.add_row("Loss at the stop", f"{money(size.risk)} USDT of equity {money(size.equity)}")
+    table.add_row("Bound by", size.bound_by)
+    caps = Table(title="Caps (quantity each allows)", box=box.SIMPLE_HEAD)
+    caps.add_column("cap")
+    caps.add_column("max qty", justify="right")
+    caps.add_column("rule")
+    for cap in size.caps:
+        caps.add_row(cap.name + (" ◀" if cap.name == size.bound_by else ""), number(cap.qty), cap.detail)
+    return Group(heading, table, caps)
+
+
+def check_view(result: CheckResult, quiet: bool) -> Group | None:
+    events = [e for c in result.portfolios for e in c.events]
+    lines: list = []
+    for e in events:
+        style = {"funding": "", "gap": "yellow", "warning": "yellow"}.get(e.kind, "bold red")
+        lines.append(Text(f"{e.at:%Y-%m-%d %H:%M} {e.portfolio}: {e.kind}: {e.message}", style=style))
+    if quiet:
+        return Group(*lines) if lines else None
+    table = Table(title=f"Check at {result.checked_at:%Y-%m-%d %H:%M:%S} UTC", box=box.SIMPLE_HEAD)
+    table.add_column("portfolio")
+    table.add_column("since (UTC)")
+    table.add_column("candles")
+    table.add_column("events", justify="right")
+    table.add_column("margin level %", justify="right")
+    table.add_column("state")
+    for c in result.portfolios:
+        table.add_row(
+            escape(c.portfolio),
+            f"{c.since:%Y-%m-%d %H:%M}",
+            c.timeframe or "-",
+            str(len(c.events)),
+            pct(c.margin_level_pct),
+            state_text(c.state),
+        )
+    return Group(table, *lines) if lines else Group(table, Text("Nothing to report"))

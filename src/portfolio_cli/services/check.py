@@ -1,0 +1,386 @@
+"""``portfolio check``: book what happened since the last check, as it would have happened.
+
+For each portfolio: candles since the last check (1-minute when that is under 1,000 minutes ago,
+else hourly) are fetched first, outside the ledger's lock. Then, in one transaction, the candles
+and the 8-hourly funding moments are replayed in time order: funding is paid, stops, take-profits
+and isolated liquidations are booked at the time and price the candle shows (engine/triggers.py),
+and the cross margin level is tested at each candle's worst prices. The current prices close the
+replay. Funding is booked once per trade and moment (the ledger enforces it), so running ``check``
+again books nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import IntEnum
+
+from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
+from portfolio_cli.engine.margin import (
+    CRITICAL_LEVEL_PCT,
+    MarginState,
+    funding_payment,
+    funding_times,
+    isolated_liquidation_price,
+    liquidation_settlement,
+    margin_state,
+    most_losing_cross,
+)
+from portfolio_cli.engine.records import Candle, CashFlow, Close, CloseReason, FlowKind, Kind, MarginMode, Portfolio
+from portfolio_cli.engine.symbols import conversion_pair, symbols_to_price
+from portfolio_cli.engine.triggers import Trigger, adverse_price, first_trigger
+from portfolio_cli.engine.valuation import Mark, value_portfolio
+from portfolio_cli.money import ONE, q8
+from portfolio_cli.prices import FundingRate, floor_time
+from portfolio_cli.services.common import lots_of
+from portfolio_cli.session import Session
+
+MINUTE_CANDLES_UP_TO = timedelta(minutes=1000)  # one request per symbol
+
+
+class CheckOutcome(IntEnum):
+    """``check``'s exit code, the most serious thing that happened."""
+
+    NOTHING = 0
+    WARNING = 10  # margin level below 200 %
+    ALERT = 11  # margin level below 150 % (liquidation risk)
+    CLOSED = 12  # a position was closed: stop-loss, take-profit, liquidation or margin call
+
+
+CLOSE_EVENTS = {r.value for r in CloseReason if r is not CloseReason.MANUAL}
+
+
+@dataclass(frozen=True)
+class CheckEvent:
+    portfolio: str
+    at: datetime
+    kind: str  # stop_loss, take_profit, liquidation, margin_call, funding, warning, alert, critical, gap
+    message: str
+    trade_id: int | None = None
+    symbol: str | None = None
+    price: Decimal | None = None
+    amount: Decimal | None = None  # net PnL of a close, or a funding payment
+
+
+@dataclass(frozen=True)
+class PortfolioCheck:
+    portfolio: str
+    since: datetime
+    through: datetime
+    timeframe: str | None
+    margin_level_pct: Decimal | None
+    state: MarginState
+    events: tuple[CheckEvent, ...]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    checked_at: datetime
+    outcome: CheckOutcome
+    portfolios: tuple[PortfolioCheck, ...]
+
+
+def run_check(session: Session, names: list[str] | None = None) -> CheckResult:
+    ledger = session.ledger
+    portfolios = [ledger.portfolio(n) for n in names] if names else ledger.portfolios()
+    now = session.clock()
+    checks = tuple(_check(session, portfolio, now) for portfolio in portfolios)
+    return CheckResult(now, _outcome(checks), checks)
+
+
+def _outcome(checks: tuple[PortfolioCheck, ...]) -> CheckOutcome:
+    kinds = {e.kind for c in checks for e in c.events}
+    states = {c.state for c in checks}
+    if kinds & CLOSE_EVENTS:
+        return CheckOutcome.CLOSED
+    if states & {MarginState.ALERT, MarginState.CRITICAL}:
+        return CheckOutcome.ALERT
+    if MarginState.WARNING in states:
+        return CheckOutcome.WARNING
+    return CheckOutcome.NOTHING
+
+
+@dataclass
+class _Market:
+    """What was fetched for one portfolio before taking the ledger's lock."""
+
+    timeframe: str
+    candles: dict[tuple[str, datetime], Candle]
+    marks: dict[str, Mark]
+    rates: dict[str, dict[datetime, FundingRate]]
+    gaps: list[str] = field(default_factory=list)
+
+
+def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCheck:
+    ledger = session.ledger
+    lots = lots_of(session, portfolio)
+    last = ledger.last_check(portfolio)
+    live = [lot for lot in lots if lot.is_open]
+    since = last if last is not None else min((lot.trade.opened_at for lot in live), default=now)
+    # Margin lots closed since the last check may still owe funding for a moment before their close.
+    funded = [lot for lot in lots if lot.trade.kind is Kind.MARGIN and (lot.is_open or _closed_at(lot) > since)]
+    market = _fetch(session, live, funded, since, now)
+    replay = _Replay(session, portfolio, market, now)
+    with ledger.transaction(session.command, now):
+        replay.run(since)
+        ledger.record_check(portfolio, now, len(replay.events))
+    return PortfolioCheck(
+        portfolio.name,
+        since,
+        now,
+        market.timeframe if live else None,
+        replay.level,
+        margin_state(replay.level),
+        tuple(replay.events),
+    )
+
+
+def _closed_at(lot: Lot) -> datetime:
+    return max(c.closed_at for c in lot.closes) if lot.closes else lot.trade.opened_at
+
+
+def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime, now: datetime) -> _Market:
+    book = session.prices
+    timeframe = "1m" if now - since <= MINUTE_CANDLES_UP_TO else "1h"
+    symbols = {lot.trade.symbol for lot in live}
+    marks = book.marks(symbols) if symbols else {}
+    candles: dict[tuple[str, datetime], Candle] = {}
+    gaps = []
+    for symbol in symbols_to_price(symbols | {lot.trade.symbol for lot in funded}):
+        series = book.candles(symbol, timeframe, floor_time(since, timeframe), now)
+        candles.update({(symbol, c.open_time): c for c in series.candles})
+        if series.gaps:
+            why = f": {series.failure}" if series.failure else " (offline)" if book.offline else ""
+            gaps.append(
+                f"no {timeframe} candles for {symbol} from {series.gaps[0]:%Y-%m-%d %H:%M} to "
+                f"{series.gaps[-1]:%Y-%m-%d %H:%M} UTC{why}; those minutes were checked at the current price only"
+            )
+    moments = funding_times(since, now)
+    rates = {}
+    if moments:
+        for symbol in sorted({lot.trade.symbol for lot in funded}):
+            rates[symbol] = book.funding_rates(symbol, moments[0], moments[-1])
+    return _Market(timeframe, candles, marks, rates, gaps)
+
+
+class _Replay:
+    """Replays candles and funding moments over the ledger, inside the caller's transaction."""
+
+    def __init__(self, session: Session, portfolio: Portfolio, market: _Market, now: datetime):
+        self.session = session
+        self.ledger = session.ledger
+        self.portfolio = portfolio
+        self.market = market
+        self.now = now
+        self.settings = session.settings.for_portfolio(portfolio.name)
+        self.events: list[CheckEvent] = []
+        self.level: Decimal | None = None
+        self._reload()
+
+    def _reload(self) -> None:
+        self.lots = lots_of(self.session, self.portfolio)
+        self.flows: list[CashFlow] = self.ledger.cash_flows(self.portfolio)
+
+    def _event(self, at: datetime, kind: str, message: str, **details) -> None:
+        self.events.append(CheckEvent(self.portfolio.name, at, kind, message, **details))
+
+    def run(self, since: datetime) -> None:
+        for gap in self.market.gaps:
+            self._event(self.now, "gap", gap)
+        moments = set(funding_times(since, self.now))
+        times = sorted({t for (_, t) in self.market.candles} | moments)
+        for t in times:
+            if t in moments:
+                self._fund(t)
+            self._candle_triggers(t)
+            self._margin_calls(t, self._marks_at(t))
+        self._final()
+
+    # funding
+
+    def _fund(self, moment: datetime) -> None:
+        booked = {(f.trade_id, f.at) for f in self.flows if f.kind is FlowKind.FUNDING}
+        wrote = False
+        for lot in self.lots:
+            t = lot.trade
+            qty = lot.open_qty_at(moment)
+            if t.kind is not Kind.MARGIN or qty <= 0 or t.opened_at >= moment or (t.id, moment) in booked:
+                continue
+            fetched = self.market.rates.get(t.symbol, {}).get(moment)
+            rate = fetched.rate if fetched else self.settings.trading.funding_rate
+            candle = self.market.candles.get((t.symbol, moment))
+            if candle is not None:
+                mark = candle.open
+            elif fetched and fetched.mark_price:
+                mark = fetched.mark_price
+            else:
+                mark = self.market.marks[t.symbol].price if t.symbol in self.market.marks else t.price
+            amount = funding_payment(t.side, qty, mark, rate)
+            source = "Binance" if fetched else "configured"
+            note = f"funding rate {rate} ({source}) at mark {mark}"
+            self.ledger.add_cash_flow(self.portfolio, FlowKind.FUNDING, amount, moment, trade_id=t.id, note=note)
+            verb = "received" if amount >= 0 else "paid"
+            self._event(
+                moment,
+                "funding",
+                f"trade {t.id} {t.symbol} {verb} {abs(amount)} USDT funding (rate {rate}, {source})",
+                trade_id=t.id,
+                symbol=t.symbol,
+                price=mark,
+                amount=amount,
+            )
+            wrote = True
+        if wrote:
+            self._reload()
+
+    # stops, take-profits, isolated liquidations
+
+    def _candle_triggers(self, moment: datetime) -> None:
+        for lot in [lot for lot in self.lots if lot.is_open]:
+            t = lot.trade
+            candle = self.market.candles.get((t.symbol, moment))
+            if candle is None or candle.open_time < t.opened_at:
+                continue  # only whole candles after the trade opened
+            trigger = first_trigger(
+                t.side,
+                candle.open,
+                candle.high,
+                candle.low,
+                t.stop_loss,
+                t.take_profit,
+                self._liquidation_price(lot),
+            )
+            if trigger is not None:
+                self._close(lot, trigger, moment, self._rate_at(t.symbol, moment))
+
+    def _liquidation_price(self, lot: Lot) -> Decimal | None:
+        t = lot.trade
+        if t.kind is not Kind.MARGIN or lot.margin_mode is not MarginMode.ISOLATED:
+            return None
+        return isolated_liquidation_price(
+            t.side, lot.open_qty, t.price_usdt, lot.margin, self.settings.trading.mmr(t.symbol)
+        )
+
+    def _rate_at(self, symbol: str, moment: datetime | None) -> Decimal:
+        pair = conversion_pair(symbol)
+        if pair is None:
+            return ONE
+        candle = self.market.candles.get((pair, moment)) if moment else None
+        return candle.open if candle else self.market.marks[symbol].price_usdt / self.market.marks[symbol].price
+
+    def _close(self, lot: Lot, trigger: Trigger, moment: datetime, rate: Decimal) -> None:
+        t = lot.trade
+        qty = lot.open_qty
+        price_usdt = q8(trigger.price * rate)
+        if trigger.reason is CloseReason.LIQUIDATION:
+            gross, fee = liquidation_settlement(t.side, qty, t.price_usdt, lot.margin, price_usdt)
+            fee_kind = FlowKind.LIQUIDATION_FEE
+        else:
+            gross = realized_pnl(t.side, qty, t.price_usdt, price_usdt)
+            rate_fee = self.settings.fees.margin_taker if t.kind is Kind.MARGIN else self.settings.fees.spot_taker
+            fee = fee_for(qty, price_usdt, rate_fee)
+            fee_kind = FlowKind.FEE
+        how = "gapped through, filled at the open" if trigger.gapped else "touched"
+        self._book(lot, qty, trigger.price, price_usdt, gross, fee, fee_kind, moment, trigger.reason, how)
+
+    def _book(
+        self,
+        lot: Lot,
+        qty: Decimal,
+        price: Decimal,
+        price_usdt: Decimal,
+        gross: Decimal,
+        fee: Decimal,
+        fee_kind: FlowKind,
+        moment: datetime,
+        reason: CloseReason,
+        how: str,
+    ) -> None:
+        t = lot.trade
+        entry_fee = lot.entry_fee_share(qty, t.qty - lot.open_qty)
+        note = f"{reason.value.replace('_', ' ')}: {how}"
+        self.ledger.add_close(self.portfolio, Close(0, t.id, qty, price, price_usdt, fee, gross, moment, note, reason))
+        self.ledger.add_cash_flow(self.portfolio, FlowKind.REALIZED_PNL, gross, moment, trade_id=t.id)
+        fee_note = "liquidation fee" if fee_kind is FlowKind.LIQUIDATION_FEE else "exit fee"
+        self.ledger.add_cash_flow(self.portfolio, fee_kind, -fee, moment, trade_id=t.id, note=fee_note)
+        net = gross - entry_fee - fee
+        self._event(
+            moment,
+            reason.value,
+            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {price} ({how}), "
+            f"net PnL {net} USDT",
+            trade_id=t.id,
+            symbol=t.symbol,
+            price=price,
+            amount=net,
+        )
+        self._reload()
+
+    # cross margin
+
+    def _marks_at(self, moment: datetime) -> dict[str, Mark]:
+        """Each open symbol at its worst price in the candle for the side held (else its mark)."""
+        marks = dict(self.market.marks)
+        for lot in self.lots:
+            t = lot.trade
+            candle = self.market.candles.get((t.symbol, moment))
+            if lot.is_open and candle is not None:
+                price = adverse_price(t.side, candle.high, candle.low)
+                rate = self._rate_at(t.symbol, moment)
+                marks[t.symbol] = Mark(t.symbol, price, q8(price * rate), moment, "candle")
+        return marks
+
+    def _margin_calls(self, moment: datetime, marks: dict[str, Mark]) -> None:
+        mmr = self.settings.trading.mmr
+        while any(lot.is_open and lot.margin_mode is MarginMode.CROSS for lot in self.lots):
+            open_symbols = {lot.trade.symbol for lot in self.lots if lot.is_open}
+            if not open_symbols <= set(marks):
+                return
+            valuation = value_portfolio(self.flows, self.lots, marks, mmr)
+            self.level = valuation.margin_level_pct
+            if self.level is None or self.level >= CRITICAL_LEVEL_PCT:
+                return
+            worst = most_losing_cross(valuation)
+            if worst is None:
+                return
+            lot = next(lot for lot in self.lots if lot.trade.id == worst.trade_id)
+            fee = q8(worst.notional * mmr(worst.symbol))
+            gross = realized_pnl(worst.side, worst.qty, lot.trade.price_usdt, worst.mark_usdt)
+            how = f"margin level {self.level}% below {CRITICAL_LEVEL_PCT}%, the most losing cross position"
+            self._book(
+                lot,
+                worst.qty,
+                worst.mark,
+                worst.mark_usdt,
+                gross,
+                fee,
+                FlowKind.LIQUIDATION_FEE,
+                moment,
+                CloseReason.MARGIN_CALL,
+                how,
+            )
+
+    def _final(self) -> None:
+        """The current prices: the part of the market no complete candle covers yet."""
+        marks = self.market.marks
+        for lot in [lot for lot in self.lots if lot.is_open]:
+            t = lot.trade
+            if t.symbol not in marks:
+                continue
+            price = marks[t.symbol].price
+            trigger = first_trigger(
+                t.side, price, price, price, t.stop_loss, t.take_profit, self._liquidation_price(lot)
+            )
+            if trigger is not None:
+                self._close(lot, trigger, self.now, self._rate_at(t.symbol, None))
+        self._margin_calls(self.now, marks)
+        if any(lot.is_open for lot in self.lots):
+            valuation = value_portfolio(self.flows, self.lots, marks, self.settings.trading.mmr)
+            self.level = valuation.margin_level_pct
+        else:
+            self.level = None
+        state = margin_state(self.level)
+        if state in {MarginState.WARNING, MarginState.ALERT, MarginState.CRITICAL}:
+            kind = {MarginState.WARNING: "warning", MarginState.ALERT: "alert"}.get(state, "critical")
+            self._event(self.now, kind, f"margin level {self.level}%: {state}")

@@ -1,0 +1,174 @@
+"""`portfolio check` against the fake Binance with scripted candles: stops, gaps, liquidations,
+funding and cross margin calls, booked at the time and price they happened."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+
+from conftest import ledger_rows
+
+CLOSED, ALERT, WARNING = 12, 11, 10
+
+
+def minute(offset: int) -> datetime:
+    """The start of the minute ``offset`` minutes from now (negative: in the past)."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return now + timedelta(minutes=offset)
+
+
+def hour(offset: int) -> datetime:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return now + timedelta(hours=offset)
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def closes(cli) -> list[dict]:
+    return [t for t in cli.json("trades") if t["status"] == "closed"]
+
+
+def test_stop_hit_inside_a_candle_is_booked_at_the_stop_and_its_minute(cli, binance, ledger_path):
+    cli("init", "--at", iso(minute(-120)))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--stop-loss", "39000", "--at", iso(minute(-60)))
+    hit = minute(-30)
+    binance.ohlc[("BTC/USDT", "1m", ms(hit))] = (D(40000), D(40100), D(38900), D(39500))
+
+    result = cli("check", "--json", code=CLOSED)
+    import json
+
+    report = json.loads(result.stdout)
+    [event] = [e for e in report["portfolios"][0]["events"] if e["kind"] == "stop_loss"]
+    assert D(event["price"]) == D(39000)
+    assert datetime.fromisoformat(event["at"]) == hit
+    [trade] = closes(cli)
+    assert trade["closed_by"] == "stop_loss"
+    assert D(trade["exit"]) == D(39000)
+    assert D(trade["realized_pnl"]) == D(-100)  # 0.1 × (39000 − 40000)
+    # entry fee 4 + exit fee 0.1 × 39000 × 0.001 = 3.9
+    assert D(trade["net_pnl"]) == D("-107.9")
+    # A second check finds the position already closed and books nothing more.
+    assert cli("check", "--quiet").stdout == ""
+    assert len(ledger_rows(ledger_path, "closes")) == 1
+
+
+def test_a_gap_through_the_stop_fills_at_the_candle_open(cli, binance):
+    cli("init", "--at", iso(minute(-120)))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--stop-loss", "39000", "--at", iso(minute(-60)))
+    binance.ohlc[("BTC/USDT", "1m", ms(minute(-20)))] = (D(38500), D(38600), D(38000), D(38400))
+    cli("check", code=CLOSED)
+    [trade] = closes(cli)
+    assert D(trade["exit"]) == D(38500)
+    assert D(trade["realized_pnl"]) == D(-150)
+
+
+def test_take_profit_for_a_short(cli, binance):
+    cli("init", "--at", iso(minute(-120)))
+    cli(
+        "open", "ETH/USDT", "--qty", "1", "--short", "--price", "2000", "--take-profit", "1900",
+        "--stop-loss", "2100", "--at", iso(minute(-60)),
+    )  # fmt: skip
+    binance.ohlc[("ETH/USDT", "1m", ms(minute(-10)))] = (D(1950), D(1960), D(1880), D(1890))
+    out = cli("check", code=CLOSED).stdout
+    assert "take profit" in out
+    [trade] = closes(cli)
+    assert trade["closed_by"] == "take_profit"
+    assert D(trade["realized_pnl"]) == D(100)
+
+
+def test_isolated_liquidation_touched_and_recovered_within_the_hour(cli, binance):
+    cli("init", "--at", iso(hour(-30)))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", iso(hour(-20)))
+    # The hour dipped to 36,000 and closed at 39,900: the liquidation price was touched.
+    binance.ohlc[("BTC/USDT", "1h", ms(hour(-5)))] = (D(40000), D(40000), D(36000), D(39900))
+    result = cli("check", code=CLOSED)
+    assert "liquidation" in result.stdout
+    [trade] = closes(cli)
+    assert trade["closed_by"] == "liquidation"
+    # m_liq = 40000 × (1 − 1/10) / (1 − 0.005) = 36180.90452261 (8 places)
+    assert D(trade["exit"]) == D("36180.90452261")
+    # The position loses exactly its margin, 400: gross −381.90954774 plus a liquidation fee of the rest.
+    assert D(trade["realized_pnl"]) == D("-381.90954774")
+    assert D(trade["liquidation_fees"]) == D("18.09045226")
+    assert D(trade["realized_pnl"]) - D(trade["liquidation_fees"]) == D(-400)
+    value = cli.json("value", "--offline")["valuation"]
+    # entry fee 0.1 × 40000 × 0.0005 = 2; funding was paid while it was open (0.4 per 8 hours).
+    assert D(trade["funding"]) < 0
+    assert D(value["wallet_balance"]) == D(10000) - D(2) - D(400) + D(trade["funding"])
+
+
+def test_funding_across_several_marks_is_booked_once_however_often_check_runs(cli, binance, ledger_path):
+    opened = hour(-30)
+    cli("init", "--at", iso(hour(-40)))
+    cli("open", "ETH/USDT", "--qty", "1", "--short", "--leverage", "2", "--price", "2000", "--at", iso(opened))
+    binance.prices["ETH/USDT"] = D(2000)
+    expected = [
+        moment
+        for moment in (hour(-h) for h in range(0, 31))
+        if moment.hour % 8 == 0 and opened < moment <= datetime.now(UTC)
+    ]
+    assert len(expected) >= 3
+    cli("check")
+    cli("check")
+    flows = [r for r in ledger_rows(ledger_path, "cash_flows") if r[2] == "funding"]
+    assert sorted(datetime.fromisoformat(r[4]) for r in flows) == sorted(expected)
+    # A short receives a positive rate: +1 × 2000 × 0.0001 = 0.2 per payment.
+    assert {D(r[3]) for r in flows} == {D("0.2")}
+    trade = cli.json("trades")[0]
+    assert D(trade["funding"]) == D("0.2") * len(expected)
+    assert binance.count("/fapi/v1/fundingRate") >= 1
+
+
+def test_funding_offline_uses_the_configured_rate(cli, binance, ledger_path, monkeypatch):
+    cli("init", "--at", iso(hour(-40)))
+    cli("open", "ETH/USDT", "--qty", "1", "--leverage", "2", "--price", "2000", "--at", iso(hour(-30)))
+    cli("value")  # caches the current price
+    monkeypatch.setenv("PORTFOLIO_TRADING__FUNDING_RATE", "0.0003")
+    cli("check", "--offline")
+    flows = [r for r in ledger_rows(ledger_path, "cash_flows") if r[2] == "funding"]
+    assert flows and {D(r[3]) for r in flows} == {D("-0.6")}  # a long pays 1 × 2000 × 0.0003
+    assert all("configured" in r[6] for r in flows)
+
+
+def test_cross_account_below_110_closes_the_most_losing_position(cli, binance, ledger_path):
+    cli("init", "--balance", "400")
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "20", "--cross", "--force")  # IM 200, fee 2
+    cli("open", "ETH/USDT", "--qty", "1", "--leverage", "20", "--cross", "--force")  # IM 100, fee 1
+    binance.prices["BTC/USDT"] = D(39000)  # u −100
+    binance.prices["ETH/USDT"] = D(1995)  # u −5
+    # Em = 400 − 3 − 105 = 292 on M = 300: 97.33 % < 110 %.
+    out = cli("check", code=CLOSED).stdout
+    assert "margin call" in out
+    [trade] = closes(cli)
+    assert trade["symbol"] == "BTC/USDT" and trade["closed_by"] == "margin_call"
+    assert D(trade["liquidation_fees"]) == D("19.5")  # 0.1 × 39000 × 0.005
+    margin = cli.json("margin")
+    assert D(margin["account"]["margin_level_pct"]) == D("272.50")  # (400 − 3 − 100 − 19.5 − 5) / 100
+    audit = [r for r in ledger_rows(ledger_path, "audit_log") if r[3] == "close trade (margin_call)"]
+    assert len(audit) == 1
+
+
+@pytest.mark.parametrize(
+    ("btc", "code", "state"),
+    [
+        (D(40000), 0, "ok"),  # Em 998 on M 400: 249.5 %
+        (D(38000), WARNING, "warning"),  # 798 / 400 = 199.5 %
+        (D(36000), ALERT, "liquidation risk"),  # 598 / 400 = 149.5 %
+    ],
+)
+def test_exit_code_reports_the_margin_state(cli, binance, btc, code, state):
+    cli("init", "--balance", "1000")
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--cross")  # IM 400, fee 2
+    binance.prices["BTC/USDT"] = btc
+    report = cli("check", "--json", code=code)
+    import json
+
+    assert json.loads(report.stdout)["portfolios"][0]["state"] == state
