@@ -1,0 +1,152 @@
+"""Margin figures and liquidation prices against hand calculations (DESIGN §3), the property that an
+isolated position never loses more than its margin, and the margin commands end to end."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import ledger_rows
+from portfolio_cli.engine.margin import (
+    MarginState,
+    isolated_liquidation_price,
+    liquidation_settlement,
+    margin_state,
+)
+from portfolio_cli.engine.records import CloseReason, Side
+from portfolio_cli.engine.triggers import first_trigger
+from portfolio_cli.money import q8
+
+MMR = D("0.005")
+
+
+@pytest.mark.parametrize(
+    ("side", "leverage", "expected"),
+    [
+        # long: e·(1 − 1/L)/(1 − mmr); short: e·(1 + 1/L)/(1 + mmr); e = 40,000, mmr = 0.005
+        (Side.LONG, 10, D("36180.90452261")),
+        (Side.LONG, 5, D("32160.80402010")),
+        (Side.LONG, 2, D("20100.50251256")),
+        (Side.LONG, 1, None),  # a 1x long cannot be liquidated
+        (Side.SHORT, 10, D("43781.09452736")),
+        (Side.SHORT, 2, D("59701.49253731")),
+        (Side.SHORT, 1, D("79601.99004975")),
+    ],
+)
+def test_isolated_liquidation_price(side, leverage, expected):
+    qty, entry = D("0.1"), D(40000)
+    assert isolated_liquidation_price(side, qty, entry, qty * entry / leverage, MMR) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "leverage", "liq", "distance", "margin"),
+    [
+        (["--leverage", "10"], 10, "36180.90452261", "9.55", "400"),
+        (["--leverage", "5", "--short"], 5, "47761.19402985", "19.40", "800"),  # 40000 × 1.2 / 1.005
+        (["--leverage", "20", "--cross"], 20, "32220.00000000", "19.45", "200"),  # 40000 + (220 − 998) / 0.1
+        (["--leverage", "20", "--cross", "--short"], 20, "47780.00000000", "19.45", "200"),
+    ],
+)
+def test_margin_command_per_position_and_account(cli, binance, args, leverage, liq, distance, margin):
+    cli("init", "--balance", "1000")
+    cli("open", "BTC/USDT", "--qty", "0.1", *args, "--force")
+    report = cli.json("margin")
+    [row] = report["account"]["positions"]
+    assert D(row["liquidation_price"]) == D(liq)
+    assert D(row["distance_pct"]) == D(distance)
+    assert D(row["margin"]) == D(margin)
+    assert D(row["maintenance_margin"]) == D(20)  # 0.1 × 40000 × 0.005
+    fee = D(4000) * D("0.0005")
+    level = q8((D(1000) - fee) / D(margin) * 100).quantize(D("0.01"))
+    assert D(report["account"]["margin_level_pct"]) == level
+    assert report["account"]["state"] == margin_state(level)
+
+
+def test_margin_states():
+    assert margin_state(None) is MarginState.NONE
+    assert margin_state(D(200)) is MarginState.OK
+    assert margin_state(D("199.99")) is MarginState.WARNING
+    assert margin_state(D("149.99")) is MarginState.ALERT
+    assert margin_state(D("109.99")) is MarginState.CRITICAL
+
+
+def test_stress_table_liquidates_an_isolated_long_when_btc_falls(cli, binance):
+    cli("init", "--balance", "10000")
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10")  # liq 36,180.90 (−9.55 %)
+    cli("open", "ETH/USDT", "--qty", "1", "--short", "--leverage", "5")  # liq 2,388.06 (+19.40 %)
+    stress = {row["btc_move_pct"]: row for row in cli.json("margin")["stress"]}
+    assert stress[-10]["liquidated"] == [1]
+    assert stress[-30]["liquidated"] == [1]
+    assert stress[10]["liquidated"] == []
+    assert stress[20]["liquidated"] == [2]  # ETH moves 1:1 with no daily history
+    # At −30 %: the BTC long loses its 400 margin, the ETH short gains 1 × 600.
+    assert D(stress[-30]["equity"]) == D(10000) - D(2) - D(1) - D(400) + D(600)
+
+
+def test_add_and_remove_isolated_margin_moves_the_liquidation_price(cli, binance, ledger_path):
+    cli("init", "--balance", "1000")
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10")
+    update = cli.json("add-margin", "1", "100")
+    # (q·e − Mi) / (q·(1 − mmr)) with Mi = 500: (4000 − 500) / 0.0995
+    assert D(update["liquidation_price"]) == D("35175.87939698")
+    assert D(update["free_margin"]) == D(1000) - D(2) - D(500)
+    cli("remove-margin", "1", "150", code=1)  # only the 100 added can come back
+    update = cli.json("remove-margin", "1", "100")
+    assert D(update["liquidation_price"]) == D("36180.90452261")
+    assert len(ledger_rows(ledger_path, "margin_changes")) == 2
+
+
+def test_switching_to_cross_releases_added_margin(cli, binance):
+    cli("init", "--balance", "1000")
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10")
+    cli("add-margin", "1", "100")
+    update = cli.json("margin-mode", "1", "--cross")
+    assert update["mode"] == "cross" and D(update["margin"]) == D(400) and D(update["added_margin"]) == 0
+    cli("margin-mode", "1", "--cross", code=2)  # already cross
+    cli("add-margin", "1", "50", code=1)  # cross positions share the account's margin
+    assert cli.json("margin-mode", "1", "--isolated")["mode"] == "isolated"
+
+
+def test_spot_positions_have_no_margin_to_change(cli, binance):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")
+    result = cli("add-margin", "1", "10", code=2)
+    assert "spot position" in result.stderr
+
+
+prices = st.decimals(min_value=D(1), max_value=D(100000), places=2)
+
+
+@given(
+    side=st.sampled_from(list(Side)),
+    qty=st.decimals(min_value=D("0.001"), max_value=D(100), places=3),
+    entry=prices,
+    leverage=st.integers(min_value=2, max_value=125),
+    extra=st.decimals(min_value=D(0), max_value=D(1000), places=2),
+    open_=prices,
+    low=prices,
+    high=prices,
+    stop_distance=st.one_of(st.none(), st.decimals(min_value=D("0.001"), max_value=D("0.9"), places=3)),
+)
+def test_an_isolated_position_never_loses_more_than_its_margin(
+    side, qty, entry, leverage, extra, open_, low, high, stop_distance
+):
+    """Whatever the candle (gaps included) and wherever the stop, the close `check` books loses at
+    most the position's margin: gross PnL minus the exit or liquidation fee."""
+    low, high = min(low, open_, high), max(high, open_, low)
+    margin = qty * entry / leverage + extra
+    liq = isolated_liquidation_price(side, qty, entry, margin, MMR)
+    stop = None if stop_distance is None else q8(entry * (1 - side.sign * stop_distance))
+    trigger = first_trigger(side, open_, high, low, stop=stop, liquidation=liq)
+    if trigger is None:
+        return
+    if trigger.reason is CloseReason.LIQUIDATION:
+        gross, fee = liquidation_settlement(side, qty, entry, margin, trigger.price)
+        assert fee >= 0
+    else:
+        gross = side.sign * qty * (trigger.price - entry)
+        fee = qty * trigger.price * D("0.0005")  # the margin taker fee, below the maintenance rate
+    assert -(gross - fee) <= margin + D("0.00000001")
