@@ -1,7 +1,8 @@
 """A Binance-shaped HTTP server on 127.0.0.1 for driving the real ccxt code path in tests.
 
 It serves ``/api/v3/exchangeInfo``, ``/api/v3/ticker/24hr`` (one symbol or ``symbols=[...]``),
-``/api/v3/klines`` (1m, 1h, 1d; scripted or flat) and ``/fapi/v1/fundingRate`` from data the test sets, counts every request, and injects faults on demand:
+``/api/v3/klines`` (1m, 1h, 1d; scripted or flat) and ``/fapi/v1/fundingRate`` from data the test
+sets, counts every request, and injects faults on demand:
 429 (with Retry-After), 418, 500/502/503/504, a response slower than the client's timeout,
 malformed / empty / HTML 200 bodies and a reset connection.
 """
