@@ -83,6 +83,8 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
         ("Unrealized PnL", signed(v.unrealized_pnl)),
         ("Realized PnL (gross)", signed(v.realized_pnl)),
         ("Fees paid", money(v.fees)),
+        *([("Liquidation fees", money(v.liquidation_fees))] if v.liquidation_fees else []),
+        *([("Funding (received − paid)", signed(v.funding))] if v.funding else []),
         ("Margin used", money(v.margin_used)),
         ("Margin level %", pct(v.margin_level_pct)),
     ]

@@ -121,26 +121,34 @@ def size_view(size: PositionSize) -> Group:
 
 
 def check_view(result: CheckResult, quiet: bool) -> Group | None:
-    events = [e for c in result.portfolios for e in c.events]
+    """Notable events (closes, margin warnings, gaps) line by line; funding, being routine, as one
+    total per portfolio. ``quiet`` prints the notable events only, so cron mails only when one
+    happened."""
     lines: list = []
-    for e in events:
-        style = {"funding": "", "gap": "yellow", "warning": "yellow"}.get(e.kind, "bold red")
-        lines.append(Text(f"{e.at:%Y-%m-%d %H:%M} {e.portfolio}: {e.kind}: {e.message}", style=style))
+    for c in result.portfolios:
+        for e in c.events:
+            if e.kind != "funding":
+                style = "yellow" if e.kind in {"gap", "warning"} else "bold red"
+                lines.append(Text(f"{e.at:%Y-%m-%d %H:%M} {e.portfolio}: {e.kind}: {e.message}", style=style))
     if quiet:
         return Group(*lines) if lines else None
     table = Table(title=f"Check at {result.checked_at:%Y-%m-%d %H:%M:%S} UTC", box=box.SIMPLE_HEAD)
     table.add_column("portfolio")
     table.add_column("since (UTC)")
     table.add_column("candles")
-    table.add_column("events", justify="right")
+    table.add_column("closed", justify="right")
+    table.add_column("funding USDT", justify="right")
     table.add_column("margin level %", justify="right")
     table.add_column("state")
     for c in result.portfolios:
+        funding = [e.amount for e in c.events if e.kind == "funding" and e.amount is not None]
+        closed = sum(1 for e in c.events if e.trade_id is not None and e.kind != "funding")
         table.add_row(
             escape(c.portfolio),
             f"{c.since:%Y-%m-%d %H:%M}",
             c.timeframe or "-",
-            str(len(c.events)),
+            str(closed),
+            f"{signed(sum(funding)).plain} ({len(funding)})" if funding else "-",
             pct(c.margin_level_pct),
             state_text(c.state),
         )
