@@ -174,3 +174,20 @@ def test_exit_code_reports_the_margin_state(cli, binance, btc, code, state):
     import json
 
     assert json.loads(report.stdout)["portfolios"][0]["state"] == state
+
+
+@pytest.mark.parametrize("fault", ["500", "garbage", "429"])
+def test_exchange_failure_is_reported_as_a_gap_not_invented(cli, binance, fault):
+    cli("init", "--at", iso(minute(-120)))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--stop-loss", "39000", "--at", iso(minute(-60)))
+    cli("value")  # a cached quote to fall back on
+    binance.ohlc[("BTC/USDT", "1m", ms(minute(-30)))] = (D(40000), D(40100), D(38900), D(39500))
+    binance.fail_always(fault)
+    result = cli("check", "--quiet", code=0)
+    assert "gap" in result.stdout and "no 1m candles for BTC/USDT" in result.stdout
+    assert "stale since" in result.stderr
+    assert closes(cli) == []  # the dip it could not see is not invented
+    binance.fail_always(None)
+    cli("check", code=CLOSED)  # once Binance answers, the same minute is replayed and the stop booked
+    [trade] = closes(cli)
+    assert D(trade["exit"]) == D(39000)

@@ -6,7 +6,8 @@ and the 8-hourly funding moments are replayed in time order: funding is paid, st
 and isolated liquidations are booked at the time and price the candle shows (engine/triggers.py),
 and the cross margin level is tested at each candle's worst prices. The current prices close the
 replay. Funding is booked once per trade and moment (the ledger enforces it), so running ``check``
-again books nothing twice.
+again books nothing twice. When candles are missing, the check is recorded as reaching only the
+first missing one, so the next check replays from there.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class _Market:
     marks: dict[str, Mark]
     rates: dict[str, dict[datetime, FundingRate]]
     gaps: list[str] = field(default_factory=list)
+    first_gap: datetime | None = None  # the next check starts here, so a missed candle is replayed
 
 
 def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCheck:
@@ -124,7 +126,7 @@ def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCh
     replay = _Replay(session, portfolio, market, now)
     with ledger.transaction(session.command, now):
         replay.run(since)
-        ledger.record_check(portfolio, now, len(replay.events))
+        ledger.record_check(portfolio, min(now, market.first_gap or now), len(replay.events))
     return PortfolioCheck(
         portfolio.name,
         since,
@@ -146,11 +148,12 @@ def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime
     symbols = {lot.trade.symbol for lot in live}
     marks = book.marks(symbols) if symbols else {}
     candles: dict[tuple[str, datetime], Candle] = {}
-    gaps = []
+    gaps, first_gap = [], None
     for symbol in symbols_to_price(symbols | {lot.trade.symbol for lot in funded}):
         series = book.candles(symbol, timeframe, floor_time(since, timeframe), now)
         candles.update({(symbol, c.open_time): c for c in series.candles})
         if series.gaps:
+            first_gap = min(first_gap or series.gaps[0], series.gaps[0])
             why = f": {series.failure}" if series.failure else " (offline)" if book.offline else ""
             gaps.append(
                 f"no {timeframe} candles for {symbol} from {series.gaps[0]:%Y-%m-%d %H:%M} to "
@@ -161,7 +164,7 @@ def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime
     if moments:
         for symbol in sorted({lot.trade.symbol for lot in funded}):
             rates[symbol] = book.funding_rates(symbol, moments[0], moments[-1])
-    return _Market(timeframe, candles, marks, rates, gaps)
+    return _Market(timeframe, candles, marks, rates, gaps, first_gap)
 
 
 class _Replay:
