@@ -69,7 +69,11 @@ def main() -> None:
             env.pop("PORTFOLIO_DB", None)
             env.pop("PORTFOLIO_CONFIG", None)
             config = Path(home) / "bench.toml"
-            config.write_text("[risk]\nmax_open_positions = 1000\n")
+            # 100 positions, 25 per symbol: the risk limits are opened up for the benchmark ledger.
+            config.write_text(
+                "[risk]\nmax_open_positions = 1000\nmax_positions_per_symbol = 100\nmax_position_pct = 100\n"
+                "max_total_risk_pct = 100\nmax_correlated_pct = 100\ncash_reserve_pct = 0\n"
+            )
             env["PORTFOLIO_CONFIG"] = str(config)
 
             portfolio(env, "init", "--balance", "100000")
