@@ -100,7 +100,7 @@ def test_isolated_liquidation_touched_and_recovered_within_the_hour(cli, binance
     assert D(trade["liquidation_fees"]) == D("18.09045226")
     assert D(trade["realized_pnl"]) - D(trade["liquidation_fees"]) == D(-400)
     costs = cli("trades", "--costs").stdout
-    assert "18.09" in costs and "liquidation" in costs and "-381.91" in costs
+    assert "18.09" in costs and "liquidation" in costs and "-381.91" in costs and "liq. fee" in costs
     value = cli.json("value", "--offline")["valuation"]
     # entry fee 0.1 × 40000 × 0.0005 = 2; funding was paid while it was open (0.4 per 8 hours).
     assert D(trade["funding"]) < 0

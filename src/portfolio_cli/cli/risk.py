@@ -197,6 +197,8 @@ def check(
 
     with running(command_line(), db, config, offline) as session:
         result = run_check(session, portfolio or None)
+        if not result.portfolios and not json:
+            return stdout.print("No portfolios to check yet: portfolio init NAME")
         if json:
             print_json(result, CheckResult)
         else:

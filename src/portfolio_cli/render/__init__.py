@@ -171,7 +171,11 @@ def close_view(result: CloseResult) -> Table:
 
 def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
     """One row per trade; ``costs`` splits its costs into trading fees, liquidation and funding."""
-    caption = "PnL, fees and funding in USDT" if costs else "net PnL and fees in USDT"
+    caption = (
+        "USDT: gross PnL, trading fees, liquidation fees, funding, net PnL (gross − fees), net + funding"
+        if costs
+        else "net PnL and fees in USDT"
+    )
     table = Table(title="Trades", box=box.SIMPLE_HEAD, padding=(0, 0), caption=caption)
     table.add_column("id", justify="right")
     table.add_column("opened", no_wrap=True)
@@ -179,44 +183,40 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
     table.add_column("side")
     table.add_column("status")
     if costs:
-        _numeric(table, "gross PnL", "fees", "liquidation", "funding", "net PnL", "net+funding")
+        _numeric(table, "gross", "fees", "liq. fee", "funding", "net", "net+fund.")
         table.add_column("closed by")
-        for r in rows:
-            side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
-            table.add_row(
-                str(r.id),
-                f"{r.opened_at:%Y-%m-%d}",
-                escape(r.symbol),
-                side,
-                r.status,
-                signed(r.realized_pnl),
-                money(r.trading_fees),
-                money(r.liquidation_fees),
-                signed(r.funding),
-                signed(r.net_pnl),
-                signed(r.net_pnl + r.funding),
-                (r.closed_by or "").replace("_", " "),
-            )
-        return table
-    _numeric(table, "qty", "entry", "exit", "net PnL", "fees")
-    table.add_column("strategy")
+    else:
+        _numeric(table, "qty", "entry", "exit", "net PnL", "fees")
+        table.add_column("strategy")
     for r in rows:
         side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
-        qty = number(r.qty) if r.status != "partial" else f"{number(r.open_qty)}/{number(r.qty)}"
-        table.add_row(
-            str(r.id),
-            f"{r.opened_at:%Y-%m-%d}",
-            escape(r.symbol),
-            side,
-            r.status,
-            qty,
-            price(r.entry),
-            price(r.exit) if r.exit is not None else "",
-            signed(r.net_pnl) if r.status != "open" else "",
-            money(r.fees),
-            escape(r.strategy or ""),
-        )
+        lead = (str(r.id), f"{r.opened_at:%Y-%m-%d}", escape(r.symbol), side, r.status)
+        table.add_row(*lead, *(_cost_cells(r) if costs else _fill_cells(r)))
     return table
+
+
+def _fill_cells(r: TradeRow) -> tuple:
+    qty = number(r.qty) if r.status != "partial" else f"{number(r.open_qty)}/{number(r.qty)}"
+    return (
+        qty,
+        price(r.entry),
+        price(r.exit) if r.exit is not None else "",
+        signed(r.net_pnl) if r.status != "open" else "",
+        money(r.fees),
+        escape(r.strategy or ""),
+    )
+
+
+def _cost_cells(r: TradeRow) -> tuple:
+    return (
+        signed(r.realized_pnl),
+        money(r.trading_fees),
+        money(r.liquidation_fees),
+        signed(r.funding),
+        signed(r.net_pnl),
+        signed(r.net_pnl + r.funding),
+        (r.closed_by or "").replace("_", " "),
+    )
 
 
 def portfolios_table(rows: Sequence[PortfolioSummary]) -> Table:
