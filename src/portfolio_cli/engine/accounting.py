@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Kind, MarginChange, MarginMode, Side, Trade
@@ -53,7 +54,7 @@ class Lot:
     def open_qty(self) -> Decimal:
         return self.trade.qty - sum((c.qty for c in self.closes), ZERO)
 
-    def open_qty_at(self, moment) -> Decimal:
+    def open_qty_at(self, moment: datetime) -> Decimal:
         """The quantity still open at ``moment`` (opened at or before it, less closes up to it)."""
         if self.trade.opened_at > moment:
             return ZERO

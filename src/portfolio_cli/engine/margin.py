@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side
+from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.engine.valuation import Mark, PositionValue, Valuation, value_portfolio
 from portfolio_cli.money import HUNDRED, ONE, ZERO, pct_of, q8
 
@@ -107,13 +108,6 @@ def liquidation_settlement(
     """
     realized = q8(side.sign * qty * (price - entry))
     return realized, max(ZERO, margin + realized)
-
-
-def touched(side: Side, low: Decimal, high: Decimal, level: Decimal, adverse: bool) -> bool:
-    """Did a candle reach ``level``? Adverse levels (stop, liquidation) lie below a long's entry and
-    above a short's; favourable ones (take-profit) the other way."""
-    falls_to = (side is Side.LONG) == adverse
-    return low <= level if falls_to else high >= level
 
 
 @dataclass(frozen=True)
@@ -227,7 +221,8 @@ def stress_test(
             if p.kind is not Kind.MARGIN or lot.margin_mode is not MarginMode.ISOLATED:
                 continue
             liq = isolated_liquidation_price(p.side, p.qty, p.entry_usdt, p.margin, mmr(p.symbol))
-            if liq is not None and touched(p.side, p.mark_usdt, p.mark_usdt, liq, adverse=True):
+            price = p.mark_usdt  # the shocked mark, as a one-price candle: check's own trigger rule
+            if first_trigger(p.side, price, price, price, liquidation=liq) is not None:
                 realized, fee = liquidation_settlement(p.side, p.qty, p.entry_usdt, p.margin, liq)
                 flows_after += _settle(realized - fee)
                 lots_after.remove(lot)
