@@ -179,7 +179,6 @@ class _Replay:
         self.settings = session.settings.for_portfolio(portfolio.name)
         self.events: list[CheckEvent] = []
         self.level: Decimal | None = None
-        self._reload()
 
     def _reload(self) -> None:
         self.lots = lots_of(self.session, self.portfolio)
@@ -189,6 +188,8 @@ class _Replay:
         self.events.append(CheckEvent(self.portfolio.name, at, kind, message, **details))
 
     def run(self, since: datetime) -> None:
+        """Inside the transaction: the state is read again, so a concurrent command is not lost."""
+        self._reload()
         for gap in self.market.gaps:
             self._event(self.now, "gap", gap)
         moments = set(funding_times(since, self.now))
