@@ -150,3 +150,12 @@ def test_an_isolated_position_never_loses_more_than_its_margin(
         gross = side.sign * qty * (trigger.price - entry)
         fee = qty * trigger.price * D("0.0005")  # the margin taker fee, below the maintenance rate
     assert -(gross - fee) <= margin + D("0.00000001")
+
+
+def test_moving_to_isolated_past_the_liquidation_price_is_refused(cli, binance, ledger_path):
+    cli("init", "--balance", "1000")
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "20", "--cross")
+    binance.prices["BTC/USDT"] = D(38000)  # isolated 20x would liquidate at 40000 × 0.95 / 0.995 = 38190.95
+    result = cli("margin-mode", "1", "--isolated", code=1)
+    assert "liquidated at once" in result.stderr and "38190.95477387" in result.stderr
+    assert ledger_rows(ledger_path, "margin_changes") == []

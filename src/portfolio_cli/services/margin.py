@@ -11,6 +11,7 @@ from portfolio_cli.engine.margin import AccountMargin, StressRow, assess_margin,
 from portfolio_cli.engine.records import Kind, MarginChange, MarginMode, Side
 from portfolio_cli.engine.rules import lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
+from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import MAX_LEVERAGE, check_places, lots_of, parse_symbol, valuation_of
@@ -59,7 +60,7 @@ def change_isolated_margin(session: Session, name: str, trade_id: int, amount: D
     added before can be removed, so a position never holds less than its initial margin."""
     check_places(abs(amount), "amount")
     portfolio = session.ledger.portfolio(name)
-    lot = _margin_lot(session, portfolio, trade_id)
+    _margin_lot(session, portfolio, trade_id)  # unknown, closed or spot: refused before any request
     marks = session.prices.marks({x.trade.symbol for x in lots_of(session, portfolio) if x.is_open})
     with session.ledger.transaction(session.command, session.clock()):
         lot = _margin_lot(session, portfolio, trade_id)
@@ -96,7 +97,7 @@ def switch_margin_mode(session: Session, name: str, trade_id: int, mode: MarginM
                 t.side, lot.open_qty, t.price_usdt, lot.initial_margin, settings.trading.mmr(t.symbol)
             )
             mark = marks[t.symbol].price_usdt
-            if liq is not None and (mark <= liq if t.side is Side.LONG else mark >= liq):
+            if first_trigger(t.side, mark, mark, mark, liquidation=liq) is not None:
                 raise RuleRefused(
                     f"trade {trade_id} would be liquidated at once in isolated margin: mark {mark}, "
                     f"isolated liquidation price {liq}"
