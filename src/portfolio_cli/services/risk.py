@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from portfolio_cli.engine.stats import beta, closes_by_day, correlated_groups, daily_returns, group_of
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of
+from portfolio_cli.errors import NotFound
 from portfolio_cli.session import Session
 
 BENCHMARK = "BTC/USDT"
@@ -15,19 +16,18 @@ def usdt_pair(asset: str) -> str:
     return f"{asset}/{BASE_CURRENCY}"
 
 
-def daily_returns_of(session: Session, symbols: set[str], days: int, live: bool = True) -> dict[str, dict]:
-    """Daily returns over the last ``days`` days per symbol, from cached candles (fetched when
-    missing and ``live``). A symbol with too little history is left out."""
+def daily_returns_of(session: Session, symbols: set[str], days: int) -> dict[str, dict]:
+    """Daily returns over the last ``days`` days per symbol, from the ledger's candle cache (missing
+    days fetched unless offline). A symbol without history, or not listed on Binance, is left out."""
     now = session.clock()
     since = now - timedelta(days=days + 1)
     book = session.prices
     result = {}
     for symbol in sorted(symbols):
-        if live:
-            series = book.candles(symbol, "1d", since, now)
-            candles = series.candles
-        else:
-            candles = tuple(session.cached_candles(symbol, "1d", since, now))
+        try:
+            candles = book.candles(symbol, "1d", since, now).candles
+        except NotFound:
+            continue
         returns = daily_returns(closes_by_day(candles))
         if returns:
             result[symbol] = returns
@@ -51,10 +51,10 @@ def correlated_assets(session: Session, asset: str, others: set[str], days: int,
 
 
 def betas_to_btc(session: Session, symbols: set[str], days: int) -> dict[str, float]:
-    """Each symbol's beta to BTC from daily candles (cached; missing days fetched unless offline),
-    by the symbol's base asset against USDT. Unknown ones are left out (the caller uses 1)."""
+    """Each symbol's beta to BTC from daily candles, by the symbol's base asset against USDT.
+    Unknown ones are left out (the caller uses 1)."""
     pairs = {symbol: usdt_pair(base_of(symbol)) for symbol in symbols}
-    returns = daily_returns_of(session, set(pairs.values()) | {BENCHMARK}, days, live=not session.offline)
+    returns = daily_returns_of(session, set(pairs.values()) | {BENCHMARK}, days)
     benchmark = returns.get(BENCHMARK)
     if benchmark is None:
         return {}
