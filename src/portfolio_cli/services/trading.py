@@ -23,7 +23,6 @@ from portfolio_cli.services.common import (
     parse_symbol,
     valuation_of,
 )
-from portfolio_cli.services.risk import correlated_assets
 from portfolio_cli.session import Session
 
 
@@ -124,6 +123,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     fee = fee_for(qty, fill_usdt, rate_fee)
     margin = q8(initial_margin(kind, qty, fill_usdt, req.leverage))
     margin_mode = (req.margin_mode or MarginMode(settings.trading.margin_mode)) if kind is Kind.MARGIN else None
+    from portfolio_cli.services.risk import correlated_assets  # daily-return statistics: opening only
+
     risk = settings.risk
     held_assets = {base_of(lot.trade.symbol) for lot in lots_of(session, portfolio) if lot.is_open}
     group = correlated_assets(session, base_of(symbol), held_assets, risk.correlation_days, risk.correlation_threshold)
