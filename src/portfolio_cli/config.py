@@ -117,6 +117,15 @@ class Prices(Section):
         return url.rstrip("/") if url else url
 
 
+class Snapshots(Section):
+    # Days of daily snapshots to keep, today included; 0 keeps every one (tax records need years).
+    keep_days: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def window(self) -> int | None:
+        return self.keep_days or None
+
+
 class Settings(Section):
     ledger: Path | None = None
     default_portfolio: Annotated[str, Field(min_length=1, max_length=64)] = "main"
@@ -124,6 +133,7 @@ class Settings(Section):
     trading: Trading = Trading()
     risk: Risk = Risk()
     prices: Prices = Prices()
+    snapshots: Snapshots = Snapshots()
     # Per-portfolio overrides of fees, trading and risk: [portfolios.NAME.fees] ...
     portfolios: dict[str, dict[str, Any]] = {}
 

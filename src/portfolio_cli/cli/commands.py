@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover
 
 from portfolio_cli import __version__, render, services
 from portfolio_cli.cli.support import (
+    AsOfOpt,
     AtOpt,
     ConfigOpt,
     DbOpt,
@@ -320,6 +321,7 @@ def trades(
 
 @app.command()
 def positions(
+    at: AsOfOpt = None,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
@@ -329,22 +331,24 @@ def positions(
 ) -> None:
     """Open positions by symbol and side, with weighted-average entry and mark.
 
-    Example: [bold]portfolio positions --offline[/]
+    Examples: [bold]portfolio positions --offline[/] · [bold]portfolio positions --at 2026-03-01[/]
     """
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
-        result = services.value(session, portfolio_name(session, portfolio), aggregate=True)
+        result = services.value(session, portfolio_name(session, portfolio), aggregate=True, at=parse_at(at))
         if json:
             return print_json(list(result.valuation.positions), list[PositionValue])
         if not result.valuation.positions:
-            return stdout.print("No open positions")
-        stdout.print(render.positions_table(result.valuation.positions, result.as_of, title="Positions"))
+            return stdout.print("No open positions" + (f" at {result.as_of:%Y-%m-%d %H:%M} UTC" if at else ""))
+        title = f"Positions at {result.as_of:%Y-%m-%d %H:%M} UTC" if at else "Positions"
+        stdout.print(render.positions_table(result.valuation.positions, result.as_of, title=title))
 
 
 @app.command()
 def value(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option("--interval", "-n", min=1, help="Seconds between refreshes.")] = 10.0,
+    at: AsOfOpt = None,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
@@ -355,16 +359,20 @@ def value(
     """Where you stand: equity, cash, margin and every open position at current prices.
 
     Examples: [bold]portfolio value[/] · [bold]portfolio value --watch -n 5[/] ·
-    [bold]portfolio value --offline --json[/]
+    [bold]portfolio value --offline --json[/] · [bold]portfolio value --at 2026-03-01T12:00[/]
     """
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
-        result = services.value(session, name)
+        moment = parse_at(at)
+        if watch and moment is not None:
+            raise InvalidInput("--watch shows the present; it cannot be combined with --at")
+        result = services.value(session, name, at=moment)
         if json:
             return print_json(result)
         if not watch:
-            return stdout.print(render.value_view(result))
+            note = f" at {moment:%Y-%m-%d %H:%M} UTC" if moment else ""
+            return stdout.print(render.value_view(result, title_note=note))
         from rich.live import Live
 
         try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +42,10 @@ PricesOpt = Annotated[
 ]
 AtOpt = Annotated[
     str | None, typer.Option("--at", help="Backdate: a UTC date or time, e.g. 2026-03-01 or 2026-03-01T14:30.")
+]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--at", help="As it stood at a past UTC date or time (a date means 00:00), from the ledger."),
 ]
 
 
@@ -92,6 +96,29 @@ def parse_at(text: str | None) -> datetime | None:
     except ValueError:
         raise InvalidInput(f"--at: not a date or time: {text!r} (use e.g. 2026-03-01 or 2026-03-01T14:30)") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    """A UTC day from ``2026-03-01`` (a time, if given, is ignored)."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).date()
+    except ValueError:
+        raise InvalidInput(f"{option}: not a date: {text!r} (use e.g. 2026-03-01)") from None
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress callback drawing a bar on a terminal's stderr; None on a pipe (nothing is drawn)."""
+    if not stderr.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=stderr, transient=True) as bar:
+        task = bar.add_task("", total=None)
+        yield lambda what, done, total: bar.update(task, description=what, completed=done, total=total)
 
 
 def split_prices(values: list[str] | None, allow_bare: bool) -> tuple[Decimal | None, dict[str, Decimal]]:

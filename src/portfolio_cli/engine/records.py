@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -124,3 +124,47 @@ class Candle:
     high: Decimal
     low: Decimal
     close: Decimal
+
+
+@dataclass(frozen=True)
+class SnapshotPosition:
+    """One open lot as a snapshot valued it, with the price used and that price's time."""
+
+    trade_id: int
+    symbol: str
+    side: Side
+    kind: Kind
+    qty: Decimal
+    entry_usdt: Decimal
+    mark: Decimal
+    mark_usdt: Decimal
+    price_at: datetime
+    price_source: str
+    value: Decimal
+    unrealized_pnl: Decimal
+    margin: Decimal
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A portfolio's state on one UTC day, valued at ``taken_at``. ``backfilled`` days were rebuilt
+    afterwards from the ledger and the exchange's daily candles rather than taken on the day."""
+
+    portfolio_id: int
+    day: date
+    taken_at: datetime
+    backfilled: bool
+    equity: Decimal
+    wallet_balance: Decimal
+    free_margin: Decimal
+    spot_holdings: Decimal
+    margin_used: Decimal
+    margin_level_pct: Decimal | None
+    unrealized_pnl: Decimal
+    realized_pnl: Decimal
+    fees: Decimal
+    liquidation_fees: Decimal
+    funding: Decimal
+    deposits: Decimal
+    withdrawals: Decimal
+    positions: tuple[SnapshotPosition, ...] = ()

@@ -13,7 +13,8 @@ from portfolio_cli.money import q8
 
 
 def money(value: Decimal) -> str:
-    return str(q8(value))
+    """Fixed-point text with the ledger's 8 places (``0.00000000``, never ``0E-8``)."""
+    return f"{q8(value):f}"
 
 
 def optional_money(value: Decimal | None) -> str | None:

@@ -127,8 +127,48 @@ def m002_margin_candles_checks(db: Database) -> None:
     db.execute("create unique index funding_once on cash_flows (trade_id, at) where kind = 'funding'")
 
 
+def m003_snapshots(db: Database) -> None:
+    money = ("equity", "wallet_balance", "free_margin", "spot_holdings", "margin_used", "unrealized_pnl")
+    money += ("realized_pnl", "fees", "liquidation_fees", "funding", "deposits", "withdrawals")
+    db["snapshots"].create(
+        {
+            "id": int,
+            "portfolio_id": int,
+            "day": str,
+            "taken_at": str,
+            "written_at": str,
+            "backfilled": int,
+            **dict.fromkeys(money, str),
+            "margin_level_pct": str,
+        },
+        pk="id",
+        not_null={"portfolio_id", "day", "taken_at", "written_at", "backfilled", *money},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    # One snapshot per portfolio and UTC day: a second one that day replaces the first.
+    db["snapshots"].create_index(["portfolio_id", "day"], unique=True)
+    prices = ("qty", "entry_usdt", "mark", "mark_usdt", "value", "unrealized_pnl", "margin")
+    db["snapshot_positions"].create(
+        {
+            "snapshot_id": int,
+            "trade_id": int,
+            "symbol": str,
+            "side": str,
+            "kind": str,
+            **dict.fromkeys(prices, str),
+            "price_at": str,
+            "price_source": str,
+        },
+        pk=("snapshot_id", "trade_id"),
+        not_null={"symbol", "side", "kind", "price_at", "price_source", *prices},
+        foreign_keys=[("snapshot_id", "snapshots", "id"), ("trade_id", "trades", "id")],
+        strict=True,
+    )
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
-MIGRATIONS = [m001_initial, m002_margin_candles_checks]
+MIGRATIONS = [m001_initial, m002_margin_candles_checks, m003_snapshots]
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:

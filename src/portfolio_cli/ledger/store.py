@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,8 @@ from portfolio_cli.engine.records import (
     MarginMode,
     Portfolio,
     Side,
+    Snapshot,
+    SnapshotPosition,
     Trade,
 )
 from portfolio_cli.errors import LedgerFailure, NotFound
@@ -129,27 +131,20 @@ class Ledger:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         row_id = self.db[table].insert(row).last_pk
         details = {"table": table, "id": row_id, **{k: v for k, v in row.items() if v is not None}}
-        self.db["audit_log"].insert(
-            {
-                "at": codec.timestamp(self._now),
-                "command": self._command,
-                "action": action,
-                "portfolio_id": portfolio_id,
-                "details": json.dumps(details, sort_keys=True),
-            }
-        )
+        self.audit(action, portfolio_id, details)
         return row_id
 
     def audit(self, action: str, portfolio_id: int | None, details: dict[str, Any]) -> None:
         """Log an event that is not itself a record (an override of a rule, say)."""
-        self.db["audit_log"].insert(
-            {
-                "at": codec.timestamp(self._now or datetime.now(UTC)),
-                "command": self._command or "",
-                "action": action,
-                "portfolio_id": portfolio_id,
-                "details": json.dumps(details, sort_keys=True, default=str),
-            }
+        self.conn.execute(
+            "insert into audit_log (at, command, action, portfolio_id, details) values (?, ?, ?, ?, ?)",
+            [
+                codec.timestamp(self._now or datetime.now(UTC)),
+                self._command or "",
+                action,
+                portfolio_id,
+                json.dumps(details, sort_keys=True, default=str),
+            ],
         )
 
     # portfolios
@@ -289,6 +284,84 @@ class Ledger:
         }
         self._write("checks", row, "check", portfolio.id)
 
+    # snapshots: derived state kept for history; `verify` rebuilds each one from the records
+
+    def save_snapshots(self, snapshots: list[Snapshot]) -> None:
+        """Write ``snapshots``, each replacing its portfolio's snapshot of that day. Plain SQL rather
+        than sqlite-utils: a cron run over a thousand portfolios writes ten thousand rows."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        conn = self.conn
+        keys = [(s.portfolio_id, s.day.isoformat()) for s in snapshots]
+        conn.executemany(
+            "delete from snapshot_positions where snapshot_id in "
+            "(select id from snapshots where portfolio_id = ? and day = ?)",
+            keys,
+        )
+        conn.executemany("delete from snapshots where portfolio_id = ? and day = ?", keys)
+        written_at = codec.timestamp(self._now or datetime.now(UTC))
+        positions = []
+        for snap in snapshots:
+            row = _snapshot_row(snap, written_at)
+            marks = ",".join("?" * len(row))
+            (snapshot_id,) = conn.execute(
+                f"insert into snapshots ({','.join(row)}) values ({marks}) returning id", list(row.values())
+            ).fetchone()
+            positions += [_snapshot_position_row(snapshot_id, p) for p in snap.positions]
+        if positions:
+            marks = ",".join("?" * len(positions[0]))
+            conn.executemany(
+                f"insert into snapshot_positions ({','.join(positions[0])}) values ({marks})",
+                [list(p.values()) for p in positions],
+            )
+        by_portfolio: dict[int, list[Snapshot]] = {}
+        for snap in snapshots:
+            by_portfolio.setdefault(snap.portfolio_id, []).append(snap)
+        for portfolio_id, taken in by_portfolio.items():
+            days = [s.day.isoformat() for s in taken]
+            backfilled = [s.day.isoformat() for s in taken if s.backfilled]
+            self.audit("snapshot", portfolio_id, {"days": days, "backfilled": backfilled})
+
+    def snapshot_days(self, portfolio: Portfolio) -> set[date]:
+        rows = self._rows("select day from snapshots where portfolio_id = ?", [portfolio.id])
+        return {date.fromisoformat(r["day"]) for r in rows}
+
+    def snapshots(
+        self,
+        portfolio: Portfolio,
+        since: date | None = None,
+        until: date | None = None,
+        positions: bool = False,
+    ) -> list[Snapshot]:
+        """The portfolio's snapshots with ``since <= day <= until``, oldest first; their positions
+        only when asked for (history needs the totals alone)."""
+        sql = "select * from snapshots where portfolio_id = ? and day >= ? and day <= ? order by day"
+        low = since.isoformat() if since else ""
+        high = until.isoformat() if until else "9999"
+        rows = self._rows(sql, [portfolio.id, low, high])
+        held: dict[int, list[SnapshotPosition]] = {}
+        if positions and rows:
+            sql = (
+                "select snapshot_positions.* from snapshot_positions join snapshots on snapshots.id = snapshot_id "
+                "where portfolio_id = ? and day >= ? and day <= ? order by snapshot_id, trade_id"
+            )
+            for r in self._rows(sql, [portfolio.id, low, high]):
+                held.setdefault(r["snapshot_id"], []).append(_snapshot_position(r))
+        return [_snapshot(r, tuple(held.get(r["id"], ()))) for r in rows]
+
+    def delete_snapshots_before(self, day: date) -> int:
+        """Drop every portfolio's snapshots older than ``day`` (the retention window); returns how many."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        cutoff = [day.isoformat()]
+        self.conn.execute(
+            "delete from snapshot_positions where snapshot_id in (select id from snapshots where day < ?)", cutoff
+        )
+        deleted = self.conn.execute("delete from snapshots where day < ?", cutoff).rowcount
+        if deleted:
+            self.audit("drop old snapshots", None, {"before": day.isoformat(), "snapshots": deleted})
+        return deleted
+
     # candle cache (complete candles only; a cache, not a record: not audited)
 
     def save_candles(self, candles: list[Candle]) -> None:
@@ -389,4 +462,70 @@ def _close(r: sqlite3.Row) -> Close:
         closed_at=codec.moment(r["closed_at"]),
         note=r["note"],
         reason=CloseReason(r["reason"]),
+    )
+
+
+_SNAPSHOT_MONEY = (
+    "equity",
+    "wallet_balance",
+    "free_margin",
+    "spot_holdings",
+    "margin_used",
+    "unrealized_pnl",
+    "realized_pnl",
+    "fees",
+    "liquidation_fees",
+    "funding",
+    "deposits",
+    "withdrawals",
+)
+_POSITION_MONEY = ("qty", "entry_usdt", "mark", "mark_usdt", "value", "unrealized_pnl", "margin")
+
+
+def _snapshot_row(snap: Snapshot, written_at: str) -> dict[str, Any]:
+    return {
+        "portfolio_id": snap.portfolio_id,
+        "day": snap.day.isoformat(),
+        "taken_at": codec.timestamp(snap.taken_at),
+        "written_at": written_at,
+        "backfilled": int(snap.backfilled),
+        **{key: codec.money(getattr(snap, key)) for key in _SNAPSHOT_MONEY},
+        "margin_level_pct": codec.optional_money(snap.margin_level_pct),
+    }
+
+
+def _snapshot_position_row(snapshot_id: int, p: SnapshotPosition) -> dict[str, Any]:
+    return {
+        "snapshot_id": snapshot_id,
+        "trade_id": p.trade_id,
+        "symbol": p.symbol,
+        "side": p.side.value,
+        "kind": p.kind.value,
+        **{key: codec.money(getattr(p, key)) for key in _POSITION_MONEY},
+        "price_at": codec.timestamp(p.price_at),
+        "price_source": p.price_source,
+    }
+
+
+def _snapshot(r: sqlite3.Row, positions: tuple[SnapshotPosition, ...]) -> Snapshot:
+    return Snapshot(
+        portfolio_id=r["portfolio_id"],
+        day=date.fromisoformat(r["day"]),
+        taken_at=codec.moment(r["taken_at"]),
+        backfilled=bool(r["backfilled"]),
+        **{key: codec.decimal(r[key]) for key in _SNAPSHOT_MONEY},
+        margin_level_pct=codec.optional_decimal(r["margin_level_pct"]),
+        positions=positions,
+    )
+
+
+def _snapshot_position(r: sqlite3.Row) -> SnapshotPosition:
+    return SnapshotPosition(
+        trade_id=r["trade_id"],
+        symbol=r["symbol"],
+        side=Side(r["side"]),
+        kind=Kind(r["kind"]),
+        **{key: codec.decimal(r[key]) for key in _POSITION_MONEY},
+        price_at=codec.moment(r["price_at"]),
+        price_source=r["price_source"],
     )

@@ -65,6 +65,13 @@ class PriceBook:
     def marks(self, symbols: set[str] | list[str], live: bool = True) -> dict[str, Mark]:
         """A mark in USDT for every symbol. ``live=False`` uses overrides and the cache only
         (for use while the ledger's write lock is held)."""
+        marks, missing, reason = self.marks_found(symbols, live)
+        if missing:
+            raise PriceUnavailable(f"no price for {', '.join(missing)}{reason}; pass --price SYMBOL=VALUE")
+        return marks
+
+    def marks_found(self, symbols: set[str] | list[str], live: bool = True) -> tuple[dict[str, Mark], list[str], str]:
+        """The marks that can be had, the symbols (or conversion pairs) with no price anywhere, and why."""
         wanted = symbols_to_price(symbols)
         quotes: dict[str, tuple[Quote, str, bool]] = {}
         now = self._clock()
@@ -95,12 +102,11 @@ class PriceBook:
                     f"({', '.join(sorted(cached))})"
                 )
         missing = [s for s in wanted if s not in quotes]
-        if missing:
-            reason = f" ({failure})" if failure else " (offline, nothing cached)" if self.offline else ""
-            raise PriceUnavailable(f"no price for {', '.join(missing)}{reason}; pass --price SYMBOL=VALUE")
-        marks = {s: self._mark(s, quotes) for s in wanted}
+        reason = f" ({failure})" if failure else " (offline, nothing cached)" if self.offline else ""
+        priced = [s for s in wanted if s in quotes and (conversion_pair(s) or s) in quotes]
+        marks = {s: _to_mark(s, quotes) for s in priced}
         self._marks.update(marks)  # conversion pairs too: a later rate lookup needs no request
-        return {s: marks[s] for s in symbols}
+        return {s: marks[s] for s in symbols if s in marks}, missing, reason
 
     def price_at(self, symbol: str, at: datetime) -> Quote:
         """The price of ``symbol`` at a past moment: an override, else Binance's 1-minute candle."""
@@ -125,7 +131,51 @@ class PriceBook:
     def rules(self, symbol: str) -> MarketRules | None:
         return self.source.rules(symbol)
 
-    def candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> CandleSeries:
+    def marks_at(self, symbols: set[str] | list[str], moment: datetime) -> dict[str, Mark]:
+        """Marks at a past ``moment``: an override, else the open of a candle, from the cache or the
+        exchange. At midnight that is the day's candle (the price a backfilled snapshot uses); otherwise
+        the finest candle holding ``moment``: 1 minute, then 1 hour, then 1 day. The mark's time is the
+        candle's open, so a coarse price shows how old it is."""
+        if moment >= floor_time(self._clock(), "1m"):
+            return self.marks(symbols)  # no complete candle holds the current minute yet
+        wanted = symbols_to_price(symbols)
+        quotes: dict[str, tuple[Quote, str, bool]] = {}
+        fetch = not self.offline
+        for symbol in wanted:
+            if symbol in self._overrides:
+                quotes[symbol] = (Quote(symbol, self._overrides[symbol], moment), "override", False)
+                continue
+            candle, fetch = self._candle_at(symbol, moment, fetch)
+            if candle is not None:
+                quotes[symbol] = (Quote(symbol, candle.open, candle.open_time), f"candle {candle.timeframe}", False)
+                if moment - candle.open_time >= TIMEFRAMES["1h"]:
+                    self._warn(
+                        f"{symbol} at {moment:%Y-%m-%d %H:%M} UTC is priced at the {candle.timeframe} candle's "
+                        f"open of {candle.open_time:%Y-%m-%d %H:%M} UTC (no finer candle cached)"
+                    )
+        missing = [s for s in wanted if s not in quotes]
+        if missing:
+            why = " (offline and no candle cached)" if self.offline else ""
+            raise PriceUnavailable(
+                f"no price for {', '.join(missing)} at {moment:%Y-%m-%d %H:%M} UTC{why}; pass --price SYMBOL=VALUE"
+            )
+        return {s: _to_mark(s, quotes) for s in symbols}
+
+    def _candle_at(self, symbol: str, moment: datetime, fetch: bool) -> tuple[Candle | None, bool]:
+        """The candle to price ``symbol`` at ``moment`` by, and whether the exchange may still be asked
+        (after one failure it is not: a failing exchange must not cost a retry budget per timeframe)."""
+        aligned = [tf for tf in ("1d", "1h", "1m") if floor_time(moment, tf) == moment][:1]
+        for timeframe in dict.fromkeys([*aligned, "1m", "1h", "1d"]):
+            start = floor_time(moment, timeframe)
+            series = self.candles(symbol, timeframe, start, start + TIMEFRAMES[timeframe], fetch=fetch)
+            fetch = fetch and series.failure is None
+            if series.candles:
+                return series.candles[0], fetch
+        return None, fetch
+
+    def candles(
+        self, symbol: str, timeframe: str, since: datetime, until: datetime, fetch: bool = True
+    ) -> CandleSeries:
         """Complete candles opening in ``[since, until)``: the ledger's cache first, the exchange for
         the rest (then cached). Offline or when the exchange fails, what is cached, with the gap named."""
         step = TIMEFRAMES[timeframe]
@@ -139,7 +189,7 @@ class PriceBook:
             moment += step
         missing = [t for t in wanted if t not in have]
         failure = None
-        if missing and not self.offline:
+        if missing and fetch and not self.offline:
             try:
                 fetched = self.source.candles(symbol, timeframe, missing[0], end)
             except ExchangeUnavailable as exc:
@@ -162,9 +212,15 @@ class PriceBook:
             self._warn(f"funding rates for {symbol} unavailable ({exc}); using the configured rate")
             return {}
 
-    @staticmethod
-    def _mark(symbol: str, quotes: dict[str, tuple[Quote, str, bool]]) -> Mark:
-        quote, source, stale = quotes[symbol]
-        pair = conversion_pair(symbol)
-        rate = quotes[pair][0].price if pair else ONE
-        return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale)
+
+def candle_marks(symbols: set[str] | list[str], opens: Mapping[str, Candle]) -> dict[str, Mark]:
+    """Marks at the open of ``opens``: a candle for every symbol and the conversion pair it needs."""
+    quotes = {s: (Quote(s, c.open, c.open_time), f"candle {c.timeframe}", False) for s, c in opens.items()}
+    return {s: _to_mark(s, quotes) for s in symbols}
+
+
+def _to_mark(symbol: str, quotes: Mapping[str, tuple[Quote, str, bool]]) -> Mark:
+    quote, source, stale = quotes[symbol]
+    pair = conversion_pair(symbol)
+    rate = quotes[pair][0].price if pair else ONE
+    return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale)

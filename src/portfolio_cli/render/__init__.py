@@ -65,7 +65,7 @@ def age(moment: datetime, now: datetime) -> str:
     return f"{seconds // 86400}d"
 
 
-def _numeric(table: Table, *names: str) -> None:
+def add_numeric_columns(table: Table, *names: str) -> None:
     for name in names:
         table.add_column(name, justify="right")
 
@@ -103,7 +103,7 @@ def positions_table(positions: Sequence[PositionValue], now: datetime, title: st
     table.add_column("trades" if aggregated else "id", justify="right")
     table.add_column("symbol", no_wrap=True)
     table.add_column("side")
-    _numeric(table, "qty", "entry", "mark", "value", "uPnL", "uPnL%", "alloc%", "lev", "age")
+    add_numeric_columns(table, "qty", "entry", "mark", "value", "uPnL", "uPnL%", "alloc%", "lev", "age")
     for p in positions:
         lev = "spot" if p.kind == "spot" else f"{p.leverage.normalize():f}x"
         table.add_row(
@@ -149,7 +149,7 @@ def close_view(result: CloseResult) -> Table:
     )
     table.add_column("trade", justify="right")
     table.add_column("symbol")
-    _numeric(table, "qty", "entry", "exit", "gross PnL", "fees", "net PnL", "left open")
+    add_numeric_columns(table, "qty", "entry", "exit", "gross PnL", "fees", "net PnL", "left open")
     for s in result.slices:
         table.add_row(
             str(s.trade_id),
@@ -183,10 +183,10 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
     table.add_column("side")
     table.add_column("status")
     if costs:
-        _numeric(table, "gross", "fees", "liq. fee", "funding", "net", "net+fund.")
+        add_numeric_columns(table, "gross", "fees", "liq. fee", "funding", "net", "net+fund.")
         table.add_column("closed by")
     else:
-        _numeric(table, "qty", "entry", "exit", "net PnL", "fees")
+        add_numeric_columns(table, "qty", "entry", "exit", "net PnL", "fees")
         table.add_column("strategy")
     for r in rows:
         side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
@@ -223,7 +223,7 @@ def portfolios_table(rows: Sequence[PortfolioSummary]) -> Table:
     table = Table(title="Portfolios")
     table.add_column("name")
     table.add_column("created (UTC)")
-    _numeric(table, "wallet USDT", "open trades")
+    add_numeric_columns(table, "wallet USDT", "open trades")
     for r in rows:
         table.add_row(
             escape(r.name) + (" (default)" if r.is_default else ""),

@@ -18,13 +18,12 @@ from portfolio_cli.services.trading import (
     CloseResult,
     Fill,
     OpenRequest,
-    PortfolioValue,
     TradeRow,
     close_trades,
     list_trades,
     open_trade,
-    value,
 )
+from portfolio_cli.services.valuation import PortfolioValue, value
 
 __all__ = [
     "CashMovement",

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, build_lots
-from portfolio_cli.engine.records import Portfolio, Side
+from portfolio_cli.engine.history import records_at
+from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Portfolio, Side, Trade
 from portfolio_cli.engine.symbols import normalize_symbol
 from portfolio_cli.engine.valuation import Valuation, value_portfolio
 from portfolio_cli.errors import InvalidInput
+from portfolio_cli.ledger import Ledger
 from portfolio_cli.money import q8
 from portfolio_cli.session import Session
 
@@ -46,6 +49,30 @@ def moment_or_now(session: Session, at: datetime | None, not_before: datetime, w
 def lots_of(session: Session, portfolio: Portfolio) -> list[Lot]:
     ledger = session.ledger
     return build_lots(ledger.trades(portfolio), ledger.closes(portfolio), ledger.margin_changes(portfolio))
+
+
+@dataclass(frozen=True)
+class PortfolioRecords:
+    """Everything the ledger records of one portfolio, read once."""
+
+    portfolio: Portfolio
+    trades: list[Trade]
+    closes: list[Close]
+    margin_changes: list[MarginChange]
+    flows: list[CashFlow]
+
+    def at(self, moment: datetime) -> tuple[list[Lot], list[CashFlow]]:
+        return records_at(moment, self.trades, self.closes, self.margin_changes, self.flows)
+
+
+def records_of(ledger: Ledger, portfolio: Portfolio) -> PortfolioRecords:
+    return PortfolioRecords(
+        portfolio,
+        ledger.trades(portfolio),
+        ledger.closes(portfolio),
+        ledger.margin_changes(portfolio),
+        ledger.cash_flows(portfolio),
+    )
 
 
 def open_symbols(session: Session, portfolio: Portfolio) -> set[str]:

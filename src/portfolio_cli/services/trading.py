@@ -10,7 +10,6 @@ from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, fill_p
 from portfolio_cli.engine.records import Close, CloseReason, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
-from portfolio_cli.engine.valuation import Valuation
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
@@ -417,19 +416,3 @@ def list_trades(
             )
         )
     return rows
-
-
-@dataclass(frozen=True)
-class PortfolioValue:
-    portfolio: str
-    as_of: datetime
-    valuation: Valuation
-
-
-def value(session: Session, name: str, aggregate: bool = False) -> PortfolioValue:
-    """The portfolio valued at current marks (one batched price request)."""
-    portfolio = session.ledger.portfolio(name)
-    lots = lots_of(session, portfolio)
-    marks = session.prices.marks({lot.trade.symbol for lot in lots if lot.is_open})
-    valuation = valuation_of(session, portfolio, marks, lots=lots, aggregate=aggregate)
-    return PortfolioValue(name, session.clock(), valuation)

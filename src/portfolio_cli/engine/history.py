@@ -1,0 +1,181 @@
+"""Past states and the daily history (DESIGN §2: any past state is recomputed from the records).
+
+- The state at a moment ``t`` folds only the records dated at or before ``t``: trades opened, closes,
+  margin changes and cash flows.
+- A day's snapshot is taken on that UTC day at the moment the command runs; a later one the same day
+  replaces it. A backfilled day is valued at 00:00 UTC with the day's opening prices: the moment the
+  daily cron job (just after midnight) would have seen.
+- Time-weighted return between consecutive snapshots ``i−1`` and ``i``:
+  ``r_i = (E_i − F_i) / E_{i−1} − 1``, where ``F_i`` is the deposits minus withdrawals booked after
+  snapshot ``i−1`` up to snapshot ``i``. Flows count at the end of the period, so a deposit is never a
+  return. Undefined when ``E_{i−1} ≤ 0``. The first snapshot of a range has no return.
+- Growth index ``I_i = Π (1 + r_j)`` over the range (an undefined return leaves it unchanged);
+  cumulative return ``I_i − 1``; drawdown ``I_i / max_{j≤i} I_j − 1``, so deposits never look like a
+  recovery and withdrawals never look like a loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from portfolio_cli.engine.accounting import Lot, build_lots
+from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Snapshot, SnapshotPosition, Trade
+from portfolio_cli.engine.valuation import Mark, Valuation
+from portfolio_cli.money import ZERO
+
+
+def records_at(
+    moment: datetime,
+    trades: Iterable[Trade],
+    closes: Iterable[Close],
+    margin_changes: Iterable[MarginChange],
+    flows: Iterable[CashFlow],
+) -> tuple[list[Lot], list[CashFlow]]:
+    """The lots and cash flows as they stood at ``moment`` (records dated after it are left out)."""
+    lots = build_lots(
+        [t for t in trades if t.opened_at <= moment],
+        [c for c in closes if c.closed_at <= moment],
+        [m for m in margin_changes if m.at <= moment],
+    )
+    return lots, [f for f in flows if f.at <= moment]
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def days_to_backfill(created_at: datetime, today: date, have: set[date], keep_days: int | None = None) -> list[date]:
+    """Days before ``today`` with no snapshot, from the first 00:00 UTC the portfolio existed at
+    (within the retention window of ``keep_days`` days, today included, when one is set)."""
+    first = created_at.date() if created_at == day_start(created_at.date()) else created_at.date() + timedelta(1)
+    if keep_days is not None:
+        first = max(first, today - timedelta(keep_days - 1))
+    return [first + timedelta(n) for n in range((today - first).days) if first + timedelta(n) not in have]
+
+
+def snapshot_of(portfolio_id: int, day: date, taken_at: datetime, backfilled: bool, valuation: Valuation) -> Snapshot:
+    v = valuation
+    return Snapshot(
+        portfolio_id=portfolio_id,
+        day=day,
+        taken_at=taken_at,
+        backfilled=backfilled,
+        equity=v.equity,
+        wallet_balance=v.wallet_balance,
+        free_margin=v.free_margin,
+        spot_holdings=v.spot_holdings,
+        margin_used=v.margin_used,
+        margin_level_pct=v.margin_level_pct,
+        unrealized_pnl=v.unrealized_pnl,
+        realized_pnl=v.realized_pnl,
+        fees=v.fees,
+        liquidation_fees=v.liquidation_fees,
+        funding=v.funding,
+        deposits=v.deposits,
+        withdrawals=v.withdrawals,
+        positions=tuple(
+            SnapshotPosition(
+                trade_id=p.trade_id,
+                symbol=p.symbol,
+                side=p.side,
+                kind=p.kind,
+                qty=p.qty,
+                entry_usdt=p.entry_usdt,
+                mark=p.mark,
+                mark_usdt=p.mark_usdt,
+                price_at=p.price_at,
+                price_source=p.price_source,
+                value=p.value,
+                unrealized_pnl=p.unrealized_pnl,
+                margin=p.margin,
+            )
+            for p in v.positions
+            if p.trade_id is not None
+        ),
+    )
+
+
+def marks_of(snapshot: Snapshot) -> dict[str, Mark]:
+    """The marks a snapshot was valued at, as it recorded them."""
+    return {p.symbol: Mark(p.symbol, p.mark, p.mark_usdt, p.price_at, p.price_source) for p in snapshot.positions}
+
+
+class Every(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+    def period_of(self, day: date) -> date:
+        """The first day of the period holding ``day`` (weeks start on Monday, as ISO weeks do)."""
+        if self is Every.WEEK:
+            return day - timedelta(day.weekday())
+        if self is Every.MONTH:
+            return day.replace(day=1)
+        return day
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One period, closed by its last snapshot. Money is exact; returns are percentages."""
+
+    day: date
+    taken_at: datetime
+    backfilled: bool
+    equity: Decimal
+    net_flows: Decimal  # deposits − withdrawals booked in the period
+    pnl: Decimal  # equity change less net flows
+    return_pct: float | None
+    cumulative_return_pct: float
+    drawdown_pct: float
+
+
+def history_rows(snapshots: Sequence[Snapshot], every: Every = Every.DAY) -> list[HistoryRow]:
+    """Snapshots (oldest first) as periods: the last snapshot of each, with the period's flows, PnL and
+    chained time-weighted return, and the cumulative return and drawdown at its end."""
+    rows: list[HistoryRow] = []
+    index = peak = 1.0
+    growth: float | None = None  # within the current period
+    flows = pnl = ZERO
+    for i, snap in enumerate(snapshots):
+        if i:
+            before = snapshots[i - 1]
+            flow = net_deposits(snap) - net_deposits(before)
+            r = period_return(before.equity, snap.equity, flow)
+            flows += flow
+            pnl += snap.equity - before.equity - flow
+            if r is not None:
+                index *= 1 + r
+                growth = (1.0 if growth is None else growth) * (1 + r)
+            peak = max(peak, index)
+        last_of_period = i + 1 == len(snapshots) or every.period_of(snapshots[i + 1].day) != every.period_of(snap.day)
+        if last_of_period:
+            rows.append(
+                HistoryRow(
+                    day=snap.day,
+                    taken_at=snap.taken_at,
+                    backfilled=snap.backfilled,
+                    equity=snap.equity,
+                    net_flows=flows,
+                    pnl=pnl,
+                    return_pct=None if growth is None else (growth - 1) * 100,
+                    cumulative_return_pct=(index - 1) * 100,
+                    drawdown_pct=(index / peak - 1) * 100,
+                )
+            )
+            growth, flows, pnl = None, ZERO, ZERO
+    return rows
+
+
+def net_deposits(snapshot: Snapshot) -> Decimal:
+    return snapshot.deposits - snapshot.withdrawals
+
+
+def period_return(equity_before: Decimal, equity_after: Decimal, net_flow: Decimal) -> float | None:
+    """``(E_after − F) / E_before − 1``; None when ``E_before ≤ 0``."""
+    if equity_before <= 0:
+        return None
+    return float((equity_after - net_flow) / equity_before) - 1

@@ -1,0 +1,154 @@
+"""Daily snapshots, with backfill of the days that were missed.
+
+Prices come first, outside the ledger's lock: one batched quote request for today, and each symbol's
+daily candles for the days to backfill (cache first, then the exchange, then cached). Inside one
+transaction the records are read again and every snapshot is written, all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from portfolio_cli.engine.accounting import Lot
+from portfolio_cli.engine.history import day_start, days_to_backfill, snapshot_of
+from portfolio_cli.engine.records import Candle, Portfolio, Snapshot
+from portfolio_cli.engine.symbols import symbols_to_price
+from portfolio_cli.engine.valuation import Mark, value_portfolio
+from portfolio_cli.prices.book import candle_marks
+from portfolio_cli.services.common import PortfolioRecords, records_of
+from portfolio_cli.session import Session
+
+# (what is being done, how many done, out of how many): drives a progress bar on a terminal.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class SkippedDay:
+    day: date
+    unpriced: list[str]  # the symbols with no price for it
+    reason: str  # why: offline, the exchange's error, or a price from an earlier day
+
+
+@dataclass(frozen=True)
+class PortfolioSnapshots:
+    portfolio: str
+    today: Snapshot | None
+    backfilled: list[date] = field(default_factory=list)
+    skipped: list[SkippedDay] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SnapshotRun:
+    day: date
+    portfolios: list[PortfolioSnapshots]
+    dropped: int  # old snapshots removed by the retention window
+    complete: bool  # no day was skipped
+
+
+def _open_symbols(lots: list[Lot]) -> set[str]:
+    return {lot.trade.symbol for lot in lots if lot.is_open}
+
+
+def take_snapshots(session: Session, names: list[str] | None, progress: Progress | None = None) -> SnapshotRun:
+    """Today's snapshot of each named portfolio (all when ``names`` is None), after backfilling every
+    earlier day without one. A day that cannot be priced is reported in ``skipped``, never invented."""
+    ledger = session.ledger
+    portfolios = [ledger.portfolio(name) for name in names] if names else ledger.portfolios()
+    now = session.clock()
+    today = now.date()
+    window = session.settings.snapshots.window
+    plans = {p.id: days_to_backfill(p.created_at, today, ledger.snapshot_days(p), window) for p in portfolios}
+
+    # Prices, before the lock.
+    held = {p.id: records_of(ledger, p) for p in portfolios}
+    open_now = set().union(*(_open_symbols(held[p.id].at(now)[0]) for p in portfolios))
+    marks, _, why = session.prices.marks_found(open_now) if open_now else ({}, [], "")
+    needed: dict[str, list[date]] = {}
+    for p in portfolios:
+        for day in plans[p.id]:
+            for symbol in symbols_to_price(_open_symbols(held[p.id].at(day_start(day))[0])):
+                needed.setdefault(symbol, []).append(day)
+    opens, failures = _daily_opens(session, needed, today, progress)
+
+    results = []
+    with ledger.transaction(session.command, now):
+        written: list[Snapshot] = []
+        for p in portfolios:
+            records = records_of(ledger, p)
+            settings = session.settings.for_portfolio(p.name)
+            backfilled, skipped = [], []
+            for day in plans[p.id]:
+                moment = day_start(day)
+                lots, flows = records.at(moment)
+                symbols = symbols_to_price(_open_symbols(lots))
+                lacking = [s for s in symbols if (s, day) not in opens]
+                if lacking:
+                    skipped.append(SkippedDay(day, lacking, _no_candle(lacking, failures, session.prices.offline)))
+                    continue
+                day_marks = candle_marks(_open_symbols(lots), {s: opens[s, day] for s in symbols})
+                valuation = value_portfolio(flows, lots, day_marks, settings.trading.mmr)
+                written.append(snapshot_of(p.id, day, moment, True, valuation))
+                backfilled.append(day)
+            snapshot, unpriced, reason = _today(session, p, records, marks, why, now)
+            if snapshot is None:
+                skipped.append(SkippedDay(today, unpriced, reason))
+            else:
+                written.append(snapshot)
+            results.append(PortfolioSnapshots(p.name, snapshot, backfilled, skipped))
+        ledger.save_snapshots(written)
+        dropped = ledger.delete_snapshots_before(today - timedelta(window - 1)) if window else 0
+    return SnapshotRun(today, results, dropped, complete=not any(p.skipped for p in results))
+
+
+def _today(
+    session: Session,
+    portfolio: Portfolio,
+    records: PortfolioRecords,
+    marks: dict[str, Mark],
+    why: str,
+    now: datetime,
+) -> tuple[Snapshot | None, list[str], str]:
+    """Today's snapshot at the current prices; None with the reason when a price is missing or is
+    from an earlier day (that day's snapshot is then backfilled from candles by a later run)."""
+    lots, flows = records.at(now)
+    symbols = _open_symbols(lots)
+    if symbols - set(marks):
+        # Opened by a concurrent command since the prices were fetched: the cache may know it.
+        found, _, why = session.prices.marks_found(symbols - set(marks), live=False)
+        marks = {**marks, **found}
+    lacking = sorted(symbols - set(marks))
+    if lacking:
+        return None, lacking, f"no price{why}"
+    old = sorted(s for s in symbols if marks[s].at < day_start(now.date()))
+    if old:
+        since = min(marks[s].at for s in old)
+        return None, old, f"the last price is from {since:%Y-%m-%d %H:%M} UTC, before today"
+    settings = session.settings.for_portfolio(portfolio.name)
+    valuation = value_portfolio(flows, lots, {s: marks[s] for s in symbols}, settings.trading.mmr)
+    return snapshot_of(portfolio.id, now.date(), now, False, valuation), [], ""
+
+
+def _daily_opens(
+    session: Session, needed: dict[str, list[date]], today: date, progress: Progress | None
+) -> tuple[dict[tuple[str, date], Candle], dict[str, str]]:
+    """Each symbol's daily candles over the days it is needed: one cache read, and at most one
+    (paged) exchange request for what the cache lacks."""
+    opens: dict[tuple[str, date], Candle] = {}
+    failures: dict[str, str] = {}
+    for done, (symbol, days) in enumerate(sorted(needed.items())):
+        if progress:
+            progress(f"daily candles {symbol}", done, len(needed))
+        series = session.prices.candles(symbol, "1d", day_start(min(days)), day_start(max(days) + timedelta(1)))
+        opens.update({(symbol, c.open_time.date()): c for c in series.candles})
+        if series.failure:
+            failures[symbol] = series.failure
+    if progress and needed:
+        progress("daily candles", len(needed), len(needed))
+    return opens, failures
+
+
+def _no_candle(symbols: list[str], failures: dict[str, str], offline: bool) -> str:
+    failed = [failures[s] for s in symbols if s in failures]
+    return "no daily candle" + (f" ({failed[0]})" if failed else " (offline)" if offline else "")

@@ -1,0 +1,141 @@
+"""Rebuild every derived figure from the ledger's records and report any difference.
+
+What is checked: SQLite's integrity and foreign keys; every close's realized PnL against its fill
+prices; each trade's cash flows (realized PnL and fees) against its trade and closes; no lot closed
+beyond its quantity; and every stored snapshot, recomputed from the records up to its moment at the
+prices it recorded. The ledger is only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from decimal import Decimal
+
+from portfolio_cli.engine.accounting import realized_pnl
+from portfolio_cli.engine.history import marks_of, snapshot_of
+from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Portfolio, Snapshot, Trade
+from portfolio_cli.engine.valuation import value_portfolio
+from portfolio_cli.money import ZERO
+from portfolio_cli.services.common import PortfolioRecords, records_of
+from portfolio_cli.session import Session
+
+
+@dataclass(frozen=True)
+class Difference:
+    portfolio: str | None
+    record: str  # e.g. "close 12", "trade 7", "snapshot 2026-03-01"
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    integrity: str
+    portfolios: int
+    trades: int
+    closes: int
+    cash_flows: int
+    snapshots: int
+    differences: list[Difference]
+    ok: bool  # integrity passed and nothing differs
+
+
+def verify(session: Session) -> VerifyReport:
+    ledger = session.ledger
+    integrity = "; ".join(row[0] for row in ledger.conn.execute("pragma integrity_check"))
+    differences = [
+        Difference(None, f"{row[0]} row {row[1]}", f"refers to a missing {row[2]} record")
+        for row in ledger.conn.execute("pragma foreign_key_check")
+    ]
+    counts = dict.fromkeys(("trades", "closes", "cash_flows", "snapshots"), 0)
+    portfolios = ledger.portfolios()
+    for portfolio in portfolios:
+        records = records_of(ledger, portfolio)
+        counts["trades"] += len(records.trades)
+        counts["closes"] += len(records.closes)
+        counts["cash_flows"] += len(records.flows)
+        differences += _check_trades(portfolio, records.trades, records.closes, records.flows)
+        snapshots = ledger.snapshots(portfolio, positions=True)
+        counts["snapshots"] += len(snapshots)
+        mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
+        for snapshot in snapshots:
+            differences += _check_snapshot(portfolio, snapshot, records, mmr)
+    ok = integrity == "ok" and not differences
+    return VerifyReport(integrity, len(portfolios), **counts, differences=differences, ok=ok)
+
+
+def _check_trades(
+    portfolio: Portfolio, trades: list[Trade], closes: list[Close], flows: list[CashFlow]
+) -> list[Difference]:
+    found = []
+    by_trade = {t.id: t for t in trades}
+    closed: dict[int, Decimal] = {}
+    booked: dict[int, Decimal] = {}
+    charged: dict[int, Decimal] = {}
+    for close in closes:
+        trade = by_trade[close.trade_id]
+        expected = realized_pnl(trade.side, close.qty, trade.price_usdt, close.price_usdt)
+        if close.realized_pnl != expected:
+            found.append(
+                Difference(
+                    portfolio.name,
+                    f"close {close.id}",
+                    f"realized PnL {close.realized_pnl}, its prices give {expected}",
+                )
+            )
+        closed[close.trade_id] = closed.get(close.trade_id, ZERO) + close.qty
+        booked[close.trade_id] = booked.get(close.trade_id, ZERO) + close.realized_pnl
+        charged[close.trade_id] = charged.get(close.trade_id, ZERO) + close.fee
+    paid: dict[int, Decimal] = {}
+    realized: dict[int, Decimal] = {}
+    for flow in flows:
+        if flow.trade_id is None:
+            continue
+        if flow.kind in (FlowKind.FEE, FlowKind.LIQUIDATION_FEE):
+            paid[flow.trade_id] = paid.get(flow.trade_id, ZERO) - flow.amount
+        elif flow.kind is FlowKind.REALIZED_PNL:
+            realized[flow.trade_id] = realized.get(flow.trade_id, ZERO) + flow.amount
+    for trade in trades:
+        name = f"trade {trade.id}"
+        if closed.get(trade.id, ZERO) > trade.qty:
+            found.append(Difference(portfolio.name, name, f"closed {closed[trade.id]} of {trade.qty}"))
+        fees = trade.fee + charged.get(trade.id, ZERO)
+        if paid.get(trade.id, ZERO) != fees:
+            found.append(Difference(portfolio.name, name, f"fee flows {paid.get(trade.id, ZERO)}, fills {fees}"))
+        if realized.get(trade.id, ZERO) != booked.get(trade.id, ZERO):
+            found.append(
+                Difference(
+                    portfolio.name,
+                    name,
+                    f"realized PnL flows {realized.get(trade.id, ZERO)}, closes {booked.get(trade.id, ZERO)}",
+                )
+            )
+    return found
+
+
+def _check_snapshot(
+    portfolio: Portfolio, snapshot: Snapshot, records: PortfolioRecords, mmr: Callable[[str], Decimal]
+) -> list[Difference]:
+    name = f"snapshot {snapshot.day}"
+    lots, flows = records.at(snapshot.taken_at)
+    marks = marks_of(snapshot)
+    unpriced = sorted({lot.trade.symbol for lot in lots if lot.is_open} - set(marks))
+    if unpriced:
+        return [Difference(portfolio.name, name, f"positions in {', '.join(unpriced)} are missing from it")]
+    valuation = value_portfolio(flows, lots, marks, mmr)
+    rebuilt = snapshot_of(portfolio.id, snapshot.day, snapshot.taken_at, snapshot.backfilled, valuation)
+    found = []
+    for f in fields(Snapshot):
+        if f.name == "positions":
+            continue
+        stored, fresh = getattr(snapshot, f.name), getattr(rebuilt, f.name)
+        if stored != fresh:
+            found.append(Difference(portfolio.name, name, f"{f.name} {stored}, the records give {fresh}"))
+    stored_rows = {p.trade_id: p for p in snapshot.positions}
+    fresh_rows = {p.trade_id: p for p in rebuilt.positions}
+    for trade_id in sorted(stored_rows.keys() | fresh_rows.keys()):
+        stored_row, fresh_row = stored_rows.get(trade_id), fresh_rows.get(trade_id)
+        if stored_row != fresh_row:
+            what = "not open then" if fresh_row is None else "missing" if stored_row is None else "differs"
+            found.append(Difference(portfolio.name, name, f"position of trade {trade_id} {what}"))
+    return found
