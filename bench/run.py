@@ -1,9 +1,12 @@
-"""Benchmarks named in the README: ``python bench/run.py``.
+"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history]`` (all by default).
 
-1. Wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target: median
-   ≤ 0.30 s on a 2-core machine), and of ``portfolio --help``.
-2. HTTP requests one ``portfolio value`` makes on live prices, against the tests' local fake Binance
-   on 127.0.0.1 (target: 1 ticker request, plus exchangeInfo at most once a day).
+1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
+   median ≤ 0.30 s on a 2-core machine), and of ``portfolio --help``; HTTP requests one
+   ``portfolio value`` makes on live prices, against the tests' local fake Binance on 127.0.0.1
+   (target: 1 ticker request, plus exchangeInfo at most once a day).
+2. snapshot: ``portfolio snapshot --all`` over 1,000 portfolios × 10 open positions on cached
+   prices (target ≤ 1 s).
+3. history: ``portfolio history`` over 5 years of daily snapshots (target ≤ 0.5 s).
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
 """
@@ -17,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_binance import FakeBinance, FakeBinanceServer  # noqa: E402
+from portfolio_cli.engine.accounting import Lot  # noqa: E402
+from portfolio_cli.engine.history import snapshot_of  # noqa: E402
+from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side, Trade  # noqa: E402
+from portfolio_cli.engine.valuation import Mark, value_portfolio  # noqa: E402
+from portfolio_cli.ledger import open_ledger  # noqa: E402
 
 # The console script installed beside this interpreter (a venv's bin/), else the one on PATH.
 _BESIDE = Path(sys.executable).parent / "portfolio"
@@ -36,6 +46,7 @@ PRICES = {
     "ETH/BTC": Decimal("0.05"),
     "DOGE/USDT": Decimal("0.1"),
 }
+RUNS_SLOW = int(os.environ.get("BENCH_RUNS_SLOW", "7"))
 
 
 def portfolio(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -61,7 +72,7 @@ def describe(label: str, times: list[float]) -> None:
     )
 
 
-def main() -> None:
+def bench_value() -> None:
     with tempfile.TemporaryDirectory() as home:
         fake = FakeBinance(prices=dict(PRICES))
         with FakeBinanceServer(fake) as url:
@@ -100,5 +111,87 @@ def main() -> None:
             print(f"HTTP requests, portfolio value, markets cache warm: {len(warm)} {warm}")
 
 
+def _offline_env(home: str) -> dict[str, str]:
+    env = {**os.environ, "PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": "http://127.0.0.1:9", "COLUMNS": "120"}
+    env.pop("PORTFOLIO_DB", None)
+    env.pop("PORTFOLIO_CONFIG", None)
+    return env
+
+
+def _trade(symbol: str, qty: str, price: Decimal, at: datetime, short: bool) -> Trade:
+    leverage = 3 if short else 1
+    return Trade(
+        id=0,
+        symbol=symbol,
+        side=Side.SHORT if short else Side.LONG,
+        kind=Kind.MARGIN if short else Kind.SPOT,
+        margin_mode=MarginMode.ISOLATED if short else None,
+        leverage=leverage,
+        qty=Decimal(qty),
+        price=price,
+        price_usdt=price,
+        fee=Decimal("0.4"),
+        opened_at=at,
+    )
+
+
+def bench_snapshot() -> None:
+    """1,000 portfolios × 10 positions, written through the ledger's own record methods."""
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        now = datetime.now(UTC)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "DOGE/USDT"]
+        sizes = {"BTC/USDT": "0.01", "ETH/USDT": "0.2", "SOL/USDT": "4", "DOGE/USDT": "4000"}
+        with ledger.transaction("bench", now):
+            for n in range(1000):
+                book = ledger.create_portfolio(f"p{n:04d}", midnight)
+                ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), midnight)
+                for i in range(10):
+                    symbol = symbols[i % len(symbols)]
+                    trade = _trade(symbol, sizes[symbol], PRICES[symbol], midnight, short=i % 5 == 0)
+                    trade_id = ledger.add_trade(book, trade, forced=False)
+                    ledger.add_cash_flow(book, FlowKind.FEE, Decimal("-0.4"), midnight, trade_id=trade_id)
+            ledger.save_quotes([(s, PRICES[s] * Decimal("1.01"), now, "binance") for s in symbols], now)
+        ledger.close()
+        taken = portfolio(env, "snapshot", "--all", "--offline", "--json").stdout
+        print(f"ledger with 1000 portfolios, {taken.count('trade_id')} positions snapshotted")
+        describe("portfolio snapshot --all (1000 × 10, cached)", timed(env, "snapshot", "--all", "--offline", "-q"))
+        portfolio(env, "verify")
+
+
+def bench_history() -> None:
+    """Five years of daily snapshots of a 5-position portfolio, then the history views."""
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        first = today - timedelta(days=5 * 365)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        with ledger.transaction("bench", first):
+            book = ledger.create_portfolio("main", first)
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), first)
+            ids = [ledger.add_trade(book, _trade("BTC/USDT", "0.1", PRICES["BTC/USDT"], first, False), False)]
+            snapshots = []
+            for n in range(5 * 365 + 1):
+                moment = first + timedelta(days=n)
+                mark = PRICES["BTC/USDT"] * (1 + Decimal(n % 97 - 48) / 400)
+                lot = _trade("BTC/USDT", "0.1", PRICES["BTC/USDT"], first, False)
+                marks = {"BTC/USDT": Mark("BTC/USDT", mark, mark, moment, "candle 1d")}
+                lots = [Lot(replace(lot, id=ids[0]), ())]
+                flows = [CashFlow(1, FlowKind.DEPOSIT, Decimal(100000), first)]
+                valuation = value_portfolio(flows, lots, marks, lambda symbol: Decimal("0.005"))
+                snapshots.append(snapshot_of(book.id, moment.date(), moment, True, valuation))
+            ledger.save_snapshots(snapshots)
+        ledger.close()
+        describe("portfolio history (5 years, by month)", timed(env, "history"))
+        describe("portfolio history --every day (5 years)", timed(env, "history", "--every", "day"))
+        describe("portfolio history --json (5 years)", timed(env, "history", "--json"))
+
+
+BENCHES = {"value": bench_value, "snapshot": bench_snapshot, "history": bench_history}
+
+
 if __name__ == "__main__":
-    main()
+    for name in sys.argv[1:] or list(BENCHES):
+        BENCHES[name]()

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Kind, MarginChange, MarginMode, Side, Trade
 from portfolio_cli.money import HUNDRED, ONE, ZERO, q8
@@ -50,7 +51,7 @@ class Lot:
     closes: tuple[Close, ...]
     margin_changes: tuple[MarginChange, ...] = ()
 
-    @property
+    @cached_property  # asked for many times per valuation; a lot never changes
     def open_qty(self) -> Decimal:
         return self.trade.qty - sum((c.qty for c in self.closes), ZERO)
 

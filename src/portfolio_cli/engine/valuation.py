@@ -15,7 +15,7 @@ For a lot with side s (+1 long, −1 short), open quantity q, entry e and mark m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -99,13 +99,14 @@ def value_portfolio(
         key = (t.symbol, t.side, t.kind) if aggregate else (t.id,)
         groups.setdefault(key, []).append(lot)
 
-    rows = [_row(group, marks[group[0].trade.symbol], mmr, aggregate) for group in groups.values()]
-    unrealized = sum((r.unrealized_pnl for r in rows), ZERO)
+    marked = [(group, marks[group[0].trade.symbol]) for group in groups.values()]
+    unrealized = sum((_unrealized(group, mark) for group, mark in marked), ZERO)
     equity = wallet + unrealized
+    rows = [_row(group, mark, mmr, aggregate, equity) for group, mark in marked]
     spot = sum((r.notional for r in rows if r.kind is Kind.SPOT), ZERO)
     margin_used = sum((r.margin for r in rows if r.kind is Kind.MARGIN), ZERO)
     margin_equity = equity - spot
-    positions = tuple(_with_allocation(r, equity) for r in sorted(rows, key=lambda r: (r.symbol, r.trade_ids)))
+    positions = tuple(sorted(rows, key=lambda r: (r.symbol, r.trade_ids)))
     return Valuation(
         equity=q8(equity),
         wallet_balance=q8(wallet),
@@ -125,7 +126,16 @@ def value_portfolio(
     )
 
 
-def _row(group: list[Lot], mark: Mark, mmr: Callable[[str], Decimal], aggregate: bool) -> PositionValue:
+def _unrealized(group: list[Lot], mark: Mark) -> Decimal:
+    """``s·q·(m − e)`` over the group, at the ledger's 8 places."""
+    qty = sum((lot.open_qty for lot in group), ZERO)
+    cost_usdt = sum((lot.open_qty * lot.trade.price_usdt for lot in group), ZERO)
+    return q8(group[0].trade.side.sign * (qty * mark.price_usdt - cost_usdt))
+
+
+def _row(
+    group: list[Lot], mark: Mark, mmr: Callable[[str], Decimal], aggregate: bool, equity: Decimal
+) -> PositionValue:
     first = group[0].trade
     qty = sum((lot.open_qty for lot in group), ZERO)
     cost_quote = sum((lot.open_qty * lot.trade.price for lot in group), ZERO)
@@ -135,6 +145,7 @@ def _row(group: list[Lot], mark: Mark, mmr: Callable[[str], Decimal], aggregate:
     sign = first.side.sign
     notional = qty * mark.price_usdt
     unrealized = sign * (notional - cost_usdt)
+    value = q8(sign * notional)
     return PositionValue(
         trade_id=None if aggregate else first.id,
         symbol=first.symbol,
@@ -147,20 +158,15 @@ def _row(group: list[Lot], mark: Mark, mmr: Callable[[str], Decimal], aggregate:
         mark=mark.price,
         mark_usdt=mark.price_usdt,
         notional=q8(notional),
-        value=q8(sign * notional),
+        value=value,
         unrealized_pnl=q8(unrealized),
         unrealized_pnl_pct=pct_of(unrealized, im),
         initial_margin=q8(im),
         margin=q8(sum((lot.margin for lot in group), ZERO)),
         margin_mode=modes.pop() if len(modes) == 1 else None,
         maintenance_margin=q8(notional * mmr(first.symbol)) if first.kind is Kind.MARGIN else ZERO,
-        allocation_pct=None,
+        allocation_pct=pct_of(abs(value), equity) if equity > 0 else None,
         price_at=mark.at,
         price_source=mark.source,
         trade_ids=tuple(lot.trade.id for lot in group),
     )
-
-
-def _with_allocation(row: PositionValue, equity: Decimal) -> PositionValue:
-    allocation = pct_of(abs(row.value), equity) if equity > 0 else None
-    return replace(row, allocation_pct=allocation)

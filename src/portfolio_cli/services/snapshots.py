@@ -62,6 +62,7 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
     plans = {p.id: days_to_backfill(p.created_at, today, ledger.snapshot_days(p), window) for p in portfolios}
 
     # Prices, before the lock.
+    version = ledger.data_version()
     held = {p.id: records_of(ledger, p) for p in portfolios}
     open_now = set().union(*(_open_symbols(held[p.id].at(now)[0]) for p in portfolios))
     marks, _, why = session.prices.marks_found(open_now) if open_now else ({}, [], "")
@@ -74,9 +75,11 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
 
     results = []
     with ledger.transaction(session.command, now):
+        if ledger.data_version() != version:  # another command wrote meanwhile: read again
+            held = {p.id: records_of(ledger, p) for p in portfolios}
         written: list[Snapshot] = []
         for p in portfolios:
-            records = records_of(ledger, p)
+            records = held[p.id]
             settings = session.settings.for_portfolio(p.name)
             backfilled, skipped = [], []
             for day in plans[p.id]:
