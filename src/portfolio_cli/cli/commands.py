@@ -405,7 +405,7 @@ def paths(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> 
 
 @app.command()
 def demo(json: JsonOpt = False) -> None:
-    """Build a demo portfolio from bundled prices (no network) and show it.
+    """Build a demo portfolio from bundled prices (no network) and show it with its month's history.
 
     It uses its own ledger (demo.db in the data directory), rebuilt on every run.
     Example: [bold]portfolio demo[/]
@@ -413,8 +413,11 @@ def demo(json: JsonOpt = False) -> None:
     from portfolio_cli.demo import run_demo
 
     with running(command_line()) as session:
-        result, as_of = run_demo(session)
+        result, history, as_of = run_demo(session)
         if json:
             return print_json(result)
+        from portfolio_cli.render.history import history_view
+
         stdout.print(f"[bold yellow]DEMO DATA[/] — bundled prices as of {as_of:%Y-%m-%d %H:%M} UTC, not live.")
         stdout.print(render.value_view(result, title_note=" (demo)"))
+        stdout.print(history_view(history, stdout.width))

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from importlib import resources
 
 from portfolio_cli import services
+from portfolio_cli.engine.records import Candle
+from portfolio_cli.money import D
 from portfolio_cli.paths import user_dir
 from portfolio_cli.prices.static import demo_source
+from portfolio_cli.services.history import History, history
+from portfolio_cli.services.snapshots import take_snapshots
 from portfolio_cli.session import Session
 
 DEMO_PORTFOLIO = "demo"
@@ -34,12 +40,14 @@ OPENS = [
 ]
 
 
-def run_demo(session: Session) -> tuple[services.PortfolioValue, datetime]:
-    """Rebuild the demo ledger from scratch and value it at the bundled prices."""
+def run_demo(session: Session) -> tuple[services.PortfolioValue, History, datetime]:
+    """Rebuild the demo ledger from scratch, snapshot its month from the bundled daily prices and
+    value it at the bundled quotes. The demo's clock stands at the time of those quotes."""
     path = user_dir() / "demo.db"
     for leftover in (path, path.with_name("demo.db-wal"), path.with_name("demo.db-shm")):
         leftover.unlink(missing_ok=True)
     source = demo_source()
+    as_of = source.as_of
     demo = replace(
         session,
         paths=replace(session.paths, ledger=path),
@@ -50,6 +58,7 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, datetime]:
         _fetched=[],
         _fetched_candles={},
         command="portfolio demo",
+        clock=lambda: as_of,
         warn=lambda message: None,  # scripted trades: no daily history to check correlation against
     )
     try:
@@ -88,11 +97,23 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, datetime]:
             at=_at("2026-10-20T10:00"),
             note="demo: take half off",
         )
+        demo.save_candles(_daily_candles())
+        take_snapshots(demo, [DEMO_PORTFOLIO])
         result = services.value(demo, DEMO_PORTFOLIO)
         demo.keep_fetched_quotes()
-        return result, source.as_of
+        return result, history(demo, DEMO_PORTFOLIO, None, None, "week"), as_of
     finally:
         demo.close()
+
+
+def _daily_candles() -> list[Candle]:
+    """The bundled opening prices of each day of the demo's month, as daily candles."""
+    data = json.loads(resources.files("portfolio_cli.demo").joinpath("prices.json").read_text())
+    return [
+        Candle(symbol, "1d", _at(f"{day}T00:00"), D(price), D(price), D(price), D(price))
+        for symbol, opens in data["daily_opens"].items()
+        for day, price in opens.items()
+    ]
 
 
 def _at(text: str) -> datetime:

@@ -16,7 +16,7 @@ from portfolio_cli.services.verify import VerifyReport
 
 
 def float_pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.2f}"
+    return "n/a" if value is None else f"{round(value, 2) + 0.0:,.2f}"  # + 0.0: no "-0.00"
 
 
 def _signed_pct(value: float | None) -> Text:
