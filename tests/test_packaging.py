@@ -56,3 +56,11 @@ def test_help_and_offline_value_import_neither_ccxt_nor_pandas(cli, binance):
     for argv in (["--help"], ["value", "--offline"], ["trades"]):
         modules = _imported_modules(*argv)
         assert "ccxt" not in modules and "pandas" not in modules, argv
+
+
+def test_every_service_name_resolves_from_its_module():
+    from portfolio_cli import services
+
+    assert sorted(services.__all__) == sorted(services._HOME)
+    for name in services.__all__:
+        assert getattr(services, name).__module__ == f"portfolio_cli.services.{services._HOME[name]}"

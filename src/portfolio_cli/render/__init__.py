@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group
@@ -13,7 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.valuation import PositionValue
-from portfolio_cli.services import CloseResult, Fill, PortfolioSummary, PortfolioValue, TradeRow
+
+if TYPE_CHECKING:
+    from portfolio_cli.services import CloseResult, Fill, PortfolioSummary, PortfolioValue, TradeRow
 
 NA = "n/a"
 
