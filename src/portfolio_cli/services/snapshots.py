@@ -118,8 +118,10 @@ def _today(
     lots, flows = records.at(now)
     symbols = _open_symbols(lots)
     if symbols - set(marks):
-        # Opened by a concurrent command since the prices were fetched: the cache may know it.
-        found, _, why = session.prices.marks_found(symbols - set(marks), live=False)
+        # Opened by a concurrent command since the prices were fetched. Rare, and one batched
+        # request inside the lock (bounded by the price timeout, below the busy timeout) beats a
+        # missing day.
+        found, _, why = session.prices.marks_found(symbols - set(marks))
         marks = {**marks, **found}
     lacking = sorted(symbols - set(marks))
     if lacking:
