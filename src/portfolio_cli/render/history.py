@@ -71,10 +71,11 @@ def history_view(history: History, width: int) -> RenderableType:
     table = Table(
         title=f"History of {escape(history.portfolio)}, by {history.every}",
         box=box.SIMPLE_HEAD,
-        caption="returns are time-weighted: deposits and withdrawals are not returns · b = backfilled",
+        caption="time-weighted returns: deposits and withdrawals are not returns · total: since the first row · "
+        "b: backfilled",
     )
-    table.add_column(history.every.value)
-    add_numeric_columns(table, "equity", "net deposits", "PnL", "return %", "cumulative %", "drawdown %")
+    table.add_column(history.every.value, no_wrap=True, min_width=12)
+    add_numeric_columns(table, "equity", "net deposits", "PnL", "return %", "total %", "drawdown %")
     for row in history.rows:
         table.add_row(
             f"{row.day}{' b' if row.backfilled else ''}",
