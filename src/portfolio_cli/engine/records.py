@@ -60,6 +60,7 @@ class CashFlow:
     amount: Decimal
     at: datetime
     trade_id: int | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Trade:
     take_profit: Decimal | None = None
     strategy: str | None = None
     note: str | None = None
+    forced: bool = False  # opened with --force over the risk rules
 
 
 @dataclass(frozen=True)

@@ -99,10 +99,33 @@ class Ledger:
     def close(self) -> None:
         self.conn.close()
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits: records read before a transaction began are
-        still current inside it if this has not changed since before they were read."""
-        return self.conn.execute("pragma data_version").fetchone()[0]
+    def backup(self, target: Path) -> str:
+        """Copy the ledger to ``target`` (which must not exist) with SQLite's online backup API: a
+        consistent copy even while another process writes. The copy is written beside the target
+        and renamed into place, owner-only. Returns the copy's integrity check."""
+        partial = target.with_name(target.name + ".partial")
+        try:
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            raise LedgerFailure(f"{partial} exists: a backup is running or was interrupted; remove it") from None
+        except OSError as exc:
+            raise LedgerFailure(f"cannot write a backup to {target}: {exc.strerror}") from None
+        try:
+            copy = sqlite3.connect(partial)
+            try:
+                self.conn.backup(copy)
+                copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+                integrity = "; ".join(row[0] for row in copy.execute("pragma integrity_check"))
+            finally:
+                copy.close()
+            if target.exists():
+                raise LedgerFailure(f"{target} already exists; choose another file")
+            os.replace(partial, target)
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerFailure(f"backup to {target} failed: {exc}") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return integrity
 
     def _rows(self, sql: str, params: list[Any] | tuple = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
@@ -197,12 +220,21 @@ class Ledger:
 
     def cash_flows(self, portfolio: Portfolio) -> list[CashFlow]:
         return [
-            CashFlow(r["id"], FlowKind(r["kind"]), codec.decimal(r["amount"]), codec.moment(r["at"]), r["trade_id"])
+            CashFlow(
+                r["id"],
+                FlowKind(r["kind"]),
+                codec.decimal(r["amount"]),
+                codec.moment(r["at"]),
+                r["trade_id"],
+                r["note"],
+            )
             for r in self._rows("select * from cash_flows where portfolio_id = ? order by id", [portfolio.id])
         ]
 
-    def add_trade(self, portfolio: Portfolio, trade: Trade, forced: bool) -> int:
+    def add_trade(self, portfolio: Portfolio, trade: Trade, forced: bool, trade_id: int | None = None) -> int:
+        """Record a trade; ``trade_id`` keeps an imported trade's id (the caller checks it is free)."""
         row = {
+            **({"id": trade_id} if trade_id is not None else {}),
             "portfolio_id": portfolio.id,
             "symbol": trade.symbol,
             "side": trade.side.value,
@@ -221,6 +253,13 @@ class Ledger:
             "forced": int(forced),
         }
         return self._write("trades", row, "open trade", portfolio.id)
+
+    def trade_ids_taken(self, ids: list[int]) -> bool:
+        """Whether any of ``ids`` is already a trade's id, in any portfolio."""
+        found = self.conn.execute(
+            f"select 1 from trades where id in ({','.join('?' * len(ids))}) limit 1", ids
+        ).fetchone()
+        return found is not None
 
     def trades(self, portfolio: Portfolio) -> list[Trade]:
         return [
@@ -452,6 +491,7 @@ def _trade(r: sqlite3.Row) -> Trade:
         take_profit=codec.optional_decimal(r["take_profit"]),
         strategy=r["strategy"],
         note=r["note"],
+        forced=bool(r["forced"]),
     )
 
 

@@ -1,0 +1,125 @@
+"""Record commands: export, import, backup."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from portfolio_cli.cli.commands import app
+from portfolio_cli.cli.support import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    OfflineOpt,
+    PortfolioOpt,
+    PricesOpt,
+    command_line,
+    parse_at,
+    portfolio_name,
+    print_json,
+    running,
+    split_prices,
+    stdout,
+)
+from portfolio_cli.errors import InvalidInput
+
+
+@app.command()
+def export(
+    kind: Annotated[str, typer.Argument(metavar="KIND", help="trades, cashflows, positions, snapshots or tax.")],
+    file_format: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    since: Annotated[str | None, typer.Option("--from", help="From this UTC date or time (included).")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Up to this UTC date or time (excluded).")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="positions: as they stood at this moment.")] = None,
+    year: Annotated[int | None, typer.Option(help="tax: the calendar year (UTC).")] = None,
+    method: Annotated[str, typer.Option(help="tax: fifo, lifo or hifo lot matching.")] = "fifo",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
+    prices: PricesOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export records as CSV or JSON: stable columns, exact decimals as text, UTC times.
+
+    Examples: [bold]portfolio export trades --format json -o trades.json[/] ·
+    [bold]portfolio export tax --year 2026 --method hifo -o tax-2026.csv[/]
+    """
+    from portfolio_cli.export import write_csv, write_json
+    from portfolio_cli.services.exports import export as export_records
+
+    with running(command_line(), db, config, offline) as session:
+        if file_format not in ("csv", "json"):
+            raise InvalidInput(f"--format must be csv or json, got {file_format!r}")
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
+        name = portfolio_name(session, portfolio)
+        result = export_records(session, kind, name, parse_at(since), parse_at(until), parse_at(at), year, method)
+        text = io.StringIO()
+        if file_format == "csv":
+            write_csv(result.table, text)
+        else:
+            write_json(result.table, result.meta, text)
+        if output is None:
+            sys.stdout.write(text.getvalue())
+        else:
+            _write_file(output, text.getvalue())
+            count = len(result.table.records)
+            print(f"Wrote {count} {kind} record(s) of {name} to {output}", file=sys.stderr)
+
+
+def _write_file(path: Path, text: str) -> None:
+    """All of the file or none of it: written beside the target, then renamed into place."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8", newline="")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="A trades export of this tool, CSV or JSON.", dir_okay=False)],
+    portfolio: PortfolioOpt = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Import trades exported by `portfolio export trades`, all or nothing; already-present ones are skipped.
+
+    Example: [bold]portfolio init copy && portfolio import trades.csv -p copy[/]
+    """
+    from portfolio_cli.services.importing import ImportResult, import_trades
+
+    with running(command_line(), db, config) as session:
+        result = import_trades(session, file, portfolio_name(session, portfolio))
+        if json:
+            return print_json(result, ImportResult)
+        stdout.print(
+            f"Imported into {result.portfolio}: {result.trades_added} trade(s) and {result.closes_added} close(s); "
+            f"already present and skipped: {result.trades_present} trade(s), {result.closes_present} close(s)",
+            highlight=False,
+        )
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the copy (must not exist).", dir_okay=False)],
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Copy the ledger consistently, even while cron or another command writes to it.
+
+    Example: [bold]portfolio backup ~/backups/ledger-2026-12-31.db[/]
+    """
+    with running(command_line(), db, config) as session:
+        if file.exists():
+            raise InvalidInput(f"{file} already exists; choose another file")
+        integrity = session.ledger.backup(file)
+        stdout.print(f"Backed up {session.paths.ledger} to {file} (integrity check: {integrity})", highlight=False)

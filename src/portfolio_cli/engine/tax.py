@@ -1,0 +1,133 @@
+"""Tax lots: spot disposals matched to acquisitions by FIFO, LIFO or HIFO, as Form 8949 reports them.
+
+- Per asset (the base currency: ``ETH/USDT`` and ``ETH/BTC`` both buy ETH), every spot buy is an
+  acquisition and every spot close a disposal, valued in USDT at the fill.
+- Cost basis of an acquisition = ``qty × price_usdt + buy fee``; proceeds of a disposal =
+  ``qty × price_usdt − sell fee``.
+- A disposal takes units from the acquisitions still open at its moment: FIFO oldest first, LIFO
+  newest first, HIFO highest cost per unit first (ties: oldest first). The method is applied to the
+  whole history, so a year's lots are what earlier years left.
+- A disposal split across lots shares its proceeds, and a lot shares its cost, by quantity; the last
+  piece takes the remainder, so the rows add up to the fills exactly.
+- Long term when disposed of after the first anniversary of the acquisition (held more than one year).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from portfolio_cli.money import ZERO, q8
+
+
+class Method(StrEnum):
+    FIFO = "fifo"
+    LIFO = "lifo"
+    HIFO = "hifo"
+
+
+class Term(StrEnum):
+    SHORT = "short"
+    LONG = "long"
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    trade_id: int
+    asset: str
+    at: datetime
+    qty: Decimal
+    cost: Decimal  # USDT, buy fee included
+
+
+@dataclass(frozen=True)
+class Disposal:
+    close_id: int
+    trade_id: int
+    asset: str
+    at: datetime
+    qty: Decimal
+    proceeds: Decimal  # USDT, sell fee deducted
+
+
+@dataclass(frozen=True)
+class TaxLotRow:
+    asset: str
+    qty: Decimal
+    acquired_at: datetime
+    disposed_at: datetime
+    proceeds: Decimal
+    cost_basis: Decimal
+    gain: Decimal
+    term: Term
+    method: Method
+    acquired_trade_id: int
+    disposed_trade_id: int
+    close_id: int
+
+
+def holding_term(acquired: date, disposed: date) -> Term:
+    """Long term when ``disposed`` is after the first anniversary of ``acquired`` (29 February's
+    anniversary is 28 February)."""
+    try:
+        anniversary = acquired.replace(year=acquired.year + 1)
+    except ValueError:
+        anniversary = acquired.replace(year=acquired.year + 1, day=28)
+    return Term.LONG if disposed > anniversary else Term.SHORT
+
+
+def match_lots(acquisitions: Iterable[Acquisition], disposals: Iterable[Disposal], method: Method) -> list[TaxLotRow]:
+    """Every disposal as rows, one per acquisition lot it draws on, in disposal order. A disposal
+    larger than what is held is an error in the records (spot cannot go short)."""
+    pending = sorted(acquisitions, key=lambda a: (a.at, a.trade_id))
+    held: list[list] = []  # [acquisition, qty left, cost left]
+    rows: list[TaxLotRow] = []
+    for disposal in sorted(disposals, key=lambda d: (d.at, d.close_id)):
+        while pending and pending[0].at <= disposal.at:
+            a = pending.pop(0)
+            held.append([a, a.qty, a.cost])
+        lots = [lot for lot in held if lot[0].asset == disposal.asset and lot[1] > 0]
+        if method is Method.LIFO:
+            lots.sort(key=lambda lot: (lot[0].at, lot[0].trade_id), reverse=True)
+        elif method is Method.HIFO:
+            lots.sort(key=lambda lot: (-(lot[2] / lot[1]), lot[0].at, lot[0].trade_id))
+        remaining, proceeds_left = disposal.qty, disposal.proceeds
+        for lot in lots:
+            if remaining <= 0:
+                break
+            acquisition, qty_left, cost_left = lot
+            take = min(qty_left, remaining)
+            cost = cost_left if take == qty_left else q8(cost_left * take / qty_left)
+            proceeds = proceeds_left if take == remaining else q8(disposal.proceeds * take / disposal.qty)
+            lot[1], lot[2] = qty_left - take, cost_left - cost
+            remaining -= take
+            proceeds_left -= proceeds
+            rows.append(
+                TaxLotRow(
+                    asset=disposal.asset,
+                    qty=take,
+                    acquired_at=acquisition.at,
+                    disposed_at=disposal.at,
+                    proceeds=proceeds,
+                    cost_basis=cost,
+                    gain=proceeds - cost,
+                    term=holding_term(acquisition.at.date(), disposal.at.date()),
+                    method=method,
+                    acquired_trade_id=acquisition.trade_id,
+                    disposed_trade_id=disposal.trade_id,
+                    close_id=disposal.close_id,
+                )
+            )
+        if remaining > 0:
+            raise ValueError(f"close {disposal.close_id} disposes of {remaining} {disposal.asset} more than was held")
+    return rows
+
+
+def term_totals(rows: Iterable[TaxLotRow]) -> dict[Term, Decimal]:
+    totals = dict.fromkeys(Term, ZERO)
+    for row in rows:
+        totals[row.term] += row.gain
+    return totals

@@ -1,0 +1,427 @@
+"""Exports: the ledger's records as documented tables, and the yearly tax report.
+
+Columns are part of the interface (the README lists them); add new ones at the end only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from portfolio_cli import __version__
+from portfolio_cli.engine.accounting import build_lots
+from portfolio_cli.engine.records import CloseReason, FlowKind, Kind, Portfolio, Side, Trade
+from portfolio_cli.engine.symbols import base_of
+from portfolio_cli.engine.tax import Acquisition, Disposal, Method, Term, match_lots, term_totals
+from portfolio_cli.errors import InvalidInput, LedgerFailure
+from portfolio_cli.export import RecordTable
+from portfolio_cli.ledger import codec
+from portfolio_cli.money import ZERO, q8
+from portfolio_cli.services.common import records_of
+from portfolio_cli.services.valuation import value
+from portfolio_cli.session import Session
+
+KINDS = ("trades", "cashflows", "positions", "snapshots", "tax")
+
+TRADE_COLUMNS = (
+    "record",  # open or close
+    "trade_id",
+    "at",
+    "symbol",
+    "side",
+    "kind",
+    "margin_mode",
+    "leverage",
+    "qty",
+    "price",
+    "price_usdt",
+    "fee",
+    "realized_pnl",
+    "reason",
+    "stop_loss",
+    "take_profit",
+    "strategy",
+    "note",
+    "forced",
+)
+TRADE_NUMERIC = frozenset(
+    {"trade_id", "leverage", "qty", "price", "price_usdt", "fee", "realized_pnl", "stop_loss", "take_profit", "forced"}
+)
+CASHFLOW_COLUMNS = ("id", "at", "kind", "amount", "trade_id", "note")
+POSITION_COLUMNS = (
+    "trade_id",
+    "symbol",
+    "side",
+    "kind",
+    "margin_mode",
+    "leverage",
+    "qty",
+    "entry",
+    "entry_usdt",
+    "mark",
+    "mark_usdt",
+    "price_at",
+    "price_source",
+    "value",
+    "unrealized_pnl",
+    "margin",
+)
+SNAPSHOT_COLUMNS = (
+    "day",
+    "taken_at",
+    "backfilled",
+    "equity",
+    "wallet_balance",
+    "free_margin",
+    "spot_holdings",
+    "margin_used",
+    "margin_level_pct",
+    "unrealized_pnl",
+    "realized_pnl",
+    "fees",
+    "liquidation_fees",
+    "funding",
+    "deposits",
+    "withdrawals",
+)
+TAX_COLUMNS = (
+    "section",  # disposal, margin, funding or summary
+    "description",
+    "asset",
+    "quantity",
+    "date_acquired",
+    "date_sold",
+    "proceeds",
+    "cost_basis",
+    "gain_or_loss",
+    "term",
+    "method",
+    "acquired_trade_id",
+    "disposed_trade_id",
+    "close_id",
+    "symbol",
+    "side",
+    "realized_pnl",
+    "fees",
+    "funding",
+    "net_pnl",
+)
+TAX_NUMERIC = frozenset(
+    {
+        "quantity",
+        "proceeds",
+        "cost_basis",
+        "gain_or_loss",
+        "acquired_trade_id",
+        "disposed_trade_id",
+        "close_id",
+        "realized_pnl",
+        "fees",
+        "funding",
+        "net_pnl",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Export:
+    table: RecordTable
+    meta: dict[str, Any]
+
+
+def _text(value: Decimal | int | str | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return codec.money(value)
+    return str(value)
+
+
+def _in_range(moment: datetime, since: datetime | None, until: datetime | None) -> bool:
+    return (since is None or moment >= since) and (until is None or moment < until)
+
+
+def export(
+    session: Session,
+    kind: str,
+    name: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    at: datetime | None = None,
+    year: int | None = None,
+    method: str = "fifo",
+) -> Export:
+    """One kind of record of one portfolio: ``since`` included, ``until`` excluded."""
+    if kind not in KINDS:
+        raise InvalidInput(f"cannot export {kind!r}: choose one of {', '.join(KINDS)}")
+    if since and until and since >= until:
+        raise InvalidInput(f"--from {since:%Y-%m-%d %H:%M} is not before --to {until:%Y-%m-%d %H:%M}")
+    if kind != "positions" and at is not None:
+        raise InvalidInput("--at applies to the positions export only (use --from and --to)")
+    if kind == "positions" and (since or until):
+        raise InvalidInput("positions are a state at one moment: use --at, not --from/--to")
+    if kind == "tax":
+        if year is None:
+            raise InvalidInput("the tax export needs --year YYYY")
+        if since or until:
+            raise InvalidInput("the tax export covers a calendar year: use --year, not --from/--to")
+        since, until = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    elif year is not None:
+        raise InvalidInput("--year applies to the tax export only")
+    portfolio = session.ledger.portfolio(name)
+    if kind == "trades":
+        table = trades_table(session, portfolio, since, until)
+    elif kind == "cashflows":
+        table = cashflows_table(session, portfolio, since, until)
+    elif kind == "positions":
+        table = positions_table(session, name, at)
+    elif kind == "snapshots":
+        table = snapshots_table(session, portfolio, since, until)
+    else:
+        table = tax_table(session, portfolio, year, _method(method))
+    meta = {
+        "tool_version": __version__,
+        "portfolio": name,
+        "from": codec.timestamp(since) if since else None,
+        "to": codec.timestamp(until) if until else None,
+        "exported_at": codec.timestamp(session.clock()),
+    }
+    if kind == "tax":
+        meta |= {"year": year, "method": _method(method).value}
+    if kind == "positions":
+        meta |= {"at": codec.timestamp(at or session.clock())}
+    return Export(table, meta)
+
+
+def _method(text: str) -> Method:
+    try:
+        return Method(text.lower())
+    except ValueError:
+        raise InvalidInput(f"--method must be fifo, lifo or hifo, got {text!r}") from None
+
+
+def trades_table(session: Session, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> RecordTable:
+    """One record per fill: a trade's opening fill, then each of its closes, in time order."""
+    records = records_of(session.ledger, portfolio)
+    trades = {t.id: t for t in records.trades}
+    fills: list[tuple[datetime, int, int, dict]] = []
+    for t in records.trades:
+        if _in_range(t.opened_at, since, until):
+            fills.append((t.opened_at, 0, t.id, _open_record(t)))
+    for c in records.closes:
+        if _in_range(c.closed_at, since, until):
+            t = trades[c.trade_id]
+            record = {
+                "record": "close",
+                "trade_id": str(t.id),
+                "at": codec.timestamp(c.closed_at),
+                "symbol": t.symbol,
+                "side": t.side.value,
+                "kind": t.kind.value,
+                "qty": _text(c.qty),
+                "price": _text(c.price),
+                "price_usdt": _text(c.price_usdt),
+                "fee": _text(c.fee),
+                "realized_pnl": _text(c.realized_pnl),
+                "reason": c.reason.value,
+                "note": c.note,
+            }
+            fills.append((c.closed_at, 1, c.id, record))
+    fills.sort(key=lambda f: f[:3])
+    rows = [{column: fill[3].get(column) for column in TRADE_COLUMNS} for fill in fills]
+    return RecordTable("trades", TRADE_COLUMNS, TRADE_NUMERIC, rows)
+
+
+def _open_record(t: Trade) -> dict[str, str | None]:
+    return {
+        "record": "open",
+        "trade_id": str(t.id),
+        "at": codec.timestamp(t.opened_at),
+        "symbol": t.symbol,
+        "side": t.side.value,
+        "kind": t.kind.value,
+        "margin_mode": t.margin_mode.value if t.margin_mode else None,
+        "leverage": str(t.leverage),
+        "qty": _text(t.qty),
+        "price": _text(t.price),
+        "price_usdt": _text(t.price_usdt),
+        "fee": _text(t.fee),
+        "stop_loss": _text(t.stop_loss),
+        "take_profit": _text(t.take_profit),
+        "strategy": t.strategy,
+        "note": t.note,
+        "forced": "1" if t.forced else "0",
+    }
+
+
+def cashflows_table(
+    session: Session, portfolio: Portfolio, since: datetime | None, until: datetime | None
+) -> RecordTable:
+    rows = [
+        {
+            "id": str(f.id),
+            "at": codec.timestamp(f.at),
+            "kind": f.kind.value,
+            "amount": _text(f.amount),
+            "trade_id": _text(f.trade_id),
+            "note": f.note,
+        }
+        for f in session.ledger.cash_flows(portfolio)
+        if _in_range(f.at, since, until)
+    ]
+    rows.sort(key=lambda r: (r["at"], int(r["id"])))
+    return RecordTable("cashflows", CASHFLOW_COLUMNS, frozenset({"id", "amount", "trade_id"}), rows)
+
+
+def positions_table(session: Session, name: str, at: datetime | None) -> RecordTable:
+    valuation = value(session, name, at=at).valuation
+    rows = [
+        {
+            "trade_id": _text(p.trade_id),
+            "symbol": p.symbol,
+            "side": p.side.value,
+            "kind": p.kind.value,
+            "margin_mode": p.margin_mode.value if p.margin_mode else None,
+            "leverage": _text(p.leverage),
+            "qty": _text(p.qty),
+            "entry": _text(p.entry),
+            "entry_usdt": _text(p.entry_usdt),
+            "mark": _text(p.mark),
+            "mark_usdt": _text(p.mark_usdt),
+            "price_at": codec.timestamp(p.price_at),
+            "price_source": p.price_source,
+            "value": _text(p.value),
+            "unrealized_pnl": _text(p.unrealized_pnl),
+            "margin": _text(p.margin),
+        }
+        for p in valuation.positions
+    ]
+    numeric = frozenset(POSITION_COLUMNS) - {"symbol", "side", "kind", "margin_mode", "price_at", "price_source"}
+    return RecordTable("positions", POSITION_COLUMNS, numeric, rows)
+
+
+def snapshots_table(
+    session: Session, portfolio: Portfolio, since: datetime | None, until: datetime | None
+) -> RecordTable:
+    rows = []
+    for s in session.ledger.snapshots(portfolio):
+        if not _in_range(s.taken_at, since, until):
+            continue
+        rows.append(
+            {
+                "day": s.day.isoformat(),
+                "taken_at": codec.timestamp(s.taken_at),
+                "backfilled": "1" if s.backfilled else "0",
+                **{c: _text(getattr(s, c)) for c in SNAPSHOT_COLUMNS[3:]},
+            }
+        )
+    numeric = frozenset(SNAPSHOT_COLUMNS) - {"day", "taken_at"}
+    return RecordTable("snapshots", SNAPSHOT_COLUMNS, numeric, rows)
+
+
+def tax_table(session: Session, portfolio: Portfolio, year: int, method: Method) -> RecordTable:
+    """Spot disposals matched to lots, then margin PnL and funding (not lot disposals), then totals."""
+    records = records_of(session.ledger, portfolio)
+    spot = {t.id: t for t in records.trades if t.kind is Kind.SPOT and t.side is Side.LONG}
+    acquisitions = [
+        Acquisition(t.id, base_of(t.symbol), t.opened_at, t.qty, cost=q8(t.qty * t.price_usdt) + t.fee)
+        for t in spot.values()
+    ]
+    disposals = [
+        Disposal(
+            c.id, c.trade_id, base_of(spot[c.trade_id].symbol), c.closed_at, c.qty, q8(c.qty * c.price_usdt) - c.fee
+        )
+        for c in records.closes
+        if c.trade_id in spot
+    ]
+    try:
+        matched = match_lots(acquisitions, disposals, method)
+    except ValueError as exc:
+        raise LedgerFailure(f"the ledger's spot records do not add up: {exc}") from None
+    in_year = [r for r in matched if r.disposed_at.year == year]
+    rows: list[dict[str, str | None]] = [
+        {
+            "section": "disposal",
+            "description": f"{_qty(r.qty)} {r.asset}",
+            "asset": r.asset,
+            "quantity": _text(r.qty),
+            "date_acquired": r.acquired_at.date().isoformat(),
+            "date_sold": r.disposed_at.date().isoformat(),
+            "proceeds": _text(r.proceeds),
+            "cost_basis": _text(r.cost_basis),
+            "gain_or_loss": _text(r.gain),
+            "term": r.term.value,
+            "method": method.value,
+            "acquired_trade_id": str(r.acquired_trade_id),
+            "disposed_trade_id": str(r.disposed_trade_id),
+            "close_id": str(r.close_id),
+        }
+        for r in in_year
+    ]
+    margin_net = ZERO
+    for lot in build_lots(records.trades, records.closes):
+        t = lot.trade
+        if t.kind is not Kind.MARGIN:
+            continue
+        closed = ZERO
+        for c in lot.closes:
+            fees = lot.entry_fee_share(c.qty, closed) + c.fee
+            closed += c.qty
+            if c.closed_at.year != year:
+                continue
+            net = c.realized_pnl - fees
+            margin_net += net
+            what = "liquidation" if c.reason in (CloseReason.LIQUIDATION, CloseReason.MARGIN_CALL) else "close"
+            rows.append(
+                {
+                    "section": "margin",
+                    "description": f"{what} of trade {t.id}: {_qty(c.qty)} {t.symbol}",
+                    "quantity": _text(c.qty),
+                    "date_sold": c.closed_at.date().isoformat(),
+                    "disposed_trade_id": str(t.id),
+                    "close_id": str(c.id),
+                    "symbol": t.symbol,
+                    "side": t.side.value,
+                    "realized_pnl": _text(c.realized_pnl),
+                    "fees": _text(fees),
+                    "net_pnl": _text(net),
+                }
+            )
+    funding_by_trade: dict[int, Decimal] = {}
+    for f in records.flows:
+        if f.kind is FlowKind.FUNDING and f.at.year == year and f.trade_id is not None:
+            funding_by_trade[f.trade_id] = funding_by_trade.get(f.trade_id, ZERO) + f.amount
+    trades = {t.id: t for t in records.trades}
+    for trade_id, amount in sorted(funding_by_trade.items()):
+        t = trades[trade_id]
+        rows.append(
+            {
+                "section": "funding",
+                "description": f"funding of trade {trade_id} in {year}",
+                "disposed_trade_id": str(trade_id),
+                "symbol": t.symbol,
+                "side": t.side.value,
+                "funding": _text(amount),
+            }
+        )
+    totals = term_totals(in_year)
+    funding = sum(funding_by_trade.values(), ZERO)
+    summary = [
+        ("short-term gain or loss", "gain_or_loss", totals[Term.SHORT]),
+        ("long-term gain or loss", "gain_or_loss", totals[Term.LONG]),
+        ("margin net PnL", "net_pnl", margin_net),
+        ("funding", "funding", funding),
+        ("total", "net_pnl", totals[Term.SHORT] + totals[Term.LONG] + margin_net + funding),
+    ]
+    rows += [
+        {"section": "summary", "description": label, "method": method.value, column: _text(amount)}
+        for label, column, amount in summary
+    ]
+    table_rows = [{column: row.get(column) for column in TAX_COLUMNS} for row in rows]
+    return RecordTable("tax", TAX_COLUMNS, TAX_NUMERIC, table_rows)
+
+
+def _qty(value: Decimal) -> str:
+    return f"{value.normalize():f}"

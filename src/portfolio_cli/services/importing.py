@@ -1,0 +1,251 @@
+"""``portfolio import``: the project's own trades export, CSV or JSON, into a portfolio, all or nothing.
+
+Every record is checked first; a file with any bad record imports nothing and names each bad line.
+A trade already in the portfolio (same symbol, side, kind, margin, quantity, prices, fee and time)
+and a close already booked are skipped, so importing a file twice does not duplicate anything. Each
+fill is booked as the trading commands book it: the trade or close, its fee and its realized PnL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from portfolio_cli.engine.accounting import realized_pnl
+from portfolio_cli.engine.records import Close, CloseReason, FlowKind, Kind, MarginMode, Side, Trade
+from portfolio_cli.errors import InvalidInput
+from portfolio_cli.export import Record, read_csv
+from portfolio_cli.money import ABSURD, ZERO, D, q8
+from portfolio_cli.services.common import MAX_LEVERAGE, parse_symbol, records_of
+from portfolio_cli.services.exports import TRADE_COLUMNS
+from portfolio_cli.session import Session
+
+MAX_TEXT = 1000
+SHOWN_ERRORS = 5
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    portfolio: str
+    trades_added: int
+    closes_added: int
+    trades_present: int  # already in the portfolio: skipped
+    closes_present: int
+
+
+class _BadRecord(ValueError):
+    pass
+
+
+def import_trades(session: Session, path: Path, name: str) -> ImportResult:
+    records = _read(path)
+    opens: dict[int, Trade] = {}  # by the file's trade id
+    closes: list[tuple[int, Close]] = []
+    closed: dict[int, Decimal] = {}
+    errors = []
+    for where, record in records:
+        try:
+            kind = record.get("record")
+            if kind == "open":
+                file_id, trade = _trade(record)
+                if file_id in opens:
+                    raise _BadRecord(f"trade {file_id} is opened twice")
+                opens[file_id] = trade
+            elif kind == "close":
+                file_id, close = _close(record, opens)
+                closed[file_id] = closed.get(file_id, ZERO) + close.qty
+                if closed[file_id] > opens[file_id].qty:
+                    raise _BadRecord(f"closes of trade {file_id} add up to more than its {opens[file_id].qty}")
+                closes.append((file_id, close))
+            else:
+                raise _BadRecord(f"record must be open or close, got {kind!r}")
+        except _BadRecord as exc:
+            errors.append(f"{where}: {exc}")
+    if errors:
+        shown = "; ".join(errors[:SHOWN_ERRORS])
+        more = f"; and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
+        raise InvalidInput(f"{path.name}: {len(errors)} bad record(s), nothing imported: {shown}{more}")
+
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    added = present = closes_added = closes_present = 0
+    with ledger.transaction(session.command, session.clock()):
+        held = records_of(ledger, portfolio)
+        known = {_fingerprint(t): t.id for t in held.trades}
+        booked = {(c.trade_id, c.closed_at, c.qty, c.price, c.fee) for c in held.closes}
+        ids: dict[int, int] = {}
+        new = [file_id for file_id, trade in opens.items() if _fingerprint(trade) not in known]
+        # The file's trade ids are kept where none is taken (a restore into another ledger round-trips
+        # exactly); otherwise the ledger numbers them.
+        keep_ids = bool(new) and not ledger.trade_ids_taken(new)
+        for file_id, trade in sorted(opens.items()):
+            if _fingerprint(trade) in known:
+                ids[file_id] = known[_fingerprint(trade)]
+                present += 1
+                continue
+            ids[file_id] = ledger.add_trade(
+                portfolio, trade, forced=trade.forced, trade_id=file_id if keep_ids else None
+            )
+            ledger.add_cash_flow(portfolio, FlowKind.FEE, -trade.fee, trade.opened_at, ids[file_id], "entry fee")
+            added += 1
+        for file_id, close in closes:
+            trade_id = ids[file_id]
+            if (trade_id, close.closed_at, close.qty, close.price, close.fee) in booked:
+                closes_present += 1
+                continue
+            close = replace(close, trade_id=trade_id)
+            ledger.add_close(portfolio, close)
+            ledger.add_cash_flow(portfolio, FlowKind.REALIZED_PNL, close.realized_pnl, close.closed_at, trade_id)
+            liquidated = close.reason in (CloseReason.LIQUIDATION, CloseReason.MARGIN_CALL)
+            fee_kind, note = (FlowKind.LIQUIDATION_FEE, "liquidation fee") if liquidated else (FlowKind.FEE, "exit fee")
+            ledger.add_cash_flow(portfolio, fee_kind, -close.fee, close.closed_at, trade_id, note)
+            closes_added += 1
+        ledger.audit("import", portfolio.id, {"file": path.name, "trades": added, "closes": closes_added})
+    return ImportResult(name, added, closes_added, present, closes_present)
+
+
+def _fingerprint(t: Trade) -> tuple:
+    return (t.symbol, t.side, t.kind, t.margin_mode, t.leverage, t.qty, t.price, t.price_usdt, t.fee, t.opened_at)
+
+
+def _read(path: Path) -> list[tuple[str, Record]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{path.name} is not valid JSON: {exc}") from None
+        if not isinstance(payload, dict) or payload.get("kind") != "trades":
+            raise InvalidInput(f"{path.name} is not a trades export (its kind must be 'trades')")
+        records = payload.get("records")
+        if not isinstance(records, list):
+            raise InvalidInput(f"{path.name} has no list of records")
+        return [(f"record {n}", r if isinstance(r, dict) else {}) for n, r in enumerate(records, start=1)]
+    header, rows = read_csv(text)
+    missing = [c for c in TRADE_COLUMNS if c not in header]
+    if missing:
+        raise InvalidInput(f"{path.name} is not a trades export: no column {', '.join(missing)}")
+    return [(f"line {n}", r) for n, r in rows]
+
+
+def _trade(r: Record) -> tuple[int, Trade]:
+    side, kind = _choice(r, "side", Side), _choice(r, "kind", Kind)
+    leverage = _integer(r, "leverage", 1, MAX_LEVERAGE)
+    mode = _choice(r, "margin_mode", MarginMode) if kind is Kind.MARGIN else None
+    if kind is Kind.SPOT and (side is Side.SHORT or leverage != 1 or r.get("margin_mode")):
+        raise _BadRecord("a spot trade is long, at leverage 1, with no margin mode")
+    return _integer(r, "trade_id", 1, None), Trade(
+        id=0,
+        symbol=_symbol(r),
+        side=side,
+        kind=kind,
+        margin_mode=mode,
+        leverage=leverage,
+        qty=_number(r, "qty"),
+        price=_number(r, "price"),
+        price_usdt=_number(r, "price_usdt"),
+        fee=_number(r, "fee", zero_ok=True),
+        opened_at=_moment(r),
+        stop_loss=_number(r, "stop_loss", optional=True),
+        take_profit=_number(r, "take_profit", optional=True),
+        strategy=_free_text(r, "strategy"),
+        note=_free_text(r, "note"),
+        forced=_integer(r, "forced", 0, 1) == 1,
+    )
+
+
+def _close(r: Record, opens: dict[int, Trade]) -> tuple[int, Close]:
+    file_id = _integer(r, "trade_id", 1, None)
+    trade = opens.get(file_id)
+    if trade is None:
+        raise _BadRecord(f"closes trade {file_id}, which the file does not open before it")
+    if _symbol(r) != trade.symbol or r.get("side") != trade.side.value:
+        raise _BadRecord(f"symbol and side differ from trade {file_id}'s")
+    at = _moment(r)
+    if at < trade.opened_at:
+        raise _BadRecord(f"closes trade {file_id} before it was opened")
+    qty, price_usdt = _number(r, "qty"), _number(r, "price_usdt")
+    gross = _number(r, "realized_pnl", zero_ok=True, signed=True)
+    expected = realized_pnl(trade.side, qty, trade.price_usdt, price_usdt)
+    if gross != expected:
+        raise _BadRecord(f"realized_pnl {gross} does not match its prices ({expected})")
+    reason = _choice(r, "reason", CloseReason)
+    fee = _number(r, "fee", zero_ok=True)
+    return file_id, Close(0, 0, qty, _number(r, "price"), price_usdt, fee, gross, at, _free_text(r, "note"), reason)
+
+
+def _value(r: Record, column: str) -> str | None:
+    value = r.get(column)
+    if value is not None and not isinstance(value, str):
+        raise _BadRecord(f"{column} must be text, got {type(value).__name__}")
+    return value.strip() if value else None
+
+
+def _number(
+    r: Record, column: str, optional: bool = False, zero_ok: bool = False, signed: bool = False
+) -> Decimal | None:
+    text = _value(r, column)
+    if text is None:
+        if optional:
+            return None
+        raise _BadRecord(f"{column} is missing")
+    try:
+        number = D(text)
+    except ValueError:
+        raise _BadRecord(f"{column} is not a number: {text[:40]!r}") from None
+    if q8(number) != number:
+        raise _BadRecord(f"{column} has more than 8 decimal places: {text[:40]}")
+    if abs(number) >= ABSURD or (number < 0 and not signed) or (number == 0 and not (zero_ok or signed)):
+        raise _BadRecord(f"{column} is out of range: {text[:40]}")
+    return number
+
+
+def _integer(r: Record, column: str, low: int, high: int | None) -> int:
+    text = _value(r, column)
+    if text is None or not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+        bound = f"{low}-{high}" if high is not None else f"{low} or more"
+        raise _BadRecord(f"{column} must be a whole number {bound}, got {(text or '')[:40]!r}")
+    return int(text)
+
+
+def _choice(r: Record, column: str, choices):
+    text = _value(r, column)
+    try:
+        return choices(text)
+    except ValueError:
+        allowed = ", ".join(c.value for c in choices)
+        raise _BadRecord(f"{column} must be one of {allowed}, got {(text or '')[:40]!r}") from None
+
+
+def _symbol(r: Record) -> str:
+    text = _value(r, "symbol") or ""
+    try:
+        return parse_symbol(text)
+    except InvalidInput as exc:
+        raise _BadRecord(str(exc)) from None
+
+
+def _moment(r: Record) -> datetime:
+    text = _value(r, "at") or ""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _BadRecord(f"at is not an ISO-8601 time: {text[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise _BadRecord(f"at has no UTC offset: {text[:40]!r}")
+    return moment
+
+
+def _free_text(r: Record, column: str) -> str | None:
+    value = r.get(column)
+    if value is not None and not isinstance(value, str):
+        raise _BadRecord(f"{column} must be text")
+    if value is not None and len(value) > MAX_TEXT:
+        raise _BadRecord(f"{column} is longer than {MAX_TEXT} characters")
+    return value or None

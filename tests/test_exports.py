@@ -1,0 +1,208 @@
+"""Exports, the tax report under FIFO/LIFO/HIFO, import round trips, spreadsheet safety, backups."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from decimal import Decimal as D
+
+import pytest
+
+from conftest import ledger_rows
+from portfolio_cli.export import content_hash
+
+
+def tax_ledger(cli) -> None:
+    """Three BTC buys and two sells (closed oldest trade first, as `close SYMBOL` does), one margin trade.
+
+    Buys (cost = qty × price + 0.1 % fee): A 2025-01-10 0.1 @ 40000 → 4004; B 2025-06-01 0.1 @ 50000 →
+    5005; C 2026-02-01 0.1 @ 45000 → 4504.5. Sells (proceeds = qty × price − fee): 2026-03-01 0.15 @
+    60000 as closes of A (0.1 → 5994) and B (0.05 → 2997); 2026-09-01 0.1 @ 55000 as closes of B and C
+    (0.05 each → 2747.25).
+    """
+    cli("init", "--balance", "20000", "--at", "2025-01-01")
+    for at, price in (("2025-01-10", "40000"), ("2025-06-01", "50000"), ("2026-02-01", "45000")):
+        cli("open", "BTC/USDT", "--qty", "0.1", "--price", price, "--at", f"{at}T12:00")
+    cli("close", "BTC/USDT", "--qty", "0.15", "--price", "60000", "--at", "2026-03-01T12:00")
+    cli("close", "BTC/USDT", "--qty", "0.1", "--price", "55000", "--at", "2026-09-01T12:00")
+    # Margin: 1 ETH short @ 2000 (fee 1), closed @ 1900 (fee 0.95): +100 gross, 98.05 net.
+    cli("open", "ETH/USDT", "--qty", "1", "--short", "--leverage", "2", "--price", "2000", "--at", "2026-04-01T12:00")
+    cli("close", "ETH/USDT", "--price", "1900", "--at", "2026-04-10T12:00")
+
+
+def tax_rows(cli, method: str) -> list[dict]:
+    return json.loads(cli("export", "tax", "--year", "2026", "--method", method, "--format", "json").stdout)["records"]
+
+
+# (acquired, sold, cost basis, proceeds, gain, term) per disposal row, worked by hand.
+EXPECTED = {
+    "fifo": [
+        ("2025-01-10", "2026-03-01", "4004", "5994", "1990", "long"),  # A
+        ("2025-06-01", "2026-03-01", "2502.5", "2997", "494.5", "short"),  # half of B
+        ("2025-06-01", "2026-09-01", "2502.5", "2747.25", "244.75", "long"),  # rest of B: past its anniversary
+        ("2026-02-01", "2026-09-01", "2252.25", "2747.25", "495", "short"),  # half of C
+    ],
+    "lifo": [
+        ("2026-02-01", "2026-03-01", "4504.5", "5994", "1489.5", "short"),  # C, the newest
+        ("2025-06-01", "2026-03-01", "2502.5", "2997", "494.5", "short"),
+        ("2025-06-01", "2026-09-01", "2502.5", "2747.25", "244.75", "long"),
+        ("2025-01-10", "2026-09-01", "2002", "2747.25", "745.25", "long"),
+    ],
+    "hifo": [
+        ("2025-06-01", "2026-03-01", "5005", "5994", "989", "short"),  # B: 50050 a unit
+        ("2026-02-01", "2026-03-01", "2252.25", "2997", "744.75", "short"),  # C: 45045 a unit
+        ("2026-02-01", "2026-09-01", "2252.25", "2747.25", "495", "short"),
+        ("2025-01-10", "2026-09-01", "2002", "2747.25", "745.25", "long"),  # A: 40040 a unit
+    ],
+}
+TOTALS = {"fifo": ("989.5", "2234.75"), "lifo": ("1984", "990"), "hifo": ("2228.75", "745.25")}
+
+
+@pytest.mark.parametrize("method", ["fifo", "lifo", "hifo"])
+def test_tax_report_matches_the_hand_computed_lots(cli, binance, method):
+    tax_ledger(cli)
+    rows = tax_rows(cli, method)
+    disposals = [r for r in rows if r["section"] == "disposal"]
+    got = [
+        (r["date_acquired"], r["date_sold"], D(r["cost_basis"]), D(r["proceeds"]), D(r["gain_or_loss"]), r["term"])
+        for r in disposals
+    ]
+    assert got == [(a, s, D(c), D(p), D(g), t) for a, s, c, p, g, t in EXPECTED[method]]
+    assert all(r["method"] == method and r["asset"] == "BTC" for r in disposals)
+    [margin] = [r for r in rows if r["section"] == "margin"]
+    assert (D(margin["realized_pnl"]), D(margin["fees"]), D(margin["net_pnl"])) == (D(100), D("1.95"), D("98.05"))
+    summary = {r["description"]: r for r in rows if r["section"] == "summary"}
+    short, long = TOTALS[method]
+    assert D(summary["short-term gain or loss"]["gain_or_loss"]) == D(short)
+    assert D(summary["long-term gain or loss"]["gain_or_loss"]) == D(long)
+    assert D(summary["total"]["net_pnl"]) == D(short) + D(long) + D("98.05")
+
+
+def test_tax_csv_has_form_8949_columns_and_the_method(cli, binance):
+    tax_ledger(cli)
+    out = cli("export", "tax", "--year", "2026", "--method", "hifo").stdout
+    reader = csv.DictReader(io.StringIO(out))
+    for column in ("description", "date_acquired", "date_sold", "proceeds", "cost_basis", "gain_or_loss", "term"):
+        assert column in reader.fieldnames
+    first = next(reader)
+    assert first["description"] == "0.1 BTC" and first["method"] == "hifo"
+    assert cli("export", "tax", "--year", "2025").stdout.count("disposal") == 0  # nothing sold in 2025
+    assert "needs --year" in cli("export", "tax", code=2).stderr
+    assert "--method must be" in cli("export", "tax", "--year", "2026", "--method", "avg", code=2).stderr
+
+
+def test_json_export_carries_versions_range_and_a_content_hash(cli, binance):
+    tax_ledger(cli)
+    payload = json.loads(cli("export", "cashflows", "--format", "json", "--from", "2026-01-01").stdout)
+    assert payload["schema_version"] == 1 and payload["portfolio"] == "main" and payload["kind"] == "cashflows"
+    assert payload["from"].startswith("2026-01-01") and payload["to"] is None
+    assert payload["content_sha256"] == content_hash(payload["records"])
+    assert all(r["at"] >= "2026-01-01" for r in payload["records"])
+    assert all(isinstance(r["amount"], str) for r in payload["records"])  # decimals as strings
+    snapshots = json.loads(cli("export", "snapshots", "--format", "json").stdout)
+    assert snapshots["records"] == []
+    positions = json.loads(cli("export", "positions", "--format", "json").stdout)["records"]
+    assert [p["symbol"] for p in positions] == ["BTC/USDT"] and D(positions[0]["qty"]) == D("0.05")
+
+
+def test_export_import_export_round_trips_and_a_second_import_adds_nothing(cli, binance, tmp_path):
+    tax_ledger(cli)
+    cli("open", "SOL/USDT", "--qty", "3", "--price", "100", "--note", '=HYPERLINK("http://x","y")')
+    for fmt in ("csv", "json"):
+        exported = tmp_path / f"trades.{fmt}"
+        cli("export", "trades", "--format", fmt, "-o", str(exported))
+        fresh = tmp_path / f"fresh-{fmt}.db"
+        cli("init", "copy", "--db", str(fresh))
+        cli("import", str(exported), "-p", "copy", "--db", str(fresh))
+        again = cli("export", "trades", "--format", fmt, "-p", "copy", "--db", str(fresh)).stdout
+        original = exported.read_text()
+        if fmt == "json":
+            again_records, original_records = json.loads(again)["records"], json.loads(original)["records"]
+            assert again_records == original_records
+            assert json.loads(again)["content_sha256"] == json.loads(original)["content_sha256"]
+        else:
+            assert again == original
+        result = cli.json("import", str(exported), "-p", "copy", "--db", str(fresh))
+        assert (result["trades_added"], result["closes_added"]) == (0, 0)
+        assert result["trades_present"] == 5
+        assert cli.json("verify", "--db", str(fresh))["ok"] is True
+
+    # Into another portfolio of the same ledger the ids are the ledger's own, the records otherwise equal.
+    cli("init", "twin")
+    cli("import", str(tmp_path / "trades.csv"), "-p", "twin")
+    twin = list(csv.DictReader(io.StringIO(cli("export", "trades", "-p", "twin").stdout)))
+    main = list(csv.DictReader(io.StringIO(cli("export", "trades").stdout)))
+    assert [{k: v for k, v in r.items() if k != "trade_id"} for r in twin] == [
+        {k: v for k, v in r.items() if k != "trade_id"} for r in main
+    ]
+
+
+def test_spreadsheet_formulas_come_out_inert_and_numbers_stay_numbers(cli, binance):
+    cli("init")
+    formula = '=HYPERLINK("http://evil.example","click")'
+    cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--note", formula, "--strategy", "+cmd|calc")
+    cli("close", "1", "--price", "39000", "--note", "@SUM(A1)")
+    out = cli("export", "trades").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["note"] == "'" + formula and rows[0]["strategy"] == "'+cmd|calc"
+    assert rows[1]["note"] == "'@SUM(A1)"
+    assert rows[1]["realized_pnl"] == "-10.00000000"  # a negative number is left a number
+    assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row.values() if cell)
+
+
+def test_a_file_with_bad_rows_imports_nothing_and_names_their_lines(cli, binance, tmp_path, ledger_path):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000")
+    cli("open", "ETH/USDT", "--qty", "0.5", "--price", "2000")
+    lines = cli("export", "trades").stdout.splitlines()
+    lines[1] = lines[1].replace("0.01000000", "-5")  # line 2: a negative quantity
+    lines[2] = lines[2].replace("ETH/USDT", "ETH/USDT/X")  # line 3: not a symbol
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    cli("init", "copy")
+    before = ledger_rows(ledger_path, "trades")
+    result = cli("import", str(bad), "-p", "copy", code=2)
+    assert "2 bad record(s), nothing imported" in result.stderr
+    assert "line 2: qty is out of range" in result.stderr and "line 3: not a symbol" in result.stderr
+    assert ledger_rows(ledger_path, "trades") == before
+    assert "Traceback" not in result.stderr
+
+
+def test_backup_taken_while_another_process_writes_opens_and_verifies(cli, binance, tmp_path, ledger_path):
+    cli("init")
+    cli("value")
+    env = {**os.environ}
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys\n"
+            "for _ in range(8):\n"
+            "    for args in (['open', 'BTC/USDT', '--qty', '0.01', '--price', '40000'], ['close', 'BTC/USDT']):\n"
+            "        subprocess.run([sys.executable, '-m', 'portfolio_cli', *args], check=True, capture_output=True)\n",
+        ],
+        env=env,
+    )
+    copies = []
+    try:
+        for n in range(4):
+            target = tmp_path / f"backup-{n}.db"
+            out = cli("backup", str(target)).stdout
+            assert "integrity check: ok" in out
+            copies.append(target)
+    finally:
+        assert writer.wait(timeout=120) == 0
+    for copy in copies:
+        assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+        assert cli.json("verify", "--db", str(copy))["ok"] is True
+        with sqlite3.connect(copy) as conn:
+            (opened,) = conn.execute("select count(*) from trades").fetchone()
+            (closed,) = conn.execute("select count(*) from closes").fetchone()
+        assert opened - closed in (0, 1)  # every copy is a moment between two commands
+    assert "already exists" in cli("backup", str(copies[0]), code=2).stderr
