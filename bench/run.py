@@ -7,6 +7,7 @@
 2. snapshot: ``portfolio snapshot --all`` over 1,000 portfolios × 10 open positions on cached
    prices (target ≤ 1 s).
 3. history: ``portfolio history`` over 5 years of daily snapshots (target ≤ 0.5 s).
+4. export: ``portfolio export trades`` of 100,000 trades, CSV and JSON (target ≤ 2 s).
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
 """
@@ -33,7 +34,7 @@ from portfolio_cli.engine.accounting import Lot  # noqa: E402
 from portfolio_cli.engine.history import snapshot_of  # noqa: E402
 from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side, Trade  # noqa: E402
 from portfolio_cli.engine.valuation import Mark, value_portfolio  # noqa: E402
-from portfolio_cli.ledger import open_ledger  # noqa: E402
+from portfolio_cli.ledger import codec, open_ledger  # noqa: E402
 
 # The console script installed beside this interpreter (a venv's bin/), else the one on PATH.
 _BESIDE = Path(sys.executable).parent / "portfolio"
@@ -56,9 +57,9 @@ def portfolio(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def timed(env: dict[str, str], *args: str) -> list[float]:
+def timed(env: dict[str, str], *args: str, runs: int = RUNS) -> list[float]:
     times = []
-    for _ in range(RUNS):
+    for _ in range(runs):
         started = time.perf_counter()
         portfolio(env, *args)
         times.append(time.perf_counter() - started)
@@ -189,7 +190,48 @@ def bench_history() -> None:
         describe("portfolio history --json (5 years)", timed(env, "history", "--json"))
 
 
-BENCHES = {"value": bench_value, "snapshot": bench_snapshot, "history": bench_history}
+def bench_export() -> None:
+    """100,000 trades, a third of them closed, inserted in bulk in the ledger's own formats."""
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        with ledger.transaction("bench", start):
+            book = ledger.create_portfolio("main", start)
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(1_000_000), start)
+        trades, closes, flows = [], [], []
+        for n in range(1, 100_001):
+            at = codec.timestamp(start + timedelta(minutes=5 * n))
+            price = f"{40000 + n % 1000}.12345678"
+            trades.append((n, book.id, "BTC/USDT", "long", "spot", None, 1, "0.00100000", price, price, "0.04000000",
+                           at, None, None, "bench", f"note {n}", 0))  # fmt: skip
+            flows.append((book.id, "fee", "-0.04000000", at, n, "entry fee"))
+            if n % 3 == 0:
+                closes.append((n, "0.00100000", price, price, "0.04000000", "0.00000000", at, None, "manual"))
+        conn = ledger.conn
+        conn.execute("begin")
+        conn.executemany(f"insert into trades values ({','.join('?' * 17)})", trades)
+        conn.executemany(
+            "insert into cash_flows (portfolio_id, kind, amount, at, trade_id, note) values (?,?,?,?,?,?)", flows
+        )
+        conn.executemany(
+            "insert into closes (trade_id, qty, price, price_usdt, fee, realized_pnl, closed_at, note, reason) "
+            "values (?,?,?,?,?,?,?,?,?)",
+            closes,
+        )
+        conn.execute("commit")
+        ledger.close()
+        out = str(Path(home) / "trades")
+        runs = {"runs": RUNS_SLOW}
+        describe("portfolio export trades, 100,000 (CSV)", timed(env, "export", "trades", "-o", out + ".csv", **runs))
+        describe(
+            "portfolio export trades, 100,000 (JSON)",
+            timed(env, "export", "trades", "--format", "json", "-o", out + ".json", **runs),
+        )
+        print(f"CSV rows written: {Path(out + '.csv').read_text().count(chr(10)) - 1}")
+
+
+BENCHES = {"value": bench_value, "snapshot": bench_snapshot, "history": bench_history, "export": bench_export}
 
 
 if __name__ == "__main__":

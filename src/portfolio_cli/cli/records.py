@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -59,27 +60,24 @@ def export(
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
         result = export_records(session, kind, name, parse_at(since), parse_at(until), parse_at(at), year, method)
-        text = io.StringIO()
-        if file_format == "csv":
-            write_csv(result.table, text)
-        else:
-            write_json(result.table, result.meta, text)
+        write = write_csv if file_format == "csv" else partial(write_json, meta=result.meta)
         if output is None:
-            sys.stdout.write(text.getvalue())
+            write(result.table, out=sys.stdout)
         else:
-            _write_file(output, text.getvalue())
+            _write_file(output, lambda handle: write(result.table, out=handle))
             count = len(result.table.records)
             print(f"Wrote {count} {kind} record(s) of {name} to {output}", file=sys.stderr)
 
 
-def _write_file(path: Path, text: str) -> None:
+def _write_file(path: Path, write: Callable[[TextIO], None]) -> None:
     """All of the file or none of it: written beside the target, then renamed into place."""
-    partial = path.with_name(path.name + ".partial")
+    partial_path = path.with_name(path.name + ".partial")
     try:
-        partial.write_text(text, encoding="utf-8", newline="")
-        os.replace(partial, path)
+        with partial_path.open("w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        os.replace(partial_path, path)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        partial_path.unlink(missing_ok=True)
         raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
 
 

@@ -266,6 +266,41 @@ class Ledger:
             _trade(r) for r in self._rows("select * from trades where portfolio_id = ? order by id", [portfolio.id])
         ]
 
+    def fill_rows(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+        """Every opening and closing fill with ``since <= time < until``, in time order, all values as
+        text, as the ledger stores them: an export of 100,000 trades is read straight from SQL."""
+        low = codec.timestamp(since) if since else ""
+        high = codec.timestamp(until) if until else "9999"
+        sql = """
+            select 'open' as record, cast(id as text) as trade_id, opened_at as at, symbol, side, kind,
+                   margin_mode, cast(leverage as text) as leverage, qty, price, price_usdt, fee,
+                   null as realized_pnl, null as reason, stop_loss, take_profit, strategy, note,
+                   cast(forced as text) as forced,
+                   instr(qty || price || price_usdt || fee || coalesce(stop_loss, '') || coalesce(take_profit, ''),
+                         'E') as legacy, 0 as part, id as fill_id
+            from trades where portfolio_id = ? and opened_at >= ? and opened_at < ?
+            union all
+            select 'close', cast(t.id as text), c.closed_at, t.symbol, t.side, t.kind,
+                   null, null, c.qty, c.price, c.price_usdt, c.fee,
+                   c.realized_pnl, c.reason, null, null, null, c.note,
+                   null, instr(c.qty || c.price || c.price_usdt || c.fee || c.realized_pnl, 'E'), 1, c.id
+            from closes c join trades t on t.id = c.trade_id
+            where t.portfolio_id = ? and c.closed_at >= ? and c.closed_at < ?
+            order by at, part, fill_id
+        """
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples: a third faster than sqlite3.Row here
+        cursor.execute(sql, [portfolio.id, low, high, portfolio.id, low, high])
+        names = [d[0] for d in cursor.description][:-3]  # without the flag and the ordering columns
+        legacy = len(names)
+        money = [i for i, n in enumerate(names) if n in _FILL_MONEY]
+        rows = []
+        for values in cursor:
+            if values[legacy]:  # money written before its text was fixed-point (1E-8, say)
+                values = [codec.money(codec.decimal(v)) if i in money and v else v for i, v in enumerate(values)]
+            rows.append(dict(zip(names, values, strict=False)))
+        return rows
+
     def add_close(self, portfolio: Portfolio, close: Close) -> int:
         row = {
             "trade_id": close.trade_id,
@@ -524,6 +559,7 @@ _SNAPSHOT_MONEY = (
     "deposits",
     "withdrawals",
 )
+_FILL_MONEY = {"qty", "price", "price_usdt", "fee", "realized_pnl", "stop_loss", "take_profit"}
 _POSITION_MONEY = ("qty", "entry_usdt", "mark", "mark_usdt", "value", "unrealized_pnl", "margin")
 
 

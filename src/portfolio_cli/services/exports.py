@@ -12,7 +12,7 @@ from typing import Any
 
 from portfolio_cli import __version__
 from portfolio_cli.engine.accounting import build_lots
-from portfolio_cli.engine.records import CloseReason, FlowKind, Kind, Portfolio, Side, Trade
+from portfolio_cli.engine.records import CloseReason, FlowKind, Kind, Portfolio, Side
 from portfolio_cli.engine.symbols import base_of
 from portfolio_cli.engine.tax import Acquisition, Disposal, Method, Term, match_lots, term_totals
 from portfolio_cli.errors import InvalidInput, LedgerFailure
@@ -204,56 +204,10 @@ def _method(text: str) -> Method:
 
 def trades_table(session: Session, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> RecordTable:
     """One record per fill: a trade's opening fill, then each of its closes, in time order."""
-    records = records_of(session.ledger, portfolio)
-    trades = {t.id: t for t in records.trades}
-    fills: list[tuple[datetime, int, int, dict]] = []
-    for t in records.trades:
-        if _in_range(t.opened_at, since, until):
-            fills.append((t.opened_at, 0, t.id, _open_record(t)))
-    for c in records.closes:
-        if _in_range(c.closed_at, since, until):
-            t = trades[c.trade_id]
-            record = {
-                "record": "close",
-                "trade_id": str(t.id),
-                "at": codec.timestamp(c.closed_at),
-                "symbol": t.symbol,
-                "side": t.side.value,
-                "kind": t.kind.value,
-                "qty": _text(c.qty),
-                "price": _text(c.price),
-                "price_usdt": _text(c.price_usdt),
-                "fee": _text(c.fee),
-                "realized_pnl": _text(c.realized_pnl),
-                "reason": c.reason.value,
-                "note": c.note,
-            }
-            fills.append((c.closed_at, 1, c.id, record))
-    fills.sort(key=lambda f: f[:3])
-    rows = [{column: fill[3].get(column) for column in TRADE_COLUMNS} for fill in fills]
+    rows = session.ledger.fill_rows(portfolio, since, until)
+    if rows and tuple(rows[0]) != TRADE_COLUMNS:
+        raise RuntimeError("the ledger's fill rows and the export's trade columns disagree")
     return RecordTable("trades", TRADE_COLUMNS, TRADE_NUMERIC, rows)
-
-
-def _open_record(t: Trade) -> dict[str, str | None]:
-    return {
-        "record": "open",
-        "trade_id": str(t.id),
-        "at": codec.timestamp(t.opened_at),
-        "symbol": t.symbol,
-        "side": t.side.value,
-        "kind": t.kind.value,
-        "margin_mode": t.margin_mode.value if t.margin_mode else None,
-        "leverage": str(t.leverage),
-        "qty": _text(t.qty),
-        "price": _text(t.price),
-        "price_usdt": _text(t.price_usdt),
-        "fee": _text(t.fee),
-        "stop_loss": _text(t.stop_loss),
-        "take_profit": _text(t.take_profit),
-        "strategy": t.strategy,
-        "note": t.note,
-        "forced": "1" if t.forced else "0",
-    }
 
 
 def cashflows_table(
