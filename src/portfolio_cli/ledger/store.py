@@ -127,6 +127,11 @@ class Ledger:
             partial.unlink(missing_ok=True)
         return integrity
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: records read before a transaction began are
+        still current inside it if this has not changed since before they were read."""
+        return self.conn.execute("pragma data_version").fetchone()[0]
+
     def _rows(self, sql: str, params: list[Any] | tuple = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
 
