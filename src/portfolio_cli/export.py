@@ -58,17 +58,22 @@ def write_csv(table: RecordTable, out: TextIO) -> None:
 
 
 def write_json(table: RecordTable, meta: dict[str, Any], out: TextIO) -> None:
-    """The header fields indented, then one record per line, each in the canonical encoding the
-    content hash is taken over (so the hash costs no second encoding of 100,000 records)."""
-    lines = [_canonical(record) for record in table.records]
-    digest = hashlib.sha256(("[" + ",".join(lines) + "]").encode()).hexdigest()
+    """The header fields indented, then one record per line, in the canonical encoding the content
+    hash is taken over: the records are encoded once, in one call, for both."""
+    encoded = _canonical(table.records)
+    digest = hashlib.sha256(encoded.encode()).hexdigest()
     header = {"schema_version": SCHEMA_VERSION, **meta, "kind": table.kind, "content_sha256": digest}
     out.write("{\n")
     for key, value in header.items():
         out.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n")
-    out.write('  "records": [')
-    out.write(",".join("\n    " + line for line in lines))
-    out.write("\n  ]\n}\n" if lines else "]\n}\n")
+    if not table.records:
+        out.write('  "records": []\n}\n')
+        return
+    # Every record has the same keys, so each after the first starts with `},{"<first key>":`,
+    # which cannot occur inside a string (its quote would be escaped): a safe place to break lines.
+    first = json.dumps(min(table.records[0]))
+    body = encoded[1:-1].replace("},{" + first + ":", "},\n    {" + first + ":")
+    out.write('  "records": [\n    ' + body + "\n  ]\n}\n")
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
