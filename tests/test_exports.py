@@ -206,3 +206,20 @@ def test_backup_taken_while_another_process_writes_opens_and_verifies(cli, binan
             (closed,) = conn.execute("select count(*) from closes").fetchone()
         assert opened - closed in (0, 1)  # every copy is a moment between two commands
     assert "already exists" in cli("backup", str(copies[0]), code=2).stderr
+
+
+def test_json_trades_built_by_sqlite_match_the_python_canonical_encoding(cli, binance, ledger_path):
+    cli("init")
+    for note in ['q"uote \\ back', "line\nbreak\ttab", "é ✓ 🚀 \u2028", "\x01ctl"]:
+        cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--note", note)
+    payload = json.loads(cli("export", "trades", "--format", "json").stdout)
+    assert payload["content_sha256"] == content_hash(payload["records"])
+    assert [r["note"] for r in payload["records"]][:2] == ['q"uote \\ back', "line\nbreak\ttab"]
+    # Money text written before it was fixed-point (1E-8) comes out fixed-point, by the Python path.
+    with sqlite3.connect(ledger_path) as conn:
+        conn.execute("update trades set fee = '1E-8' where id = 1")
+    payload = json.loads(cli("export", "trades", "--format", "json").stdout)
+    assert payload["records"][0]["fee"] == "0.00000001"
+    assert payload["content_sha256"] == content_hash(payload["records"])
+    csv_rows = list(csv.DictReader(io.StringIO(cli("export", "trades").stdout)))
+    assert csv_rows[0]["fee"] == "0.00000001"

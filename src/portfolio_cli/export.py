@@ -31,6 +31,12 @@ class RecordTable:
     columns: tuple[str, ...]
     numeric: frozenset[str]  # written as they are; every other column is text
     records: list[Record] = field(default_factory=list)
+    # The records already in canonical JSON, one string each, when the ledger could build them (JSON only).
+    encoded: list[str] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.encoded) if self.encoded is not None else len(self.records)
 
 
 def neutralise(text: str) -> str:
@@ -58,22 +64,18 @@ def write_csv(table: RecordTable, out: TextIO) -> None:
 
 
 def write_json(table: RecordTable, meta: dict[str, Any], out: TextIO) -> None:
-    """The header fields indented, then one record per line, in the canonical encoding the content
-    hash is taken over: the records are encoded once, in one call, for both."""
-    encoded = _canonical(table.records)
-    digest = hashlib.sha256(encoded.encode()).hexdigest()
+    """The header fields indented, then one record per line in the canonical encoding the content
+    hash is taken over, so each record is encoded once for both."""
+    lines = table.encoded if table.encoded is not None else [_canonical(r) for r in table.records]
+    digest = hashlib.sha256(("[" + ",".join(lines) + "]").encode()).hexdigest()
     header = {"schema_version": SCHEMA_VERSION, **meta, "kind": table.kind, "content_sha256": digest}
     out.write("{\n")
     for key, value in header.items():
         out.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n")
-    if not table.records:
+    if not lines:
         out.write('  "records": []\n}\n')
         return
-    # Every record has the same keys, so each after the first starts with `},{"<first key>":`,
-    # which cannot occur inside a string (its quote would be escaped): a safe place to break lines.
-    first = json.dumps(min(table.records[0]))
-    body = encoded[1:-1].replace("},{" + first + ":", "},\n    {" + first + ":")
-    out.write('  "records": [\n    ' + body + "\n  ]\n}\n")
+    out.write('  "records": [\n    ' + ",\n    ".join(lines) + "\n  ]\n}\n")
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

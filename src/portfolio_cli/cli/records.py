@@ -59,13 +59,15 @@ def export(
             raise InvalidInput(f"--format must be csv or json, got {file_format!r}")
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
-        result = export_records(session, kind, name, parse_at(since), parse_at(until), parse_at(at), year, method)
+        result = export_records(
+            session, kind, name, parse_at(since), parse_at(until), parse_at(at), year, method, file_format == "json"
+        )
         write = write_csv if file_format == "csv" else partial(write_json, meta=result.meta)
         if output is None:
             write(result.table, out=sys.stdout)
         else:
             _write_file(output, lambda handle: write(result.table, out=handle))
-            count = len(result.table.records)
+            count = result.table.size
             print(f"Wrote {count} {kind} record(s) of {name} to {output}", file=sys.stderr)
 
 

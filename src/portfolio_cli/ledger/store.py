@@ -274,28 +274,9 @@ class Ledger:
     def fill_rows(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
         """Every opening and closing fill with ``since <= time < until``, in time order, all values as
         text, as the ledger stores them: an export of 100,000 trades is read straight from SQL."""
-        low = codec.timestamp(since) if since else ""
-        high = codec.timestamp(until) if until else "9999"
-        sql = """
-            select 'open' as record, cast(id as text) as trade_id, opened_at as at, symbol, side, kind,
-                   margin_mode, cast(leverage as text) as leverage, qty, price, price_usdt, fee,
-                   null as realized_pnl, null as reason, stop_loss, take_profit, strategy, note,
-                   cast(forced as text) as forced,
-                   instr(qty || price || price_usdt || fee || coalesce(stop_loss, '') || coalesce(take_profit, ''),
-                         'E') as legacy, 0 as part, id as fill_id
-            from trades where portfolio_id = ? and opened_at >= ? and opened_at < ?
-            union all
-            select 'close', cast(t.id as text), c.closed_at, t.symbol, t.side, t.kind,
-                   null, null, c.qty, c.price, c.price_usdt, c.fee,
-                   c.realized_pnl, c.reason, null, null, null, c.note,
-                   null, instr(c.qty || c.price || c.price_usdt || c.fee || c.realized_pnl, 'E'), 1, c.id
-            from closes c join trades t on t.id = c.trade_id
-            where t.portfolio_id = ? and c.closed_at >= ? and c.closed_at < ?
-            order by at, part, fill_id
-        """
         cursor = self.conn.cursor()
         cursor.row_factory = None  # plain tuples: a third faster than sqlite3.Row here
-        cursor.execute(sql, [portfolio.id, low, high, portfolio.id, low, high])
+        cursor.execute(f"{_FILL_SQL} order by at, part, fill_id", _fill_params(portfolio, since, until))
         names = [d[0] for d in cursor.description][:-3]  # without the flag and the ordering columns
         legacy = len(names)
         money = [i for i, n in enumerate(names) if n in _FILL_MONEY]
@@ -305,6 +286,19 @@ class Ledger:
                 values = [codec.money(codec.decimal(v)) if i in money and v else v for i, v in enumerate(values)]
             rows.append(dict(zip(names, values, strict=False)))
         return rows
+
+    def fill_json(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[str] | None:
+        """The same fills, each as canonical JSON (keys sorted, no spaces) built by SQLite itself; None
+        when this SQLite does not encode exactly as Python's canonical JSON does (checked once), or when
+        a row's money text must be rewritten first. Then use ``fill_rows``."""
+        if not _sqlite_json_is_canonical(self.conn):
+            return None
+        fields = ", ".join(f"'{name}', {name}" for name in sorted(_FILL_COLUMNS))
+        sql = f"select json_object({fields}), legacy from ({_FILL_SQL}) order by at, part, fill_id"
+        rows = self.conn.execute(sql, _fill_params(portfolio, since, until)).fetchall()
+        if any(legacy for _, legacy in rows):
+            return None
+        return [encoded for encoded, _ in rows]
 
     def add_close(self, portfolio: Portfolio, close: Close) -> int:
         row = {
@@ -564,6 +558,65 @@ _SNAPSHOT_MONEY = (
     "deposits",
     "withdrawals",
 )
+_FILL_SQL = """
+    select 'open' as record, cast(id as text) as trade_id, opened_at as at, symbol, side, kind,
+           margin_mode, cast(leverage as text) as leverage, qty, price, price_usdt, fee,
+           null as realized_pnl, null as reason, stop_loss, take_profit, strategy, note,
+           cast(forced as text) as forced,
+           instr(qty || price || price_usdt || fee || coalesce(stop_loss, '') || coalesce(take_profit, ''), 'E')
+               as legacy,
+           0 as part, id as fill_id
+    from trades where portfolio_id = ? and opened_at >= ? and opened_at < ?
+    union all
+    select 'close', cast(t.id as text), c.closed_at, t.symbol, t.side, t.kind,
+           null, null, c.qty, c.price, c.price_usdt, c.fee,
+           c.realized_pnl, c.reason, null, null, null, c.note,
+           null, instr(c.qty || c.price || c.price_usdt || c.fee || c.realized_pnl, 'E'), 1, c.id
+    from closes c join trades t on t.id = c.trade_id
+    where t.portfolio_id = ? and c.closed_at >= ? and c.closed_at < ?
+"""
+_FILL_COLUMNS = (
+    "record",
+    "trade_id",
+    "at",
+    "symbol",
+    "side",
+    "kind",
+    "margin_mode",
+    "leverage",
+    "qty",
+    "price",
+    "price_usdt",
+    "fee",
+    "realized_pnl",
+    "reason",
+    "stop_loss",
+    "take_profit",
+    "strategy",
+    "note",
+    "forced",
+)
+# Text that exercises every escaping rule of JSON: quotes, backslashes, control characters, non-ASCII.
+_JSON_PROBE = 'q"b\\t\tn\nr\rc\x01\x1f\x7f\x00 é ✓ 🚀 \u2028\b\f'
+
+
+def _fill_params(portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[Any]:
+    low = codec.timestamp(since) if since else ""
+    high = codec.timestamp(until) if until else "9999"
+    return [portfolio.id, low, high, portfolio.id, low, high]
+
+
+def _sqlite_json_is_canonical(conn: sqlite3.Connection) -> bool:
+    """Whether SQLite's json_object encodes as ``json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)`` does (true of the SQLite versions tried; checked rather than assumed)."""
+    try:
+        (encoded,) = conn.execute("select json_object('a', ?, 'b', null, 'c', '1.5')", [_JSON_PROBE]).fetchone()
+    except sqlite3.OperationalError:  # built without JSON support
+        return False
+    canonical = {"a": _JSON_PROBE, "b": None, "c": "1.5"}
+    return encoded == json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 _FILL_MONEY = {"qty", "price", "price_usdt", "fee", "realized_pnl", "stop_loss", "take_profit"}
 _POSITION_MONEY = ("qty", "entry_usdt", "mark", "mark_usdt", "value", "unrealized_pnl", "margin")
 
