@@ -287,13 +287,18 @@ class Ledger:
             rows.append(dict(zip(names, values, strict=False)))
         return rows
 
+    def fill_columns(self) -> tuple[str, ...]:
+        """The names of a fill's values, in the order ``fill_rows`` gives them."""
+        cursor = self.conn.execute(f"select * from ({_FILL_SQL}) limit 0", [0, "", "", 0, "", ""])
+        return tuple(d[0] for d in cursor.description)[:-3]  # without the flag and the ordering columns
+
     def fill_json(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[str] | None:
         """The same fills, each as canonical JSON (keys sorted, no spaces) built by SQLite itself; None
         when this SQLite does not encode exactly as Python's canonical JSON does (checked once), or when
         a row's money text must be rewritten first. Then use ``fill_rows``."""
         if not _sqlite_json_is_canonical(self.conn):
             return None
-        fields = ", ".join(f"'{name}', {name}" for name in sorted(_FILL_COLUMNS))
+        fields = ", ".join(f"'{name}', {name}" for name in sorted(self.fill_columns()))
         sql = f"select json_object({fields}), legacy from ({_FILL_SQL}) order by at, part, fill_id"
         rows = self.conn.execute(sql, _fill_params(portfolio, since, until)).fetchall()
         if any(legacy for _, legacy in rows):
@@ -575,27 +580,6 @@ _FILL_SQL = """
     from closes c join trades t on t.id = c.trade_id
     where t.portfolio_id = ? and c.closed_at >= ? and c.closed_at < ?
 """
-_FILL_COLUMNS = (
-    "record",
-    "trade_id",
-    "at",
-    "symbol",
-    "side",
-    "kind",
-    "margin_mode",
-    "leverage",
-    "qty",
-    "price",
-    "price_usdt",
-    "fee",
-    "realized_pnl",
-    "reason",
-    "stop_loss",
-    "take_profit",
-    "strategy",
-    "note",
-    "forced",
-)
 # Text that exercises every escaping rule of JSON: quotes, backslashes, control characters, non-ASCII.
 _JSON_PROBE = 'q"b\\t\tn\nr\rc\x01\x1f\x7f\x00 é ✓ 🚀 \u2028\b\f'
 

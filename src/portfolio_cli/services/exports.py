@@ -208,13 +208,12 @@ def trades_table(
 ) -> RecordTable:
     """One record per fill: a trade's opening fill, then each of its closes, in time order. For JSON
     the ledger builds each record's canonical encoding itself when it can (100,000 trades in time)."""
+    if session.ledger.fill_columns() != TRADE_COLUMNS:
+        raise RuntimeError("the ledger's fills and the export's trade columns disagree")
     encoded = session.ledger.fill_json(portfolio, since, until) if as_json else None
     if encoded is not None:
         return RecordTable("trades", TRADE_COLUMNS, TRADE_NUMERIC, encoded=encoded)
-    rows = session.ledger.fill_rows(portfolio, since, until)
-    if rows and tuple(rows[0]) != TRADE_COLUMNS:
-        raise RuntimeError("the ledger's fill rows and the export's trade columns disagree")
-    return RecordTable("trades", TRADE_COLUMNS, TRADE_NUMERIC, rows)
+    return RecordTable("trades", TRADE_COLUMNS, TRADE_NUMERIC, session.ledger.fill_rows(portfolio, since, until))
 
 
 def cashflows_table(
