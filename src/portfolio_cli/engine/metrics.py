@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from portfolio_cli.engine.history import period_return
+
 PERIODS = 365
 
 
@@ -40,10 +42,7 @@ class DailyEquity:
 
 def daily_returns(days: Sequence[DailyEquity]) -> list[float | None]:
     """One return per day after the first; None where the previous equity was not positive."""
-    returns: list[float | None] = []
-    for before, after in zip(days, days[1:], strict=False):
-        returns.append(float((after.equity - after.net_flow) / before.equity) - 1 if before.equity > 0 else None)
-    return returns
+    return [period_return(b.equity, a.equity, a.net_flow) for b, a in zip(days, days[1:], strict=False)]
 
 
 def total_return(returns: Sequence[float]) -> float | None:

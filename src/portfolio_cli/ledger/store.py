@@ -19,17 +19,15 @@ from portfolio_cli.engine.records import (
     Close,
     CloseReason,
     FlowKind,
-    Kind,
     MarginChange,
     MarginMode,
     Portfolio,
-    Side,
     Snapshot,
     SnapshotPosition,
     Trade,
 )
 from portfolio_cli.errors import LedgerFailure, NotFound
-from portfolio_cli.ledger import codec, migrations
+from portfolio_cli.ledger import codec, migrations, rowmap
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -190,7 +188,7 @@ class Ledger:
 
     def find_portfolio(self, name: str) -> Portfolio | None:
         rows = self._rows("select * from portfolios where name = ?", [name])
-        return _portfolio(rows[0]) if rows else None
+        return rowmap.portfolio(rows[0]) if rows else None
 
     def portfolio(self, name: str) -> Portfolio:
         found = self.find_portfolio(name)
@@ -200,7 +198,7 @@ class Ledger:
         return found
 
     def portfolios(self) -> list[Portfolio]:
-        return [_portfolio(row) for row in self._rows("select * from portfolios order by id")]
+        return [rowmap.portfolio(row) for row in self._rows("select * from portfolios order by id")]
 
     # records
 
@@ -268,7 +266,8 @@ class Ledger:
 
     def trades(self, portfolio: Portfolio) -> list[Trade]:
         return [
-            _trade(r) for r in self._rows("select * from trades where portfolio_id = ? order by id", [portfolio.id])
+            rowmap.trade(r)
+            for r in self._rows("select * from trades where portfolio_id = ? order by id", [portfolio.id])
         ]
 
     def fill_rows(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
@@ -276,10 +275,10 @@ class Ledger:
         text, as the ledger stores them: an export of 100,000 trades is read straight from SQL."""
         cursor = self.conn.cursor()
         cursor.row_factory = None  # plain tuples: a third faster than sqlite3.Row here
-        cursor.execute(f"{_FILL_SQL} order by at, part, fill_id", _fill_params(portfolio, since, until))
+        cursor.execute(f"{rowmap.FILL_SQL} order by at, part, fill_id", rowmap.fill_params(portfolio, since, until))
         names = [d[0] for d in cursor.description][:-3]  # without the flag and the ordering columns
         legacy = len(names)
-        money = [i for i, n in enumerate(names) if n in _FILL_MONEY]
+        money = [i for i, n in enumerate(names) if n in rowmap.FILL_MONEY]
         rows = []
         for values in cursor:
             if values[legacy]:  # money written before its text was fixed-point (1E-8, say)
@@ -289,18 +288,18 @@ class Ledger:
 
     def fill_columns(self) -> tuple[str, ...]:
         """The names of a fill's values, in the order ``fill_rows`` gives them."""
-        cursor = self.conn.execute(f"select * from ({_FILL_SQL}) limit 0", [0, "", "", 0, "", ""])
+        cursor = self.conn.execute(f"select * from ({rowmap.FILL_SQL}) limit 0", [0, "", "", 0, "", ""])
         return tuple(d[0] for d in cursor.description)[:-3]  # without the flag and the ordering columns
 
     def fill_json(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[str] | None:
         """The same fills, each as canonical JSON (keys sorted, no spaces) built by SQLite itself; None
         when this SQLite does not encode exactly as Python's canonical JSON does (checked once), or when
         a row's money text must be rewritten first. Then use ``fill_rows``."""
-        if not _sqlite_json_is_canonical(self.conn):
+        if not rowmap.sqlite_json_is_canonical(self.conn):
             return None
         fields = ", ".join(f"'{name}', {name}" for name in sorted(self.fill_columns()))
-        sql = f"select json_object({fields}), legacy from ({_FILL_SQL}) order by at, part, fill_id"
-        rows = self.conn.execute(sql, _fill_params(portfolio, since, until)).fetchall()
+        sql = f"select json_object({fields}), legacy from ({rowmap.FILL_SQL}) order by at, part, fill_id"
+        rows = self.conn.execute(sql, rowmap.fill_params(portfolio, since, until)).fetchall()
         if any(legacy for _, legacy in rows):
             return None
         return [encoded for encoded, _ in rows]
@@ -325,7 +324,7 @@ class Ledger:
             "select closes.* from closes join trades on trades.id = closes.trade_id "
             "where trades.portfolio_id = ? order by closes.id"
         )
-        return [_close(r) for r in self._rows(sql, [portfolio.id])]
+        return [rowmap.close(r) for r in self._rows(sql, [portfolio.id])]
 
     def add_margin_change(self, portfolio: Portfolio, change: MarginChange) -> int:
         row = {
@@ -385,12 +384,12 @@ class Ledger:
         written_at = codec.timestamp(self._now or datetime.now(UTC))
         positions = []
         for snap in snapshots:
-            row = _snapshot_row(snap, written_at)
+            row = rowmap.snapshot_row(snap, written_at)
             marks = ",".join("?" * len(row))
             (snapshot_id,) = conn.execute(
                 f"insert into snapshots ({','.join(row)}) values ({marks}) returning id", list(row.values())
             ).fetchone()
-            positions += [_snapshot_position_row(snapshot_id, p) for p in snap.positions]
+            positions += [rowmap.snapshot_position_row(snapshot_id, p) for p in snap.positions]
         if positions:
             marks = ",".join("?" * len(positions[0]))
             conn.executemany(
@@ -429,8 +428,8 @@ class Ledger:
                 "where portfolio_id = ? and day >= ? and day <= ? order by snapshot_id, trade_id"
             )
             for r in self._rows(sql, [portfolio.id, low, high]):
-                held.setdefault(r["snapshot_id"], []).append(_snapshot_position(r))
-        return [_snapshot(r, tuple(held.get(r["id"], ()))) for r in rows]
+                held.setdefault(r["snapshot_id"], []).append(rowmap.snapshot_position(r))
+        return [rowmap.snapshot(r, tuple(held.get(r["id"], ()))) for r in rows]
 
     def delete_snapshots_before(self, day: date) -> int:
         """Drop every portfolio's snapshots older than ``day`` (the retention window); returns how many."""
@@ -507,148 +506,3 @@ class Ledger:
 
     def audit_entries(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._rows("select * from audit_log order by id")]
-
-
-def _portfolio(row: sqlite3.Row) -> Portfolio:
-    return Portfolio(row["id"], row["name"], codec.moment(row["created_at"]))
-
-
-def _trade(r: sqlite3.Row) -> Trade:
-    return Trade(
-        id=r["id"],
-        symbol=r["symbol"],
-        side=Side(r["side"]),
-        kind=Kind(r["kind"]),
-        margin_mode=MarginMode(r["margin_mode"]) if r["margin_mode"] else None,
-        leverage=r["leverage"],
-        qty=codec.decimal(r["qty"]),
-        price=codec.decimal(r["price"]),
-        price_usdt=codec.decimal(r["price_usdt"]),
-        fee=codec.decimal(r["fee"]),
-        opened_at=codec.moment(r["opened_at"]),
-        stop_loss=codec.optional_decimal(r["stop_loss"]),
-        take_profit=codec.optional_decimal(r["take_profit"]),
-        strategy=r["strategy"],
-        note=r["note"],
-        forced=bool(r["forced"]),
-    )
-
-
-def _close(r: sqlite3.Row) -> Close:
-    return Close(
-        id=r["id"],
-        trade_id=r["trade_id"],
-        qty=codec.decimal(r["qty"]),
-        price=codec.decimal(r["price"]),
-        price_usdt=codec.decimal(r["price_usdt"]),
-        fee=codec.decimal(r["fee"]),
-        realized_pnl=codec.decimal(r["realized_pnl"]),
-        closed_at=codec.moment(r["closed_at"]),
-        note=r["note"],
-        reason=CloseReason(r["reason"]),
-    )
-
-
-_SNAPSHOT_MONEY = (
-    "equity",
-    "wallet_balance",
-    "free_margin",
-    "spot_holdings",
-    "margin_used",
-    "unrealized_pnl",
-    "realized_pnl",
-    "fees",
-    "liquidation_fees",
-    "funding",
-    "deposits",
-    "withdrawals",
-)
-_FILL_SQL = """
-    select 'open' as record, cast(id as text) as trade_id, opened_at as at, symbol, side, kind,
-           margin_mode, cast(leverage as text) as leverage, qty, price, price_usdt, fee,
-           null as realized_pnl, null as reason, stop_loss, take_profit, strategy, note,
-           cast(forced as text) as forced,
-           instr(qty || price || price_usdt || fee || coalesce(stop_loss, '') || coalesce(take_profit, ''), 'E')
-               as legacy,
-           0 as part, id as fill_id
-    from trades where portfolio_id = ? and opened_at >= ? and opened_at < ?
-    union all
-    select 'close', cast(t.id as text), c.closed_at, t.symbol, t.side, t.kind,
-           null, null, c.qty, c.price, c.price_usdt, c.fee,
-           c.realized_pnl, c.reason, null, null, null, c.note,
-           null, instr(c.qty || c.price || c.price_usdt || c.fee || c.realized_pnl, 'E'), 1, c.id
-    from closes c join trades t on t.id = c.trade_id
-    where t.portfolio_id = ? and c.closed_at >= ? and c.closed_at < ?
-"""
-# Text that exercises every escaping rule of JSON: quotes, backslashes, control characters, non-ASCII.
-_JSON_PROBE = 'q"b\\t\tn\nr\rc\x01\x1f\x7f\x00 é ✓ 🚀 \u2028\b\f'
-
-
-def _fill_params(portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[Any]:
-    low = codec.timestamp(since) if since else ""
-    high = codec.timestamp(until) if until else "9999"
-    return [portfolio.id, low, high, portfolio.id, low, high]
-
-
-def _sqlite_json_is_canonical(conn: sqlite3.Connection) -> bool:
-    """Whether SQLite's json_object encodes as ``json.dumps(sort_keys=True, separators=(",", ":"),
-    ensure_ascii=False)`` does (true of the SQLite versions tried; checked rather than assumed)."""
-    try:
-        (encoded,) = conn.execute("select json_object('a', ?, 'b', null, 'c', '1.5')", [_JSON_PROBE]).fetchone()
-    except sqlite3.OperationalError:  # built without JSON support
-        return False
-    canonical = {"a": _JSON_PROBE, "b": None, "c": "1.5"}
-    return encoded == json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-_FILL_MONEY = {"qty", "price", "price_usdt", "fee", "realized_pnl", "stop_loss", "take_profit"}
-_POSITION_MONEY = ("qty", "entry_usdt", "mark", "mark_usdt", "value", "unrealized_pnl", "margin")
-
-
-def _snapshot_row(snap: Snapshot, written_at: str) -> dict[str, Any]:
-    return {
-        "portfolio_id": snap.portfolio_id,
-        "day": snap.day.isoformat(),
-        "taken_at": codec.timestamp(snap.taken_at),
-        "written_at": written_at,
-        "backfilled": int(snap.backfilled),
-        **{key: codec.money(getattr(snap, key)) for key in _SNAPSHOT_MONEY},
-        "margin_level_pct": codec.optional_money(snap.margin_level_pct),
-    }
-
-
-def _snapshot_position_row(snapshot_id: int, p: SnapshotPosition) -> dict[str, Any]:
-    return {
-        "snapshot_id": snapshot_id,
-        "trade_id": p.trade_id,
-        "symbol": p.symbol,
-        "side": p.side.value,
-        "kind": p.kind.value,
-        **{key: codec.money(getattr(p, key)) for key in _POSITION_MONEY},
-        "price_at": codec.timestamp(p.price_at),
-        "price_source": p.price_source,
-    }
-
-
-def _snapshot(r: sqlite3.Row, positions: tuple[SnapshotPosition, ...]) -> Snapshot:
-    return Snapshot(
-        portfolio_id=r["portfolio_id"],
-        day=date.fromisoformat(r["day"]),
-        taken_at=codec.moment(r["taken_at"]),
-        backfilled=bool(r["backfilled"]),
-        **{key: codec.decimal(r[key]) for key in _SNAPSHOT_MONEY},
-        margin_level_pct=codec.optional_decimal(r["margin_level_pct"]),
-        positions=positions,
-    )
-
-
-def _snapshot_position(r: sqlite3.Row) -> SnapshotPosition:
-    return SnapshotPosition(
-        trade_id=r["trade_id"],
-        symbol=r["symbol"],
-        side=Side(r["side"]),
-        kind=Kind(r["kind"]),
-        **{key: codec.decimal(r[key]) for key in _POSITION_MONEY},
-        price_at=codec.moment(r["price_at"]),
-        price_source=r["price_source"],
-    )
