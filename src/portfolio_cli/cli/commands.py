@@ -89,7 +89,7 @@ def _root(
 
 @app.command()
 def init(
-    name: Annotated[str | None, typer.Argument(help="Portfolio name [default: the default portfolio].")] = None,
+    name: Annotated[str | None, typer.Argument(help="Portfolio name (default: the default portfolio).")] = None,
     balance: Annotated[str, typer.Option(help="Starting balance in USDT (100 to 1,000,000).")] = "10000",
     at: AtOpt = None,
     db: DbOpt = None,
@@ -190,7 +190,7 @@ def open_(
     short: Annotated[bool, typer.Option("--short", help="Sell short (a margin position).")] = False,
     leverage: Annotated[int, typer.Option(help="1-125; above 1 makes a margin position.")] = 1,
     margin_mode: Annotated[
-        bool | None, typer.Option("--isolated/--cross", help="Margin mode [default: config, isolated].")
+        bool | None, typer.Option("--isolated/--cross", help="Margin mode (default: config, isolated).")
     ] = None,
     prices: Annotated[
         list[str] | None,

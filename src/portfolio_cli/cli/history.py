@@ -69,7 +69,7 @@ def history(
     since: Annotated[str | None, typer.Option("--from", help="First day (UTC date).")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Last day (UTC date), included.")] = None,
     every: Annotated[
-        str | None, typer.Option(help="day, week or month [default: by the range: a screenful of rows].")
+        str | None, typer.Option(help="day, week or month (default: by the range: a screenful of rows).")
     ] = None,
     portfolio: PortfolioOpt = None,
     db: DbOpt = None,

@@ -135,8 +135,8 @@ def margin_mode(
 def size(
     symbol: Annotated[str, typer.Argument(help="Unified symbol, e.g. BTC/USDT.")],
     stop: Annotated[str, typer.Option(help="Stop-loss price.")],
-    entry: Annotated[str | None, typer.Option(help="Entry price [default: the current price].")] = None,
-    risk: Annotated[str | None, typer.Option(help="% of equity to risk [default: risk.risk_per_trade_pct].")] = None,
+    entry: Annotated[str | None, typer.Option(help="Entry price (default: the current price).")] = None,
+    risk: Annotated[str | None, typer.Option(help="% of equity to risk (default: risk.risk_per_trade_pct).")] = None,
     leverage: Annotated[int, typer.Option(help="1-125; above 1 sizes a margin position.")] = 1,
     short: Annotated[bool, typer.Option("--short", help="Size a short (a margin position).")] = False,
     portfolio: PortfolioOpt = None,
@@ -176,7 +176,7 @@ def size(
 @app.command()
 def check(
     portfolio: Annotated[
-        list[str] | None, typer.Option("--portfolio", "-p", help="Only this portfolio (repeatable) [default: all].")
+        list[str] | None, typer.Option("--portfolio", "-p", help="Only this portfolio, repeatable (default: all).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only events (for cron mail).")] = False,
     offline: OfflineOpt = False,

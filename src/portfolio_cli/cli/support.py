@@ -28,7 +28,7 @@ PortfolioOpt = Annotated[
         "--portfolio",
         "-p",
         envvar=ENV_PORTFOLIO,
-        help="Portfolio name [default: from config, 'main'].",
+        help="Portfolio name (default: from config, 'main').",
         show_envvar=True,
     ),
 ]
