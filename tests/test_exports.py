@@ -223,3 +223,20 @@ def test_json_trades_built_by_sqlite_match_the_python_canonical_encoding(cli, bi
     assert payload["content_sha256"] == content_hash(payload["records"])
     csv_rows = list(csv.DictReader(io.StringIO(cli("export", "trades").stdout)))
     assert csv_rows[0]["fee"] == "0.00000001"
+
+
+def test_import_refuses_closes_beyond_what_the_ledger_left_open(cli, binance, tmp_path, ledger_path):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000")
+    cli("close", "1", "--qty", "0.06", "--price", "41000")
+    exported = tmp_path / "trades.csv"
+    cli("export", "trades", "-o", str(exported))
+    # In the ledger the rest is closed at another price, so the file's close is not a duplicate.
+    cli("close", "1", "--price", "42000")
+    before = ledger_rows(ledger_path, "closes")
+    lines = exported.read_text().splitlines()
+    lines[2] = lines[2].replace("41000.00000000", "41500.00000000").replace(",60.00000000,", ",90.00000000,")
+    exported.write_text("\n".join(lines) + "\n")
+    result = cli("import", str(exported), code=2)
+    assert "would close more than its 0.1" in result.stderr and "nothing imported" in result.stderr
+    assert ledger_rows(ledger_path, "closes") == before

@@ -48,7 +48,13 @@ def restore(text: str) -> str:
 
 
 def content_hash(records: Sequence[Any]) -> str:
-    return hashlib.sha256(_canonical(list(records)).encode()).hexdigest()
+    """SHA-256 of the records as one canonical JSON array (the recipe the README gives)."""
+    return _digest([_canonical(record) for record in records])
+
+
+def _digest(encoded_records: Sequence[str]) -> str:
+    # A canonical array is its canonical elements joined by "," inside "[...]".
+    return hashlib.sha256(("[" + ",".join(encoded_records) + "]").encode()).hexdigest()
 
 
 def write_csv(table: RecordTable, out: TextIO) -> None:
@@ -67,8 +73,7 @@ def write_json(table: RecordTable, meta: dict[str, Any], out: TextIO) -> None:
     """The header fields indented, then one record per line in the canonical encoding the content
     hash is taken over, so each record is encoded once for both."""
     lines = table.encoded if table.encoded is not None else [_canonical(r) for r in table.records]
-    digest = hashlib.sha256(("[" + ",".join(lines) + "]").encode()).hexdigest()
-    header = {"schema_version": SCHEMA_VERSION, **meta, "kind": table.kind, "content_sha256": digest}
+    header = {"schema_version": SCHEMA_VERSION, **meta, "kind": table.kind, "content_sha256": _digest(lines)}
     out.write("{\n")
     for key, value in header.items():
         out.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n")

@@ -43,6 +43,11 @@ class CloseReason(StrEnum):
     LIQUIDATION = "liquidation"  # an isolated position whose liquidation price was touched
     MARGIN_CALL = "margin_call"  # cross: the most losing position, closed below the critical level
 
+    @property
+    def forced_out(self) -> bool:
+        """Closed by the margin rules (liquidation or margin call): its fee is a liquidation fee."""
+        return self in (CloseReason.LIQUIDATION, CloseReason.MARGIN_CALL)
+
 
 @dataclass(frozen=True)
 class Portfolio:

@@ -304,6 +304,17 @@ class Ledger:
             return None
         return [encoded for encoded, _ in rows]
 
+    def book_close(self, portfolio: Portfolio, close: Close) -> int:
+        """A close and its two cash flows: the gross realized PnL, and the fee (a liquidation fee when
+        the margin rules closed the position, else a trading fee)."""
+        close_id = self.add_close(portfolio, close)
+        self.add_cash_flow(portfolio, FlowKind.REALIZED_PNL, close.realized_pnl, close.closed_at, close.trade_id)
+        fee_kind, note = (
+            (FlowKind.LIQUIDATION_FEE, "liquidation fee") if close.reason.forced_out else (FlowKind.FEE, "exit fee")
+        )
+        self.add_cash_flow(portfolio, fee_kind, -close.fee, close.closed_at, close.trade_id, note)
+        return close_id
+
     def add_close(self, portfolio: Portfolio, close: Close) -> int:
         row = {
             "trade_id": close.trade_id,

@@ -279,14 +279,12 @@ class _Replay:
         price_usdt = q8(trigger.price * rate)
         if trigger.reason is CloseReason.LIQUIDATION:
             gross, fee = liquidation_settlement(t.side, qty, t.price_usdt, lot.margin, price_usdt)
-            fee_kind = FlowKind.LIQUIDATION_FEE
         else:
             gross = realized_pnl(t.side, qty, t.price_usdt, price_usdt)
             rate_fee = self.settings.fees.margin_taker if t.kind is Kind.MARGIN else self.settings.fees.spot_taker
             fee = fee_for(qty, price_usdt, rate_fee)
-            fee_kind = FlowKind.FEE
         how = "gapped through, filled at the open" if trigger.gapped else "touched"
-        self._book(lot, qty, trigger.price, price_usdt, gross, fee, fee_kind, moment, trigger.reason, how)
+        self._book(lot, qty, trigger.price, price_usdt, gross, fee, moment, trigger.reason, how)
 
     def _book(
         self,
@@ -296,7 +294,6 @@ class _Replay:
         price_usdt: Decimal,
         gross: Decimal,
         fee: Decimal,
-        fee_kind: FlowKind,
         moment: datetime,
         reason: CloseReason,
         how: str,
@@ -304,10 +301,7 @@ class _Replay:
         t = lot.trade
         entry_fee = lot.entry_fee_share(qty, t.qty - lot.open_qty)
         note = f"{reason.value.replace('_', ' ')}: {how}"
-        self.ledger.add_close(self.portfolio, Close(0, t.id, qty, price, price_usdt, fee, gross, moment, note, reason))
-        self.ledger.add_cash_flow(self.portfolio, FlowKind.REALIZED_PNL, gross, moment, trade_id=t.id)
-        fee_note = "liquidation fee" if fee_kind is FlowKind.LIQUIDATION_FEE else "exit fee"
-        self.ledger.add_cash_flow(self.portfolio, fee_kind, -fee, moment, trade_id=t.id, note=fee_note)
+        self.ledger.book_close(self.portfolio, Close(0, t.id, qty, price, price_usdt, fee, gross, moment, note, reason))
         net = gross - entry_fee - fee
         self._event(
             moment,
@@ -359,7 +353,6 @@ class _Replay:
                 worst.mark_usdt,
                 gross,
                 fee,
-                FlowKind.LIQUIDATION_FEE,
                 moment,
                 CloseReason.MARGIN_CALL,
                 how,

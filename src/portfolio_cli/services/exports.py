@@ -12,7 +12,7 @@ from typing import Any
 
 from portfolio_cli import __version__
 from portfolio_cli.engine.accounting import build_lots
-from portfolio_cli.engine.records import CloseReason, FlowKind, Kind, Portfolio, Side
+from portfolio_cli.engine.records import FlowKind, Kind, Portfolio, Side
 from portfolio_cli.engine.symbols import base_of
 from portfolio_cli.engine.tax import Acquisition, Disposal, Method, Term, match_lots, term_totals
 from portfolio_cli.errors import InvalidInput, LedgerFailure
@@ -333,7 +333,7 @@ def tax_table(session: Session, portfolio: Portfolio, year: int, method: Method)
                 continue
             net = c.realized_pnl - fees
             margin_net += net
-            what = "liquidation" if c.reason in (CloseReason.LIQUIDATION, CloseReason.MARGIN_CALL) else "close"
+            what = "liquidation" if c.reason.forced_out else "close"
             rows.append(
                 {
                     "section": "margin",

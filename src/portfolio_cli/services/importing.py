@@ -91,17 +91,22 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
             )
             ledger.add_cash_flow(portfolio, FlowKind.FEE, -trade.fee, trade.opened_at, ids[file_id], "entry fee")
             added += 1
+        qty_of = {t.id: t.qty for t in held.trades} | {ids[f]: t.qty for f, t in opens.items()}
+        closed_qty = {}
+        for c in held.closes:
+            closed_qty[c.trade_id] = closed_qty.get(c.trade_id, ZERO) + c.qty
         for file_id, close in closes:
             trade_id = ids[file_id]
             if (trade_id, close.closed_at, close.qty, close.price, close.fee) in booked:
                 closes_present += 1
                 continue
-            close = replace(close, trade_id=trade_id)
-            ledger.add_close(portfolio, close)
-            ledger.add_cash_flow(portfolio, FlowKind.REALIZED_PNL, close.realized_pnl, close.closed_at, trade_id)
-            liquidated = close.reason in (CloseReason.LIQUIDATION, CloseReason.MARGIN_CALL)
-            fee_kind, note = (FlowKind.LIQUIDATION_FEE, "liquidation fee") if liquidated else (FlowKind.FEE, "exit fee")
-            ledger.add_cash_flow(portfolio, fee_kind, -close.fee, close.closed_at, trade_id, note)
+            closed_qty[trade_id] = closed_qty.get(trade_id, ZERO) + close.qty
+            if closed_qty[trade_id] > qty_of[trade_id]:  # the ledger closed some of it differently
+                raise InvalidInput(
+                    f"{path.name}: closes of trade {file_id} would close more than its {qty_of[trade_id]} "
+                    f"together with the closes trade {trade_id} already has; nothing imported"
+                )
+            ledger.book_close(portfolio, replace(close, trade_id=trade_id))
             closes_added += 1
         ledger.audit("import", portfolio.id, {"file": path.name, "trades": added, "closes": closes_added})
     return ImportResult(name, added, closes_added, present, closes_present)

@@ -71,7 +71,7 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
         for day in plans[p.id]:
             for symbol in symbols_to_price(_open_symbols(held[p.id].at(day_start(day))[0])):
                 needed.setdefault(symbol, []).append(day)
-    opens, failures = _daily_opens(session, needed, today, progress)
+    opens, failures = _daily_opens(session, needed, progress)
 
     results = []
     with ledger.transaction(session.command, now):
@@ -136,7 +136,7 @@ def _today(
 
 
 def _daily_opens(
-    session: Session, needed: dict[str, list[date]], today: date, progress: Progress | None
+    session: Session, needed: dict[str, list[date]], progress: Progress | None
 ) -> tuple[dict[tuple[str, date], Candle], dict[str, str]]:
     """Each symbol's daily candles over the days it is needed: one cache read, and at most one
     (paged) exchange request for what the cache lacks."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, fill_price, initial_margin, realized_pnl
-from portfolio_cli.engine.records import Close, CloseReason, FlowKind, Kind, MarginMode, Side, Trade
+from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
@@ -282,9 +282,7 @@ def close_trades(
             closed_before = lot.trade.qty - lot.open_qty
             entry_fee = lot.entry_fee_share(part.qty, closed_before)
             close = Close(0, lot.trade.id, part.qty, exit_price, exit_usdt, exit_fee, gross, moment, note)
-            ledger.add_close(portfolio, close)
-            ledger.add_cash_flow(portfolio, FlowKind.REALIZED_PNL, gross, moment, trade_id=lot.trade.id)
-            ledger.add_cash_flow(portfolio, FlowKind.FEE, -exit_fee, moment, trade_id=lot.trade.id, note="exit fee")
+            ledger.book_close(portfolio, close)
             slices.append(
                 ClosedSlice(
                     lot.trade.id,
@@ -373,7 +371,6 @@ def list_trades(
     for flow in session.ledger.cash_flows(portfolio):
         if flow.kind is FlowKind.FUNDING and flow.trade_id is not None:
             funding[flow.trade_id] = funding.get(flow.trade_id, ZERO) + flow.amount
-    forced_out = {CloseReason.LIQUIDATION, CloseReason.MARGIN_CALL}
     rows = []
     for lot in lots_of(session, portfolio):
         t = lot.trade
@@ -386,7 +383,7 @@ def list_trades(
             continue
         closed_qty = t.qty - lot.open_qty
         exit_avg = q8(sum((c.qty * c.price for c in lot.closes), ZERO) / closed_qty) if closed_qty else None
-        liquidation_fees = sum((c.fee for c in lot.closes if c.reason in forced_out), ZERO)
+        liquidation_fees = sum((c.fee for c in lot.closes if c.reason.forced_out), ZERO)
         rows.append(
             TradeRow(
                 t.id,
