@@ -1,4 +1,5 @@
-"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history]`` (all by default).
+"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history] [export] [report]``
+(all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
    median ≤ 0.30 s on a 2-core machine), and of ``portfolio --help``; HTTP requests one
@@ -8,6 +9,8 @@
    prices (target ≤ 1 s).
 3. history: ``portfolio history`` over 5 years of daily snapshots (target ≤ 0.5 s).
 4. export: ``portfolio export trades`` of 100,000 trades, CSV and JSON (target ≤ 2 s).
+5. report: ``portfolio report`` over 100,000 closed trades and 5 years of daily snapshots (target
+   ≤ 1.5 s, peak memory ≤ 300 MB).
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
 """
@@ -162,8 +165,24 @@ def bench_snapshot() -> None:
         portfolio(env, "verify")
 
 
+def _five_years_of_snapshots(ledger, book, first: datetime) -> None:
+    """One BTC position's daily snapshots from ``first`` to today, saved."""
+    ids = [ledger.add_trade(book, _trade("BTC/USDT", "0.1", PRICES["BTC/USDT"], first, False), False)]
+    snapshots = []
+    for n in range(5 * 365 + 1):
+        moment = first + timedelta(days=n)
+        mark = PRICES["BTC/USDT"] * (1 + Decimal(n % 97 - 48) / 400)
+        lot = _trade("BTC/USDT", "0.1", PRICES["BTC/USDT"], first, False)
+        marks = {"BTC/USDT": Mark("BTC/USDT", mark, mark, moment, "candle 1d")}
+        lots = [Lot(replace(lot, id=ids[0]), ())]
+        flows = [CashFlow(1, FlowKind.DEPOSIT, Decimal(100000), first)]
+        valuation = value_portfolio(flows, lots, marks, lambda symbol: Decimal("0.005"))
+        snapshots.append(snapshot_of(book.id, moment.date(), moment, True, valuation))
+    ledger.save_snapshots(snapshots)
+
+
 def bench_history() -> None:
-    """Five years of daily snapshots of a 5-position portfolio, then the history views."""
+    """Five years of daily snapshots of a one-position portfolio, then the history views."""
     with tempfile.TemporaryDirectory() as home:
         env = _offline_env(home)
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -172,22 +191,76 @@ def bench_history() -> None:
         with ledger.transaction("bench", first):
             book = ledger.create_portfolio("main", first)
             ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), first)
-            ids = [ledger.add_trade(book, _trade("BTC/USDT", "0.1", PRICES["BTC/USDT"], first, False), False)]
-            snapshots = []
-            for n in range(5 * 365 + 1):
-                moment = first + timedelta(days=n)
-                mark = PRICES["BTC/USDT"] * (1 + Decimal(n % 97 - 48) / 400)
-                lot = _trade("BTC/USDT", "0.1", PRICES["BTC/USDT"], first, False)
-                marks = {"BTC/USDT": Mark("BTC/USDT", mark, mark, moment, "candle 1d")}
-                lots = [Lot(replace(lot, id=ids[0]), ())]
-                flows = [CashFlow(1, FlowKind.DEPOSIT, Decimal(100000), first)]
-                valuation = value_portfolio(flows, lots, marks, lambda symbol: Decimal("0.005"))
-                snapshots.append(snapshot_of(book.id, moment.date(), moment, True, valuation))
-            ledger.save_snapshots(snapshots)
+            _five_years_of_snapshots(ledger, book, first)
         ledger.close()
         describe("portfolio history (5 years, by month)", timed(env, "history"))
         describe("portfolio history --every day (5 years)", timed(env, "history", "--every", "day"))
         describe("portfolio history --json (5 years)", timed(env, "history", "--json"))
+
+
+def bench_report() -> None:
+    """5 years of daily snapshots and 100,000 closed trades (each with its entry fee, realized PnL and
+    exit fee flows), BTC's daily candles cached for the benchmark; the full report, offline."""
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        first = today - timedelta(days=5 * 365)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        with ledger.transaction("bench", first):
+            book = ledger.create_portfolio("main", first)
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), first)
+            _five_years_of_snapshots(ledger, book, first)
+        trades, closes, flows, candles = [], [], [], []
+        symbols, strategies = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "DOGE/USDT"], ["trend", "swing", "dca", None]
+        for n in range(2, 100_002):  # trade 1 is the snapshots' BTC position
+            opened = first + timedelta(minutes=26 * n)
+            closed = opened + timedelta(hours=n % 48 + 1)
+            price = Decimal(40000 + n % 1000)
+            exit_price = price + Decimal(n % 7 - 3)
+            pnl = codec.money((exit_price - price) * Decimal("0.001"))
+            symbol, strategy = symbols[n % 4], strategies[n % 7 % 4]
+            trades.append((n, book.id, symbol, "long", "spot", None, 1, "0.00100000", f"{price}", f"{price}",
+                           "0.04000000", codec.timestamp(opened), None, None, strategy, None, 0))  # fmt: skip
+            closes.append((n, "0.00100000", f"{exit_price}", f"{exit_price}", "0.04000000", pnl,
+                           codec.timestamp(closed), None, "manual"))  # fmt: skip
+            flows += [
+                (book.id, "fee", "-0.04000000", codec.timestamp(opened), n, "entry fee"),
+                (book.id, "realized_pnl", pnl, codec.timestamp(closed), n, None),
+                (book.id, "fee", "-0.04000000", codec.timestamp(closed), n, "exit fee"),
+            ]
+        for n in range(5 * 365 + 1):
+            price = f"{PRICES['BTC/USDT'] * (1 + Decimal(n % 89 - 44) / 300):.2f}"
+            candles.append(("BTC/USDT", "1d", codec.timestamp(first + timedelta(days=n)), price, price, price, price))
+        conn = ledger.conn
+        conn.execute("begin")
+        conn.executemany(f"insert into trades values ({','.join('?' * 17)})", trades)
+        conn.executemany(
+            "insert into closes (trade_id, qty, price, price_usdt, fee, realized_pnl, closed_at, note, reason) "
+            "values (?,?,?,?,?,?,?,?,?)",
+            closes,
+        )
+        conn.executemany(
+            "insert into cash_flows (portfolio_id, kind, amount, at, trade_id, note) values (?,?,?,?,?,?)", flows
+        )
+        conn.executemany("insert into candles values (?,?,?,?,?,?,?)", candles)
+        conn.execute("commit")
+        ledger.close()
+        runs = {"runs": RUNS_SLOW}
+        describe("portfolio report (100,000 trades, 5 years)", timed(env, "report", "--offline", **runs))
+        describe("portfolio report --json (same)", timed(env, "report", "--offline", "--json", **runs))
+        print(f"peak memory, portfolio report: {peak_memory_mb(env, 'report', '--offline'):.0f} MB")
+        print(f"peak memory, portfolio report --json: {peak_memory_mb(env, 'report', '--offline', '--json'):.0f} MB")
+        closed = portfolio(env, "report", "--offline", "--json").stdout
+        print("closed trades in the report:", closed.split('"count": ')[1].split(",")[0])
+
+
+def peak_memory_mb(env: dict[str, str], *args: str) -> float:
+    """The largest resident set of one run of the command (Linux reports it in KiB)."""
+    process = subprocess.Popen([PORTFOLIO, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"portfolio {' '.join(args)} failed")
+    return usage.ru_maxrss / 1024
 
 
 def bench_export() -> None:
@@ -231,7 +304,13 @@ def bench_export() -> None:
         print(f"CSV rows written: {Path(out + '.csv').read_text().count(chr(10)) - 1}")
 
 
-BENCHES = {"value": bench_value, "snapshot": bench_snapshot, "history": bench_history, "export": bench_export}
+BENCHES = {
+    "value": bench_value,
+    "snapshot": bench_snapshot,
+    "history": bench_history,
+    "export": bench_export,
+    "report": bench_report,
+}
 
 
 if __name__ == "__main__":

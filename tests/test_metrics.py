@@ -8,20 +8,26 @@ from decimal import Decimal as D
 
 import pytest
 
+from portfolio_cli.engine.history import Every
 from portfolio_cli.engine.metrics import (
-    ClosedTrade,
     DailyEquity,
+    Undefined,
+    alpha_beta,
+    buy_and_hold,
     cagr,
     daily_returns,
     drawdowns,
+    period_returns,
     ratio,
+    rolling_max_drawdown,
+    rolling_sharpe,
     sharpe,
     sortino,
     total_return,
-    trade_stats,
     volatility,
     xirr,
 )
+from portfolio_cli.engine.trades import ClosedTrade, trade_stats
 
 
 def series(*points: tuple[str, str]) -> list[DailyEquity]:
@@ -43,7 +49,7 @@ def test_total_return_cagr_and_volatility_use_365_days_and_the_sample_deviation(
     assert cagr(total_return(returns), 4) == pytest.approx(1.089 ** (365 / 4) - 1)
     sample = math.sqrt(sum((r - 0.025) ** 2 for r in [0.1, -0.1, 0.1, 0.0]) / 3)  # n − 1
     assert volatility(returns) == pytest.approx(sample * math.sqrt(365))
-    assert volatility([0.01]) is None
+    assert isinstance(volatility([0.01]), Undefined)
 
 
 def test_sharpe_and_sortino_with_downside_deviation_over_all_days():
@@ -52,8 +58,8 @@ def test_sharpe_and_sortino_with_downside_deviation_over_all_days():
     assert sharpe(returns) == pytest.approx(mean / sd * math.sqrt(365))
     downside = math.sqrt(0.01 / 4)  # one losing day, divided by all four days
     assert sortino(returns) == pytest.approx(mean / downside * math.sqrt(365))
-    assert sortino([0.01, 0.02]) is None  # no downside: undefined, not infinite
-    assert sharpe([0.01, 0.01]) is None
+    assert isinstance(sortino([0.01, 0.02]), Undefined)  # no downside: undefined, not infinite
+    assert isinstance(sharpe([0.01, 0.01]), Undefined)
 
 
 def test_drawdowns_on_the_growth_index():
@@ -63,7 +69,7 @@ def test_drawdowns_on_the_growth_index():
     assert dd.current_pct == pytest.approx(1.089 / 1.1 - 1)
     assert (dd.days_since_peak, dd.longest_days) == (3, 3)  # the deposit is not a recovery
     assert ratio(0.089, dd.max_pct) == pytest.approx(0.89)
-    assert ratio(0.1, 0.0) is None
+    assert isinstance(ratio(0.1, 0.0), Undefined)
     recovered = series(("100", "0"), ("90", "0"), ("95", "0"), ("100", "0"), ("101", "0"))
     assert drawdowns(recovered, daily_returns(recovered)).longest_days == 3
 
@@ -74,7 +80,7 @@ def test_money_weighted_return_solves_xirr():
     # 1,000 in, 1,000 more half a year later, 2,200 at a year: r with 1000·(1+r) + 1000·(1+r)^0.5 = 2200.
     rate = xirr([(t0, -1000.0), (t0 + timedelta(days=182.5), -1000.0), (t0 + timedelta(days=365), 2200.0)])
     assert 1000 * (1 + rate) + 1000 * (1 + rate) ** 0.5 == pytest.approx(2200)
-    assert xirr([(t0, 1000.0)]) is None
+    assert isinstance(xirr([(t0, 1000.0)]), Undefined)
 
 
 def test_trade_statistics_on_net_pnl_with_breakeven_ending_both_streaks():
@@ -92,4 +98,46 @@ def test_trade_statistics_on_net_pnl_with_breakeven_ending_both_streaks():
     assert (s.current_wins, s.current_losses) == (1, 0)
     assert s.average_duration == timedelta(hours=3.5)
     empty = trade_stats([])
-    assert empty.win_rate is None and empty.profit_factor is None and empty.count == 0
+    assert empty.count == 0 and isinstance(empty.win_rate, Undefined) and isinstance(empty.profit_factor, Undefined)
+
+
+def test_period_returns_chain_the_days_that_end_in_each_period():
+    start = date(2026, 1, 30)
+    days = [DailyEquity(start + timedelta(n), D(e), D(0)) for n, e in enumerate(["100", "110", "121", "108.9"])]
+    returns = daily_returns(days)  # Jan 31 +10 %, Feb 1 +10 %, Feb 2 −10 %
+    months = period_returns(days, returns, Every.MONTH)
+    assert [p.start for p in months] == [date(2026, 1, 1), date(2026, 2, 1)]
+    assert [p.value for p in months] == [pytest.approx(0.10), pytest.approx(1.1 * 0.9 - 1)]
+    (quarter,) = period_returns(days, returns, Every.QUARTER)
+    assert quarter.start == date(2026, 1, 1) and quarter.value == pytest.approx(1.1 * 1.1 * 0.9 - 1)
+    assert [p.value for p in period_returns(days, returns, Every.DAY)] == [pytest.approx(r) for r in returns]
+
+
+def test_rolling_windows_use_the_trailing_days_only():
+    returns = daily_returns(DAYS)  # +10 %, −10 %, +10 %, 0
+    rolled = rolling_sharpe(DAYS, returns, window=3)
+    assert [d for d, _ in rolled] == [DAYS[3].day, DAYS[4].day]
+    assert rolled[0][1] == pytest.approx(sharpe(returns[0:3])) and rolled[1][1] == pytest.approx(sharpe(returns[1:4]))
+    drawdown = rolling_max_drawdown(DAYS, returns, window=2)
+    assert [(d, pytest.approx(v)) for d, v in drawdown] == [
+        (DAYS[2].day, -0.1),  # 1.1 then 0.99
+        (DAYS[3].day, -0.1),  # 0.9 below the window's own start
+        (DAYS[4].day, 0.0),  # up 10 %, then flat
+    ]
+
+
+def test_buy_and_hold_invests_each_deposit_on_its_day():
+    days = series(("1000", "0"), ("1300", "0"), ("1900", "500"))
+    held = buy_and_hold(days, [D(10), D(20), D(10)])
+    # 100 units at 10; worth 2,000 at 20; the 500 deposit buys 50 more at 10: 150 × 10.
+    assert [h.equity for h in held] == [D(1000), D(2000), D(1500)]
+    assert daily_returns(held) == [pytest.approx(1.0), pytest.approx((1500 - 500) / 2000 - 1)]
+
+
+def test_alpha_and_beta_against_the_benchmark():
+    benchmark = [0.01, -0.02, 0.03]
+    ours = [2 * b + 0.001 for b in benchmark]
+    alpha, beta = alpha_beta(ours, benchmark)
+    assert beta == pytest.approx(2.0)
+    assert alpha == pytest.approx(0.001 * 365)
+    assert all(isinstance(v, Undefined) for v in alpha_beta([0.01], [0.02]))

@@ -126,6 +126,13 @@ class Snapshots(Section):
         return self.keep_days or None
 
 
+class Report(Section):
+    # Annual risk-free rate for Sharpe, Sortino and alpha, as a fraction (0.04 = 4 %).
+    risk_free_rate: Annotated[Decimal, Field(ge=-1, le=1)] = Decimal(0)
+    # Bought and held with the portfolio's cash flows, to compare against.
+    benchmark: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,20}/USDT$")] = "BTC/USDT"
+
+
 class Settings(Section):
     ledger: Path | None = None
     default_portfolio: Annotated[str, Field(min_length=1, max_length=64)] = "main"
@@ -134,6 +141,7 @@ class Settings(Section):
     risk: Risk = Risk()
     prices: Prices = Prices()
     snapshots: Snapshots = Snapshots()
+    report: Report = Report()
     # Per-portfolio overrides of fees, trading and risk: [portfolios.NAME.fees] ...
     portfolios: dict[str, dict[str, Any]] = {}
 

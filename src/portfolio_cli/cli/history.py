@@ -69,14 +69,14 @@ def history(
     since: Annotated[str | None, typer.Option("--from", help="First day (UTC date).")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Last day (UTC date), included.")] = None,
     every: Annotated[
-        str | None, typer.Option(help="day, week or month (default: by the range: a screenful of rows).")
+        str | None, typer.Option(help="day, week, month, quarter or year (default: by the range: a screenful of rows).")
     ] = None,
     portfolio: PortfolioOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Daily snapshots as a table by day, week or month, with equity and drawdown charts.
+    """Daily snapshots as a table by day, week, month, quarter or year, with equity and drawdown charts.
 
     Examples: [bold]portfolio history[/] · [bold]portfolio history --from 2026-01-01 --every week[/]
     """

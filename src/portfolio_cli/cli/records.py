@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated
 
 import typer
 
@@ -26,6 +24,7 @@ from portfolio_cli.cli.support import (
     running,
     split_prices,
     stdout,
+    write_file,
 )
 from portfolio_cli.errors import InvalidInput
 
@@ -66,21 +65,9 @@ def export(
         if output is None:
             write(result.table, out=sys.stdout)
         else:
-            _write_file(output, lambda handle: write(result.table, out=handle))
+            write_file(output, lambda handle: write(result.table, out=handle))
             count = result.table.size
             print(f"Wrote {count} {kind} record(s) of {name} to {output}", file=sys.stderr)
-
-
-def _write_file(path: Path, write: Callable[[TextIO], None]) -> None:
-    """All of the file or none of it: written beside the target, then renamed into place."""
-    partial_path = path.with_name(path.name + ".partial")
-    try:
-        with partial_path.open("w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(partial_path, path)
-    except OSError as exc:
-        partial_path.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
 
 
 @app.command("import")

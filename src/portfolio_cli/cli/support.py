@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -144,3 +145,15 @@ def print_json(obj: Any, shape: Any = None) -> None:
 
     payload = TypeAdapter(shape or type(obj)).dump_python(obj, mode="json")
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def write_file(path: Path, write: Callable[[TextIO], None]) -> None:
+    """All of the file or none of it: written beside the target, then renamed into place."""
+    partial_path = path.with_name(path.name + ".partial")
+    try:
+        with partial_path.open("w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        os.replace(partial_path, path)
+    except OSError as exc:
+        partial_path.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None

@@ -108,6 +108,8 @@ class Every(StrEnum):
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
 
     def period_of(self, day: date) -> date:
         """The first day of the period holding ``day`` (weeks start on Monday, as ISO weeks do)."""
@@ -115,6 +117,10 @@ class Every(StrEnum):
             return day - timedelta(day.weekday())
         if self is Every.MONTH:
             return day.replace(day=1)
+        if self is Every.QUARTER:
+            return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+        if self is Every.YEAR:
+            return day.replace(month=1, day=1)
         return day
 
 

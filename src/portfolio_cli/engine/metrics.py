@@ -1,9 +1,9 @@
-"""Performance metrics over daily equity and closed trades (DESIGN §3). Pure functions, floats inside.
+"""Performance metrics over daily equity (DESIGN §3). Pure functions, floats inside.
 
 Conventions: daily, time-weighted returns ``r_i = (E_i − F_i) / E_{i−1} − 1`` (``F_i`` the deposits
 minus withdrawals since the previous day, see ``engine.history``); the first day has no return; 365
 periods a year; the sample standard deviation (n − 1); a risk-free rate ``rf`` a year, ``rf/365`` a
-day. An undefined metric is ``None``, never 0.
+day. An undefined metric is an ``Undefined`` carrying the reason, never 0.
 
 - total return ``TR = Π (1 + r_i) − 1``
 - CAGR ``(1 + TR)^(365 / D) − 1``, ``D`` the days from the first to the last day
@@ -17,20 +17,36 @@ day. An undefined metric is ``None``, never 0.
 - Calmar ``CAGR / |max drawdown|``; recovery factor ``TR / |max drawdown|``
 - money-weighted return: the annual rate ``x`` with ``Σ c_k / (1 + x)^(t_k / 365) = 0`` over deposits
   (``c < 0``), withdrawals (``c > 0``) and the final equity (``c > 0``), ``t_k`` in days (XIRR)
+- a period's return (week, month, …) chains the daily returns that end inside it
+- beta ``cov(r, b) / var(b)`` against the benchmark's daily returns ``b`` on the same days; alpha
+  (Jensen's, annualized) ``(mean(r − rf/365) − beta · mean(b − rf/365)) · 365``
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
-from portfolio_cli.engine.history import period_return
+from portfolio_cli.engine.history import Every, period_return
 
 PERIODS = 365
+ROLLING_SHARPE_DAYS = 30
+ROLLING_DRAWDOWN_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Undefined:
+    """A metric with no value, and why (shown as "n/a"; JSON gives the reason)."""
+
+    why: str
+
+
+FEW_RETURNS = Undefined("fewer than two daily returns")
+
+Value = float | Undefined  # a metric's value, or why it has none
 
 
 @dataclass(frozen=True)
@@ -45,44 +61,55 @@ def daily_returns(days: Sequence[DailyEquity]) -> list[float | None]:
     return [period_return(b.equity, a.equity, a.net_flow) for b, a in zip(days, days[1:], strict=False)]
 
 
-def total_return(returns: Sequence[float]) -> float | None:
+def mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def stdev(values: Sequence[float]) -> float:
+    """The sample standard deviation (n − 1), for two or more values."""
+    centre = mean(values)
+    return math.sqrt(math.fsum((v - centre) ** 2 for v in values) / (len(values) - 1))
+
+
+def total_return(returns: Sequence[float]) -> Value:
     if not returns:
-        return None
-    growth = 1.0
-    for r in returns:
-        growth *= 1 + r
-    return growth - 1
+        return Undefined("no daily returns")
+    return math.prod(1 + r for r in returns) - 1
 
 
-def cagr(total: float | None, days: int) -> float | None:
-    if total is None or days <= 0 or total <= -1:
-        return None
+def cagr(total: Value, days: int) -> Value:
+    if isinstance(total, Undefined):
+        return total
+    if days <= 0:
+        return Undefined("the range is shorter than a day")
+    if total <= -1:
+        return Undefined("the equity was wiped out")
     return (1 + total) ** (PERIODS / days) - 1
 
 
-def volatility(returns: Sequence[float]) -> float | None:
+def volatility(returns: Sequence[float]) -> Value:
     if len(returns) < 2:
-        return None
-    return statistics.stdev(returns) * math.sqrt(PERIODS)
+        return FEW_RETURNS
+    return stdev(returns) * math.sqrt(PERIODS)
 
 
-def sharpe(returns: Sequence[float], risk_free: float = 0.0) -> float | None:
+def sharpe(returns: Sequence[float], risk_free: float = 0.0) -> Value:
     if len(returns) < 2:
-        return None
-    deviation = statistics.stdev(returns)
+        return FEW_RETURNS
+    deviation = stdev(returns)
     if deviation == 0:
-        return None
-    return (statistics.fmean(returns) - risk_free / PERIODS) / deviation * math.sqrt(PERIODS)
+        return Undefined("the daily returns do not vary")
+    return (mean(returns) - risk_free / PERIODS) / deviation * math.sqrt(PERIODS)
 
 
-def sortino(returns: Sequence[float], risk_free: float = 0.0) -> float | None:
+def sortino(returns: Sequence[float], risk_free: float = 0.0) -> Value:
     if len(returns) < 2:
-        return None
+        return FEW_RETURNS
     target = risk_free / PERIODS
-    downside = math.sqrt(sum(min(0.0, r - target) ** 2 for r in returns) / len(returns))
+    downside = math.sqrt(math.fsum(min(0.0, r - target) ** 2 for r in returns) / len(returns))
     if downside == 0:
-        return None
-    return (statistics.fmean(returns) - target) / downside * math.sqrt(PERIODS)
+        return Undefined("no daily return below the risk-free rate")
+    return (mean(returns) - target) / downside * math.sqrt(PERIODS)
 
 
 @dataclass(frozen=True)
@@ -94,11 +121,11 @@ class Drawdowns:
     longest_days: int  # the longest time below a previous peak (to the end, if not recovered)
 
 
-def drawdowns(days: Sequence[DailyEquity], returns: Sequence[float | None]) -> Drawdowns | None:
+def drawdowns(days: Sequence[DailyEquity], returns: Sequence[float | None]) -> Drawdowns | Undefined:
     """Drawdowns of the growth index over ``days`` (``returns[i]`` leads to ``days[i + 1]``; an
     undefined return leaves the index unchanged)."""
     if not days:
-        return None
+        return Undefined("no daily snapshots")
     index = peak = 1.0
     peak_day, peak_equity = days[0].day, float(days[0].equity)
     worst, worst_amount, longest = 0.0, 0.0, 0
@@ -117,29 +144,32 @@ def drawdowns(days: Sequence[DailyEquity], returns: Sequence[float | None]) -> D
     return Drawdowns(worst, worst_amount, index / peak - 1, (days[-1].day - peak_day).days, longest)
 
 
-def ratio(numerator: float | None, drawdown: float | None) -> float | None:
+def ratio(numerator: Value, drawdown: Value) -> Value:
     """Calmar (CAGR over |max drawdown|) and the recovery factor (total return over it)."""
-    if numerator is None or not drawdown:
-        return None
+    if isinstance(numerator, Undefined):
+        return numerator
+    if isinstance(drawdown, Undefined):
+        return drawdown
+    if drawdown == 0:
+        return Undefined("no drawdown in the range")
     return numerator / abs(drawdown)
 
 
-def xirr(flows: Sequence[tuple[datetime, float]]) -> float | None:
-    """The annual rate that discounts ``flows`` (negative: money put in) to zero; None when the flows
-    do not change sign or no rate between −99.99 % and +10⁶ % solves it. Bisection: the present value
-    falls as the rate rises when money goes in before it comes out."""
+def xirr(flows: Sequence[tuple[datetime, float]]) -> Value:
+    """The annual rate that discounts ``flows`` (negative: money put in) to zero. Bisection: the
+    present value falls as the rate rises when money goes in before it comes out."""
     if not flows or all(c >= 0 for _, c in flows) or all(c <= 0 for _, c in flows):
-        return None
+        return Undefined("the cash flows do not change sign")
     start = min(t for t, _ in flows)
     years = [((t - start).total_seconds() / 86400 / PERIODS, c) for t, c in flows]
 
     def present_value(rate: float) -> float:
-        return sum(c / (1 + rate) ** y for y, c in years)
+        return math.fsum(c / (1 + rate) ** y for y, c in years)
 
     low, high = -0.9999, 10_000.0
     f_low, f_high = present_value(low), present_value(high)
     if f_low * f_high > 0:
-        return None
+        return Undefined("no rate between -99.99 % and +1,000,000 % a year solves it")
     for _ in range(200):
         mid = (low + high) / 2
         f_mid = present_value(mid)
@@ -153,58 +183,134 @@ def xirr(flows: Sequence[tuple[datetime, float]]) -> float | None:
 
 
 @dataclass(frozen=True)
-class ClosedTrade:
-    net_pnl: Decimal  # gross − entry fee share − exit fees
-    opened_at: datetime
-    closed_at: datetime
+class PeriodReturn:
+    start: date  # the period's first day (Monday for weeks)
+    value: float
+
+
+def period_returns(days: Sequence[DailyEquity], returns: Sequence[float | None], every: Every) -> list[PeriodReturn]:
+    """The chained return of each calendar period holding at least one defined daily return."""
+    growth: dict[date, float] = {}
+    for day, r in zip(days[1:], returns, strict=True):
+        if r is not None:
+            key = every.period_of(day.day)
+            growth[key] = growth.get(key, 1.0) * (1 + r)
+    return [PeriodReturn(start, g - 1) for start, g in growth.items()]
+
+
+def rolling_sharpe(
+    days: Sequence[DailyEquity], returns: Sequence[float | None], window: int = ROLLING_SHARPE_DAYS
+) -> list[tuple[date, float | None]]:
+    """For each day with ``window`` daily returns up to it, the Sharpe ratio of those returns (None
+    where one is undefined or they do not vary)."""
+    rolled = []
+    for end in range(window, len(returns) + 1):
+        chunk = returns[end - window : end]
+        value = None if None in chunk else sharpe(chunk)  # type: ignore[arg-type]
+        rolled.append((days[end].day, value if isinstance(value, float) else None))
+    return rolled
+
+
+def rolling_max_drawdown(
+    days: Sequence[DailyEquity], returns: Sequence[float | None], window: int = ROLLING_DRAWDOWN_DAYS
+) -> list[tuple[date, float]]:
+    """For each day with ``window`` days before it, the max drawdown (≤ 0) within those days."""
+    rolled = []
+    for end in range(window, len(days)):
+        index = peak = 1.0
+        worst = 0.0
+        for r in returns[end - window : end]:
+            index *= 1 + (r or 0.0)
+            peak = max(peak, index)
+            worst = min(worst, index / peak - 1)
+        rolled.append((days[end].day, worst))
+    return rolled
+
+
+def buy_and_hold(days: Sequence[DailyEquity], prices: Sequence[Decimal]) -> list[DailyEquity]:
+    """The same money put into one asset bought at ``prices`` (one a day): the first day's equity buys
+    it, each later deposit buys more and each withdrawal sells, on its day at that day's price."""
+    units = days[0].equity / prices[0]
+    held = [DailyEquity(days[0].day, days[0].equity, days[0].net_flow)]
+    for day, price in zip(days[1:], prices[1:], strict=True):
+        units += day.net_flow / price
+        held.append(DailyEquity(day.day, units * price, day.net_flow))
+    return held
+
+
+def alpha_beta(
+    returns: Sequence[float | None], benchmark: Sequence[float | None], risk_free: float = 0.0
+) -> tuple[Value, Value]:
+    """Jensen's alpha (annualized) and beta against the benchmark's returns on the same days."""
+    pairs = [(r, b) for r, b in zip(returns, benchmark, strict=True) if r is not None and b is not None]
+    if len(pairs) < 2:
+        return FEW_RETURNS, FEW_RETURNS
+    daily_rf = risk_free / PERIODS
+    ours, theirs = [r - daily_rf for r, _ in pairs], [b - daily_rf for _, b in pairs]
+    centre_ours, centre_theirs = mean(ours), mean(theirs)
+    variance = math.fsum((b - centre_theirs) ** 2 for b in theirs)
+    if variance == 0:
+        undefined = Undefined("the benchmark's daily returns do not vary")
+        return undefined, undefined
+    beta = math.fsum((r - centre_ours) * (b - centre_theirs) for r, b in zip(ours, theirs, strict=True)) / variance
+    return (centre_ours - beta * centre_theirs) * PERIODS, beta
 
 
 @dataclass(frozen=True)
-class TradeStats:
-    count: int
-    wins: int
-    losses: int
-    win_rate: float | None  # wins / count; a breakeven trade is neither
-    average_win: Decimal | None
-    average_loss: Decimal | None
-    profit_factor: float | None  # Σ wins / |Σ losses|
-    expectancy: Decimal | None  # mean net PnL
-    largest_win: Decimal | None
-    largest_loss: Decimal | None
-    current_wins: int
-    current_losses: int
-    max_consecutive_wins: int
-    max_consecutive_losses: int
-    average_duration: timedelta | None
+class Performance:
+    """The equity-curve metrics of one range (fractions: 0.05 is 5 %)."""
+
+    total_return: Value
+    cagr: Value
+    money_weighted_return: Value
+    volatility: Value
+    sharpe: Value
+    sortino: Value
+    calmar: Value
+    recovery_factor: Value
+    max_drawdown: Value
+    max_drawdown_amount: Value  # USDT
+    current_drawdown: Value
+    days_since_peak: int | Undefined
+    longest_drawdown_days: int | Undefined
 
 
-def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
-    """Statistics of closed trades in closing order, on net PnL. A breakeven trade ends both streaks."""
-    ordered = sorted(trades, key=lambda t: t.closed_at)
-    wins = [t.net_pnl for t in ordered if t.net_pnl > 0]
-    losses = [t.net_pnl for t in ordered if t.net_pnl < 0]
-    streak_wins = streak_losses = most_wins = most_losses = 0
-    for t in ordered:
-        streak_wins = streak_wins + 1 if t.net_pnl > 0 else 0
-        streak_losses = streak_losses + 1 if t.net_pnl < 0 else 0
-        most_wins, most_losses = max(most_wins, streak_wins), max(most_losses, streak_losses)
-    count = len(ordered)
-    lost = -sum(losses, Decimal(0))
-    durations = [t.closed_at - t.opened_at for t in ordered]
-    return TradeStats(
-        count=count,
-        wins=len(wins),
-        losses=len(losses),
-        win_rate=len(wins) / count if count else None,
-        average_win=sum(wins, Decimal(0)) / len(wins) if wins else None,
-        average_loss=sum(losses, Decimal(0)) / len(losses) if losses else None,
-        profit_factor=float(sum(wins, Decimal(0)) / lost) if lost else None,
-        expectancy=sum((t.net_pnl for t in ordered), Decimal(0)) / count if count else None,
-        largest_win=max(wins) if wins else None,
-        largest_loss=min(losses) if losses else None,
-        current_wins=streak_wins,
-        current_losses=streak_losses,
-        max_consecutive_wins=most_wins,
-        max_consecutive_losses=most_losses,
-        average_duration=sum(durations, timedelta()) / count if count else None,
+def performance(
+    days: Sequence[DailyEquity],
+    transfers: Sequence[tuple[datetime, Decimal]],
+    start: datetime,
+    end: datetime,
+    risk_free: float = 0.0,
+) -> Performance:
+    """Every metric of the daily equity ``days`` taken at ``start`` … ``end``; ``transfers`` are the
+    deposits (+) and withdrawals (−) between, for the money-weighted return."""
+    returns = daily_returns(days)
+    defined = [r for r in returns if r is not None]
+    total = total_return(defined)
+    growth = cagr(total, (days[-1].day - days[0].day).days) if days else Undefined("no daily snapshots")
+    if len(days) < 2:
+        money_weighted: Value = Undefined("fewer than two daily snapshots")
+    else:
+        flows = [(start, -float(days[0].equity)), *((t, -float(a)) for t, a in transfers)]
+        money_weighted = xirr([*flows, (end, float(days[-1].equity))])
+    dd = drawdowns(days, returns)
+    if isinstance(dd, Undefined):
+        max_dd = amount = current = since_peak = longest = dd
+    else:
+        max_dd, amount, current = dd.max_pct, dd.max_amount, dd.current_pct
+        since_peak, longest = dd.days_since_peak, dd.longest_days
+    return Performance(
+        total_return=total,
+        cagr=growth,
+        money_weighted_return=money_weighted,
+        volatility=volatility(defined),
+        sharpe=sharpe(defined, risk_free),
+        sortino=sortino(defined, risk_free),
+        calmar=ratio(growth, max_dd),
+        recovery_factor=ratio(total, max_dd),
+        max_drawdown=max_dd,
+        max_drawdown_amount=amount,
+        current_drawdown=current,
+        days_since_peak=since_peak,
+        longest_drawdown_days=longest,
     )

@@ -175,3 +175,29 @@ class Snapshot:
     deposits: Decimal
     withdrawals: Decimal
     positions: tuple[SnapshotPosition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TradeActivity:
+    """One trade as the ledger's records sum it up, for a range ``(since, until]``."""
+
+    trade_id: int
+    symbol: str
+    side: Side
+    strategy: str | None
+    opened_at: datetime
+    qty: Decimal
+    closed_qty: Decimal
+    last_closed_at: datetime | None
+    result: Decimal  # realized PnL less fees, over the trade's whole life
+    funding: Decimal  # over the trade's whole life
+    in_range: Decimal  # every flow it booked within the range (fees, realized PnL, funding)
+    closes_in_range: int
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_qty >= self.qty
+
+    @property
+    def asset(self) -> str:
+        return self.symbol.split("/")[0]

@@ -9,8 +9,10 @@ from datetime import date, datetime
 from typing import Any
 
 from portfolio_cli.engine.records import (
+    CashFlow,
     Close,
     CloseReason,
+    FlowKind,
     Kind,
     MarginMode,
     Portfolio,
@@ -24,6 +26,12 @@ from portfolio_cli.ledger import codec
 
 def portfolio(row: sqlite3.Row) -> Portfolio:
     return Portfolio(row["id"], row["name"], codec.moment(row["created_at"]))
+
+
+def cash_flow(r: sqlite3.Row) -> CashFlow:
+    return CashFlow(
+        r["id"], FlowKind(r["kind"]), codec.decimal(r["amount"]), codec.moment(r["at"]), r["trade_id"], r["note"]
+    )
 
 
 def trade(r: sqlite3.Row) -> Trade:

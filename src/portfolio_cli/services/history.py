@@ -1,4 +1,4 @@
-"""The snapshots over time: a table by day, week or month, and the daily curve behind the charts."""
+"""The snapshots over time: a table by day, week, month, quarter or year, and the daily curve behind the charts."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def history(session: Session, name: str, since: date | None, until: date | None,
     try:
         period = Every(every)
     except ValueError:
-        raise InvalidInput(f"--every must be day, week or month, got {every!r}") from None
+        raise InvalidInput(f"--every must be day, week, month, quarter or year, got {every!r}") from None
     daily = history_rows(snapshots)
     rows = daily if period is Every.DAY else history_rows(snapshots, period)
     return History(name, period, since, until, rows, daily, sum(s.backfilled for s in snapshots))

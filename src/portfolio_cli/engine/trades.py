@@ -1,0 +1,133 @@
+"""Closed-trade statistics and PnL attribution (DESIGN §3: wins and losses use net PnL).
+
+- A trade is closed once closes cover its whole quantity; it counts in the range holding its last close.
+- Its net PnL is its realized PnL less every fee it paid (entry share, exits, liquidation); funding is
+  reported beside it, not in it.
+- Win rate ``wins / trades``; a breakeven trade (net 0) is neither a win nor a loss and ends both
+  streaks. Profit factor ``Σ wins / |Σ losses|``; expectancy ``Σ net / trades``.
+- Attribution: a trade's part of the range's PnL is every flow it booked in the range (fees,
+  realized PnL, funding) plus the change of its unrealized PnL between the first and last snapshot,
+  so the parts add up to the portfolio's PnL exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from portfolio_cli.engine.metrics import Undefined
+from portfolio_cli.engine.records import TradeActivity
+from portfolio_cli.money import ZERO
+
+NO_TRADES = Undefined("no closed trades in the range")
+
+
+@dataclass(frozen=True)
+class ClosedTrade:
+    net_pnl: Decimal  # gross − entry fee − exit fees
+    opened_at: datetime
+    closed_at: datetime
+
+
+def closed_in(trades: Iterable[TradeActivity], since: datetime, until: datetime) -> list[ClosedTrade]:
+    """The trades whose last close falls in ``(since, until]``, oldest close first."""
+    closed = [
+        ClosedTrade(t.result, t.opened_at, t.last_closed_at)
+        for t in trades
+        if t.closed and t.last_closed_at is not None and since < t.last_closed_at <= until
+    ]
+    return sorted(closed, key=lambda t: t.closed_at)
+
+
+@dataclass(frozen=True)
+class TradeStats:
+    count: int
+    wins: int
+    losses: int
+    win_rate: float | Undefined  # wins / count
+    average_win: Decimal | Undefined
+    average_loss: Decimal | Undefined
+    profit_factor: float | Undefined  # Σ wins / |Σ losses|
+    expectancy: Decimal | Undefined  # mean net PnL
+    largest_win: Decimal | Undefined
+    largest_loss: Decimal | Undefined
+    current_wins: int
+    current_losses: int
+    max_consecutive_wins: int
+    max_consecutive_losses: int
+    average_duration: timedelta | Undefined
+
+
+def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
+    """Statistics of closed trades in closing order, on net PnL. A breakeven trade ends both streaks."""
+    ordered = sorted(trades, key=lambda t: t.closed_at)
+    wins = [t.net_pnl for t in ordered if t.net_pnl > 0]
+    losses = [t.net_pnl for t in ordered if t.net_pnl < 0]
+    streak_wins = streak_losses = most_wins = most_losses = 0
+    for t in ordered:
+        streak_wins = streak_wins + 1 if t.net_pnl > 0 else 0
+        streak_losses = streak_losses + 1 if t.net_pnl < 0 else 0
+        most_wins, most_losses = max(most_wins, streak_wins), max(most_losses, streak_losses)
+    count = len(ordered)
+    won, lost = sum(wins, ZERO), -sum(losses, ZERO)
+    no_wins, no_losses = Undefined("no winning trades"), Undefined("no losing trades")
+    durations = sum((t.closed_at - t.opened_at for t in ordered), timedelta())
+    return TradeStats(
+        count=count,
+        wins=len(wins),
+        losses=len(losses),
+        win_rate=len(wins) / count if count else NO_TRADES,
+        average_win=won / len(wins) if wins else no_wins,
+        average_loss=-lost / len(losses) if losses else no_losses,
+        profit_factor=float(won / lost) if lost else no_losses,
+        expectancy=sum((t.net_pnl for t in ordered), ZERO) / count if count else NO_TRADES,
+        largest_win=max(wins) if wins else no_wins,
+        largest_loss=min(losses) if losses else no_losses,
+        current_wins=streak_wins,
+        current_losses=streak_losses,
+        max_consecutive_wins=most_wins,
+        max_consecutive_losses=most_losses,
+        average_duration=durations / count if count else NO_TRADES,
+    )
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one group (a strategy, an asset, a side) made in the range."""
+
+    name: str
+    trades: int
+    pnl: Decimal
+
+
+UNTAGGED = "(untagged)"
+
+
+def attribute(
+    trades: Iterable[TradeActivity], unrealized_change: dict[int, Decimal], key: Callable[[TradeActivity], str]
+) -> list[Contribution]:
+    """Each group's PnL in the range: its trades' flows in the range plus the change of their
+    unrealized PnL (by trade id), largest first. Trades with no part in the range are left out."""
+    groups: dict[str, tuple[int, Decimal]] = {}
+    for t in trades:
+        change = unrealized_change.get(t.trade_id)
+        if not t.in_range and change is None:
+            continue
+        count, pnl = groups.get(key(t), (0, ZERO))
+        groups[key(t)] = (count + 1, pnl + t.in_range + (change or ZERO))
+    rows = [Contribution(name, count, pnl) for name, (count, pnl) in groups.items()]
+    return sorted(rows, key=lambda c: (-c.pnl, c.name))
+
+
+def by_strategy(trade: TradeActivity) -> str:
+    return trade.strategy or UNTAGGED
+
+
+def by_asset(trade: TradeActivity) -> str:
+    return trade.asset
+
+
+def by_side(trade: TradeActivity) -> str:
+    return trade.side.value

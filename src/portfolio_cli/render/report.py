@@ -1,0 +1,439 @@
+"""The report as rich renderables, as JSON and as CSV rows. An undefined metric shows "n/a"; JSON gives
+``null`` and the reason under ``undefined``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import fields
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from rich import box
+from rich.columns import Columns
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from portfolio_cli.engine.history import Every
+from portfolio_cli.engine.metrics import Performance, PeriodReturn, Undefined
+from portfolio_cli.engine.trades import Contribution, TradeStats
+from portfolio_cli.render import NA, add_numeric_columns, money, signed
+from portfolio_cli.render.charts import line_chart
+from portfolio_cli.services.report import PERIOD_UNITS, Benchmark, Report
+
+# Performance fields: label, and how to show them ("%": a fraction as a percentage).
+METRICS: dict[str, tuple[str, str]] = {
+    "total_return": ("total return (time-weighted)", "%"),
+    "cagr": ("CAGR", "%"),
+    "money_weighted_return": ("money-weighted return (XIRR, a year)", "%"),
+    "volatility": ("volatility (annualized)", "%"),
+    "sharpe": ("Sharpe", "ratio"),
+    "sortino": ("Sortino", "ratio"),
+    "calmar": ("Calmar", "ratio"),
+    "recovery_factor": ("recovery factor", "ratio"),
+    "max_drawdown": ("max drawdown", "%"),
+    "max_drawdown_amount": ("max drawdown (USDT)", "usdt"),
+    "current_drawdown": ("current drawdown", "%"),
+    "days_since_peak": ("days since peak", "days"),
+    "longest_drawdown_days": ("longest drawdown (days)", "days"),
+}
+GRID_WIDTH = 100  # columns a years-by-months grid needs
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def show(value: Any, kind: str) -> str:
+    """A metric for a person: percentages and ratios to 2 places, days whole, "n/a" when undefined."""
+    if value is None or isinstance(value, Undefined):
+        return NA
+    if kind == "%":
+        return f"{round(value * 100, 2) + 0.0:,.2f} %"  # + 0.0: no "-0.00"
+    if kind == "ratio":
+        return f"{round(value, 2) + 0.0:,.2f}"
+    if kind == "usdt":
+        return money(Decimal(repr(value)))
+    if kind == "duration":
+        return _duration(value)
+    return str(value)
+
+
+def period_label(start: date, every: Every) -> str:
+    if every is Every.WEEK:
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}"
+    if every is Every.MONTH:
+        return f"{start:%Y-%m}"
+    if every is Every.QUARTER:
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    if every is Every.YEAR:
+        return str(start.year)
+    return start.isoformat()
+
+
+# terminal
+
+
+def report_view(report: Report, width: int) -> RenderableType:
+    span = (
+        f"{report.first_day} to {report.last_day}, {report.snapshots} daily snapshots"
+        if report.first_day
+        else "no daily snapshots"
+    )
+    parts: list[RenderableType] = [
+        Text(f"Report for {report.portfolio} · {report.requested} ({span})", style="bold"),
+        Columns([_summary_table(report), _pnl_table(report)], padding=(0, 4)),
+    ]
+    if report.periods[Every.MONTH]:
+        parts += [_monthly_grid(report, width), _periods_table(report)]
+    if len(report.daily) >= 2:
+        parts += _charts(report, width)
+    if report.active:
+        parts.append(
+            Columns(
+                [
+                    _trades_table(report.trades, report.fees, report.funding),
+                    _contribution_table("by strategy", report.by_strategy),
+                    _contribution_table("by asset", report.by_asset),
+                    _contribution_table("long / short", report.by_side),
+                ],
+                padding=(0, 4),
+            )
+        )
+    else:
+        parts += [Text(f"No trading activity from {report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC")]
+        parts.append(_transfers_table(report))
+    return Group(*parts)
+
+
+def _summary_table(report: Report) -> Table:
+    benchmark = report.benchmark if isinstance(report.benchmark, Benchmark) else None
+    table = Table(title="Performance", box=box.SIMPLE_HEAD)
+    table.add_column("metric")
+    add_numeric_columns(table, "portfolio")
+    if benchmark:
+        add_numeric_columns(table, f"{benchmark.symbol.split('/')[0]} buy & hold")
+    for name, (label, kind) in METRICS.items():
+        ours = show(getattr(report.performance, name), kind)
+        theirs = [show(getattr(benchmark.performance, name), kind)] if benchmark else []
+        table.add_row(label, ours, *theirs)
+    if benchmark:
+        table.add_row("end equity", money(report.end_equity), money(benchmark.end_equity))
+        for label, value, kind in (
+            ("excess return", benchmark.excess_return, "%"),
+            ("alpha (annualized)", benchmark.alpha, "%"),
+            ("beta", benchmark.beta, "ratio"),
+        ):
+            table.add_row(label, show(value, kind), "")
+    else:
+        why = report.benchmark.why if isinstance(report.benchmark, Undefined) else ""
+        table.caption = f"benchmark: n/a ({why})"
+    rolling = [v for _, v in report.rolling_sharpe if v is not None]
+    if rolling:
+        table.add_row("30-day Sharpe: latest (min … max)", f"{show(rolling[-1], 'ratio')} ({_range(rolling, 'ratio')})")
+    drawdowns = [v for _, v in report.rolling_max_drawdown]
+    if drawdowns:
+        table.add_row(
+            "90-day max drawdown: latest (worst)", f"{show(drawdowns[-1], '%')} ({show(min(drawdowns), '%')})"
+        )
+    return table
+
+
+def _range(values: list[float], kind: str) -> str:
+    return f"{show(min(values), kind)} … {show(max(values), kind)}"
+
+
+def _pnl_table(report: Report) -> Table:
+    table = Table(title="PnL (USDT)", box=box.SIMPLE_HEAD)
+    table.add_column("")
+    add_numeric_columns(table, "amount")
+    table.add_row("start equity", money(report.start_equity))
+    table.add_row("deposits", money(report.deposits))
+    table.add_row("withdrawals", money(report.withdrawals))
+    table.add_row("end equity", money(report.end_equity))
+    table.add_row("realized PnL (gross)", signed(report.realized_pnl))
+    table.add_row("fees", signed(-report.fees))
+    table.add_row("funding", signed(report.funding))
+    table.add_row("unrealized PnL change", signed(report.unrealized_change))
+    table.add_row(Text("total PnL", style="bold"), signed(report.total_pnl))
+    table.add_row("unrealized PnL open at the end", signed(report.unrealized_pnl))
+    return table
+
+
+def _monthly_grid(report: Report, width: int) -> Table:
+    """Years by months, coloured by sign and size; on a narrow terminal, months by years."""
+    months = {(p.start.year, p.start.month): p.value for p in report.periods[Every.MONTH]}
+    years = {p.start.year: p.value for p in report.periods[Every.YEAR]}
+    shown = sorted({y for y, _ in months})
+    table = Table(title="Monthly returns (%)", box=box.SIMPLE_HEAD)
+    if width >= GRID_WIDTH:
+        table.add_column("year")
+        add_numeric_columns(table, *MONTHS, "year")
+        for year in shown:
+            cells = [_heat(months.get((year, m))) for m in range(1, 13)]
+            table.add_row(str(year), *cells, _heat(years.get(year)))
+        return table
+    table.add_column("month")
+    add_numeric_columns(table, *map(str, shown))
+    for m, name in enumerate(MONTHS, start=1):
+        table.add_row(name, *(_heat(months.get((year, m))) for year in shown))
+    table.add_section()
+    table.add_row("year", *(_heat(years.get(year)) for year in shown))
+    return table
+
+
+def _heat(value: float | None) -> Text:
+    """A return coloured by its sign and size: brighter for bigger moves."""
+    if value is None:
+        return Text("")
+    shown = f"{round(value * 100, 1) + 0.0:.1f}"
+    if round(value * 100, 1) == 0:
+        return Text(shown)
+    colour = "green" if value > 0 else "red"
+    size = abs(value)
+    style = f"bold {colour}" if size >= 0.10 else colour if size >= 0.02 else f"dim {colour}"
+    return Text(shown, style=style)
+
+
+def _periods_table(report: Report) -> Table:
+    table = Table(title="Returns by period", box=box.SIMPLE_HEAD)
+    table.add_column("period")
+    add_numeric_columns(table, "count", "positive")
+    table.add_column("best", justify="right")
+    table.add_column("worst", justify="right")
+    for every in PERIOD_UNITS:
+        returns = report.periods[every]
+        extremes = report.best_and_worst(every)
+        if not returns or extremes is None:
+            continue
+        best, worst = extremes
+        positive = sum(p.value > 0 for p in returns)
+        table.add_row(every.value, str(len(returns)), f"{positive}", _extreme(best, every), _extreme(worst, every))
+    return table
+
+
+def _extreme(period: PeriodReturn, every: Every) -> Text:
+    return Text(
+        f"{show(period.value, '%')}  {period_label(period.start, every)}",
+        style="green" if period.value > 0 else "red" if period.value < 0 else "",
+    )
+
+
+def _charts(report: Report, width: int) -> list[RenderableType]:
+    days = [row.day for row in report.daily]
+    series = {"portfolio": [float(r.equity) for r in report.daily]}
+    if isinstance(report.benchmark, Benchmark):
+        series[f"{report.benchmark.symbol.split('/')[0]} buy & hold"] = [
+            float(d.equity) for d in report.benchmark.daily
+        ]
+    equity = line_chart("Equity (USDT)", days, series, width)
+    drawdown = line_chart("Drawdown (%)", days, {"drawdown": [r.drawdown_pct for r in report.daily]}, width)
+    return [Text(), equity, Text(), drawdown]
+
+
+TRADE_ROWS: dict[str, tuple[str, str]] = {
+    "count": ("closed trades", "int"),
+    "win_rate": ("win rate", "%"),
+    "average_win": ("average win", "money"),
+    "average_loss": ("average loss", "money"),
+    "profit_factor": ("profit factor", "ratio"),
+    "expectancy": ("expectancy", "money"),
+    "largest_win": ("largest win", "money"),
+    "largest_loss": ("largest loss", "money"),
+    "current_wins": ("current winning streak", "int"),
+    "current_losses": ("current losing streak", "int"),
+    "max_consecutive_wins": ("most wins in a row", "int"),
+    "max_consecutive_losses": ("most losses in a row", "int"),
+    "average_duration": ("average duration", "duration"),
+}
+
+
+def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal) -> Table:
+    table = Table(title="Closed trades (net PnL)", box=box.SIMPLE_HEAD)
+    table.add_column("")
+    add_numeric_columns(table, "value")
+    for name, (label, kind) in TRADE_ROWS.items():
+        value = getattr(stats, name)
+        if kind == "money" and isinstance(value, Decimal):
+            table.add_row(label, signed(value))
+        else:
+            table.add_row(label, show(value, kind))
+    table.add_row("fees paid", money(fees))
+    table.add_row("funding", signed(funding))
+    return table
+
+
+def _contribution_table(title: str, rows: list[Contribution]) -> Table:
+    table = Table(title=f"PnL {title}", box=box.SIMPLE_HEAD)
+    table.add_column("")
+    add_numeric_columns(table, "trades", "PnL")
+    for row in rows:
+        table.add_row(escape(row.name), str(row.trades), signed(row.pnl))
+    return table
+
+
+def _transfers_table(report: Report) -> Table:
+    table = Table(title="Cash flows", box=box.SIMPLE_HEAD)
+    table.add_column("time (UTC)")
+    table.add_column("kind")
+    add_numeric_columns(table, "amount")
+    for flow in report.transfers:
+        table.add_row(f"{flow.at:%Y-%m-%d %H:%M}", flow.kind.value, signed(flow.amount))
+    if not report.transfers:
+        table.caption = "none in the range"
+    return table
+
+
+def _duration(value: timedelta) -> str:
+    hours = value.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
+
+
+# JSON and CSV
+
+
+class _Undefined:
+    """Collects why each undefined value is undefined, by its dotted path."""
+
+    def __init__(self) -> None:
+        self.why: dict[str, str] = {}
+
+    def __call__(self, path: str, value: Any) -> Any:
+        if isinstance(value, Undefined):
+            self.why[path] = value.why
+            return None
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        return value
+
+
+def _performance_json(perf: Performance, path: str, value: _Undefined) -> dict[str, Any]:
+    return {f.name: value(f"{path}.{f.name}", getattr(perf, f.name)) for f in fields(perf)}
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The whole report as plain JSON: money as strings, returns as fractions (0.05 is 5 %)."""
+    value = _Undefined()
+    benchmark: dict[str, Any] | None = None
+    if isinstance(report.benchmark, Benchmark):
+        b = report.benchmark
+        benchmark = {
+            "symbol": b.symbol,
+            "start_equity": str(b.start_equity),
+            "end_equity": str(b.end_equity),
+            "metrics": _performance_json(b.performance, "benchmark.metrics", value),
+            "excess_return": value("benchmark.excess_return", b.excess_return),
+            "alpha": value("benchmark.alpha", b.alpha),
+            "beta": value("benchmark.beta", b.beta),
+        }
+    else:
+        value("benchmark", report.benchmark)
+    trades = {f.name: value(f"trades.{f.name}", getattr(report.trades, f.name)) for f in fields(report.trades)}
+    trades["average_duration_seconds"] = trades.pop("average_duration")
+    if "trades.average_duration" in value.why:
+        value.why["trades.average_duration_seconds"] = value.why.pop("trades.average_duration")
+    periods = {}
+    for every in PERIOD_UNITS:
+        extremes = report.best_and_worst(every)
+        entry: dict[str, Any] = {
+            "best": _period_json(extremes[0], every) if extremes else None,
+            "worst": _period_json(extremes[1], every) if extremes else None,
+        }
+        if every is not Every.DAY:
+            entry["returns"] = [_period_json(p, every) for p in report.periods[every]]
+        periods[every.value] = entry
+    return {
+        "portfolio": report.portfolio,
+        "range": {
+            "requested": report.requested,
+            "first_day": _iso(report.first_day),
+            "last_day": _iso(report.last_day),
+            "start": report.start.isoformat(),
+            "end": report.end.isoformat(),
+            "daily_snapshots": report.snapshots,
+        },
+        "equity": {
+            "start": _str(report.start_equity),
+            "end": _str(report.end_equity),
+            "deposits": str(report.deposits),
+            "withdrawals": str(report.withdrawals),
+        },
+        "pnl": {
+            "realized": str(report.realized_pnl),
+            "fees": str(report.fees),
+            "funding": str(report.funding),
+            "unrealized_change": str(report.unrealized_change),
+            "unrealized_open": str(report.unrealized_pnl),
+            "total": str(report.total_pnl),
+        },
+        "metrics": _performance_json(report.performance, "metrics", value),
+        "rolling": {
+            "sharpe_30d": [{"day": d.isoformat(), "value": v} for d, v in report.rolling_sharpe],
+            "max_drawdown_90d": [{"day": d.isoformat(), "value": v} for d, v in report.rolling_max_drawdown],
+        },
+        "periods": periods,
+        "trading_activity": report.active,
+        "trades": trades,
+        "attribution": {
+            "strategy": _contributions(report.by_strategy),
+            "asset": _contributions(report.by_asset),
+            "side": _contributions(report.by_side),
+        },
+        "benchmark": benchmark,
+        "cash_flows": [
+            {"at": f.at.isoformat(), "kind": f.kind.value, "amount": str(f.amount)} for f in report.transfers
+        ],
+        "notes": report.notes,
+        "undefined": value.why,
+    }
+
+
+def report_rows(report: Report) -> Iterator[list[str]]:
+    """The report as ``section, name, value, note`` rows: the scalar figures, every period's return and
+    the attribution. ``note`` says why a value is empty."""
+    payload = report_json(report)
+    why = payload["undefined"]
+    yield ["section", "name", "value", "note"]
+    for section in ("range", "equity", "pnl", "metrics", "trades"):
+        for name, item in payload[section].items():
+            yield [section, name, _cell(item), why.get(f"{section}.{name}", "")]
+    for every, entry in payload["periods"].items():
+        for period in entry.get("returns", []):
+            yield [f"{every} return", period["period"], _cell(period["return"]), ""]
+    for key, rows in payload["attribution"].items():
+        for row in rows:
+            yield [f"pnl by {key}", row["name"], row["pnl"], f"{row['trades']} trades"]
+    benchmark = payload["benchmark"]
+    if benchmark is None:
+        yield ["benchmark", "", "", why.get("benchmark", "")]
+        return
+    for name, item in benchmark["metrics"].items():
+        yield ["benchmark", name, _cell(item), why.get(f"benchmark.metrics.{name}", "")]
+    for name in ("end_equity", "excess_return", "alpha", "beta"):
+        yield ["benchmark", name, _cell(benchmark[name]), why.get(f"benchmark.{name}", "")]
+
+
+def _period_json(period: PeriodReturn, every: Every) -> dict[str, Any]:
+    return {"period": period_label(period.start, every), "start": period.start.isoformat(), "return": period.value}
+
+
+def _contributions(rows: list[Contribution]) -> list[dict[str, Any]]:
+    return [{"name": r.name, "trades": r.trades, "pnl": str(r.pnl)} for r in rows]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _str(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,265 @@
+"""`portfolio report`: the metrics of a range of daily snapshots and of the trades closed in it.
+
+The range runs from its first daily snapshot to its last: returns, PnL and attribution cover what
+happened after the first snapshot was taken up to when the last one was. Records booked after the
+last snapshot are not in the report until `portfolio snapshot` is run again (the report says so).
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from portfolio_cli.engine.history import Every, HistoryRow, day_start, history_rows, net_deposits
+from portfolio_cli.engine.metrics import (
+    DailyEquity,
+    Performance,
+    PeriodReturn,
+    Undefined,
+    Value,
+    alpha_beta,
+    buy_and_hold,
+    daily_returns,
+    performance,
+    period_returns,
+    rolling_max_drawdown,
+    rolling_sharpe,
+)
+from portfolio_cli.engine.records import CashFlow, FlowKind, Portfolio, Snapshot, TradeActivity
+from portfolio_cli.engine.trades import (
+    Contribution,
+    TradeStats,
+    attribute,
+    by_asset,
+    by_side,
+    by_strategy,
+    closed_in,
+    trade_stats,
+)
+from portfolio_cli.errors import InvalidInput, PriceUnavailable
+from portfolio_cli.session import Session
+
+PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90, "1y": 365}
+PERIOD_NAMES = (*PERIOD_DAYS, "ytd", "all")
+PERIOD_UNITS = (Every.DAY, Every.WEEK, Every.MONTH, Every.QUARTER, Every.YEAR)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """The portfolio's own deposits and withdrawals, bought and held in one asset instead."""
+
+    symbol: str
+    start_equity: Decimal
+    end_equity: Decimal
+    performance: Performance
+    excess_return: Value  # the portfolio's total return less the benchmark's
+    alpha: Value
+    beta: Value
+    daily: list[DailyEquity]
+
+
+@dataclass(frozen=True)
+class Report:
+    portfolio: str
+    requested: str  # the range as asked for: "all", "30d", "2026-01-01 to 2026-03-31", …
+    first_day: date | None
+    last_day: date | None
+    start: datetime  # records after this …
+    end: datetime  # … up to this are in the report
+    snapshots: int
+    start_equity: Decimal | None
+    end_equity: Decimal | None
+    deposits: Decimal
+    withdrawals: Decimal
+    realized_pnl: Decimal  # gross, of closes in the range
+    fees: Decimal  # trading and liquidation fees paid in the range
+    funding: Decimal  # received (+) or paid (−)
+    unrealized_change: Decimal
+    unrealized_pnl: Decimal  # of the positions open at the end
+    total_pnl: Decimal  # equity change less deposits and withdrawals
+    performance: Performance
+    periods: dict[Every, list[PeriodReturn]]
+    rolling_sharpe: list[tuple[date, float | None]]
+    rolling_max_drawdown: list[tuple[date, float]]
+    trades: TradeStats
+    active: bool  # a trade was opened or closed in the range
+    by_strategy: list[Contribution]
+    by_asset: list[Contribution]
+    by_side: list[Contribution]
+    benchmark: Benchmark | Undefined
+    transfers: list[CashFlow]
+    daily: list[HistoryRow]
+    notes: list[str]
+
+    def best_and_worst(self, every: Every) -> tuple[PeriodReturn, PeriodReturn] | None:
+        returns = self.periods[every]
+        if not returns:
+            return None
+        return max(returns, key=lambda p: p.value), min(returns, key=lambda p: p.value)
+
+
+def report_range(
+    today: date, since: date | None, until: date | None, period: str | None
+) -> tuple[date | None, date | None, str]:
+    """The first and last snapshot day to report on, and the range's name. A period of N days starts
+    at the snapshot N days before today, so that it holds N daily returns; ytd starts on 31 December."""
+    if period is not None and (since or until):
+        raise InvalidInput("give either --period or --from/--to, not both")
+    if since and until and since > until:
+        raise InvalidInput(f"--from {since} is after --to {until}")
+    if period is None:
+        if since or until:
+            return since, until, f"{since or 'start'} to {until or 'end'}"
+        period = "all"
+    if period == "all":
+        return None, None, "all"
+    if period == "ytd":
+        return date(today.year - 1, 12, 31), today, "ytd"
+    if period not in PERIOD_DAYS:
+        raise InvalidInput(f"--period must be one of {', '.join(PERIOD_NAMES)}, got {period!r}")
+    return today - timedelta(PERIOD_DAYS[period]), today, period
+
+
+def report(
+    session: Session, name: str, since: date | None = None, until: date | None = None, period: str | None = None
+) -> Report:
+    now = session.clock()
+    since, until, requested = report_range(now.date(), since, until, period)
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    snapshots = ledger.snapshots(portfolio, since, until)
+    notes = []
+    if len(snapshots) >= 2:
+        first, last = (_with_positions(session, portfolio, s) for s in (snapshots[0], snapshots[-1]))
+        start, end = first.taken_at, last.taken_at
+    else:
+        first = last = None
+        start = day_start(since) if since else portfolio.created_at - timedelta(microseconds=1)
+        end = min(now, day_start(until) + timedelta(1)) if until else now
+        notes.append(f"{len(snapshots)} daily snapshot(s) in the range: returns need two (`portfolio snapshot`)")
+    booked = ledger.last_booked_at(portfolio)
+    if last is not None and until in (None, now.date()) and booked is not None and booked > last.taken_at:
+        notes.append(
+            f"records booked after the last snapshot ({last.taken_at:%Y-%m-%d %H:%M} UTC) are not in the report: "
+            "`portfolio snapshot` brings it up to now"
+        )
+    activity = ledger.trade_activity(portfolio, start, end)
+    transfers = ledger.transfers(portfolio, start, end)
+    days = [DailyEquity(s.day, s.equity, _net_flow(snapshots, i)) for i, s in enumerate(snapshots)]
+    risk_free = float(session.settings.report.risk_free_rate)
+    signed = [(f.at, f.amount) for f in transfers]
+    perf = performance(days, signed, start, end, risk_free)
+    returns = daily_returns(days)
+    change = _unrealized_change(first, last)
+    closed = closed_in(activity, start, end)
+    deposits = sum((f.amount for f in transfers if f.kind is FlowKind.DEPOSIT), Decimal(0))
+    withdrawals = -sum((f.amount for f in transfers if f.kind is FlowKind.WITHDRAWAL), Decimal(0))
+    return Report(
+        portfolio=name,
+        requested=requested,
+        first_day=snapshots[0].day if snapshots else None,
+        last_day=snapshots[-1].day if snapshots else None,
+        start=start,
+        end=end,
+        snapshots=len(snapshots),
+        start_equity=first.equity if first else None,
+        end_equity=last.equity if last else None,
+        deposits=deposits,
+        withdrawals=withdrawals,
+        realized_pnl=_change(first, last, lambda s: s.realized_pnl),
+        fees=_change(first, last, lambda s: s.fees + s.liquidation_fees),
+        funding=_change(first, last, lambda s: s.funding),
+        unrealized_change=_change(first, last, lambda s: s.unrealized_pnl),
+        unrealized_pnl=last.unrealized_pnl if last else Decimal(0),
+        total_pnl=_change(first, last, lambda s: s.equity - net_deposits(s)),
+        performance=perf,
+        periods={every: period_returns(days, returns, every) for every in PERIOD_UNITS},
+        rolling_sharpe=rolling_sharpe(days, returns),
+        rolling_max_drawdown=rolling_max_drawdown(days, returns),
+        trades=trade_stats(closed),
+        active=any(_traded_in(t, start, end) for t in activity),
+        by_strategy=attribute(activity, change, by_strategy),
+        by_asset=attribute(activity, change, by_asset),
+        by_side=attribute(activity, change, by_side),
+        benchmark=_benchmark(session, days, returns, signed, start, end, perf, risk_free),
+        transfers=transfers,
+        daily=history_rows(snapshots),
+        notes=notes,
+    )
+
+
+def _with_positions(session: Session, portfolio: Portfolio, snapshot: Snapshot) -> Snapshot:
+    (full,) = session.ledger.snapshots(portfolio, snapshot.day, snapshot.day, positions=True)
+    return full
+
+
+def _net_flow(snapshots: list[Snapshot], i: int) -> Decimal:
+    return net_deposits(snapshots[i]) - net_deposits(snapshots[i - 1]) if i else Decimal(0)
+
+
+def _change(first: Snapshot | None, last: Snapshot | None, figure) -> Decimal:
+    return figure(last) - figure(first) if first and last else Decimal(0)
+
+
+def _unrealized_change(first: Snapshot | None, last: Snapshot | None) -> dict[int, Decimal]:
+    """Each trade's unrealized PnL at the last snapshot less that at the first (0 where not open)."""
+    if first is None or last is None:
+        return {}
+    change = {p.trade_id: p.unrealized_pnl for p in last.positions}
+    for p in first.positions:
+        change[p.trade_id] = change.get(p.trade_id, Decimal(0)) - p.unrealized_pnl
+    return change
+
+
+def _traded_in(trade: TradeActivity, start: datetime, end: datetime) -> bool:
+    closed = trade.last_closed_at is not None and start < trade.last_closed_at <= end
+    return start < trade.opened_at <= end or closed or trade.closes_in_range > 0
+
+
+def _benchmark(
+    session: Session,
+    days: list[DailyEquity],
+    returns: list[float | None],
+    transfers: list[tuple[datetime, Decimal]],
+    start: datetime,
+    end: datetime,
+    ours: Performance,
+    risk_free: float,
+) -> Benchmark | Undefined:
+    symbol = session.settings.report.benchmark
+    if len(days) < 2:
+        return Undefined("fewer than two daily snapshots")
+    prices = _daily_opens(session, symbol, days[0].day, days[-1].day)
+    missing = [d.day for d in days if d.day not in prices]
+    if missing:
+        where = "offline" if session.offline else "not cached and not available from the exchange"
+        more = f" and {len(missing) - 1} more day(s)" if len(missing) > 1 else ""
+        return Undefined(f"no {symbol} daily price for {missing[0]}{more} ({where})")
+    held = buy_and_hold(days, [prices[d.day] for d in days])
+    theirs = performance(held, transfers, start, end, risk_free)
+    alpha, beta = alpha_beta(returns, daily_returns(held), risk_free)
+    excess: Value = (
+        ours.total_return - theirs.total_return
+        if isinstance(ours.total_return, float) and isinstance(theirs.total_return, float)
+        else Undefined("a total return is undefined")
+    )
+    return Benchmark(symbol, held[0].equity, held[-1].equity, theirs, excess, alpha, beta, held)
+
+
+def _daily_opens(session: Session, symbol: str, first: date, last: date) -> dict[date, Decimal]:
+    """``symbol``'s price at 00:00 UTC of each day: the daily candle's open. Today's daily candle is
+    not complete: its first minute's open, else the latest price the book has."""
+    series = session.prices.candles(symbol, "1d", day_start(first), day_start(last + timedelta(1)))
+    opens = {c.open_time.date(): c.open for c in series.candles}
+    today = session.clock().date()
+    if last != today or today in opens:
+        return opens
+    if series.failure is None:
+        minute = session.prices.candles(symbol, "1m", day_start(today), day_start(today) + timedelta(minutes=1))
+        opens.update({c.open_time.date(): c.open for c in minute.candles})
+    if today not in opens:
+        with suppress(PriceUnavailable):
+            opens[today] = session.prices.marks([symbol])[symbol].price
+    return opens
