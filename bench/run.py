@@ -248,6 +248,8 @@ def bench_report() -> None:
         runs = {"runs": RUNS_SLOW}
         describe("portfolio report (100,000 trades, 5 years)", timed(env, "report", "--offline", **runs))
         describe("portfolio report --json (same)", timed(env, "report", "--offline", "--json", **runs))
+        html = str(Path(home) / "report.html")
+        describe("portfolio report --html (same)", timed(env, "report", "--offline", "--html", html, **runs))
         print(f"peak memory, portfolio report: {peak_memory_mb(env, 'report', '--offline'):.0f} MB")
         print(f"peak memory, portfolio report --json: {peak_memory_mb(env, 'report', '--offline', '--json'):.0f} MB")
         closed = portfolio(env, "report", "--offline", "--json").stdout
@@ -255,12 +257,17 @@ def bench_report() -> None:
 
 
 def peak_memory_mb(env: dict[str, str], *args: str) -> float:
-    """The largest resident set of one run of the command (Linux reports it in KiB)."""
-    process = subprocess.Popen([PORTFOLIO, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise SystemExit(f"portfolio {' '.join(args)} failed")
-    return usage.ru_maxrss / 1024
+    """The largest resident set of one run of the command. It is started from a small interpreter:
+    a child forked from this one would count this process's memory as its own until it execs."""
+    probe = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, PORTFOLIO, *args], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"portfolio {' '.join(args)} failed: {result.stderr.strip()}")
+    return int(result.stdout) / 1024  # Linux reports KiB
 
 
 def bench_export() -> None:

@@ -141,3 +141,11 @@ def test_alpha_and_beta_against_the_benchmark():
     assert beta == pytest.approx(2.0)
     assert alpha == pytest.approx(0.001 * 365)
     assert all(isinstance(v, Undefined) for v in alpha_beta([0.01], [0.02]))
+
+
+def test_a_risk_free_rate_is_taken_a_365th_a_day():
+    returns = [0.1, -0.1, 0.1, 0.0]
+    mean, sd = 0.025, math.sqrt(0.0275 / 3)
+    assert sharpe(returns, 0.0365) == pytest.approx((mean - 0.0001) / sd * math.sqrt(365))
+    downside = math.sqrt(((-0.1 - 0.0001) ** 2 + (0.0 - 0.0001) ** 2) / 4)  # 0 is now below the target
+    assert sortino(returns, 0.0365) == pytest.approx((mean - 0.0001) / downside * math.sqrt(365))

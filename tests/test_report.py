@@ -199,3 +199,21 @@ def test_html_report_is_self_contained_and_a_headless_browser_shows_its_charts(t
     assert count(PORTFOLIO_LINE) > 500
     assert count(BENCHMARK_LINE) > 500
     assert count(DRAWDOWN_AREA) > 2000
+
+
+def test_money_sums_in_sql_are_exact_integer_units_or_refused(cli):
+    import sqlite3
+
+    from portfolio_cli.ledger import codec
+
+    conn = sqlite3.connect(":memory:")
+    texts = ["0.10000000", "0.20000000", "-0.30000000", "1E-7", "0E-8", "9999999999.99999999"]
+    (total,) = conn.execute(
+        f"select sum({codec.units_sql('t')}) from ({' union all '.join('select ? as t' for _ in texts)})", texts
+    ).fetchone()
+    assert codec.from_units(total) == sum(map(D, texts))  # 0.1 + 0.2 − 0.3 is 0 here, not 5.5e-17
+
+    cli("init")
+    cli("deposit", "100000000000")  # 10^11: more digits than integer units can hold exactly
+    result = cli("report", code=6)
+    assert result.stderr == "error: main holds amounts too large to sum exactly (10 billion or more)\n"

@@ -410,7 +410,7 @@ def demo(json: JsonOpt = False) -> None:
     It uses its own ledger (demo.db in the data directory), rebuilt on every run.
     Example: [bold]portfolio demo[/]
     """
-    from portfolio_cli.demo import run_demo
+    from portfolio_cli.demo import demo_ledger, run_demo
 
     with running(command_line()) as session:
         result, history, as_of = run_demo(session)
@@ -421,3 +421,8 @@ def demo(json: JsonOpt = False) -> None:
         stdout.print(f"[bold yellow]DEMO DATA[/] — bundled prices as of {as_of:%Y-%m-%d %H:%M} UTC, not live.")
         stdout.print(render.value_view(result, title_note=" (demo)"))
         stdout.print(history_view(history, stdout.width))
+        stdout.print(
+            f"The full performance report: [bold]portfolio report -p demo --db {demo_ledger()} --offline[/]",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 
 from portfolio_cli import services
 from portfolio_cli.engine.records import Candle
@@ -40,10 +41,15 @@ OPENS = [
 ]
 
 
+def demo_ledger() -> Path:
+    """The demo's own ledger, rebuilt on every run."""
+    return user_dir() / "demo.db"
+
+
 def run_demo(session: Session) -> tuple[services.PortfolioValue, History, datetime]:
     """Rebuild the demo ledger from scratch, snapshot its month from the bundled daily prices and
     value it at the bundled quotes. The demo's clock stands at the time of those quotes."""
-    path = user_dir() / "demo.db"
+    path = demo_ledger()
     for leftover in (path, path.with_name("demo.db-wal"), path.with_name("demo.db-shm")):
         leftover.unlink(missing_ok=True)
     source = demo_source()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Side(StrEnum):
@@ -177,27 +178,19 @@ class Snapshot:
     positions: tuple[SnapshotPosition, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TradeActivity:
-    """One trade as the ledger's records sum it up, for a range ``(since, until]``."""
-
-    trade_id: int
-    symbol: str
-    side: Side
-    strategy: str | None
+class ClosedTrade(NamedTuple):  # a tuple: a report builds 100,000 of them
+    net_pnl: Decimal  # gross − entry fee − exit fees
     opened_at: datetime
-    qty: Decimal
-    closed_qty: Decimal
-    last_closed_at: datetime | None
-    result: Decimal  # realized PnL less fees, over the trade's whole life
-    funding: Decimal  # over the trade's whole life
-    in_range: Decimal  # every flow it booked within the range (fees, realized PnL, funding)
-    closes_in_range: int
+    closed_at: datetime
 
-    @property
-    def closed(self) -> bool:
-        return self.closed_qty >= self.qty
 
-    @property
-    def asset(self) -> str:
-        return self.symbol.split("/")[0]
+class TradePart(NamedTuple):
+    """Trades sharing a strategy, symbol and side, with their flows within a range (fees, realized PnL,
+    funding) summed; ``trade_id`` names the trade when the part is a single open one."""
+
+    strategy: str | None
+    symbol: str
+    side: str
+    trades: int
+    flows: Decimal
+    trade_id: int | None = None

@@ -12,33 +12,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from portfolio_cli.engine.metrics import Undefined
-from portfolio_cli.engine.records import TradeActivity
+from portfolio_cli.engine.records import ClosedTrade, TradePart
 from portfolio_cli.money import ZERO
 
 NO_TRADES = Undefined("no closed trades in the range")
-
-
-@dataclass(frozen=True)
-class ClosedTrade:
-    net_pnl: Decimal  # gross − entry fee − exit fees
-    opened_at: datetime
-    closed_at: datetime
-
-
-def closed_in(trades: Iterable[TradeActivity], since: datetime, until: datetime) -> list[ClosedTrade]:
-    """The trades whose last close falls in ``(since, until]``, oldest close first."""
-    closed = [
-        ClosedTrade(t.result, t.opened_at, t.last_closed_at)
-        for t in trades
-        if t.closed and t.last_closed_at is not None and since < t.last_closed_at <= until
-    ]
-    return sorted(closed, key=lambda t: t.closed_at)
 
 
 @dataclass(frozen=True)
@@ -105,29 +88,26 @@ class Contribution:
 UNTAGGED = "(untagged)"
 
 
-def attribute(
-    trades: Iterable[TradeActivity], unrealized_change: dict[int, Decimal], key: Callable[[TradeActivity], str]
-) -> list[Contribution]:
-    """Each group's PnL in the range: its trades' flows in the range plus the change of their
-    unrealized PnL (by trade id), largest first. Trades with no part in the range are left out."""
-    groups: dict[str, tuple[int, Decimal]] = {}
-    for t in trades:
-        change = unrealized_change.get(t.trade_id)
-        if not t.in_range and change is None:
-            continue
-        count, pnl = groups.get(key(t), (0, ZERO))
-        groups[key(t)] = (count + 1, pnl + t.in_range + (change or ZERO))
-    rows = [Contribution(name, count, pnl) for name, (count, pnl) in groups.items()]
-    return sorted(rows, key=lambda c: (-c.pnl, c.name))
+@dataclass(frozen=True)
+class Attribution:
+    by_strategy: list[Contribution]
+    by_asset: list[Contribution]
+    by_side: list[Contribution]
 
 
-def by_strategy(trade: TradeActivity) -> str:
-    return trade.strategy or UNTAGGED
-
-
-def by_asset(trade: TradeActivity) -> str:
-    return trade.asset
-
-
-def by_side(trade: TradeActivity) -> str:
-    return trade.side.value
+def attribute(parts: Iterable[TradePart], unrealized_change: dict[int, Decimal]) -> Attribution:
+    """Each strategy's, asset's and side's PnL in the range: its trades' flows in the range plus the
+    change of their unrealized PnL (by trade id), largest first."""
+    groups: tuple[dict[str, list], ...] = ({}, {}, {})
+    for part in parts:
+        pnl = part.flows + unrealized_change.get(part.trade_id, ZERO) if part.trade_id else part.flows
+        names = (part.strategy or UNTAGGED, part.symbol.split("/")[0], part.side)
+        for group, name in zip(groups, names, strict=True):
+            entry = group.setdefault(name, [0, ZERO])
+            entry[0] += part.trades
+            entry[1] += pnl
+    strategy, asset, side = (
+        sorted((Contribution(name, count, pnl) for name, (count, pnl) in group.items()), key=lambda c: (-c.pnl, c.name))
+        for group in groups
+    )
+    return Attribution(strategy, asset, side)

@@ -1,7 +1,8 @@
 """The only code that turns Decimals and datetimes into SQLite values and back.
 
 sqlite-utils converts a Decimal to a float on insert, so money goes in as ``str(Decimal)`` text,
-quantized to the ledger's 8 places, and is never summed in SQL.
+quantized to the ledger's 8 places, and is never summed in SQL as text or floats: a sum in SQL adds
+whole 1e-8 units as integers (``units_sql``), which is exact.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from portfolio_cli.money import q8
+from portfolio_cli.money import ZERO, q8
 
 
 def money(value: Decimal) -> str:
@@ -27,6 +28,18 @@ def decimal(text: str) -> Decimal:
 
 def optional_decimal(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
+
+
+def units_sql(column: str) -> str:
+    """SQL turning a money column into whole 1e-8 units, so that SQLite can sum it exactly in integers
+    (never in floats). Fixed-point text loses its point; text written before it was fixed-point
+    (``1E-7``: only amounts below 1e-6 were written so) is exact through a double at that size."""
+    exact = f"replace({column}, '.', '')"
+    return f"cast(case when instr({column}, 'E') then round({column} * 100000000) else {exact} end as integer)"
+
+
+def from_units(units: int | None) -> Decimal:
+    return Decimal(units).scaleb(-8) if units else ZERO
 
 
 def timestamp(moment: datetime) -> str:

@@ -17,16 +17,16 @@ from portfolio_cli.engine.records import (
     Candle,
     CashFlow,
     Close,
+    ClosedTrade,
     CloseReason,
     FlowKind,
     MarginChange,
     MarginMode,
     Portfolio,
-    Side,
     Snapshot,
     SnapshotPosition,
     Trade,
-    TradeActivity,
+    TradePart,
 )
 from portfolio_cli.errors import LedgerFailure, NotFound
 from portfolio_cli.ledger import codec, migrations, rowmap
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
 BUSY_TIMEOUT_MS = 15_000
+# Money text sums exactly as integer units (codec.units_sql) up to 10 digits before the point.
+UNIT_DIGITS = 19
 
 
 def _sqlite_utils():
@@ -331,64 +333,77 @@ class Ledger:
         )
         return [rowmap.close(r) for r in self._rows(sql, [portfolio.id])]
 
-    def trade_activity(self, portfolio: Portfolio, since: datetime, until: datetime) -> list[TradeActivity]:
-        """Every trade summed up from its records, with the flows it booked in ``(since, until]``.
-        Grouped in SQL, summed here: money is never summed in SQL (a report reads 100,000 trades)."""
-        pid, low, high = [portfolio.id], codec.timestamp(since), codec.timestamp(until)
-        closes = {
-            trade_id: (_total(qtys), codec.moment(last))
-            for trade_id, qtys, last in self.conn.execute(
-                "select trade_id, group_concat(closes.qty), max(closed_at) from closes "
-                "join trades on trades.id = trade_id where portfolio_id = ? group by trade_id",
-                pid,
-            )
-        }
-        flows: dict[tuple[int, bool], Decimal] = {
-            (trade_id, bool(funding)): _total(amounts)
-            for trade_id, funding, amounts in self.conn.execute(
-                "select trade_id, kind = 'funding', group_concat(amount) from cash_flows "
-                "where portfolio_id = ? and trade_id is not null group by trade_id, kind = 'funding'",
-                pid,
-            )
-        }
-        in_range = {
-            trade_id: _total(amounts)
-            for trade_id, amounts in self.conn.execute(
-                "select trade_id, group_concat(amount) from cash_flows "
-                "where portfolio_id = ? and trade_id is not null and at > ? and at <= ? group by trade_id",
-                [portfolio.id, low, high],
-            )
-        }
-        closes_in_range = dict(
-            self.conn.execute(
-                "select trade_id, count(*) from closes join trades on trades.id = trade_id "
-                "where portfolio_id = ? and closed_at > ? and closed_at <= ? group by trade_id",
-                [portfolio.id, low, high],
-            ).fetchall()
-        )
-        activity = []
-        rows = self.conn.execute(
-            "select id, symbol, side, strategy, opened_at, qty from trades where portfolio_id = ? order by id", pid
-        )
-        for trade_id, symbol, side, strategy, opened_at, qty in rows:
-            closed_qty, last_closed_at = closes.get(trade_id, (ZERO, None))
-            activity.append(
-                TradeActivity(
-                    trade_id=trade_id,
-                    symbol=symbol,
-                    side=Side(side),
-                    strategy=strategy,
-                    opened_at=codec.moment(opened_at),
-                    qty=codec.decimal(qty),
-                    closed_qty=closed_qty,
-                    last_closed_at=last_closed_at,
-                    result=flows.get((trade_id, False), ZERO),
-                    funding=flows.get((trade_id, True), ZERO),
-                    in_range=in_range.get(trade_id, ZERO),
-                    closes_in_range=closes_in_range.get(trade_id, 0),
-                )
-            )
-        return activity
+    @contextmanager
+    def _exact_sums(self, portfolio: Portfolio) -> Iterator[None]:
+        """Sums in integer units are exact while each amount has at most 10 digits before the point
+        and a total stays within 64 bits; beyond that, refuse rather than round."""
+        too_large = LedgerFailure(f"{portfolio.name} holds amounts too large to sum exactly (10 billion or more)")
+        sql = f"""
+            select exists (select 1 from cash_flows
+                           where portfolio_id = ?1 and length(ltrim(amount, '-')) > {UNIT_DIGITS})
+                or exists (select 1 from closes join trades on trades.id = trade_id
+                           where portfolio_id = ?1 and length(closes.qty) > {UNIT_DIGITS})"""
+        if self.conn.execute(sql, [portfolio.id]).fetchone()[0]:
+            raise too_large
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "overflow" in str(exc):
+                raise too_large from None
+            raise
+
+    def closed_trades(self, portfolio: Portfolio, since: datetime, until: datetime) -> list[ClosedTrade]:
+        """Trades whose closes cover their quantity, the last one in ``(since, until]``, in closing
+        order, with their net PnL (every flow but funding), summed in SQL in exact integer units."""
+        net, qty = codec.units_sql("amount"), codec.units_sql("qty")
+        sql = f"""
+            select t.opened_at, c.last,
+                (select sum({net}) from cash_flows f
+                 where f.portfolio_id = t.portfolio_id and f.trade_id = t.id and f.kind != 'funding')
+            from (select trade_id, max(closed_at) as last, sum({qty}) as units from closes group by trade_id) c
+            join trades t on t.id = c.trade_id
+            where t.portfolio_id = ? and c.units >= {codec.units_sql("t.qty")} and c.last > ? and c.last <= ?
+            order by c.last, t.id"""
+        moment, units = codec.moment, codec.from_units
+        with self._exact_sums(portfolio):
+            rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)]).fetchall()
+        return [ClosedTrade(units(pnl), moment(opened), moment(last)) for opened, last, pnl in rows]
+
+    def trade_parts(self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]) -> list[TradePart]:
+        """The flows booked in ``(since, until]`` by trades (fees, realized PnL, funding), summed per
+        strategy, symbol and side in exact integer units; the trades in ``single`` each on their own,
+        with or without flows in the range."""
+        listed = ",".join(str(int(trade_id)) for trade_id in sorted(single))
+        sql = f"""
+            select t.strategy, t.symbol, t.side, count(*), sum(s.units), t.id in ({listed}) as alone,
+                max(t.id) as trade_id
+            from (select trade_id, sum({codec.units_sql("amount")}) as units from cash_flows
+                  where portfolio_id = ? and trade_id is not null and at > ? and at <= ? group by trade_id) s
+            join trades t on t.id = s.trade_id
+            group by t.strategy, t.symbol, t.side, case when t.id in ({listed}) then t.id end"""
+        with self._exact_sums(portfolio):
+            rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)]).fetchall()
+        units = codec.from_units
+        parts = [
+            TradePart(strategy, symbol, side, count, units(total), trade_id if alone else None)
+            for strategy, symbol, side, count, total, alone, trade_id in rows
+        ]
+        quiet = single - {part.trade_id for part in parts}
+        if quiet:
+            sql = f"select strategy, symbol, side, id from trades where portfolio_id = ? and id in ({listed})"
+            for strategy, symbol, side, trade_id in self.conn.execute(sql, [portfolio.id]):
+                if trade_id in quiet:
+                    parts.append(TradePart(strategy, symbol, side, 1, ZERO, trade_id))
+        return parts
+
+    def traded(self, portfolio: Portfolio, since: datetime, until: datetime) -> bool:
+        """Whether a trade was opened or closed in ``(since, until]``."""
+        window = [portfolio.id, codec.timestamp(since), codec.timestamp(until)]
+        sql = """
+            select exists (select 1 from trades where portfolio_id = ?1 and opened_at > ?2 and opened_at <= ?3)
+                or exists (select 1 from closes join trades on trades.id = trade_id
+                           where portfolio_id = ?1 and closed_at > ?2 and closed_at <= ?3)"""
+        return bool(self.conn.execute(sql, window).fetchone()[0])
 
     def last_booked_at(self, portfolio: Portfolio) -> datetime | None:
         """When the portfolio's latest cash flow was booked (every trade and close books one)."""
@@ -584,8 +599,3 @@ class Ledger:
 
     def audit_entries(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._rows("select * from audit_log order by id")]
-
-
-def _total(amounts: str) -> Decimal:
-    """The sum of a ``group_concat`` of money texts."""
-    return sum(map(Decimal, amounts.split(",")), ZERO)

@@ -64,9 +64,9 @@ def report_html(report: Report) -> str:
     if report.active:
         body += ['<h2>Trades and attribution</h2><div class="row">', _trades(report)]
         for heading, rows in (
-            ("strategy", report.by_strategy),
-            ("asset", report.by_asset),
-            ("side", report.by_side),
+            ("strategy", report.attribution.by_strategy),
+            ("asset", report.attribution.by_asset),
+            ("side", report.attribution.by_side),
         ):
             body.append(_table(["PnL by " + heading, "trades", "PnL"], ([r.name, r.trades, r.pnl] for r in rows)))
         body.append("</div>")

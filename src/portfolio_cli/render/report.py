@@ -93,9 +93,9 @@ def report_view(report: Report, width: int) -> RenderableType:
             Columns(
                 [
                     _trades_table(report.trades, report.fees, report.funding),
-                    _contribution_table("by strategy", report.by_strategy),
-                    _contribution_table("by asset", report.by_asset),
-                    _contribution_table("long / short", report.by_side),
+                    _contribution_table("by strategy", report.attribution.by_strategy),
+                    _contribution_table("by asset", report.attribution.by_asset),
+                    _contribution_table("long / short", report.attribution.by_side),
                 ],
                 padding=(0, 4),
             )
@@ -377,9 +377,9 @@ def report_json(report: Report) -> dict[str, Any]:
         "trading_activity": report.active,
         "trades": trades,
         "attribution": {
-            "strategy": _contributions(report.by_strategy),
-            "asset": _contributions(report.by_asset),
-            "side": _contributions(report.by_side),
+            "strategy": _contributions(report.attribution.by_strategy),
+            "asset": _contributions(report.attribution.by_asset),
+            "side": _contributions(report.attribution.by_side),
         },
         "benchmark": benchmark,
         "cash_flows": [

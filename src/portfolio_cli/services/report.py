@@ -27,17 +27,8 @@ from portfolio_cli.engine.metrics import (
     rolling_max_drawdown,
     rolling_sharpe,
 )
-from portfolio_cli.engine.records import CashFlow, FlowKind, Portfolio, Snapshot, TradeActivity
-from portfolio_cli.engine.trades import (
-    Contribution,
-    TradeStats,
-    attribute,
-    by_asset,
-    by_side,
-    by_strategy,
-    closed_in,
-    trade_stats,
-)
+from portfolio_cli.engine.records import CashFlow, FlowKind, Portfolio, Snapshot
+from portfolio_cli.engine.trades import Attribution, TradeStats, attribute, trade_stats
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
 from portfolio_cli.session import Session
 
@@ -85,9 +76,7 @@ class Report:
     rolling_max_drawdown: list[tuple[date, float]]
     trades: TradeStats
     active: bool  # a trade was opened or closed in the range
-    by_strategy: list[Contribution]
-    by_asset: list[Contribution]
-    by_side: list[Contribution]
+    attribution: Attribution
     benchmark: Benchmark | Undefined
     transfers: list[CashFlow]
     daily: list[HistoryRow]
@@ -145,7 +134,6 @@ def report(
             f"records booked after the last snapshot ({last.taken_at:%Y-%m-%d %H:%M} UTC) are not in the report: "
             "`portfolio snapshot` brings it up to now"
         )
-    activity = ledger.trade_activity(portfolio, start, end)
     transfers = ledger.transfers(portfolio, start, end)
     days = [DailyEquity(s.day, s.equity, _net_flow(snapshots, i)) for i, s in enumerate(snapshots)]
     risk_free = float(session.settings.report.risk_free_rate)
@@ -153,7 +141,7 @@ def report(
     perf = performance(days, signed, start, end, risk_free)
     returns = daily_returns(days)
     change = _unrealized_change(first, last)
-    closed = closed_in(activity, start, end)
+    parts = ledger.trade_parts(portfolio, start, end, single=set(change))
     deposits = sum((f.amount for f in transfers if f.kind is FlowKind.DEPOSIT), Decimal(0))
     withdrawals = -sum((f.amount for f in transfers if f.kind is FlowKind.WITHDRAWAL), Decimal(0))
     return Report(
@@ -178,11 +166,9 @@ def report(
         periods={every: period_returns(days, returns, every) for every in PERIOD_UNITS},
         rolling_sharpe=rolling_sharpe(days, returns),
         rolling_max_drawdown=rolling_max_drawdown(days, returns),
-        trades=trade_stats(closed),
-        active=any(_traded_in(t, start, end) for t in activity),
-        by_strategy=attribute(activity, change, by_strategy),
-        by_asset=attribute(activity, change, by_asset),
-        by_side=attribute(activity, change, by_side),
+        trades=trade_stats(ledger.closed_trades(portfolio, start, end)),
+        active=ledger.traded(portfolio, start, end),
+        attribution=attribute(parts, change),
         benchmark=_benchmark(session, days, returns, signed, start, end, perf, risk_free),
         transfers=transfers,
         daily=history_rows(snapshots),
@@ -211,11 +197,6 @@ def _unrealized_change(first: Snapshot | None, last: Snapshot | None) -> dict[in
     for p in first.positions:
         change[p.trade_id] = change.get(p.trade_id, Decimal(0)) - p.unrealized_pnl
     return change
-
-
-def _traded_in(trade: TradeActivity, start: datetime, end: datetime) -> bool:
-    closed = trade.last_closed_at is not None and start < trade.last_closed_at <= end
-    return start < trade.opened_at <= end or closed or trade.closes_in_range > 0
 
 
 def _benchmark(
