@@ -1,4 +1,4 @@
-"""Report commands: report (and its HTML file)."""
+"""Report commands: report (and its HTML file) and compare."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from portfolio_cli.cli.commands import app
 from portfolio_cli.cli.support import (
@@ -76,3 +77,58 @@ def report(
             stderr.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
         if html is not None:
             stderr.print(f"Wrote the HTML report to {html}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def compare(
+    portfolios: Annotated[
+        list[str] | None, typer.Argument(metavar="[PORTFOLIO]...", help="Two or more portfolios.")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="strategy: compare the strategy tags inside one portfolio (-p).")
+    ] = None,
+    benchmark: Annotated[
+        bool, typer.Option("--benchmark", help="Add BTC buy-and-hold with the first one's cash flows.")
+    ] = False,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    period: PeriodOpt = None,
+    portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Portfolios (or one portfolio's strategies) side by side over the same dates, best of each row highlighted.
+
+    Examples: [bold]portfolio compare momentum dca --period 90d[/] ·
+    [bold]portfolio compare --by strategy -p main[/] · [bold]portfolio compare a b --benchmark --json[/]
+    """
+    from portfolio_cli.render.compare import compare_json, compare_rows
+    from portfolio_cli.services.compare import compare_portfolios, compare_strategies
+
+    with running(command_line(), db, config, offline) as session:
+        if json and as_csv:
+            raise InvalidInput("give either --json or --csv, not both")
+        first, last = parse_day(since, "--from"), parse_day(until, "--to")
+        if by is None:
+            result = compare_portfolios(session, portfolios or [], first, last, period, benchmark)
+        elif by == "strategy":
+            if portfolios:
+                raise InvalidInput("--by strategy compares inside one portfolio: give it with -p, not as arguments")
+            if benchmark:
+                raise InvalidInput("--benchmark compares portfolios, not strategies")
+            result = compare_strategies(session, portfolio_name(session, portfolio), first, last, period)
+        else:
+            raise InvalidInput(f"--by must be strategy, got {by!r}")
+        if json:
+            print_json(compare_json(result))
+        elif as_csv:
+            csv.writer(sys.stdout, lineterminator="\n").writerows(compare_rows(result))
+        else:
+            from portfolio_cli.render.compare import compare_view
+
+            stdout.print(compare_view(result, stdout.width))
+        for note in result.notes:
+            stderr.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)

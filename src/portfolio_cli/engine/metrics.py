@@ -188,6 +188,14 @@ class PeriodReturn:
     value: float
 
 
+def growth_index(returns: Sequence[float | None]) -> list[float]:
+    """``I_0 = 1``, ``I_i = I_{i−1} · (1 + r_i)`` (an undefined return leaves it unchanged)."""
+    index = [1.0]
+    for r in returns:
+        index.append(index[-1] * (1 + (r or 0.0)))
+    return index
+
+
 def period_returns(days: Sequence[DailyEquity], returns: Sequence[float | None], every: Every) -> list[PeriodReturn]:
     """The chained return of each calendar period holding at least one defined daily return."""
     growth: dict[date, float] = {}

@@ -182,6 +182,7 @@ class ClosedTrade(NamedTuple):  # a tuple: a report builds 100,000 of them
     net_pnl: Decimal  # gross − entry fee − exit fees
     opened_at: datetime
     closed_at: datetime
+    strategy: str | None = None
 
 
 class TradePart(NamedTuple):

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from portfolio_cli.engine.metrics import Undefined
@@ -111,3 +112,35 @@ def attribute(parts: Iterable[TradePart], unrealized_change: dict[int, Decimal])
         for group in groups
     )
     return Attribution(strategy, asset, side)
+
+
+def strategy_returns(
+    taken_at: Sequence[datetime],
+    equity: Sequence[Decimal],
+    flows: Iterable[tuple[str | None, datetime, Decimal]],
+    unrealized: Sequence[Mapping[str | None, Decimal]],
+) -> tuple[dict[str, list[float | None]], dict[str, Decimal]]:
+    """Each strategy's share of the portfolio's daily returns, and its PnL over them.
+
+    Between snapshots ``i−1`` and ``i`` a strategy's PnL is the flows its trades booked in between
+    (fees, realized PnL, funding) plus the change of their unrealized PnL; its share of the return is
+    that PnL over the equity ``E_{i−1}``. The shares add up to the portfolio's time-weighted return
+    ``r_i``, because deposits and withdrawals belong to no strategy. Undefined where ``E_{i−1} ≤ 0``."""
+    days = len(taken_at)
+    pnl: dict[str, list[Decimal]] = {}
+
+    def row(strategy: str | None) -> list[Decimal]:
+        return pnl.setdefault(strategy or UNTAGGED, [ZERO] * days)
+
+    for strategy, at, amount in flows:
+        i = bisect_left(taken_at, at)  # the first snapshot taken at or after the flow
+        if 0 < i < days:
+            row(strategy)[i] += amount
+    for i in range(1, days):
+        for strategy in set(unrealized[i]) | set(unrealized[i - 1]):
+            row(strategy)[i] += unrealized[i].get(strategy, ZERO) - unrealized[i - 1].get(strategy, ZERO)
+    shares = {
+        name: [float(p / equity[i - 1]) if equity[i - 1] > 0 else None for i, p in enumerate(daily) if i]
+        for name, daily in pnl.items()
+    }
+    return shares, {name: sum(daily, ZERO) for name, daily in pnl.items()}

@@ -357,7 +357,7 @@ class Ledger:
         order, with their net PnL (every flow but funding), summed in SQL in exact integer units."""
         net, qty = codec.units_sql("amount"), codec.units_sql("qty")
         sql = f"""
-            select t.opened_at, c.last,
+            select t.opened_at, c.last, t.strategy,
                 (select sum({net}) from cash_flows f
                  where f.portfolio_id = t.portfolio_id and f.trade_id = t.id and f.kind != 'funding')
             from (select trade_id, max(closed_at) as last, sum({qty}) as units from closes group by trade_id) c
@@ -367,7 +367,7 @@ class Ledger:
         moment, units = codec.moment, codec.from_units
         with self._exact_sums(portfolio):
             rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)]).fetchall()
-        return [ClosedTrade(units(pnl), moment(opened), moment(last)) for opened, last, pnl in rows]
+        return [ClosedTrade(units(pnl), moment(opened), moment(last), strategy) for opened, last, strategy, pnl in rows]
 
     def trade_parts(self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]) -> list[TradePart]:
         """The flows booked in ``(since, until]`` by trades (fees, realized PnL, funding), summed per
@@ -395,6 +395,22 @@ class Ledger:
                 if trade_id in quiet:
                     parts.append(TradePart(strategy, symbol, side, 1, ZERO, trade_id))
         return parts
+
+    def strategy_flows(
+        self, portfolio: Portfolio, since: datetime, until: datetime
+    ) -> list[tuple[str | None, FlowKind, datetime, Decimal]]:
+        """Every flow a trade booked in ``(since, until]`` with its trade's strategy, oldest first."""
+        sql = """
+            select strategy, cash_flows.kind, at, amount from cash_flows join trades on trades.id = trade_id
+            where cash_flows.portfolio_id = ? and at > ? and at <= ? order by at, cash_flows.id"""
+        rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
+        return [
+            (strategy, FlowKind(kind), codec.moment(at), codec.decimal(amount)) for strategy, kind, at, amount in rows
+        ]
+
+    def trade_strategies(self, portfolio: Portfolio) -> dict[int, str | None]:
+        rows = self.conn.execute("select id, strategy from trades where portfolio_id = ?", [portfolio.id])
+        return dict(rows.fetchall())
 
     def traded(self, portfolio: Portfolio, since: datetime, until: datetime) -> bool:
         """Whether a trade was opened or closed in ``(since, until]``."""

@@ -292,7 +292,7 @@ def _duration(value: timedelta) -> str:
 # JSON and CSV
 
 
-class _Undefined:
+class Reasons:
     """Collects why each undefined value is undefined, by its dotted path."""
 
     def __init__(self) -> None:
@@ -309,13 +309,21 @@ class _Undefined:
         return value
 
 
-def _performance_json(perf: Performance, path: str, value: _Undefined) -> dict[str, Any]:
+def performance_json(perf: Performance, path: str, value: Reasons) -> dict[str, Any]:
     return {f.name: value(f"{path}.{f.name}", getattr(perf, f.name)) for f in fields(perf)}
+
+
+def trades_json(stats: TradeStats, path: str, value: Reasons) -> dict[str, Any]:
+    trades = {f.name: value(f"{path}.{f.name}", getattr(stats, f.name)) for f in fields(stats)}
+    trades["average_duration_seconds"] = trades.pop("average_duration")
+    if f"{path}.average_duration" in value.why:
+        value.why[f"{path}.average_duration_seconds"] = value.why.pop(f"{path}.average_duration")
+    return trades
 
 
 def report_json(report: Report) -> dict[str, Any]:
     """The whole report as plain JSON: money as strings, returns as fractions (0.05 is 5 %)."""
-    value = _Undefined()
+    value = Reasons()
     benchmark: dict[str, Any] | None = None
     if isinstance(report.benchmark, Benchmark):
         b = report.benchmark
@@ -323,17 +331,14 @@ def report_json(report: Report) -> dict[str, Any]:
             "symbol": b.symbol,
             "start_equity": str(b.start_equity),
             "end_equity": str(b.end_equity),
-            "metrics": _performance_json(b.performance, "benchmark.metrics", value),
+            "metrics": performance_json(b.performance, "benchmark.metrics", value),
             "excess_return": value("benchmark.excess_return", b.excess_return),
             "alpha": value("benchmark.alpha", b.alpha),
             "beta": value("benchmark.beta", b.beta),
         }
     else:
         value("benchmark", report.benchmark)
-    trades = {f.name: value(f"trades.{f.name}", getattr(report.trades, f.name)) for f in fields(report.trades)}
-    trades["average_duration_seconds"] = trades.pop("average_duration")
-    if "trades.average_duration" in value.why:
-        value.why["trades.average_duration_seconds"] = value.why.pop("trades.average_duration")
+    trades = trades_json(report.trades, "trades", value)
     periods = {}
     for every in PERIOD_UNITS:
         extremes = report.best_and_worst(every)
@@ -368,7 +373,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "unrealized_open": str(report.unrealized_pnl),
             "total": str(report.total_pnl),
         },
-        "metrics": _performance_json(report.performance, "metrics", value),
+        "metrics": performance_json(report.performance, "metrics", value),
         "rolling": {
             "sharpe_30d": [{"day": d.isoformat(), "value": v} for d, v in report.rolling_sharpe],
             "max_drawdown_90d": [{"day": d.isoformat(), "value": v} for d, v in report.rolling_max_drawdown],
