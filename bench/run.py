@@ -1,4 +1,4 @@
-"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history] [export] [report]``
+"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history] [export] [report] [rebalance]``
 (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
@@ -11,6 +11,7 @@
 4. export: ``portfolio export trades`` of 100,000 trades, CSV and JSON (target ≤ 2 s).
 5. report: ``portfolio report`` over 100,000 closed trades and 5 years of daily snapshots (target
    ≤ 1.5 s, peak memory ≤ 300 MB).
+6. rebalance: a plan for a 100-asset portfolio (target ≤ 0.2 s), the planner and the whole command.
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
 """
@@ -311,12 +312,64 @@ def bench_export() -> None:
         print(f"CSV rows written: {Path(out + '.csv').read_text().count(chr(10)) - 1}")
 
 
+def bench_rebalance() -> None:
+    """A plan for a portfolio of 100 assets, every one of them outside its band: the planner alone
+    (in this process), and the whole `portfolio rebalance --offline` command on a real ledger."""
+    from portfolio_cli.engine.rebalance import Account, Holding, Targets, plan_rebalance
+    from portfolio_cli.engine.rules import Exposure, MarketRules, RiskLimits
+
+    assets = [f"A{n:03d}" for n in range(100)]
+    holdings, positions = {}, []
+    for n, asset in enumerate(assets):
+        price, qty = Decimal(1 + n), Decimal(100 + 5 * n) / Decimal(1 + n)  # uneven: 100 … 595 USDT
+        exposure = Exposure(f"{asset}/USDT", asset, price * qty, price * qty)
+        positions.append(exposure)
+        rules = MarketRules(f"{asset}/USDT", Decimal("0.001"), Decimal("0.001"), Decimal(5))
+        holdings[asset] = Holding(asset, price, price * qty, qty, rules, ((qty, exposure),))
+    invested = sum((h.exposure for h in holdings.values()), Decimal(0))
+    account = Account(invested + 10_000, Decimal(10_000), Decimal(10_000), Decimal(0), tuple(positions))
+    weights = {a: Decimal("0.8") for a in assets} | {"USDT": Decimal(20)}
+    limits = RiskLimits(Decimal(5), Decimal("0.1"), Decimal(50), Decimal(100), 200, 5, 1, 125, Decimal(200),
+                        Decimal(5), Decimal(100))  # fmt: skip
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        plan = plan_rebalance(account, holdings, Targets(weights, Decimal("0.2")), Decimal("0.001"), Decimal(5), limits)
+        times.append(time.perf_counter() - started)
+    describe("rebalance plan, 100 assets (planner)", times)
+    print(f"  {len(plan.trades)} trades, {len(plan.skipped)} left as they are")
+
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        now = datetime.now(UTC)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        with ledger.transaction("bench", now):
+            book = ledger.create_portfolio("main", now - timedelta(days=1))
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, invested + 10_000, now - timedelta(days=1))
+            for asset, held in holdings.items():
+                trade = replace(_trade(f"{asset}/USDT", "1", held.price, now, False), qty=held.spot_qty, fee=Decimal(0))
+                ledger.add_trade(book, trade, forced=False)
+            ledger.save_quotes([(f"{a}/USDT", h.price, now, "binance") for a, h in holdings.items()], now)
+        ledger.close()
+        config = Path(home) / "config.toml"
+        listed = ", ".join(f"{a} = 0.8" for a in assets)
+        config.write_text(
+            f"[targets.main]\nweights = {{ {listed}, USDT = 20 }}\ndrift_pct = 0.2\n"
+            "[portfolios.main.risk]\nmax_open_positions = 200\nmax_correlated_pct = 100\nmax_total_risk_pct = 100\n"
+        )
+        env["PORTFOLIO_CONFIG"] = str(config)
+        trades = portfolio(env, "rebalance", "--offline", "--json").stdout.count('"side"')
+        print(f"  portfolio rebalance planned {trades} trades")
+        describe("portfolio rebalance --offline (100 assets)", timed(env, "rebalance", "--offline", runs=RUNS_SLOW))
+
+
 BENCHES = {
     "value": bench_value,
     "snapshot": bench_snapshot,
     "history": bench_history,
     "export": bench_export,
     "report": bench_report,
+    "rebalance": bench_rebalance,
 }
 
 

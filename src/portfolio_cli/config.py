@@ -133,6 +133,38 @@ class Report(Section):
     benchmark: Annotated[str, Field(pattern=r"^[A-Z0-9]{2,20}/USDT$")] = "BTC/USDT"
 
 
+ASSET = r"^[A-Z0-9]{2,20}$"
+
+
+class Targets(Section):
+    """A portfolio's target allocation for `portfolio rebalance` (percent of equity, USDT for cash)."""
+
+    weights: dict[Annotated[str, Field(pattern=ASSET)], Annotated[Decimal, Field(ge=0, le=100)]]
+    # Band either side of each target, in percentage points.
+    drift_pct: Annotated[Decimal, Field(gt=0, le=50)] = Decimal(5)
+    min_interval_hours: Annotated[Decimal, Field(ge=0)] = Decimal(24)
+    strategy: Literal["threshold", "periodic"] = "threshold"
+    period_days: Annotated[int, Field(ge=1, le=366)] = 30
+    mode: Literal["sell", "buy-only"] = "sell"
+
+    @field_validator("weights")
+    @classmethod
+    def _sum_to_100(cls, weights: dict[str, Decimal]) -> dict[str, Decimal]:
+        total = sum(weights.values(), Decimal(0))
+        if total != 100:
+            raise ValueError(f"must add up to 100 (cash as USDT), not {total}")
+        if not any(asset != "USDT" and weight > 0 for asset, weight in weights.items()):
+            raise ValueError("name at least one asset besides USDT")
+        return weights
+
+
+class Allocation(Section):
+    # Asset classes beyond the built-in BTC, ETH, stablecoins and altcoins: {SOL = "layer 1"}.
+    classes: dict[Annotated[str, Field(pattern=ASSET)], Annotated[str, Field(min_length=1, max_length=40)]] = {}
+    # Sectors by asset: {UNI = "DeFi", SOL = "smart contracts"}; others are "unclassified".
+    sectors: dict[Annotated[str, Field(pattern=ASSET)], Annotated[str, Field(min_length=1, max_length=40)]] = {}
+
+
 class Settings(Section):
     ledger: Path | None = None
     default_portfolio: Annotated[str, Field(min_length=1, max_length=64)] = "main"
@@ -142,6 +174,9 @@ class Settings(Section):
     prices: Prices = Prices()
     snapshots: Snapshots = Snapshots()
     report: Report = Report()
+    allocation: Allocation = Allocation()
+    # Target allocations by portfolio name: [targets.main] weights = {BTC = 40, ETH = 30, USDT = 30}.
+    targets: dict[str, Targets] = {}
     # Per-portfolio overrides of fees, trading and risk: [portfolios.NAME.fees] ...
     portfolios: dict[str, dict[str, Any]] = {}
 
@@ -173,7 +208,36 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str] | None = 
     settings = _validate(raw, str(config_file) if config_file else "environment")
     for name in settings.portfolios:
         settings.for_portfolio(name)  # surface a bad override now, not at the first trade
+    for name, targets in settings.targets.items():
+        conflicts = target_conflicts(name, targets, settings.for_portfolio(name).risk)
+        if conflicts:
+            raise ConfigInvalid(f"invalid config ({config_file or 'environment'}): {conflicts[0]}")
     return settings
+
+
+def target_conflicts(name: str, targets: Targets, risk: Risk) -> list[str]:
+    """The ways a portfolio's targets would break its own risk rules, naming both keys."""
+    key = f"targets.{name}"
+    assets = {a: w for a, w in targets.weights.items() if a != "USDT" and w > 0}
+    conflicts = [
+        f"{key}.weights.{a} = {w} % is above risk.max_position_pct = {risk.max_position_pct} %"
+        for a, w in sorted(assets.items())
+        if w > risk.max_position_pct
+    ]
+    invested = sum(assets.values(), Decimal(0))
+    if invested > risk.max_total_risk_pct:
+        conflicts.append(
+            f"{key}.weights put {invested} % in assets, above risk.max_total_risk_pct = {risk.max_total_risk_pct} % "
+            "(spot holdings without a stop count in full)"
+        )
+    cash = targets.weights.get("USDT", Decimal(0))
+    if cash < risk.cash_reserve_pct:
+        conflicts.append(f"{key}.weights.USDT = {cash} % is below risk.cash_reserve_pct = {risk.cash_reserve_pct} %")
+    if len(assets) > risk.max_open_positions:
+        conflicts.append(
+            f"{key}.weights name {len(assets)} assets, above risk.max_open_positions = {risk.max_open_positions}"
+        )
+    return conflicts
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -31,7 +31,9 @@ from portfolio_cli.errors import InvalidInput
 
 @app.command()
 def export(
-    kind: Annotated[str, typer.Argument(metavar="KIND", help="trades, cashflows, positions, snapshots or tax.")],
+    kind: Annotated[
+        str, typer.Argument(metavar="KIND", help="trades, cashflows, positions, snapshots, tax or rebalances.")
+    ],
     file_format: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
     since: Annotated[str | None, typer.Option("--from", help="From this UTC date or time (included).")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Up to this UTC date or time (excluded).")] = None,

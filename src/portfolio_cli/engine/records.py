@@ -195,3 +195,22 @@ class TradePart(NamedTuple):
     trades: int
     flows: Decimal
     trade_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RebalanceEvent:
+    """An executed rebalance: its weights before and after (percent by asset, USDT for cash) and the
+    trades it booked."""
+
+    id: int
+    portfolio_id: int
+    at: datetime
+    strategy: str
+    mode: str
+    forced: bool  # run inside the minimum interval with --force
+    drift_before: Decimal
+    drift_after: Decimal
+    fees: Decimal
+    before: tuple[tuple[str, Decimal | None, Decimal], ...]  # asset, target, weight
+    after: tuple[tuple[str, Decimal | None, Decimal], ...]
+    trades: tuple[dict, ...]  # asset, side, qty, price, fee, trade_id or close_ids (as text)

@@ -174,8 +174,33 @@ def m004_report_indexes(db: Database) -> None:
     db["closes"].create_index(["trade_id", "closed_at", "qty"])
 
 
+def m005_rebalances(db: Database) -> None:
+    # One row per executed rebalance; its trades are booked as ordinary trades and closes.
+    db["rebalances"].create(
+        {
+            "id": int,
+            "portfolio_id": int,
+            "at": str,
+            "strategy": str,
+            "mode": str,
+            "forced": int,
+            "drift_before": str,
+            "drift_after": str,
+            "fees": str,
+            "before": str,  # JSON: [{asset, target, weight}]
+            "after": str,
+            "trades": str,  # JSON: [{asset, side, qty, price, fee, trade_id | close_ids}]
+        },
+        pk="id",
+        not_null={"portfolio_id", "at", "strategy", "mode", "forced", "drift_before", "drift_after", "fees"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    db["rebalances"].create_index(["portfolio_id", "at"])
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
-MIGRATIONS = [m001_initial, m002_margin_candles_checks, m003_snapshots, m004_report_indexes]
+MIGRATIONS = [m001_initial, m002_margin_candles_checks, m003_snapshots, m004_report_indexes, m005_rebalances]
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from portfolio_cli.engine.records import (
@@ -16,6 +17,7 @@ from portfolio_cli.engine.records import (
     Kind,
     MarginMode,
     Portfolio,
+    RebalanceEvent,
     Side,
     Snapshot,
     SnapshotPosition,
@@ -172,4 +174,47 @@ def snapshot_position(r: sqlite3.Row) -> SnapshotPosition:
         **{key: codec.decimal(r[key]) for key in POSITION_MONEY},
         price_at=codec.moment(r["price_at"]),
         price_source=r["price_source"],
+    )
+
+
+def rebalance_row(event: RebalanceEvent) -> dict[str, Any]:
+    def weights(rows: tuple[tuple[str, Decimal | None, Decimal], ...]) -> str:
+        return json.dumps(
+            [{"asset": a, "target": codec.optional_money(t), "weight": codec.money(w)} for a, t, w in rows]
+        )
+
+    return {
+        "portfolio_id": event.portfolio_id,
+        "at": codec.timestamp(event.at),
+        "strategy": event.strategy,
+        "mode": event.mode,
+        "forced": int(event.forced),
+        "drift_before": codec.money(event.drift_before),
+        "drift_after": codec.money(event.drift_after),
+        "fees": codec.money(event.fees),
+        "before": weights(event.before),
+        "after": weights(event.after),
+        "trades": json.dumps(list(event.trades)),
+    }
+
+
+def rebalance(r: sqlite3.Row) -> RebalanceEvent:
+    def weights(text: str) -> tuple[tuple[str, Decimal | None, Decimal], ...]:
+        return tuple(
+            (w["asset"], codec.optional_decimal(w["target"]), codec.decimal(w["weight"])) for w in json.loads(text)
+        )
+
+    return RebalanceEvent(
+        id=r["id"],
+        portfolio_id=r["portfolio_id"],
+        at=codec.moment(r["at"]),
+        strategy=r["strategy"],
+        mode=r["mode"],
+        forced=bool(r["forced"]),
+        drift_before=codec.decimal(r["drift_before"]),
+        drift_after=codec.decimal(r["drift_after"]),
+        fees=codec.decimal(r["fees"]),
+        before=weights(r["before"]),
+        after=weights(r["after"]),
+        trades=tuple(json.loads(r["trades"])),
     )

@@ -23,6 +23,7 @@ from portfolio_cli.engine.records import (
     MarginChange,
     MarginMode,
     Portfolio,
+    RebalanceEvent,
     Snapshot,
     SnapshotPosition,
     Trade,
@@ -411,6 +412,20 @@ class Ledger:
     def trade_strategies(self, portfolio: Portfolio) -> dict[int, str | None]:
         rows = self.conn.execute("select id, strategy from trades where portfolio_id = ?", [portfolio.id])
         return dict(rows.fetchall())
+
+    def add_rebalance(self, event: RebalanceEvent) -> int:
+        return self._write("rebalances", rowmap.rebalance_row(event), "rebalance", event.portfolio_id)
+
+    def set_rebalance_trades(self, rebalance_id: int, trades: list[dict[str, Any]]) -> None:
+        """Record the trades a rebalance booked (they are booked after its row, to carry its id)."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        self.conn.execute("update rebalances set trades = ? where id = ?", [json.dumps(trades), rebalance_id])
+        self.audit("rebalance trades", None, {"rebalance_id": rebalance_id, "trades": trades})
+
+    def rebalances(self, portfolio: Portfolio) -> list[RebalanceEvent]:
+        rows = self._rows("select * from rebalances where portfolio_id = ? order by at, id", [portfolio.id])
+        return [rowmap.rebalance(r) for r in rows]
 
     def traded(self, portfolio: Portfolio, since: datetime, until: datetime) -> bool:
         """Whether a trade was opened or closed in ``(since, until]``."""

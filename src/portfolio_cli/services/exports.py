@@ -23,7 +23,7 @@ from portfolio_cli.services.common import records_of
 from portfolio_cli.services.valuation import value
 from portfolio_cli.session import Session
 
-KINDS = ("trades", "cashflows", "positions", "snapshots", "tax")
+KINDS = ("trades", "cashflows", "positions", "snapshots", "tax", "rebalances")
 
 TRADE_COLUMNS = (
     "record",  # open or close
@@ -85,6 +85,24 @@ SNAPSHOT_COLUMNS = (
     "funding",
     "deposits",
     "withdrawals",
+)
+REBALANCE_COLUMNS = (
+    "rebalance_id",
+    "at",
+    "portfolio",
+    "strategy",
+    "mode",
+    "forced",
+    "drift_before_pct",
+    "drift_after_pct",
+    "asset",
+    "side",
+    "qty",
+    "price",
+    "notional",
+    "fee",
+    "trade_ids",  # the buy's trade, or the trades a sale closed (space-separated)
+    "close_ids",
 )
 TAX_COLUMNS = (
     "section",  # disposal, margin, funding or summary
@@ -180,6 +198,8 @@ def export(
         table = positions_table(session, name, at)
     elif kind == "snapshots":
         table = snapshots_table(session, portfolio, since, until)
+    elif kind == "rebalances":
+        table = rebalances_table(session, portfolio, since, until)
     else:
         table = tax_table(session, portfolio, year, _method(method))
     meta = {
@@ -279,6 +299,43 @@ def snapshots_table(
         )
     numeric = frozenset(SNAPSHOT_COLUMNS) - {"day", "taken_at"}
     return RecordTable("snapshots", SNAPSHOT_COLUMNS, numeric, rows)
+
+
+def rebalances_table(
+    session: Session, portfolio: Portfolio, since: datetime | None, until: datetime | None
+) -> RecordTable:
+    """One record per trade an executed rebalance booked."""
+    closes = {c.id: c.trade_id for c in session.ledger.closes(portfolio)}
+    rows = []
+    for event in session.ledger.rebalances(portfolio):
+        if not _in_range(event.at, since, until):
+            continue
+        for t in event.trades:
+            qty, price = Decimal(t["qty"]), Decimal(t["price"])
+            close_ids = t.get("close_ids", [])
+            trade_ids = [t["trade_id"]] if "trade_id" in t else [closes[c] for c in close_ids]
+            rows.append(
+                {
+                    "rebalance_id": str(event.id),
+                    "at": codec.timestamp(event.at),
+                    "portfolio": portfolio.name,
+                    "strategy": event.strategy,
+                    "mode": event.mode,
+                    "forced": "1" if event.forced else "0",
+                    "drift_before_pct": _text(event.drift_before),
+                    "drift_after_pct": _text(event.drift_after),
+                    "asset": t["asset"],
+                    "side": t["side"],
+                    "qty": _text(qty),
+                    "price": _text(price),
+                    "notional": _text(qty * price),
+                    "fee": _text(Decimal(t["fee"])),
+                    "trade_ids": " ".join(map(str, trade_ids)),
+                    "close_ids": " ".join(map(str, close_ids)) or None,
+                }
+            )
+    text = {"at", "portfolio", "strategy", "mode", "asset", "side", "trade_ids", "close_ids"}
+    return RecordTable("rebalances", REBALANCE_COLUMNS, frozenset(REBALANCE_COLUMNS) - text, rows)
 
 
 def tax_table(session: Session, portfolio: Portfolio, year: int, method: Method) -> RecordTable:

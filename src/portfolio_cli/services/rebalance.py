@@ -1,0 +1,247 @@
+"""`portfolio rebalance`: plan the trades back to the targets, book them all or none, keep a log.
+
+When a rebalance is due (for ``--if-due``): the threshold strategy when any asset or cash is outside
+its band; the periodic one when ``period_days`` have passed since the last rebalance (or there was
+none). Either way never within ``min_interval_hours`` of the last one, unless forced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from portfolio_cli.config import Targets as TargetSettings
+from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, realized_pnl
+from portfolio_cli.engine.allocation import exposures_by_asset
+from portfolio_cli.engine.rebalance import CASH, Account, Holding, Plan, Weight, plan_rebalance
+from portfolio_cli.engine.records import Close, FlowKind, Kind, Portfolio, RebalanceEvent, Side, Trade
+from portfolio_cli.engine.rules import lot_exposure
+from portfolio_cli.engine.stats import correlated_groups, group_of
+from portfolio_cli.engine.symbols import base_of
+from portfolio_cli.errors import ConfigInvalid, RuleRefused
+from portfolio_cli.money import ZERO
+from portfolio_cli.services.allocation import State, current_state, engine_targets
+from portfolio_cli.services.common import lots_of
+from portfolio_cli.services.risk import daily_returns_of, usdt_pair
+from portfolio_cli.session import Session
+
+
+@dataclass(frozen=True)
+class Rebalance:
+    portfolio: str
+    at: datetime
+    strategy: str
+    mode: str
+    plan: Plan
+    due: bool
+    why: str  # why it is (not) due
+    too_soon: bool  # within min_interval_hours of the last rebalance
+    last: RebalanceEvent | None
+    executed: int | None = None  # the rebalance event's id once booked
+
+
+def targets_of(session: Session, name: str) -> TargetSettings:
+    targets = session.settings.targets.get(name)
+    if targets is None:
+        raise ConfigInvalid(f"{name} has no targets: add [targets.{name}] weights = {{...}} to the config")
+    return targets
+
+
+def plan(session: Session, name: str) -> Rebalance:
+    targets = targets_of(session, name)
+    portfolio = session.ledger.portfolio(name)
+    state = current_state(session, name)
+    settings = session.settings.for_portfolio(name)
+    result = plan_rebalance(
+        _account(state),
+        _holdings(session, state),
+        engine_targets(targets),
+        settings.fees.spot_taker,
+        settings.trading.slippage_bps,
+        settings.risk.limits(),
+        _groups(session, name, state),
+    )
+    history = session.ledger.rebalances(portfolio)
+    last = history[-1] if history else None
+    now = session.clock()
+    too_soon = last is not None and now - last.at < timedelta(hours=float(targets.min_interval_hours))
+    due, why = _due(targets, result, last, now)
+    return Rebalance(name, now, targets.strategy, targets.mode, result, due, why, too_soon, last)
+
+
+def _account(state: State) -> Account:
+    v = state.valuation
+    positions = tuple(lot_exposure(lot) for lot in state.lots if lot.is_open)
+    return Account(v.equity, v.free_margin, v.margin_equity, v.margin_used, positions)
+
+
+def _spot_lots(lots: list[Lot], asset: str) -> list[Lot]:
+    """The asset's open spot lots in its USDT pair, oldest first: what the rebalancer may sell."""
+    symbol = usdt_pair(asset)
+    held = [lot for lot in lots if lot.is_open and lot.trade.kind is Kind.SPOT and lot.trade.symbol == symbol]
+    return sorted(held, key=lambda lot: (lot.trade.opened_at, lot.trade.id))
+
+
+def _holdings(session: Session, state: State) -> dict[str, Holding]:
+    exposures = exposures_by_asset(state.valuation.positions)
+    holdings = {}
+    unknown = []
+    for asset, price in state.prices.items():
+        lots = _spot_lots(state.lots, asset)
+        held = exposures.get(asset)
+        rules = session.prices.rules(usdt_pair(asset))
+        if rules is None:
+            unknown.append(usdt_pair(asset))
+        holdings[asset] = Holding(
+            asset=asset,
+            price=price,
+            exposure=held.net if held else ZERO,
+            spot_qty=sum((lot.open_qty for lot in lots), ZERO),
+            rules=rules,
+            lots=tuple((lot.open_qty, lot_exposure(lot)) for lot in lots),
+        )
+    if unknown:
+        session.warn(f"trading rules unknown offline for {', '.join(unknown)}: lot steps and minimums not checked")
+    return holdings
+
+
+def _groups(session: Session, name: str, state: State) -> dict[str, frozenset[str]] | None:
+    """Each asset's correlation group among those held or targeted (None: history missing, so the
+    correlation rule is not checked, as `open` does)."""
+    risk = session.settings.for_portfolio(name).risk
+    assets = {a for a in state.prices if a != CASH}
+    if len(assets) < 2:
+        return None
+    returns = daily_returns_of(session, {usdt_pair(a) for a in assets}, risk.correlation_days)
+    by_asset = {base_of(symbol): r for symbol, r in returns.items()}
+    if set(by_asset) != assets:
+        session.warn(f"correlation rule not checked: no daily history for {', '.join(sorted(assets - set(by_asset)))}")
+        return None
+    groups = correlated_groups(by_asset, risk.correlation_threshold)
+    return {a: frozenset(group_of(a, groups)) for a in assets}
+
+
+def _due(targets: TargetSettings, plan: Plan, last: RebalanceEvent | None, now: datetime) -> tuple[bool, str]:
+    if last is not None:
+        since = now - last.at
+        if since < timedelta(hours=float(targets.min_interval_hours)):
+            hours = since.total_seconds() / 3600
+            return (
+                False,
+                f"the last rebalance was {hours:.1f} h ago, within min_interval_hours = {targets.min_interval_hours}",
+            )
+    if targets.strategy == "periodic":
+        if last is None:
+            return True, "periodic: no rebalance yet"
+        days = (now - last.at).total_seconds() / 86400
+        if days >= targets.period_days:
+            return True, f"periodic: {days:.1f} days since the last rebalance (period_days = {targets.period_days})"
+        return False, f"periodic: {days:.1f} of {targets.period_days} days since the last rebalance"
+    outside = [w.asset for w in plan.before if w.outside]
+    if outside:
+        return True, f"threshold: {', '.join(outside)} outside the ±{targets.drift_pct} % band"
+    return False, f"threshold: every asset and cash within ±{targets.drift_pct} % of its target"
+
+
+def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
+    """Book every trade of the plan in one transaction, with the rebalance event; all or nothing."""
+    if planned.too_soon and not force:
+        raise RuleRefused(f"refused: {planned.why}; --force overrides")
+    if not planned.plan.trades:
+        return planned
+    ledger = session.ledger
+    portfolio = ledger.portfolio(planned.portfolio)
+    settings = session.settings.for_portfolio(planned.portfolio)
+    now = planned.at
+    with ledger.transaction(session.command, now):
+        lots = lots_of(session, portfolio)
+        for t in planned.plan.trades:
+            if not t.buy and sum((lot.open_qty for lot in _spot_lots(lots, t.asset)), ZERO) < t.qty:
+                raise RuleRefused("the portfolio changed while planning; run the command again")
+        event_id = ledger.add_rebalance(_event(portfolio, planned, planned.too_soon, []))
+        booked = []
+        for t in planned.plan.trades:
+            note = f"rebalance {event_id}"
+            if t.buy:
+                booked.append(_book_buy(ledger, portfolio, t, now, note, settings.fees.spot_taker))
+            else:
+                booked.append(_book_sell(ledger, portfolio, _spot_lots(lots, t.asset), t, now, note, settings))
+        ledger.set_rebalance_trades(event_id, booked)
+    return replace(planned, executed=event_id)
+
+
+def _event(portfolio: Portfolio, planned: Rebalance, forced: bool, trades: list[dict]) -> RebalanceEvent:
+    def weights(rows: tuple[Weight, ...]) -> tuple[tuple[str, Decimal | None, Decimal], ...]:
+        return tuple((w.asset, w.target, w.weight) for w in rows)
+
+    p = planned.plan
+    return RebalanceEvent(
+        id=0,
+        portfolio_id=portfolio.id,
+        at=planned.at,
+        strategy=planned.strategy,
+        mode=planned.mode,
+        forced=forced,
+        drift_before=p.drift_before,
+        drift_after=p.drift_after,
+        fees=p.fees,
+        before=weights(p.before),
+        after=weights(p.after),
+        trades=tuple(trades),
+    )
+
+
+def _book_buy(ledger, portfolio: Portfolio, t, at: datetime, note: str, fee_rate: Decimal) -> dict:
+    fee = fee_for(t.qty, t.price, fee_rate)
+    trade = Trade(0, t.symbol, Side.LONG, Kind.SPOT, None, 1, t.qty, t.price, t.price, fee, at, note=note)
+    trade_id = ledger.add_trade(portfolio, trade, forced=False)
+    ledger.add_cash_flow(portfolio, FlowKind.FEE, -fee, at, trade_id=trade_id, note="entry fee")
+    return {
+        "asset": t.asset,
+        "side": "buy",
+        "qty": str(t.qty),
+        "price": str(t.price),
+        "fee": str(fee),
+        "trade_id": trade_id,
+    }
+
+
+def _book_sell(ledger, portfolio: Portfolio, lots: list[Lot], t, at: datetime, note: str, settings) -> dict:
+    close_ids, fees = [], ZERO
+    for part in allocate_close(lots, qty=t.qty):
+        fee = fee_for(part.qty, t.price, settings.fees.spot_taker)
+        gross = realized_pnl(Side.LONG, part.qty, part.lot.trade.price_usdt, t.price)
+        close = Close(0, part.lot.trade.id, part.qty, t.price, t.price, fee, gross, at, note)
+        close_ids.append(ledger.book_close(portfolio, close))
+        fees += fee
+    return {
+        "asset": t.asset,
+        "side": "sell",
+        "qty": str(t.qty),
+        "price": str(t.price),
+        "fee": str(fees),
+        "close_ids": close_ids,
+    }
+
+
+def run(
+    session: Session,
+    name: str,
+    execute_plan: bool,
+    force: bool = False,
+    if_due: bool = False,
+    confirm: Callable[[Rebalance], bool] = lambda planned: True,
+) -> Rebalance:
+    """Plan, and with ``execute_plan`` book it once confirmed (and, with ``if_due``, only when due)."""
+    planned = plan(session, name)
+    if not execute_plan or (if_due and not planned.due) or not planned.plan.trades:
+        return planned
+    if not confirm(planned):
+        raise RuleRefused("not confirmed: nothing was booked")
+    return execute(session, planned, force)
+
+
+def rebalance_log(session: Session, name: str) -> list[RebalanceEvent]:
+    return session.ledger.rebalances(session.ledger.portfolio(name))
