@@ -210,8 +210,10 @@ def test_backup_taken_while_another_process_writes_opens_and_verifies(cli, binan
 
 def test_json_trades_built_by_sqlite_match_the_python_canonical_encoding(cli, binance, ledger_path):
     cli("init")
-    for note in ['q"uote \\ back', "line\nbreak\ttab", "é ✓ 🚀 \u2028", "\x01ctl"]:
+    for note in ['q"uote \\ back', "line\nbreak\ttab", "é ✓ 🚀 \u2028", "ctl"]:
         cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--note", note)
+    with sqlite3.connect(ledger_path) as conn:  # refused as input now, but older ledgers may hold one
+        conn.execute("update trades set note = ? where id = 4", ["\x01ctl"])
     payload = json.loads(cli("export", "trades", "--format", "json").stdout)
     assert payload["content_sha256"] == content_hash(payload["records"])
     assert [r["note"] for r in payload["records"]][:2] == ['q"uote \\ back', "line\nbreak\ttab"]

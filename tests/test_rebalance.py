@@ -139,3 +139,10 @@ def test_rebalances_export_one_row_per_trade(held):
     assert rows[0].startswith("rebalance_id,at,portfolio,strategy,mode,forced,drift_before_pct,drift_after_pct,")
     assert len(rows) == 1 + len(done["trades"])
     assert all(row.startswith("1,") for row in rows[1:])
+
+
+def test_cron_lines_rebalance_portfolios_with_targets_when_due(held):
+    lines = held("cron").stdout.splitlines()
+    rebalance = [line for line in lines if " rebalance " in line]
+    assert len(rebalance) == 1 and rebalance[0].startswith("15 0 * * * ")
+    assert "rebalance -p main --execute --yes --if-due" in rebalance[0]

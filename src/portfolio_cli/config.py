@@ -250,6 +250,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigInvalid(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigInvalid(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigInvalid(f"config file {path} is not UTF-8 text") from None
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

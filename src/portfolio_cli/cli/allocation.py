@@ -18,8 +18,8 @@ from portfolio_cli.cli.support import (
     portfolio_name,
     print_json,
     running,
-    stderr,
     stdout,
+    warn_note,
 )
 from portfolio_cli.errors import InvalidInput
 
@@ -46,7 +46,7 @@ def allocation(
         else:
             stdout.print(allocation_view(result))
         for note in result.notes:
-            stderr.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+            warn_note(note)
 
 
 @app.command()
@@ -96,7 +96,7 @@ def rebalance(
         if json:
             return print_json(plan_json(result))
         if if_due and not result.due:
-            stdout.print(f"no rebalancing needed: {result.why}", highlight=False, soft_wrap=True)
+            stdout.print(f"no rebalancing needed: {result.why}", highlight=False, soft_wrap=True, markup=False)
         elif shown and result.executed is not None:
             stdout.print(f"Booked as rebalance {result.executed}: {len(result.plan.trades)} trade(s)")
         else:

@@ -400,7 +400,7 @@ def paths(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> 
         if json:
             return print_json(found)
         for key, path in found.items():
-            stdout.print(f"{key:<7} {path or '(none: built-in defaults)'}", highlight=False)
+            stdout.print(f"{key:<7} {path or '(none: built-in defaults)'}", highlight=False, markup=False)
 
 
 @app.command()

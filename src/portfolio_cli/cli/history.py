@@ -19,8 +19,8 @@ from portfolio_cli.cli.support import (
     print_json,
     progress_bar,
     running,
-    stderr,
     stdout,
+    warn,
 )
 from portfolio_cli.errors import LedgerFailure
 
@@ -59,7 +59,7 @@ def snapshot(
         elif not quiet:
             stdout.print(snapshot_view(run))
         for line in skipped_lines(run):
-            stderr.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+            warn(line)
     if not run.complete:
         raise typer.Exit(INCOMPLETE)
 

@@ -111,4 +111,6 @@ def backup(
         if file.exists():
             raise InvalidInput(f"{file} already exists; choose another file")
         integrity = session.ledger.backup(file)
-        stdout.print(f"Backed up {session.paths.ledger} to {file} (integrity check: {integrity})", highlight=False)
+        stdout.print(
+            f"Backed up {session.paths.ledger} to {file} (integrity check: {integrity})", highlight=False, markup=False
+        )

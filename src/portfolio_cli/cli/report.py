@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from portfolio_cli.cli.commands import app
 from portfolio_cli.cli.support import (
@@ -24,6 +23,7 @@ from portfolio_cli.cli.support import (
     running,
     stderr,
     stdout,
+    warn_note,
     write_file,
 )
 from portfolio_cli.errors import InvalidInput
@@ -74,9 +74,9 @@ def report(
 
             stdout.print(report_view(result, stdout.width))
         for note in result.notes:
-            stderr.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+            warn_note(note)
         if html is not None:
-            stderr.print(f"Wrote the HTML report to {html}", highlight=False, soft_wrap=True)
+            stderr.print(f"Wrote the HTML report to {html}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -131,4 +131,4 @@ def compare(
 
             stdout.print(compare_view(result, stdout.width))
         for note in result.notes:
-            stderr.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+            warn_note(note)

@@ -18,7 +18,9 @@ from rich.console import Console
 from portfolio_cli.config import ENV_PORTFOLIO
 from portfolio_cli.errors import InvalidInput, PortfolioError
 from portfolio_cli.money import parse_positive
+from portfolio_cli.render import safe
 from portfolio_cli.session import Session
+from portfolio_cli.text import printable
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -51,7 +53,11 @@ AsOfOpt = Annotated[
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    stderr.print(f"[yellow]warning:[/] {safe(message)}", highlight=False, soft_wrap=True)
+
+
+def warn_note(message: str) -> None:
+    stderr.print(f"[yellow]note:[/] {safe(message)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -68,7 +74,7 @@ def running(
         yield session
         session.keep_fetched_quotes()
     except PortfolioError as exc:
-        stderr.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        stderr.print(f"error: {printable(str(exc))}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     finally:
         if session is not None:

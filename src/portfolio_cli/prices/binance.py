@@ -26,6 +26,8 @@ from portfolio_cli.prices import TIMEFRAMES, FundingRate, Quote, floor_time
 
 T = TypeVar("T")
 DEFAULT_BAN = timedelta(minutes=5)
+# Binance always lists it: a markets list without it is not a real answer.
+CANARY = "BTC/USDT"
 PAGE = 1000  # candles per request, Binance's maximum
 MAX_CANDLE_PAGES = 100  # a misbehaving server cannot keep a command paging forever
 MAX_BACKOFF_SECONDS = 8.0
@@ -157,6 +159,9 @@ class BinanceSource:
             if cached is None and not self._offline:
                 exchange = self._client()
                 cached = self._slim(self._call(exchange.load_markets))
+                if CANARY not in cached:  # an empty, partial or garbled answer: never cache it
+                    exchange.markets = None
+                    raise ExchangeUnavailable("Binance returned an unusable markets list")
                 self._write_markets_cache(cached)
             self._markets = cached or {}
         return self._markets

@@ -14,11 +14,17 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.valuation import PositionValue
+from portfolio_cli.text import printable
 
 if TYPE_CHECKING:
     from portfolio_cli.services import CloseResult, Fill, PortfolioSummary, PortfolioValue, TradeRow
 
 NA = "n/a"
+
+
+def safe(text: str) -> str:
+    """User text inside rich markup: control characters escaped (``printable``), markup escaped."""
+    return escape(printable(text))
 
 
 def money(value: Decimal | None, places: int = 2) -> str:
@@ -75,7 +81,7 @@ def add_numeric_columns(table: Table, *names: str) -> None:
 
 def value_view(result: PortfolioValue, title_note: str = "") -> Group:
     v = result.valuation
-    summary = Table(title=f"Portfolio {escape(result.portfolio)}{title_note}", show_header=False, box=None)
+    summary = Table(title=f"Portfolio {safe(result.portfolio)}{title_note}", show_header=False, box=None)
     summary.add_column("figure")
     summary.add_column("USDT", justify="right")
     rows = [
@@ -111,7 +117,7 @@ def positions_table(positions: Sequence[PositionValue], now: datetime, title: st
         lev = "spot" if p.kind == "spot" else f"{p.leverage.normalize():f}x"
         table.add_row(
             ",".join(map(str, p.trade_ids)),
-            escape(p.symbol),
+            safe(p.symbol),
             p.side,
             number(p.qty),
             price(p.entry),
@@ -156,7 +162,7 @@ def close_view(result: CloseResult) -> Table:
     for s in result.slices:
         table.add_row(
             str(s.trade_id),
-            escape(s.symbol),
+            safe(s.symbol),
             number(s.qty),
             price(s.entry),
             price(s.exit),
@@ -193,7 +199,7 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
         table.add_column("strategy")
     for r in rows:
         side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
-        lead = (str(r.id), f"{r.opened_at:%Y-%m-%d}", escape(r.symbol), side, r.status)
+        lead = (str(r.id), f"{r.opened_at:%Y-%m-%d}", safe(r.symbol), side, r.status)
         table.add_row(*lead, *(_cost_cells(r) if costs else _fill_cells(r)))
     return table
 
@@ -206,7 +212,7 @@ def _fill_cells(r: TradeRow) -> tuple:
         price(r.exit) if r.exit is not None else "",
         signed(r.net_pnl) if r.status != "open" else "",
         money(r.fees),
-        escape(r.strategy or ""),
+        safe(r.strategy or ""),
     )
 
 
@@ -229,7 +235,7 @@ def portfolios_table(rows: Sequence[PortfolioSummary]) -> Table:
     add_numeric_columns(table, "wallet USDT", "open trades")
     for r in rows:
         table.add_row(
-            escape(r.name) + (" (default)" if r.is_default else ""),
+            safe(r.name) + (" (default)" if r.is_default else ""),
             f"{r.created_at:%Y-%m-%d %H:%M}",
             money(r.wallet_balance),
             str(r.open_trades),

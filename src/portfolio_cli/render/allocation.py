@@ -8,14 +8,13 @@ from typing import Any
 from rich import box
 from rich.columns import Columns
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.metrics import Undefined
 from portfolio_cli.engine.rebalance import CASH, Plan, Weight
 from portfolio_cli.engine.records import RebalanceEvent
-from portfolio_cli.render import NA, add_numeric_columns, money, number, pct, price
+from portfolio_cli.render import NA, add_numeric_columns, money, number, pct, price, safe
 from portfolio_cli.services.allocation import Allocation, GroupRow
 from portfolio_cli.services.rebalance import Rebalance
 
@@ -27,14 +26,14 @@ def _drift(value: Decimal | None, outside: bool) -> Text:
 
 
 def allocation_view(a: Allocation) -> RenderableType:
-    table = Table(title=f"Allocation of {escape(a.portfolio)} · equity {money(a.equity)} USDT", box=box.SIMPLE_HEAD)
+    table = Table(title=f"Allocation of {safe(a.portfolio)} · equity {money(a.equity)} USDT", box=box.SIMPLE_HEAD)
     shorts = any(row.short for row in a.assets)
     table.add_column("asset", no_wrap=True)
     add_numeric_columns(table, *(("long", "short") if shorts else ()), "net", "weight", "target", "drift")
     for row in a.assets:
         sides = (money(row.long) if row.long else "", money(row.short) if row.short else "") if shorts else ()
         table.add_row(
-            escape(row.asset),
+            safe(row.asset),
             *sides,
             money(row.net),
             pct(row.weight),
@@ -63,7 +62,7 @@ def _group_table(title: str, rows: list[GroupRow]) -> Table:
     table.add_column("")
     add_numeric_columns(table, "net", "weight %")
     for row in rows:
-        table.add_row(escape(row.name), money(row.net), pct(row.weight))
+        table.add_row(safe(row.name), money(row.net), pct(row.weight))
     return table
 
 
@@ -76,16 +75,16 @@ def _exposure(a: Allocation) -> Table:
     table.add_row("short", f"{money(a.short)}{share(a.short)}")
     table.add_row("net", f"{money(a.net)}{share(a.net)}")
     c = a.concentration
-    largest = f"{escape(c.largest_asset)} {pct(c.largest_weight)} %" if c.largest_asset else NA
+    largest = f"{safe(c.largest_asset)} {pct(c.largest_weight)} %" if c.largest_asset else NA
     table.add_row("largest single weight", largest)
     table.add_row("Herfindahl index", f"{c.herfindahl:.4f}" if c.herfindahl is not None else NA)
     table.add_row("effective number of assets", f"{c.effective_assets:.2f}" if c.effective_assets else NA)
     if isinstance(a.correlated, Undefined):
-        table.add_row("correlated groups", f"n/a ({escape(a.correlated.why)})")
+        table.add_row("correlated groups", f"n/a ({safe(a.correlated.why)})")
     elif not a.correlated:
         table.add_row("correlated groups", "none")
     for group in a.correlated if isinstance(a.correlated, list) else []:
-        table.add_row(f"correlated: {escape(', '.join(group.assets))}", f"{pct(group.weight)} %")
+        table.add_row(f"correlated: {safe(', '.join(group.assets))}", f"{pct(group.weight)} %")
     return table
 
 
@@ -158,7 +157,7 @@ def plan_view(r: Rebalance) -> RenderableType:
         skipped.add_column("asset")
         skipped.add_column("why")
         for s in p.skipped:
-            skipped.add_row(escape(s.asset), escape(s.reason))
+            skipped.add_row(safe(s.asset), safe(s.reason))
         parts.append(skipped)
     parts.append(_weights_table(p))
     efficiency = p.efficiency
@@ -180,7 +179,7 @@ def _weights_table(p: Plan) -> Table:
     add_numeric_columns(table, "target", "band", "before", "after")
     for before, after in zip(p.before, p.after, strict=True):
         table.add_row(
-            escape(before.asset),
+            safe(before.asset),
             pct(before.target),
             f"±{before.band}",
             _weight(before),
@@ -239,7 +238,7 @@ def _weight_json(w: Weight) -> dict[str, Any]:
 def log_view(portfolio: str, events: list[RebalanceEvent]) -> RenderableType:
     if not events:
         return Text(f"No rebalances of {portfolio} yet")
-    table = Table(title=f"Rebalances of {escape(portfolio)}", box=box.SIMPLE_HEAD)
+    table = Table(title=f"Rebalances of {safe(portfolio)}", box=box.SIMPLE_HEAD)
     add_numeric_columns(table, "id")
     table.add_column("time (UTC)")
     table.add_column("strategy")

@@ -9,12 +9,11 @@ from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.metrics import Undefined
-from portfolio_cli.render import NA, add_numeric_columns, money
+from portfolio_cli.render import NA, add_numeric_columns, money, safe
 from portfolio_cli.render.charts import line_chart
 from portfolio_cli.render.report import Reasons, performance_json, show, trades_json
 from portfolio_cli.services.compare import Column, Comparison
@@ -63,7 +62,7 @@ def compare_view(comparison: Comparison, width: int) -> RenderableType:
         caption="best of each row in bold green · returns are time-weighted unless named otherwise",
     )
     table.add_column("")
-    add_numeric_columns(table, *(escape(c.name) for c in comparison.columns))
+    add_numeric_columns(table, *(safe(c.name) for c in comparison.columns))
     for label, get, kind, better in ROWS:
         values = [get(c) for c in comparison.columns]
         best = _best(values, better)

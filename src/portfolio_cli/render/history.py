@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from portfolio_cli.render import add_numeric_columns, money, pct, signed
+from portfolio_cli.render import add_numeric_columns, money, pct, safe, signed
 from portfolio_cli.render.charts import line_chart
 from portfolio_cli.services.history import History
 from portfolio_cli.services.snapshots import SkippedDay, SnapshotRun
@@ -33,7 +32,7 @@ def snapshot_view(run: SnapshotRun) -> Table:
     for p in run.portfolios:
         s = p.today
         table.add_row(
-            escape(p.portfolio),
+            safe(p.portfolio),
             money(s.equity) if s else "—",
             pct(s.margin_level_pct) if s else "—",
             str(len(s.positions)) if s else "—",
@@ -69,7 +68,7 @@ def history_view(history: History, width: int) -> RenderableType:
     if not history.rows:
         return Text(f"No snapshots for {history.portfolio} in that range: take one with `portfolio snapshot`")
     table = Table(
-        title=f"History of {escape(history.portfolio)}, by {history.every}",
+        title=f"History of {safe(history.portfolio)}, by {history.every}",
         box=box.SIMPLE_HEAD,
         caption="time-weighted returns: deposits and withdrawals are not returns · total: since the first row · "
         "b: backfilled",
@@ -111,6 +110,6 @@ def verify_view(report: VerifyReport) -> RenderableType:
     table.add_column("record")
     table.add_column("difference")
     for d in report.differences:
-        table.add_row(escape(d.portfolio or "—"), d.record, escape(d.detail))
+        table.add_row(safe(d.portfolio or "—"), d.record, safe(d.detail))
     integrity = "passed" if report.integrity == "ok" else f"FAILED: {report.integrity}"
     return Group(Text(f"Integrity check {integrity}; {checked}"), table)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.margin import MarginState
-from portfolio_cli.render import money, number, pct, price, signed
+from portfolio_cli.render import money, number, pct, price, safe, signed
 from portfolio_cli.services.check import CheckResult
 from portfolio_cli.services.margin import MarginReport, MarginUpdate, PositionSize
 
@@ -28,7 +27,7 @@ def state_text(state: MarginState) -> Text:
 
 def margin_view(report: MarginReport) -> Group:
     a = report.account
-    summary = Table(title=f"Margin — {escape(report.portfolio)}", show_header=False, box=None)
+    summary = Table(title=f"Margin — {safe(report.portfolio)}", show_header=False, box=None)
     summary.add_column("figure")
     summary.add_column("USDT", justify="right")
     summary.add_row("Equity", money(a.equity))
@@ -50,7 +49,7 @@ def margin_view(report: MarginReport) -> Group:
         for p in a.positions:
             table.add_row(
                 str(p.trade_id),
-                escape(p.symbol),
+                safe(p.symbol),
                 p.side,
                 p.mode + ("*" if p.mode == "cross" else ""),
                 f"{p.leverage.normalize():f}x",
@@ -144,7 +143,7 @@ def check_view(result: CheckResult, quiet: bool) -> Group | None:
         funding = [e.amount for e in c.events if e.kind == "funding" and e.amount is not None]
         closed = sum(1 for e in c.events if e.trade_id is not None and e.kind != "funding")
         table.add_row(
-            escape(c.portfolio),
+            safe(c.portfolio),
             f"{c.since:%Y-%m-%d %H:%M}",
             c.timeframe or "-",
             str(closed),

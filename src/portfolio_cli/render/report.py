@@ -12,14 +12,13 @@ from typing import Any
 from rich import box
 from rich.columns import Columns
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.history import Every
 from portfolio_cli.engine.metrics import Performance, PeriodReturn, Undefined
 from portfolio_cli.engine.trades import Contribution, TradeStats
-from portfolio_cli.render import NA, add_numeric_columns, money, signed
+from portfolio_cli.render import NA, add_numeric_columns, money, safe, signed
 from portfolio_cli.render.charts import line_chart
 from portfolio_cli.services.report import PERIOD_UNITS, Benchmark, Report
 
@@ -268,7 +267,7 @@ def _contribution_table(title: str, rows: list[Contribution]) -> Table:
     table.add_column("")
     add_numeric_columns(table, "trades", "PnL")
     for row in rows:
-        table.add_row(escape(row.name), str(row.trades), signed(row.pnl))
+        table.add_row(safe(row.name), str(row.trades), signed(row.pnl))
     return table
 
 

@@ -16,6 +16,7 @@ from portfolio_cli.errors import InvalidInput
 from portfolio_cli.ledger import Ledger
 from portfolio_cli.money import q8
 from portfolio_cli.session import Session
+from portfolio_cli.text import MAX_TEXT, hidden_character
 
 MIN_BALANCE, MAX_BALANCE = Decimal(100), Decimal(1_000_000)
 MAX_LEVERAGE = 125
@@ -94,6 +95,18 @@ def valuation_of(
         marks = {**marks, **session.prices.marks(symbols - set(marks), live=live)}
     settings = session.settings.for_portfolio(portfolio.name)
     return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, settings.trading.mmr, aggregate)
+
+
+def check_text(value: str | None, what: str) -> str | None:
+    """Free text for the ledger: at most MAX_TEXT characters, nothing a terminal would act on."""
+    if value is None:
+        return None
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"{what} is longer than {MAX_TEXT} characters")
+    hidden = hidden_character(value)
+    if hidden is not None:
+        raise InvalidInput(f"{what} contains a control or invisible character ({hidden})")
+    return value or None
 
 
 def check_places(value: Decimal, what: str) -> None:

@@ -60,7 +60,7 @@ def compare_portfolios(
 ) -> Comparison:
     if len(set(names)) < len(names):
         raise InvalidInput("a portfolio is named twice")
-    if len(names) < 2 and not benchmark:
+    if len(names) < (1 if benchmark else 2):
         raise InvalidInput("name two or more portfolios (or one with --benchmark)")
     since, until, requested = report_range(session.clock().date(), since, until, period)
     spans = {}

@@ -11,6 +11,7 @@ from portfolio_cli.session import Session
 
 SNAPSHOT_SCHEDULE = "5 0 * * *"  # just after 00:00 UTC: the previous day's candles are complete
 CHECK_SCHEDULE = "*/5 * * * *"
+REBALANCE_SCHEDULE = "15 0 * * *"  # after the snapshot
 
 
 def executable() -> list[str]:
@@ -32,6 +33,12 @@ def cron_lines(session: Session) -> list[str]:
         # cron turns an unescaped % into a newline
         return f"{schedule} " + " ".join(shlex.quote(word).replace("%", "\\%") for word in words)
 
+    rebalances = []
+    for name in sorted(session.settings.targets):
+        rebalances += [
+            f"# Rebalance {name} back to its targets when its strategy says so",
+            job(REBALANCE_SCHEDULE, "rebalance", "-p", name, "--execute", "--yes", "--if-due"),
+        ]
     return [
         "# portfolio-cli: paste into `crontab -e`. Schedules are UTC (CRON_TZ); where cron ignores",
         "# CRON_TZ, run the machine on UTC or shift the hour. Cron mails whatever a job prints, and",
@@ -41,4 +48,5 @@ def cron_lines(session: Session) -> list[str]:
         job(SNAPSHOT_SCHEDULE, "snapshot", "--all", "--quiet"),
         "# Stops, take-profits, liquidations, margin calls and funding",
         job(CHECK_SCHEDULE, "check", "--quiet"),
+        *rebalances,
     ]

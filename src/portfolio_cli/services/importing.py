@@ -22,8 +22,8 @@ from portfolio_cli.money import ABSURD, ZERO, D, q8
 from portfolio_cli.services.common import MAX_LEVERAGE, parse_symbol, records_of
 from portfolio_cli.services.exports import TRADE_COLUMNS
 from portfolio_cli.session import Session
+from portfolio_cli.text import MAX_TEXT, hidden_character
 
-MAX_TEXT = 1000
 SHOWN_ERRORS = 5
 
 
@@ -253,4 +253,7 @@ def _free_text(r: Record, column: str) -> str | None:
         raise _BadRecord(f"{column} must be text")
     if value is not None and len(value) > MAX_TEXT:
         raise _BadRecord(f"{column} is longer than {MAX_TEXT} characters")
+    hidden = hidden_character(value) if value else None
+    if hidden is not None:
+        raise _BadRecord(f"{column} contains a control or invisible character ({hidden})")
     return value or None

@@ -14,6 +14,7 @@ from portfolio_cli.services.common import (
     MIN_BALANCE,
     check_name,
     check_places,
+    check_text,
     lots_of,
     moment_or_now,
     open_symbols,
@@ -92,6 +93,7 @@ def _move_cash(
     session: Session, name: str, kind: FlowKind, amount: Decimal, at: datetime | None, note: str | None
 ) -> CashMovement:
     check_places(amount, "amount")
+    check_text(note, "--note")
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
     moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created")

@@ -16,6 +16,7 @@ from portfolio_cli.services.common import (
     MAX_LEVERAGE,
     check_places,
     check_stops,
+    check_text,
     lots_of,
     moment_or_now,
     open_symbols,
@@ -82,6 +83,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     ):
         if value is not None:
             check_places(value, what)
+    check_text(req.strategy, "--strategy")
+    check_text(req.note, "--note")
     side = Side.SHORT if req.short else Side.LONG
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
@@ -232,6 +235,7 @@ def close_trades(
     for value, what in ((qty, "--qty"), (price, "--price")):
         if value is not None:
             check_places(value, what)
+    check_text(note, "--note")
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)

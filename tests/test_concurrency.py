@@ -1,0 +1,61 @@
+"""A cron-like process (snapshot, check) and a trader's process (open, close) on one ledger at once,
+for a bounded time: no command fails, none says "database is locked", and nothing is lost: every
+trade and close is there and the cash reconciles to the unit. ``PORTFOLIO_LONG_TESTS=1`` runs longer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal as D
+from pathlib import Path
+
+SECONDS = 90 if os.environ.get("PORTFOLIO_LONG_TESTS") == "1" else 8
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "portfolio_cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cron_and_a_trader_at_once_lose_nothing(binance, ledger_path: Path):
+    assert run("init", "--balance", "10000").returncode == 0
+    assert run("value").returncode == 0  # markets and quotes cached: both start warm
+    failures: list[str] = []
+    counts = {"open": 0, "close": 0, "snapshot": 0, "check": 0}
+    deadline = time.monotonic() + SECONDS
+
+    def record(name: str, result: subprocess.CompletedProcess) -> None:
+        counts[name] += 1
+        if result.returncode != 0 or "locked" in result.stderr:
+            failures.append(f"{name} exit {result.returncode}: {result.stderr.strip()}")
+
+    def trader() -> None:
+        while time.monotonic() < deadline:
+            record("open", run("open", "BTC/USDT", "--qty", "0.01", "--price", "40000"))
+            record("close", run("close", "BTC/USDT", "--price", "BTC/USDT=40100"))
+
+    def cron() -> None:
+        while time.monotonic() < deadline:
+            record("snapshot", run("snapshot", "--all", "--quiet"))
+            record("check", run("check", "--quiet"))
+
+    threads = [threading.Thread(target=trader), threading.Thread(target=cron)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=SECONDS + 120)
+    assert not any(thread.is_alive() for thread in threads)
+    print(f"\nconcurrent commands run in {SECONDS} s: {counts} ({sum(counts.values())} in all)")
+    assert failures == []
+    assert counts["open"] == counts["close"] > 0 and counts["snapshot"] > 0 and counts["check"] > 0
+
+    trades = json.loads(run("trades", "--json").stdout)
+    assert len(trades) == counts["open"] and all(t["status"] == "closed" for t in trades)
+    # Each round: entry fee 0.4, exit fee 0.401, 1 realized; the cash reconciles to the unit.
+    value = json.loads(run("value", "--json").stdout)["valuation"]
+    assert D(value["equity"]) == D(10000) + counts["open"] * (D(1) - D("0.4") - D("0.401"))
+    assert len(json.loads(run("history", "--json").stdout)["daily"]) == 1  # one snapshot for today
+    assert run("verify").returncode == 0

@@ -1,0 +1,190 @@
+"""Crash safety: the real CLI is killed with SIGKILL at random moments while it writes (open and close,
+a bulk import, a rebalance, a snapshot backfill). After every kill SQLite's integrity check passes,
+`portfolio verify` finds no difference, and each command either fully happened or not at all.
+
+The default run kills a few times per kind of write; ``PORTFOLIO_LONG_TESTS=1`` kills many more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from portfolio_cli.engine.records import FlowKind, Kind, Side, Trade
+from portfolio_cli.ledger import open_ledger
+from test_snapshots import day
+
+LONG = os.environ.get("PORTFOLIO_LONG_TESTS") == "1"
+ROUNDS = 40 if LONG else 4
+SEED = int(os.environ.get("PORTFOLIO_CRASH_SEED", "20261121"))
+TRADES = 300  # in the file a killed import brings in
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "portfolio_cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def killed(args: list[str], delay: float) -> bool:
+    """Run the CLI and SIGKILL it after ``delay`` seconds; whether it was killed before it finished."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "portfolio_cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        process.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return True
+
+
+def report(kills: int, runs: int) -> None:
+    """How many of the runs were killed before they finished (shown with ``pytest -s``)."""
+    print(f"\n{os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}: {kills} of {runs} runs killed mid-way")
+    assert kills > 0
+
+
+def rows(ledger: Path, sql: str, params=()) -> list[tuple]:
+    with sqlite3.connect(ledger) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def sound(ledger: Path) -> None:
+    """The ledger after a kill: SQLite's own check, and every derived figure rebuilt by verify."""
+    assert rows(ledger, "pragma integrity_check") == [("ok",)]
+    result = cli("verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def duration(args: list[str]) -> float:
+    started = time.monotonic()
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return random.Random(SEED)
+
+
+@pytest.fixture
+def ledger(binance, ledger_path) -> Path:
+    assert (
+        cli("init", "--balance", "100000", "--at", (datetime.now(UTC) - timedelta(days=2)).isoformat()).returncode == 0
+    )
+    assert cli("value").returncode == 0  # markets cached: every killed command starts warm
+    return ledger_path
+
+
+def test_open_and_close_killed_at_random_either_happen_or_not(ledger, rng):
+    typical = duration(["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"])
+    kills = 0
+    for n in range(ROUNDS * 2):
+        before = rows(ledger, "select count(*) from trades")[0][0]
+        closes = rows(ledger, "select count(*) from closes")[0][0]
+        if n % 2 == 0:
+            kills += killed(["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"], rng.uniform(0.1, 1.3) * typical)
+            after = rows(ledger, "select count(*) from trades")[0][0]
+            assert after - before in (0, 1)
+        else:
+            kills += killed(["close", "BTC/USDT", "--price", "BTC/USDT=40100"], rng.uniform(0.1, 1.3) * typical)
+            assert rows(ledger, "select count(*) from closes")[0][0] - closes in range(0, before + 1)
+        sound(ledger)
+    report(kills, ROUNDS * 2)
+    # Every trade has its entry fee (verify checks each close's flows): nothing half-booked.
+    trades, fees = rows(
+        ledger, "select count(*), (select count(*) from cash_flows where note = 'entry fee') from trades"
+    )[0]
+    assert trades == fees
+
+
+def test_a_bulk_import_killed_at_random_imports_all_or_nothing(ledger, tmp_path, rng):
+    source, other = tmp_path / "trades.csv", tmp_path / "other.db"
+    book = open_ledger(other)
+    at = day(-1)
+    with book.transaction("test", at):
+        portfolio = book.create_portfolio("main", day(-2))
+        for n in range(TRADES):
+            trade = Trade(0, "BTC/USDT", Side.LONG, Kind.SPOT, None, 1, D("0.01"), D(40000), D(40000), D("0.4"), at)
+            trade_id = book.add_trade(portfolio, replace(trade, opened_at=at + timedelta(seconds=n)), forced=False)
+            book.add_cash_flow(portfolio, FlowKind.FEE, D("-0.4"), at + timedelta(seconds=n), trade_id, "entry fee")
+    book.close()
+    assert cli("export", "trades", "--db", str(other), "-o", str(source)).returncode == 0
+    assert cli("init", "probe", "--at", day(-2).isoformat()).returncode == 0
+    typical = duration(["import", str(source), "-p", "probe"])
+    kills = 0
+    for n in range(ROUNDS):
+        name = f"copy{n}"
+        assert cli("init", name, "--at", day(-2).isoformat()).returncode == 0
+        kills += killed(["import", str(source), "-p", name], rng.uniform(0.2, 1.2) * typical)
+        sql = "select count(*) from trades join portfolios on portfolios.id = portfolio_id where name = ?"
+        assert rows(ledger, sql, [name])[0][0] in (0, TRADES)
+        sound(ledger)
+    report(kills, ROUNDS)
+
+
+def test_a_rebalance_killed_at_random_books_its_trades_with_its_record_or_nothing(
+    ledger, binance, tmp_path, monkeypatch, rng
+):
+    config = tmp_path / "targets.toml"
+    config.write_text("[targets.main]\nweights = { BTC = 30, ETH = 30, USDT = 40 }\ndrift_pct = 2\n")
+    monkeypatch.setenv("PORTFOLIO_CONFIG", str(config))
+    assert cli("open", "BTC/USDT", "--qty", "1").returncode == 0  # 40 % at 40,000
+    typical = duration(["rebalance", "--json"])
+    kills = 0
+    for n in range(ROUNDS):
+        binance.prices["BTC/USDT"] = D(40000) + D(6000) * (n % 2)  # out of the band again each round
+        binance.prices["ETH/USDT"] = D(2000) - D(300) * (n % 2)
+        kills += killed(["rebalance", "--execute", "--yes", "--force"], rng.uniform(0.3, 1.3) * typical)
+        events = dict(rows(ledger, "select id, trades from rebalances"))
+        noted = {
+            int(note.split()[1])
+            for table in ("trades", "closes")
+            for (note,) in rows(ledger, f"select note from {table} where note like 'rebalance %'")
+        }
+        assert noted <= set(events)  # no trade of a rebalance without its record …
+        for recorded in map(json.loads, events.values()):  # … and every trade of a record is booked
+            for t in recorded:
+                if "trade_id" in t:
+                    assert rows(ledger, "select count(*) from trades where id = ?", [t["trade_id"]]) == [(1,)]
+                for close_id in t.get("close_ids", []):
+                    assert rows(ledger, "select count(*) from closes where id = ?", [close_id]) == [(1,)]
+        sound(ledger)
+    report(kills, ROUNDS)
+
+
+def test_a_snapshot_backfill_killed_at_random_writes_every_day_or_none(binance, ledger_path, rng):
+    created = day(-120)
+    assert cli("init", "--at", created.isoformat()).returncode == 0
+    assert (
+        cli(
+            "open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", (created + timedelta(hours=1)).isoformat()
+        ).returncode
+        == 0
+    )
+    kills = 0
+    for _ in range(ROUNDS):
+        kills += killed(["snapshot"], rng.uniform(0.2, 1.5))
+        count = rows(ledger_path, "select count(*) from snapshots")[0][0]
+        assert count in (0, 121), count  # 120 backfilled days and today, in one transaction
+        sound(ledger_path)
+        if count:
+            with sqlite3.connect(ledger_path) as conn:  # undo it, to be killed again
+                conn.execute("delete from snapshot_positions")
+                conn.execute("delete from snapshots")
+    report(kills, ROUNDS)
