@@ -182,17 +182,22 @@ def _five_years_of_snapshots(ledger, book, first: datetime) -> None:
     ledger.save_snapshots(snapshots)
 
 
+def _five_year_ledger(home: str):
+    """A ledger in ``home`` with one portfolio and its five years of daily snapshots."""
+    first = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=5 * 365)
+    ledger = open_ledger(Path(home) / "ledger.db")
+    with ledger.transaction("bench", first):
+        book = ledger.create_portfolio("main", first)
+        ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), first)
+        _five_years_of_snapshots(ledger, book, first)
+    return ledger, book, first
+
+
 def bench_history() -> None:
     """Five years of daily snapshots of a one-position portfolio, then the history views."""
     with tempfile.TemporaryDirectory() as home:
         env = _offline_env(home)
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        first = today - timedelta(days=5 * 365)
-        ledger = open_ledger(Path(home) / "ledger.db")
-        with ledger.transaction("bench", first):
-            book = ledger.create_portfolio("main", first)
-            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), first)
-            _five_years_of_snapshots(ledger, book, first)
+        ledger, _, _ = _five_year_ledger(home)
         ledger.close()
         describe("portfolio history (5 years, by month)", timed(env, "history"))
         describe("portfolio history --every day (5 years)", timed(env, "history", "--every", "day"))
@@ -204,13 +209,7 @@ def bench_report() -> None:
     exit fee flows), BTC's daily candles cached for the benchmark; the full report, offline."""
     with tempfile.TemporaryDirectory() as home:
         env = _offline_env(home)
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        first = today - timedelta(days=5 * 365)
-        ledger = open_ledger(Path(home) / "ledger.db")
-        with ledger.transaction("bench", first):
-            book = ledger.create_portfolio("main", first)
-            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), first)
-            _five_years_of_snapshots(ledger, book, first)
+        ledger, book, first = _five_year_ledger(home)
         trades, closes, flows, candles = [], [], [], []
         symbols, strategies = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "DOGE/USDT"], ["trend", "swing", "dca", None]
         for n in range(2, 100_002):  # trade 1 is the snapshots' BTC position

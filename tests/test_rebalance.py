@@ -146,3 +146,17 @@ def test_cron_lines_rebalance_portfolios_with_targets_when_due(held):
     rebalance = [line for line in lines if " rebalance " in line]
     assert len(rebalance) == 1 and rebalance[0].startswith("15 0 * * * ")
     assert "rebalance -p main --execute --yes --if-due" in rebalance[0]
+
+
+def test_correlated_assets_are_grouped_with_their_combined_weight(cli, binance):
+    from test_risk_rules import correlated_history
+
+    correlated_history(binance)  # BTC and ETH move together over 95 days; SOL on its own
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.05")  # 2,000 at 40,000
+    cli("open", "ETH/USDT", "--qty", "1")  # 2,000
+    cli("open", "SOL/USDT", "--qty", "10")  # 1,000
+    a = cli.json("allocation")
+    equity = D(a["equity"])
+    assert [g["assets"] for g in a["correlated_groups"]] == [["BTC", "ETH"]]
+    assert D(a["correlated_groups"][0]["weight_pct"]) == D(4000) / equity * 100

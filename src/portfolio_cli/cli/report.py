@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +33,18 @@ SinceOpt = Annotated[str | None, typer.Option("--from", help="First day (UTC dat
 UntilOpt = Annotated[str | None, typer.Option("--to", help="Last day (UTC date), included.")]
 PeriodOpt = Annotated[str | None, typer.Option(help="7d, 30d, 90d, ytd, 1y or all (default all).")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV rows (section, name, value, note) instead of tables.")]
+
+
+def emit(result: Any, json: bool, as_csv: bool, to_json: Callable, to_rows: Callable, to_view: Callable) -> None:
+    """Print ``result`` as JSON, CSV rows or rich tables; its notes go to stderr."""
+    if json:
+        print_json(to_json(result))
+    elif as_csv:
+        csv.writer(sys.stdout, lineterminator="\n").writerows(to_rows(result))
+    else:
+        stdout.print(to_view(result, stdout.width))
+    for note in result.notes:
+        warn_note(note)
 
 
 @app.command()
@@ -65,16 +78,9 @@ def report(
             from portfolio_cli.render.html import report_html
 
             write_file(html, lambda handle: handle.write(report_html(result)))
-        if json:
-            print_json(report_json(result))
-        elif as_csv:
-            csv.writer(sys.stdout, lineterminator="\n").writerows(report_rows(result))
-        else:
-            from portfolio_cli.render.report import report_view
+        from portfolio_cli.render.report import report_view
 
-            stdout.print(report_view(result, stdout.width))
-        for note in result.notes:
-            warn_note(note)
+        emit(result, json, as_csv, report_json, report_rows, report_view)
         if html is not None:
             stderr.print(f"Wrote the HTML report to {html}", highlight=False, soft_wrap=True, markup=False)
 
@@ -122,13 +128,6 @@ def compare(
             result = compare_strategies(session, portfolio_name(session, portfolio), first, last, period)
         else:
             raise InvalidInput(f"--by must be strategy, got {by!r}")
-        if json:
-            print_json(compare_json(result))
-        elif as_csv:
-            csv.writer(sys.stdout, lineterminator="\n").writerows(compare_rows(result))
-        else:
-            from portfolio_cli.render.compare import compare_view
+        from portfolio_cli.render.compare import compare_view
 
-            stdout.print(compare_view(result, stdout.width))
-        for note in result.notes:
-            warn_note(note)
+        emit(result, json, as_csv, compare_json, compare_rows, compare_view)

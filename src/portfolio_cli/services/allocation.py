@@ -19,12 +19,11 @@ from portfolio_cli.engine.allocation import (
 )
 from portfolio_cli.engine.metrics import Undefined
 from portfolio_cli.engine.rebalance import CASH, Targets, Weight, weights_of
-from portfolio_cli.engine.stats import correlated_groups
 from portfolio_cli.engine.symbols import base_of
 from portfolio_cli.engine.valuation import Valuation
 from portfolio_cli.money import ZERO
 from portfolio_cli.services.common import lots_of, valuation_of
-from portfolio_cli.services.risk import daily_returns_of, usdt_pair
+from portfolio_cli.services.risk import asset_groups, usdt_pair
 from portfolio_cli.session import Session
 
 
@@ -161,17 +160,14 @@ def _correlated(
 ) -> list[CorrelatedGroup] | Undefined:
     """Groups of held assets whose daily returns correlate above the threshold (risk rules' settings)."""
     risk = session.settings.for_portfolio(name).risk
-    held = sorted(a for a, value in net.items() if value and a != CASH)
+    held = {a for a, value in net.items() if value and a != CASH}
     if len(held) < 2:
         return []
-    returns = daily_returns_of(session, {usdt_pair(a) for a in held}, risk.correlation_days)
-    by_asset = {base_of(symbol): r for symbol, r in returns.items()}
-    missing = [a for a in held if a not in by_asset]
-    if len(by_asset) < 2:
+    groups, missing = asset_groups(session, held, risk.correlation_days, risk.correlation_threshold)
+    if len(held) - len(missing) < 2:
         return Undefined(f"no daily history for {', '.join(missing)}")
     if missing:
         notes.append(f"correlation: no daily history for {', '.join(missing)}")
-    groups = correlated_groups(by_asset, risk.correlation_threshold)
     return [
         CorrelatedGroup(
             tuple(sorted(g)), sum((net[a] for a in g), ZERO), weight(sum((net[a] for a in g), ZERO), equity)

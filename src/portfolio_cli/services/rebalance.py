@@ -18,13 +18,12 @@ from portfolio_cli.engine.allocation import exposures_by_asset
 from portfolio_cli.engine.rebalance import CASH, Account, Holding, Plan, Weight, plan_rebalance
 from portfolio_cli.engine.records import Close, FlowKind, Kind, Portfolio, RebalanceEvent, Side, Trade
 from portfolio_cli.engine.rules import lot_exposure
-from portfolio_cli.engine.stats import correlated_groups, group_of
-from portfolio_cli.engine.symbols import base_of
+from portfolio_cli.engine.stats import group_of
 from portfolio_cli.errors import ConfigInvalid, RuleRefused
 from portfolio_cli.money import ZERO
 from portfolio_cli.services.allocation import State, current_state, engine_targets
 from portfolio_cli.services.common import lots_of
-from portfolio_cli.services.risk import daily_returns_of, usdt_pair
+from portfolio_cli.services.risk import asset_groups, usdt_pair
 from portfolio_cli.session import Session
 
 
@@ -114,12 +113,10 @@ def _groups(session: Session, name: str, state: State) -> dict[str, frozenset[st
     assets = {a for a in state.prices if a != CASH}
     if len(assets) < 2:
         return None
-    returns = daily_returns_of(session, {usdt_pair(a) for a in assets}, risk.correlation_days)
-    by_asset = {base_of(symbol): r for symbol, r in returns.items()}
-    if set(by_asset) != assets:
-        session.warn(f"correlation rule not checked: no daily history for {', '.join(sorted(assets - set(by_asset)))}")
+    groups, missing = asset_groups(session, assets, risk.correlation_days, risk.correlation_threshold)
+    if missing:
+        session.warn(f"correlation rule not checked: no daily history for {', '.join(missing)}")
         return None
-    groups = correlated_groups(by_asset, risk.correlation_threshold)
     return {a: frozenset(group_of(a, groups)) for a in assets}
 
 

@@ -34,6 +34,14 @@ def daily_returns_of(session: Session, symbols: set[str], days: int) -> dict[str
     return result
 
 
+def asset_groups(session: Session, assets: set[str], days: int, threshold: float) -> tuple[list[set[str]], list[str]]:
+    """The assets joined by daily-return correlation above ``threshold`` (every asset in some group,
+    alone or not), and the assets with no daily history (left out)."""
+    returns = daily_returns_of(session, {usdt_pair(a) for a in assets}, days)
+    by_asset = {base_of(symbol): r for symbol, r in returns.items()}
+    return correlated_groups(by_asset, threshold), sorted(assets - set(by_asset))
+
+
 def correlated_assets(session: Session, asset: str, others: set[str], days: int, threshold: float):
     """The new asset's correlation group among the assets already held, or None when the history
     needed is missing (the rule is then skipped with a warning)."""
