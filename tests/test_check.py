@@ -193,3 +193,24 @@ def test_exchange_failure_is_reported_as_a_gap_not_invented(cli, binance, fault)
     cli("check", code=CLOSED)  # once Binance answers, the same minute is replayed and the stop booked
     [trade] = closes(cli)
     assert D(trade["exit"]) == D(39000)
+
+
+def test_a_position_opened_while_check_fetched_prices_is_priced_not_a_crash(cli, binance, monkeypatch):
+    """The race the concurrency test found: check fetches prices outside the lock, another command
+    opens a new symbol, and check's transaction then sees a position it has no price for."""
+    from portfolio_cli.services import check
+
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")
+    real_fetch = check._fetch
+
+    def fetch_then_someone_opens(*args, **kwargs):
+        market = real_fetch(*args, **kwargs)
+        cli("open", "ETH/USDT", "--qty", "1")  # the interactive process, between fetch and lock
+        return market
+
+    monkeypatch.setattr(check, "_fetch", fetch_then_someone_opens)
+    result = cli("check", "--json")
+    assert "Traceback" not in result.stderr
+    monkeypatch.undo()
+    cli("verify")

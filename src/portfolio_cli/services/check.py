@@ -190,6 +190,9 @@ class _Replay:
     def run(self, since: datetime) -> None:
         """Inside the transaction: the state is read again, so a concurrent command is not lost."""
         self._reload()
+        opened = {lot.trade.symbol for lot in self.lots if lot.is_open} - set(self.market.marks)
+        if opened:  # opened by another command since the prices were fetched: price it now, once
+            self.market.marks.update(self.session.prices.marks(opened))
         for gap in self.market.gaps:
             self._event(self.now, "gap", gap)
         moments = set(funding_times(since, self.now))
