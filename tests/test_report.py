@@ -201,7 +201,7 @@ def test_html_report_is_self_contained_and_a_headless_browser_shows_its_charts(t
     assert count(DRAWDOWN_AREA) > 2000
 
 
-def test_money_sums_in_sql_are_exact_integer_units_or_refused(cli):
+def test_money_sums_in_sql_are_exact_integer_units_or_refused(cli, binance):
     import sqlite3
 
     from portfolio_cli.ledger import codec
@@ -214,6 +214,8 @@ def test_money_sums_in_sql_are_exact_integer_units_or_refused(cli):
     assert codec.from_units(total) == sum(map(D, texts))  # 0.1 + 0.2 − 0.3 is 0 here, not 5.5e-17
 
     cli("init")
-    cli("deposit", "100000000000")  # 10^11: more digits than integer units can hold exactly
+    cli("deposit", "10000000000000")  # deposits are summed as Decimals: no limit there
+    cli("open", "BTC/USDT", "--qty", "1000000", "--price", "1000000")
+    cli("close", "1", "--price", "2000000")  # 10^12 realized: more digits than integer units hold
     result = cli("report", code=6)
     assert result.stderr == "error: main holds amounts too large to sum exactly (10 billion or more)\n"

@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
 BUSY_TIMEOUT_MS = 15_000
-# Money text sums exactly as integer units (codec.units_sql) up to 10 digits before the point.
-UNIT_DIGITS = 19
 
 
 def _sqlite_utils():
@@ -338,37 +336,36 @@ class Ledger:
     def _exact_sums(self, portfolio: Portfolio) -> Iterator[None]:
         """Sums in integer units are exact while each amount has at most 10 digits before the point
         and a total stays within 64 bits; beyond that, refuse rather than round."""
-        too_large = LedgerFailure(f"{portfolio.name} holds amounts too large to sum exactly (10 billion or more)")
-        sql = f"""
-            select exists (select 1 from cash_flows
-                           where portfolio_id = ?1 and length(ltrim(amount, '-')) > {UNIT_DIGITS})
-                or exists (select 1 from closes join trades on trades.id = trade_id
-                           where portfolio_id = ?1 and length(closes.qty) > {UNIT_DIGITS})"""
-        if self.conn.execute(sql, [portfolio.id]).fetchone()[0]:
-            raise too_large
         try:
             yield
-        except sqlite3.OperationalError as exc:
-            if "overflow" in str(exc):
-                raise too_large from None
+        except (sqlite3.OperationalError, OverflowError) as exc:
+            if "overflow" in str(exc) or isinstance(exc, OverflowError):
+                raise LedgerFailure(
+                    f"{portfolio.name} holds amounts too large to sum exactly (10 billion or more)"
+                ) from None
             raise
 
     def closed_trades(self, portfolio: Portfolio, since: datetime, until: datetime) -> list[ClosedTrade]:
-        """Trades whose closes cover their quantity, the last one in ``(since, until]``, in closing
-        order, with their net PnL (every flow but funding), summed in SQL in exact integer units."""
-        net, qty = codec.units_sql("amount"), codec.units_sql("qty")
+        """Trades whose closes cover their quantity, the last one in ``(since, until]``, with their net
+        PnL (every flow but funding) summed in SQL in exact integer units. Quantities are compared as
+        text for a single close (the same value is the same text) and as Decimals for several."""
+        net = codec.units_sql("amount")
         sql = f"""
-            select t.opened_at, c.last, t.strategy,
+            select t.opened_at, c.last, t.strategy, t.qty, c.closes, c.qtys,
                 (select sum({net}) from cash_flows f
                  where f.portfolio_id = t.portfolio_id and f.trade_id = t.id and f.kind != 'funding')
-            from (select trade_id, max(closed_at) as last, sum({qty}) as units from closes group by trade_id) c
+            from (select trade_id, max(closed_at) as last, count(*) as closes, group_concat(qty) as qtys
+                  from closes group by trade_id) c
             join trades t on t.id = c.trade_id
-            where t.portfolio_id = ? and c.units >= {codec.units_sql("t.qty")} and c.last > ? and c.last <= ?
-            order by c.last, t.id"""
+            where t.portfolio_id = ? and c.last > ? and c.last <= ?"""
         moment, units = codec.moment, codec.from_units
         with self._exact_sums(portfolio):
-            rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)]).fetchall()
-        return [ClosedTrade(units(pnl), moment(opened), moment(last), strategy) for opened, last, strategy, pnl in rows]
+            rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
+            return [
+                ClosedTrade(units(pnl), moment(opened), moment(last), strategy)
+                for opened, last, strategy, qty, closes, qtys, pnl in rows
+                if (closes == 1 and qtys == qty) or sum(map(Decimal, qtys.split(",")), ZERO) >= Decimal(qty)
+            ]
 
     def trade_parts(self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]) -> list[TradePart]:
         """The flows booked in ``(since, until]`` by trades (fees, realized PnL, funding), summed per
@@ -382,13 +379,13 @@ class Ledger:
                   where portfolio_id = ? and trade_id is not null and at > ? and at <= ? group by trade_id) s
             join trades t on t.id = s.trade_id
             group by t.strategy, t.symbol, t.side, case when t.id in ({listed}) then t.id end"""
-        with self._exact_sums(portfolio):
-            rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)]).fetchall()
         units = codec.from_units
-        parts = [
-            TradePart(strategy, symbol, side, count, units(total), trade_id if alone else None)
-            for strategy, symbol, side, count, total, alone, trade_id in rows
-        ]
+        with self._exact_sums(portfolio):
+            rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
+            parts = [
+                TradePart(strategy, symbol, side, count, units(total), trade_id if alone else None)
+                for strategy, symbol, side, count, total, alone, trade_id in rows
+            ]
         quiet = single - {part.trade_id for part in parts}
         if quiet:
             sql = f"select strategy, symbol, side, id from trades where portfolio_id = ? and id in ({listed})"
