@@ -64,3 +64,12 @@ def test_every_service_name_resolves_from_its_module():
     assert sorted(services.__all__) == sorted(services._HOME)
     for name in services.__all__:
         assert getattr(services, name).__module__ == f"portfolio_cli.services.{services._HOME[name]}"
+
+
+def test_every_command_is_core_or_mapped_to_the_module_that_loads_it():
+    import typer
+
+    from portfolio_cli.cli import MODULES, app
+    from portfolio_cli.cli.commands import CORE
+
+    assert set(typer.main.get_command(app).commands) == CORE | set(MODULES)

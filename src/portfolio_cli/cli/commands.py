@@ -426,3 +426,7 @@ def demo(json: JsonOpt = False) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+# The commands this module registers; the others are loaded on demand (see cli/__init__).
+CORE = frozenset((c.name or c.callback.__name__).replace("_", "-") for c in app.registered_commands)
