@@ -160,3 +160,26 @@ def test_correlated_assets_are_grouped_with_their_combined_weight(cli, binance):
     equity = D(a["equity"])
     assert [g["assets"] for g in a["correlated_groups"]] == [["BTC", "ETH"]]
     assert D(a["correlated_groups"][0]["weight_pct"]) == D(4000) / equity * 100
+
+
+def test_a_change_between_the_plan_and_its_booking_refuses_it(held, ledger_path):
+    from portfolio_cli.errors import RuleRefused
+    from portfolio_cli.services.rebalance import run
+    from portfolio_cli.session import Session
+
+    def confirm(planned):
+        held("withdraw", "3000")  # another command, while the trader reads the plan
+        return True
+
+    session = Session.create("test")
+    before = None
+    try:
+        with pytest.raises(RuleRefused, match="the portfolio changed while the plan was made or confirmed"):
+            before = dump(ledger_path)
+            run(session, "main", execute_plan=True, confirm=confirm)
+    finally:
+        session.close()
+    after = dump(ledger_path)
+    assert after != before  # the withdrawal stands …
+    assert held.json("rebalance", "--log") == []  # … and nothing of the stale plan was booked
+    assert not [line for line in after if "rebalance 1" in line]

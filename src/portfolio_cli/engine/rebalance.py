@@ -29,6 +29,7 @@ from portfolio_cli.money import HUNDRED, ZERO, q8
 
 CASH = "USDT"
 INSIDE = Decimal("0.9")  # aim this far into the band, as a fraction of it
+LEDGER_STEP = Decimal("0.00000001")  # the step when the exchange's is unknown: the ledger's 8 places
 
 
 @dataclass(frozen=True)
@@ -326,9 +327,6 @@ def _conform(
                 continue
         trades.append(PlannedTrade(asset, symbol, buy, qty, price, held.price, fee_for(qty, price, fee_rate)))
     return trades
-
-
-LEDGER_STEP = Decimal("0.00000001")
 
 
 def _on_step(qty: Decimal, step: Decimal, up: bool) -> Decimal:

@@ -433,6 +433,15 @@ class Ledger:
                            where portfolio_id = ?1 and closed_at > ?2 and closed_at <= ?3)"""
         return bool(self.conn.execute(sql, window).fetchone()[0])
 
+    def records_version(self, portfolio: Portfolio) -> tuple[int | None, int | None]:
+        """Changes whenever the portfolio's records do: every trade, close, deposit, withdrawal, fee
+        and funding books a cash flow, and margin moves are margin changes (ids only ever grow)."""
+        sql = """
+            select (select max(id) from cash_flows where portfolio_id = ?1),
+                   (select max(margin_changes.id) from margin_changes join trades on trades.id = trade_id
+                    where portfolio_id = ?1)"""
+        return tuple(self.conn.execute(sql, [portfolio.id]).fetchone())
+
     def last_booked_at(self, portfolio: Portfolio) -> datetime | None:
         """When the portfolio's latest cash flow was booked (every trade and close books one)."""
         (at,) = self.conn.execute("select max(at) from cash_flows where portfolio_id = ?", [portfolio.id]).fetchone()

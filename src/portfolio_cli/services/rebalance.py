@@ -15,11 +15,12 @@ from decimal import Decimal
 from portfolio_cli.config import Targets as TargetSettings
 from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, realized_pnl
 from portfolio_cli.engine.allocation import exposures_by_asset
-from portfolio_cli.engine.rebalance import CASH, Account, Holding, Plan, Weight, plan_rebalance
+from portfolio_cli.engine.rebalance import CASH, Account, Holding, Plan, PlannedTrade, Weight, plan_rebalance
 from portfolio_cli.engine.records import Close, FlowKind, Kind, Portfolio, RebalanceEvent, Side, Trade
 from portfolio_cli.engine.rules import lot_exposure
 from portfolio_cli.engine.stats import group_of
 from portfolio_cli.errors import ConfigInvalid, RuleRefused
+from portfolio_cli.ledger import Ledger
 from portfolio_cli.money import ZERO
 from portfolio_cli.services.allocation import State, current_state, engine_targets
 from portfolio_cli.services.common import lots_of
@@ -38,6 +39,7 @@ class Rebalance:
     why: str  # why it is (not) due
     too_soon: bool  # within min_interval_hours of the last rebalance
     last: RebalanceEvent | None
+    version: tuple[int | None, int | None]  # the portfolio's records as planned (Ledger.records_version)
     executed: int | None = None  # the rebalance event's id once booked
 
 
@@ -51,6 +53,7 @@ def targets_of(session: Session, name: str) -> TargetSettings:
 def plan(session: Session, name: str) -> Rebalance:
     targets = targets_of(session, name)
     portfolio = session.ledger.portfolio(name)
+    version = session.ledger.records_version(portfolio)  # before anything is read from the records
     state = current_state(session, name)
     settings = session.settings.for_portfolio(name)
     result = plan_rebalance(
@@ -67,7 +70,7 @@ def plan(session: Session, name: str) -> Rebalance:
     now = session.clock()
     too_soon = last is not None and now - last.at < timedelta(hours=float(targets.min_interval_hours))
     due, why = _due(targets, result, last, now)
-    return Rebalance(name, now, targets.strategy, targets.mode, result, due, why, too_soon, last)
+    return Rebalance(name, now, targets.strategy, targets.mode, result, due, why, too_soon, last, version)
 
 
 def _account(state: State) -> Account:
@@ -153,10 +156,10 @@ def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
     settings = session.settings.for_portfolio(planned.portfolio)
     now = planned.at
     with ledger.transaction(session.command, now):
+        # The plan's cash, holdings, risk checks and interval all stand on the records it read.
+        if ledger.records_version(portfolio) != planned.version:
+            raise RuleRefused("the portfolio changed while the plan was made or confirmed; run the command again")
         lots = lots_of(session, portfolio)
-        for t in planned.plan.trades:
-            if not t.buy and sum((lot.open_qty for lot in _spot_lots(lots, t.asset)), ZERO) < t.qty:
-                raise RuleRefused("the portfolio changed while planning; run the command again")
         event_id = ledger.add_rebalance(_event(portfolio, planned, planned.too_soon, []))
         booked = []
         for t in planned.plan.trades:
@@ -164,7 +167,9 @@ def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
             if t.buy:
                 booked.append(_book_buy(ledger, portfolio, t, now, note, settings.fees.spot_taker))
             else:
-                booked.append(_book_sell(ledger, portfolio, _spot_lots(lots, t.asset), t, now, note, settings))
+                booked.append(
+                    _book_sell(ledger, portfolio, _spot_lots(lots, t.asset), t, now, note, settings.fees.spot_taker)
+                )
         ledger.set_rebalance_trades(event_id, booked)
     return replace(planned, executed=event_id)
 
@@ -190,7 +195,9 @@ def _event(portfolio: Portfolio, planned: Rebalance, forced: bool, trades: list[
     )
 
 
-def _book_buy(ledger, portfolio: Portfolio, t, at: datetime, note: str, fee_rate: Decimal) -> dict:
+def _book_buy(
+    ledger: Ledger, portfolio: Portfolio, t: PlannedTrade, at: datetime, note: str, fee_rate: Decimal
+) -> dict:
     fee = fee_for(t.qty, t.price, fee_rate)
     trade = Trade(0, t.symbol, Side.LONG, Kind.SPOT, None, 1, t.qty, t.price, t.price, fee, at, note=note)
     trade_id = ledger.add_trade(portfolio, trade, forced=False)
@@ -205,10 +212,12 @@ def _book_buy(ledger, portfolio: Portfolio, t, at: datetime, note: str, fee_rate
     }
 
 
-def _book_sell(ledger, portfolio: Portfolio, lots: list[Lot], t, at: datetime, note: str, settings) -> dict:
+def _book_sell(
+    ledger: Ledger, portfolio: Portfolio, lots: list[Lot], t: PlannedTrade, at: datetime, note: str, fee_rate: Decimal
+) -> dict:
     close_ids, fees = [], ZERO
     for part in allocate_close(lots, qty=t.qty):
-        fee = fee_for(part.qty, t.price, settings.fees.spot_taker)
+        fee = fee_for(part.qty, t.price, fee_rate)
         gross = realized_pnl(Side.LONG, part.qty, part.lot.trade.price_usdt, t.price)
         close = Close(0, part.lot.trade.id, part.qty, t.price, t.price, fee, gross, at, note)
         close_ids.append(ledger.book_close(portfolio, close))
