@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portfolio_cli.engine.accounting import Lot, allocate_close, build_lots, fee_for, realized_pnl, wallet_balance
+from portfolio_cli.engine.brackets import flat_table
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.money import q8
@@ -54,7 +55,7 @@ def test_hand_computed_mixed_portfolio():
         cash,
         build_lots([btc, eth], []),
         {"BTC/USDT": mark("BTC/USDT", D(33000)), "ETH/USDT": mark("ETH/USDT", D(2100))},
-        lambda s: MMR,
+        lambda s: flat_table(s, MMR),
     )
     assert v.wallet_balance == D("19981")  # 20000 − 15 − 4
     assert v.unrealized_pnl == D("1100")  # 0.5×3000 − 4×100
@@ -144,6 +145,6 @@ def test_equity_moves_linearly_with_price(side, qty, entry, m1, m2):
     cash = flows((FlowKind.DEPOSIT, D(10000)))
 
     def equity(price: D) -> D:
-        return value_portfolio(cash, lots, {"BTC/USDT": mark("BTC/USDT", price)}, lambda s: MMR).equity
+        return value_portfolio(cash, lots, {"BTC/USDT": mark("BTC/USDT", price)}, lambda s: flat_table(s, MMR)).equity
 
     assert equity(m2) - equity(m1) == q8(side.sign * qty * (m2 - m1))

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from portfolio_cli.engine.margin import AccountRules
 from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
 
@@ -42,18 +43,51 @@ class Fees(Section):
     margin_taker: Rate = Decimal("0.0005")
 
 
+class BracketRow(Section):
+    """One leverage bracket: notional up to ``cap`` (USDT), its maximum leverage, maintenance rate and
+    maintenance amount (derived so MM is continuous when left out)."""
+
+    cap: Annotated[Decimal, Field(gt=0)]
+    max_leverage: Annotated[int, Field(ge=1, le=125)]
+    mmr: Rate
+    cum: Annotated[Decimal, Field(ge=0)] | None = None
+
+
 class Trading(Section):
     slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(0)
     margin_mode: Literal["isolated", "cross"] = "isolated"
+    # A flat maintenance rate for a symbol with no bracket data (neither bundled nor in brackets_file).
     maintenance_margin_rate: Rate = Decimal("0.005")
-    # Per-symbol maintenance margin rates, e.g. {"BTC/USDT" = 0.004}.
+    # Per-symbol flat maintenance rates, e.g. {"BTC/USDT" = 0.004}: one bracket, no maintenance amount.
     maintenance_margin_rates: dict[str, Rate] = {}
+    # Binance's leverageBracket answer (JSON) to use instead of the bundled snapshot.
+    brackets_file: Path | None = None
+    # Per-symbol brackets: [[trading.brackets."BTC/USDT"]] cap = 50000, max_leverage = 125, mmr = 0.004.
+    brackets: dict[str, list[BracketRow]] = {}
+    # Binance's clearance fee on a cross liquidation, for a symbol whose liquidationFee is unknown.
+    liquidation_fee_rate: Rate = Decimal("0.0125")
 
     # Funding rate per 8 hours used when Binance's cannot be fetched (offline).
     funding_rate: Annotated[Decimal, Field(ge=-1, le=1)] = Decimal("0.0001")
 
-    def mmr(self, symbol: str) -> Decimal:
-        return self.maintenance_margin_rates.get(symbol, self.maintenance_margin_rate)
+
+Off = Literal["off"]
+
+
+class MarginRules(Section):
+    """This tool's protective account rules on the margin level (equity − spot) / margin used × 100,
+    on top of Binance's liquidation; "off" switches one off."""
+
+    warning_pct: Annotated[Decimal, Field(ge=0)] | Off = Decimal(200)
+    alert_pct: Annotated[Decimal, Field(ge=0)] | Off = Decimal(150)
+    # Below it, check closes the most losing cross position (a margin call by rule).
+    margin_call_pct: Annotated[Decimal, Field(ge=0)] | Off = Decimal(110)
+
+    def rules(self) -> AccountRules:
+        def level(value: Decimal | str) -> Decimal | None:
+            return None if value == "off" else Decimal(value)
+
+        return AccountRules(level(self.warning_pct), level(self.alert_pct), level(self.margin_call_pct))
 
 
 Pct = Annotated[Decimal, Field(ge=0, le=100)]
@@ -170,6 +204,7 @@ class Settings(Section):
     default_portfolio: Annotated[str, Field(min_length=1, max_length=64)] = "main"
     fees: Fees = Fees()
     trading: Trading = Trading()
+    margin_rules: MarginRules = MarginRules()
     risk: Risk = Risk()
     prices: Prices = Prices()
     snapshots: Snapshots = Snapshots()
@@ -190,7 +225,7 @@ class Settings(Section):
     @field_validator("portfolios")
     @classmethod
     def _overrides_are_sections(cls, portfolios: dict[str, dict[str, Any]]) -> dict:
-        allowed = {"fees", "trading", "risk"}
+        allowed = {"fees", "trading", "risk", "margin_rules"}
         for name, override in portfolios.items():
             unknown = set(override) - allowed
             if unknown:

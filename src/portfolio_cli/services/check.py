@@ -19,8 +19,9 @@ from enum import IntEnum
 
 from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
 from portfolio_cli.engine.margin import (
-    CRITICAL_LEVEL_PCT,
     MarginState,
+    cross_clearance_fees,
+    cross_liquidated,
     funding_payment,
     funding_times,
     isolated_liquidation_price,
@@ -34,7 +35,7 @@ from portfolio_cli.engine.triggers import Trigger, adverse_price, first_trigger
 from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.money import ONE, q8
 from portfolio_cli.prices import FundingRate, floor_time
-from portfolio_cli.services.common import lots_of
+from portfolio_cli.services.common import brackets_of, lots_of
 from portfolio_cli.session import Session
 
 MINUTE_CANDLES_UP_TO = timedelta(minutes=1000)  # one request per symbol
@@ -133,7 +134,7 @@ def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCh
         now,
         market.timeframe if live else None,
         replay.level,
-        margin_state(replay.level),
+        margin_state(replay.level, replay.rules),
         tuple(replay.events),
     )
 
@@ -177,6 +178,8 @@ class _Replay:
         self.market = market
         self.now = now
         self.settings = session.settings.for_portfolio(portfolio.name)
+        self.brackets = brackets_of(self.settings)
+        self.rules = self.settings.margin_rules.rules()
         self.events: list[CheckEvent] = []
         self.level: Decimal | None = None
 
@@ -265,9 +268,7 @@ class _Replay:
         t = lot.trade
         if t.kind is not Kind.MARGIN or lot.margin_mode is not MarginMode.ISOLATED:
             return None
-        return isolated_liquidation_price(
-            t.side, lot.open_qty, t.price_usdt, lot.margin, self.settings.trading.mmr(t.symbol)
-        )
+        return isolated_liquidation_price(t.side, lot.open_qty, t.price_usdt, lot.margin, self.brackets(t.symbol))
 
     def _rate_at(self, symbol: str, moment: datetime | None) -> Decimal:
         pair = conversion_pair(symbol)
@@ -287,6 +288,8 @@ class _Replay:
             rate_fee = self.settings.fees.margin_taker if t.kind is Kind.MARGIN else self.settings.fees.spot_taker
             fee = fee_for(qty, price_usdt, rate_fee)
         how = "gapped through, filled at the open" if trigger.gapped else "touched"
+        if trigger.reason is CloseReason.LIQUIDATION:
+            how = f"Binance isolated liquidation price {trigger.price} {how}"
         self._book(lot, qty, trigger.price, price_usdt, gross, fee, moment, trigger.reason, how)
 
     def _book(
@@ -333,22 +336,30 @@ class _Replay:
         return marks
 
     def _margin_calls(self, moment: datetime, marks: dict[str, Mark]) -> None:
-        mmr = self.settings.trading.mmr
+        """Binance's cross liquidation first (the cross margin ratio has reached 100 %), then the
+        account rule's margin call (margin level below its level: the most losing cross position)."""
         while any(lot.is_open and lot.margin_mode is MarginMode.CROSS for lot in self.lots):
             open_symbols = {lot.trade.symbol for lot in self.lots if lot.is_open}
             if not open_symbols <= set(marks):
                 return
-            valuation = value_portfolio(self.flows, self.lots, marks, mmr)
+            valuation = value_portfolio(self.flows, self.lots, marks, self.brackets)
             self.level = valuation.margin_level_pct
-            if self.level is None or self.level >= CRITICAL_LEVEL_PCT:
+            if cross_liquidated(valuation):
+                self._cross_liquidation(moment, valuation)
+                continue
+            threshold = self.rules.margin_call_pct
+            if self.level is None or threshold is None or self.level >= threshold:
                 return
             worst = most_losing_cross(valuation)
             if worst is None:
                 return
             lot = next(lot for lot in self.lots if lot.trade.id == worst.trade_id)
-            fee = q8(worst.notional * mmr(worst.symbol))
+            fee = fee_for(worst.qty, worst.mark_usdt, self.settings.fees.margin_taker)
             gross = realized_pnl(worst.side, worst.qty, lot.trade.price_usdt, worst.mark_usdt)
-            how = f"margin level {self.level}% below {CRITICAL_LEVEL_PCT}%, the most losing cross position"
+            how = (
+                f"margin call by rule: margin level {self.level}% below margin_rules.margin_call_pct "
+                f"{threshold}%, the most losing cross position"
+            )
             self._book(
                 lot,
                 worst.qty,
@@ -360,6 +371,22 @@ class _Replay:
                 CloseReason.MARGIN_CALL,
                 how,
             )
+
+    def _cross_liquidation(self, moment: datetime, valuation) -> None:
+        """Binance liquidates the cross positions at the mark, charging its clearance fee."""
+        cross = [p for p in valuation.positions if p.kind is Kind.MARGIN and p.margin_mode is MarginMode.CROSS]
+        fees = cross_clearance_fees(cross, valuation.cross_wallet_balance, self._clearance_rate)
+        how = (
+            f"Binance liquidation: cross margin ratio {valuation.cross_margin_ratio_pct or 'beyond'}% reached 100% "
+            f"(maintenance {valuation.cross_maintenance_margin} ≥ margin balance {valuation.cross_margin_balance})"
+        )
+        for p, fee in zip(cross, fees, strict=True):
+            lot = next(lot for lot in self.lots if lot.trade.id == p.trade_id)
+            gross = realized_pnl(p.side, p.qty, lot.trade.price_usdt, p.mark_usdt)
+            self._book(lot, p.qty, p.mark, p.mark_usdt, gross, fee, moment, CloseReason.LIQUIDATION, how)
+
+    def _clearance_rate(self, symbol: str) -> Decimal:
+        return self.settings.trading.liquidation_fee_rate
 
     def _final(self) -> None:
         """The current prices: the part of the market no complete candle covers yet."""
@@ -376,11 +403,11 @@ class _Replay:
                 self._close(lot, trigger, self.now, self._rate_at(t.symbol, None))
         self._margin_calls(self.now, marks)
         if any(lot.is_open for lot in self.lots):
-            valuation = value_portfolio(self.flows, self.lots, marks, self.settings.trading.mmr)
+            valuation = value_portfolio(self.flows, self.lots, marks, self.brackets)
             self.level = valuation.margin_level_pct
         else:
             self.level = None
-        state = margin_state(self.level)
+        state = margin_state(self.level, self.rules)
         if state in {MarginState.WARNING, MarginState.ALERT, MarginState.CRITICAL}:
             kind = {MarginState.WARNING: "warning", MarginState.ALERT: "alert"}.get(state, "critical")
             self._event(self.now, kind, f"margin level {self.level}%: {state}")

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli.config import Settings
 from portfolio_cli.engine.accounting import Lot, build_lots
+from portfolio_cli.engine.brackets import Brackets, BracketTable
 from portfolio_cli.engine.history import records_at
 from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Portfolio, Side, Trade
 from portfolio_cli.engine.symbols import normalize_symbol
 from portfolio_cli.engine.valuation import Valuation, value_portfolio
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import InvalidInput, RuleRefused
 from portfolio_cli.ledger import Ledger
 from portfolio_cli.money import q8
 from portfolio_cli.session import Session
@@ -94,7 +96,25 @@ def valuation_of(
         # A concurrent command opened a symbol we have no mark for yet.
         marks = {**marks, **session.prices.marks(symbols - set(marks), live=live)}
     settings = session.settings.for_portfolio(portfolio.name)
-    return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, settings.trading.mmr, aggregate)
+    return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, brackets_of(settings), aggregate)
+
+
+def check_bracket_leverage(table: BracketTable, symbol: str, notional: Decimal, leverage: int) -> None:
+    """Binance refuses a leverage above the maximum of the bracket the notional falls in."""
+    bracket = table.at(notional)
+    if leverage > bracket.max_leverage:
+        raise RuleRefused(
+            f"refused by leverage bracket: {symbol} at {notional} USDT notional is in bracket {bracket.number} "
+            f"(up to {bracket.cap.normalize():f} USDT), whose maximum leverage is {bracket.max_leverage}x, "
+            f"not {leverage}x ({table.source})"
+        )
+
+
+def brackets_of(settings: Settings) -> Brackets:
+    """The leverage brackets these settings use (prices/brackets.py says where each comes from)."""
+    from portfolio_cli.prices.brackets import bracket_source
+
+    return bracket_source(settings.trading)
 
 
 def check_text(value: str | None, what: str) -> str | None:

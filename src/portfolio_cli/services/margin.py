@@ -14,7 +14,7 @@ from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
 from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
-from portfolio_cli.services.common import MAX_LEVERAGE, check_places, lots_of, parse_symbol, valuation_of
+from portfolio_cli.services.common import MAX_LEVERAGE, brackets_of, check_places, lots_of, parse_symbol, valuation_of
 from portfolio_cli.services.risk import betas_to_btc
 from portfolio_cli.session import Session
 
@@ -38,8 +38,18 @@ def margin_report(session: Session, name: str) -> MarginReport:
     marks = session.prices.marks(open_symbols)
     valuation = valuation_of(session, portfolio, marks, lots=lots)
     betas = betas_to_btc(session, open_symbols, settings.risk.correlation_days) if open_symbols else {}
-    stress = stress_test(session.ledger.cash_flows(portfolio), lots, marks, settings.trading.mmr, betas)
-    account = assess_margin(valuation, settings.trading.mmr)
+    brackets = brackets_of(settings)
+    rules = settings.margin_rules.rules()
+    stress = stress_test(
+        session.ledger.cash_flows(portfolio),
+        lots,
+        marks,
+        brackets,
+        betas,
+        rules=rules,
+        clearance_rate=lambda symbol: settings.trading.liquidation_fee_rate,
+    )
+    account = assess_margin(valuation, brackets, rules)
     return MarginReport(name, session.clock(), account, tuple(stress), betas)
 
 
@@ -94,7 +104,7 @@ def switch_margin_mode(session: Session, name: str, trade_id: int, mode: MarginM
         if mode is MarginMode.ISOLATED:
             t = lot.trade
             liq = isolated_liquidation_price(
-                t.side, lot.open_qty, t.price_usdt, lot.initial_margin, settings.trading.mmr(t.symbol)
+                t.side, lot.open_qty, t.price_usdt, lot.initial_margin, brackets_of(settings)(t.symbol)
             )
             mark = marks[t.symbol].price_usdt
             if first_trigger(t.side, mark, mark, mark, liquidation=liq) is not None:
@@ -121,7 +131,8 @@ def _margin_lot(session: Session, portfolio, trade_id: int):
 
 def _update(session: Session, portfolio, name: str, trade_id: int, marks) -> MarginUpdate:
     valuation = valuation_of(session, portfolio, marks, live=False)
-    account = assess_margin(valuation, session.settings.for_portfolio(name).trading.mmr)
+    settings = session.settings.for_portfolio(name)
+    account = assess_margin(valuation, brackets_of(settings), settings.margin_rules.rules())
     row = next(p for p in account.positions if p.trade_id == trade_id)
     lot = next(lot for lot in lots_of(session, portfolio) if lot.trade.id == trade_id)
     return MarginUpdate(

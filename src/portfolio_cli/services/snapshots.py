@@ -17,7 +17,7 @@ from portfolio_cli.engine.records import Candle, Portfolio, Snapshot
 from portfolio_cli.engine.symbols import symbols_to_price
 from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.prices.book import candle_marks
-from portfolio_cli.services.common import PortfolioRecords, records_of
+from portfolio_cli.services.common import PortfolioRecords, brackets_of, records_of
 from portfolio_cli.session import Session
 
 # (what is being done, how many done, out of how many): drives a progress bar on a terminal.
@@ -91,7 +91,7 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
                     skipped.append(SkippedDay(day, lacking, _no_candle(lacking, failures, session.prices.offline)))
                     continue
                 day_marks = candle_marks(_open_symbols(lots), {s: opens[s, day] for s in symbols})
-                valuation = value_portfolio(flows, lots, day_marks, settings.trading.mmr)
+                valuation = value_portfolio(flows, lots, day_marks, brackets_of(settings))
                 written.append(snapshot_of(p.id, day, moment, True, valuation))
                 backfilled.append(day)
             snapshot, unpriced, reason = _today(session, p, records, marks, why, now)
@@ -131,7 +131,7 @@ def _today(
         since = min(marks[s].at for s in old)
         return None, old, f"the last price is from {since:%Y-%m-%d %H:%M} UTC, before today"
     settings = session.settings.for_portfolio(portfolio.name)
-    valuation = value_portfolio(flows, lots, {s: marks[s] for s in symbols}, settings.trading.mmr)
+    valuation = value_portfolio(flows, lots, {s: marks[s] for s in symbols}, brackets_of(settings))
     return snapshot_of(portfolio.id, now.date(), now, False, valuation), [], ""
 
 

@@ -14,6 +14,8 @@ from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
     MAX_LEVERAGE,
+    brackets_of,
+    check_bracket_leverage,
     check_places,
     check_stops,
     check_text,
@@ -121,6 +123,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     if q8(qty) != qty or qty <= 0:
         raise InvalidInput(f"quantity {qty} does not fit the ledger's 8 decimal places")
 
+    if kind is Kind.MARGIN:
+        check_bracket_leverage(brackets_of(settings)(symbol), symbol, q8(qty * fill_usdt), req.leverage)
     rate_fee = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
     fee = fee_for(qty, fill_usdt, rate_fee)
     margin = q8(initial_margin(kind, qty, fill_usdt, req.leverage))

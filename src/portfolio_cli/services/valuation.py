@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from portfolio_cli.engine.valuation import Valuation, value_portfolio
-from portfolio_cli.services.common import lots_of, moment_or_now, records_of, valuation_of
+from portfolio_cli.services.common import brackets_of, lots_of, moment_or_now, records_of, valuation_of
 from portfolio_cli.session import Session
 
 
@@ -35,4 +35,4 @@ def _value_at(session: Session, name: str, moment: datetime, aggregate: bool) ->
     lots, flows = records_of(session.ledger, portfolio).at(moment)
     marks = session.prices.marks_at({lot.trade.symbol for lot in lots if lot.is_open}, moment)
     settings = session.settings.for_portfolio(name)
-    return PortfolioValue(name, moment, value_portfolio(flows, lots, marks, settings.trading.mmr, aggregate))
+    return PortfolioValue(name, moment, value_portfolio(flows, lots, marks, brackets_of(settings), aggregate))
