@@ -118,12 +118,12 @@ def test_closing_at_the_mark_costs_exactly_the_exit_fee(side, qty, entry, exit, 
     t = trade(f"{side} {qty} BTC/USDT @ {entry} x{leverage}", fee_rate=fee_rate)
     marks = {"BTC/USDT": mark("BTC/USDT", exit)}
     opened = [(FlowKind.DEPOSIT, D(10**9)), (FlowKind.FEE, -t.fee)]
-    before = value_portfolio(flows(*opened), build_lots([t], []), marks, lambda s: MMR).equity
+    before = value_portfolio(flows(*opened), build_lots([t], []), marks, lambda s: flat_table(s, MMR)).equity
 
     pnl, fee = realized_pnl(side, qty, t.price_usdt, exit), fee_for(qty, exit, fee_rate)
     close = Close(1, t.id, qty, exit, exit, fee, pnl, T0)
     closed = [*opened, (FlowKind.REALIZED_PNL, pnl), (FlowKind.FEE, -fee)]
-    after = value_portfolio(flows(*closed), build_lots([t], [close]), marks, lambda s: MMR).equity
+    after = value_portfolio(flows(*closed), build_lots([t], [close]), marks, lambda s: flat_table(s, MMR)).equity
 
     assert after == before - fee
 
