@@ -87,8 +87,8 @@ def test_take_profit_for_a_short(cli, binance):
 def test_isolated_liquidation_touched_and_recovered_within_the_hour(cli, binance):
     cli("init", "--at", iso(hour(-30)))
     cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", iso(hour(-20)))
-    # The hour dipped to 36,000 and closed at 39,900: the liquidation price was touched.
-    binance.ohlc[("BTC/USDT", "1h", ms(hour(-5)))] = (D(40000), D(40000), D(36000), D(39900))
+    # The mark price dipped to 36,000 within the hour and closed at 39,900: liquidation was touched.
+    binance.mark_ohlc[("BTC/USDT", "1h", ms(hour(-5)))] = (D(40000), D(40000), D(36000), D(39900))
     result = cli("check", code=CLOSED)
     assert "liquidation" in result.stdout
     [trade] = closes(cli)

@@ -54,6 +54,11 @@ class BracketRow(Section):
 
 
 class Trading(Section):
+    # Market orders walk Binance's order book ("book"), or fill at the last price ± slippage ("last").
+    fills: Literal["book", "last"] = "book"
+    # The book is walked only this far from the last price; an order it cannot fill within is refused.
+    book_cap_pct: Annotated[Decimal, Field(gt=0, le=50)] = Decimal(5)
+    # When the book cannot be had (or with fills = "last"): last price moved against you by this much.
     slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(0)
     margin_mode: Literal["isolated", "cross"] = "isolated"
     # A flat maintenance rate for a symbol with no bracket data (neither bundled nor in brackets_file).

@@ -1,6 +1,7 @@
 """One hierarchy for every expected failure; the CLI turns each into one stderr line and its exit code.
 
-Exit codes: 0 ok, 1 refused by a rule, 2 usage, 3 config, 4 not found, 5 price unavailable, 6 ledger.
+Exit codes: 0 ok, 1 refused by a rule, 2 usage, 3 config, 4 not found, 5 price unavailable, 6 ledger,
+13 committed but incomplete.
 """
 
 
@@ -46,3 +47,7 @@ class LedgerFailure(PortfolioError):
     """The ledger file cannot be opened, is locked for too long, or is damaged."""
 
     exit_code = 6
+
+
+# Committed, but a day, symbol or candle window could not be processed (named on stderr).
+INCOMPLETE = 13

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from portfolio_cli.config import ENV_PORTFOLIO
-from portfolio_cli.errors import InvalidInput, PortfolioError
+from portfolio_cli.errors import INCOMPLETE, InvalidInput, PortfolioError
 from portfolio_cli.money import parse_positive
 from portfolio_cli.render import safe
 from portfolio_cli.session import Session
@@ -73,6 +73,10 @@ def running(
         session = Session.create(command, db=db, config=config, offline=offline, warn=warn)
         yield session
         session.keep_fetched_quotes()
+        if session.incomplete:
+            for message in session.incomplete:
+                stderr.print(f"incomplete: {printable(message)}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(INCOMPLETE)
     except PortfolioError as exc:
         stderr.print(f"error: {printable(str(exc))}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None

@@ -42,6 +42,7 @@ from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.brackets import Brackets, BracketTable
 from portfolio_cli.engine.futures import is_liquidated, liquidation_price, margin_ratio_pct  # noqa: F401 (re-exported)
 from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side
+from portfolio_cli.engine.symbols import spot_of
 from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.engine.valuation import Mark, PositionValue, Valuation, value_portfolio
 from portfolio_cli.money import HUNDRED, ONE, ZERO, pct_of, q8
@@ -263,7 +264,7 @@ def stress_test(
     for move in moves_pct:
         shocked = {}
         for symbol, m in marks.items():
-            factor = ONE + Decimal(str(round(betas.get(symbol, 1.0), 6))) * Decimal(move) / HUNDRED
+            factor = ONE + Decimal(str(round(betas.get(spot_of(symbol), 1.0), 6))) * Decimal(move) / HUNDRED
             price = max(m.price_usdt * factor, ZERO)
             shocked[symbol] = replace(m, price=price, price_usdt=price)
         flows_after, lots_after, liquidated = list(flows), list(open_lots), []

@@ -28,6 +28,7 @@ from portfolio_cli.engine.accounting import Lot, flow_total, wallet_balance
 from portfolio_cli.engine.brackets import Brackets
 from portfolio_cli.engine.futures import liquidation_price, margin_ratio_pct
 from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side
+from portfolio_cli.engine.symbols import perpetual_of
 from portfolio_cli.money import ZERO, pct_of, q8
 
 
@@ -113,7 +114,7 @@ def value_portfolio(
         key = (t.symbol, t.side, t.kind) if aggregate else (t.id,)
         groups.setdefault(key, []).append(lot)
 
-    marked = [(group, marks[group[0].trade.symbol]) for group in groups.values()]
+    marked = [(group, mark_of(group[0].trade.symbol, group[0].trade.kind, marks)) for group in groups.values()]
     unrealized = sum((_unrealized(group, mark) for group, mark in marked), ZERO)
     equity = wallet + unrealized
     rows = [_row(group, mark, brackets, aggregate, equity) for group, mark in marked]
@@ -173,6 +174,19 @@ def _binance_figures(
     liq = liquidation_price(row.side, row.qty, row.entry_usdt, table, row.margin)
     ratio = margin_ratio_pct(row.maintenance_margin, row.margin + row.unrealized_pnl)
     return replace(row, margin_ratio_pct=ratio, liquidation_price=liq)
+
+
+def price_key(symbol: str, kind: Kind) -> str:
+    """What a position is valued at: a spot position at its pair (``BTC/USDT``), a margin position at
+    its USDⓈ-M perpetual's mark (``BTC/USDT:USDT``)."""
+    return perpetual_of(symbol) if kind is Kind.MARGIN else symbol
+
+
+def mark_of(symbol: str, kind: Kind, marks: Mapping[str, Mark]) -> Mark:
+    """The mark of a position: its perpetual's for a margin position when one is at hand, else its pair's."""
+    if kind is Kind.MARGIN and perpetual_of(symbol) in marks:
+        return marks[perpetual_of(symbol)]
+    return marks[symbol]
 
 
 def _unrealized(group: list[Lot], mark: Mark) -> Decimal:

@@ -13,8 +13,9 @@ from portfolio_cli.engine.brackets import Brackets, BracketTable
 from portfolio_cli.engine.history import records_at
 from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Portfolio, Side, Trade
 from portfolio_cli.engine.symbols import normalize_symbol
-from portfolio_cli.engine.valuation import Valuation, value_portfolio
-from portfolio_cli.errors import InvalidInput, RuleRefused
+from portfolio_cli.engine.symbols import spot_of
+from portfolio_cli.engine.valuation import Valuation, price_key, value_portfolio
+from portfolio_cli.errors import InvalidInput, PriceUnavailable, RuleRefused
 from portfolio_cli.ledger import Ledger
 from portfolio_cli.money import q8
 from portfolio_cli.session import Session
@@ -82,6 +83,34 @@ def open_symbols(session: Session, portfolio: Portfolio) -> set[str]:
     return {lot.trade.symbol for lot in lots_of(session, portfolio) if lot.is_open}
 
 
+def price_keys(lots: list[Lot]) -> set[str]:
+    """What the open lots are valued at: spot pairs, and margin positions' perpetuals (mark price)."""
+    return {price_key(lot.trade.symbol, lot.trade.kind) for lot in lots if lot.is_open}
+
+
+def marks_for(session: Session, lots: list[Lot], extra: set[str] = frozenset()) -> tuple[dict, list[Lot]]:
+    """Marks for the open lots (and ``extra`` symbols) in one batch, and the lots that can be valued.
+
+    A symbol Binance does not list is handled alone: valued at its cached price, or its positions left
+    out; either way it is named and the command exits 13 (committed, but incomplete). No price for a
+    listed symbol is still an error (exit 5)."""
+    book = session.prices
+    keys = price_keys(lots) | set(extra)
+    marks, missing, reason = book.marks_found(keys)
+    unlisted = [s for s in missing if spot_of(s) in book.unlisted]
+    other = [s for s in missing if s not in unlisted]
+    if other or set(extra) & {spot_of(s) for s in unlisted}:
+        names = other + [s for s in unlisted if spot_of(s) in extra]
+        raise PriceUnavailable(f"no price for {', '.join(sorted(names))}{reason}; pass --price SYMBOL=VALUE")
+    left = {spot_of(s) for s in unlisted}
+    for symbol in sorted(left):
+        session.left_out(f"{symbol} is not listed on Binance and has no cached price: its positions are left out")
+    held = {lot.trade.symbol for lot in lots if lot.is_open}
+    for symbol in sorted((book.unlisted & held) - left):
+        session.left_out(f"{symbol} is not listed on Binance: valued at its last cached price")
+    return marks, [lot for lot in lots if not (lot.is_open and lot.trade.symbol in left)]
+
+
 def valuation_of(
     session: Session,
     portfolio: Portfolio,
@@ -91,10 +120,15 @@ def valuation_of(
     live: bool = True,
 ) -> Valuation:
     lots = lots_of(session, portfolio) if lots is None else lots
-    symbols = {lot.trade.symbol for lot in lots if lot.is_open}
-    if symbols - set(marks):
+    symbols = {
+        key
+        for lot in lots
+        if lot.is_open and (key := price_key(lot.trade.symbol, lot.trade.kind)) not in marks
+        and lot.trade.symbol not in marks
+    }
+    if symbols:
         # A concurrent command opened a symbol we have no mark for yet.
-        marks = {**marks, **session.prices.marks(symbols - set(marks), live=live)}
+        marks = {**marks, **session.prices.marks(symbols, live=live)}
     settings = session.settings.for_portfolio(portfolio.name)
     return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, brackets_of(settings), aggregate)
 

@@ -14,7 +14,16 @@ from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
 from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
-from portfolio_cli.services.common import MAX_LEVERAGE, brackets_of, check_places, lots_of, parse_symbol, valuation_of
+from portfolio_cli.engine.valuation import mark_of
+from portfolio_cli.services.common import (
+    MAX_LEVERAGE,
+    brackets_of,
+    check_places,
+    lots_of,
+    marks_for,
+    parse_symbol,
+    valuation_of,
+)
 from portfolio_cli.services.risk import betas_to_btc
 from portfolio_cli.session import Session
 
@@ -34,8 +43,8 @@ def margin_report(session: Session, name: str) -> MarginReport:
     settings = session.settings.for_portfolio(name)
     portfolio = session.ledger.portfolio(name)
     lots = lots_of(session, portfolio)
+    marks, lots = marks_for(session, lots)
     open_symbols = {lot.trade.symbol for lot in lots if lot.is_open}
-    marks = session.prices.marks(open_symbols)
     valuation = valuation_of(session, portfolio, marks, lots=lots)
     betas = betas_to_btc(session, open_symbols, settings.risk.correlation_days) if open_symbols else {}
     brackets = brackets_of(settings)
@@ -71,7 +80,7 @@ def change_isolated_margin(session: Session, name: str, trade_id: int, amount: D
     check_places(abs(amount), "amount")
     portfolio = session.ledger.portfolio(name)
     _margin_lot(session, portfolio, trade_id)  # unknown, closed or spot: refused before any request
-    marks = session.prices.marks({x.trade.symbol for x in lots_of(session, portfolio) if x.is_open})
+    marks, _ = marks_for(session, lots_of(session, portfolio))
     with session.ledger.transaction(session.command, session.clock()):
         lot = _margin_lot(session, portfolio, trade_id)
         if lot.margin_mode is not MarginMode.ISOLATED:
@@ -94,8 +103,7 @@ def switch_margin_mode(session: Session, name: str, trade_id: int, mode: MarginM
     """Move a margin position between isolated and cross. To cross: its added margin is released.
     To isolated: refused when the mark is already past the isolated liquidation price."""
     portfolio = session.ledger.portfolio(name)
-    symbols = {x.trade.symbol for x in lots_of(session, portfolio) if x.is_open}
-    marks = session.prices.marks(symbols)
+    marks, _ = marks_for(session, lots_of(session, portfolio))
     settings = session.settings.for_portfolio(name)
     with session.ledger.transaction(session.command, session.clock()):
         lot = _margin_lot(session, portfolio, trade_id)
@@ -106,7 +114,7 @@ def switch_margin_mode(session: Session, name: str, trade_id: int, mode: MarginM
             liq = isolated_liquidation_price(
                 t.side, lot.open_qty, t.price_usdt, lot.initial_margin, brackets_of(settings)(t.symbol)
             )
-            mark = marks[t.symbol].price_usdt
+            mark = mark_of(t.symbol, t.kind, marks).price_usdt
             if first_trigger(t.side, mark, mark, mark, liquidation=liq) is not None:
                 raise RuleRefused(
                     f"trade {trade_id} would be liquidated at once in isolated margin: mark {mark}, "

@@ -7,9 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, fill_price, initial_margin, realized_pnl
+from portfolio_cli.engine.fills import BookTooThin, walk_book
 from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
-from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
+from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, perpetual_of, quote_of, spot_of
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
@@ -20,6 +21,7 @@ from portfolio_cli.services.common import (
     check_stops,
     check_text,
     lots_of,
+    marks_for,
     moment_or_now,
     open_symbols,
     parse_symbol,
@@ -63,6 +65,9 @@ class Fill:
     at: datetime
     rounded_from: Decimal | None
     overridden_rules: tuple[str, ...]
+    market: str = ""  # the market it traded: BTC/USDT, or the perpetual BTC/USDT:USDT
+    fill_note: str | None = None  # how the fill was had: the book walked, or the fallback
+    moved_pct: Decimal | None = None  # the fill's distance from the last price (the mark for a perpetual)
 
 
 def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
@@ -95,31 +100,41 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     book = session.prices
     backdated = req.at is not None
 
+    market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
+    # A margin position trades the pair's USDⓈ-M perpetual: none on Binance is a refusal (exit 4).
+    rules = book.futures_rules(symbol) if kind is Kind.MARGIN else None
     if req.price is not None and not backdated:
         book.override(symbol, req.price)
-    marks = book.marks(open_symbols(session, portfolio) | {symbol})
-    if req.price is not None:
-        fill = req.price
-    else:
-        quote = book.price_at(symbol, at).price if backdated else marks[symbol].price
-        fill = fill_price(quote, buy=side is Side.LONG, slippage_bps=settings.trading.slippage_bps)
+    marks, _ = marks_for(session, lots_of(session, portfolio), extra={symbol, market})
+    if kind is Kind.SPOT:
+        rules = book.rules(symbol)
     rate = book.usdt_rate_at(symbol, at if backdated else None)
-    fill_usdt = q8(fill * rate)
-    check_stops(side, fill, req.stop_loss, req.take_profit)
+    fill_note, moved_pct = None, None
+    if req.price is not None:
+        reference = req.price
+    elif backdated:
+        reference = fill_price(book.price_at(symbol, at).price, side is Side.LONG, settings.trading.slippage_bps)
+    else:
+        reference = marks[market].price  # the pair's last price; a perpetual's mark
 
-    qty = req.qty if req.qty is not None else req.notional / fill_usdt
-    rules = book.rules(symbol)
+    qty = req.qty if req.qty is not None else req.notional / q8(reference * rate)
     rounded_from = None
     if rules is None:
-        session.warn(f"trading rules for {symbol} unknown offline: lot step and exchange minimums not checked")
+        session.warn(f"trading rules for {market} unknown offline: lot step and exchange limits not checked")
         qty = q8(qty) if req.qty is None else qty
     else:
-        conformed = conform_qty(qty, fill, rules)
+        conformed = conform_qty(qty, reference, rules)
         if not isinstance(conformed, Conformed):
             raise RuleRefused(str(conformed))
         qty, rounded_from = conformed.qty, conformed.rounded_from
         if rounded_from is not None and req.qty is not None:
             session.warn(f"quantity {rounded_from} rounded down to {qty} (lot step {rules.amount_step.normalize()})")
+    if req.price is not None or backdated:
+        fill = reference
+    else:
+        fill, fill_note, moved_pct = market_fill(session, settings, market, qty, side is Side.LONG, reference)
+    fill_usdt = q8(fill * rate)
+    check_stops(side, fill, req.stop_loss, req.take_profit)
     if q8(qty) != qty or qty <= 0:
         raise InvalidInput(f"quantity {qty} does not fit the ledger's 8 decimal places")
 
@@ -138,6 +153,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
 
     with ledger.transaction(session.command, session.clock()):
         lots = lots_of(session, portfolio)
+        # a held symbol Binance does not list and nothing cached prices is left out (named, exit 13)
+        lots = [lot for lot in lots if not lot.is_open or {lot.trade.symbol, perpetual_of(lot.trade.symbol)} & set(marks)]
         valuation = valuation_of(session, portfolio, marks, lots=lots, live=False)
         check = TradeCheck(
             new=new,
@@ -193,7 +210,39 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         at,
         rounded_from,
         tuple(r.rule for r in refusals),
+        market,
+        fill_note,
+        moved_pct,
     )
+
+
+def market_fill(
+    session: Session, settings, market: str, qty: Decimal, buy: bool, reference: Decimal
+) -> tuple[Decimal, str, Decimal | None]:
+    """A market order's fill: Binance's book walked for its VWAP (one depth request), capped at
+    ``trading.book_cap_pct`` from the reference; when the book cannot be had, the last price moved
+    against the trader by ``trading.slippage_bps``, saying so."""
+    trading = settings.trading
+    book = session.prices
+    if trading.fills == "book":
+        order_book, why = book.order_book(market)
+        if order_book is not None:
+            walked = walk_book(order_book.asks if buy else order_book.bids, qty, reference, buy, trading.book_cap_pct)
+            if isinstance(walked, BookTooThin):
+                raise RuleRefused(f"refused by the order book: {qty.normalize():f} {market}: {walked}")
+            what = "mark" if market != spot_of(market) else "last price"
+            note = (
+                f"order book, {walked.levels} level(s), {walked.moved_pct.normalize():f} % from the {what} {reference}"
+            )
+            return walked.price, note, walked.moved_pct
+        last = book.perpetual_last(market) if market != spot_of(market) else None
+        reference = last.price if last is not None else reference
+        session.warn(
+            f"order book for {market} unavailable ({why}): filled at the last price {reference} "
+            f"± {trading.slippage_bps.normalize():f} bps"
+        )
+    price = fill_price(reference, buy=buy, slippage_bps=trading.slippage_bps)
+    return price, f"last price {reference} ± {trading.slippage_bps.normalize():f} bps", None
 
 
 @dataclass(frozen=True)
@@ -255,14 +304,20 @@ def close_trades(
     backdated = at is not None
     if price is not None and not backdated:
         book.override(symbol, price)
+    market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
+    wanted = qty if qty is not None else (open_total * pct / HUNDRED if pct is not None else None)
     if price is not None:
         exit_price = price
-    else:
-        quote = book.price_at(symbol, moment).price if backdated else book.marks([symbol])[symbol].price
+    elif backdated:
+        quote = book.price_at(symbol, moment).price
         exit_price = fill_price(quote, buy=side is Side.SHORT, slippage_bps=settings.trading.slippage_bps)
+    else:
+        reference = book.marks([market])[market].price
+        exit_price, _, _ = market_fill(
+            session, settings, market, wanted if wanted is not None else open_total, side is Side.SHORT, reference
+        )
     exit_usdt = q8(exit_price * book.usdt_rate_at(symbol, moment if backdated else None))
 
-    wanted = qty if qty is not None else (open_total * pct / HUNDRED if pct is not None else None)
     if wanted is not None and wanted < open_total:
         rules = book.rules(symbol)
         if rules is not None and rules.amount_step:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from portfolio_cli.engine.valuation import Valuation, value_portfolio
-from portfolio_cli.services.common import brackets_of, lots_of, moment_or_now, records_of, valuation_of
+from portfolio_cli.services.common import brackets_of, lots_of, marks_for, moment_or_now, records_of, valuation_of
 from portfolio_cli.session import Session
 
 
@@ -24,7 +24,7 @@ def value(session: Session, name: str, aggregate: bool = False, at: datetime | N
         return _value_at(session, name, at, aggregate)
     portfolio = session.ledger.portfolio(name)
     lots = lots_of(session, portfolio)
-    marks = session.prices.marks({lot.trade.symbol for lot in lots if lot.is_open})
+    marks, lots = marks_for(session, lots)
     valuation = valuation_of(session, portfolio, marks, lots=lots, aggregate=aggregate)
     return PortfolioValue(name, session.clock(), valuation)
 
