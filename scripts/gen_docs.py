@@ -219,6 +219,8 @@ def _type(annotation, metadata=()) -> str:
         return " or ".join(_type(a) for a in args) + suffix + ", optional"
     if origin is dict:
         key, value = typing.get_args(annotation)
+        if _is_section(value) or typing.get_origin(value) is dict:
+            return "one table per portfolio name (below)"
         return f"table of {_type(key)} = {_type(value)}"
     return _NAMES.get(annotation, getattr(annotation, "__name__", str(annotation))) + suffix
 
