@@ -282,3 +282,26 @@ def test_a_spot_order_walks_the_spot_book(cli, binance):
     binance.books[("ETH/USDT", "spot")] = ([], book(("2000.10", "1"), ("2000.50", "1")))
     cli("init", "--balance", "10000")
     assert D(cli.json("open", "ETH/USDT", "--qty", "1.5")["price"]) == D("2000.23333333")
+
+
+# fees
+
+
+def test_fee_rates_by_tier_maker_and_bnb():
+    from portfolio_cli.config import Fees
+
+    fees = Fees()
+    assert fees.rate(margin=True) == D("0.0005") and fees.rate(margin=True, maker=True) == D("0.0002")
+    vip3 = Fees(vip_tier=3, bnb_discount=True)
+    assert vip3.rate(margin=True) == D("0.000288")  # VIP 3 taker 0.032 % less 10 % for BNB
+    assert vip3.rate(margin=True, maker=True) == D("0.000108")  # 0.012 % less 10 %
+    assert vip3.rate(margin=False) == D("0.00075")  # spot 0.1 % less 25 %; the tier is USDⓈ-M's
+
+
+def test_a_maker_fill_is_charged_the_maker_fee(cli, binance, monkeypatch):
+    cli("init", "--balance", "10000")
+    fill = cli.json("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--maker")
+    assert D(fill["fee"]) == D("0.8")  # 4,000 × 0.02 %
+    assert "--maker needs --price" in cli("open", "BTC/USDT", "--qty", "0.1", "--maker", code=2).stderr
+    monkeypatch.setenv("PORTFOLIO_FEES__BNB_DISCOUNT", "true")
+    assert D(cli.json("open", "ETH/USDT", "--qty", "1")["fee"]) == D("1.5")  # 2,000 × 0.1 % × 0.75

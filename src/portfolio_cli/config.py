@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from portfolio_cli.engine.fees import fee_rate
 from portfolio_cli.engine.margin import AccountRules
 from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
@@ -37,10 +38,27 @@ class Section(BaseModel):
 
 
 class Fees(Section):
-    """Taker fee rates, as fractions of the fill's notional."""
+    """Fee rates, as fractions of the fill's notional: takers for market orders, makers for a
+    --maker fill (an order that rested on the book)."""
 
     spot_taker: Rate = Decimal("0.001")
     margin_taker: Rate = Decimal("0.0005")
+    spot_maker: Rate = Decimal("0.001")
+    margin_maker: Rate = Decimal("0.0002")
+    # Binance's USDⓈ-M VIP tier (0–6): its maker and taker rates replace the margin ones.
+    vip_tier: Annotated[int, Field(ge=0, le=6)] | None = None
+    # Fees paid in BNB: 25 % off on spot, 10 % off on USDⓈ-M futures.
+    bnb_discount: bool = False
+
+    def rate(self, margin: bool, maker: bool = False) -> Decimal:
+        return fee_rate(
+            margin,
+            maker,
+            (self.spot_maker, self.spot_taker),
+            (self.margin_maker, self.margin_taker),
+            self.vip_tier,
+            self.bnb_discount,
+        )
 
 
 class BracketRow(Section):

@@ -201,6 +201,9 @@ def open_(
         ),
     ] = None,
     at: AtOpt = None,
+    maker: Annotated[
+        bool, typer.Option("--maker", help="With --price: a limit order that rested on the book, charged the maker fee.")
+    ] = False,
     stop_loss: Annotated[str | None, typer.Option(help="Stop-loss price.")] = None,
     take_profit: Annotated[str | None, typer.Option(help="Take-profit price.")] = None,
     strategy: Annotated[str | None, typer.Option(help="Strategy tag.")] = None,
@@ -234,6 +237,7 @@ def open_(
             strategy=strategy,
             note=note,
             force=force,
+            maker=maker,
         )
         fill = services.open_trade(session, portfolio_name(session, portfolio), request)
         if json:
@@ -255,6 +259,9 @@ def close(
         ),
     ] = None,
     at: AtOpt = None,
+    maker: Annotated[
+        bool, typer.Option("--maker", help="With --price: a limit order that rested on the book, charged the maker fee.")
+    ] = False,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
@@ -278,6 +285,7 @@ def close(
             exit_price,
             parse_at(at),
             note,
+            maker,
         )
         if json:
             return print_json(result)

@@ -63,6 +63,10 @@ class PriceBook:
         self._marks: dict[str, Mark] = {}
         self.unlisted: set[str] = set()  # asked for live, and Binance does not list them
 
+    def overridden(self, symbol: str) -> bool:
+        """Whether ``--price`` gave this pair's price (a fill then needs no order book)."""
+        return spot_of(symbol) in self._overrides
+
     def override(self, symbol: str, price: Decimal) -> None:
         self._overrides[symbol] = price
         self._marks.pop(symbol, None)

@@ -139,6 +139,7 @@ class _Market:
     incomplete: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     first_gap: datetime | None = None  # the next check starts here, so a missed candle is replayed
+    clearance: dict[str, Decimal] = field(default_factory=dict)  # each perpetual's liquidationFee
 
 
 def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCheck:
@@ -192,11 +193,15 @@ def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime
     marks = book.marks(symbols | perpetuals) if symbols else {}
     candles: dict[tuple[str, datetime], Candle] = {}
     gaps, first_gap, incomplete = [], None, []
+    clearance: dict[str, Decimal] = {}
     for symbol in sorted(margin):
         try:
-            book.futures_rules(symbol)  # the futures exchangeInfo, cached: is there a perpetual at all?
+            rules = book.futures_rules(symbol)  # the futures exchangeInfo, cached: is there a perpetual?
         except NotFound as exc:
             incomplete.append(f"{exc}; it is checked at {symbol}'s last price")
+            continue
+        if rules is not None and rules.liquidation_fee is not None:
+            clearance[symbol] = rules.liquidation_fee
     for symbol in [*symbols_to_price(symbols), *sorted(perpetuals)]:
         try:
             series = book.candles(symbol, timeframe, floor_time(since, timeframe), now)
@@ -228,7 +233,7 @@ def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime
                 rates[symbol] = {t: r for t, r in fetched.items() if since < t <= now}
     for message in incomplete:
         session.left_out(message)
-    return _Market(timeframe, candles, marks, rates, fallback, incomplete, gaps, first_gap)
+    return _Market(timeframe, candles, marks, rates, fallback, incomplete, gaps, first_gap, clearance)
 
 
 class _Replay:
@@ -364,7 +369,7 @@ class _Replay:
             gross, fee = liquidation_settlement(t.side, qty, t.price_usdt, lot.margin, price_usdt)
         else:
             gross = realized_pnl(t.side, qty, t.price_usdt, price_usdt)
-            rate_fee = self.settings.fees.margin_taker if t.kind is Kind.MARGIN else self.settings.fees.spot_taker
+            rate_fee = self.settings.fees.rate(t.kind is Kind.MARGIN)
             fee = fee_for(qty, price_usdt, rate_fee)
         how = "gapped through, filled at the open" if trigger.gapped else "touched"
         if trigger.reason is CloseReason.LIQUIDATION:
@@ -435,7 +440,7 @@ class _Replay:
             if worst is None:
                 return
             lot = next(lot for lot in self.lots if lot.trade.id == worst.trade_id)
-            fee = fee_for(worst.qty, worst.mark_usdt, self.settings.fees.margin_taker)
+            fee = fee_for(worst.qty, worst.mark_usdt, self.settings.fees.rate(True))
             gross = realized_pnl(worst.side, worst.qty, lot.trade.price_usdt, worst.mark_usdt)
             how = (
                 f"margin call by rule: margin level {self.level}% below margin_rules.margin_call_pct "
@@ -467,7 +472,8 @@ class _Replay:
             self._book(lot, p.qty, p.mark, p.mark_usdt, gross, fee, moment, CloseReason.LIQUIDATION, how)
 
     def _clearance_rate(self, symbol: str) -> Decimal:
-        return self.settings.trading.liquidation_fee_rate
+        """The perpetual's liquidationFee from the futures exchangeInfo, else the configured rate."""
+        return self.market.clearance.get(symbol, self.settings.trading.liquidation_fee_rate)
 
     def _final(self) -> None:
         """The current prices: the part of the market no complete candle covers yet."""

@@ -15,7 +15,7 @@ from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Portfoli
 from portfolio_cli.engine.symbols import normalize_symbol
 from portfolio_cli.engine.symbols import spot_of
 from portfolio_cli.engine.valuation import Valuation, price_key, value_portfolio
-from portfolio_cli.errors import InvalidInput, PriceUnavailable, RuleRefused
+from portfolio_cli.errors import InvalidInput, NotFound, PriceUnavailable, RuleRefused
 from portfolio_cli.ledger import Ledger
 from portfolio_cli.money import q8
 from portfolio_cli.session import Session
@@ -99,9 +99,11 @@ def marks_for(session: Session, lots: list[Lot], extra: set[str] = frozenset()) 
     marks, missing, reason = book.marks_found(keys)
     unlisted = [s for s in missing if spot_of(s) in book.unlisted]
     other = [s for s in missing if s not in unlisted]
-    if other or set(extra) & {spot_of(s) for s in unlisted}:
-        names = other + [s for s in unlisted if spot_of(s) in extra]
-        raise PriceUnavailable(f"no price for {', '.join(sorted(names))}{reason}; pass --price SYMBOL=VALUE")
+    wanted_unlisted = sorted({spot_of(s) for s in unlisted} & set(extra))
+    if wanted_unlisted:
+        raise NotFound(f"unknown symbol {', '.join(wanted_unlisted)} on Binance")
+    if other:
+        raise PriceUnavailable(f"no price for {', '.join(sorted(other))}{reason}; pass --price SYMBOL=VALUE")
     left = {spot_of(s) for s in unlisted}
     for symbol in sorted(left):
         session.left_out(f"{symbol} is not listed on Binance and has no cached price: its positions are left out")

@@ -215,7 +215,7 @@ def size_position(
     entry_usdt = entry * rate
     unit_risk = abs(entry - stop) * rate
     unit_margin = entry_usdt / leverage
-    fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    fee_rate = settings.fees.rate(kind is Kind.MARGIN)
     held = [lot_exposure(lot) for lot in lots if lot.is_open]
     asset = base_of(symbol)
     room_asset = equity * risk.max_position_pct / HUNDRED - sum((e.committed for e in held if e.asset == asset), ZERO)

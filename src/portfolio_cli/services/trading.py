@@ -45,6 +45,7 @@ class OpenRequest:
     strategy: str | None = None
     note: str | None = None
     force: bool = False
+    maker: bool = False  # a --price fill that rested on the book: the maker fee
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,9 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
 
     if kind is Kind.MARGIN:
         check_bracket_leverage(brackets_of(settings)(symbol), symbol, q8(qty * fill_usdt), req.leverage)
-    rate_fee = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    if req.maker and req.price is None:
+        raise InvalidInput("--maker needs --price: a market order is always a taker")
+    rate_fee = settings.fees.rate(kind is Kind.MARGIN, req.maker)
     fee = fee_for(qty, fill_usdt, rate_fee)
     margin = q8(initial_margin(kind, qty, fill_usdt, req.leverage))
     margin_mode = (req.margin_mode or MarginMode(settings.trading.margin_mode)) if kind is Kind.MARGIN else None
@@ -224,7 +227,7 @@ def market_fill(
     against the trader by ``trading.slippage_bps``, saying so."""
     trading = settings.trading
     book = session.prices
-    if trading.fills == "book":
+    if trading.fills == "book" and not book.overridden(market):  # an overridden price is the market
         order_book, why = book.order_book(market)
         if order_book is not None:
             walked = walk_book(order_book.asks if buy else order_book.bids, qty, reference, buy, trading.book_cap_pct)
@@ -280,6 +283,7 @@ def close_trades(
     price: Decimal | None = None,
     at: datetime | None = None,
     note: str | None = None,
+    maker: bool = False,
 ) -> CloseResult:
     if qty is not None and pct is not None:
         raise InvalidInput("give at most one of --qty and --pct")
@@ -330,7 +334,9 @@ def close_trades(
             wanted = stepped
         if q8(wanted) <= 0:
             raise InvalidInput(f"the quantity to close rounds to 0 {symbol}")
-    fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    if maker and price is None:
+        raise InvalidInput("--maker needs --price: a market order is always a taker")
+    fee_rate = settings.fees.rate(kind is Kind.MARGIN, maker)
 
     with ledger.transaction(session.command, session.clock()):
         fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
