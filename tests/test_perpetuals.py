@@ -305,3 +305,13 @@ def test_a_maker_fill_is_charged_the_maker_fee(cli, binance, monkeypatch):
     assert "--maker needs --price" in cli("open", "BTC/USDT", "--qty", "0.1", "--maker", code=2).stderr
     monkeypatch.setenv("PORTFOLIO_FEES__BNB_DISCOUNT", "true")
     assert D(cli.json("open", "ETH/USDT", "--qty", "1")["fee"]) == D("1.5")  # 2,000 × 0.1 % × 0.75
+
+
+def test_more_settlements_than_one_page_of_funding_history_are_all_booked(cli, binance, ledger_path):
+    """1,100 hourly settlements: Binance answers at most 1,000 per request, so the history is paged."""
+    opened = hour(-1100) + timedelta(minutes=30)
+    cli("init", "--balance", "10000", "--at", hour(-1101).isoformat())
+    cli("open", "DOGE/USDT", "--qty", "1000", "--leverage", "5", "--price", "0.1", "--at", opened.isoformat())
+    cli("check", code=None)
+    assert len(funding_flows(ledger_path)[1]) == 1100
+    assert binance.count("/fapi/v1/fundingRate") == 2

@@ -239,28 +239,32 @@ class BinanceSource:
         return result
 
     def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate]:
-        """USDT-margined perpetual funding from Binance futures (``/fapi/v1/fundingRate``), by the hour
-        it was paid. Spot markets are all this tool loads, so it uses ccxt's raw endpoint method."""
+        """Every funding settlement of the perpetual in ``[since, until]`` from Binance's funding
+        history (``/fapi/v1/fundingRate``, pages of 1,000), by the hour it was paid: each symbol's
+        own times, whatever its interval was then. NotFound: no perpetual ("Invalid symbol")."""
         if self._offline:
             raise ExchangeUnavailable("offline")
         exchange = self._client()
-        params = {
-            "symbol": market_id(symbol),
-            "startTime": int(since.timestamp() * 1000),
-            "endTime": int(until.timestamp() * 1000),
-            "limit": 1000,
-        }
-        rows = self._call(lambda: exchange.fapiPublicGetFundingRate(params))
-        if not isinstance(rows, list):
-            raise ExchangeUnavailable("Binance returned an unusable funding-rate response")
-        rates = {}
-        for row in rows:
-            try:
-                at = floor_time(datetime.fromtimestamp(int(row["fundingTime"]) / 1000, UTC), "1h")
-                mark = _decimal(row.get("markPrice"))
-                rates[at] = FundingRate(at, D(str(row["fundingRate"])), mark if mark and mark > 0 else None)
-            except (TypeError, KeyError, ValueError, OverflowError, OSError):
-                raise ExchangeUnavailable(f"Binance returned an unusable funding rate for {symbol}") from None
+        start, end = int(since.timestamp() * 1000), int(until.timestamp() * 1000)
+        rates: dict[datetime, FundingRate] = {}
+        for _ in range(MAX_CANDLE_PAGES):
+            params = {"symbol": market_id(symbol), "startTime": start, "endTime": end, "limit": PAGE}
+            rows = self._call(lambda p=params: exchange.fapiPublicGetFundingRate(p))
+            if not isinstance(rows, list):
+                raise ExchangeUnavailable("Binance returned an unusable funding-rate response")
+            last = start
+            for row in rows:
+                try:
+                    paid = int(row["fundingTime"])
+                    at = floor_time(datetime.fromtimestamp(paid / 1000, UTC), "1h")
+                    mark = _decimal(row.get("markPrice"))
+                    rates[at] = FundingRate(at, D(str(row["fundingRate"])), mark if mark and mark > 0 else None)
+                except (TypeError, KeyError, ValueError, OverflowError, OSError):
+                    raise ExchangeUnavailable(f"Binance returned an unusable funding rate for {symbol}") from None
+                last = max(last, paid)
+            if len(rows) < PAGE or last >= end:
+                break
+            start = last + 1
         return rates
 
     # internals

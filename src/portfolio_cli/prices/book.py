@@ -126,7 +126,8 @@ class PriceBook:
                 if spot_of(perpetual) in quotes:
                     quote, source, stale = quotes[spot_of(perpetual)]
                     quotes[perpetual] = (Quote(perpetual, quote.price, quote.at), f"{source} (last price)", stale)
-                    self._warn(f"no mark price for {perpetual}: valued at {spot_of(perpetual)}'s last price")
+                    if hasattr(self.source, "mark_prices"):  # a quotes file's price is its own mark: no warning
+                        self._warn(f"no mark price for {perpetual}: valued at {spot_of(perpetual)}'s last price")
             wanted = sorted(set(wanted) | set(perpetuals))
         missing = [s for s in wanted if s not in quotes]
         reason = (
