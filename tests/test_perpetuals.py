@@ -315,3 +315,14 @@ def test_more_settlements_than_one_page_of_funding_history_are_all_booked(cli, b
     cli("check", code=None)
     assert len(funding_flows(ledger_path)[1]) == 1100
     assert binance.count("/fapi/v1/fundingRate") == 2
+
+
+def test_snapshot_all_takes_every_portfolio_but_the_one_with_an_unlisted_symbol(cli, binance):
+    cli("init", "old", "--balance", "10000")
+    cli("open", "XYZ/USDT", "--qty", "10", "--price", "5", "-p", "old", "--offline")  # delisted, never priced
+    cli("init", "new", "--balance", "10000")
+    cli("open", "BTC/USDT", "--qty", "0.01", "-p", "new")
+    result = cli("snapshot", "--all", "--json", code=None)
+    assert result.exit_code != 0 and "XYZ/USDT" in result.stderr
+    taken = {p["portfolio"]: p for p in json.loads(result.stdout)["portfolios"]}
+    assert taken["new"]["today"] is not None and taken["old"]["today"] is None
