@@ -78,7 +78,7 @@ class FakeBinance:
     # Scripted mark-price candles by (symbol, interval, open ms); else flat at the mark.
     mark_ohlc: dict[tuple[str, str, int], tuple[Decimal, Decimal, Decimal, Decimal]] = field(default_factory=dict)
     # Order books by (symbol, "spot" | "futures"): (bids, asks), each [(price, qty)] best first.
-    # Unscripted books hold 1,000 units at the last price on each side.
+    # Unscripted books hold a billion units at the last price on each side.
     books: dict[tuple[str, str], tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]] = field(
         default_factory=dict
     )
@@ -356,7 +356,7 @@ class FakeBinance:
             price = self.prices.get(symbol)
             if price is None:
                 return None
-            bids, asks = [(price, Decimal(1000))], [(price, Decimal(1000))]
+            bids, asks = [(price, Decimal(10) ** 9)], [(price, Decimal(10) ** 9)]
         now = int(time.time() * 1000)
         body = {
             "lastUpdateId": 1027024,

@@ -12,14 +12,16 @@ import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from portfolio_cli.engine.fees import fee_rate
-from portfolio_cli.engine.margin import AccountRules
 from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
+
+if TYPE_CHECKING:
+    from portfolio_cli.engine.margin import AccountRules
 
 APP_NAME = "portfolio-cli"
 ENV_PREFIX = "PORTFOLIO_"
@@ -107,6 +109,8 @@ class MarginRules(Section):
     margin_call_pct: Annotated[Decimal, Field(ge=0)] | Off = Decimal(110)
 
     def rules(self) -> AccountRules:
+        from portfolio_cli.engine.margin import AccountRules  # valuation maths: only when margin is assessed
+
         def level(value: Decimal | str) -> Decimal | None:
             return None if value == "off" else Decimal(value)
 
