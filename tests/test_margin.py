@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ledger_rows
@@ -123,6 +123,7 @@ def test_spot_positions_have_no_margin_to_change(cli, binance):
 prices = st.decimals(min_value=D(1), max_value=D(100000), places=2)
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])  # nine strategies: slow to draw on a loaded machine
 @given(
     side=st.sampled_from(list(Side)),
     qty=st.decimals(min_value=D("0.001"), max_value=D(100), places=3),

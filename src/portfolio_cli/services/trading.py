@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -124,6 +124,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         session.warn(f"trading rules for {market} unknown offline: lot step and exchange limits not checked")
         qty = q8(qty) if req.qty is None else qty
     else:
+        if req.price is not None or backdated:  # a recorded fill, not a market order: no market-order cap
+            rules = replace(rules, max_market_qty=None)
         conformed = conform_qty(qty, reference, rules)
         if not isinstance(conformed, Conformed):
             raise RuleRefused(str(conformed))
