@@ -61,7 +61,7 @@ def test_a_backfill_without_candles_is_exit_10_naming_the_days(cli, binance, tim
     binance.prices["BTC/USDT"] = D(41000)
     binance.fail_always(fault)
     before = binance.count("/klines")
-    result = timed("snapshot", code=10)
+    result = timed("snapshot", code=13)
     assert f"{day(-2).date()} to {day(-1).date()} (2 days) not snapshotted" in result.stderr
     assert binance.count("/klines") - before <= ATTEMPTS  # one paged request, retried at most
     binance.fail_always(None)
