@@ -49,9 +49,7 @@ def careless_commands() -> Iterator[None]:
         ("raise-ledger-failure", 6, "error: the ledger is locked"),
     ],
 )
-def test_an_expected_failure_is_one_line_and_its_code_without_any_wrapper(
-    cli, careless_commands, command, code, line
-):
+def test_an_expected_failure_is_one_line_and_its_code_without_any_wrapper(cli, careless_commands, command, code, line):
     result = cli(command, code=code)
     assert result.stderr.splitlines() == [line]
     assert result.stdout == ""
@@ -72,9 +70,7 @@ def test_an_unexpected_exception_is_one_line_saying_it_is_a_bug_with_the_saved_t
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
 
 
-def test_a_bug_whose_traceback_cannot_be_saved_still_exits_70_in_one_line(
-    cli, careless_commands, isolated_env
-):
+def test_a_bug_whose_traceback_cannot_be_saved_still_exits_70_in_one_line(cli, careless_commands, isolated_env):
     isolated_env.mkdir(parents=True, exist_ok=True)
     (isolated_env / "cache").write_text("a file where the cache directory would be")
     result = cli("raise-bug", code=70)
