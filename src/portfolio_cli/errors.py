@@ -5,6 +5,7 @@ in one place (``cli.commands``); a command whose work was committed but needs at
 one of the outcome codes (10 and up). Each code has one meaning, whichever command returns it.
 """
 
+from datetime import datetime
 from enum import IntEnum, unique
 
 
@@ -68,3 +69,28 @@ class LedgerFailure(PortfolioError):
     """The ledger file cannot be opened, is locked for too long, or is damaged."""
 
     exit_code = ExitCode.LEDGER
+
+
+# What the exchange adapter translates every ccxt error into (``prices.binance.translate``). All are
+# ExchangeUnavailable, so a caller with cached quotes falls back to them; only temporary ones are retried.
+
+
+class ExchangeTemporary(ExchangeUnavailable):
+    """Worth asking again: rate limited (429), a server error (any 5xx), a timeout, a dropped connection."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(f"Binance unavailable: {reason}")
+        self.reason = reason
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it said
+
+
+class ExchangeBanned(ExchangeUnavailable):
+    """HTTP 418: this IP is banned; nothing is sent again until the ban ends."""
+
+    def __init__(self, message: str, until: datetime):
+        super().__init__(message)
+        self.until = until
+
+
+class ExchangeBadResponse(ExchangeUnavailable):
+    """An answer that is not the one asked for (garbled, empty, an HTML page, missing fields)."""
