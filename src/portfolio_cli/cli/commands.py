@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from portfolio_cli import __version__, render, services
+from portfolio_cli.choices import TradeStatus
 from portfolio_cli.cli.exits import ExitCodes
 from portfolio_cli.cli.support import (
     AsOfOpt,
@@ -263,7 +264,7 @@ def close(
 
 @app.command()
 def trades(
-    status: Annotated[str, typer.Option(help="open, closed or all.")] = "all",
+    status: Annotated[TradeStatus, typer.Option(help="Which trades.")] = TradeStatus.ALL,
     symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
     strategy: Annotated[str | None, typer.Option(help="Only this strategy tag.")] = None,
     since: Annotated[str | None, typer.Option("--from", help="Opened at or after (UTC date or time).")] = None,
@@ -282,8 +283,6 @@ def trades(
     [bold]portfolio trades --costs[/]
     """
     with running(command_line(), db, config) as session:
-        if status not in {"open", "closed", "all"}:
-            raise InvalidInput(f"--status must be open, closed or all, got {status!r}")
         rows = services.list_trades(
             session, portfolio_name(session, portfolio), status, symbol, strategy, parse_at(since), parse_at(until)
         )

@@ -22,6 +22,7 @@ from portfolio_cli.cli.support import (
     stdout,
     warn,
 )
+from portfolio_cli.engine.history import Every
 from portfolio_cli.errors import ExitCode
 
 
@@ -66,7 +67,7 @@ def history(
     since: Annotated[str | None, typer.Option("--from", help="First day (UTC date).")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Last day (UTC date), included.")] = None,
     every: Annotated[
-        str | None, typer.Option(help="day, week, month, quarter or year (default: by the range: a screenful of rows).")
+        Every | None, typer.Option(help="One row per period (default: by the range, a screenful of rows).")
     ] = None,
     portfolio: PortfolioOpt = None,
     db: DbOpt = None,
