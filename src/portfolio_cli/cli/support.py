@@ -20,6 +20,7 @@ from portfolio_cli.errors import ExitCode, InvalidInput
 from portfolio_cli.money import parse_positive
 from portfolio_cli.render import safe
 from portfolio_cli.session import Session
+from portfolio_cli.text import printable
 
 stdout = Console()
 stderr = Console(stderr=True)

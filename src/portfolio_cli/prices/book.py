@@ -155,7 +155,7 @@ class PriceBook:
             except ExchangeUnavailable as exc:
                 failure = exc
             else:
-                self._cache.save_quotes([(q.symbol, q.price, q.at, "binance mark") for q in fetched.values()], now)
+                self._cache.buffer_quotes([(q.symbol, q.price, q.at, "binance mark") for q in fetched.values()], now)
                 quotes.update({s: (q, "mark", False) for s, q in fetched.items()})
         missing = [s for s in perpetuals if s not in quotes]
         if missing and (failure is not None or self.offline or not live):
