@@ -178,3 +178,14 @@ def test_every_docs_page_is_linked_from_the_readme():
     linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)", README.read_text()))
     pages = {page.name for page in DOCS}
     assert pages <= linked, f"docs pages the README's Documentation list does not link: {sorted(pages - linked)}"
+
+
+def test_the_exit_code_page_lists_exactly_the_exit_codes():
+    from portfolio_cli.errors import ExitCode
+
+    page = (ROOT / "docs" / "exit-codes.md").read_text()
+    documented = {int(code) for cell in re.findall(r"^\| ([\d, ]+) \|", page, re.M) for code in cell.split(",")}
+    assert documented == {int(code) for code in ExitCode}, (
+        "docs/exit-codes.md and errors.ExitCode differ: "
+        f"undocumented {sorted({int(c) for c in ExitCode} - documented)}, unknown {sorted(documented - set(ExitCode))}"
+    )
