@@ -189,3 +189,10 @@ def test_the_exit_code_page_lists_exactly_the_exit_codes():
         "docs/exit-codes.md and errors.ExitCode differ: "
         f"undocumented {sorted({int(c) for c in ExitCode} - documented)}, unknown {sorted(documented - set(ExitCode))}"
     )
+
+
+@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: p.name)
+def test_files_the_docs_name_exist(page):
+    named = re.findall(r"`((?:tests|bench|src|scripts|config|docs)/[\w/.-]+\.(?:py|toml|md|sql|json))`", page.read_text())
+    missing = [path for path in named if not (ROOT / path).exists()]
+    assert not missing, f"{page.name} names files that do not exist: {missing}"
