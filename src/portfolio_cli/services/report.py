@@ -121,6 +121,8 @@ def report(
     portfolio = ledger.portfolio(name)
     snapshots = ledger.snapshots(portfolio, since, until)
     notes = []
+    first: Snapshot | None
+    last: Snapshot | None
     if len(snapshots) >= 2:
         first, last = (_with_positions(session, portfolio, s) for s in (snapshots[0], snapshots[-1]))
         start, end = first.taken_at, last.taken_at
