@@ -49,7 +49,8 @@ def traded(cli, binance):
 def test_pnl_reconciles_exactly_and_attribution_adds_up_to_it(traded):
     r = traded.json("report")
     equity, pnl = r["equity"], r["pnl"]
-    assert r["range"]["first_day"] == day(-5).date().isoformat() and r["range"]["daily_snapshots"] == 6
+    # From the end of day −6 (00:00 of day −5, when the portfolio began) to today's snapshot.
+    assert r["range"]["first_day"] == day(-5).date().isoformat() and r["range"]["daily_snapshots"] == 7
     assert D(equity["start"]) == D("10000") and D(equity["deposits"]) == D("1000")
     total = D(pnl["total"])
     assert total == D(equity["end"]) - D(equity["start"]) - D(equity["deposits"]) + D(equity["withdrawals"])
@@ -93,11 +94,13 @@ def test_returns_chain_the_history_and_the_benchmark_buys_btc_with_the_same_cash
 
 
 def test_undefined_metrics_say_why_and_show_na(traded):
-    r = traded.json("report", "--from", day(-1).date().isoformat(), "--to", day(-1).date().isoformat())
+    # Day −6 has its snapshot (its end is when the portfolio began) but none before it to start from.
+    first = day(-6).date().isoformat()
+    r = traded.json("report", "--from", first, "--to", first)
     assert r["metrics"]["sharpe"] is None
     assert r["undefined"]["metrics.total_return"] == "no daily returns"
     assert "fewer than two daily snapshots" in r["undefined"]["benchmark"]
-    shown = traded("report", "--from", day(-1).date().isoformat(), "--to", day(-1).date().isoformat())
+    shown = traded("report", "--from", first, "--to", first)
     assert "n/a" in shown.stdout and "1 daily snapshot(s) in the range" in shown.stderr
 
 
@@ -149,8 +152,9 @@ def test_periods_resolve_from_today():
     from portfolio_cli.services.report import report_range
 
     today = date(2026, 11, 21)
-    assert report_range(today, None, None, "7d") == (date(2026, 11, 14), today, "7d")
-    assert report_range(today, None, None, "ytd") == (date(2025, 12, 31), today, "ytd")
+    # Both ends included: 7 days of returns, measured from the end of 14 November.
+    assert report_range(today, None, None, "7d") == (date(2026, 11, 15), today, "7d")
+    assert report_range(today, None, None, "ytd") == (date(2026, 1, 1), today, "ytd")
     assert report_range(today, None, None, None) == (None, None, "all")
 
 

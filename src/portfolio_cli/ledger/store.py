@@ -534,8 +534,11 @@ class Ledger:
             backfilled = [s.day.isoformat() for s in taken if s.backfilled]
             self.audit("snapshot", portfolio_id, {"days": days, "backfilled": backfilled})
 
-    def snapshot_days(self, portfolio: Portfolio) -> set[date]:
-        rows = self._rows("select day from snapshots where portfolio_id = ?", [portfolio.id])
+    def final_snapshot_days(self, portfolio: Portfolio) -> set[date]:
+        """The days whose snapshot was valued at the day's end (00:00 UTC of the next day) or later,
+        not provisionally during the day."""
+        sql = "select day from snapshots where portfolio_id = ? and taken_at >= date(day, '+1 day') || 'T00:00:00'"
+        rows = self._rows(sql, [portfolio.id])
         return {date.fromisoformat(r["day"]) for r in rows}
 
     def snapshots(

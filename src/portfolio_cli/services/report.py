@@ -1,8 +1,11 @@
-"""`portfolio report`: the metrics of a range of daily snapshots and of the trades closed in it.
+"""`portfolio report`: the metrics of a range of days and of the trades closed in it.
 
-The range runs from its first daily snapshot to its last: returns, PnL and attribution cover what
-happened after the first snapshot was taken up to when the last one was. Records booked after the
-last snapshot are not in the report until `portfolio snapshot` is run again (the report says so).
+A range of days ``F … T`` (both included) starts from the snapshot of ``F − 1`` — the equity at the
+end of that day, 00:00 UTC of ``F`` — and ends at the snapshot of ``T``, so it holds the daily returns
+of ``F`` to ``T`` and equals the calendar period they make up (see ``engine.history``). Returns, PnL,
+attribution and trade statistics all cover the records after the first snapshot's moment up to and at
+the last one's. Records booked after the last snapshot are not in the report until `portfolio
+snapshot` is run again (the report says so).
 """
 
 from __future__ import annotations
@@ -12,7 +15,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from portfolio_cli.engine.history import Every, HistoryRow, day_start, history_rows, net_deposits
+from portfolio_cli.engine.history import (
+    Every,
+    HistoryRow,
+    day_end,
+    day_start,
+    first_snapshot_day,
+    history_rows,
+    is_provisional,
+    net_deposits,
+)
 from portfolio_cli.engine.metrics import (
     DailyEquity,
     Performance,
@@ -30,6 +42,7 @@ from portfolio_cli.engine.metrics import (
 from portfolio_cli.engine.records import CashFlow, FlowKind, Portfolio, Snapshot
 from portfolio_cli.engine.trades import Attribution, TradeStats, attribute, trade_stats
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
+from portfolio_cli.services.history import range_snapshots
 from portfolio_cli.session import Session
 
 PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90, "1y": 365}
@@ -92,8 +105,8 @@ class Report:
 def report_range(
     today: date, since: date | None, until: date | None, period: str | None
 ) -> tuple[date | None, date | None, str]:
-    """The first and last snapshot day to report on, and the range's name. A period of N days starts
-    at the snapshot N days before today, so that it holds N daily returns; ytd starts on 31 December."""
+    """The first and last day to report on (both included; None: from the start, to the end), and the
+    range's name. A period of N days is the N days to today; ytd starts on 1 January."""
     if period is not None and (since or until):
         raise InvalidInput("give either --period or --from/--to, not both")
     if since and until and since > until:
@@ -105,10 +118,10 @@ def report_range(
     if period == "all":
         return None, None, "all"
     if period == "ytd":
-        return date(today.year - 1, 12, 31), today, "ytd"
+        return date(today.year, 1, 1), today, "ytd"
     if period not in PERIOD_DAYS:
         raise InvalidInput(f"--period must be one of {', '.join(PERIOD_NAMES)}, got {period!r}")
-    return today - timedelta(PERIOD_DAYS[period]), today, period
+    return today - timedelta(PERIOD_DAYS[period] - 1), today, period
 
 
 def report(
@@ -118,16 +131,26 @@ def report(
     since, until, requested = report_range(now.date(), since, until, period)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    snapshots = ledger.snapshots(portfolio, since, until)
+    snapshots = range_snapshots(session, portfolio, since, until)
     notes = []
     if len(snapshots) >= 2:
         first, last = (_with_positions(session, portfolio, s) for s in (snapshots[0], snapshots[-1]))
         start, end = first.taken_at, last.taken_at
+        if since is not None and first.day >= since and first_snapshot_day(portfolio.created_at) < since:
+            notes.append(
+                f"no snapshot of {since - timedelta(1)}, where the range starts: it starts at the end of {first.day}"
+            )
     else:
         first = last = None
         start = day_start(since) if since else portfolio.created_at - timedelta(microseconds=1)
-        end = min(now, day_start(until) + timedelta(1)) if until else now
+        end = min(now, day_end(until)) if until else now
         notes.append(f"{len(snapshots)} daily snapshot(s) in the range: returns need two (`portfolio snapshot`)")
+    provisional = [s.day for s in snapshots if s.day < now.date() and is_provisional(s)]
+    if provisional:
+        notes.append(
+            f"the snapshot(s) of {_days(provisional)} were taken during the day, not at its end: "
+            "`portfolio snapshot` values them at the day's end"
+        )
     booked = ledger.last_booked_at(portfolio)
     if last is not None and until in (None, now.date()) and booked is not None and booked > last.taken_at:
         notes.append(
@@ -147,7 +170,7 @@ def report(
     return Report(
         portfolio=name,
         requested=requested,
-        first_day=snapshots[0].day if snapshots else None,
+        first_day=_first_day(since, snapshots),
         last_day=snapshots[-1].day if snapshots else None,
         start=start,
         end=end,
@@ -174,6 +197,18 @@ def report(
         daily=history_rows(snapshots),
         notes=notes,
     )
+
+
+def _first_day(since: date | None, snapshots: list[Snapshot]) -> date | None:
+    """The first day whose return the range holds: the day after its first snapshot."""
+    if len(snapshots) >= 2:
+        return snapshots[0].day + timedelta(1)
+    return since or (snapshots[0].day if snapshots else None)
+
+
+def _days(days: list[date]) -> str:
+    shown = ", ".join(str(d) for d in days[:5])
+    return shown + (f" and {len(days) - 5} more" if len(days) > 5 else "")
 
 
 def _with_positions(session: Session, portfolio: Portfolio, snapshot: Snapshot) -> Snapshot:
@@ -212,7 +247,7 @@ def _benchmark(
     symbol = session.settings.report.benchmark
     if len(days) < 2:
         return Undefined("fewer than two daily snapshots")
-    prices = _daily_opens(session, symbol, days[0].day, days[-1].day)
+    prices = _day_end_prices(session, symbol, days[0].day, days[-1].day)
     missing = [d.day for d in days if d.day not in prices]
     if missing:
         where = "offline" if session.offline else "not cached and not available from the exchange"
@@ -229,18 +264,13 @@ def _benchmark(
     return Benchmark(symbol, held[0].equity, held[-1].equity, theirs, excess, alpha, beta, held)
 
 
-def _daily_opens(session: Session, symbol: str, first: date, last: date) -> dict[date, Decimal]:
-    """``symbol``'s price at 00:00 UTC of each day: the daily candle's open. Today's daily candle is
-    not complete: its first minute's open, else the latest price the book has."""
-    series = session.prices.candles(symbol, "1d", day_start(first), day_start(last + timedelta(1)))
-    opens = {c.open_time.date(): c.open for c in series.candles}
+def _day_end_prices(session: Session, symbol: str, first: date, last: date) -> dict[date, Decimal]:
+    """``symbol``'s price at the end of each day (the daily candle's close), the moment each snapshot
+    is valued at; today's, whose candle is not complete, is the latest price the book has."""
+    series = session.prices.candles(symbol, "1d", day_start(first), day_end(last))
+    closes = {c.open_time.date(): c.close for c in series.candles}
     today = session.clock().date()
-    if last != today or today in opens:
-        return opens
-    if series.failure is None:
-        minute = session.prices.candles(symbol, "1m", day_start(today), day_start(today) + timedelta(minutes=1))
-        opens.update({c.open_time.date(): c.open for c in minute.candles})
-    if today not in opens:
+    if last == today and today not in closes:
         with suppress(PriceUnavailable):
-            opens[today] = session.prices.marks([symbol])[symbol].price
-    return opens
+            closes[today] = session.prices.marks([symbol])[symbol].price
+    return closes
