@@ -24,6 +24,7 @@ from portfolio_cli.engine.history import (
     history_rows,
     is_provisional,
     net_deposits,
+    snapshot_of,
 )
 from portfolio_cli.engine.metrics import (
     DailyEquity,
@@ -34,6 +35,8 @@ from portfolio_cli.engine.metrics import (
     alpha_beta,
     buy_and_hold,
     daily_returns,
+    missing_days,
+    one_day_returns,
     performance,
     period_returns,
     rolling_max_drawdown,
@@ -41,7 +44,9 @@ from portfolio_cli.engine.metrics import (
 )
 from portfolio_cli.engine.records import CashFlow, FlowKind, Portfolio, Snapshot
 from portfolio_cli.engine.trades import Attribution, TradeStats, attribute, trade_stats
+from portfolio_cli.engine.valuation import value_portfolio
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
+from portfolio_cli.services.common import records_of
 from portfolio_cli.services.history import range_snapshots
 from portfolio_cli.session import Session
 
@@ -93,6 +98,7 @@ class Report:
     benchmark: Benchmark | Undefined
     transfers: list[CashFlow]
     daily: list[HistoryRow]
+    missing_days: list[date]  # days inside the range with no snapshot
     notes: list[str]
 
     def best_and_worst(self, every: Every) -> tuple[PeriodReturn, PeriodReturn] | None:
@@ -133,7 +139,9 @@ def report(
     portfolio = ledger.portfolio(name)
     snapshots = range_snapshots(session, portfolio, since, until)
     notes = []
-    if len(snapshots) >= 2:
+    taken = len(snapshots)
+    series = taken >= 2  # a daily series; else the range's ends are valued from the records
+    if series:
         first, last = (_with_positions(session, portfolio, s) for s in (snapshots[0], snapshots[-1]))
         start, end = first.taken_at, last.taken_at
         if since is not None and first.day >= since and first_snapshot_day(portfolio.created_at) < since:
@@ -141,11 +149,18 @@ def report(
                 f"no snapshot of {since - timedelta(1)}, where the range starts: it starts at the end of {first.day}"
             )
     else:
-        first = last = None
-        start = day_start(since) if since else portfolio.created_at - timedelta(microseconds=1)
-        end = min(now, day_end(until)) if until else now
-        notes.append(f"{len(snapshots)} daily snapshot(s) in the range: returns need two (`portfolio snapshot`)")
+        # Too few snapshots for a daily series: the range's two ends valued from the records instead.
+        start = max(day_start(since), portfolio.created_at) if since else portfolio.created_at
+        end = max(start, min(now, day_end(until)) if until else now)
+        notes.append(
+            f"{taken} daily snapshot(s) in the range: its figures come from the records valued at "
+            f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC; daily statistics need two snapshots "
+            "(`portfolio snapshot`)"
+        )
     provisional = [s.day for s in snapshots if s.day < now.date() and is_provisional(s)]
+    if not series:
+        first, last = (_valued_at(session, portfolio, moment, now) for moment in (start, end))
+        snapshots = [first] if start == end else [first, last]
     if provisional:
         notes.append(
             f"the snapshot(s) of {_days(provisional)} were taken during the day, not at its end: "
@@ -163,6 +178,13 @@ def report(
     signed = [(f.at, f.amount) for f in transfers]
     perf = performance(days, signed, start, end, risk_free)
     returns = daily_returns(days)
+    one_day = one_day_returns(days, returns)
+    gaps = missing_days(days) if series else []
+    if gaps:
+        notes.append(
+            f"no snapshot of {_days(gaps)}: the return across them counts in the total return and TWR, "
+            "not in volatility, Sharpe, Sortino, alpha/beta or the best and worst day"
+        )
     change = _unrealized_change(first, last)
     parts = ledger.trade_parts(portfolio, start, end, single=set(change))
     deposits = sum((f.amount for f in transfers if f.kind is FlowKind.DEPOSIT), Decimal(0))
@@ -170,11 +192,11 @@ def report(
     return Report(
         portfolio=name,
         requested=requested,
-        first_day=_first_day(since, snapshots),
-        last_day=snapshots[-1].day if snapshots else None,
+        first_day=snapshots[0].day + timedelta(1) if series else since or start.date(),
+        last_day=snapshots[-1].day if series else until or end.date(),
         start=start,
         end=end,
-        snapshots=len(snapshots),
+        snapshots=taken,
         start_equity=first.equity if first else None,
         end_equity=last.equity if last else None,
         deposits=deposits,
@@ -186,29 +208,37 @@ def report(
         unrealized_pnl=last.unrealized_pnl if last else Decimal(0),
         total_pnl=_change(first, last, lambda s: s.equity - net_deposits(s)),
         performance=perf,
-        periods={every: period_returns(days, returns, every) for every in PERIOD_UNITS},
-        rolling_sharpe=rolling_sharpe(days, returns),
-        rolling_max_drawdown=rolling_max_drawdown(days, returns),
+        periods={every: period_returns(days, returns, every) if series else [] for every in PERIOD_UNITS},
+        rolling_sharpe=rolling_sharpe(days, one_day) if series else [],
+        rolling_max_drawdown=rolling_max_drawdown(days, returns) if series else [],
         trades=trade_stats(ledger.closed_trades(portfolio, start, end)),
         active=ledger.traded(portfolio, start, end),
         attribution=attribute(parts, change),
-        benchmark=_benchmark(session, days, returns, signed, start, end, perf, risk_free),
+        benchmark=(
+            _benchmark(session, days, one_day, signed, start, end, perf, risk_free)
+            if series
+            else Undefined("fewer than two daily snapshots")
+        ),
         transfers=transfers,
-        daily=history_rows(snapshots),
+        daily=history_rows(snapshots) if series else [],
+        missing_days=gaps,
         notes=notes,
     )
-
-
-def _first_day(since: date | None, snapshots: list[Snapshot]) -> date | None:
-    """The first day whose return the range holds: the day after its first snapshot."""
-    if len(snapshots) >= 2:
-        return snapshots[0].day + timedelta(1)
-    return since or (snapshots[0].day if snapshots else None)
 
 
 def _days(days: list[date]) -> str:
     shown = ", ".join(str(d) for d in days[:5])
     return shown + (f" and {len(days) - 5} more" if len(days) > 5 else "")
+
+
+def _valued_at(session: Session, portfolio: Portfolio, moment: datetime, now: datetime) -> Snapshot:
+    """The portfolio as it stood at ``moment``, as a snapshot would hold it: the records up to then,
+    valued at that moment's prices (now: live, else cached quotes; before: candles)."""
+    lots, flows = records_of(session.ledger, portfolio).at(moment)
+    symbols = {lot.trade.symbol for lot in lots if lot.is_open}
+    marks = session.prices.marks(symbols) if moment >= now else session.prices.marks_at(symbols, moment)
+    mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
+    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, mmr))
 
 
 def _with_positions(session: Session, portfolio: Portfolio, snapshot: Snapshot) -> Snapshot:
@@ -255,7 +285,7 @@ def _benchmark(
         return Undefined(f"no {symbol} daily price for {missing[0]}{more} ({where})")
     held = buy_and_hold(days, [prices[d.day] for d in days])
     theirs = performance(held, transfers, start, end, risk_free)
-    alpha, beta = alpha_beta(returns, daily_returns(held), risk_free)
+    alpha, beta = alpha_beta(returns, one_day_returns(held, daily_returns(held)), risk_free)
     excess: Value = (
         ours.total_return - theirs.total_return
         if isinstance(ours.total_return, float) and isinstance(theirs.total_return, float)
