@@ -118,8 +118,7 @@ def test_export_import_export_round_trips_and_a_second_import_adds_nothing(cli, 
         exported = tmp_path / f"trades.{fmt}"
         cli("export", "trades", "--format", fmt, "-o", str(exported))
         fresh = tmp_path / f"fresh-{fmt}.db"
-        cli("init", "copy", "--db", str(fresh))
-        cli("import", str(exported), "-p", "copy", "--db", str(fresh))
+        cli("import", str(exported), "-p", "copy", "--db", str(fresh))  # creates it, from its starting deposit
         again = cli("export", "trades", "--format", fmt, "-p", "copy", "--db", str(fresh)).stdout
         original = exported.read_text()
         if fmt == "json":
@@ -134,13 +133,48 @@ def test_export_import_export_round_trips_and_a_second_import_adds_nothing(cli, 
         assert cli.json("verify", "--db", str(fresh))["ok"] is True
 
     # Into another portfolio of the same ledger the ids are the ledger's own, the records otherwise equal.
-    cli("init", "twin")
     cli("import", str(tmp_path / "trades.csv"), "-p", "twin")
     twin = list(csv.DictReader(io.StringIO(cli("export", "trades", "-p", "twin").stdout)))
     main = list(csv.DictReader(io.StringIO(cli("export", "trades").stdout)))
     assert [{k: v for k, v in r.items() if k != "trade_id"} for r in twin] == [
         {k: v for k, v in r.items() if k != "trade_id"} for r in main
     ]
+
+
+def test_export_import_reproduces_margin_changes_mode_switches_and_cash_flows(cli, binance, tmp_path):
+    from test_check import hour, iso
+
+    cli("init", "--balance", "5000", "--at", iso(hour(-30)))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", iso(hour(-20)))
+    cli("open", "ETH/USDT", "--qty", "1", "--leverage", "5", "--short", "--price", "2000", "--at", iso(hour(-20)))
+    cli("check")  # books the funding of the 20 hours
+    cli("add-margin", "1", "100")
+    cli("remove-margin", "1", "30")  # 70 added stays: the isolated liquidation price moves away
+    cli("add-margin", "2", "50")
+    cli("margin-mode", "2", "--cross")  # releases the 50
+    cli("deposit", "500")
+    cli("withdraw", "200")
+    original = cli.json("margin")["account"]["positions"]
+    for fmt in ("csv", "json"):
+        exported = tmp_path / f"all.{fmt}"
+        cli("export", "trades", "--format", fmt, "-o", str(exported))
+        kinds = [r["record"] for r in (json.loads(exported.read_text())["records"] if fmt == "json" else [])]
+        if fmt == "json":
+            assert kinds.count("margin") == 4 and kinds.count("funding") >= 2 and "withdrawal" in kinds
+        fresh = ["--db", str(tmp_path / f"copy-{fmt}.db")]
+        result = cli.json("import", str(exported), "-p", "main", *fresh)
+        assert (result["margin_changes_added"], result["trades_added"]) == (4, 2)
+        assert cli.json("verify", *fresh)["ok"] is True
+        copy = cli.json("margin", *fresh)["account"]["positions"]
+        assert [(p["trade_id"], p["mode"], p["margin"], p["liquidation_price"]) for p in copy] == [
+            (p["trade_id"], p["mode"], p["margin"], p["liquidation_price"]) for p in original
+        ]
+        figures = ("equity", "wallet_balance", "free_margin", "margin_used", "deposits", "withdrawals", "funding")
+        ours, theirs = cli.json("value")["valuation"], cli.json("value", *fresh)["valuation"]
+        assert {k: theirs[k] for k in figures} == {k: ours[k] for k in figures}
+        assert cli("export", "trades", "--format", fmt, *fresh).stdout == exported.read_text() or fmt == "json"
+        again = cli.json("import", str(exported), "-p", "main", *fresh)
+        assert (again["margin_changes_added"], again["cash_flows_added"], again["trades_added"]) == (0, 0, 0)
 
 
 def test_spreadsheet_formulas_come_out_inert_and_numbers_stay_numbers(cli, binance):

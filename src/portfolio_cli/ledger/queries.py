@@ -85,7 +85,7 @@ class Queries(Connection):
 
     def fill_columns(self) -> tuple[str, ...]:
         """The names of a fill's values, in the order ``fill_rows`` gives them."""
-        cursor = self.conn.execute(f"select * from ({rowmap.FILL_SQL}) limit 0", [0, "", "", 0, "", ""])
+        cursor = self.conn.execute(f"select * from ({rowmap.FILL_SQL}) limit 0", [0, "", ""] * 4)
         return tuple(d[0] for d in cursor.description)[:-3]  # without the flag and the ordering columns
 
     def fill_json(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[str] | None:
