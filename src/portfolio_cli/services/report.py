@@ -215,7 +215,7 @@ def report(
         active=ledger.traded(portfolio, start, end),
         attribution=attribute(parts, change),
         benchmark=(
-            _benchmark(session, days, one_day, signed, start, end, perf, risk_free)
+            _benchmark(session, portfolio, snapshots, days, one_day, signed, start, end, perf, risk_free)
             if series
             else Undefined("fewer than two daily snapshots")
         ),
@@ -266,6 +266,8 @@ def _unrealized_change(first: Snapshot | None, last: Snapshot | None) -> dict[in
 
 def _benchmark(
     session: Session,
+    portfolio: Portfolio,
+    snapshots: list[Snapshot],
     days: list[DailyEquity],
     returns: list[float | None],
     transfers: list[tuple[datetime, Decimal]],
@@ -278,6 +280,12 @@ def _benchmark(
     if len(days) < 2:
         return Undefined("fewer than two daily snapshots")
     prices = _day_end_prices(session, symbol, days[0].day, days[-1].day)
+    for snapshot in snapshots:  # priced at the moment it was taken, before its day ended
+        if is_provisional(snapshot):
+            prices.pop(snapshot.day, None)
+            recorded = _recorded_price(session, portfolio, snapshot, symbol)
+            if recorded is not None:
+                prices[snapshot.day] = recorded
     missing = [d.day for d in days if d.day not in prices]
     if missing:
         where = "offline" if session.offline else "not cached and not available from the exchange"
@@ -295,12 +303,21 @@ def _benchmark(
 
 
 def _day_end_prices(session: Session, symbol: str, first: date, last: date) -> dict[date, Decimal]:
-    """``symbol``'s price at the end of each day (the daily candle's close), the moment each snapshot
-    is valued at; today's, whose candle is not complete, is the latest price the book has."""
-    series = session.prices.candles(symbol, "1d", day_start(first), day_end(last))
-    closes = {c.open_time.date(): c.close for c in series.candles}
-    today = session.clock().date()
-    if last == today and today not in closes:
+    """``symbol``'s price at the end of each day, the moment a day's snapshot is valued at: the daily
+    candle's close, else the next day's open (the same moment)."""
+    series = session.prices.candles(symbol, "1d", day_start(first), day_end(last + timedelta(1)))
+    opens = {c.open_time.date() - timedelta(1): c.open for c in series.candles}
+    return opens | {c.open_time.date(): c.close for c in series.candles if c.open_time.date() <= last}
+
+
+def _recorded_price(session: Session, portfolio: Portfolio, snapshot: Snapshot, symbol: str) -> Decimal | None:
+    """The price a provisional snapshot recorded for ``symbol`` (when it held it), else the latest
+    price when the snapshot is today's."""
+    held = snapshot if snapshot.positions else _with_positions(session, portfolio, snapshot)
+    marks = [p.mark for p in held.positions if p.symbol == symbol]
+    if marks:
+        return marks[0]
+    if snapshot.day == session.clock().date():
         with suppress(PriceUnavailable):
-            closes[today] = session.prices.marks([symbol])[symbol].price
-    return closes
+            return session.prices.marks([symbol])[symbol].price
+    return None
