@@ -183,7 +183,9 @@ def test_spreadsheet_formulas_come_out_inert_and_numbers_stay_numbers(cli, binan
     cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--note", formula, "--strategy", "+cmd|calc")
     cli("close", "1", "--price", "39000", "--note", "@SUM(A1)")
     out = cli("export", "trades").stdout
-    rows = list(csv.DictReader(io.StringIO(out)))
+    every = list(csv.DictReader(io.StringIO(out)))
+    assert every[0]["record"] == "deposit" and every[0]["note"] == "starting balance"
+    rows = every[1:]  # the fills
     assert rows[0]["note"] == "'" + formula and rows[0]["strategy"] == "'+cmd|calc"
     assert rows[1]["note"] == "'@SUM(A1)"
     assert rows[1]["realized_pnl"] == "-10.00000000"  # a negative number is left a number
@@ -194,16 +196,16 @@ def test_a_file_with_bad_rows_imports_nothing_and_names_their_lines(cli, binance
     cli("init")
     cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000")
     cli("open", "ETH/USDT", "--qty", "0.5", "--price", "2000")
-    lines = cli("export", "trades").stdout.splitlines()
-    lines[1] = lines[1].replace("0.01000000", "-5")  # line 2: a negative quantity
-    lines[2] = lines[2].replace("ETH/USDT", "ETH/USDT/X")  # line 3: not a symbol
+    lines = cli("export", "trades").stdout.splitlines()  # line 2 is the starting deposit
+    lines[2] = lines[2].replace("0.01000000", "-5")  # line 3: a negative quantity
+    lines[3] = lines[3].replace("ETH/USDT", "ETH/USDT/X")  # line 4: not a symbol
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines) + "\n")
     cli("init", "copy")
     before = ledger_rows(ledger_path, "trades")
     result = cli("import", str(bad), "-p", "copy", code=2)
     assert "2 bad record(s), nothing imported" in result.stderr
-    assert "line 2: qty is out of range" in result.stderr and "line 3: not a symbol" in result.stderr
+    assert "line 3: qty is out of range" in result.stderr and "line 4: not a symbol" in result.stderr
     assert ledger_rows(ledger_path, "trades") == before
     assert "Traceback" not in result.stderr
 
@@ -250,15 +252,15 @@ def test_json_trades_built_by_sqlite_match_the_python_canonical_encoding(cli, bi
         conn.execute("update trades set note = ? where id = 4", ["\x01ctl"])
     payload = json.loads(cli("export", "trades", "--format", "json").stdout)
     assert payload["content_sha256"] == content_hash(payload["records"])
-    assert [r["note"] for r in payload["records"]][:2] == ['q"uote \\ back', "line\nbreak\ttab"]
+    assert [r["note"] for r in payload["records"]][1:3] == ['q"uote \\ back', "line\nbreak\ttab"]  # after the deposit
     # Money text written before it was fixed-point (1E-8) comes out fixed-point, by the Python path.
     with sqlite3.connect(ledger_path) as conn:
         conn.execute("update trades set fee = '1E-8' where id = 1")
     payload = json.loads(cli("export", "trades", "--format", "json").stdout)
-    assert payload["records"][0]["fee"] == "0.00000001"
+    assert payload["records"][1]["fee"] == "0.00000001"
     assert payload["content_sha256"] == content_hash(payload["records"])
     csv_rows = list(csv.DictReader(io.StringIO(cli("export", "trades").stdout)))
-    assert csv_rows[0]["fee"] == "0.00000001"
+    assert csv_rows[1]["fee"] == "0.00000001"
 
 
 def test_import_refuses_closes_beyond_what_the_ledger_left_open(cli, binance, tmp_path, ledger_path):
@@ -270,8 +272,8 @@ def test_import_refuses_closes_beyond_what_the_ledger_left_open(cli, binance, tm
     # In the ledger the rest is closed at another price, so the file's close is not a duplicate.
     cli("close", "1", "--price", "42000")
     before = ledger_rows(ledger_path, "closes")
-    lines = exported.read_text().splitlines()
-    lines[2] = lines[2].replace("41000.00000000", "41500.00000000").replace(",60.00000000,", ",90.00000000,")
+    lines = exported.read_text().splitlines()  # the header, the starting deposit, the open, the close
+    lines[3] = lines[3].replace("41000.00000000", "41500.00000000").replace(",60.00000000,", ",90.00000000,")
     exported.write_text("\n".join(lines) + "\n")
     result = cli("import", str(exported), code=2)
     assert "would close more than its 0.1" in result.stderr and "nothing imported" in result.stderr
