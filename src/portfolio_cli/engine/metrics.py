@@ -323,6 +323,11 @@ def performance(
         flows = [(start, -float(days[0].equity)), *((t, -float(a)) for t, a in transfers)]
         money_weighted = xirr([*flows, (end, float(days[-1].equity))])
     dd = drawdowns(days, returns)
+    max_dd: Value
+    amount: Value
+    current: Value
+    since_peak: int | Undefined
+    longest: int | Undefined
     if isinstance(dd, Undefined):
         max_dd = amount = current = since_peak = longest = dd
     else:

@@ -215,8 +215,9 @@ def export(
     elif kind == "rebalances":
         table = rebalances_table(session, portfolio, since, until)
     else:
+        assert year is not None  # the tax export refused a missing --year above
         table = tax_table(session, portfolio, year, _method(method))
-    meta = {
+    meta: dict[str, str | int | None] = {
         "tool_version": __version__,
         "portfolio": name,
         "from": codec.timestamp(since) if since else None,
@@ -265,7 +266,7 @@ def cashflows_table(
         for f in session.ledger.cash_flows(portfolio)
         if _in_range(f.at, since, until)
     ]
-    rows.sort(key=lambda r: (r["at"], int(r["id"])))
+    rows.sort(key=lambda r: (r["at"], int(r["id"] or 0)))
     return RecordTable("cashflows", CASHFLOW_COLUMNS, frozenset({"id", "amount", "trade_id"}), rows)
 
 
