@@ -27,7 +27,9 @@ def february(cli, binance):
     first, last = date(2024, 1, 28), date(2024, 3, 4)
     for n in range((last - first).days + 1):
         moment = first + timedelta(n)
-        daily_open(binance, "BTC/USDT", datetime.combine(moment, datetime.min.time(), UTC), str(price_at_midnight(moment)))
+        daily_open(
+            binance, "BTC/USDT", datetime.combine(moment, datetime.min.time(), UTC), str(price_at_midnight(moment))
+        )
     cli("init", "--at", "2024-01-29T00:00")
     cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", "2024-01-29T01:00")  # fee 4
     cli("close", "1", "--price", "40000", "--at", "2024-03-03T12:00")
@@ -74,7 +76,10 @@ def test_a_day_week_and_best_day_are_the_calendars(february):
 
 
 def test_a_backfilled_day_is_valued_at_its_daily_candles_close(february):
-    rows = {r["day"]: r for r in february.json("history", "--every", "day", "--from", "2024-02-10", "--to", "2024-02-10")["daily"]}
+    rows = {
+        r["day"]: r
+        for r in february.json("history", "--every", "day", "--from", "2024-02-10", "--to", "2024-02-10")["daily"]
+    }
     assert D(rows["2024-02-10"]["equity"]) == D(str(equity_at_midnight(date(2024, 2, 11))))
     assert rows["2024-02-10"]["taken_at"].startswith("2024-02-11T00:00:00")
     february("verify")
@@ -105,7 +110,9 @@ def test_todays_snapshot_is_provisional_and_the_days_end_replaces_it(cli, binanc
     yesterday = rows[day(-1).date().isoformat()]
     assert D(yesterday["equity"]) == D("10096") and yesterday["backfilled"] is True
     with sqlite3.connect(ledger_path) as conn:
-        (taken_at,) = conn.execute("select taken_at from snapshots where day = ?", [day(-1).date().isoformat()]).fetchone()
+        (taken_at,) = conn.execute(
+            "select taken_at from snapshots where day = ?", [day(-1).date().isoformat()]
+        ).fetchone()
     assert taken_at.startswith(day(0).isoformat()[:19])
     assert not any("taken during the day" in note for note in cli.json("report")["notes"])
     cli("verify")
@@ -126,12 +133,17 @@ def test_the_migration_relabels_an_old_ledger_and_verify_passes(cli, binance, le
     with sqlite3.connect(ledger_path) as conn:  # back to the old labels and the schema before m006
         conn.execute("pragma foreign_keys = on")
         conn.execute("delete from _sqlite_migrations where name = 'm006_calendar_snapshots'")
-        conn.execute("delete from snapshot_positions where snapshot_id = (select id from snapshots where day = ?)", [iso[-1]])
+        conn.execute(
+            "delete from snapshot_positions where snapshot_id = (select id from snapshots where day = ?)", [iso[-1]]
+        )
         conn.execute("delete from snapshots where day = ?", [iso[-1]])  # old: today was taken live, never at 00:00
         for k in range(-2, -8, -1):
             conn.execute("update snapshots set day = ? where day = ?", [iso[k + 1], iso[k]])
         # An old snapshot taken at 15:00 of day −4 (the one labelled −4 held 00:00 of −4: the end of −5).
-        conn.execute("update snapshots set taken_at = ? where day = ?", [(day(-4) + timedelta(hours=15)).isoformat(timespec="microseconds"), iso[-4]])
+        conn.execute(
+            "update snapshots set taken_at = ? where day = ?",
+            [(day(-4) + timedelta(hours=15)).isoformat(timespec="microseconds"), iso[-4]],
+        )
 
     history = {r["day"]: r["equity"] for r in cli.json("history", "--every", "day")["daily"]}  # migrates
     # Relabelled back; −4's end replaced the 15:00 snapshot; −5 (held by it) and −1 wait for `snapshot`.

@@ -233,7 +233,9 @@ def test_a_missing_day_is_named_and_left_out_of_the_daily_statistics(traded, led
     gone = day(-3).date().isoformat()
     with sqlite3.connect(ledger_path) as conn:  # the day could not be priced, say, and was never filled
         conn.execute("pragma foreign_keys = on")
-        conn.execute("delete from snapshot_positions where snapshot_id = (select id from snapshots where day = ?)", [gone])
+        conn.execute(
+            "delete from snapshot_positions where snapshot_id = (select id from snapshots where day = ?)", [gone]
+        )
         conn.execute("delete from snapshots where day = ?", [gone])
     r = traded.json("report")
     assert r["range"]["missing_days"] == [gone]
@@ -243,14 +245,16 @@ def test_a_missing_day_is_named_and_left_out_of_the_daily_statistics(traded, led
     days = sorted(equity)
     flows = {day(-1).date().isoformat(): 1000.0}  # the deposit at 06:00 of day −1
     kept = [d for d in days if d != gone]
-    returns = {b: (equity[b] - flows.get(b, 0)) / equity[a] - 1 for a, b in zip(kept, kept[1:])}
+    returns = {b: (equity[b] - flows.get(b, 0)) / equity[a] - 1 for a, b in zip(kept, kept[1:], strict=False)}
     total = math.prod(1 + x for x in returns.values()) - 1
     assert r["metrics"]["total_return"] == pytest.approx(total, abs=1e-12)
     # … but not in the daily statistics: volatility, Sharpe and the best and worst day.
     two_day = day(-2).date().isoformat()
     one_day = [x for d, x in returns.items() if d != two_day]
     assert r["metrics"]["volatility"] == pytest.approx(statistics.stdev(one_day) * math.sqrt(365), abs=1e-12)
-    assert r["metrics"]["sharpe"] == pytest.approx(statistics.mean(one_day) / statistics.stdev(one_day) * math.sqrt(365))
+    assert r["metrics"]["sharpe"] == pytest.approx(
+        statistics.mean(one_day) / statistics.stdev(one_day) * math.sqrt(365)
+    )
     assert two_day not in (r["periods"]["day"]["best"]["start"], r["periods"]["day"]["worst"]["start"])
 
     rows = list(csv.reader(io.StringIO(traded("report", "--csv").stdout)))

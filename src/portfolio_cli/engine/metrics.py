@@ -73,9 +73,7 @@ def one_day_returns(days: Sequence[DailyEquity], returns: Sequence[float | None]
 
 def missing_days(days: Sequence[DailyEquity]) -> list[date]:
     """The days between consecutive snapshots that have none."""
-    return [
-        b.day + timedelta(k) for b, a in zip(days, days[1:], strict=False) for k in range(1, (a.day - b.day).days)
-    ]
+    return [b.day + timedelta(k) for b, a in zip(days, days[1:], strict=False) for k in range(1, (a.day - b.day).days)]
 
 
 def mean(values: Sequence[float]) -> float:

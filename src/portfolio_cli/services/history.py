@@ -55,5 +55,9 @@ def history(session: Session, name: str, since: date | None, until: date | None,
     except ValueError:
         raise InvalidInput(f"--every must be day, week, month, quarter or year, got {every!r}") from None
     daily = [row for row in history_rows(snapshots) if since is None or row.day >= since]
-    rows = daily if period is Every.DAY else [r for r in history_rows(snapshots, period) if since is None or r.day >= since]
+    rows = (
+        daily
+        if period is Every.DAY
+        else [r for r in history_rows(snapshots, period) if since is None or r.day >= since]
+    )
     return History(name, period, since, until, rows, daily, sum(s.backfilled for s in shown))

@@ -146,10 +146,10 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
                 margins_added += 1
         moved = {(f.kind, f.at, f.amount, f.trade_id) for f in held.flows}
         flows_added = 0
-        for file_id, flow in flows:
-            trade_id = ids[file_id] if file_id is not None else None
-            if (flow.kind, flow.at, flow.amount, trade_id) not in moved:
-                ledger.add_cash_flow(portfolio, flow.kind, flow.amount, flow.at, trade_id, flow.note)
+        for flow_trade, flow in flows:
+            owner = ids[flow_trade] if flow_trade is not None else None
+            if (flow.kind, flow.at, flow.amount, owner) not in moved:
+                ledger.add_cash_flow(portfolio, flow.kind, flow.amount, flow.at, owner, flow.note)
                 flows_added += 1
         details = {"file": path.name, "trades": added, "closes": closes_added}
         ledger.audit("import", portfolio.id, details | {"margin_changes": margins_added, "cash_flows": flows_added})

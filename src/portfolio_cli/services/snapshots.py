@@ -121,10 +121,14 @@ def value_day_ends(
 ) -> tuple[list[Snapshot], list[SkippedDay]]:
     """``value_day_end`` over ``days``: the snapshots to save, and the days that could not be valued."""
     mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
-    valued, skipped = [], []
+    valued: list[Snapshot] = []
+    skipped: list[SkippedDay] = []
     for day in days:
         result = value_day_end(portfolio, records, day, closes, mmr)
-        (skipped if isinstance(result, SkippedDay) else valued).append(result)
+        if isinstance(result, SkippedDay):
+            skipped.append(result)
+        else:
+            valued.append(result)
     return valued, skipped
 
 
