@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from portfolio_cli.errors import LedgerFailure
+from portfolio_cli.guard import transaction_open
 from portfolio_cli.ledger import codec, migrations
 
 if TYPE_CHECKING:
@@ -124,7 +125,8 @@ class Connection:
             raise LedgerFailure(f"the ledger is busy or unwritable: {exc}") from None
         self._command, self._now = command, now or datetime.now(UTC)
         try:
-            yield self
+            with transaction_open(command):
+                yield self
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -241,8 +241,9 @@ class Queries(Connection):
     # checks
 
     def last_check(self, portfolio: Portfolio) -> datetime | None:
-        rows = self._rows("select max(through) as through from checks where portfolio_id = ?", [portfolio.id])
-        return codec.moment(rows[0]["through"]) if rows and rows[0]["through"] else None
+        """The check watermark: the latest check's ``through`` (a backdated record rewinds it)."""
+        rows = self._rows("select through from checks where portfolio_id = ? order by id desc limit 1", [portfolio.id])
+        return codec.moment(rows[0]["through"]) if rows else None
 
     # snapshots (derived state kept for history)
 

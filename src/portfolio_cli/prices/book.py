@@ -17,6 +17,7 @@ from portfolio_cli.engine.rules import MarketRules
 from portfolio_cli.engine.symbols import conversion_pair, symbols_to_price
 from portfolio_cli.engine.valuation import Mark
 from portfolio_cli.errors import ExchangeUnavailable, PriceUnavailable
+from portfolio_cli.guard import refuse_network
 from portfolio_cli.money import ONE, q8
 from portfolio_cli.prices import TIMEFRAMES, FundingRate, PriceSource, Quote, floor_time
 
@@ -58,6 +59,11 @@ class PriceBook:
         self.offline = offline
         self._marks: dict[str, Mark] = {}
 
+    def _exchange(self) -> PriceSource:
+        """The source, for a request: refused while the ledger's write transaction is open."""
+        refuse_network(self.source.name)
+        return self.source
+
     def override(self, symbol: str, price: Decimal) -> None:
         self._overrides[symbol] = price
         self._marks.pop(symbol, None)
@@ -85,7 +91,7 @@ class PriceBook:
         failure: ExchangeUnavailable | None = None
         if missing and live and not self.offline:
             try:
-                fetched = self.source.quotes(missing)
+                fetched = self._exchange().quotes(missing)
             except ExchangeUnavailable as exc:
                 failure = exc
             else:
@@ -115,7 +121,7 @@ class PriceBook:
         if self.offline:
             raise PriceUnavailable(f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC offline; pass --price")
         try:
-            return self.source.price_at(symbol, at)
+            return self._exchange().price_at(symbol, at)
         except ExchangeUnavailable as exc:
             raise PriceUnavailable(f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC: {exc}") from None
 
@@ -129,7 +135,7 @@ class PriceBook:
         return self.price_at(pair, at).price
 
     def rules(self, symbol: str) -> MarketRules | None:
-        return self.source.rules(symbol)
+        return self._exchange().rules(symbol)
 
     def marks_at(self, symbols: set[str] | list[str], moment: datetime) -> dict[str, Mark]:
         """Marks at a past ``moment``: an override, else the open of a candle, from the cache or the
@@ -191,7 +197,7 @@ class PriceBook:
         failure = None
         if missing and fetch and not self.offline:
             try:
-                fetched = self.source.candles(symbol, timeframe, missing[0], end)
+                fetched = self._exchange().candles(symbol, timeframe, missing[0], end)
             except ExchangeUnavailable as exc:
                 failure = str(exc)
             else:
@@ -207,7 +213,7 @@ class PriceBook:
         if self.offline:
             return {}
         try:
-            return self.source.funding_rates(symbol, since, until)
+            return self._exchange().funding_rates(symbol, since, until)
         except ExchangeUnavailable as exc:
             self._warn(f"funding rates for {symbol} unavailable ({exc}); using the configured rate")
             return {}

@@ -13,11 +13,12 @@ first missing one, so the next check replays from there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
 
 from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
+from portfolio_cli.engine.booking import CheckMark, Entry, booking, close_entry, funding_entry
 from portfolio_cli.engine.margin import (
     CRITICAL_LEVEL_PCT,
     MarginState,
@@ -35,6 +36,7 @@ from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.money import ONE, q8
 from portfolio_cli.prices import FundingRate, floor_time
 from portfolio_cli.services.common import lots_of
+from portfolio_cli.services.snapshots import rebuild_stale
 from portfolio_cli.session import Session
 
 MINUTE_CANDLES_UP_TO = timedelta(minutes=1000)  # one request per symbol
@@ -126,7 +128,12 @@ def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCh
     replay = _Replay(session, portfolio, market, now)
     with ledger.transaction(session.command, now):
         replay.run(since)
-        ledger.record_check(portfolio, min(now, market.first_gap or now), len(replay.events))
+        through = min(now, market.first_gap or now)
+        current = ledger.last_check(portfolio)
+        if current is not None and current != last and current < through:
+            through = current  # a backdated record rewound it meanwhile: the next check replays from there
+        ledger.book(portfolio, booking([Entry(CheckMark(through, len(replay.events)))]))
+    rebuild_stale(session, portfolio.name, tuple(sorted(replay.stale)))
     return PortfolioCheck(
         portfolio.name,
         since,
@@ -179,10 +186,14 @@ class _Replay:
         self.settings = session.settings.for_portfolio(portfolio.name)
         self.events: list[CheckEvent] = []
         self.level: Decimal | None = None
+        self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
 
     def _reload(self) -> None:
         self.lots = lots_of(self.session, self.portfolio)
         self.flows: list[CashFlow] = self.ledger.cash_flows(self.portfolio)
+
+    def _book_entry(self, entry: Entry) -> None:
+        self.stale.update(self.ledger.book(self.portfolio, booking([entry])).stale_days)
 
     def _event(self, at: datetime, kind: str, message: str, **details) -> None:
         self.events.append(CheckEvent(self.portfolio.name, at, kind, message, **details))
@@ -191,8 +202,9 @@ class _Replay:
         """Inside the transaction: the state is read again, so a concurrent command is not lost."""
         self._reload()
         opened = {lot.trade.symbol for lot in self.lots if lot.is_open} - set(self.market.marks)
-        if opened:  # opened by another command since the prices were fetched: price it now, once
-            self.market.marks.update(self.session.prices.marks(opened))
+        if opened:  # opened by another command since the prices were fetched: its cached quote, if any
+            found, _, _ = self.session.prices.marks_found(opened, live=False)
+            self.market.marks.update(found)
         for gap in self.market.gaps:
             self._event(self.now, "gap", gap)
         moments = set(funding_times(since, self.now))
@@ -226,7 +238,7 @@ class _Replay:
             amount = funding_payment(t.side, qty, mark, rate)
             source = "Binance" if fetched else "configured"
             note = f"funding rate {rate} ({source}) at mark {mark}"
-            self.ledger.add_cash_flow(self.portfolio, FlowKind.FUNDING, amount, moment, trade_id=t.id, note=note)
+            self._book_entry(funding_entry(t.id, amount, moment, note))
             verb = "received" if amount >= 0 else "paid"
             self._event(
                 moment,
@@ -304,7 +316,8 @@ class _Replay:
         t = lot.trade
         entry_fee = lot.entry_fee_share(qty, t.qty - lot.open_qty)
         note = f"{reason.value.replace('_', ' ')}: {how}"
-        self.ledger.book_close(self.portfolio, Close(0, t.id, qty, price, price_usdt, fee, gross, moment, note, reason))
+        close = Close(0, t.id, qty, price, price_usdt, fee, gross, moment, note, reason)
+        self._book_entry(close_entry(close))
         net = gross - entry_fee - fee
         self._event(
             moment,
@@ -375,7 +388,11 @@ class _Replay:
             if trigger is not None:
                 self._close(lot, trigger, self.now, self._rate_at(t.symbol, None))
         self._margin_calls(self.now, marks)
-        if any(lot.is_open for lot in self.lots):
+        unpriced = sorted({lot.trade.symbol for lot in self.lots if lot.is_open} - set(marks))
+        if unpriced:
+            self._event(self.now, "gap", f"no price yet for {', '.join(unpriced)} (opened during this check)")
+            self.level = None
+        elif any(lot.is_open for lot in self.lots):
             valuation = value_portfolio(self.flows, self.lots, marks, self.settings.trading.mmr)
             self.level = valuation.margin_level_pct
         else:

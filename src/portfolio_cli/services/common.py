@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ from portfolio_cli.engine.accounting import Lot, build_lots
 from portfolio_cli.engine.history import records_at
 from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Portfolio, Side, Trade
 from portfolio_cli.engine.symbols import normalize_symbol
+from portfolio_cli.engine.timeline import Records, free_margin_conflict, later_needs
 from portfolio_cli.engine.valuation import Valuation, value_portfolio
 from portfolio_cli.errors import InvalidInput
 from portfolio_cli.ledger import Ledger
@@ -74,6 +76,29 @@ def records_of(ledger: Ledger, portfolio: Portfolio) -> PortfolioRecords:
         ledger.margin_changes(portfolio),
         ledger.cash_flows(portfolio),
     )
+
+
+def timeline_of(ledger: Ledger, portfolio: Portfolio) -> Records:
+    return Records(
+        tuple(ledger.trades(portfolio)),
+        tuple(ledger.closes(portfolio)),
+        tuple(ledger.margin_changes(portfolio)),
+        tuple(ledger.cash_flows(portfolio)),
+    )
+
+
+def later_conflicts(
+    session: Session, before: Records, after: Records, at: datetime, mmr: Callable[[str], Decimal]
+) -> str | None:
+    """Why the records in ``after`` but not ``before`` (dated ``at``) would break a record booked after
+    them, or None. Each later record is valued at its own moment's prices, fetched here (before any
+    transaction): candles from the cache or the exchange."""
+    needs = later_needs(before, at)
+    marks_at = {}
+    for need in needs:
+        symbols = after.open_symbols_at(need.at)
+        marks_at[need.at] = session.prices.marks_at(symbols, need.at) if symbols else {}
+    return free_margin_conflict(before, after, needs, marks_at, mmr)
 
 
 def open_symbols(session: Session, portfolio: Portfolio) -> set[str]:

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from portfolio_cli.engine.accounting import realized_pnl
-from portfolio_cli.engine.records import Close, CloseReason, FlowKind, Kind, MarginMode, Side, Trade
+from portfolio_cli.engine.booking import booking, close_entry, open_entry
+from portfolio_cli.engine.records import Close, CloseReason, Kind, MarginMode, Side, Trade
 from portfolio_cli.errors import InvalidInput
 from portfolio_cli.export import Record, read_csv
 from portfolio_cli.money import ABSURD, ZERO, D, q8
 from portfolio_cli.services.common import MAX_LEVERAGE, parse_symbol, records_of
 from portfolio_cli.services.exports import TRADE_COLUMNS
+from portfolio_cli.services.snapshots import rebuild_stale
 from portfolio_cli.session import Session
 from portfolio_cli.text import MAX_TEXT, hidden_character
 
@@ -72,6 +74,7 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
     added = present = closes_added = closes_present = 0
+    stale: set[date] = set()
     with ledger.transaction(session.command, session.clock()):
         held = records_of(ledger, portfolio)
         known = {_fingerprint(t): t.id for t in held.trades}
@@ -86,10 +89,10 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
                 ids[file_id] = known[_fingerprint(trade)]
                 present += 1
                 continue
-            ids[file_id] = ledger.add_trade(
-                portfolio, trade, forced=trade.forced, trade_id=file_id if keep_ids else None
-            )
-            ledger.add_cash_flow(portfolio, FlowKind.FEE, -trade.fee, trade.opened_at, ids[file_id], "entry fee")
+            entry = open_entry(replace(trade, id=file_id if keep_ids else 0), keep_id=keep_ids)
+            booked_open = ledger.book(portfolio, booking([entry]))
+            (ids[file_id],) = booked_open.ids
+            stale.update(booked_open.stale_days)
             added += 1
         qty_of = {t.id: t.qty for t in held.trades} | {ids[f]: t.qty for f, t in opens.items()}
         closed_qty = {}
@@ -106,9 +109,10 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
                     f"{path.name}: closes of trade {file_id} would close more than its {qty_of[trade_id]} "
                     f"together with the closes trade {trade_id} already has; nothing imported"
                 )
-            ledger.book_close(portfolio, replace(close, trade_id=trade_id))
+            stale.update(ledger.book(portfolio, booking([close_entry(replace(close, trade_id=trade_id))])).stale_days)
             closes_added += 1
         ledger.audit("import", portfolio.id, {"file": path.name, "trades": added, "closes": closes_added})
+    rebuild_stale(session, name, tuple(sorted(stale)))
     return ImportResult(name, added, closes_added, present, closes_present)
 
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli.engine.booking import booking, transfer_entry
 from portfolio_cli.engine.records import FlowKind
+from portfolio_cli.engine.timeline import free_margin_at
 from portfolio_cli.errors import InvalidInput, RuleRefused
 from portfolio_cli.money import ZERO
 from portfolio_cli.services.common import (
@@ -17,9 +19,12 @@ from portfolio_cli.services.common import (
     check_text,
     lots_of,
     moment_or_now,
+    later_conflicts,
     open_symbols,
+    timeline_of,
     valuation_of,
 )
+from portfolio_cli.services.snapshots import rebuild_stale
 from portfolio_cli.session import Session
 
 
@@ -45,7 +50,7 @@ def init_portfolio(session: Session, name: str, balance: Decimal, at: datetime |
         if ledger.find_portfolio(name) is not None:
             raise RuleRefused(f"portfolio {name!r} already exists")
         portfolio = ledger.create_portfolio(name, created)
-        ledger.add_cash_flow(portfolio, FlowKind.DEPOSIT, balance, created, note="starting balance")
+        ledger.book(portfolio, booking([transfer_entry(FlowKind.DEPOSIT, balance, created, "starting balance")]))
     return PortfolioSummary(name, created, balance, 0, name == session.settings.default_portfolio)
 
 
@@ -97,15 +102,31 @@ def _move_cash(
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
     moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created")
-    marks = session.prices.marks(open_symbols(session, portfolio)) if kind is FlowKind.WITHDRAWAL else {}
+    withdrawal = kind is FlowKind.WITHDRAWAL
+    entry = transfer_entry(kind, amount, moment, note)
+    mmr = session.settings.for_portfolio(name).trading.mmr
+    history, version, later, then = timeline_of(ledger, portfolio), ledger.records_version(portfolio), None, None
+    if at is not None and withdrawal:  # free margin then, at the prices then, and for every later record
+        held = history.open_symbols_at(moment)
+        then_marks = session.prices.marks_at(held, moment) if held else {}
+        then = free_margin_at(history, moment, then_marks, mmr)
+        later = later_conflicts(session, history, history.plus(flows=[entry.record]), moment, mmr)
+    marks = session.prices.marks(open_symbols(session, portfolio)) if withdrawal else {}
     with ledger.transaction(session.command, session.clock()):
-        valuation = valuation_of(session, portfolio, marks) if kind is FlowKind.WITHDRAWAL else None
-        if valuation is not None and amount > valuation.free_margin:
+        if then is not None and ledger.records_version(portfolio) != version:
+            raise RuleRefused("the portfolio changed while the withdrawal was priced; run the command again")
+        free = then
+        if free is None and withdrawal:
+            free = valuation_of(session, portfolio, marks, live=False).free_margin
+        when = f"at {moment:%Y-%m-%d %H:%M} UTC" if then is not None else "now"
+        if free is not None and amount > free:
             raise RuleRefused(
                 f"refused by free margin: withdrawing {amount} USDT would leave free margin at "
-                f"{valuation.free_margin - amount} USDT (free now: {valuation.free_margin} USDT)"
+                f"{free - amount} USDT (free {when}: {free} USDT)"
             )
-        signed = amount if kind is FlowKind.DEPOSIT else -amount
-        ledger.add_cash_flow(portfolio, kind, signed, moment, note=note)
+        if later is not None:
+            raise RuleRefused(f"refused: a withdrawal at {moment:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+        booked = ledger.book(portfolio, booking([entry]))
         after = valuation_of(session, portfolio, marks, live=False)
+    rebuild_stale(session, name, booked.stale_days)
     return CashMovement(name, kind, amount, moment, after.wallet_balance, after.free_margin)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from portfolio_cli.engine.accounting import Lot
+from portfolio_cli.engine.booking import booking
 from portfolio_cli.engine.history import day_start, days_to_backfill, snapshot_of
 from portfolio_cli.engine.records import Candle, Portfolio, Snapshot
 from portfolio_cli.engine.symbols import symbols_to_price
@@ -51,15 +52,22 @@ def _open_symbols(lots: list[Lot]) -> set[str]:
     return {lot.trade.symbol for lot in lots if lot.is_open}
 
 
-def take_snapshots(session: Session, names: list[str] | None, progress: Progress | None = None) -> SnapshotRun:
+def take_snapshots(
+    session: Session, names: list[str] | None, progress: Progress | None = None, rebuild: set[date] | None = None
+) -> SnapshotRun:
     """Today's snapshot of each named portfolio (all when ``names`` is None), after backfilling every
-    earlier day without one. A day that cannot be priced is reported in ``skipped``, never invented."""
+    earlier day without one. A day that cannot be priced is reported in ``skipped``, never invented.
+    With ``rebuild``, only those days (the ones a backdated record made stale), today's among them
+    only if it is one."""
     ledger = session.ledger
     portfolios = [ledger.portfolio(name) for name in names] if names else ledger.portfolios()
     now = session.clock()
     today = now.date()
     window = session.settings.snapshots.window
-    plans = {p.id: days_to_backfill(p.created_at, today, ledger.snapshot_days(p), window) for p in portfolios}
+    if rebuild is None:
+        plans = {p.id: days_to_backfill(p.created_at, today, ledger.snapshot_days(p), window) for p in portfolios}
+    else:
+        plans = {p.id: sorted(d for d in rebuild if d < today and d not in ledger.snapshot_days(p)) for p in portfolios}
 
     # Prices, before the lock.
     version = ledger.data_version()
@@ -94,14 +102,16 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
                 valuation = value_portfolio(flows, lots, day_marks, settings.trading.mmr)
                 written.append(snapshot_of(p.id, day, moment, True, valuation))
                 backfilled.append(day)
-            snapshot, unpriced, reason = _today(session, p, records, marks, why, now)
-            if snapshot is None:
-                skipped.append(SkippedDay(today, unpriced, reason))
-            else:
-                written.append(snapshot)
+            snapshot = None
+            if rebuild is None or today in rebuild:
+                snapshot, unpriced, reason = _today(session, p, records, marks, why, now)
+                if snapshot is None:
+                    skipped.append(SkippedDay(today, unpriced, reason))
+                else:
+                    written.append(snapshot)
             results.append(PortfolioSnapshots(p.name, snapshot, backfilled, skipped))
-        ledger.save_snapshots(written)
-        dropped = ledger.delete_snapshots_before(today - timedelta(window - 1)) if window else 0
+        ledger.book(None, booking(snapshots=written))
+        dropped = ledger.delete_snapshots_before(today - timedelta(window - 1)) if window and rebuild is None else 0
     return SnapshotRun(today, results, dropped, complete=not any(p.skipped for p in results))
 
 
@@ -118,10 +128,9 @@ def _today(
     lots, flows = records.at(now)
     symbols = _open_symbols(lots)
     if symbols - set(marks):
-        # Opened by a concurrent command since the prices were fetched. Rare, and one batched
-        # request inside the lock (bounded by the price timeout, below the busy timeout) beats a
-        # missing day.
-        found, _, why = session.prices.marks_found(symbols - set(marks))
+        # Opened by a concurrent command since the prices were fetched: its cached quote, if any
+        # (no request inside the lock); without one the day is skipped, named, and taken next run.
+        found, _, why = session.prices.marks_found(symbols - set(marks), live=False)
         marks = {**marks, **found}
     lacking = sorted(symbols - set(marks))
     if lacking:
@@ -157,3 +166,19 @@ def _daily_opens(
 def _no_candle(symbols: list[str], failures: dict[str, str], offline: bool) -> str:
     failed = [failures[s] for s in symbols if s in failures]
     return "no daily candle" + (f" ({failed[0]})" if failed else " (offline)" if offline else "")
+
+
+def rebuild_stale(session: Session, name: str, days: tuple[date, ...]) -> list[SkippedDay]:
+    """Once a backdated record is committed: rebuild the snapshots it made stale (fetching first,
+    as every snapshot does). A day that cannot be priced stays missing, is named in a warning, and
+    is rebuilt by the next ``portfolio snapshot`` (which backfills every missing day)."""
+    if not days:
+        return []
+    run = take_snapshots(session, [name], rebuild=set(days))
+    skipped = [s for p in run.portfolios for s in p.skipped]
+    for s in skipped:
+        session.warn(
+            f"the snapshot of {s.day} is stale (a record dated before it was booked) and could not be "
+            f"rebuilt: {s.reason} for {', '.join(s.unpriced)}; the next 'portfolio snapshot' rebuilds it"
+        )
+    return skipped

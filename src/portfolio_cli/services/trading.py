@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, fill_price, initial_margin, realized_pnl
-from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
+from portfolio_cli.engine.accounting import Lot, fee_for, fill_price, initial_margin
+from portfolio_cli.engine.booking import booking, close_entry, close_lots, open_entry
+from portfolio_cli.engine.records import FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
+from portfolio_cli.engine.timeline import close_conflict
+from portfolio_cli.engine.valuation import value_portfolio
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
@@ -17,12 +20,15 @@ from portfolio_cli.services.common import (
     check_places,
     check_stops,
     check_text,
+    later_conflicts,
     lots_of,
     moment_or_now,
     open_symbols,
     parse_symbol,
+    timeline_of,
     valuation_of,
 )
+from portfolio_cli.services.snapshots import rebuild_stale
 from portfolio_cli.session import Session
 
 
@@ -95,7 +101,13 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
 
     if req.price is not None and not backdated:
         book.override(symbol, req.price)
-    marks = book.marks(open_symbols(session, portfolio) | {symbol})
+    version = ledger.records_version(portfolio)
+    history = timeline_of(ledger, portfolio)
+    if backdated:  # the state at that moment: the positions open then, at the prices then
+        held_then = history.open_symbols_at(at)
+        marks = book.marks_at(held_then, at) if held_then else {}
+    else:
+        marks = book.marks(open_symbols(session, portfolio) | {symbol})
     if req.price is not None:
         fill = req.price
     else:
@@ -128,13 +140,42 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     from portfolio_cli.services.risk import correlated_assets  # daily-return statistics: opening only
 
     risk = settings.risk
-    held_assets = {base_of(lot.trade.symbol) for lot in lots_of(session, portfolio) if lot.is_open}
+    held_assets = {base_of(s) for s in history.open_symbols_at(at)}
     group = correlated_assets(session, base_of(symbol), held_assets, risk.correlation_days, risk.correlation_threshold)
     new = exposure(symbol, qty, fill, fill_usdt, margin, req.stop_loss)
+    trade = Trade(
+        id=0,
+        symbol=symbol,
+        side=side,
+        kind=kind,
+        margin_mode=margin_mode,
+        leverage=req.leverage,
+        qty=qty,
+        price=fill,
+        price_usdt=fill_usdt,
+        fee=fee,
+        opened_at=at,
+        stop_loss=req.stop_loss,
+        take_profit=req.take_profit,
+        strategy=req.strategy,
+        note=req.note,
+    )
+    mmr = settings.trading.mmr
+    after = history.plus(trades=[trade], flows=open_entry(trade).flows)
+    later = later_conflicts(session, history, after, at, mmr) if backdated else None
 
     with ledger.transaction(session.command, session.clock()):
-        lots = lots_of(session, portfolio)
-        valuation = valuation_of(session, portfolio, marks, lots=lots, live=False)
+        if backdated and ledger.records_version(portfolio) != version:
+            raise RuleRefused("the portfolio changed while the trade was priced; run the command again")
+        if later is not None:
+            raise RuleRefused(f"refused: a trade opened at {at:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+        if backdated:
+            lots, flows = history.at(at)
+            lots = [lot for lot in lots if lot.is_open]
+            valuation = value_portfolio(flows, lots, marks, mmr)
+        else:
+            lots = lots_of(session, portfolio)
+            valuation = valuation_of(session, portfolio, marks, lots=lots, live=False)
         check = TradeCheck(
             new=new,
             spot=kind is Kind.SPOT,
@@ -151,27 +192,10 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         refusals = check_open(check, risk.limits())
         if refusals and not req.force:
             raise RuleRefused("; ".join(str(r) for r in refusals) + "; --force overrides")
-        trade = Trade(
-            id=0,
-            symbol=symbol,
-            side=side,
-            kind=kind,
-            margin_mode=margin_mode,
-            leverage=req.leverage,
-            qty=qty,
-            price=fill,
-            price_usdt=fill_usdt,
-            fee=fee,
-            opened_at=at,
-            stop_loss=req.stop_loss,
-            take_profit=req.take_profit,
-            strategy=req.strategy,
-            note=req.note,
-        )
-        trade_id = ledger.add_trade(portfolio, trade, forced=bool(refusals))
-        ledger.add_cash_flow(portfolio, FlowKind.FEE, -fee, at, trade_id=trade_id, note="entry fee")
-        if refusals:
-            ledger.audit("rule override", portfolio.id, {"trade_id": trade_id, "rules": [str(r) for r in refusals]})
+        trade = replace(trade, forced=bool(refusals))
+        booked = ledger.book(portfolio, booking([open_entry(trade, [str(r) for r in refusals])]))
+        (trade_id,) = booked.ids
+    rebuild_stale(session, name, booked.stale_days)
     return Fill(
         trade_id,
         name,
@@ -239,10 +263,20 @@ def close_trades(
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    lots = _targetlots_of(lots_of(session, portfolio), target)
+    history = timeline_of(ledger, portfolio)
+    version = ledger.records_version(portfolio)
+    if at is None:
+        lots = _targetlots_of(lots_of(session, portfolio), target)
+        moment = moment_or_now(session, at, max(lot.trade.opened_at for lot in lots), "the trade was opened")
+    else:  # the lots as they stood at that moment
+        same = (lambda t: t.id == int(target)) if target.isdigit() else (lambda t: t.symbol == parse_symbol(target))
+        opened = [t.opened_at for t in history.trades if same(t)]
+        if opened:
+            moment = moment_or_now(session, at, min(opened), "the trade was opened")
+        else:
+            moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created")
+        lots = _targetlots_of(history.at(moment)[0], target)
     symbol, side, kind = lots[0].trade.symbol, lots[0].trade.side, lots[0].trade.kind
-    latest_open = max(lot.trade.opened_at for lot in lots)
-    moment = moment_or_now(session, at, latest_open, "the trade was opened")
     open_total = sum((lot.open_qty for lot in lots), ZERO)
     if qty is not None and qty > open_total:
         raise InvalidInput(f"cannot close {qty} {symbol}: only {open_total.normalize()} is open")
@@ -272,37 +306,49 @@ def close_trades(
         if q8(wanted) <= 0:
             raise InvalidInput(f"the quantity to close rounds to 0 {symbol}")
     fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    later = None
+    if at is not None:
+        parts = close_lots(lots, wanted, exit_price, exit_usdt, fee_rate, moment, note)
+        conflicts = [close_conflict(history, c.trade_id, c.qty, moment) for _, c in parts]
+        flows = [f for _, c in parts for f in close_entry(c).flows]
+        after = history.plus(closes=[c for _, c in parts], flows=flows)
+        later = next((c for c in conflicts if c), None) or later_conflicts(
+            session, history, after, moment, settings.trading.mmr
+        )
 
     with ledger.transaction(session.command, session.clock()):
-        fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
-        current = [fresh[lot.trade.id] for lot in lots if fresh[lot.trade.id].is_open]
-        if sum((lot.open_qty for lot in current), ZERO) != open_total:
-            raise RuleRefused("the position changed while closing; run the command again")
+        if at is not None:
+            if ledger.records_version(portfolio) != version:
+                raise RuleRefused("the portfolio changed while the close was priced; run the command again")
+            if later is not None:
+                raise RuleRefused(f"refused: a close at {moment:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+        else:
+            fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
+            current = [fresh[lot.trade.id] for lot in lots if fresh[lot.trade.id].is_open]
+            if sum((lot.open_qty for lot in current), ZERO) != open_total:
+                raise RuleRefused("the position changed while closing; run the command again")
+            parts = close_lots(current, wanted, exit_price, exit_usdt, fee_rate, moment, note)
+        booked = ledger.book(portfolio, booking(close_entry(close) for _, close in parts))
         slices = []
-        for part in allocate_close(current, qty=wanted):
-            lot = part.lot
-            gross = realized_pnl(side, part.qty, lot.trade.price_usdt, exit_usdt)
-            exit_fee = fee_for(part.qty, exit_usdt, fee_rate)
-            closed_before = lot.trade.qty - lot.open_qty
-            entry_fee = lot.entry_fee_share(part.qty, closed_before)
-            close = Close(0, lot.trade.id, part.qty, exit_price, exit_usdt, exit_fee, gross, moment, note)
-            ledger.book_close(portfolio, close)
+        for lot, close in parts:
+            entry_fee = lot.entry_fee_share(close.qty, lot.trade.qty - lot.open_qty)
             slices.append(
                 ClosedSlice(
                     lot.trade.id,
                     symbol,
                     side,
-                    part.qty,
+                    close.qty,
                     lot.trade.price,
                     exit_price,
                     exit_usdt,
-                    gross,
+                    close.realized_pnl,
                     entry_fee,
-                    exit_fee,
-                    gross - entry_fee - exit_fee,
-                    lot.open_qty - part.qty,
+                    close.fee,
+                    close.realized_pnl - entry_fee - close.fee,
+                    lot.open_qty - close.qty,
                 )
             )
+    rebuild_stale(session, name, booked.stale_days)
     return CloseResult(
         name,
         moment,
