@@ -1,5 +1,5 @@
-"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history] [export] [report] [rebalance]``
-(all by default).
+"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history] [export] [report] [rebalance]
+[backdated] [check]`` (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
    median ≤ 0.30 s on a 2-core machine), and of ``portfolio --help``; HTTP requests one
@@ -12,6 +12,10 @@
 5. report: ``portfolio report`` over 100,000 closed trades and 5 years of daily snapshots (target
    ≤ 1.5 s, peak memory ≤ 300 MB).
 6. rebalance: a plan for a 100-asset portfolio (target ≤ 0.2 s), the planner and the whole command.
+7. backdated: ``portfolio deposit --at`` a year ago on a portfolio with a year of daily snapshots,
+   which rebuilds all of them from cached daily candles (target ≤ 1 s for the whole command).
+8. check: how long ``check`` holds the ledger's write lock replaying 10 positions over a day of
+   minute candles, cached (target ≤ 0.5 s).
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -362,6 +367,96 @@ def bench_rebalance() -> None:
         describe("portfolio rebalance --offline (100 assets)", timed(env, "rebalance", "--offline", runs=RUNS_SLOW))
 
 
+def _candles(symbol: str, timeframe: str, first: datetime, count: int, step: timedelta, base: Decimal):
+    from portfolio_cli.engine.records import Candle
+
+    out = []
+    for n in range(count):
+        price = base * (1 + Decimal(n % 97 - 48) / 4000)
+        out.append(Candle(symbol, timeframe, first + n * step, price, price * Decimal("1.001"), price * Decimal("0.999"),
+                          price))
+    return out
+
+
+def bench_backdated() -> None:
+    """A portfolio a year old with one BTC position and a snapshot for every day, then a deposit dated
+    a year ago: every snapshot from then on is dropped and rebuilt in the same command."""
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        now = datetime.now(UTC)
+        first = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=365)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        with ledger.transaction("bench", now):
+            book = ledger.create_portfolio("main", first)
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), first)
+            ledger.add_trade(book, _trade("BTC/USDT", "0.1", PRICES["BTC/USDT"], first, False), False)
+            ledger.save_candles(_candles("BTC/USDT", "1d", first, 366, timedelta(days=1), PRICES["BTC/USDT"]))
+            ledger.save_quotes([("BTC/USDT", PRICES["BTC/USDT"], now, "binance")], now)
+        ledger.close()
+        portfolio(env, "snapshot", "--offline", "-q")
+        at = (first + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
+        days = len(__import__("json").loads(portfolio(env, "history", "--every", "day", "--json").stdout)["daily"])
+        print(f"  a year of daily snapshots: {days}")
+        describe(
+            "deposit --at a year ago (rebuilds the year)",
+            timed(env, "deposit", "1", "--at", at, "--offline", runs=RUNS_SLOW),
+        )
+        portfolio(env, "verify")
+
+
+def bench_check() -> None:
+    """10 margin positions opened a day ago, every minute candle of that day cached: the time from
+    check's BEGIN IMMEDIATE to its COMMIT (the replay itself), measured in-process."""
+    from contextlib import contextmanager
+
+    from portfolio_cli.ledger.connection import Connection
+    from portfolio_cli.services import check
+    from portfolio_cli.session import Session
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ.update({"PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": "http://127.0.0.1:9"})
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        first = now - timedelta(days=1)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        symbols = [f"C{n}/USDT" for n in range(10)]
+        with ledger.transaction("bench", now):
+            book = ledger.create_portfolio("main", first)
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(1_000_000), first)
+            for symbol in symbols:
+                ledger.add_trade(book, _trade(symbol, "10", Decimal(100), first, True), False)
+                ledger.save_candles(_candles(symbol, "1m", first, 1440, timedelta(minutes=1), Decimal(100)))
+            ledger.save_quotes([(s, Decimal(100), now, "binance") for s in symbols], now)
+        ledger.close()
+        check.MINUTE_CANDLES_UP_TO = timedelta(days=1)  # replay the whole day minute by minute
+        held: list[float] = []
+        real = Connection.transaction
+
+        spans: list[float] = []
+
+        @contextmanager
+        def timed_transaction(self, command, now=None):
+            started = time.perf_counter()  # BEGIN IMMEDIATE to COMMIT
+            with real(self, command, now) as inside:
+                yield inside
+            spans.append(time.perf_counter() - started)
+
+        Connection.transaction = timed_transaction
+        try:
+            for _ in range(RUNS_SLOW):
+                with sqlite3.connect(Path(home) / "ledger.db") as conn:  # each run replays the whole day again
+                    conn.execute("delete from checks")
+                    conn.execute("delete from cash_flows where kind = 'funding'")
+                spans.clear()
+                session = Session.create("check", offline=True)
+                result = check.run_check(session, ["main"])
+                session.close()
+                held.append(max(spans))  # the replay's transaction; the longest the lock was held
+            print(f"  replayed {result.portfolios[0].timeframe} candles since {result.portfolios[0].since:%H:%M}")
+        finally:
+            Connection.transaction = real
+        describe("check: write lock held (10 positions, 1 day of 1m)", held)
+
+
 BENCHES = {
     "value": bench_value,
     "snapshot": bench_snapshot,
@@ -369,6 +464,8 @@ BENCHES = {
     "export": bench_export,
     "report": bench_report,
     "rebalance": bench_rebalance,
+    "backdated": bench_backdated,
+    "check": bench_check,
 }
 
 

@@ -4,12 +4,14 @@ a function of time, so the same moment always has the same price, whichever comm
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from portfolio_cli.config import load_settings
+from portfolio_cli.config import Settings, load_settings
 from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.rules import MarketRules
 from portfolio_cli.errors import ExchangeUnavailable
@@ -73,10 +75,16 @@ class PathSource:
         raise ExchangeUnavailable("no funding rates in this test: the configured rate applies")
 
 
+@functools.lru_cache(maxsize=8)
+def _settings(environment: tuple[tuple[str, str], ...]) -> Settings:
+    """Settings read once per environment: a property test runs thousands of commands."""
+    return load_settings(None)
+
+
 def session_for(
     ledger: Path, source: PathSource, clock: Callable[[], datetime], command: str, warnings: list[str] | None = None
 ) -> Session:
-    settings = load_settings(None)
+    settings = _settings(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PORTFOLIO_"))))
     paths = resolve_paths(ledger, None, settings.ledger)
     warn = warnings.append if warnings is not None else (lambda message: None)
     return Session(settings, paths, command, clock=clock, source=source, warn=warn)

@@ -107,11 +107,18 @@ def _move_cash(
     mmr = session.settings.for_portfolio(name).trading.mmr
     history, version, later, then = timeline_of(ledger, portfolio), ledger.records_version(portfolio), None, None
     if at is not None and withdrawal:  # free margin then, at the prices then, and for every later record
-        held = history.open_symbols_at(moment)
-        then_marks = session.prices.marks_at(held, moment) if held else {}
+        held_then = history.open_symbols_at(moment)
+        then_marks = session.prices.marks_at(held_then, moment) if held_then else {}
         then = free_margin_at(history, moment, then_marks, mmr)
         later = later_conflicts(session, history, history.plus(flows=[entry.record]), moment, mmr)
-    marks = session.prices.marks(open_symbols(session, portfolio)) if withdrawal else {}
+    held = open_symbols(session, portfolio)
+    # The marks for the figures shown after the move (and a withdrawal's free margin), fetched first.
+    if withdrawal:
+        marks = session.prices.marks(held)
+    else:  # the cache, as ever; a position opened backdated may have no quote cached yet
+        marks, missing, _ = session.prices.marks_found(held, live=False)
+        if missing:
+            marks.update(session.prices.marks_found(missing)[0])
     with ledger.transaction(session.command, session.clock()):
         if then is not None and ledger.records_version(portfolio) != version:
             raise RuleRefused("the portfolio changed while the withdrawal was priced; run the command again")

@@ -12,7 +12,7 @@ from portfolio_cli.engine.records import FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
 from portfolio_cli.engine.timeline import close_conflict
-from portfolio_cli.engine.valuation import value_portfolio
+from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
@@ -105,7 +105,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     history = timeline_of(ledger, portfolio)
     if backdated:  # the state at that moment: the positions open then, at the prices then
         held_then = history.open_symbols_at(at)
-        marks = book.marks_at(held_then, at) if held_then else {}
+        priced = held_then - {symbol} if req.price is not None else held_then
+        marks = book.marks_at(priced, at) if priced else {}
     else:
         marks = book.marks(open_symbols(session, portfolio) | {symbol})
     if req.price is not None:
@@ -115,6 +116,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         fill = fill_price(quote, buy=side is Side.LONG, slippage_bps=settings.trading.slippage_bps)
     rate = book.usdt_rate_at(symbol, at if backdated else None)
     fill_usdt = q8(fill * rate)
+    if backdated and symbol in held_then and symbol not in marks:  # --price: the symbol's price then
+        marks[symbol] = Mark(symbol, fill, fill_usdt, at, "override")
     check_stops(side, fill, req.stop_loss, req.take_profit)
 
     qty = req.qty if req.qty is not None else req.notional / fill_usdt
