@@ -69,7 +69,7 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
     )
     try:
         # The month's daily prices first: a backdated trade is weighed at the prices of its moment.
-        demo.save_candles(_daily_candles())
+        demo.buffer_candles(_daily_candles())
         services.init_portfolio(demo, DEMO_PORTFOLIO, Decimal(10_000), at=_at("2026-10-01T00:00"))
         for when, symbol, qty, price, options in OPENS:
             services.open_trade(
