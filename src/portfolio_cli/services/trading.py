@@ -103,12 +103,12 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         book.override(symbol, req.price)
     version = ledger.records_version(portfolio)
     history = timeline_of(ledger, portfolio)
+    # Today's marks of what is held and traded (they are cached for the commands that follow).
+    marks = book.marks(open_symbols(session, portfolio) | {symbol})
     if backdated:  # the state at that moment: the positions open then, at the prices then
         held_then = history.open_symbols_at(at)
         priced = held_then - {symbol} if req.price is not None else held_then
         marks = book.marks_at(priced, at) if priced else {}
-    else:
-        marks = book.marks(open_symbols(session, portfolio) | {symbol})
     if req.price is not None:
         fill = req.price
     else:
