@@ -23,11 +23,12 @@ def test_migrations_are_named_and_recorded(tmp_path):
         "m003_snapshots",
         "m004_report_indexes",
         "m005_rebalances",
+        "m010_notify_state",
     ]
     ledger.close()
     open_ledger(tmp_path / "l.db").close()  # applying again is a no-op
     with sqlite3.connect(tmp_path / "l.db") as conn:
-        assert conn.execute("select count(*) from _sqlite_migrations").fetchone() == (5,)
+        assert conn.execute("select count(*) from _sqlite_migrations").fetchone() == (6,)
         assert conn.execute("pragma journal_mode").fetchone() == ("wal",)
 
 

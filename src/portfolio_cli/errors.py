@@ -1,6 +1,7 @@
 """One hierarchy for every expected failure; the CLI turns each into one stderr line and its exit code.
 
-Exit codes: 0 ok, 1 refused by a rule, 2 usage, 3 config, 4 not found, 5 price unavailable, 6 ledger.
+Exit codes: 0 ok, 1 refused by a rule, 2 usage, 3 config, 4 not found, 5 price unavailable, 6 ledger,
+14 committed but a notification could not be sent.
 """
 
 
@@ -46,3 +47,9 @@ class LedgerFailure(PortfolioError):
     """The ledger file cannot be opened, is locked for too long, or is damaged."""
 
     exit_code = 6
+
+
+class NotificationFailed(PortfolioError):
+    """The command's records are committed, but a notification could not be sent (it stays queued)."""
+
+    exit_code = 14

@@ -32,6 +32,7 @@ MODULES = {
     "check": "risk",
     "allocation": "allocation",
     "rebalance": "allocation",
+    "notify": "notify",
 }
 
 

@@ -14,6 +14,7 @@ from portfolio_cli.cli.support import (
     OfflineOpt,
     PortfolioOpt,
     command_line,
+    notified,
     parse_day,
     portfolio_name,
     print_json,
@@ -22,7 +23,7 @@ from portfolio_cli.cli.support import (
     stdout,
     warn,
 )
-from portfolio_cli.errors import LedgerFailure
+from portfolio_cli.errors import LedgerFailure, NotificationFailed
 
 INCOMPLETE = 10
 
@@ -42,10 +43,11 @@ def snapshot(
     One snapshot per portfolio and day: running again the same day replaces it. A day that cannot
     be priced (offline, no candle) is listed on stderr and left for a later run, never invented.
 
-    Exit codes: 0 all taken · 10 some day not taken. Example (crontab):
+    Exit codes: 0 all taken · 10 some day not taken · 14 taken, but a notification could not be sent. Example (crontab):
     [bold]5 0 * * * portfolio snapshot --all --quiet[/]
     """
     from portfolio_cli.render.history import skipped_lines, snapshot_view
+    from portfolio_cli.services.notify import after_snapshot
     from portfolio_cli.services.snapshots import SnapshotRun, take_snapshots
 
     with running(command_line(), db, config, offline) as session:
@@ -60,6 +62,9 @@ def snapshot(
             stdout.print(snapshot_view(run))
         for line in skipped_lines(run):
             warn(line)
+        sent = notified(after_snapshot(session, run))
+    if not sent:
+        raise typer.Exit(NotificationFailed.exit_code)
     if not run.complete:
         raise typer.Exit(INCOMPLETE)
 

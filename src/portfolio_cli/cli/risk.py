@@ -16,6 +16,7 @@ from portfolio_cli.cli.support import (
     PricesOpt,
     amount,
     command_line,
+    notified,
     portfolio_name,
     print_json,
     running,
@@ -23,6 +24,7 @@ from portfolio_cli.cli.support import (
     stdout,
 )
 from portfolio_cli.engine.records import MarginMode
+from portfolio_cli.errors import NotificationFailed
 from portfolio_cli.money import parse_positive
 
 TradeArg = Annotated[int, typer.Argument(metavar="TRADE_ID", help="The margin trade's id.", min=1)]
@@ -190,10 +192,11 @@ def check(
     the time and price they happened, from 1-minute or hourly candles.
 
     Exit codes: 0 nothing to report · 10 margin level below 200 % · 11 below 150 % ·
-    12 a position was closed. Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
+    12 a position was closed · 14 booked, but a notification could not be sent. Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
     """
     from portfolio_cli.render.margin import check_view
     from portfolio_cli.services.check import CheckResult, run_check
+    from portfolio_cli.services.notify import after_check
 
     with running(command_line(), db, config, offline) as session:
         result = run_check(session, portfolio or None)
@@ -205,5 +208,8 @@ def check(
             view = check_view(result, quiet)
             if view is not None:
                 stdout.print(view)
+        sent = notified(after_check(session, result))
+    if not sent:
+        raise typer.Exit(NotificationFailed.exit_code)
     if result.outcome:
         raise typer.Exit(int(result.outcome))

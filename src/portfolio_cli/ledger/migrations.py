@@ -199,8 +199,47 @@ def m005_rebalances(db: Database) -> None:
     db["rebalances"].create_index(["portfolio_id", "at"])
 
 
+def m010_notify_state(db: Database) -> None:
+    # The margin state last sent per portfolio: an unchanged state is not sent again until it changes
+    # or notify.repeat_hours pass.
+    db["notify_state"].create(
+        {"portfolio_id": int, "state": str, "level_pct": str, "sent_at": str},
+        pk="portfolio_id",
+        not_null={"state", "sent_at"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    # Messages queued after a command's records commit, sent after that; a failed one stays pending
+    # and the next run sends it. A destination is named by a key derived from its URL, never the URL.
+    db["notify_outbox"].create(
+        {
+            "id": int,
+            "destination": str,
+            "scheme": str,
+            "created_at": str,
+            "command": str,
+            "title": str,
+            "body": str,
+            "attempts": int,
+            "last_error": str,
+            "settled_at": str,  # when it was sent, or dropped (last_error says which)
+        },
+        pk="id",
+        not_null={"destination", "scheme", "created_at", "command", "title", "body", "attempts"},
+        strict=True,
+    )
+    db.execute("create index notify_pending on notify_outbox (id) where settled_at is null")
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
-MIGRATIONS = [m001_initial, m002_margin_candles_checks, m003_snapshots, m004_report_indexes, m005_rebalances]
+MIGRATIONS = [
+    m001_initial,
+    m002_margin_candles_checks,
+    m003_snapshots,
+    m004_report_indexes,
+    m005_rebalances,
+    m010_notify_state,
+]
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:

@@ -31,6 +31,7 @@ from portfolio_cli.engine.records import (
 )
 from portfolio_cli.errors import LedgerFailure, NotFound
 from portfolio_cli.ledger import codec, migrations, rowmap
+from portfolio_cli.ledger.outbox import NotifyStore
 from portfolio_cli.money import ZERO
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def open_ledger(path: Path) -> Ledger:
     return ledger
 
 
-class Ledger:
+class Ledger(NotifyStore):
     """Reads are plain parameterised SQL on the connection; schema and writes go through sqlite-utils,
     imported only when a command writes (it costs ≈0.07 s, a third of a read command's budget)."""
 
