@@ -74,7 +74,18 @@ def test_a_stop_loss_arrives_once_with_its_figures(cli, binance, webhook, ledger
 def test_an_isolated_liquidation_arrives_once_with_its_price(cli, binance, webhook):
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     cli("init", "--at", (hour - timedelta(hours=30)).isoformat())
-    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", (hour - timedelta(hours=20)).isoformat())
+    cli(
+        "open",
+        "BTC/USDT",
+        "--qty",
+        "0.1",
+        "--leverage",
+        "10",
+        "--price",
+        "40000",
+        "--at",
+        (hour - timedelta(hours=20)).isoformat(),
+    )
     binance.ohlc[("BTC/USDT", "1h", ms(hour - timedelta(hours=5)))] = (D(40000), D(40000), D(36000), D(39900))
     cli("check", code=CLOSED)
     [message] = webhook.messages
@@ -209,31 +220,31 @@ def test_rebalance_if_due_sends_the_plan_executed_or_why_not(cli, binance, webho
 
 
 def test_each_destination_gets_only_its_events_and_portfolios_their_own(cli, binance, tmp_path, monkeypatch):
-    with WebhookServer(Webhook()) as everything, WebhookServer(Webhook()) as margin_only:
-        with WebhookServer(Webhook()) as alt_hook:
-            config = tmp_path / "notify.toml"
-            config.write_text(
-                f'[notify]\nurls = ["{everything.destination()}", '
-                f'{{url = "{margin_only.destination()}", events = ["margin"]}}]\n'
-                f'[portfolios.alt.notify]\nurls = ["{alt_hook.destination()}"]\nevents = ["close"]\n'
-            )
-            config.chmod(0o600)
-            monkeypatch.setenv("PORTFOLIO_CONFIG", str(config))
-            stop_loss_hit(cli, binance)
-            cli("init", "alt", "--at", minute(-120).isoformat())
-            cli(
-                "open", "BTC/USDT", "-p", "alt", "--qty", "0.1", "--price", "40000", "--stop-loss", "39000",
-                "--at", minute(-60).isoformat(),
-            )  # fmt: skip
-            cli("check", code=CLOSED)
-            [main] = everything.messages
-            assert main["title"] == "portfolio check (main): 1 close"
-            assert margin_only.messages == []
-            [alt] = alt_hook.messages
-            assert alt["title"] == "portfolio check (alt): 1 close" and "[alt] close: " in alt["message"]
-            assert "notify" in cli("paths").stdout
-            listed = cli("notify").stdout
-            assert "margin  (default)" in listed and "close  (portfolio alt)" in listed
+    hooks = WebhookServer(Webhook()), WebhookServer(Webhook()), WebhookServer(Webhook())
+    with hooks[0] as everything, hooks[1] as margin_only, hooks[2] as alt_hook:
+        config = tmp_path / "notify.toml"
+        config.write_text(
+            f'[notify]\nurls = ["{everything.destination()}", '
+            f'{{url = "{margin_only.destination()}", events = ["margin"]}}]\n'
+            f'[portfolios.alt.notify]\nurls = ["{alt_hook.destination()}"]\nevents = ["close"]\n'
+        )
+        config.chmod(0o600)
+        monkeypatch.setenv("PORTFOLIO_CONFIG", str(config))
+        stop_loss_hit(cli, binance)
+        cli("init", "alt", "--at", minute(-120).isoformat())
+        cli(
+            "open", "BTC/USDT", "-p", "alt", "--qty", "0.1", "--price", "40000", "--stop-loss", "39000",
+            "--at", minute(-60).isoformat(),
+        )  # fmt: skip
+        cli("check", code=CLOSED)
+        [main] = everything.messages
+        assert main["title"] == "portfolio check (main): 1 close"
+        assert margin_only.messages == []
+        [alt] = alt_hook.messages
+        assert alt["title"] == "portfolio check (alt): 1 close" and "[alt] close: " in alt["message"]
+        assert "notify" in cli("paths").stdout
+        listed = cli("notify").stdout
+        assert "margin  (default)" in listed and "close  (portfolio alt)" in listed
 
 
 # never at the ledger's expense
@@ -382,7 +393,9 @@ def _cross_valuation(mark: str, balance: str = "1000"):
     trade = Trade(1, "BTC/USDT", Side.LONG, Kind.MARGIN, MarginMode.CROSS, 10, D("0.1"), D(40000), D(40000), D(2), at)
     flows = [CashFlow(1, FlowKind.DEPOSIT, D(balance), at), CashFlow(2, FlowKind.FEE, D(-2), at, trade_id=1)]
     price = D(mark)
-    return value_portfolio(flows, [Lot(trade, ())], {"BTC/USDT": Mark("BTC/USDT", price, price, at, "test")}, lambda s: D("0.005"))
+    return value_portfolio(
+        flows, [Lot(trade, ())], {"BTC/USDT": Mark("BTC/USDT", price, price, at, "test")}, lambda s: D("0.005")
+    )
 
 
 @pytest.mark.parametrize(
@@ -451,3 +464,21 @@ def test_scrub_cuts_every_part_of_the_url():
     text = f"Failed to send to api.telegram.org/bot123456789:{SECRET}/sendMessage chat 987654 ({url})"
     cleaned = scrub(text, url)
     assert SECRET not in cleaned and "987654" not in cleaned and "123456789" not in cleaned
+
+
+def test_the_documented_examples_are_valid_config(tmp_path):
+    import re
+
+    from portfolio_cli.config import load_settings
+
+    page = (Path(__file__).parent.parent / "docs" / "notifications.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", page, re.S)
+    assert len(blocks) == 2
+    config = tmp_path / "documented.toml"
+    config.write_text("\n".join(blocks))
+    config.chmod(0o600)
+    settings = load_settings(config, environ={})
+    assert [d.scheme for d in settings.notify.urls] == ["tgram", "mailtos"]
+    assert settings.notify.urls[1].events == ("liquidation", "margin")
+    [gmail] = settings.for_portfolio("scalping").notify.urls
+    assert gmail.scheme == "mailto"

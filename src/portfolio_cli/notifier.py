@@ -8,6 +8,7 @@ failure's reason, with every part of the URL — tokens, passwords, hosts — cu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -103,10 +104,8 @@ class _Capture(logging.Handler):
         self._by_thread: dict[int, str] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a malformed log call is not worth a failure of its own
             self._by_thread[record.thread or 0] = record.getMessage()
-        except Exception:  # a malformed log call is not worth a failure of its own
-            pass
 
     def last(self, thread: int) -> str | None:
         return self._by_thread.get(thread)

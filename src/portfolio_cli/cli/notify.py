@@ -23,7 +23,7 @@ def notify_(
 
     Exit code 14 when a test message could not be sent. Example: [bold]portfolio notify --test[/]
     """
-    from portfolio_cli.services.notify import TestResult, destinations_overview, send_test
+    from portfolio_cli.services.delivery import TestResult, destinations_overview, send_test
 
     with running(command_line(), db, config) as session:
         if not test:

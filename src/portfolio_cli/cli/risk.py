@@ -192,7 +192,8 @@ def check(
     the time and price they happened, from 1-minute or hourly candles.
 
     Exit codes: 0 nothing to report · 10 margin level below 200 % · 11 below 150 % ·
-    12 a position was closed · 14 booked, but a notification could not be sent. Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
+    12 a position was closed · 14 booked, but a notification could not be sent.
+    Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
     """
     from portfolio_cli.render.margin import check_view
     from portfolio_cli.services.check import CheckResult, run_check

@@ -23,7 +23,7 @@ from portfolio_cli.session import Session
 from portfolio_cli.text import printable
 
 if TYPE_CHECKING:
-    from portfolio_cli.services.notify import Delivery
+    from portfolio_cli.services.delivery import Delivery
 
 stdout = Console()
 stderr = Console(stderr=True)

@@ -11,15 +11,6 @@ from portfolio_cli.ledger import codec
 
 
 @dataclass(frozen=True)
-class SentState:
-    """The margin state last sent for a portfolio."""
-
-    state: str
-    level_pct: Decimal | None
-    sent_at: datetime
-
-
-@dataclass(frozen=True)
 class OutboxMessage:
     id: int
     destination: str  # a key derived from the URL (see services.notify.destination_key)
@@ -35,12 +26,10 @@ class OutboxMessage:
 class NotifyStore:
     """The Ledger's notification tables (mixed into Ledger; writes inside ``Ledger.transaction``)."""
 
-    def notify_states(self) -> dict[int, SentState]:
-        rows = self._rows("select * from notify_state")
-        return {
-            r["portfolio_id"]: SentState(r["state"], codec.optional_decimal(r["level_pct"]), codec.moment(r["sent_at"]))
-            for r in rows
-        }
+    def notify_states(self) -> dict[int, tuple[str, datetime]]:
+        """The margin state last sent for each portfolio, and when."""
+        rows = self._rows("select portfolio_id, state, sent_at from notify_state")
+        return {r["portfolio_id"]: (r["state"], codec.moment(r["sent_at"])) for r in rows}
 
     def set_notify_state(self, portfolio_id: int, state: str, level_pct: Decimal | None, at: datetime) -> None:
         self._require_transaction()
@@ -64,6 +53,9 @@ class NotifyStore:
             "attempts": 0,
         }
         return self._write("notify_outbox", row, "queue notification", None)
+
+    def has_pending_notifications(self) -> bool:
+        return self.conn.execute("select exists (select 1 from notify_outbox where settled_at is null)").fetchone()[0]
 
     def pending_notifications(self) -> list[OutboxMessage]:
         rows = self._rows("select * from notify_outbox where settled_at is null order by id")
