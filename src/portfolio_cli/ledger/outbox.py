@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.ledger import codec
+from portfolio_cli.ledger.connection import Connection
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class OutboxMessage:
     last_error: str | None
 
 
-class NotifyStore:
-    """The Ledger's notification tables (mixed into Ledger; writes inside ``Ledger.transaction``)."""
+class NotifyStore(Connection):
+    """The Ledger's notification tables (writes inside ``Ledger.transaction``)."""
 
     def notify_states(self) -> dict[int, tuple[str, datetime]]:
         """The margin state last sent for each portfolio, and when."""
