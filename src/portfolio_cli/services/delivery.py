@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from portfolio_cli.config import Destination
 from portfolio_cli.engine.margin import WARNING_LEVEL_PCT, MarginRestore, MarginState, restore_margin_level
-from portfolio_cli.errors import LedgerFailure
+from portfolio_cli.errors import LedgerFailure, PortfolioError
 from portfolio_cli.services.notify import (
     CLOSE_KINDS,
     EVENT_OF_KIND,
@@ -134,11 +134,16 @@ def _margin_text(session: Session, name: str, state: MarginState, level: Decimal
 
 
 def _restore(session: Session, name: str) -> MarginRestore | None:
-    """Valued at the marks the command already fetched (the price book keeps them)."""
+    """Valued at the marks the command already fetched (the price book keeps them); None when a
+    price is missing after all (the state is sent without the remedy rather than not at all)."""
     from portfolio_cli.services.valuation import value
 
     fee_rate = session.settings.for_portfolio(name).fees.margin_taker
-    return restore_margin_level(value(session, name).valuation, fee_rate, WARNING_LEVEL_PCT)
+    try:
+        valuation = value(session, name).valuation
+    except PortfolioError:
+        return None
+    return restore_margin_level(valuation, fee_rate, WARNING_LEVEL_PCT)
 
 
 def restore_text(restore: MarginRestore) -> str:
