@@ -1,5 +1,5 @@
-"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history] [export] [report] [rebalance]
-[notify]``
+"""Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export] [report]
+[rebalance] [notify]``
 (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
