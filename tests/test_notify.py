@@ -479,6 +479,6 @@ def test_the_documented_examples_are_valid_config(tmp_path):
     config.chmod(0o600)
     settings = load_settings(config, environ={})
     assert [d.scheme for d in settings.notify.urls] == ["tgram", "mailtos"]
-    assert settings.notify.urls[1].events == ("liquidation", "margin")
+    assert settings.notify.urls[1].events == ["liquidation", "margin"]
     [gmail] = settings.for_portfolio("scalping").notify.urls
     assert gmail.scheme == "mailto"

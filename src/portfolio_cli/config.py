@@ -191,7 +191,7 @@ class Destination(Section):
 
     url: SecretStr
     # The events it is sent; None: those of [notify] events.
-    events: tuple[NotifyEvent, ...] | None = None
+    events: list[NotifyEvent] | None = None
 
     @field_validator("url")
     @classmethod
@@ -220,8 +220,8 @@ class Notify(Section):
 
     # Apprise URLs, or {url = "…", events = [...]} tables; the environment takes a JSON list or
     # URLs separated by spaces (PORTFOLIO_NOTIFY__URLS).
-    urls: tuple[Destination, ...] = ()
-    events: tuple[NotifyEvent, ...] = NOTIFY_EVENTS
+    urls: list[Destination] = []
+    events: list[NotifyEvent] = list(NOTIFY_EVENTS)
     # A margin state already sent is sent again only when it changes or after this many hours.
     repeat_hours: Annotated[Decimal, Field(gt=0, le=8760)] = Decimal(24)
     # Time budget for all of a command's sends, after its transaction has committed.
@@ -242,7 +242,7 @@ class Notify(Section):
     def _event_names(cls, value: Any) -> Any:
         return _word_list(value)
 
-    def events_for(self, destination: Destination) -> tuple[str, ...]:
+    def events_for(self, destination: Destination) -> list[str]:
         return destination.events if destination.events is not None else self.events
 
 

@@ -134,7 +134,7 @@ def wants(settings: Settings, portfolio: str, event: str) -> bool:
 def destinations_of(settings: Settings, portfolio: str | None) -> tuple[Destination, ...]:
     """A portfolio's destinations; None: every configured one, each once."""
     if portfolio is not None:
-        return notify_of(settings, portfolio).urls
+        return tuple(notify_of(settings, portfolio).urls)
     found = {destination_key(d): d for d in settings.notify.urls}
     for name in settings.portfolios:
         found.update({destination_key(d): d for d in notify_of(settings, name).urls})
