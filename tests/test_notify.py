@@ -172,7 +172,7 @@ def test_snapshot_sends_the_days_it_could_not_value_and_the_days_it_backfilled(c
     cli("init", "--at", day(-3).isoformat())
     cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", (day(-3) + timedelta(hours=1)).isoformat())
     cli("value")
-    cli("snapshot", "--offline", code=10)
+    cli("snapshot", "--offline", code=13)
     [message] = webhook.bodies()
     assert f"{day(-2).date()} not valued: no price for BTC/USDT (no daily candle (offline))" in message
     assert f"{day(-1).date()} not valued" in message

@@ -22,7 +22,7 @@ from portfolio_cli.cli.support import (
     stdout,
     warn_note,
 )
-from portfolio_cli.errors import InvalidInput, NotificationFailed, PortfolioError
+from portfolio_cli.errors import ExitCode, InvalidInput, PortfolioError
 
 
 @app.command()
@@ -64,7 +64,7 @@ def rebalance(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode | None:
     """Plan the trades back to the targets in the config, fee- and exchange-aware; --execute books them.
 
     All of the plan or none of it is booked, in one transaction, with a rebalance record. With
@@ -110,5 +110,4 @@ def rebalance(
         else:
             stdout.print(plan_view(result))
         sent = notified(after_rebalance(session, name, result)) if if_due else True
-    if not sent:
-        raise typer.Exit(NotificationFailed.exit_code)
+    return ExitCode.OK if sent else ExitCode.NOT_NOTIFIED

@@ -23,9 +23,8 @@ from portfolio_cli.cli.support import (
     stdout,
     warn,
 )
-from portfolio_cli.errors import LedgerFailure, NotificationFailed
-
-INCOMPLETE = 10
+from portfolio_cli.engine.history import Every
+from portfolio_cli.errors import ExitCode
 
 
 @app.command()
@@ -37,13 +36,14 @@ def snapshot(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode:
     """Take today's (UTC) snapshot, first backfilling every missed day from daily candles.
 
     One snapshot per portfolio and day: running again the same day replaces it. A day that cannot
     be priced (offline, no candle) is listed on stderr and left for a later run, never invented.
 
-    Exit codes: 0 all taken · 10 some day not taken · 14 taken, but a notification could not be sent. Example (crontab):
+    Exit codes: 0 all taken · 13 some day not taken (committed, named on stderr) · 14 taken, but a
+    notification could not be sent. Example (crontab):
     [bold]5 0 * * * portfolio snapshot --all --quiet[/]
     """
     from portfolio_cli.render.history import skipped_lines, snapshot_view
@@ -64,9 +64,8 @@ def snapshot(
             warn(line)
         sent = notified(after_snapshot(session, run))
     if not sent:
-        raise typer.Exit(NotificationFailed.exit_code)
-    if not run.complete:
-        raise typer.Exit(INCOMPLETE)
+        return ExitCode.NOT_NOTIFIED
+    return ExitCode.OK if run.complete else ExitCode.INCOMPLETE
 
 
 @app.command()
@@ -74,7 +73,7 @@ def history(
     since: Annotated[str | None, typer.Option("--from", help="First day (UTC date).")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Last day (UTC date), included.")] = None,
     every: Annotated[
-        str | None, typer.Option(help="day, week, month, quarter or year (default: by the range: a screenful of rows).")
+        Every | None, typer.Option(help="One row per period (default: by the range, a screenful of rows).")
     ] = None,
     portfolio: PortfolioOpt = None,
     db: DbOpt = None,
@@ -113,7 +112,7 @@ def cron(db: DbOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
-def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> ExitCode:
     """Rebuild every derived figure and stored snapshot from the ledger's records and compare.
 
     Also runs SQLite's integrity check. Exit code 6 when anything differs.
@@ -129,5 +128,4 @@ def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) ->
             print_json(report, VerifyReport)
         else:
             stdout.print(verify_view(report))
-    if not report.ok:
-        raise typer.Exit(LedgerFailure.exit_code)
+    return ExitCode.OK if report.ok else ExitCode.LEDGER

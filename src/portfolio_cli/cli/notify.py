@@ -8,7 +8,7 @@ import typer
 
 from portfolio_cli.cli.commands import app
 from portfolio_cli.cli.support import ConfigOpt, DbOpt, JsonOpt, command_line, print_json, running, stdout
-from portfolio_cli.errors import NotificationFailed
+from portfolio_cli.errors import ExitCode
 
 
 @app.command("notify")
@@ -17,7 +17,7 @@ def notify_(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode | None:
     """The notification destinations (their scheme only: the rest is secret), their events, and
     the messages waiting to be sent; --test sends each a test message and reports each result.
 
@@ -44,5 +44,4 @@ def notify_(
             for r in results:
                 outcome = "sent" if r.sent else f"NOT sent: {r.error}"
                 stdout.print(f"{r.destination}  {outcome}", markup=False, highlight=False, soft_wrap=True)
-    if not all(r.sent for r in results):
-        raise typer.Exit(NotificationFailed.exit_code)
+    return ExitCode.OK if all(r.sent for r in results) else ExitCode.NOT_NOTIFIED

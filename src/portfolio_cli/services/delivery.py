@@ -293,11 +293,11 @@ class Overview:
 
 def destinations_overview(session: Session) -> Overview:
     settings = session.settings
-    views = [DestinationView(d.shown, settings.notify.events_for(d), ()) for d in settings.notify.urls]
+    views = [DestinationView(d.shown, tuple(settings.notify.events_for(d)), ()) for d in settings.notify.urls]
     for name in sorted(settings.portfolios):
         if "notify" in settings.portfolios[name]:
             own = notify_of(settings, name)
-            views += [DestinationView(d.shown, own.events_for(d), (name,)) for d in own.urls]
+            views += [DestinationView(d.shown, tuple(own.events_for(d)), (name,)) for d in own.urls]
     pending = len(session.ledger.pending_notifications()) if configured(settings) else 0
     return Overview(tuple(views), pending)
 
