@@ -180,7 +180,8 @@ def _five_years_of_snapshots(ledger, book, first: datetime) -> None:
         lots = [Lot(replace(lot, id=ids[0]), ())]
         flows = [CashFlow(1, FlowKind.DEPOSIT, Decimal(100000), first)]
         valuation = value_portfolio(flows, lots, marks, lambda symbol: Decimal("0.005"))
-        snapshots.append(snapshot_of(book.id, moment.date(), moment, True, valuation))
+        # 00:00 of a day is the end of the day before: the snapshot of that day.
+        snapshots.append(snapshot_of(book.id, (moment - timedelta(days=1)).date(), moment, True, valuation))
     ledger.save_snapshots(snapshots)
 
 

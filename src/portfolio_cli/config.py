@@ -170,7 +170,7 @@ class Allocation(Section):
 
 # What a destination can be sent (issue's names; "order" is for order fills and cancellations).
 NotifyEvent = Literal["close", "liquidation", "margin", "rebalance", "gap", "order"]
-NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = get_args(NotifyEvent)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+$")
 
 
@@ -242,7 +242,7 @@ class Notify(Section):
     def _event_names(cls, value: Any) -> Any:
         return _word_list(value)
 
-    def events_for(self, destination: Destination) -> list[str]:
+    def events_for(self, destination: Destination) -> list[NotifyEvent]:
         return destination.events if destination.events is not None else self.events
 
 

@@ -64,7 +64,7 @@ def rebalance(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> ExitCode | None:
+) -> ExitCode:
     """Plan the trades back to the targets in the config, fee- and exchange-aware; --execute books them.
 
     All of the plan or none of it is booked, in one transaction, with a rebalance record. With
@@ -80,7 +80,11 @@ def rebalance(
         name = portfolio_name(session, portfolio)
         if log:
             events = rebalance_log(session, name)
-            return print_json(log_json(events)) if json else stdout.print(log_view(name, events))
+            if json:
+                print_json(log_json(events))
+            else:
+                stdout.print(log_view(name, events))
+            return ExitCode.OK
         if (yes or if_due) and not execute:
             raise InvalidInput("--yes and --if-due go with --execute")
 

@@ -407,4 +407,6 @@ def demo(json: JsonOpt = False) -> None:
 
 
 # The commands this module registers; the others are loaded on demand (see cli/__init__).
-CORE = frozenset((c.name or c.callback.__name__).replace("_", "-") for c in app.registered_commands)
+CORE = frozenset(
+    (c.name or (c.callback.__name__ if c.callback else "")).replace("_", "-") for c in app.registered_commands
+)

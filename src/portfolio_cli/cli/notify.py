@@ -17,7 +17,7 @@ def notify_(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> ExitCode | None:
+) -> ExitCode:
     """The notification destinations (their scheme only: the rest is secret), their events, and
     the messages waiting to be sent; --test sends each a test message and reports each result.
 
@@ -29,14 +29,15 @@ def notify_(
         if not test:
             overview = destinations_overview(session)
             if json:
-                return print_json(overview)
+                print_json(overview)
+                return ExitCode.OK
             if not overview.destinations:
                 stdout.print("No notification destinations: add [notify] urls = [...] to the config")
             for d in overview.destinations:
                 serves = "portfolio " + ", ".join(d.portfolios) if d.portfolios else "default"
                 stdout.print(f"{d.destination}  {', '.join(d.events)}  ({serves})", markup=False, highlight=False)
             stdout.print(f"{overview.pending} message(s) waiting to be sent", markup=False, highlight=False)
-            return
+            return ExitCode.OK
         results = send_test(session)
         if json:
             print_json(results, list[TestResult])

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, overload
 
 import typer
 from rich.console import Console
@@ -105,6 +105,14 @@ def command_line() -> str:
 
 def portfolio_name(session: Session, option: str | None) -> str:
     return option or session.settings.default_portfolio
+
+
+@overload
+def amount(text: str, what: str) -> Decimal: ...
+
+
+@overload
+def amount(text: str | None, what: str) -> Decimal | None: ...
 
 
 def amount(text: str | None, what: str) -> Decimal | None:

@@ -319,7 +319,7 @@ def send_test(session: Session) -> list[TestResult]:
     destinations = destinations_of(settings, None)
     if not destinations:
         raise ConfigInvalid('no notification destinations: add [notify] urls = ["tgram://…"] to the config')
-    serves = {destination_key(d): [] for d in destinations}
+    serves: dict[str, list[str]] = {destination_key(d): [] for d in destinations}
     for name in settings.portfolios:
         for d in notify_of(settings, name).urls:
             serves[destination_key(d)].append(name)
