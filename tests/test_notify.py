@@ -174,12 +174,14 @@ def test_snapshot_sends_the_days_it_could_not_value_and_the_days_it_backfilled(c
     cli("value")
     cli("snapshot", "--offline", code=13)
     [message] = webhook.bodies()
-    assert f"{day(-2).date()} not valued: no price for BTC/USDT (no daily candle (offline))" in message
-    assert f"{day(-1).date()} not valued" in message
-    assert f"backfilled 1 missed day(s): {day(-3).date()}" in message
+    # The snapshot of day D is its end: day −4's end is the portfolio's start, nothing open yet; days
+    # −3 … −1 end with BTC open, and offline there is no daily candle to value them.
+    assert f"{day(-3).date()} not valued: no price for BTC/USDT (no daily candle (offline))" in message
+    assert f"{day(-2).date()} not valued" in message and f"{day(-1).date()} not valued" in message
+    assert f"backfilled 1 missed day(s): {day(-4).date()}" in message
 
     cli("snapshot")
-    assert webhook.bodies()[-1].endswith(f"backfilled 2 missed day(s): {day(-2).date()} to {day(-1).date()}")
+    assert webhook.bodies()[-1].endswith(f"backfilled 3 missed day(s): {day(-3).date()} to {day(-1).date()}")
     cli("snapshot")  # nothing missed: nothing sent
     assert len(webhook.messages) == 2
 
