@@ -136,8 +136,8 @@ def test_a_position_opened_between_the_fetch_and_the_lock_is_not_priced_under_th
         monkeypatch.setattr(check_service, "_fetch", lambda *a, **k: (real(*a, **k), someone_opens())[0])
         use_case, args = check_service.run_check, (["fund"],)
     elif command == "snapshot":
-        real_opens = snapshots._daily_opens
-        monkeypatch.setattr(snapshots, "_daily_opens", lambda *a, **k: (real_opens(*a, **k), someone_opens())[0])
+        real_closes = snapshots.fetch_day_closes
+        monkeypatch.setattr(snapshots, "fetch_day_closes", lambda *a, **k: (real_closes(*a, **k), someone_opens())[0])
         use_case, args = snapshots.take_snapshots, (["fund"],)
     else:
         real_marks = portfolios.open_symbols

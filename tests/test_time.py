@@ -142,7 +142,8 @@ def test_a_backdated_deposit_rebuilds_the_snapshots_after_it(tmp_path):
     after = {s.day: s.equity for s in h.snapshots()}
     assert set(after) == set(before)
     changed = {day for day in after if after[day] != before[day]}
-    assert changed == {day for day in after if day > (T0 + timedelta(days=3)).date()}
+    # The snapshot of day D is its end (00:00 UTC of D+1): day T0+3 already holds a deposit of its noon.
+    assert changed == {day for day in after if day >= (T0 + timedelta(days=3)).date()}
     assert all(after[day] - before[day] == D(1000) for day in changed)
     assert h.verified()
 
