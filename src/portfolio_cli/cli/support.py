@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -149,8 +148,10 @@ def print_json(obj: Any, shape: Any = None) -> None:
     """``obj`` (of type ``shape``, default its own) as JSON: decimals as strings, times ISO-8601."""
     from pydantic import TypeAdapter
 
-    payload = TypeAdapter(shape or type(obj)).dump_python(obj, mode="json")
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    from portfolio_cli.formatting import to_json
+
+    payload = TypeAdapter(shape or type(obj)).dump_python(obj, mode="python")
+    sys.stdout.write(to_json(payload) + "\n")
 
 
 def write_file(path: Path, write: Callable[[TextIO], None]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -14,12 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.valuation import PositionValue
+from portfolio_cli.render.fit import FitTable
+from portfolio_cli.formatting import NA, age, day, duration, leverage, moment, money, pct, price, qty
 from portfolio_cli.text import printable
 
 if TYPE_CHECKING:
     from portfolio_cli.services import CloseResult, Fill, PortfolioSummary, PortfolioValue, TradeRow
-
-NA = "n/a"
 
 
 def safe(text: str) -> str:
@@ -27,32 +27,7 @@ def safe(text: str) -> str:
     return escape(printable(text))
 
 
-def money(value: Decimal | None, places: int = 2) -> str:
-    """USDT amounts: thousands separators, ``places`` decimals, rounded half up."""
-    if value is None:
-        return NA
-    return f"{value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):,}"
-
-
-def number(value: Decimal | None) -> str:
-    """Quantities exactly as recorded (up to the ledger's 8 places), with thousands separators."""
-    if value is None:
-        return NA
-    whole, dot, frac = f"{value.normalize():f}".partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-')):,}{dot}{frac}"
-
-
-def price(value: Decimal | None) -> str:
-    """Prices as recorded, with at least two decimals."""
-    if value is None:
-        return NA
-    whole, _, frac = number(value).partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}"
-
-
-def pct(value: Decimal | None) -> str:
-    return NA if value is None else f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+number = qty  # quantities: as recorded, see formatting.qty
 
 
 def signed(value: Decimal | None, text: str | None = None) -> Text:
@@ -63,17 +38,6 @@ def signed(value: Decimal | None, text: str | None = None) -> Text:
     return Text(shown, style="green" if value > 0 else "red")
 
 
-def age(moment: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - moment).total_seconds()))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
-
-
 def add_numeric_columns(table: Table, *names: str) -> None:
     for name in names:
         table.add_column(name, justify="right")
@@ -81,7 +45,7 @@ def add_numeric_columns(table: Table, *names: str) -> None:
 
 def value_view(result: PortfolioValue, title_note: str = "") -> Group:
     v = result.valuation
-    summary = Table(title=f"Portfolio {safe(result.portfolio)}{title_note}", show_header=False, box=None)
+    summary = FitTable(title=f"Portfolio {safe(result.portfolio)}{title_note}", show_header=False, box=None)
     summary.add_column("figure")
     summary.add_column("USDT", justify="right")
     rows = [
@@ -107,14 +71,19 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
 def positions_table(positions: Sequence[PositionValue], now: datetime, title: str = "Open positions") -> Table:
     cached = any(p.price_source == "cache" for p in positions)
     caption = "value and uPnL in USDT" + ("; * cached price" if cached else "")
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), caption=caption)
+    table = FitTable(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        caption=caption,
+        drop=("age", "lev", "alloc%", "uPnL%", "side", "value", "entry"),
+    )
     aggregated = any(p.trade_id is None for p in positions)
     table.add_column("trades" if aggregated else "id", justify="right")
     table.add_column("symbol", no_wrap=True)
     table.add_column("side")
     add_numeric_columns(table, "qty", "entry", "mark", "value", "uPnL", "uPnL%", "alloc%", "lev", "age")
     for p in positions:
-        lev = "spot" if p.kind == "spot" else f"{p.leverage.normalize():f}x"
+        lev = "spot" if p.kind == "spot" else leverage(p.leverage)
         table.add_row(
             ",".join(map(str, p.trade_ids)),
             safe(p.symbol),
@@ -135,7 +104,7 @@ def positions_table(positions: Sequence[PositionValue], now: datetime, title: st
 def fill_view(fill: Fill) -> Group:
     what = f"{fill.side} {fill.kind}" + (f" {fill.leverage}x {fill.margin_mode}" if fill.margin_mode else "")
     heading = Text(f"Opened trade {fill.trade_id}: {what} {fill.symbol}", style="bold")
-    table = Table(show_header=False, box=None)
+    table = FitTable(show_header=False, box=None)
     table.add_column("field")
     table.add_column("value", justify="right")
     table.add_row(
@@ -144,17 +113,20 @@ def fill_view(fill: Fill) -> Group:
     )
     table.add_row("Quantity", number(fill.qty))
     table.add_row("Notional", f"{money(fill.notional)} USDT")
-    table.add_row("Fee", f"{money(fill.fee, 8)} USDT")
+    table.add_row("Fee", f"{money(fill.fee)} USDT")
     table.add_row("Margin committed", f"{money(fill.margin)} USDT")
-    table.add_row("Time", f"{fill.at:%Y-%m-%d %H:%M:%S} UTC")
+    table.add_row("Time", moment(fill.at))
     if fill.overridden_rules:
         table.add_row("Rules overridden", ", ".join(fill.overridden_rules))
     return Group(heading, table)
 
 
 def close_view(result: CloseResult) -> Table:
-    table = Table(
-        title=f"Closed at {result.at:%Y-%m-%d %H:%M:%S} UTC", box=box.SIMPLE_HEAD, caption="PnL and fees in USDT"
+    table = FitTable(
+        title=f"Closed at {moment(result.at)}",
+        box=box.SIMPLE_HEAD,
+        caption="PnL and fees in USDT",
+        drop=("left open", "gross PnL", "entry", "fees"),
     )
     table.add_column("trade", justify="right")
     table.add_column("symbol")
@@ -167,13 +139,13 @@ def close_view(result: CloseResult) -> Table:
             price(s.entry),
             price(s.exit),
             signed(s.realized_pnl),
-            money(s.entry_fee + s.exit_fee, 4),
+            money(s.entry_fee + s.exit_fee),
             signed(s.net_pnl),
             number(s.remaining_qty),
         )
     if len(result.slices) > 1:
         table.add_row(
-            "total", "", "", "", "", signed(result.realized_pnl), money(result.fees, 4), signed(result.net_pnl), ""
+            "total", "", "", "", "", signed(result.realized_pnl), money(result.fees), signed(result.net_pnl), ""
         )
     return table
 
@@ -185,7 +157,12 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
         if costs
         else "net PnL and fees in USDT"
     )
-    table = Table(title="Trades", box=box.SIMPLE_HEAD, padding=(0, 0), caption=caption)
+    drop = (
+        ("closed by", "liq. fee", "gross", "fees", "opened", "status")
+        if costs
+        else ("strategy", "fees", "status", "opened", "entry")
+    )
+    table = FitTable(title="Trades", box=box.SIMPLE_HEAD, caption=caption, drop=drop)
     table.add_column("id", justify="right")
     table.add_column("opened", no_wrap=True)
     table.add_column("symbol", no_wrap=True)
@@ -196,10 +173,10 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
         table.add_column("closed by")
     else:
         add_numeric_columns(table, "qty", "entry", "exit", "net PnL", "fees")
-        table.add_column("strategy")
+        table.add_column("strategy", wrap=True)
     for r in rows:
         side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
-        lead = (str(r.id), f"{r.opened_at:%Y-%m-%d}", safe(r.symbol), side, r.status)
+        lead = (str(r.id), day(r.opened_at), safe(r.symbol), side, r.status)
         table.add_row(*lead, *(_cost_cells(r) if costs else _fill_cells(r)))
     return table
 
@@ -229,14 +206,14 @@ def _cost_cells(r: TradeRow) -> tuple:
 
 
 def portfolios_table(rows: Sequence[PortfolioSummary]) -> Table:
-    table = Table(title="Portfolios")
+    table = FitTable(title="Portfolios", box=box.SIMPLE_HEAD)
     table.add_column("name")
-    table.add_column("created (UTC)")
+    table.add_column("created", no_wrap=True)
     add_numeric_columns(table, "wallet USDT", "open trades")
     for r in rows:
         table.add_row(
             safe(r.name) + (" (default)" if r.is_default else ""),
-            f"{r.created_at:%Y-%m-%d %H:%M}",
+            moment(r.created_at),
             money(r.wallet_balance),
             str(r.open_trades),
         )

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.metrics import Undefined
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.render import NA, add_numeric_columns, money, safe
 from portfolio_cli.render.charts import line_chart
 from portfolio_cli.render.report import Reasons, performance_json, show, trades_json
@@ -56,7 +57,7 @@ def _cell(value: Any, kind: str) -> str:
 
 def compare_view(comparison: Comparison, width: int) -> RenderableType:
     what = "Strategies" if comparison.by == "strategy" else "Portfolios"
-    table = Table(
+    table = FitTable(
         title=f"{what} compared, {comparison.first_day} to {comparison.last_day} ({comparison.requested})",
         box=box.SIMPLE_HEAD,
         caption="best of each row in bold green · returns are time-weighted unless named otherwise",

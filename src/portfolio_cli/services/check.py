@@ -18,8 +18,11 @@ from decimal import Decimal
 from enum import IntEnum
 
 from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.margin import (
+    ALERT_LEVEL_PCT,
     CRITICAL_LEVEL_PCT,
+    WARNING_LEVEL_PCT,
     MarginState,
     funding_payment,
     funding_times,
@@ -309,8 +312,8 @@ class _Replay:
         self._event(
             moment,
             reason.value,
-            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {price} ({how}), "
-            f"net PnL {net} USDT",
+            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {fmt.price(price)} "
+            f"({how}), net PnL {fmt.money(net)} USDT",
             trade_id=t.id,
             symbol=t.symbol,
             price=price,
@@ -348,7 +351,9 @@ class _Replay:
             lot = next(lot for lot in self.lots if lot.trade.id == worst.trade_id)
             fee = q8(worst.notional * mmr(worst.symbol))
             gross = realized_pnl(worst.side, worst.qty, lot.trade.price_usdt, worst.mark_usdt)
-            how = f"margin level {self.level}% below {CRITICAL_LEVEL_PCT}%, the most losing cross position"
+            how = (
+                f"margin level {fmt.pct(self.level)} % below {CRITICAL_LEVEL_PCT} %, the most losing cross position"
+            )
             self._book(
                 lot,
                 worst.qty,
@@ -383,4 +388,6 @@ class _Replay:
         state = margin_state(self.level)
         if state in {MarginState.WARNING, MarginState.ALERT, MarginState.CRITICAL}:
             kind = {MarginState.WARNING: "warning", MarginState.ALERT: "alert"}.get(state, "critical")
-            self._event(self.now, kind, f"margin level {self.level}%: {state}")
+            lines = {MarginState.WARNING: WARNING_LEVEL_PCT, MarginState.ALERT: ALERT_LEVEL_PCT}
+            line = lines.get(state, CRITICAL_LEVEL_PCT)
+            self._event(self.now, kind, f"margin level {fmt.pct(self.level)} %, below the {line} % line")

@@ -1,0 +1,148 @@
+"""The trader's terminal: one way of writing numbers and times, tables that never cut a figure at 80 or
+120 columns, offline marks labelled with their source and age, and what `value` shows."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal as D
+from io import StringIO
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from portfolio_cli.render.fit import FitTable
+from portfolio_cli.formatting import duration, json_value, moment, money, pct, price, qty, to_json
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (D("0E-8"), "0.00"),
+        (D("-0.001"), "0.00"),  # rounds to zero: no negative zero
+        (D("1234567.125"), "1,234,567.13"),  # half up, not half even
+        (D("-15.3056475000000000"), "-15.31"),
+    ],
+)
+def test_money_has_two_decimals_and_no_negative_zero(value, expected):
+    assert money(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "tick", "expected"),
+    [
+        (D("67910.12345678"), None, "67,910.12"),  # 5 integer digits: 6 significant → 2 places (the floor)
+        (D("65000"), None, "65,000.00"),
+        (D("3.14159265"), None, "3.14159"),  # 6 significant digits
+        (D("0.00001234"), None, "0.00001234"),  # never more than the ledger's 8 places
+        (D("0.05"), None, "0.05"),
+        (D("0E-8"), None, "0.00"),
+        (D("67910.12345678"), D("0.01"), "67,910.12"),  # to the tick
+        (D("0.1"), D("0.00001"), "0.10000"),
+        (D("150"), D("1"), "150"),
+    ],
+)
+def test_price_to_the_tick_or_six_significant_digits(value, tick, expected):
+    assert price(value, tick) == expected
+
+
+def test_quantities_as_recorded_or_to_the_lot_step():
+    assert qty(D("0.05000000")) == "0.05"
+    assert qty(D("0E-8")) == "0"
+    assert qty(D("12500")) == "12,500"
+    assert qty(D("0.5"), step=D("0.001")) == "0.500"
+    assert pct(D("194.466")) == "194.47"
+
+
+def test_one_moment_format_in_tables_and_iso_utc_in_json():
+    at = datetime(2026, 3, 1, 14, 30, 5, tzinfo=UTC)
+    assert moment(at) == "2026-03-01 14:30 UTC"
+    assert json_value(at) == "2026-03-01T14:30:05Z"
+    assert json.loads(to_json({"zero": D("0E-8"), "big": D("1E+3"), "at": at})) == {
+        "zero": "0.00000000",
+        "big": "1000",
+        "at": "2026-03-01T14:30:05Z",
+    }
+    assert duration(3 * 3600 + 5) == "3 h"
+    assert duration(59) == "59 s"
+
+
+def _render(renderable, width: int) -> str:
+    console = Console(file=StringIO(), width=width, color_system=None, legacy_windows=False)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+figures = st.decimals(min_value=D("-99999999"), max_value=D("99999999"), places=8, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(figures, figures, figures, figures, figures), min_size=1, max_size=4))
+def test_a_fit_table_drops_columns_instead_of_cutting_figures(rows):
+    table = FitTable(title="t", drop=("e", "d", "c"))
+    table.add_column("symbol", no_wrap=True)
+    for name in "abcde":
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row("BTC/USDT", *(price(v) for v in row))
+    out = _render(table, 60)
+    assert "…" not in out
+    assert all(len(line) <= 60 for line in out.splitlines())
+    for row in rows:  # the kept columns (a and b are never dropped) show every figure whole
+        cells = [f" {price(v)} " for v in row[:2]]
+        assert any(all(cell in line for cell in cells) for line in out.splitlines() if "BTC/USDT" in line)
+
+
+NUMBER_CUT = re.compile(r"[\d,.]…|…[\d,.]")
+
+
+@pytest.fixture
+def busy_ledger(cli, binance):
+    """A portfolio with wide figures: spot and margin, long and short, partial closes, a snapshot."""
+    binance.prices.update({"BTC/USDT": D("67910.12345678"), "ETH/USDT": D("3512.87654321")})
+    cli("init", "--balance", "1000000")
+    cli("open", "BTC/USDT", "--qty", "1.23456", "--leverage", "20", "--stop-loss", "60000", "--take-profit", "80000")
+    cli("open", "ETH/USDT", "--qty", "12.5", "--leverage", "5", "--short", "--cross", "--strategy", "mean-revert")
+    cli("open", "SOL/USDT", "--qty", "1500")
+    cli("open", "DOGE/USDT", "--qty", "250000", "--strategy", "a-rather-long-strategy-name")
+    cli("close", "SOL/USDT", "--pct", "40")
+    cli("snapshot")
+    return binance
+
+
+TABLE_COMMANDS = [
+    ["value"],
+    ["positions"],
+    ["trades"],
+    ["trades", "--costs"],
+    ["portfolios"],
+    ["margin"],
+    ["allocation"],
+    ["check"],
+    ["verify"],
+    ["history"],
+    ["report"],
+    ["size", "BTC/USDT", "--stop", "65000"],
+    ["value", "--offline"],
+]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_every_table_fits_without_cutting_a_number(cli, busy_ledger, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    outputs = {" ".join(args): cli(*args, code=None).stdout for args in TABLE_COMMANDS}
+    outputs["open"] = cli("open", "BTC/USDT", "--qty", "0.05234", "--leverage", "3").stdout
+    outputs["close"] = cli("close", "DOGE/USDT", "--pct", "50").stdout
+    for command, out in outputs.items():
+        assert out.strip(), command
+        assert "…" not in out, (command, out)
+        too_wide = [line for line in out.splitlines() if len(line) > width]
+        assert not too_wide, (command, too_wide)
+    # the figures the issue found cut: entry and mark prices, the liquidation price, the close's fill
+    assert "67,910.12" in outputs["value"]
+    assert "3,512.88" in outputs["positions"]
+    assert "67,910.12" in outputs["close"] or "0.1" in outputs["close"]
+    assert re.search(r"\d{2},\d{3}\.\d{2}", outputs["margin"])
