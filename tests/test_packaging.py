@@ -32,7 +32,7 @@ def test_demo_runs_offline_and_says_it_is_demo_data(cli, isolated_env):
     out = cli("demo").stdout
     assert "DEMO DATA" in out and "bundled prices" in out and "ETH/BTC" in out
     value = cli.json("demo")["valuation"]
-    assert value["equity"] == "10324.41400000"  # hand-checked in the README's demo section
+    assert value["equity"] == "10324.41400000"  # hand-checked in docs/accounting.md's worked example
     assert not (isolated_env / "ledger.db").exists()  # the demo never touches the real ledger
     # Its month of daily snapshots, backfilled offline from the bundled daily prices, verifies.
     assert "History of demo, by week" in out and "32 daily snapshots (31 backfilled)" in out
