@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from conftest import ledger_rows
 from portfolio_cli.render.fit import FitTable
 from portfolio_cli.formatting import duration, json_value, moment, money, pct, price, qty, to_json
 
@@ -92,8 +93,8 @@ def test_a_fit_table_drops_columns_instead_of_cutting_figures(rows):
     assert "…" not in out
     assert all(len(line) <= 60 for line in out.splitlines())
     for row in rows:  # the kept columns (a and b are never dropped) show every figure whole
-        cells = [f" {price(v)} " for v in row[:2]]
-        assert any(all(cell in line for cell in cells) for line in out.splitlines() if "BTC/USDT" in line)
+        cells = [re.compile(rf"(?<![\d,.]){re.escape(price(v))}(?![\d,.])") for v in row[:2]]
+        assert any(all(c.search(line) for c in cells) for line in out.splitlines() if "BTC/USDT" in line)
 
 
 NUMBER_CUT = re.compile(r"[\d,.]…|…[\d,.]")
@@ -146,3 +147,108 @@ def test_every_table_fits_without_cutting_a_number(cli, busy_ledger, monkeypatch
     assert "3,512.88" in outputs["positions"]
     assert "67,910.12" in outputs["close"] or "0.1" in outputs["close"]
     assert re.search(r"\d{2},\d{3}\.\d{2}", outputs["margin"])
+
+
+# Offline that just works
+
+
+def test_offline_trading_uses_the_last_fill_as_the_mark(cli):
+    cli("init", "--offline")
+    cli("open", "BTC/USDT", "--qty", "0.01", "--price", "65000", "--offline")
+    # BTC/USDT has no quote anywhere, but its fill is the last price the ledger knows
+    cli("open", "ETH/USDT", "--qty", "0.5", "--price", "3500", "--offline")
+    cli("deposit", "500", "--offline")  # a deposit never asks for prices
+    result = cli.json("value", "--offline")
+    sources = {p["symbol"]: (p["price_source"], D(p["mark"])) for p in result["valuation"]["positions"]}
+    assert sources == {"BTC/USDT": ("last fill", 65000), "ETH/USDT": ("last fill", 3500)}
+    shown = cli("value", "--offline").stdout
+    assert "last fill, " in shown
+
+
+def test_a_newer_fill_beats_an_older_cached_quote(cli, binance):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")  # caches the live quote, 40,000
+    cli("open", "BTC/USDT", "--qty", "0.01", "--price", "41000", "--offline")
+    [first, second] = cli.json("value", "--offline")["valuation"]["positions"]
+    assert (D(first["mark"]), first["price_source"]) == (41000, "last fill")
+
+
+def test_a_backdated_offline_open_fills_at_its_own_price(cli):
+    cli("init", "--at", "2026-01-01", "--offline")
+    fill = cli.json("open", "SOL/USDT", "--qty", "2", "--price", "150", "--at", "2026-02-01T12:00", "--offline")
+    assert (fill["price"], fill["at"]) == ("150", "2026-02-01T12:00:00Z")
+
+
+def test_binance_spelling_of_a_symbol_is_accepted(cli):
+    cli("init")
+    fill = cli.json("open", "BTCUSDT", "--qty", "0.01", "--price", "65000", "--offline")
+    assert fill["symbol"] == "BTC/USDT"
+    assert [t["symbol"] for t in cli.json("trades", "--symbol", "btcusdt", "--offline")] == ["BTC/USDT"]
+
+
+def test_every_command_accepts_offline():
+    import typer.main
+
+    from portfolio_cli.cli import app
+
+    commands = typer.main.get_command(app).commands
+    lacking = [name for name, c in commands.items() if not any("--offline" in p.opts for p in c.params)]
+    assert not lacking
+    needing_prices = ("value", "positions", "withdraw", "open", "close", "allocation", "rebalance", "check")
+    lacking = [n for n in needing_prices if not any("--price" in p.opts for p in commands[n].params)]
+    assert not lacking
+
+
+def test_json_has_no_exponent_zeros(cli):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01", "--price", "65000", "--offline")
+    out = cli("value", "--offline", "--json").stdout
+    assert "E-" not in out and "E+" not in out
+    assert json.loads(out)["valuation"]["unrealized_pnl"] == "0.00000000"
+
+
+# What value shows
+
+
+def test_value_shows_margin_state_levels_and_pnl_against_deposits(cli, binance):
+    cli("init", "--balance", "1000")
+    opened = cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--stop-loss", "36000", "--take-profit", "44000")
+    # 10x isolated long at 40,000, mmr 0.005: liquidation e·(1 − 1/L)/(1 − mmr) = 36,180.90
+    assert "Liquidation price" in opened.stdout and "36,180.9" in opened.stdout
+    binance.prices["BTC/USDT"] = D("38000")
+    result = cli.json("value")
+    # margin equity = 1000 − fee 2 + 0.1·(38000 − 40000) = 798; margin used 400 → 199.5 %: warning
+    assert result["valuation"]["margin_level_pct"] == "199.50"
+    assert result["margin_state"] == "warning"
+    [levels] = result["levels"]
+    assert levels["liquidation_price"] == "36180.90452261"
+    assert levels["stop_distance_pct"] == "-5.26"  # (36000 − 38000) / 38000
+    assert levels["take_profit_distance_pct"] == "15.79"
+    assert levels["crossed"] is None
+    # total PnL = equity − net deposits = 798 − 1000; ROI −20.2 %
+    assert result["performance"] == {"total_pnl": "-202.00000000", "net_deposits": "1000.00000000", "roi_pct": "-20.20"}
+    shown = cli("value").stdout
+    assert "199.50 % · warning: below the 200 % warning line" in shown
+    assert "36,180.90 (-4.79 %)" in shown
+    assert "Total PnL" in shown and "-202.00" in shown
+
+
+def test_value_hints_at_a_crossed_take_profit(cli, binance):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01", "--take-profit", "42000")
+    binance.prices["BTC/USDT"] = D("43000")
+    result = cli.json("value")
+    assert result["levels"][0]["crossed"] == "take_profit"
+    assert "past its take profit; `portfolio check` closes it" in cli("value").stdout
+
+
+def test_at_before_the_creation_says_how_to_move_it_back_and_init_at_does(cli, ledger_path):
+    cli("init", "--at", "2026-03-01")
+    refused = cli("open", "SOL/USDT", "--qty", "2", "--price", "150", "--at", "2026-02-01", code=2)
+    assert "portfolio init main --at 2026-02-01T00:00" in refused.stderr
+    moved = cli("init", "--at", "2026-02-01")
+    assert "now dated 2026-02-01 00:00 UTC" in moved.stdout
+    cli("open", "SOL/USDT", "--qty", "2", "--price", "150", "--at", "2026-02-01T12:00", "--offline")
+    [deposit] = [f for f in ledger_rows(ledger_path, "cash_flows") if f[2] == "deposit"]
+    assert deposit[4].startswith("2026-02-01")  # the starting balance moved with the creation
+    assert cli.json("verify")["ok"] is True

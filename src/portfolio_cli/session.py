@@ -79,6 +79,9 @@ class Session:
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
         return self.ledger.cached_quotes(symbols)
 
+    def latest_fills(self, symbols: list[str]) -> dict[str, tuple[Decimal, Decimal, datetime]]:
+        return self.ledger.latest_fills(symbols)
+
     def save_candles(self, candles: list[Candle]) -> None:
         self._fetched_candles.update({(c.symbol, c.timeframe, c.open_time): c for c in candles})
 

@@ -22,6 +22,7 @@ from portfolio_cli.cli.support import (
     DbOpt,
     JsonOpt,
     OfflineOpt,
+    QuietOfflineOpt,
     PortfolioOpt,
     PricesOpt,
     amount,
@@ -92,6 +93,7 @@ def init(
     name: Annotated[str | None, typer.Argument(help="Portfolio name (default: the default portfolio).")] = None,
     balance: Annotated[str, typer.Option(help="Starting balance in USDT (100 to 1,000,000).")] = "10000",
     at: AtOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -106,11 +108,20 @@ def init(
         )
         if json:
             return print_json(result)
+        if result.moved_back:
+            return stdout.print(
+                f"Portfolio {result.name} (and its starting balance) now dated {render.moment(result.created_at)}"
+            )
         stdout.print(f"Created portfolio {result.name} with {render.money(result.wallet_balance)} USDT")
 
 
 @app.command()
-def portfolios(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+def portfolios(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
     """List the portfolios in the ledger.
 
     Example: [bold]portfolio portfolios[/]
@@ -152,6 +163,7 @@ def deposit(
     portfolio: PortfolioOpt = None,
     at: AtOpt = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -160,7 +172,7 @@ def deposit(
 
     Example: [bold]portfolio deposit 500 -p momentum[/]
     """
-    _cash("deposit", value, portfolio, at, note, db, config, False, None, json)
+    _cash("deposit", value, portfolio, at, note, db, config, offline, None, json)
 
 
 @app.command()
@@ -299,6 +311,7 @@ def trades(
         bool, typer.Option("--costs", help="Show each trade's fees, liquidation fees and funding.")
     ] = False,
     portfolio: PortfolioOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -386,7 +399,12 @@ def value(
 
 
 @app.command()
-def paths(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+def paths(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
     """Show which ledger, config file and cache directory are in use.
 
     Example: [bold]portfolio paths[/]
@@ -404,7 +422,10 @@ def paths(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> 
 
 
 @app.command()
-def demo(json: JsonOpt = False) -> None:
+def demo(
+    offline: QuietOfflineOpt = False,
+    json: JsonOpt = False,
+) -> None:
     """Build a demo portfolio from bundled prices (no network) and show it with its month's history.
 
     It uses its own ledger (demo.db in the data directory), rebuilt on every run.

@@ -12,6 +12,7 @@ from portfolio_cli.cli.support import (
     DbOpt,
     JsonOpt,
     OfflineOpt,
+    QuietOfflineOpt,
     PortfolioOpt,
     command_line,
     parse_day,
@@ -72,6 +73,7 @@ def history(
         str | None, typer.Option(help="day, week, month, quarter or year (default: by the range: a screenful of rows).")
     ] = None,
     portfolio: PortfolioOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -95,7 +97,11 @@ def history(
 
 
 @app.command()
-def cron(db: DbOpt = None, config: ConfigOpt = None) -> None:
+def cron(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
     """Print crontab lines, with absolute paths, for the daily snapshot and the stop/margin check.
 
     Example: [bold]portfolio cron >> my-crontab[/]
@@ -108,7 +114,12 @@ def cron(db: DbOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
-def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+def verify(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
     """Rebuild every derived figure and stored snapshot from the ledger's records and compare.
 
     Also runs SQLite's integrity check. Exit code 6 when anything differs.

@@ -15,6 +15,7 @@ from portfolio_cli.cli.support import (
     DbOpt,
     JsonOpt,
     OfflineOpt,
+    QuietOfflineOpt,
     PortfolioOpt,
     PricesOpt,
     command_line,
@@ -76,6 +77,7 @@ def export(
 def import_(
     file: Annotated[Path, typer.Argument(help="A trades export of this tool, CSV or JSON.", dir_okay=False)],
     portfolio: PortfolioOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -100,6 +102,7 @@ def import_(
 @app.command()
 def backup(
     file: Annotated[Path, typer.Argument(help="Where to write the copy (must not exist).", dir_okay=False)],
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
 ) -> None:

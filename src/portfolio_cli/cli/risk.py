@@ -180,6 +180,7 @@ def check(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only events (for cron mail).")] = False,
     offline: OfflineOpt = False,
+    prices: PricesOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -196,6 +197,7 @@ def check(
     from portfolio_cli.services.check import CheckResult, run_check
 
     with running(command_line(), db, config, offline) as session:
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
         result = run_check(session, portfolio or None)
         if not result.portfolios and not json:
             return stdout.print("No portfolios to check yet: portfolio init NAME")

@@ -37,7 +37,15 @@ PortfolioOpt = Annotated[
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Ledger file (env PORTFOLIO_DB).", dir_okay=False)]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (env PORTFOLIO_CONFIG).", dir_okay=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (decimals as strings) instead of tables.")]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network: cached prices only.")]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline", help="Never touch the network: the cached quote or the last fill, labelled with its age."
+    ),
+]
+QuietOfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Accepted everywhere; this command never uses the network.")
+]
 PricesOpt = Annotated[
     list[str] | None,
     typer.Option("--price", help="Override a price: SYMBOL=VALUE (repeatable).", metavar="SYMBOL=VALUE"),

@@ -1,6 +1,8 @@
-"""Marks for a command: ``--price`` overrides, then one batched live request, then the ledger's cache.
+"""Marks for a command: ``--price`` overrides, then one batched live request, then the last known price:
+the ledger's cached quote or the symbol's latest fill, whichever is newer (labelled ``cache`` or
+``last fill``, with its time, so a table shows its age).
 
-Every live quote is written to the cache. When the exchange cannot be reached the cached quote is
+Every live quote is written to the cache. When the exchange cannot be reached the last known price is
 used with a "stale since …" warning; a symbol with no price anywhere is an error naming it.
 """
 
@@ -35,9 +37,14 @@ class QuoteCache(Protocol):
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]: ...
 
+    def latest_fills(self, symbols: list[str]) -> dict[str, tuple[Decimal, Decimal, datetime]]: ...
+
     def save_candles(self, candles: list[Candle]) -> None: ...
 
     def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]: ...
+
+
+LAST_FILL = "last fill"
 
 
 class PriceBook:
@@ -98,15 +105,35 @@ class PriceBook:
             if failure is not None and cached:
                 oldest = min(at for _, at in cached.values())
                 self._warn(
-                    f"{failure}; using cached prices, stale since {oldest:%Y-%m-%d %H:%M:%S} UTC "
+                    f"{failure}; using cached prices, stale since {oldest:%Y-%m-%d %H:%M} UTC "
                     f"({', '.join(sorted(cached))})"
                 )
-        missing = [s for s in wanted if s not in quotes]
-        reason = f" ({failure})" if failure else " (offline, nothing cached)" if self.offline else ""
         priced = [s for s in wanted if s in quotes and (conversion_pair(s) or s) in quotes]
         marks = {s: _to_mark(s, quotes) for s in priced}
+        fills = self._last_fills([s for s in symbols if s not in marks or marks[s].source == "cache"], quotes, failure)
+        marks.update(fills)
+        missing = [s for s in wanted if s not in quotes and s not in marks]
+        reason = f" ({failure})" if failure else " (offline, nothing cached)" if self.offline else ""
         self._marks.update(marks)  # conversion pairs too: a later rate lookup needs no request
         return {s: marks[s] for s in symbols if s in marks}, missing, reason
+
+    def _last_fills(
+        self, symbols: list[str], quotes: Mapping[str, tuple[Quote, str, bool]], failure: Exception | None
+    ) -> dict[str, Mark]:
+        """Marks at the symbols' latest fills where no live quote was had and the fill is newer than
+        the cached quote (or there is none): the last price the ledger knows, labelled ``last fill``."""
+        wanted = [s for s in symbols if s not in quotes or quotes[s][1] == "cache"]
+        marks = {}
+        for symbol, (price, price_usdt, at) in self._cache.latest_fills(wanted).items():
+            if symbol in quotes and quotes[symbol][0].at >= at and (conversion_pair(symbol) or symbol) in quotes:
+                continue
+            marks[symbol] = Mark(symbol, price, price_usdt, at, LAST_FILL, failure is not None)
+        if failure is not None and marks:
+            oldest = min(m.at for m in marks.values())
+            self._warn(
+                f"{failure}; using the last fill prices, since {oldest:%Y-%m-%d %H:%M} UTC ({', '.join(sorted(marks))})"
+            )
+        return marks
 
     def price_at(self, symbol: str, at: datetime) -> Quote:
         """The price of ``symbol`` at a past moment: an override, else Binance's 1-minute candle."""

@@ -43,11 +43,39 @@ def add_numeric_columns(table: Table, *names: str) -> None:
         table.add_column(name, justify="right")
 
 
+MARGIN_STYLE = {
+    "ok": "green",
+    "warning": "yellow",
+    "liquidation risk": "bold red",
+    "critical": "bold white on red",
+    "n/a": "",
+}
+MARGIN_LINE = {
+    "ok": "at or above the 200 % warning line",
+    "warning": "below the 200 % warning line",
+    "liquidation risk": "below the 150 % alert line",
+    "critical": "below 110 %: check closes the most losing cross position",
+    "n/a": "no margin in use",
+}
+SOURCE_LABEL = {"binance": "live", "override": "--price"}
+
+
+def price_label(source: str, at: datetime, now: datetime, stale: bool = False) -> str:
+    """Where a mark comes from and how old it is: ``live, 2 s``, ``cache, 3 h``, ``last fill, 2 d``."""
+    return f"{SOURCE_LABEL.get(source, source)}, {age(at, now)}" + (" (stale)" if stale else "")
+
+
+def margin_state_text(state: str, level: Decimal | None) -> Text:
+    shown = f"{pct(level)} % · {state}: {MARGIN_LINE[state]}" if level is not None else MARGIN_LINE[state]
+    return Text(shown, style=MARGIN_STYLE.get(state, ""))
+
+
 def value_view(result: PortfolioValue, title_note: str = "") -> Group:
     v = result.valuation
     summary = FitTable(title=f"Portfolio {safe(result.portfolio)}{title_note}", show_header=False, box=None)
     summary.add_column("figure")
     summary.add_column("USDT", justify="right")
+    perf = result.performance
     rows = [
         ("Equity (portfolio value)", money(v.equity)),
         ("Wallet balance", money(v.wallet_balance)),
@@ -58,45 +86,98 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
         ("Fees paid", money(v.fees)),
         *([("Liquidation fees", money(v.liquidation_fees))] if v.liquidation_fees else []),
         *([("Funding (received − paid)", signed(v.funding))] if v.funding else []),
+        *(
+            [
+                ("Net deposits", money(perf.net_deposits)),
+                ("Total PnL (realized + unrealized − fees + funding)", signed(perf.total_pnl)),
+                ("ROI % (total PnL / net deposits)", signed(perf.roi_pct, pct(perf.roi_pct))),
+            ]
+            if perf is not None
+            else []
+        ),
         ("Margin used", money(v.margin_used)),
-        ("Margin level %", pct(v.margin_level_pct)),
     ]
     for label, shown in rows:
         summary.add_row(label, shown)
+    state = Text.assemble("Margin level: ", margin_state_text(str(result.margin_state), v.margin_level_pct))
     if not v.positions:
-        return Group(summary, Text("\nNo open positions"))
-    return Group(summary, positions_table(v.positions, result.as_of))
+        return Group(summary, state, Text("\nNo open positions"))
+    parts: list = [summary, state, positions_table(v.positions, result.as_of, show_price=not result.levels)]
+    if result.levels:
+        parts.append(levels_table(result))
+    crossed = [lv for lv in result.levels if lv.crossed]
+    for lv in crossed:
+        parts.append(
+            Text(
+                f"trade {lv.trade_id}: the mark is past its {lv.crossed.replace('_', ' ')}; "
+                "`portfolio check` closes it",
+                style="yellow",
+            )
+        )
+    return Group(*parts)
 
 
-def positions_table(positions: Sequence[PositionValue], now: datetime, title: str = "Open positions") -> Table:
-    cached = any(p.price_source == "cache" for p in positions)
-    caption = "value and uPnL in USDT" + ("; * cached price" if cached else "")
+def _level(level: Decimal | None, distance: Decimal | None) -> str:
+    return "" if level is None else f"{price(level)} ({pct(distance)} %)"
+
+
+def levels_table(result: PortfolioValue, title: str = "Levels (distance from the mark)") -> Table:
+    positions = {p.trade_id: p for p in result.valuation.positions}
+    table = FitTable(title=title, box=box.SIMPLE_HEAD, drop=("open for", "take-profit", "stop"))
+    table.add_column("id", justify="right")
+    table.add_column("symbol")
+    add_numeric_columns(table, "liquidation", "stop", "take-profit", "open for", "price")
+    for lv in result.levels:
+        p = positions[lv.trade_id]
+        table.add_row(
+            str(lv.trade_id),
+            safe(p.symbol),
+            _level(lv.liquidation_price, lv.liquidation_distance_pct) or ("none" if p.kind == "margin" else "spot"),
+            _level(lv.stop_loss, lv.stop_distance_pct),
+            _level(lv.take_profit, lv.take_profit_distance_pct),
+            duration((result.as_of - lv.opened_at).total_seconds()),
+            Text(
+                price_label(p.price_source, p.price_at, result.as_of, p.price_stale),
+                style="yellow" if p.price_stale else "",
+            ),
+        )
+    return table
+
+
+def positions_table(
+    positions: Sequence[PositionValue], now: datetime, title: str = "Open positions", show_price: bool = True
+) -> Table:
+    stale = any(p.price_stale for p in positions)
+    caption = "value and uPnL in USDT" + ("; * stale: the exchange could not be reached" if stale else "")
     table = FitTable(
         title=title,
         box=box.SIMPLE_HEAD,
         caption=caption,
-        drop=("age", "lev", "alloc%", "uPnL%", "side", "value", "entry"),
+        drop=("price", "lev", "alloc%", "uPnL%", "side", "value", "entry"),
     )
     aggregated = any(p.trade_id is None for p in positions)
     table.add_column("trades" if aggregated else "id", justify="right")
     table.add_column("symbol", no_wrap=True)
     table.add_column("side")
-    add_numeric_columns(table, "qty", "entry", "mark", "value", "uPnL", "uPnL%", "alloc%", "lev", "age")
+    add_numeric_columns(table, "qty", "entry", "mark", "value", "uPnL", "uPnL%", "alloc%", "lev")
+    if show_price:
+        table.add_column("price", justify="right")
     for p in positions:
         lev = "spot" if p.kind == "spot" else leverage(p.leverage)
+        label = (price_label(p.price_source, p.price_at, now, p.price_stale),) if show_price else ()
         table.add_row(
             ",".join(map(str, p.trade_ids)),
             safe(p.symbol),
             p.side,
             number(p.qty),
             price(p.entry),
-            price(p.mark),
+            Text(price(p.mark) + ("*" if p.price_stale else ""), style="yellow" if p.price_stale else ""),
             money(p.value),
             signed(p.unrealized_pnl),
             signed(p.unrealized_pnl_pct, pct(p.unrealized_pnl_pct)),
             pct(p.allocation_pct),
             lev,
-            age(p.price_at, now) + ("*" if p.price_source == "cache" else ""),
+            *label,
         )
     return table
 
@@ -115,6 +196,8 @@ def fill_view(fill: Fill) -> Group:
     table.add_row("Notional", f"{money(fill.notional)} USDT")
     table.add_row("Fee", f"{money(fill.fee)} USDT")
     table.add_row("Margin committed", f"{money(fill.margin)} USDT")
+    if fill.kind == "margin":
+        table.add_row("Liquidation price", price(fill.liquidation_price) if fill.liquidation_price else "none")
     table.add_row("Time", moment(fill.at))
     if fill.overridden_rules:
         table.add_row("Rules overridden", ", ".join(fill.overridden_rules))

@@ -36,14 +36,22 @@ def check_name(name: str) -> str:
     return name
 
 
-def moment_or_now(session: Session, at: datetime | None, not_before: datetime, what: str) -> datetime:
+def moment_or_now(
+    session: Session, at: datetime | None, not_before: datetime, what: str, created: str | None = None
+) -> datetime:
+    """``at``, or now when it is None; refused in the future or before ``not_before``. ``created`` names
+    the portfolio when ``not_before`` is its creation, so the refusal says how to move that back."""
     now = session.clock()
     if at is None:
         return now
     if at > now:
-        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is in the future")
+        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M} UTC is in the future")
     if at < not_before:
-        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is before {what} ({not_before:%Y-%m-%d %H:%M:%S} UTC)")
+        hint = f"; to record it, date the portfolio earlier first: portfolio init {created} --at {at:%Y-%m-%dT%H:%M}"
+        raise InvalidInput(
+            f"--at {at:%Y-%m-%d %H:%M} UTC is before {what} ({not_before:%Y-%m-%d %H:%M} UTC)"
+            + (hint if created else "")
+        )
     return at
 
 

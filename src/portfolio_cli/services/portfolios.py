@@ -30,6 +30,7 @@ class PortfolioSummary:
     wallet_balance: Decimal
     open_trades: int
     is_default: bool
+    moved_back: bool = False  # init --at dated an existing portfolio's creation earlier
 
 
 def init_portfolio(session: Session, name: str, balance: Decimal, at: datetime | None = None) -> PortfolioSummary:
@@ -39,11 +40,19 @@ def init_portfolio(session: Session, name: str, balance: Decimal, at: datetime |
     check_places(balance, "--balance")
     created = at or session.clock()
     if created > session.clock():
-        raise InvalidInput(f"--at {created:%Y-%m-%d %H:%M:%S} is in the future")
+        raise InvalidInput(f"--at {created:%Y-%m-%d %H:%M} UTC is in the future")
     ledger = session.ledger
     with ledger.transaction(session.command, session.clock()):
-        if ledger.find_portfolio(name) is not None:
-            raise RuleRefused(f"portfolio {name!r} already exists")
+        existing = ledger.find_portfolio(name)
+        if existing is not None and at is not None and at < existing.created_at:
+            moved = ledger.move_creation_back(existing, at)
+            wallet = sum((f.amount for f in ledger.cash_flows(moved)), ZERO)
+            open_trades = sum(1 for lot in lots_of(session, moved) if lot.is_open)
+            is_default = name == session.settings.default_portfolio
+            return PortfolioSummary(name, at, wallet, open_trades, is_default, moved_back=True)
+        if existing is not None:
+            hint = " (init --at an earlier time moves its creation back)" if at is not None else ""
+            raise RuleRefused(f"portfolio {name!r} already exists{hint}")
         portfolio = ledger.create_portfolio(name, created)
         ledger.add_cash_flow(portfolio, FlowKind.DEPOSIT, balance, created, note="starting balance")
     return PortfolioSummary(name, created, balance, 0, name == session.settings.default_portfolio)
@@ -96,7 +105,7 @@ def _move_cash(
     check_text(note, "--note")
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created")
+    moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", portfolio.name)
     marks = session.prices.marks(open_symbols(session, portfolio)) if kind is FlowKind.WITHDRAWAL else {}
     with ledger.transaction(session.command, session.clock()):
         valuation = valuation_of(session, portfolio, marks) if kind is FlowKind.WITHDRAWAL else None

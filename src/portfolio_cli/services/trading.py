@@ -61,6 +61,7 @@ class Fill:
     at: datetime
     rounded_from: Decimal | None
     overridden_rules: tuple[str, ...]
+    liquidation_price: Decimal | None = None  # a margin position's, right after the fill
 
 
 def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
@@ -89,13 +90,15 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    at = moment_or_now(session, req.at, portfolio.created_at, "the portfolio was created")
+    at = moment_or_now(session, req.at, portfolio.created_at, "the portfolio was created", name)
     book = session.prices
     backdated = req.at is not None
 
     if req.price is not None and not backdated:
         book.override(symbol, req.price)
-    marks = book.marks(open_symbols(session, portfolio) | {symbol})
+    # A backdated fill is priced at its moment (--price or the candle then), so only the held symbols
+    # need a current mark.
+    marks = book.marks(open_symbols(session, portfolio) | (set() if backdated else {symbol}))
     if req.price is not None:
         fill = req.price
     else:
@@ -172,6 +175,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         ledger.add_cash_flow(portfolio, FlowKind.FEE, -fee, at, trade_id=trade_id, note="entry fee")
         if refusals:
             ledger.audit("rule override", portfolio.id, {"trade_id": trade_id, "rules": [str(r) for r in refusals]})
+    liquidation = _liquidation_price(session, portfolio, trade_id, marks) if kind is Kind.MARGIN else None
     return Fill(
         trade_id,
         name,
@@ -189,7 +193,17 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         at,
         rounded_from,
         tuple(r.rule for r in refusals),
+        liquidation,
     )
+
+
+def _liquidation_price(session: Session, portfolio, trade_id: int, marks: dict) -> Decimal | None:
+    """The new position's liquidation price, as the margin report gives it, at the marks just used."""
+    from portfolio_cli.engine.margin import assess_margin
+
+    valuation = valuation_of(session, portfolio, marks, live=False)
+    margin = assess_margin(valuation, session.settings.for_portfolio(portfolio.name).trading.mmr)
+    return next((p.liquidation_price for p in margin.positions if p.trade_id == trade_id), None)
 
 
 @dataclass(frozen=True)
