@@ -97,7 +97,7 @@ def test_a_fit_table_drops_columns_instead_of_cutting_figures(rows):
         assert any(all(c.search(line) for c in cells) for line in out.splitlines() if "BTC/USDT" in line)
 
 
-NUMBER_CUT = re.compile(r"[\d,.]…|…[\d,.]")
+CUT = re.compile(r"\S…")  # rich's mark of a cell it cut short
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_every_table_fits_without_cutting_a_number(cli, busy_ledger, monkeypatch
     outputs["close"] = cli("close", "DOGE/USDT", "--pct", "50").stdout
     for command, out in outputs.items():
         assert out.strip(), command
-        assert "…" not in out, (command, out)
+        assert not CUT.search(out), (command, out)
         too_wide = [line for line in out.splitlines() if len(line) > width]
         assert not too_wide, (command, too_wide)
     # the figures the issue found cut: entry and mark prices, the liquidation price, the close's fill
@@ -212,7 +212,9 @@ def test_json_has_no_exponent_zeros(cli):
 
 def test_value_shows_margin_state_levels_and_pnl_against_deposits(cli, binance):
     cli("init", "--balance", "1000")
-    opened = cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--stop-loss", "36000", "--take-profit", "44000")
+    opened = cli(
+        "open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--stop-loss", "36000", "--take-profit", "44000"
+    )
     # 10x isolated long at 40,000, mmr 0.005: liquidation e·(1 − 1/L)/(1 − mmr) = 36,180.90
     assert "Liquidation price" in opened.stdout and "36,180.9" in opened.stdout
     binance.prices["BTC/USDT"] = D("38000")
@@ -252,3 +254,199 @@ def test_at_before_the_creation_says_how_to_move_it_back_and_init_at_does(cli, l
     [deposit] = [f for f in ledger_rows(ledger_path, "cash_flows") if f[2] == "deposit"]
     assert deposit[4].startswith("2026-02-01")  # the starting balance moved with the creation
     assert cli.json("verify")["ok"] is True
+
+
+# value --watch
+
+
+def _watch(*args: str, **kwargs):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "portfolio_cli", "value", "--watch", "-n", "1", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _read_until(stream, pattern: str, limit: int = 200) -> list[str]:
+    lines = []
+    for _ in range(limit):
+        line = stream.readline().decode()
+        assert line, f"stream ended before {pattern!r}: {lines}"
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError(f"{pattern!r} not seen in {limit} lines: {lines}")
+
+
+def test_watch_on_a_pipe_writes_one_json_line_per_refresh_and_stops_on_sigterm(cli, binance):
+    import signal
+
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")
+    binance.change_24h_pct["BTC/USDT"] = D("2.5")
+    watcher = _watch("--json")
+    try:
+        first = json.loads(watcher.stdout.readline())
+        binance.prices["BTC/USDT"] = D("41000")
+        later = json.loads(watcher.stdout.readline())
+        while D(later["valuation"]["positions"][0]["mark"]) != 41000:  # a refresh may have begun before the move
+            later = json.loads(watcher.stdout.readline())
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        try:
+            _, err = watcher.communicate(timeout=20)
+        finally:
+            watcher.kill()
+    assert watcher.returncode == 0, err
+    assert D(first["valuation"]["positions"][0]["mark"]) == 40000
+    assert first["valuation"]["positions"][0]["change_24h_pct"] == "2.5"
+    assert later["updated_at"] > first["updated_at"]
+    assert D(later["valuation"]["equity"]) - D(first["valuation"]["equity"]) == 10  # 0.01 × 1,000
+
+
+def test_watch_on_a_pipe_writes_frames_with_warnings_inside(cli, binance):
+    import signal
+
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")
+    binance.fail_always("500")  # every refresh falls back to the cached quote
+    watcher = _watch(env={**__import__("os").environ, "COLUMNS": "120"})
+    try:
+        frame = _read_until(watcher.stdout, r"^warning: .*stale since")
+        frame += _read_until(watcher.stdout, r"^Updated ")
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        try:
+            _, err = watcher.communicate(timeout=20)
+        finally:
+            watcher.kill()
+    assert watcher.returncode == 0, err
+    text = "".join(frame)
+    assert "Updated " in text and "every 1 s" in text
+    assert "40,000.00*" in text  # the stale mark is marked in its row
+    assert "(stale)" in text
+    assert err.decode().strip() == ""  # nothing scrolls across the frames on stderr
+
+
+def test_watch_in_a_terminal_redraws_the_frame_as_the_price_moves(cli, binance):
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "LINES": "60", "TERM": "xterm-256color"}
+    command = [sys.executable, "-m", "portfolio_cli", "value", "--watch", "-n", "1"]
+    watcher = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    screen = b""
+
+    def read_until(needle: bytes, deadline: float = 30.0) -> bytes:
+        nonlocal screen
+        import time
+
+        start = time.monotonic()
+        while needle not in screen and time.monotonic() - start < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:
+                    break
+        assert needle in screen, screen[-2000:]
+        return screen
+
+    try:
+        read_until(b"40,000.00")
+        assert b"\x1b[?1049h" in screen  # the alternate (full) screen
+        first = re.findall(rb"Updated (\S+ \S+) UTC", screen)[-1]
+        binance.prices["BTC/USDT"] = D("41000")
+        read_until(b"41,000.00")
+        last = re.findall(rb"Updated (\S+ \S+) UTC", screen)[-1]
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        for _ in range(80):  # keep reading, or its last writes to the full terminal would block it
+            if watcher.poll() is not None:
+                break
+            if select.select([master], [], [], 0.25)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    break
+        try:
+            watcher.wait(timeout=20)
+        finally:
+            watcher.kill()  # never leave it running, whatever happened
+            os.close(master)
+    assert watcher.returncode == 0
+    assert last > first
+
+
+# Small walls
+
+
+def test_the_readme_quick_start_works_on_a_fresh_default_account(cli, binance, default_risk_rules):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("## Quick start with live prices", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].split() for line in block.strip().splitlines()]
+    assert len(commands) >= 4
+    for words in commands:
+        assert words[0] == "portfolio"
+        cli(*words[1:])
+
+
+def test_close_by_symbol_chooses_the_side_and_kind(cli, binance):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")  # 1: spot long
+    cli("open", "BTC/USDT", "--qty", "0.01", "--short", "--leverage", "2")  # 2: margin short
+    refused = cli("close", "BTC/USDT", code=2)
+    assert "--side long|short" in refused.stderr
+    closed = cli.json("close", "BTC/USDT", "--side", "short")
+    assert [s["trade_id"] for s in closed["slices"]] == [2]
+    assert cli("close", "BTC/USDT", "--margin", code=4).stderr.startswith("error: no open margin trade")
+    closed = cli.json("close", "BTC/USDT", "--spot")
+    assert [s["trade_id"] for s in closed["slices"]] == [1]
+
+
+def test_close_all_closes_every_position_in_one_go(cli, binance, ledger_path):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")
+    cli("open", "ETH/USDT", "--qty", "0.5", "--short", "--leverage", "3")
+    cli("open", "SOL/USDT", "--qty", "3")
+    tickers_before = binance.count("/ticker/24hr")
+    closed = cli.json("close", "--all", "--price", "SOL/USDT=110")
+    assert sorted(s["trade_id"] for s in closed["slices"]) == [1, 2, 3]
+    assert {s["symbol"]: D(s["exit"]) for s in closed["slices"]}["SOL/USDT"] == 110
+    assert binance.count("/ticker/24hr") - tickers_before <= 1  # one batched request for the prices
+    assert cli.json("positions") == []
+    assert "no open positions" in cli("close", "--all", code=4).stderr
+    assert "--all closes everything" in cli("close", "BTC/USDT", "--all", code=2).stderr
+
+
+def test_margin_mode_without_a_mode_says_what_to_type(cli, binance):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01", "--leverage", "3")
+    refused = cli("margin-mode", "1", code=2)
+    assert "portfolio margin-mode 1 --isolated, or --cross" in refused.stderr
+    assert "Missing option" not in refused.stderr
+
+
+def test_shell_completion_can_be_shown_and_completes_commands(cli, monkeypatch):
+    shown = cli("--show-completion", "bash")
+    assert "_portfolio_completion" in shown.stdout
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "portfolio"  # the installed command, as a shell runs it
+    env = {**__import__("os").environ, "_PORTFOLIO_COMPLETE": "complete_bash"}
+    env |= {"COMP_WORDS": "portfolio mar", "COMP_CWORD": "1"}
+    completed = subprocess.run([str(script)], env=env, capture_output=True, text=True, check=True)
+    assert set(completed.stdout.split()) == {"margin", "margin-mode"}

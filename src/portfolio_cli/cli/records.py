@@ -22,6 +22,7 @@ from portfolio_cli.cli.support import (
     parse_at,
     portfolio_name,
     print_json,
+    progress_bar,
     running,
     split_prices,
     stdout,
@@ -89,7 +90,8 @@ def import_(
     from portfolio_cli.services.importing import ImportResult, import_trades
 
     with running(command_line(), db, config) as session:
-        result = import_trades(session, file, portfolio_name(session, portfolio))
+        with progress_bar() as progress:
+            result = import_trades(session, file, portfolio_name(session, portfolio), progress)
         if json:
             return print_json(result, ImportResult)
         stdout.print(

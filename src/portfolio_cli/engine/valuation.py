@@ -32,8 +32,9 @@ class Mark:
     price: Decimal
     price_usdt: Decimal
     at: datetime
-    source: str  # live, cache, override, file, demo, candle
+    source: str  # binance, cache, last fill, override, file, demo, candle
     stale: bool = False
+    change_24h_pct: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class PositionValue:
     price_source: str
     trade_ids: tuple[int, ...]
     price_stale: bool = False  # the exchange could not be reached: an older price stands in
+    change_24h_pct: Decimal | None = None  # the market's 24-hour change, with a live price
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def _row(
         price_source=mark.source,
         trade_ids=tuple(lot.trade.id for lot in group),
         price_stale=mark.stale,
+        change_24h_pct=mark.change_24h_pct,
     )
 
 

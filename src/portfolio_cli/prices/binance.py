@@ -226,7 +226,11 @@ class BinanceSource:
             raise ExchangeUnavailable(f"Binance returned no usable price for {symbol}") from None
         if price <= 0:
             raise ExchangeUnavailable(f"Binance returned a non-positive price for {symbol}: {price}")
-        return Quote(symbol, price, at)
+        try:
+            change = D(str(info["priceChangePercent"]))
+        except (KeyError, TypeError, ValueError):
+            change = None  # not worth refusing a price for
+        return Quote(symbol, price, at, change)
 
     def _call(self, request: Callable[[], T]) -> T:
         import ccxt

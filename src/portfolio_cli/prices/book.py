@@ -82,13 +82,16 @@ class PriceBook:
         wanted = symbols_to_price(symbols)
         quotes: dict[str, tuple[Quote, str, bool]] = {}
         now = self._clock()
+        known = {s: m for s, m in self._marks.items() if s in wanted and m.source == LAST_FILL}
         for symbol in wanted:
+            if symbol in known:
+                continue
             if symbol in self._marks:
                 mark = self._marks[symbol]
-                quotes[symbol] = (Quote(symbol, mark.price, mark.at), mark.source, mark.stale)
+                quotes[symbol] = (Quote(symbol, mark.price, mark.at, mark.change_24h_pct), mark.source, mark.stale)
             elif symbol in self._overrides:
                 quotes[symbol] = (Quote(symbol, self._overrides[symbol], now), "override", False)
-        missing = [s for s in wanted if s not in quotes]
+        missing = [s for s in wanted if s not in quotes and s not in known]
         failure: ExchangeUnavailable | None = None
         if missing and live and not self.offline:
             try:
@@ -98,7 +101,7 @@ class PriceBook:
             else:
                 self._cache.save_quotes([(q.symbol, q.price, q.at, self.source.name) for q in fetched.values()], now)
                 quotes.update({s: (q, self.source.name, False) for s, q in fetched.items()})
-        missing = [s for s in wanted if s not in quotes]
+        missing = [s for s in wanted if s not in quotes and s not in known]
         if missing:
             cached = self._cache.cached_quotes(missing)
             quotes.update({s: (Quote(s, p, at), "cache", failure is not None) for s, (p, at) in cached.items()})
@@ -109,7 +112,7 @@ class PriceBook:
                     f"({', '.join(sorted(cached))})"
                 )
         priced = [s for s in wanted if s in quotes and (conversion_pair(s) or s) in quotes]
-        marks = {s: _to_mark(s, quotes) for s in priced}
+        marks = {s: _to_mark(s, quotes) for s in priced} | known
         fills = self._last_fills([s for s in symbols if s not in marks or marks[s].source == "cache"], quotes, failure)
         marks.update(fills)
         missing = [s for s in wanted if s not in quotes and s not in marks]
@@ -250,4 +253,4 @@ def _to_mark(symbol: str, quotes: Mapping[str, tuple[Quote, str, bool]]) -> Mark
     quote, source, stale = quotes[symbol]
     pair = conversion_pair(symbol)
     rate = quotes[pair][0].price if pair else ONE
-    return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale)
+    return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale, quote.change_24h_pct)

@@ -153,18 +153,22 @@ def positions_table(
         title=title,
         box=box.SIMPLE_HEAD,
         caption=caption,
-        drop=("price", "lev", "alloc%", "uPnL%", "side", "value", "entry"),
+        drop=("price", "lev", "alloc%", "uPnL%", "24h %", "side", "value", "entry"),
     )
     aggregated = any(p.trade_id is None for p in positions)
     table.add_column("trades" if aggregated else "id", justify="right")
     table.add_column("symbol", no_wrap=True)
     table.add_column("side")
     add_numeric_columns(table, "qty", "entry", "mark", "value", "uPnL", "uPnL%", "alloc%", "lev")
+    changes = any(p.change_24h_pct is not None for p in positions)
+    if changes:
+        table.add_column("24h %", justify="right")
     if show_price:
         table.add_column("price", justify="right")
     for p in positions:
         lev = "spot" if p.kind == "spot" else leverage(p.leverage)
         label = (price_label(p.price_source, p.price_at, now, p.price_stale),) if show_price else ()
+        change = (signed(p.change_24h_pct, pct(p.change_24h_pct)),) if changes else ()
         table.add_row(
             ",".join(map(str, p.trade_ids)),
             safe(p.symbol),
@@ -177,6 +181,7 @@ def positions_table(
             signed(p.unrealized_pnl_pct, pct(p.unrealized_pnl_pct)),
             pct(p.allocation_pct),
             lev,
+            *change,
             *label,
         )
     return table
@@ -301,3 +306,15 @@ def portfolios_table(rows: Sequence[PortfolioSummary]) -> Table:
             str(r.open_trades),
         )
     return table
+
+
+def watch_view(result: PortfolioValue, updated: datetime, interval: float, warnings: Sequence[str]) -> Group:
+    """One frame of ``value --watch``: when it was drawn, how often, the value view, and the warnings
+    of this refresh inside the frame (a stale price is also marked in its row)."""
+    header = Text.assemble(
+        ("Updated ", "bold"),
+        (f"{updated:%Y-%m-%d %H:%M:%S} UTC", "bold"),
+        f" · every {duration(interval)} · Ctrl-C to stop",
+    )
+    lines = [Text(f"warning: {printable(w)}", style="yellow") for w in warnings]
+    return Group(header, value_view(result), *lines)

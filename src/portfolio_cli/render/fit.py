@@ -1,9 +1,10 @@
 """A table that never cuts a figure: at a narrow width it drops its least important columns.
 
 Rich fits a table that is too wide by shrinking columns, and a shrunk cell loses characters
-(``65,00…``). A ``FitTable`` keeps every figure whole: numeric and no-wrap columns take their full
-width (a column of free text may fold), and while the table is still wider than the space it is given, the columns named in ``drop``
-(least important first) are left out and named in the caption; ``--json`` always has them all.
+(``65,00…``). A ``FitTable`` keeps every figure whole: its columns take their full width (a column
+of free text may fold), and while the table is still wider than the space it is given, the columns
+named in ``drop`` (least important first) are left out and named in the caption; ``--json`` always
+has them all.
 """
 
 from __future__ import annotations

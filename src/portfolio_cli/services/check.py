@@ -12,6 +12,7 @@ first missing one, so the next check replays from there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -85,11 +86,15 @@ class CheckResult:
     portfolios: tuple[PortfolioCheck, ...]
 
 
-def run_check(session: Session, names: list[str] | None = None) -> CheckResult:
+def run_check(
+    session: Session, names: list[str] | None = None, progress: Callable[[str, int, int], None] | None = None
+) -> CheckResult:
+    """Replay every portfolio's candles and funding since its last check. ``progress`` is told
+    (what, done, total) as each symbol's candles come in (a bar on a terminal)."""
     ledger = session.ledger
     portfolios = [ledger.portfolio(n) for n in names] if names else ledger.portfolios()
     now = session.clock()
-    checks = tuple(_check(session, portfolio, now) for portfolio in portfolios)
+    checks = tuple(_check(session, portfolio, now, progress) for portfolio in portfolios)
     return CheckResult(now, _outcome(checks), checks)
 
 
@@ -117,7 +122,9 @@ class _Market:
     first_gap: datetime | None = None  # the next check starts here, so a missed candle is replayed
 
 
-def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCheck:
+def _check(
+    session: Session, portfolio: Portfolio, now: datetime, progress: Callable[[str, int, int], None] | None = None
+) -> PortfolioCheck:
     ledger = session.ledger
     lots = lots_of(session, portfolio)
     last = ledger.last_check(portfolio)
@@ -125,7 +132,7 @@ def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCh
     since = last if last is not None else min((lot.trade.opened_at for lot in live), default=now)
     # Margin lots closed since the last check may still owe funding for a moment before their close.
     funded = [lot for lot in lots if lot.trade.kind is Kind.MARGIN and (lot.is_open or _closed_at(lot) > since)]
-    market = _fetch(session, live, funded, since, now)
+    market = _fetch(session, live, funded, since, now, progress)
     replay = _Replay(session, portfolio, market, now)
     with ledger.transaction(session.command, now):
         replay.run(since)
@@ -145,14 +152,24 @@ def _closed_at(lot: Lot) -> datetime:
     return max(c.closed_at for c in lot.closes) if lot.closes else lot.trade.opened_at
 
 
-def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime, now: datetime) -> _Market:
+def _fetch(
+    session: Session,
+    live: list[Lot],
+    funded: list[Lot],
+    since: datetime,
+    now: datetime,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> _Market:
     book = session.prices
     timeframe = "1m" if now - since <= MINUTE_CANDLES_UP_TO else "1h"
     symbols = {lot.trade.symbol for lot in live}
     marks = book.marks(symbols) if symbols else {}
     candles: dict[tuple[str, datetime], Candle] = {}
     gaps, first_gap = [], None
-    for symbol in symbols_to_price(symbols | {lot.trade.symbol for lot in funded}):
+    replayed = symbols_to_price(symbols | {lot.trade.symbol for lot in funded})
+    for done, symbol in enumerate(replayed):
+        if progress:
+            progress(f"{timeframe} candles {symbol}", done, len(replayed))
         series = book.candles(symbol, timeframe, floor_time(since, timeframe), now)
         candles.update({(symbol, c.open_time): c for c in series.candles})
         if series.gaps:

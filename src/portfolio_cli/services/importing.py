@@ -9,6 +9,7 @@ fill is booked as the trading commands book it: the trade or close, its fee and 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -40,13 +41,18 @@ class _BadRecord(ValueError):
     pass
 
 
-def import_trades(session: Session, path: Path, name: str) -> ImportResult:
+def import_trades(
+    session: Session, path: Path, name: str, progress: Callable[[str, int, int], None] | None = None
+) -> ImportResult:
+    """All of ``path``'s records or none. ``progress`` is told (what, done, total) while they are read."""
     records = _read(path)
     opens: dict[int, Trade] = {}  # by the file's trade id
     closes: list[tuple[int, Close]] = []
     closed: dict[int, Decimal] = {}
     errors = []
-    for where, record in records:
+    for done, (where, record) in enumerate(records):
+        if progress and done % 500 == 0:
+            progress(f"checking {path.name}", done, len(records))
         try:
             kind = record.get("record")
             if kind == "open":

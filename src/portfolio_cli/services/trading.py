@@ -241,7 +241,10 @@ def close_trades(
     price: Decimal | None = None,
     at: datetime | None = None,
     note: str | None = None,
+    side: Side | None = None,
+    kind: Kind | None = None,
 ) -> CloseResult:
+    """Close a trade, or a symbol's open trades (of one side and kind) oldest first, in whole or in part."""
     if qty is not None and pct is not None:
         raise InvalidInput("give at most one of --qty and --pct")
     if pct is not None and not ZERO < pct <= HUNDRED:
@@ -250,10 +253,54 @@ def close_trades(
         if value is not None:
             check_places(value, what)
     check_text(note, "--note")
+    portfolio = session.ledger.portfolio(name)
+    lots = _targetlots_of(lots_of(session, portfolio), target, side, kind)
+    plan = _close_plan(session, name, lots, qty, pct, price, at)
+    with session.ledger.transaction(session.command, session.clock()):
+        slices = _book_close(session, portfolio, plan, note)
+    return _close_result(name, plan.moment, slices)
+
+
+def close_all(session: Session, name: str, at: datetime | None = None, note: str | None = None) -> CloseResult:
+    """Close every open position at its market price (or ``--price SYMBOL=VALUE``), in one transaction."""
+    check_text(note, "--note")
+    portfolio = session.ledger.portfolio(name)
+    groups: dict[tuple, list[Lot]] = {}
+    for lot in lots_of(session, portfolio):
+        if lot.is_open:
+            groups.setdefault((lot.trade.symbol, lot.trade.side, lot.trade.kind), []).append(lot)
+    if not groups:
+        raise NotFound(f"no open positions in {name}")
+    if at is None:
+        session.prices.marks({symbol for symbol, _, _ in groups})  # one batched request for all of them
+    plans = [_close_plan(session, name, lots, None, None, None, at) for _, lots in sorted(groups.items())]
+    with session.ledger.transaction(session.command, session.clock()):
+        slices = [s for plan in plans for s in _book_close(session, portfolio, plan, note)]
+    return _close_result(name, max(plan.moment for plan in plans), slices)
+
+
+@dataclass(frozen=True)
+class _ClosePlan:
+    lots: list[Lot]
+    wanted: Decimal | None  # None: all of it
+    open_total: Decimal
+    exit_price: Decimal
+    exit_usdt: Decimal
+    fee_rate: Decimal
+    moment: datetime
+
+
+def _close_plan(
+    session: Session,
+    name: str,
+    lots: list[Lot],
+    qty: Decimal | None,
+    pct: Decimal | None,
+    price: Decimal | None,
+    at: datetime | None,
+) -> _ClosePlan:
+    """The prices and quantity of a close, fetched before the transaction (no network inside it)."""
     settings = session.settings.for_portfolio(name)
-    ledger = session.ledger
-    portfolio = ledger.portfolio(name)
-    lots = _targetlots_of(lots_of(session, portfolio), target)
     symbol, side, kind = lots[0].trade.symbol, lots[0].trade.side, lots[0].trade.kind
     latest_open = max(lot.trade.opened_at for lot in lots)
     moment = moment_or_now(session, at, latest_open, "the trade was opened")
@@ -286,37 +333,46 @@ def close_trades(
         if q8(wanted) <= 0:
             raise InvalidInput(f"the quantity to close rounds to 0 {symbol}")
     fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    return _ClosePlan(lots, wanted, open_total, exit_price, exit_usdt, fee_rate, moment)
 
-    with ledger.transaction(session.command, session.clock()):
-        fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
-        current = [fresh[lot.trade.id] for lot in lots if fresh[lot.trade.id].is_open]
-        if sum((lot.open_qty for lot in current), ZERO) != open_total:
-            raise RuleRefused("the position changed while closing; run the command again")
-        slices = []
-        for part in allocate_close(current, qty=wanted):
-            lot = part.lot
-            gross = realized_pnl(side, part.qty, lot.trade.price_usdt, exit_usdt)
-            exit_fee = fee_for(part.qty, exit_usdt, fee_rate)
-            closed_before = lot.trade.qty - lot.open_qty
-            entry_fee = lot.entry_fee_share(part.qty, closed_before)
-            close = Close(0, lot.trade.id, part.qty, exit_price, exit_usdt, exit_fee, gross, moment, note)
-            ledger.book_close(portfolio, close)
-            slices.append(
-                ClosedSlice(
-                    lot.trade.id,
-                    symbol,
-                    side,
-                    part.qty,
-                    lot.trade.price,
-                    exit_price,
-                    exit_usdt,
-                    gross,
-                    entry_fee,
-                    exit_fee,
-                    gross - entry_fee - exit_fee,
-                    lot.open_qty - part.qty,
-                )
+
+def _book_close(session: Session, portfolio, plan: _ClosePlan, note: str | None) -> list[ClosedSlice]:
+    """Book ``plan`` inside the caller's transaction, refused if the position changed since it was made."""
+    ledger = session.ledger
+    symbol, side = plan.lots[0].trade.symbol, plan.lots[0].trade.side
+    fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
+    current = [fresh[lot.trade.id] for lot in plan.lots if fresh[lot.trade.id].is_open]
+    if sum((lot.open_qty for lot in current), ZERO) != plan.open_total:
+        raise RuleRefused("the position changed while closing; run the command again")
+    slices = []
+    for part in allocate_close(current, qty=plan.wanted):
+        lot = part.lot
+        gross = realized_pnl(side, part.qty, lot.trade.price_usdt, plan.exit_usdt)
+        exit_fee = fee_for(part.qty, plan.exit_usdt, plan.fee_rate)
+        closed_before = lot.trade.qty - lot.open_qty
+        entry_fee = lot.entry_fee_share(part.qty, closed_before)
+        close = Close(0, lot.trade.id, part.qty, plan.exit_price, plan.exit_usdt, exit_fee, gross, plan.moment, note)
+        ledger.book_close(portfolio, close)
+        slices.append(
+            ClosedSlice(
+                lot.trade.id,
+                symbol,
+                side,
+                part.qty,
+                lot.trade.price,
+                plan.exit_price,
+                plan.exit_usdt,
+                gross,
+                entry_fee,
+                exit_fee,
+                gross - entry_fee - exit_fee,
+                lot.open_qty - part.qty,
             )
+        )
+    return slices
+
+
+def _close_result(name: str, moment: datetime, slices: list[ClosedSlice]) -> CloseResult:
     return CloseResult(
         name,
         moment,
@@ -327,7 +383,9 @@ def close_trades(
     )
 
 
-def _targetlots_of(lots: list[Lot], target: str) -> list[Lot]:
+def _targetlots_of(
+    lots: list[Lot], target: str, side: Side | None = None, kind: Kind | None = None
+) -> list[Lot]:
     if target.isdigit():
         trade_id = int(target)
         match = [lot for lot in lots if lot.trade.id == trade_id]
@@ -340,9 +398,16 @@ def _targetlots_of(lots: list[Lot], target: str) -> list[Lot]:
     match = [lot for lot in lots if lot.trade.symbol == symbol and lot.is_open]
     if not match:
         raise NotFound(f"no open trade in {symbol}")
+    match = [lot for lot in match if side in (None, lot.trade.side) and kind in (None, lot.trade.kind)]
+    if not match:
+        wanted = " ".join(str(x) for x in (side, kind) if x is not None)
+        raise NotFound(f"no open {wanted} trade in {symbol}")
     if len({lot.trade.side for lot in match}) > 1 or len({lot.trade.kind for lot in match}) > 1:
-        ids = ", ".join(str(lot.trade.id) for lot in match)
-        raise InvalidInput(f"{symbol} has open trades of different sides or kinds ({ids}): close by trade id")
+        held = ", ".join(f"{lot.trade.id} ({lot.trade.side} {lot.trade.kind})" for lot in match)
+        raise InvalidInput(
+            f"{symbol} has open trades of different sides or kinds ({held}): "
+            "choose with --side long|short and --spot/--margin, or close by trade id"
+        )
     return match
 
 

@@ -102,7 +102,8 @@ def _check_trades(
             found.append(Difference(portfolio.name, name, f"closed {exact(closed[trade.id])} of {exact(trade.qty)}"))
         fees = trade.fee + charged.get(trade.id, ZERO)
         if paid.get(trade.id, ZERO) != fees:
-            found.append(Difference(portfolio.name, name, f"fee flows {exact(paid.get(trade.id, ZERO))}, fills {exact(fees)}"))
+            paid_fees = exact(paid.get(trade.id, ZERO))
+            found.append(Difference(portfolio.name, name, f"fee flows {paid_fees}, fills {exact(fees)}"))
         if realized.get(trade.id, ZERO) != booked.get(trade.id, ZERO):
             found.append(
                 Difference(
