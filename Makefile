@@ -28,3 +28,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(INSTALL) ".[test]"
 	touch $@ $(VENV)/.installed
+
+# The generated docs (command and configuration references); tests/test_docs.py fails when they are stale.
+.PHONY: docs
+docs: $(VENV)/.installed
+	$(BIN)/python scripts/gen_docs.py

@@ -73,3 +73,28 @@ def test_every_command_is_core_or_mapped_to_the_module_that_loads_it():
     from portfolio_cli.cli.commands import CORE
 
     assert set(typer.main.get_command(app).commands) == CORE | set(MODULES)
+
+
+def _package_data() -> list[str]:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    return pyproject["tool"]["setuptools"]["package-data"]["portfolio_cli"]
+
+
+@pytest.mark.parametrize("pattern", _package_data())
+def test_every_package_data_entry_names_files_that_exist(pattern):
+    from pathlib import Path
+
+    source = Path(__file__).parent.parent / "src" / "portfolio_cli"
+    assert list(source.glob(pattern)), f"pyproject.toml ships {pattern}, which matches no file"
+
+
+def test_the_installed_package_is_marked_typed_and_carries_its_demo_prices():
+    # In CI the project is installed from a built wheel, so this checks what a user gets.
+    from importlib.resources import files
+
+    package = files("portfolio_cli")
+    assert (package / "py.typed").is_file()
+    assert (package / "demo" / "prices.json").is_file()
