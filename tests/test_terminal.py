@@ -450,3 +450,20 @@ def test_shell_completion_can_be_shown_and_completes_commands(cli, monkeypatch):
     env |= {"COMP_WORDS": "portfolio mar", "COMP_CWORD": "1"}
     completed = subprocess.run([str(script)], env=env, capture_output=True, text=True, check=True)
     assert set(completed.stdout.split()) == {"margin", "margin-mode"}
+
+
+def test_the_documented_offline_workflow_runs_as_written(cli):
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "docs" / "terminal.md").read_text()
+    block = page.split("The offline workflow in four commands", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].split() for line in block.strip().splitlines()]
+    assert len(commands) == 4
+    for words in commands:
+        out = cli(*words[1:]).stdout
+    assert "last fill, " in out
+
+
+def test_a_bad_from_names_from(cli):
+    cli("init")
+    assert "error: --from: not a date or time" in cli("trades", "--from", "yesterday", code=2).stderr

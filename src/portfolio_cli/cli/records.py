@@ -63,7 +63,15 @@ def export(
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
         result = export_records(
-            session, kind, name, parse_at(since), parse_at(until), parse_at(at), year, method, file_format == "json"
+            session,
+            kind,
+            name,
+            parse_at(since, "--from"),
+            parse_at(until, "--to"),
+            parse_at(at),
+            year,
+            method,
+            file_format == "json",
         )
         write = write_csv if file_format == "csv" else partial(write_json, meta=result.meta)
         if output is None:

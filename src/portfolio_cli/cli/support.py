@@ -101,14 +101,16 @@ def amount(text: str | None, what: str) -> Decimal | None:
     return None if text is None else parse_positive(text, what)
 
 
-def parse_at(text: str | None) -> datetime | None:
+def parse_at(text: str | None, option: str = "--at") -> datetime | None:
     """A UTC moment from ``2026-03-01``, ``2026-03-01T14:30``, ``2026-03-01 14:30:00Z`` or with an offset."""
     if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"--at: not a date or time: {text!r} (use e.g. 2026-03-01 or 2026-03-01T14:30)") from None
+        raise InvalidInput(
+            f"{option}: not a date or time: {text!r} (use e.g. 2026-03-01 or 2026-03-01T14:30)"
+        ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
