@@ -2,7 +2,7 @@
 (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
-   median ≤ 0.30 s on a 2-core machine), and of ``portfolio --help``; HTTP requests one
+   median ≤ 0.25 s on a 2-core machine), and of ``portfolio --help`` (≤ 0.25 s); HTTP requests one
    ``portfolio value`` makes on live prices, against the tests' local fake Binance on 127.0.0.1
    (target: 1 ticker request, plus exchangeInfo at most once a day).
 2. snapshot: ``portfolio snapshot --all`` over 1,000 portfolios × 10 open positions on cached

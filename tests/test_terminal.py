@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from io import StringIO
 
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from conftest import ledger_rows
+from portfolio_cli.ledger import codec
 from portfolio_cli.render.fit import FitTable
 from portfolio_cli.formatting import duration, json_value, moment, money, pct, price, qty, to_json
 
@@ -165,9 +166,15 @@ def test_offline_trading_uses_the_last_fill_as_the_mark(cli):
     assert "last fill, " in shown
 
 
-def test_a_newer_fill_beats_an_older_cached_quote(cli, binance):
+def test_a_newer_fill_beats_an_older_cached_quote(cli, binance, ledger_path):
+    import sqlite3
+
     cli("init")
     cli("open", "BTC/USDT", "--qty", "0.01")  # caches the live quote, 40,000
+    # within a minute of the quote, the fill was made from it: the quote is the market's price
+    assert cli.json("value", "--offline")["valuation"]["positions"][0]["price_source"] == "cache"
+    with sqlite3.connect(ledger_path) as db:  # the quote was cached an hour before the next fill
+        db.execute("update quotes set at = ?", [codec.timestamp(datetime.now(UTC) - timedelta(hours=1))])
     cli("open", "BTC/USDT", "--qty", "0.01", "--price", "41000", "--offline")
     [first, second] = cli.json("value", "--offline")["valuation"]["positions"]
     assert (D(first["mark"]), first["price_source"]) == (41000, "last fill")

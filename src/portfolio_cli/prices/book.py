@@ -1,6 +1,7 @@
 """Marks for a command: ``--price`` overrides, then one batched live request, then the last known price:
-the ledger's cached quote or the symbol's latest fill, whichever is newer (labelled ``cache`` or
-``last fill``, with its time, so a table shows its age).
+the ledger's cached quote or the symbol's latest fill, whichever is newer (a fill within a minute of
+the quote was made from it, and the quote stands), labelled ``cache`` or ``last fill`` with its time,
+so a table shows its age.
 
 Every live quote is written to the cache. When the exchange cannot be reached the last known price is
 used with a "stale since …" warning; a symbol with no price anywhere is an error naming it.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -45,6 +46,9 @@ class QuoteCache(Protocol):
 
 
 LAST_FILL = "last fill"
+# A fill this much newer than the cached quote is the better price to know; within it the fill was
+# most likely made from that very quote (with slippage), and the market's price is the quote.
+FILL_NEWER = timedelta(minutes=1)
 
 
 class PriceBook:
@@ -123,12 +127,14 @@ class PriceBook:
     def _last_fills(
         self, symbols: list[str], quotes: Mapping[str, tuple[Quote, str, bool]], failure: Exception | None
     ) -> dict[str, Mark]:
-        """Marks at the symbols' latest fills where no live quote was had and the fill is newer than
-        the cached quote (or there is none): the last price the ledger knows, labelled ``last fill``."""
+        """Marks at the symbols' latest fills where no live quote was had and the fill is more than
+        ``FILL_NEWER`` newer than the cached quote (or there is none): the last price the ledger knows,
+        labelled ``last fill``."""
         wanted = [s for s in symbols if s not in quotes or quotes[s][1] == "cache"]
         marks = {}
         for symbol, (price, price_usdt, at) in self._cache.latest_fills(wanted).items():
-            if symbol in quotes and quotes[symbol][0].at >= at and (conversion_pair(symbol) or symbol) in quotes:
+            quote = quotes.get(symbol)
+            if quote is not None and at <= quote[0].at + FILL_NEWER and (conversion_pair(symbol) or symbol) in quotes:
                 continue
             marks[symbol] = Mark(symbol, price, price_usdt, at, LAST_FILL, failure is not None)
         if failure is not None and marks:
