@@ -16,7 +16,7 @@ demo: $(VENV)/.installed
 	$(BIN)/portfolio demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q $(TESTS)
+	$(BIN)/python -m pytest -q -n auto $(TESTS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
