@@ -238,7 +238,7 @@ def test_value_shows_margin_state_levels_and_pnl_against_deposits(cli, binance):
     assert result["performance"] == {"total_pnl": "-202.00000000", "net_deposits": "1000.00000000", "roi_pct": "-20.20"}
     shown = cli("value").stdout
     assert "199.50 % · warning: below the 200 % warning line" in shown
-    assert "36,180.90 (-4.79 %)" in shown
+    assert "36,180.90 (-4.79%)" in shown
     assert "Total PnL" in shown and "-202.00" in shown
 
 

@@ -78,6 +78,7 @@ class BinanceSource:
             min_qty=_decimal((limits.get("amount") or {}).get("min")),
             min_notional=_decimal((limits.get("cost") or {}).get("min")),
             active=market.get("active") is not False,
+            price_step=_decimal((market.get("precision") or {}).get("price")),
         )
 
     def price_at(self, symbol: str, at: datetime) -> Quote:

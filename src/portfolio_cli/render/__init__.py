@@ -118,7 +118,7 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
 
 
 def _level(level: Decimal | None, distance: Decimal | None) -> str:
-    return "" if level is None else f"{price(level)} ({pct(distance)} %)"
+    return "" if level is None else f"{price(level)} ({pct(distance)}%)"
 
 
 def levels_table(result: PortfolioValue, title: str = "Levels (distance from the mark)") -> Table:
@@ -153,7 +153,7 @@ def positions_table(
         title=title,
         box=box.SIMPLE_HEAD,
         caption=caption,
-        drop=("price", "lev", "alloc%", "uPnL%", "24h %", "side", "value", "entry"),
+        drop=("alloc%", "lev", "uPnL%", "24h %", "value", "side", "price", "entry"),
     )
     aggregated = any(p.trade_id is None for p in positions)
     table.add_column("trades" if aggregated else "id", justify="right")
@@ -195,14 +195,16 @@ def fill_view(fill: Fill) -> Group:
     table.add_column("value", justify="right")
     table.add_row(
         "Fill price",
-        price(fill.price) + ("" if fill.price == fill.price_usdt else f" (= {money(fill.price_usdt)} USDT)"),
+        price(fill.price, fill.price_tick)
+        + ("" if fill.price == fill.price_usdt else f" (= {money(fill.price_usdt)} USDT)"),
     )
     table.add_row("Quantity", number(fill.qty))
     table.add_row("Notional", f"{money(fill.notional)} USDT")
     table.add_row("Fee", f"{money(fill.fee)} USDT")
     table.add_row("Margin committed", f"{money(fill.margin)} USDT")
     if fill.kind == "margin":
-        table.add_row("Liquidation price", price(fill.liquidation_price) if fill.liquidation_price else "none")
+        liquidation = price(fill.liquidation_price, fill.price_tick) if fill.liquidation_price else "none"
+        table.add_row("Liquidation price", liquidation)
     table.add_row("Time", moment(fill.at))
     if fill.overridden_rules:
         table.add_row("Rules overridden", ", ".join(fill.overridden_rules))

@@ -62,6 +62,7 @@ class Fill:
     rounded_from: Decimal | None
     overridden_rules: tuple[str, ...]
     liquidation_price: Decimal | None = None  # a margin position's, right after the fill
+    price_tick: Decimal | None = None  # the market's tick, when its rules are known
 
 
 def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
@@ -194,6 +195,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         rounded_from,
         tuple(r.rule for r in refusals),
         liquidation,
+        rules.price_step if rules is not None else None,
     )
 
 
