@@ -474,3 +474,11 @@ def test_the_documented_offline_workflow_runs_as_written(cli):
 def test_a_bad_from_names_from(cli):
     cli("init")
     assert "error: --from: not a date or time" in cli("trades", "--from", "yesterday", code=2).stderr
+
+
+def test_json_writes_a_float_that_is_not_finite_as_null():
+    assert json.loads(to_json({"sharpe": float("nan"), "ok": 1.5, "rows": [float("inf")]})) == {
+        "sharpe": None,
+        "ok": 1.5,
+        "rows": [None],
+    }

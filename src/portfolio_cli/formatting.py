@@ -15,6 +15,7 @@ Rounding is half up (Python's default for Decimal formatting is half even).
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
@@ -143,5 +144,19 @@ def json_value(value: Any) -> Any:
 
 
 def to_json(payload: Any, indent: int | None = 2) -> str:
-    """``payload`` (plain data, as pydantic's python mode gives it) as JSON text."""
-    return json.dumps(payload, indent=indent, default=json_value, ensure_ascii=False)
+    """``payload`` (plain data, as pydantic's python mode gives it) as JSON text; a float that is not
+    finite (JSON has no NaN) is written as null."""
+    try:
+        return json.dumps(payload, indent=indent, default=json_value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(payload), indent=indent, default=json_value, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
