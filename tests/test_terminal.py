@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from conftest import ledger_rows
+from portfolio_cli.formatting import duration, json_value, moment, money, pct, price, qty, to_json
 from portfolio_cli.ledger import codec
 from portfolio_cli.render.fit import FitTable
-from portfolio_cli.formatting import duration, json_value, moment, money, pct, price, qty, to_json
 
 
 @pytest.mark.parametrize(
@@ -449,7 +449,6 @@ def test_shell_completion_can_be_shown_and_completes_commands(cli, monkeypatch):
     assert "_portfolio_completion" in shown.stdout
     import subprocess
     import sys
-
     from pathlib import Path
 
     script = Path(sys.executable).parent / "portfolio"  # the installed command, as a shell runs it

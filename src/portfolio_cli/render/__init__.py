@@ -14,8 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.valuation import PositionValue
+from portfolio_cli.formatting import NA as NA  # re-exported: the render modules import it from here
+from portfolio_cli.formatting import age, day, duration, leverage, moment, money, pct, price, qty
 from portfolio_cli.render.fit import FitTable
-from portfolio_cli.formatting import NA, age, day, duration, leverage, moment, money, pct, price, qty
 from portfolio_cli.text import printable
 
 if TYPE_CHECKING:

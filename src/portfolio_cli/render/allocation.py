@@ -14,9 +14,9 @@ from rich.text import Text
 from portfolio_cli.engine.metrics import Undefined
 from portfolio_cli.engine.rebalance import CASH, Plan, Weight
 from portfolio_cli.engine.records import RebalanceEvent
-from portfolio_cli.render.fit import FitTable
 from portfolio_cli.formatting import moment
 from portfolio_cli.render import NA, add_numeric_columns, money, number, pct, price, safe
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.allocation import Allocation, GroupRow
 from portfolio_cli.services.rebalance import Rebalance
 

@@ -7,9 +7,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from portfolio_cli.render.fit import FitTable
 from portfolio_cli.render import add_numeric_columns, money, pct, safe, signed
 from portfolio_cli.render.charts import line_chart
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.history import History
 from portfolio_cli.services.snapshots import SkippedDay, SnapshotRun
 from portfolio_cli.services.verify import VerifyReport

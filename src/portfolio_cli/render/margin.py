@@ -8,9 +8,9 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.margin import MarginState
-from portfolio_cli.render.fit import FitTable
 from portfolio_cli.formatting import leverage, moment
 from portfolio_cli.render import money, number, pct, price, safe, signed
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.check import CheckResult
 from portfolio_cli.services.margin import MarginReport, MarginUpdate, PositionSize
 

@@ -18,10 +18,10 @@ from rich.text import Text
 from portfolio_cli.engine.history import Every
 from portfolio_cli.engine.metrics import Performance, PeriodReturn, Undefined
 from portfolio_cli.engine.trades import Contribution, TradeStats
-from portfolio_cli.render.fit import FitTable
 from portfolio_cli.formatting import moment
 from portfolio_cli.render import NA, add_numeric_columns, money, safe, signed
 from portfolio_cli.render.charts import line_chart
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.report import PERIOD_UNITS, Benchmark, Report
 
 # Performance fields: label, and how to show them ("%": a fraction as a percentage).
@@ -388,9 +388,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "side": _contributions(report.attribution.by_side),
         },
         "benchmark": benchmark,
-        "cash_flows": [
-            {"at": f.at, "kind": f.kind.value, "amount": str(f.amount)} for f in report.transfers
-        ],
+        "cash_flows": [{"at": f.at, "kind": f.kind.value, "amount": str(f.amount)} for f in report.transfers],
         "notes": report.notes,
         "undefined": value.why,
     }

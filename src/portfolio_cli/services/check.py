@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
 
-from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
 from portfolio_cli import formatting as fmt
+from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
 from portfolio_cli.engine.margin import (
     ALERT_LEVEL_PCT,
     CRITICAL_LEVEL_PCT,
@@ -368,9 +368,7 @@ class _Replay:
             lot = next(lot for lot in self.lots if lot.trade.id == worst.trade_id)
             fee = q8(worst.notional * mmr(worst.symbol))
             gross = realized_pnl(worst.side, worst.qty, lot.trade.price_usdt, worst.mark_usdt)
-            how = (
-                f"margin level {fmt.pct(self.level)} % below {CRITICAL_LEVEL_PCT} %, the most losing cross position"
-            )
+            how = f"margin level {fmt.pct(self.level)} % below {CRITICAL_LEVEL_PCT} %, the most losing cross position"
             self._book(
                 lot,
                 worst.qty,

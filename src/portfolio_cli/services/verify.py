@@ -133,9 +133,7 @@ def _check_snapshot(
             continue
         stored, fresh = getattr(snapshot, f.name), getattr(rebuilt, f.name)
         if stored != fresh:
-            found.append(
-                Difference(portfolio.name, name, f"{f.name} {exact(stored)}, the records give {exact(fresh)}")
-            )
+            found.append(Difference(portfolio.name, name, f"{f.name} {exact(stored)}, the records give {exact(fresh)}"))
     stored_rows = {p.trade_id: p for p in snapshot.positions}
     fresh_rows = {p.trade_id: p for p in rebuilt.positions}
     for trade_id in sorted(stored_rows.keys() | fresh_rows.keys()):
