@@ -481,3 +481,20 @@ def test_json_writes_a_float_that_is_not_finite_as_null():
         "ok": 1.5,
         "rows": [None],
     }
+
+
+def test_value_at_a_past_moment_offline_uses_the_last_fill_then(cli):
+    cli("init", "--at", "2026-01-01", "--offline")
+    cli("open", "SOL/USDT", "--qty", "2", "--price", "150", "--at", "2026-02-01T12:00", "--offline")
+    cli("close", "1", "--qty", "1", "--price", "170", "--at", "2026-02-10T12:00", "--offline")
+    # no candle cached for 2026-03-01: the latest fill at or before then (the close at 170) prices it
+    [position] = cli.json("value", "--at", "2026-03-01", "--offline")["valuation"]["positions"]
+    assert (D(position["mark"]), position["price_source"], position["price_at"]) == (
+        170,
+        "last fill",
+        "2026-02-10T12:00:00Z",
+    )
+    # and before the close, the open's price
+    [position] = cli.json("value", "--at", "2026-02-05", "--offline")["valuation"]["positions"]
+    assert D(position["mark"]) == 150
+    assert "last fill, 18 d" in cli("value", "--at", "2026-02-28T12:00", "--offline").stdout

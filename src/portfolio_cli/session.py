@@ -79,8 +79,10 @@ class Session:
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
         return self.ledger.cached_quotes(symbols)
 
-    def latest_fills(self, symbols: list[str]) -> dict[str, tuple[Decimal, Decimal, datetime]]:
-        return self.ledger.latest_fills(symbols)
+    def latest_fills(
+        self, symbols: list[str], until: datetime | None = None
+    ) -> dict[str, tuple[Decimal, Decimal, datetime]]:
+        return self.ledger.latest_fills(symbols, until)
 
     def save_candles(self, candles: list[Candle]) -> None:
         self._fetched_candles.update({(c.symbol, c.timeframe, c.open_time): c for c in candles})

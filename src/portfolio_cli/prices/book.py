@@ -38,7 +38,9 @@ class QuoteCache(Protocol):
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]: ...
 
-    def latest_fills(self, symbols: list[str]) -> dict[str, tuple[Decimal, Decimal, datetime]]: ...
+    def latest_fills(
+        self, symbols: list[str], until: datetime | None = None
+    ) -> dict[str, tuple[Decimal, Decimal, datetime]]: ...
 
     def save_candles(self, candles: list[Candle]) -> None: ...
 
@@ -167,11 +169,12 @@ class PriceBook:
     def rules(self, symbol: str) -> MarketRules | None:
         return self.source.rules(symbol)
 
-    def marks_at(self, symbols: set[str] | list[str], moment: datetime) -> dict[str, Mark]:
+    def marks_at(self, symbols: set[str] | list[str], moment: datetime, fills: bool = False) -> dict[str, Mark]:
         """Marks at a past ``moment``: an override, else the open of a candle, from the cache or the
         exchange. At midnight that is the day's candle (the price a backfilled snapshot uses); otherwise
         the finest candle holding ``moment``: 1 minute, then 1 hour, then 1 day. The mark's time is the
-        candle's open, so a coarse price shows how old it is."""
+        candle's open, so a coarse price shows how old it is. With ``fills``, a symbol no candle prices
+        is marked at its latest fill at or before ``moment`` (labelled ``last fill``)."""
         if moment >= floor_time(self._clock(), "1m"):
             return self.marks(symbols)  # no complete candle holds the current minute yet
         wanted = symbols_to_price(symbols)
@@ -190,12 +193,19 @@ class PriceBook:
                         f"open of {candle.open_time:%Y-%m-%d %H:%M} UTC (no finer candle cached)"
                     )
         missing = [s for s in wanted if s not in quotes]
+        known: dict[str, Mark] = {}
+        if missing and fills:
+            for symbol, (price, price_usdt, at) in self._cache.latest_fills(missing, until=moment).items():
+                known[symbol] = Mark(symbol, price, price_usdt, at, LAST_FILL)
+            missing = [
+                s for s in symbols if s not in known and (s not in quotes or (conversion_pair(s) or s) not in quotes)
+            ]
         if missing:
             why = " (offline and no candle cached)" if self.offline else ""
             raise PriceUnavailable(
                 f"no price for {', '.join(missing)} at {moment:%Y-%m-%d %H:%M} UTC{why}; pass --price SYMBOL=VALUE"
             )
-        return {s: _to_mark(s, quotes) for s in symbols}
+        return {s: known[s] if s in known else _to_mark(s, quotes) for s in symbols}
 
     def _candle_at(self, symbol: str, moment: datetime, fetch: bool) -> tuple[Candle | None, bool]:
         """The candle to price ``symbol`` at ``moment`` by, and whether the exchange may still be asked

@@ -57,7 +57,7 @@ def _value_at(session: Session, name: str, moment: datetime, aggregate: bool) ->
     portfolio = session.ledger.portfolio(name)
     moment = moment_or_now(session, moment, portfolio.created_at, f"{name} was created")
     lots, flows = records_of(session.ledger, portfolio).at(moment)
-    marks = session.prices.marks_at({lot.trade.symbol for lot in lots if lot.is_open}, moment)
+    marks = session.prices.marks_at({lot.trade.symbol for lot in lots if lot.is_open}, moment, fills=True)
     settings = session.settings.for_portfolio(name)
     valuation = value_portfolio(flows, lots, marks, settings.trading.mmr, aggregate)
     return _with_state(session, name, moment, valuation, lots)
