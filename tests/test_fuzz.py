@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from portfolio_cli.cli import app
 
 EXAMPLES = int(os.environ.get("PORTFOLIO_FUZZ_EXAMPLES", "300"))
-DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 10, 11, 12}
+DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13}
 REFUSED = {1, 2, 3, 4, 5, 6}
 SKIP = {"demo"}  # rebuilds its own ledger from bundled data: no input to fuzz
 NEVER = {"--watch", "--interval", "-n", "--help"}  # --watch runs until Ctrl-C

@@ -103,7 +103,7 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
             at=_at("2026-10-20T10:00"),
             note="demo: take half off",
         )
-        demo.save_candles(_daily_candles())
+        demo.buffer_candles(_daily_candles())
         take_snapshots(demo, [DEMO_PORTFOLIO])
         result = services.value(demo, DEMO_PORTFOLIO)
         demo.keep_fetched_quotes()

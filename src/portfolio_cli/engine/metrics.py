@@ -114,9 +114,9 @@ def sortino(returns: Sequence[float], risk_free: float = 0.0) -> Value:
 
 @dataclass(frozen=True)
 class Drawdowns:
-    max_pct: float  # ≤ 0
+    max_frac: float  # ≤ 0
     max_amount: float  # USDT, ≥ 0
-    current_pct: float
+    current_frac: float
     days_since_peak: int
     longest_days: int  # the longest time below a previous peak (to the end, if not recovered)
 
@@ -305,7 +305,7 @@ def performance(
     if isinstance(dd, Undefined):
         max_dd = amount = current = since_peak = longest = dd
     else:
-        max_dd, amount, current = dd.max_pct, dd.max_amount, dd.current_pct
+        max_dd, amount, current = dd.max_frac, dd.max_amount, dd.current_frac
         since_peak, longest = dd.days_since_peak, dd.longest_days
     return Performance(
         total_return=total,

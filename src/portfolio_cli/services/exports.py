@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from portfolio_cli import __version__
+from portfolio_cli.choices import ExportKind
 from portfolio_cli.engine.accounting import build_lots
 from portfolio_cli.engine.records import FlowKind, Kind, Portfolio, Side
 from portfolio_cli.engine.symbols import base_of
@@ -23,7 +24,7 @@ from portfolio_cli.services.common import records_of
 from portfolio_cli.services.valuation import value
 from portfolio_cli.session import Session
 
-KINDS = ("trades", "cashflows", "positions", "snapshots", "tax", "rebalances")
+KINDS = tuple(ExportKind)
 
 TRADE_COLUMNS = (
     "record",  # open or close
