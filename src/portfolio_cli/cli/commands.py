@@ -412,10 +412,16 @@ def paths(
             "config": str(session.paths.config) if session.paths.config else None,
             "cache": str(session.paths.cache),
         }
+        from portfolio_cli.services.notify import destinations_of
+
+        # Notification URLs hold tokens and passwords: their scheme only.
+        notify = [d.shown for d in destinations_of(session.settings, None)]
         if json:
-            return print_json(found)
+            return print_json({**found, "notify": notify})
         for key, path in found.items():
             stdout.print(f"{key:<7} {path or '(none: built-in defaults)'}", highlight=False, markup=False)
+        if notify:
+            stdout.print(f"{'notify':<7} {', '.join(notify)}", highlight=False, markup=False)
 
 
 @app.command()
@@ -447,4 +453,6 @@ def demo(
 
 
 # The commands this module registers; the others are loaded on demand (see cli/__init__).
-CORE = frozenset((c.name or c.callback.__name__).replace("_", "-") for c in app.registered_commands)
+CORE = frozenset(
+    (c.name or (c.callback.__name__ if c.callback else "")).replace("_", "-") for c in app.registered_commands
+)

@@ -29,7 +29,7 @@ ClickError: type[Exception] = typer.BadParameter.__mro__[2]
 class ExitCodes(TyperGroup):
     """The app's group: runs the command and exits with what it came to."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # Any: Typer types it with its private Click
         if not args and self.no_args_is_help and not ctx.resilient_parsing:
             print(ctx.get_help())
             raise typer.Exit(ExitCode.USAGE)

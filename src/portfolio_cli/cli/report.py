@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -79,7 +79,10 @@ def report(
         if html is not None:
             from portfolio_cli.render.html import report_html
 
-            write_file(html, lambda handle: handle.write(report_html(result)))
+            def write_page(handle: TextIO) -> None:
+                handle.write(report_html(result))
+
+            write_file(html, write_page)
         from portfolio_cli.render.report import report_view
 
         emit(result, json, as_csv, report_json, report_rows, report_view)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, overload
 
 import typer
 from rich.console import Console
@@ -19,6 +19,10 @@ from portfolio_cli.errors import InvalidInput
 from portfolio_cli.money import parse_positive
 from portfolio_cli.render import safe
 from portfolio_cli.session import Session
+from portfolio_cli.text import printable
+
+if TYPE_CHECKING:
+    from portfolio_cli.services.delivery import Delivery
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -83,6 +87,24 @@ def running(
         session.close()
 
 
+def notified(delivery: Delivery | None) -> bool:
+    """Each destination a notification could not reach, as one stderr line; False when there was one
+    (the command then exits 14: its records are committed, the message stays queued for the next run)."""
+    if delivery is None:
+        return True
+    if delivery.dropped:
+        warn_note(f"{delivery.dropped} queued notification(s) dropped: their destination is no longer configured")
+    for failure in delivery.failures:
+        stderr.print(
+            f"error: {failure.messages} notification(s) to {failure.destination} not sent: "
+            f"{printable(failure.reason)}; the command's records are committed, the next run sends it again",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return not delivery.failures
+
+
 def command_line() -> str:
     """The command as typed, for the audit log."""
     return " ".join(["portfolio", *sys.argv[1:]])[:500]
@@ -90,6 +112,14 @@ def command_line() -> str:
 
 def portfolio_name(session: Session, option: str | None) -> str:
     return option or session.settings.default_portfolio
+
+
+@overload
+def amount(text: str, what: str) -> Decimal: ...
+
+
+@overload
+def amount(text: str | None, what: str) -> Decimal | None: ...
 
 
 def amount(text: str | None, what: str) -> Decimal | None:

@@ -8,9 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from portfolio_cli import services
 from portfolio_cli.engine.records import Candle
+from portfolio_cli.errors import ConfigInvalid
 from portfolio_cli.money import D
 from portfolio_cli.paths import user_dir
 from portfolio_cli.prices.static import demo_source
@@ -21,7 +23,7 @@ from portfolio_cli.session import Session
 DEMO_PORTFOLIO = "demo"
 
 # (when, symbol, qty, price, options) — the demo's trading month, at historical-looking prices.
-OPENS = [
+OPENS: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("2026-10-02T09:30", "BTC/USDT", "0.015", "62000", {"strategy": "core", "stop_loss": Decimal(58000)}),
     (
         "2026-10-05T14:00",
@@ -54,6 +56,8 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
         leftover.unlink(missing_ok=True)
     source = demo_source()
     as_of = source.as_of
+    if as_of is None:
+        raise ConfigInvalid("the bundled demo prices have no quotes")
     demo = replace(
         session,
         paths=replace(session.paths, ledger=path),
@@ -113,13 +117,16 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
 
 
 def _daily_candles() -> list[Candle]:
-    """The bundled opening prices of each day of the demo's month, as daily candles."""
+    """The bundled opening prices of each day of the demo's month, as daily candles: a day opens at
+    its price and closes at the next day's (the last day, the quotes' day, is not complete yet)."""
     data = json.loads(resources.files("portfolio_cli.demo").joinpath("prices.json").read_text())
-    return [
-        Candle(symbol, "1d", _at(f"{day}T00:00"), D(price), D(price), D(price), D(price))
-        for symbol, opens in data["daily_opens"].items()
-        for day, price in opens.items()
-    ]
+    candles = []
+    for symbol, opens in data["daily_opens"].items():
+        days = sorted(opens)
+        for day, after in zip(days, days[1:], strict=False):
+            low, high = sorted((D(opens[day]), D(opens[after])))
+            candles.append(Candle(symbol, "1d", _at(f"{day}T00:00"), D(opens[day]), high, low, D(opens[after])))
+    return candles
 
 
 def _at(text: str) -> datetime:

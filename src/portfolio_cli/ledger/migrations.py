@@ -16,11 +16,11 @@ MIGRATION_SET = "portfolio_cli"
 
 
 def m001_initial(db: Database) -> None:
-    db["portfolios"].create(
+    db.table("portfolios").create(
         {"id": int, "name": str, "created_at": str}, pk="id", not_null={"name", "created_at"}, strict=True
     )
-    db["portfolios"].create_index(["name"], unique=True)
-    db["trades"].create(
+    db.table("portfolios").create_index(["name"], unique=True)
+    db.table("trades").create(
         {
             "id": int,
             "portfolio_id": int,
@@ -57,14 +57,14 @@ def m001_initial(db: Database) -> None:
         foreign_keys=[("portfolio_id", "portfolios", "id")],
         strict=True,
     )
-    db["cash_flows"].create(
+    db.table("cash_flows").create(
         {"id": int, "portfolio_id": int, "kind": str, "amount": str, "at": str, "trade_id": int, "note": str},
         pk="id",
         not_null={"portfolio_id", "kind", "amount", "at"},
         foreign_keys=[("portfolio_id", "portfolios", "id"), ("trade_id", "trades", "id")],
         strict=True,
     )
-    db["closes"].create(
+    db.table("closes").create(
         {
             "id": int,
             "trade_id": int,
@@ -81,56 +81,63 @@ def m001_initial(db: Database) -> None:
         foreign_keys=[("trade_id", "trades", "id")],
         strict=True,
     )
-    db["quotes"].create(
+    db.table("quotes").create(
         {"symbol": str, "price": str, "at": str, "fetched_at": str, "source": str},
         pk="symbol",
         not_null={"price", "at", "fetched_at", "source"},
         strict=True,
     )
-    db["audit_log"].create(
+    db.table("audit_log").create(
         {"id": int, "at": str, "command": str, "action": str, "portfolio_id": int, "details": str},
         pk="id",
         not_null={"at", "command", "action", "details"},
         strict=True,
     )
-    db["cash_flows"].create_index(["portfolio_id"])
-    db["trades"].create_index(["portfolio_id", "symbol"])
-    db["closes"].create_index(["trade_id"])
+    db.table("cash_flows").create_index(["portfolio_id"])
+    db.table("trades").create_index(["portfolio_id", "symbol"])
+    db.table("closes").create_index(["trade_id"])
 
 
 def m002_margin_candles_checks(db: Database) -> None:
-    db["closes"].add_column("reason", str, not_null_default="manual")
-    db["margin_changes"].create(
+    db.table("closes").add_column("reason", str, not_null_default="manual")
+    db.table("margin_changes").create(
         {"id": int, "trade_id": int, "at": str, "amount": str, "mode": str},
         pk="id",
         not_null={"trade_id", "at", "amount"},
         foreign_keys=[("trade_id", "trades", "id")],
         strict=True,
     )
-    db["margin_changes"].create_index(["trade_id"])
+    db.table("margin_changes").create_index(["trade_id"])
     # Exchange candles, a cache: prices are exact decimal text like every other price.
-    db["candles"].create(
+    db.table("candles").create(
         {"symbol": str, "timeframe": str, "open_time": str, "open": str, "high": str, "low": str, "close": str},
         pk=("symbol", "timeframe", "open_time"),
         not_null={"open", "high", "low", "close"},
         strict=True,
     )
-    db["checks"].create(
+    db.table("checks").create(
         {"id": int, "portfolio_id": int, "through": str, "ran_at": str, "events": int},
         pk="id",
         not_null={"portfolio_id", "through", "ran_at", "events"},
         foreign_keys=[("portfolio_id", "portfolios", "id")],
         strict=True,
     )
-    db["checks"].create_index(["portfolio_id", "through"])
+    db.table("checks").create_index(["portfolio_id", "through"])
     # Each funding payment is booked once per trade and funding time, however often check runs.
     db.execute("create unique index funding_once on cash_flows (trade_id, at) where kind = 'funding'")
 
 
 def m003_snapshots(db: Database) -> None:
-    money = ("equity", "wallet_balance", "free_margin", "spot_holdings", "margin_used", "unrealized_pnl")
+    money: tuple[str, ...] = (
+        "equity",
+        "wallet_balance",
+        "free_margin",
+        "spot_holdings",
+        "margin_used",
+        "unrealized_pnl",
+    )
     money += ("realized_pnl", "fees", "liquidation_fees", "funding", "deposits", "withdrawals")
-    db["snapshots"].create(
+    db.table("snapshots").create(
         {
             "id": int,
             "portfolio_id": int,
@@ -147,9 +154,9 @@ def m003_snapshots(db: Database) -> None:
         strict=True,
     )
     # One snapshot per portfolio and UTC day: a second one that day replaces the first.
-    db["snapshots"].create_index(["portfolio_id", "day"], unique=True)
+    db.table("snapshots").create_index(["portfolio_id", "day"], unique=True)
     prices = ("qty", "entry_usdt", "mark", "mark_usdt", "value", "unrealized_pnl", "margin")
-    db["snapshot_positions"].create(
+    db.table("snapshot_positions").create(
         {
             "snapshot_id": int,
             "trade_id": int,
@@ -170,13 +177,13 @@ def m003_snapshots(db: Database) -> None:
 def m004_report_indexes(db: Database) -> None:
     # Covering indexes for the report, which sums every trade's flows and closes: read from the
     # index alone, in trade order, 100,000 trades take a third of the time.
-    db["cash_flows"].create_index(["portfolio_id", "trade_id", "kind", "at", "amount"])
-    db["closes"].create_index(["trade_id", "closed_at", "qty"])
+    db.table("cash_flows").create_index(["portfolio_id", "trade_id", "kind", "at", "amount"])
+    db.table("closes").create_index(["trade_id", "closed_at", "qty"])
 
 
 def m005_rebalances(db: Database) -> None:
     # One row per executed rebalance; its trades are booked as ordinary trades and closes.
-    db["rebalances"].create(
+    db.table("rebalances").create(
         {
             "id": int,
             "portfolio_id": int,
@@ -196,11 +203,84 @@ def m005_rebalances(db: Database) -> None:
         foreign_keys=[("portfolio_id", "portfolios", "id")],
         strict=True,
     )
-    db["rebalances"].create_index(["portfolio_id", "at"])
+    db.table("rebalances").create_index(["portfolio_id", "at"])
+
+
+def m006_calendar_snapshots(db: Database) -> None:
+    """Snapshots move to the calendar convention: the snapshot of day D is the equity at the end of D
+    (00:00 UTC of D + 1). Until now a backfilled snapshot labelled D held the equity at 00:00 of D, the
+    end of D − 1: it is relabelled D − 1, its values unchanged (they are exactly that day's end). A
+    snapshot taken during its day keeps its label and is that day's provisional one: the next
+    `portfolio snapshot` values the day's end from the daily candles. Where a relabelled snapshot
+    lands on a day that held a provisional one, the day's end replaces it."""
+    conn = db.conn
+    rows = conn.execute("select id, portfolio_id, day, taken_at from snapshots order by portfolio_id, day").fetchall()
+    midnight = {row[0] for row in rows if row[3].startswith(f"{row[2]}T00:00:00.000000")}
+    slots = {(row[1], row[2]): row[0] for row in rows}
+    moved = replaced = 0
+    for snapshot_id, portfolio_id, day, _ in rows:
+        if snapshot_id not in midnight:
+            continue
+        (before,) = conn.execute("select date(?, '-1 day')", [day]).fetchone()
+        held = slots.pop((portfolio_id, before), None)
+        if held is not None and held not in midnight:
+            conn.execute("delete from snapshot_positions where snapshot_id = ?", [held])
+            conn.execute("delete from snapshots where id = ?", [held])
+            replaced += 1
+        conn.execute("update snapshots set day = ? where id = ?", [before, snapshot_id])
+        slots.pop((portfolio_id, day), None)
+        slots[(portfolio_id, before)] = snapshot_id
+        moved += 1
+    if moved or replaced:
+        conn.execute(
+            "insert into audit_log (at, command, action, portfolio_id, details) "
+            "values (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now'), 'migrate', 'relabel snapshots', null, ?)",
+            [f'{{"relabelled": {moved}, "replaced provisional": {replaced}}}'],
+        )
+
+
+def m010_notify_state(db: Database) -> None:
+    # The margin state last sent per portfolio: an unchanged state is not sent again until it changes
+    # or notify.repeat_hours pass.
+    db.table("notify_state").create(
+        {"portfolio_id": int, "state": str, "level_pct": str, "sent_at": str},
+        pk="portfolio_id",
+        not_null={"state", "sent_at"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    # Messages queued after a command's records commit, sent after that; a failed one stays pending
+    # and the next run sends it. A destination is named by a key derived from its URL, never the URL.
+    db.table("notify_outbox").create(
+        {
+            "id": int,
+            "destination": str,
+            "scheme": str,
+            "created_at": str,
+            "command": str,
+            "title": str,
+            "body": str,
+            "attempts": int,
+            "last_error": str,
+            "settled_at": str,  # when it was sent, or dropped (last_error says which)
+        },
+        pk="id",
+        not_null={"destination", "scheme", "created_at", "command", "title", "body", "attempts"},
+        strict=True,
+    )
+    db.execute("create index notify_pending on notify_outbox (id) where settled_at is null")
 
 
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
-MIGRATIONS = [m001_initial, m002_margin_candles_checks, m003_snapshots, m004_report_indexes, m005_rebalances]
+MIGRATIONS = [
+    m001_initial,
+    m002_margin_candles_checks,
+    m003_snapshots,
+    m004_report_indexes,
+    m005_rebalances,
+    m006_calendar_snapshots,
+    m010_notify_state,
+]
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:

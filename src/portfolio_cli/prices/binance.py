@@ -253,12 +253,12 @@ class BinanceSource:
     def _make_client(self) -> Any:
         import ccxt
 
-        class Binance(ccxt.binance):  # type: ignore[misc]
+        class Binance(ccxt.binance):
             """ccxt's Binance, keeping the HTTP answer to each request for ``translate``."""
 
             answer: Answer | None = None
 
-            def on_rest_response(self, code, reason, url, method, headers, body, *request):  # type: ignore[no-untyped-def]
+            def on_rest_response(self, code, reason, url, method, headers, body, *request):
                 self.answer = Answer(code, reason or "", headers, body)
                 return super().on_rest_response(code, reason, url, method, headers, body, *request)
 

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from portfolio_cli.engine.margin import MarginState
 from portfolio_cli.formatting import leverage, moment
+from portfolio_cli.money import ZERO
 from portfolio_cli.render import money, number, pct, price, safe, signed
 from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.check import CheckResult
@@ -155,7 +156,7 @@ def check_view(result: CheckResult, quiet: bool) -> Group | None:
             moment(c.since),
             c.timeframe or "-",
             str(closed),
-            f"{signed(sum(funding)).plain} ({len(funding)})" if funding else "-",
+            f"{signed(sum(funding, ZERO)).plain} ({len(funding)})" if funding else "-",
             pct(c.margin_level_pct),
             state_text(c.state),
         )

@@ -27,7 +27,7 @@ from portfolio_cli.session import Session
 KINDS = tuple(ExportKind)
 
 TRADE_COLUMNS = (
-    "record",  # open or close
+    "record",  # open, close, margin, deposit, withdrawal or funding
     "trade_id",
     "at",
     "symbol",
@@ -46,9 +46,22 @@ TRADE_COLUMNS = (
     "strategy",
     "note",
     "forced",
+    "amount",  # margin added (+) or removed (−), a deposit (+), withdrawal (−) or funding (signed)
 )
 TRADE_NUMERIC = frozenset(
-    {"trade_id", "leverage", "qty", "price", "price_usdt", "fee", "realized_pnl", "stop_loss", "take_profit", "forced"}
+    {
+        "trade_id",
+        "leverage",
+        "qty",
+        "price",
+        "price_usdt",
+        "fee",
+        "realized_pnl",
+        "stop_loss",
+        "take_profit",
+        "forced",
+        "amount",
+    }
 )
 CASHFLOW_COLUMNS = ("id", "at", "kind", "amount", "trade_id", "note")
 POSITION_COLUMNS = (
@@ -202,8 +215,9 @@ def export(
     elif kind == "rebalances":
         table = rebalances_table(session, portfolio, since, until)
     else:
+        assert year is not None  # the tax export refused a missing --year above
         table = tax_table(session, portfolio, year, _method(method))
-    meta = {
+    meta: dict[str, str | int | None] = {
         "tool_version": __version__,
         "portfolio": name,
         "from": codec.timestamp(since) if since else None,
@@ -252,7 +266,7 @@ def cashflows_table(
         for f in session.ledger.cash_flows(portfolio)
         if _in_range(f.at, since, until)
     ]
-    rows.sort(key=lambda r: (r["at"], int(r["id"])))
+    rows.sort(key=lambda r: (r["at"], int(r["id"] or 0)))
     return RecordTable("cashflows", CASHFLOW_COLUMNS, frozenset({"id", "amount", "trade_id"}), rows)
 
 

@@ -109,7 +109,12 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     fill_usdt = q8(fill * rate)
     check_stops(side, fill, req.stop_loss, req.take_profit)
 
-    qty = req.qty if req.qty is not None else req.notional / fill_usdt
+    if req.qty is not None:
+        qty = req.qty
+    elif req.notional is not None:
+        qty = req.notional / fill_usdt
+    else:
+        raise InvalidInput("give the quantity (--qty) or the notional (--notional)")
     rules = book.rules(symbol)
     rounded_from = None
     if rules is None:
@@ -121,7 +126,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
             raise RuleRefused(str(conformed))
         qty, rounded_from = conformed.qty, conformed.rounded_from
         if rounded_from is not None and req.qty is not None:
-            session.warn(f"quantity {rounded_from} rounded down to {qty} (lot step {rules.amount_step.normalize()})")
+            step = rules.amount_step.normalize() if rules.amount_step else "unknown"
+            session.warn(f"quantity {rounded_from} rounded down to {qty} (lot step {step})")
     if q8(qty) != qty or qty <= 0:
         raise InvalidInput(f"quantity {qty} does not fit the ledger's 8 decimal places")
 
@@ -433,10 +439,13 @@ class TradeRow:
     take_profit: Decimal | None
     strategy: str | None
     note: str | None
-    trading_fees: Decimal = ZERO
+    trading_fees: Decimal = ZERO  # every trading fee: the whole entry fee and the exit fees
     liquidation_fees: Decimal = ZERO
     funding: Decimal = ZERO  # received (+) or paid (−)
     closed_by: str | None = None  # why the last close happened: manual, stop_loss, liquidation, ...
+    # net_pnl = realized_pnl − closed_fees − liquidation_fees, exactly; trading_fees = closed_fees + open_fee
+    closed_fees: Decimal = ZERO  # trading fees of the closed part: its entry-fee share and the exit fees
+    open_fee: Decimal = ZERO  # the entry-fee share of the part still open (in net PnL once it closes)
 
 
 def list_trades(
@@ -467,6 +476,7 @@ def list_trades(
         closed_qty = t.qty - lot.open_qty
         exit_avg = q8(sum((c.qty * c.price for c in lot.closes), ZERO) / closed_qty) if closed_qty else None
         liquidation_fees = sum((c.fee for c in lot.closes if c.reason.forced_out), ZERO)
+        closed_share = lot.entry_fee_share(closed_qty, ZERO) if closed_qty else ZERO
         rows.append(
             TradeRow(
                 t.id,
@@ -493,6 +503,8 @@ def list_trades(
                 liquidation_fees,
                 funding.get(t.id, ZERO),
                 lot.closes[-1].reason.value if lot.closes else None,
+                lot.fees - liquidation_fees - (t.fee - closed_share),
+                t.fee - closed_share,
             )
         )
     return rows
