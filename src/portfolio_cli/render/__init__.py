@@ -87,17 +87,14 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
         ("Fees paid", money(v.fees)),
         *([("Liquidation fees", money(v.liquidation_fees))] if v.liquidation_fees else []),
         *([("Funding (received − paid)", signed(v.funding))] if v.funding else []),
-        *(
-            [
-                ("Net deposits", money(perf.net_deposits)),
-                ("Total PnL (realized + unrealized − fees + funding)", signed(perf.total_pnl)),
-                ("ROI % (total PnL / net deposits)", signed(perf.roi_pct, pct(perf.roi_pct))),
-            ]
-            if perf is not None
-            else []
-        ),
         ("Margin used", money(v.margin_used)),
     ]
+    if perf is not None:
+        rows[-1:-1] = [
+            ("Net deposits", money(perf.net_deposits)),
+            ("Total PnL (realized + unrealized − fees + funding)", signed(perf.total_pnl)),
+            ("ROI % (total PnL / net deposits)", signed(perf.roi_pct, pct(perf.roi_pct))),
+        ]
     for label, shown in rows:
         summary.add_row(label, shown)
     state = Text.assemble("Margin level: ", margin_state_text(str(result.margin_state), v.margin_level_pct))
@@ -106,8 +103,9 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
     parts: list = [summary, state, positions_table(v.positions, result.as_of, show_price=not result.levels)]
     if result.levels:
         parts.append(levels_table(result))
-    crossed = [lv for lv in result.levels if lv.crossed]
-    for lv in crossed:
+    for lv in result.levels:
+        if lv.crossed is None:
+            continue
         parts.append(
             Text(
                 f"trade {lv.trade_id}: the mark is past its {lv.crossed.replace('_', ' ')}; "

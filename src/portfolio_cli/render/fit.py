@@ -25,7 +25,7 @@ class FitTable(Table):
         super().__init__(*args, **kwargs)
         self.drop = tuple(drop)
 
-    def add_column(self, header: Any = "", *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def add_column(self, header: Any = "", *args: Any, **kwargs: Any) -> None:
         # Cells are never wrapped, so never cut; a column of free text says ``wrap=True`` and folds.
         if kwargs.pop("wrap", False):
             kwargs.setdefault("overflow", "fold")
