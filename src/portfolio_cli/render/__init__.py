@@ -250,11 +250,11 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
         else "net PnL and fees in USDT"
     )
     drop = (
-        ("closed by", "liq. fee", "gross", "fees", "opened", "status")
+        ("opened", "status", "side", "liq. fee", "open fee", "gross", "closed by")
         if costs
         else ("strategy", "fees", "status", "opened", "entry")
     )
-    table = FitTable(title="Trades", box=box.SIMPLE_HEAD, caption=caption, drop=drop)
+    table = FitTable(title="Trades", box=box.SIMPLE_HEAD, padding=(0, 0), caption=caption, drop=drop)
     table.add_column("id", justify="right")
     table.add_column("opened", no_wrap=True)
     table.add_column("symbol", no_wrap=True)
