@@ -46,3 +46,8 @@ class LedgerFailure(PortfolioError):
     """The ledger file cannot be opened, is locked for too long, or is damaged."""
 
     exit_code = 6
+
+
+class StorageFailure(LedgerFailure):
+    """A file could not be written or read back: the disk is full, the file system read-only, an I/O
+    error. Exit 6 like the ledger's own failures: the storage failed, not the request."""

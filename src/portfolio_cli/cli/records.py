@@ -41,6 +41,7 @@ def export(
     year: Annotated[int | None, typer.Option(help="tax: the calendar year (UTC).")] = None,
     method: Annotated[str, typer.Option(help="tax: fifo, lifo or hifo lot matching.")] = "fifo",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists (a regular file only).")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
@@ -67,7 +68,7 @@ def export(
         if output is None:
             write(result.table, out=sys.stdout)
         else:
-            write_file(output, lambda handle: write(result.table, out=handle))
+            write_file(output, lambda handle: write(result.table, out=handle), force)
             count = result.table.size
             print(f"Wrote {count} {kind} record(s) of {name} to {output}", file=sys.stderr)
 
@@ -108,8 +109,6 @@ def backup(
     Example: [bold]portfolio backup ~/backups/ledger-2026-12-31.db[/]
     """
     with running(command_line(), db, config) as session:
-        if file.exists():
-            raise InvalidInput(f"{file} already exists; choose another file")
         integrity = session.ledger.backup(file)
         stdout.print(
             f"Backed up {session.paths.ledger} to {file} (integrity check: {integrity})", highlight=False, markup=False

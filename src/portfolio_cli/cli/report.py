@@ -53,6 +53,7 @@ def report(
     until: UntilOpt = None,
     period: PeriodOpt = None,
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report to FILE.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the HTML file if it exists.")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     db: DbOpt = None,
@@ -77,7 +78,7 @@ def report(
         if html is not None:
             from portfolio_cli.render.html import report_html
 
-            write_file(html, lambda handle: handle.write(report_html(result)))
+            write_file(html, lambda handle: handle.write(report_html(result)), force)
         from portfolio_cli.render.report import report_view
 
         emit(result, json, as_csv, report_json, report_rows, report_view)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -153,13 +152,8 @@ def print_json(obj: Any, shape: Any = None) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
 
 
-def write_file(path: Path, write: Callable[[TextIO], None]) -> None:
-    """All of the file or none of it: written beside the target, then renamed into place."""
-    partial_path = path.with_name(path.name + ".partial")
-    try:
-        with partial_path.open("w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(partial_path, path)
-    except OSError as exc:
-        partial_path.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+def write_file(path: Path, write: Callable[[TextIO], None], force: bool = False) -> None:
+    """All of the file or none of it, owner-only, through the one file writer (``files.write_text``)."""
+    from portfolio_cli.files import write_text
+
+    write_text(path, write, force)
