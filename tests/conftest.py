@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fake_binance import FakeBinance, FakeBinanceServer
+from portfolio_cli import session as session_module
 from portfolio_cli.cli import app
 
 START_PRICES = {
@@ -42,6 +43,14 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every wait a command asks for (retry backoff, Retry-After), in seconds; nothing is waited."""
+    asked: list[float] = []
+    monkeypatch.setattr(session_module, "pause", asked.append)
+    return asked
+
+
 RELAXED_RISK = {
     "PORTFOLIO_RISK__MAX_POSITION_PCT": "100",
     "PORTFOLIO_RISK__MAX_TOTAL_RISK_PCT": "100",
@@ -56,12 +65,20 @@ def default_risk_rules(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key)
 
 
+@pytest.fixture(scope="session")
+def binance_server() -> Iterator[FakeBinanceServer]:
+    """One fake Binance for the whole run; each test gets a fresh fake behind it (``binance``)."""
+    server = FakeBinanceServer(FakeBinance())
+    with server:
+        yield server
+
+
 @pytest.fixture
-def binance(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBinance]:
-    fake = FakeBinance(prices=dict(START_PRICES))
-    with FakeBinanceServer(fake) as url:
-        monkeypatch.setenv("PORTFOLIO_BINANCE_URL", url)
-        yield fake
+def binance(binance_server: FakeBinanceServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBinance]:
+    fake = binance_server.reset(FakeBinance(prices=dict(START_PRICES)))
+    monkeypatch.setenv("PORTFOLIO_BINANCE_URL", fake.url)
+    yield fake
+    binance_server.reset(FakeBinance())  # a late request from this test lands in a fake nobody reads
 
 
 class Cli:

@@ -194,12 +194,14 @@ def _symbol(market_id: str) -> str | None:
     return next((s for s, m in MARKETS.items() if m[0] + m[1] == market_id), None)
 
 
-def _handler(fake: FakeBinance):
+def _handler(server: FakeBinanceServer):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # keep test output clean
             pass
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            # The fake of the test running now; a slow answer from an earlier test keeps its own.
+            fake = self.fake = server.fake
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             fake.requests.append(Request(parts.path, query, time.monotonic()))
@@ -223,6 +225,7 @@ def _handler(fake: FakeBinance):
             return self._json(404, {"code": -1, "msg": "not found"})
 
         def _tickers(self, query: dict[str, list[str]]) -> None:
+            fake = self.fake
             ids = json.loads(query["symbols"][0]) if "symbols" in query else [query["symbol"][0]]
             tickers = [fake.ticker(market_id) for market_id in ids]
             if any(t is None for t in tickers):
@@ -230,6 +233,7 @@ def _handler(fake: FakeBinance):
             return self._json(200, tickers if "symbols" in query else tickers[0])
 
         def _fault(self, fault: str) -> bool:
+            fake = self.fake
             if fault == "slow":
                 time.sleep(fake.slow_seconds)
                 return False
@@ -276,18 +280,28 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeBinanceServer:
-    """Start with ``with FakeBinanceServer(fake) as url:``; stops and joins on exit."""
+    """Start with ``with FakeBinanceServer(fake) as url:``; stops and joins on exit.
+
+    One server can serve many tests: ``reset(fake)`` swaps in a fresh fake (prices, faults, request
+    log) without a restart, so the suite starts it once per session."""
 
     def __init__(self, fake: FakeBinance):
         self.fake = fake
-        self._server = _QuietServer(("127.0.0.1", 0), _handler(fake))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = _QuietServer(("127.0.0.1", 0), _handler(self))
+        # A short poll interval: shutdown() waits for the serving loop's next poll.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+
+    def reset(self, fake: FakeBinance) -> FakeBinance:
+        fake.url = self.url
+        self.fake = fake
+        return fake
 
     def __enter__(self) -> str:
         self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.fake.url = f"http://{host}:{port}"
-        return self.fake.url
+        self.fake.url = self.url
+        return self.url
 
     def __exit__(self, *exc) -> None:
         self._server.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def pause(seconds: float) -> None:
+    """How a session waits (retry backoff). The tests put a recorder here, so that backoff is asserted
+    ("asked to wait 1 s"), never waited."""
+    time.sleep(seconds)
+
+
 @dataclass
 class Session:
     settings: Settings
@@ -29,6 +36,7 @@ class Session:
     offline: bool = False
     overrides: dict[str, Decimal] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
+    sleep: Callable[[float], None] = field(default_factory=lambda: pause)
     warn: Callable[[str], None] = lambda message: None
     source: PriceSource | None = None
     _ledger: Ledger | None = None
@@ -110,7 +118,9 @@ class Session:
             return file_source(prices.file)
         from portfolio_cli.prices.binance import BinanceSource
 
-        return BinanceSource(prices, self.paths.cache, clock=self.clock, offline=self.offline, warn=self.warn)
+        return BinanceSource(
+            prices, self.paths.cache, clock=self.clock, sleep=self.sleep, offline=self.offline, warn=self.warn
+        )
 
     def close(self) -> None:
         if self._ledger is not None:
