@@ -312,7 +312,7 @@ def trades(
         if status not in {"open", "closed", "all"}:
             raise InvalidInput(f"--status must be open, closed or all, got {status!r}")
         rows = services.list_trades(
-            session, portfolio_name(session, portfolio), status, symbol, strategy, parse_at(since), parse_at(until)
+            session, portfolio_name(session, portfolio), status, symbol, strategy, parse_at(since, "--from"), parse_at(until, "--to")
         )
         if json:
             return print_json(rows, list[services.TradeRow])

@@ -62,7 +62,7 @@ def export(
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
         result = export_records(
-            session, kind, name, parse_at(since), parse_at(until), parse_at(at), year, method, file_format == "json"
+            session, kind, name, parse_at(since, "--from"), parse_at(until, "--to"), parse_at(at), year, method, file_format == "json"
         )
         write = write_csv if file_format == "csv" else partial(write_json, meta=result.meta)
         if output is None:
@@ -80,6 +80,9 @@ def import_(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
+    allow_unknown: Annotated[
+        bool, typer.Option("--allow-unknown", help="Take symbols the markets list does not know (offline restore).")
+    ] = False,
 ) -> None:
     """Import trades exported by `portfolio export trades`, all or nothing; already-present ones are skipped.
 
@@ -88,7 +91,7 @@ def import_(
     from portfolio_cli.services.importing import ImportResult, import_trades
 
     with running(command_line(), db, config) as session:
-        result = import_trades(session, file, portfolio_name(session, portfolio))
+        result = import_trades(session, file, portfolio_name(session, portfolio), allow_unknown)
         if json:
             return print_json(result, ImportResult)
         stdout.print(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 
 BASE_CURRENCY = "USDT"
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
+_SYMBOL = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
 
 
 def normalize_symbol(text: str) -> str | None:
     """``btc/usdt`` -> ``BTC/USDT``; None when the text is not a ``BASE/QUOTE`` pair."""
-    symbol = text.strip().upper()
-    if not _SYMBOL.match(symbol):
+    text = text.strip()
+    # ASCII before upper-casing: "ſ".upper() is "S", which would make "ſol/uſdt" SOL/USDT.
+    symbol = text.upper() if text.isascii() else ""
+    if not _SYMBOL.fullmatch(symbol):
         return None
     base, quote = symbol.split("/")
     return None if base == quote else symbol

@@ -20,7 +20,7 @@ NEARLY_FULL_BYTES = 1 << 20
 _KINDS: dict[type, type] = {}
 
 
-def ledger_failure(exc: sqlite3.Error, path: str | None = None) -> LedgerFailure:
+def ledger_failure(exc: sqlite3.Error, path: str | None = None, noun: str = "the ledger") -> LedgerFailure:
     """``exc`` as the trader should read it, naming the ledger at ``path``. The failure is also of
     ``exc``'s own class (an ``OperationalError`` stays one), so code that handles a particular SQLite
     error still can."""
@@ -29,21 +29,18 @@ def ledger_failure(exc: sqlite3.Error, path: str | None = None) -> LedgerFailure
     kind = type(exc)
     if kind not in _KINDS:
         _KINDS[kind] = type(kind.__name__, (LedgerFailure, kind), {"__module__": __name__})
-    failure = _KINDS[kind](f"cannot use {_where(path)}: {_reason(exc, path)}")
+    where = f"{noun} at {path}" if path else noun
+    failure = _KINDS[kind](f"cannot use {where}: {_reason(exc, path)}")
     failure.sqlite_errorcode = getattr(exc, "sqlite_errorcode", None)
     failure.sqlite_errorname = getattr(exc, "sqlite_errorname", None)
     return failure
-
-
-def _where(path: str | None) -> str:
-    return f"the ledger at {path}" if path else "the ledger"
 
 
 def _reason(exc: sqlite3.Error, path: str | None) -> str:
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and _nearly_full(path)):
         reason = "the disk is full"
-    elif name.startswith("SQLITE_READONLY"):
+    elif name.startswith("SQLITE_READONLY") or (name.startswith("SQLITE_CANTOPEN") and _read_only(path)):
         reason = "it is read-only (the file, its directory or the file system cannot be written)"
     elif name.startswith("SQLITE_CANTOPEN"):
         reason = "it cannot be opened (its directory is missing or cannot be written)"
@@ -56,6 +53,18 @@ def _reason(exc: sqlite3.Error, path: str | None) -> str:
     else:
         reason = str(exc) or name or type(exc).__name__
     return reason
+
+
+def _read_only(path: str | None) -> bool:
+    if not path:
+        return False
+    directory = os.path.dirname(path) or "."
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK))
 
 
 def _nearly_full(path: str | None) -> bool:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
 BUSY_TIMEOUT_MS = 15_000
+ID_CHUNK = 500  # ids per IN (...) list at most
 
 
 def _sqlite_utils():
@@ -132,20 +133,26 @@ class Ledger:
                 f"Salvage what can be read with: sqlite3 {source} .recover | sqlite3 salvaged.db"
             )
         with replacing(target) as (_, temp):
-            copy = sqlite3.connect(temp)
             try:
-                self.conn.backup(copy)
-                copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-                integrity = "; ".join(row[0] for row in copy.execute("pragma integrity_check"))
-            finally:
-                copy.close()
+                copy = sqlite3.connect(temp)
+                try:
+                    self.conn.backup(copy)
+                    copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+                    integrity = "; ".join(row[0] for row in copy.execute("pragma integrity_check"))
+                finally:
+                    copy.close()
+            except sqlite3.Error as exc:
+                raise failures.ledger_failure(exc, str(target), noun="the backup") from None
             if integrity != "ok":
                 raise LedgerFailure(f"the backup copy failed its integrity check ({integrity}); nothing written")
         return integrity
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity check finds wrong with the ledger; empty when it is sound."""
-        rows = [row[0] for row in self.conn.execute("pragma integrity_check")]
+        try:
+            rows = [row[0] for row in self.conn.execute("pragma integrity_check")]
+        except LedgerFailure as exc:  # too damaged to finish the check
+            return [str(exc)]
         return [] if rows == ["ok"] else rows
 
     def path(self) -> str:
@@ -280,11 +287,15 @@ class Ledger:
         return self._write("trades", row, "open trade", portfolio.id)
 
     def trade_ids_taken(self, ids: list[int]) -> bool:
-        """Whether any of ``ids`` is already a trade's id, in any portfolio."""
-        found = self.conn.execute(
-            f"select 1 from trades where id in ({','.join('?' * len(ids))}) limit 1", ids
-        ).fetchone()
-        return found is not None
+        """Whether any of ``ids`` is already a trade's id, in any portfolio. Asked in chunks that fit
+        this SQLite build's limit on variables in one statement (999 on some)."""
+        size = max(1, min(ID_CHUNK, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)))
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            sql = f"select 1 from trades where id in ({','.join('?' * len(chunk))}) limit 1"
+            if self.conn.execute(sql, chunk).fetchone() is not None:
+                return True
+        return False
 
     def trades(self, portfolio: Portfolio) -> list[Trade]:
         return [

@@ -186,6 +186,9 @@ def export(
             raise InvalidInput("the tax export needs --year YYYY")
         if since or until:
             raise InvalidInput("the tax export covers a calendar year: use --year, not --from/--to")
+        this_year = session.clock().year
+        if not 2009 <= year <= this_year:  # no trade before Bitcoin; no tax year that has not begun
+            raise InvalidInput(f"--year must be 2009 to {this_year}, got {year}")
         since, until = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
     elif year is not None:
         raise InvalidInput("--year applies to the tax export only")

@@ -314,7 +314,7 @@ def close_trades(
 
 
 def _targetlots_of(lots: list[Lot], target: str) -> list[Lot]:
-    if target.isdigit():
+    if target.isascii() and target.isdigit() and len(target) <= 18:  # a trade id: ASCII digits only
         trade_id = int(target)
         match = [lot for lot in lots if lot.trade.id == trade_id]
         if not match:
