@@ -1,4 +1,4 @@
-"""Benchmarks named in the README: ``python bench/run.py [value] [snapshot] [history] [export] [report] [rebalance]``
+"""Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export] [report] [rebalance]``
 (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+# rich fixes a console's width from COLUMNS when the console is made (at import); pytest-xdist's workers
+# start with COLUMNS set, which would pin every table to it. Each test sets COLUMNS itself.
+os.environ.pop("COLUMNS", None)
+
 from fake_binance import FakeBinance, FakeBinanceServer
 from portfolio_cli import session as session_module
 from portfolio_cli.cli import app

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portfolio_cli.engine.accounting import Lot, allocate_close, build_lots, fee_for, realized_pnl, wallet_balance
+from portfolio_cli.engine.accounting import Lot, allocate_close, build_lots, fee_for, realized_pnl
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.money import q8
@@ -107,35 +107,47 @@ qtys = st.decimals(min_value=D("0.001"), max_value=D("1000"), places=3)
 sides = st.sampled_from([Side.LONG, Side.SHORT])
 
 
-@given(side=sides, qty=qtys, price=prices, leverage=st.integers(1, 125))
-def test_round_trip_at_the_same_price_without_fees_leaves_the_wallet_unchanged(side, qty, price, leverage):
-    t = trade(f"{side} {qty} BTC/USDT @ {price} x{leverage}")
-    pnl = realized_pnl(side, qty, t.price_usdt, price)
-    assert pnl == 0
-    assert wallet_balance(flows((FlowKind.DEPOSIT, D(1000)), (FlowKind.REALIZED_PNL, pnl))) == D(1000)
+fee_rates = st.sampled_from([D(0), D("0.001"), D("0.0005"), D("0.00075")])
 
 
-@settings(max_examples=60)
+@given(side=sides, qty=qtys, entry=prices, exit=prices, fee_rate=fee_rates, leverage=st.integers(2, 125))
+def test_closing_at_the_mark_costs_exactly_the_exit_fee(side, qty, entry, exit, fee_rate, leverage):
+    """Valuation (unrealized PnL at the mark) and booking (realized PnL of the close) are two
+    computations of one figure: closing at the mark may change equity by the exit fee and nothing else."""
+    t = trade(f"{side} {qty} BTC/USDT @ {entry} x{leverage}", fee_rate=fee_rate)
+    marks = {"BTC/USDT": mark("BTC/USDT", exit)}
+    opened = [(FlowKind.DEPOSIT, D(10**9)), (FlowKind.FEE, -t.fee)]
+    before = value_portfolio(flows(*opened), build_lots([t], []), marks, lambda s: MMR).equity
+
+    pnl, fee = realized_pnl(side, qty, t.price_usdt, exit), fee_for(qty, exit, fee_rate)
+    close = Close(1, t.id, qty, exit, exit, fee, pnl, T0)
+    closed = [*opened, (FlowKind.REALIZED_PNL, pnl), (FlowKind.FEE, -fee)]
+    after = value_portfolio(flows(*closed), build_lots([t], [close]), marks, lambda s: MMR).equity
+
+    assert after == before - fee
+
+
+@settings(max_examples=80)
 @given(
-    entries=st.lists(st.tuples(sides, qtys, prices), min_size=1, max_size=5),
-    exits=st.lists(prices, min_size=5, max_size=5),
-    fee_rate=st.sampled_from([D(0), D("0.001"), D("0.00075")]),
+    qty=qtys,
+    price=prices,
+    fee_rate=fee_rates,
+    cuts=st.lists(st.integers(1, 999), min_size=0, max_size=6, unique=True),
 )
-def test_wallet_is_deposits_plus_realized_minus_fees_exactly(entries, exits, fee_rate):
-    trades = [trade(f"{s} {q} BTC/USDT @ {p} x2", i, fee_rate) for i, (s, q, p) in enumerate(entries, 1)]
-    closes, cash = [], [(FlowKind.DEPOSIT, D(100000))]
-    for t, exit_price in zip(trades, exits, strict=False):
-        cash.append((FlowKind.FEE, -t.fee))
-        half = q8(t.qty / 2)
-        if half > 0:
-            pnl = realized_pnl(t.side, half, t.price_usdt, exit_price)
-            fee = fee_for(half, exit_price, fee_rate)
-            closes.append(Close(t.id, t.id, half, exit_price, exit_price, fee, pnl, T0))
-            cash += [(FlowKind.REALIZED_PNL, pnl), (FlowKind.FEE, -fee)]
-    lots = build_lots(trades, closes)
-    realized = sum((lot.realized_pnl for lot in lots), D(0))
-    fees = sum((lot.fees for lot in lots), D(0))
-    assert wallet_balance(flows(*cash)) == D(100000) + realized - fees
+def test_entry_fee_shares_of_any_split_add_up_to_the_entry_fee(qty, price, fee_rate, cuts):
+    """However a trade is closed in parts, each part carries a non-negative share of the entry fee and
+    the shares add up to the entry fee exactly, so the parts' net PnL adds up to the trade's."""
+    t = trade(f"long {qty} BTC/USDT @ {price} x2", fee_rate=fee_rate)
+    points = sorted({q8(qty * c / 1000) for c in cuts} - {D(0), qty}) + [qty]
+    lot, closed, shares, closes = build_lots([t], [])[0], D(0), [], []
+    for point in points:
+        part = point - closed
+        shares.append(lot.entry_fee_share(part, closed))
+        closes.append(Close(len(closes) + 1, t.id, part, price, price, D(0), D(0), T0))
+        closed = point
+    assert all(share >= 0 for share in shares)
+    assert sum(shares, D(0)) == t.fee
+    assert build_lots([t], closes)[0].net_pnl() == -t.fee
 
 
 @given(side=sides, qty=qtys, entry=prices, m1=prices, m2=prices)

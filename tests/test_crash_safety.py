@@ -15,13 +15,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from portfolio_cli.cli import app
 from portfolio_cli.engine.records import FlowKind, Kind, Side, Trade
 from portfolio_cli.ledger import open_ledger
 from test_snapshots import day
@@ -38,24 +41,46 @@ def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )
 
 
-def killed(args: list[str], delay: float) -> bool:
-    """Run the CLI and SIGKILL it after ``delay`` seconds; whether it was killed before it finished."""
+def wal_size(ledger: Path) -> int:
+    try:
+        return (ledger.parent / (ledger.name + "-wal")).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def killed(args: list[str], ledger: Path, rng: random.Random, typical: float, spread=(0.1, 1.3)) -> str:
+    """Run the CLI and SIGKILL it; "done" if it finished first, else where the kill landed: "mid-write"
+    (its write-ahead log had grown: a write was under way or just committed) or "before-write".
+
+    Every other run is killed a random 0–30 ms after its first write reaches the log, so that kills
+    land inside writes and not only during start-up; the others after a random share of ``typical``."""
     process = subprocess.Popen(
         [sys.executable, "-m", "portfolio_cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    try:
-        process.wait(timeout=delay)
-        return False
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        return True
+    started, initial = time.monotonic(), wal_size(ledger)
+    on_write = rng.random() < 0.5
+    deadline = started + (60 if on_write else rng.uniform(*spread) * typical)
+    wrote_at = None
+    while True:
+        if process.poll() is not None:
+            return "done"
+        now = time.monotonic()
+        if wrote_at is None and wal_size(ledger) > initial:
+            wrote_at = now
+            if on_write:
+                deadline = now + rng.uniform(0, 0.03)
+        if now >= deadline:
+            break
+        time.sleep(0.0005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return "mid-write" if wrote_at is not None else "before-write"
 
 
-def report(kills: int, runs: int) -> None:
-    """How many of the runs were killed before they finished (shown with ``pytest -s``)."""
-    print(f"\n{os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}: {kills} of {runs} runs killed mid-way")
-    assert kills > 0
+def report(kills: Counter[str]) -> None:
+    """Where the kills landed (shown with ``pytest -s``); some must land inside a write."""
+    print(f"\n{os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}: {dict(kills)}")
+    assert kills["mid-write"] > 0, kills
 
 
 def rows(ledger: Path, sql: str, params=()) -> list[tuple]:
@@ -64,10 +89,11 @@ def rows(ledger: Path, sql: str, params=()) -> list[tuple]:
 
 
 def sound(ledger: Path) -> None:
-    """The ledger after a kill: SQLite's own check, and every derived figure rebuilt by verify."""
+    """The ledger after a kill: SQLite's own check, and every derived figure rebuilt by verify (run in
+    this process: only the killed commands need processes of their own)."""
     assert rows(ledger, "pragma integrity_check") == [("ok",)]
-    result = cli("verify")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = CliRunner().invoke(app, ["verify", "--db", str(ledger)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stdout + result.stderr
 
 
 def duration(args: list[str]) -> float:
@@ -93,19 +119,19 @@ def ledger(binance, ledger_path) -> Path:
 
 def test_open_and_close_killed_at_random_either_happen_or_not(ledger, rng):
     typical = duration(["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"])
-    kills = 0
+    kills: Counter[str] = Counter()
     for n in range(ROUNDS * 2):
         before = rows(ledger, "select count(*) from trades")[0][0]
         closes = rows(ledger, "select count(*) from closes")[0][0]
         if n % 2 == 0:
-            kills += killed(["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"], rng.uniform(0.1, 1.3) * typical)
+            kills[killed(["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"], ledger, rng, typical)] += 1
             after = rows(ledger, "select count(*) from trades")[0][0]
             assert after - before in (0, 1)
         else:
-            kills += killed(["close", "BTC/USDT", "--price", "BTC/USDT=40100"], rng.uniform(0.1, 1.3) * typical)
+            kills[killed(["close", "BTC/USDT", "--price", "BTC/USDT=40100"], ledger, rng, typical)] += 1
             assert rows(ledger, "select count(*) from closes")[0][0] - closes in range(0, before + 1)
         sound(ledger)
-    report(kills, ROUNDS * 2)
+    report(kills)
     # Every trade has its entry fee (verify checks each close's flows): nothing half-booked.
     trades, fees = rows(
         ledger, "select count(*), (select count(*) from cash_flows where note = 'entry fee') from trades"
@@ -127,15 +153,15 @@ def test_a_bulk_import_killed_at_random_imports_all_or_nothing(ledger, tmp_path,
     assert cli("export", "trades", "--db", str(other), "-o", str(source)).returncode == 0
     assert cli("init", "probe", "--at", day(-2).isoformat()).returncode == 0
     typical = duration(["import", str(source), "-p", "probe"])
-    kills = 0
+    kills: Counter[str] = Counter()
     for n in range(ROUNDS):
         name = f"copy{n}"
         assert cli("init", name, "--at", day(-2).isoformat()).returncode == 0
-        kills += killed(["import", str(source), "-p", name], rng.uniform(0.2, 1.2) * typical)
+        kills[killed(["import", str(source), "-p", name], ledger, rng, typical, (0.2, 1.2))] += 1
         sql = "select count(*) from trades join portfolios on portfolios.id = portfolio_id where name = ?"
         assert rows(ledger, sql, [name])[0][0] in (0, TRADES)
         sound(ledger)
-    report(kills, ROUNDS)
+    report(kills)
 
 
 def test_a_rebalance_killed_at_random_books_its_trades_with_its_record_or_nothing(
@@ -146,11 +172,11 @@ def test_a_rebalance_killed_at_random_books_its_trades_with_its_record_or_nothin
     monkeypatch.setenv("PORTFOLIO_CONFIG", str(config))
     assert cli("open", "BTC/USDT", "--qty", "1").returncode == 0  # 40 % at 40,000
     typical = duration(["rebalance", "--json"])
-    kills = 0
+    kills: Counter[str] = Counter()
     for n in range(ROUNDS):
         binance.prices["BTC/USDT"] = D(40000) + D(6000) * (n % 2)  # out of the band again each round
         binance.prices["ETH/USDT"] = D(2000) - D(300) * (n % 2)
-        kills += killed(["rebalance", "--execute", "--yes", "--force"], rng.uniform(0.3, 1.3) * typical)
+        kills[killed(["rebalance", "--execute", "--yes", "--force"], ledger, rng, typical, (0.3, 1.3))] += 1
         events = dict(rows(ledger, "select id, trades from rebalances"))
         noted = {
             int(note.split()[1])
@@ -165,7 +191,7 @@ def test_a_rebalance_killed_at_random_books_its_trades_with_its_record_or_nothin
                 for close_id in t.get("close_ids", []):
                     assert rows(ledger, "select count(*) from closes where id = ?", [close_id]) == [(1,)]
         sound(ledger)
-    report(kills, ROUNDS)
+    report(kills)
 
 
 def test_a_snapshot_backfill_killed_at_random_writes_every_day_or_none(binance, ledger_path, rng):
@@ -177,9 +203,9 @@ def test_a_snapshot_backfill_killed_at_random_writes_every_day_or_none(binance, 
         ).returncode
         == 0
     )
-    kills = 0
+    kills: Counter[str] = Counter()
     for _ in range(ROUNDS):
-        kills += killed(["snapshot"], rng.uniform(0.2, 1.5))
+        kills[killed(["snapshot"], ledger_path, rng, 1.0, (0.2, 1.5))] += 1
         count = rows(ledger_path, "select count(*) from snapshots")[0][0]
         assert count in (0, 121), count  # 120 backfilled days and today, in one transaction
         sound(ledger_path)
@@ -187,4 +213,4 @@ def test_a_snapshot_backfill_killed_at_random_writes_every_day_or_none(binance, 
             with sqlite3.connect(ledger_path) as conn:  # undo it, to be killed again
                 conn.execute("delete from snapshot_positions")
                 conn.execute("delete from snapshots")
-    report(kills, ROUNDS)
+    report(kills)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 from decimal import Decimal as D
 
@@ -12,23 +11,6 @@ from portfolio_cli.config import load_settings
 from portfolio_cli.engine.records import FlowKind
 from portfolio_cli.errors import ConfigInvalid
 from portfolio_cli.ledger import open_ledger
-
-
-def test_migrations_are_named_and_recorded(tmp_path):
-    ledger = open_ledger(tmp_path / "l.db")
-    names = [r["name"] for r in ledger.db["_sqlite_migrations"].rows]
-    assert names == [
-        "m001_initial",
-        "m002_margin_candles_checks",
-        "m003_snapshots",
-        "m004_report_indexes",
-        "m005_rebalances",
-    ]
-    ledger.close()
-    open_ledger(tmp_path / "l.db").close()  # applying again is a no-op
-    with sqlite3.connect(tmp_path / "l.db") as conn:
-        assert conn.execute("select count(*) from _sqlite_migrations").fetchone() == (5,)
-        assert conn.execute("pragma journal_mode").fetchone() == ("wal",)
 
 
 def test_money_is_exact_text_with_8_places(tmp_path):

@@ -32,7 +32,7 @@ def test_demo_runs_offline_and_says_it_is_demo_data(cli, isolated_env):
     out = cli("demo").stdout
     assert "DEMO DATA" in out and "bundled prices" in out and "ETH/BTC" in out
     value = cli.json("demo")["valuation"]
-    assert value["equity"] == "10324.41400000"  # hand-checked in the README's demo section
+    assert value["equity"] == "10324.41400000"  # hand-checked in docs/accounting.md's worked example
     assert not (isolated_env / "ledger.db").exists()  # the demo never touches the real ledger
     # Its month of daily snapshots, backfilled offline from the bundled daily prices, verifies.
     assert "History of demo, by week" in out and "32 daily snapshots (31 backfilled)" in out
@@ -73,3 +73,28 @@ def test_every_command_is_core_or_mapped_to_the_module_that_loads_it():
     from portfolio_cli.cli.commands import CORE
 
     assert set(typer.main.get_command(app).commands) == CORE | set(MODULES)
+
+
+def _package_data() -> list[str]:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    return pyproject["tool"]["setuptools"]["package-data"]["portfolio_cli"]
+
+
+@pytest.mark.parametrize("pattern", _package_data())
+def test_every_package_data_entry_names_files_that_exist(pattern):
+    from pathlib import Path
+
+    source = Path(__file__).parent.parent / "src" / "portfolio_cli"
+    assert list(source.glob(pattern)), f"pyproject.toml ships {pattern}, which matches no file"
+
+
+def test_the_installed_package_is_marked_typed_and_carries_its_demo_prices():
+    # In CI the project is installed from a built wheel, so this checks what a user gets.
+    from importlib.resources import files
+
+    package = files("portfolio_cli")
+    assert (package / "py.typed").is_file()
+    assert (package / "demo" / "prices.json").is_file()

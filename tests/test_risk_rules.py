@@ -140,7 +140,13 @@ def test_uncorrelated_assets_are_not_grouped(cli, binance, monkeypatch):
     monkeypatch.setenv("PORTFOLIO_RISK__MAX_CORRELATED_PCT", "15")
     cli("init", "--balance", "10000")
     cli("open", "BTC/USDT", "--qty", "0.02")
-    cli("open", "SOL/USDT", "--qty", "9")  # 800 + 900 but SOL moves on its own
+    # 800 + 900 would break the 15 % limit (1,500 of 10,000) if grouped, but SOL moves on its own.
+    fill = cli.json("open", "SOL/USDT", "--qty", "9")
+    assert fill["qty"] == "9"
+    assert cli.json("allocation")["correlated_groups"] == []
+    # The same exposure in ETH, which does move with BTC, is refused by the correlated-exposure rule.
+    refused = cli("open", "ETH/USDT", "--qty", "0.45", code=1)
+    assert "correlated" in refused.stderr
 
 
 def test_a_stop_loss_limits_a_positions_risk(cli, binance):

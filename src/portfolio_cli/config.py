@@ -109,7 +109,7 @@ class Risk(Section):
 
 class Prices(Section):
     source: Literal["binance", "file"] = "binance"
-    # With source = "file": a JSON or CSV quotes file (see README, "Prices").
+    # With source = "file": a JSON or CSV quotes file (see docs/prices.md).
     file: Path | None = None
     binance_url: str | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0

@@ -48,7 +48,7 @@ def restore(text: str) -> str:
 
 
 def content_hash(records: Sequence[Any]) -> str:
-    """SHA-256 of the records as one canonical JSON array (the recipe the README gives)."""
+    """SHA-256 of the records as one canonical JSON array (the recipe docs/exports.md gives)."""
     return _digest([_canonical(record) for record in records])
 
 

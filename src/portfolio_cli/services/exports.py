@@ -1,6 +1,6 @@
 """Exports: the ledger's records as documented tables, and the yearly tax report.
 
-Columns are part of the interface (the README lists them); add new ones at the end only.
+Columns are part of the interface (docs/exports.md lists them); add new ones at the end only.
 """
 
 from __future__ import annotations

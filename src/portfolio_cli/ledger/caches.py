@@ -1,0 +1,75 @@
+"""Caches kept in the ledger file: complete candles and last known quotes. A cache, not a record:
+not audited, and written whether or not a command's transaction is open."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from portfolio_cli.engine.records import Candle
+from portfolio_cli.ledger import codec
+from portfolio_cli.ledger.connection import Connection
+
+
+class Caches(Connection):
+    """The candle and quote caches."""
+
+    # candle cache (complete candles only; a cache, not a record: not audited)
+
+    def save_candles(self, candles: list[Candle]) -> None:
+        rows = [
+            {
+                "symbol": c.symbol,
+                "timeframe": c.timeframe,
+                "open_time": codec.timestamp(c.open_time),
+                "open": str(c.open),
+                "high": str(c.high),
+                "low": str(c.low),
+                "close": str(c.close),
+            }
+            for c in candles
+        ]
+        if rows:
+            self.db["candles"].upsert_all(rows, pk=("symbol", "timeframe", "open_time"))
+
+    def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
+        sql = (
+            "select * from candles where symbol = ? and timeframe = ? and open_time >= ? and open_time < ? "
+            "order by open_time"
+        )
+        rows = self._rows(sql, [symbol, timeframe, codec.timestamp(since), codec.timestamp(until)])
+        return [
+            Candle(
+                r["symbol"],
+                r["timeframe"],
+                codec.moment(r["open_time"]),
+                codec.decimal(r["open"]),
+                codec.decimal(r["high"]),
+                codec.decimal(r["low"]),
+                codec.decimal(r["close"]),
+            )
+            for r in rows
+        ]
+
+    # quote cache (a cache, not a record: not audited)
+
+    def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None:
+        rows = [
+            {
+                "symbol": s,
+                "price": str(p),
+                "at": codec.timestamp(at),
+                "fetched_at": codec.timestamp(fetched_at),
+                "source": source,
+            }
+            for s, p, at, source in quotes
+        ]
+        if rows:
+            self.db["quotes"].upsert_all(rows, pk="symbol")  # inside the caller's transaction
+
+    def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
+        if not symbols:
+            return {}
+        marks = ",".join("?" * len(symbols))
+        rows = self._rows(f"select symbol, price, at from quotes where symbol in ({marks})", symbols)
+        return {r["symbol"]: (codec.decimal(r["price"]), codec.moment(r["at"])) for r in rows}

@@ -1,0 +1,214 @@
+-- index funding_once
+CREATE UNIQUE INDEX funding_once on cash_flows (trade_id, at) where kind = 'funding';
+
+-- index idx__sqlite_migrations_migration_set_name
+CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
+    ON "_sqlite_migrations" ("migration_set", "name");
+
+-- index idx_cash_flows_portfolio_id
+CREATE INDEX "idx_cash_flows_portfolio_id"
+    ON "cash_flows" ("portfolio_id");
+
+-- index idx_cash_flows_portfolio_id_trade_id_kind_at_amount
+CREATE INDEX "idx_cash_flows_portfolio_id_trade_id_kind_at_amount"
+    ON "cash_flows" ("portfolio_id", "trade_id", "kind", "at", "amount");
+
+-- index idx_checks_portfolio_id_through
+CREATE INDEX "idx_checks_portfolio_id_through"
+    ON "checks" ("portfolio_id", "through");
+
+-- index idx_closes_trade_id
+CREATE INDEX "idx_closes_trade_id"
+    ON "closes" ("trade_id");
+
+-- index idx_closes_trade_id_closed_at_qty
+CREATE INDEX "idx_closes_trade_id_closed_at_qty"
+    ON "closes" ("trade_id", "closed_at", "qty");
+
+-- index idx_margin_changes_trade_id
+CREATE INDEX "idx_margin_changes_trade_id"
+    ON "margin_changes" ("trade_id");
+
+-- index idx_portfolios_name
+CREATE UNIQUE INDEX "idx_portfolios_name"
+    ON "portfolios" ("name");
+
+-- index idx_rebalances_portfolio_id_at
+CREATE INDEX "idx_rebalances_portfolio_id_at"
+    ON "rebalances" ("portfolio_id", "at");
+
+-- index idx_snapshots_portfolio_id_day
+CREATE UNIQUE INDEX "idx_snapshots_portfolio_id_day"
+    ON "snapshots" ("portfolio_id", "day");
+
+-- index idx_trades_portfolio_id_symbol
+CREATE INDEX "idx_trades_portfolio_id_symbol"
+    ON "trades" ("portfolio_id", "symbol");
+
+-- table _sqlite_migrations
+CREATE TABLE "_sqlite_migrations" (
+   "id" INTEGER PRIMARY KEY,
+   "migration_set" TEXT,
+   "name" TEXT,
+   "applied_at" TEXT
+);
+
+-- table audit_log
+CREATE TABLE "audit_log" (
+   "id" INTEGER PRIMARY KEY,
+   "at" TEXT NOT NULL,
+   "command" TEXT NOT NULL,
+   "action" TEXT NOT NULL,
+   "portfolio_id" INTEGER,
+   "details" TEXT NOT NULL
+) STRICT;
+
+-- table candles
+CREATE TABLE "candles" (
+   "symbol" TEXT,
+   "timeframe" TEXT,
+   "open_time" TEXT,
+   "open" TEXT NOT NULL,
+   "high" TEXT NOT NULL,
+   "low" TEXT NOT NULL,
+   "close" TEXT NOT NULL,
+   PRIMARY KEY ("symbol", "timeframe", "open_time")
+) STRICT;
+
+-- table cash_flows
+CREATE TABLE "cash_flows" (
+   "id" INTEGER PRIMARY KEY,
+   "portfolio_id" INTEGER NOT NULL REFERENCES "portfolios"("id"),
+   "kind" TEXT NOT NULL,
+   "amount" TEXT NOT NULL,
+   "at" TEXT NOT NULL,
+   "trade_id" INTEGER REFERENCES "trades"("id"),
+   "note" TEXT
+) STRICT;
+
+-- table checks
+CREATE TABLE "checks" (
+   "id" INTEGER PRIMARY KEY,
+   "portfolio_id" INTEGER NOT NULL REFERENCES "portfolios"("id"),
+   "through" TEXT NOT NULL,
+   "ran_at" TEXT NOT NULL,
+   "events" INTEGER NOT NULL
+) STRICT;
+
+-- table closes
+CREATE TABLE "closes" (
+   "id" INTEGER PRIMARY KEY,
+   "trade_id" INTEGER NOT NULL REFERENCES "trades"("id"),
+   "qty" TEXT NOT NULL,
+   "price" TEXT NOT NULL,
+   "price_usdt" TEXT NOT NULL,
+   "fee" TEXT NOT NULL,
+   "realized_pnl" TEXT NOT NULL,
+   "closed_at" TEXT NOT NULL,
+   "note" TEXT
+, "reason" TEXT NOT NULL DEFAULT 'manual') STRICT;
+
+-- table margin_changes
+CREATE TABLE "margin_changes" (
+   "id" INTEGER PRIMARY KEY,
+   "trade_id" INTEGER NOT NULL REFERENCES "trades"("id"),
+   "at" TEXT NOT NULL,
+   "amount" TEXT NOT NULL,
+   "mode" TEXT
+) STRICT;
+
+-- table portfolios
+CREATE TABLE "portfolios" (
+   "id" INTEGER PRIMARY KEY,
+   "name" TEXT NOT NULL,
+   "created_at" TEXT NOT NULL
+) STRICT;
+
+-- table quotes
+CREATE TABLE "quotes" (
+   "symbol" TEXT PRIMARY KEY,
+   "price" TEXT NOT NULL,
+   "at" TEXT NOT NULL,
+   "fetched_at" TEXT NOT NULL,
+   "source" TEXT NOT NULL
+) STRICT;
+
+-- table rebalances
+CREATE TABLE "rebalances" (
+   "id" INTEGER PRIMARY KEY,
+   "portfolio_id" INTEGER NOT NULL REFERENCES "portfolios"("id"),
+   "at" TEXT NOT NULL,
+   "strategy" TEXT NOT NULL,
+   "mode" TEXT NOT NULL,
+   "forced" INTEGER NOT NULL,
+   "drift_before" TEXT NOT NULL,
+   "drift_after" TEXT NOT NULL,
+   "fees" TEXT NOT NULL,
+   "before" TEXT,
+   "after" TEXT,
+   "trades" TEXT
+) STRICT;
+
+-- table snapshot_positions
+CREATE TABLE "snapshot_positions" (
+   "snapshot_id" INTEGER REFERENCES "snapshots"("id"),
+   "trade_id" INTEGER REFERENCES "trades"("id"),
+   "symbol" TEXT NOT NULL,
+   "side" TEXT NOT NULL,
+   "kind" TEXT NOT NULL,
+   "qty" TEXT NOT NULL,
+   "entry_usdt" TEXT NOT NULL,
+   "mark" TEXT NOT NULL,
+   "mark_usdt" TEXT NOT NULL,
+   "value" TEXT NOT NULL,
+   "unrealized_pnl" TEXT NOT NULL,
+   "margin" TEXT NOT NULL,
+   "price_at" TEXT NOT NULL,
+   "price_source" TEXT NOT NULL,
+   PRIMARY KEY ("snapshot_id", "trade_id")
+) STRICT;
+
+-- table snapshots
+CREATE TABLE "snapshots" (
+   "id" INTEGER PRIMARY KEY,
+   "portfolio_id" INTEGER NOT NULL REFERENCES "portfolios"("id"),
+   "day" TEXT NOT NULL,
+   "taken_at" TEXT NOT NULL,
+   "written_at" TEXT NOT NULL,
+   "backfilled" INTEGER NOT NULL,
+   "equity" TEXT NOT NULL,
+   "wallet_balance" TEXT NOT NULL,
+   "free_margin" TEXT NOT NULL,
+   "spot_holdings" TEXT NOT NULL,
+   "margin_used" TEXT NOT NULL,
+   "unrealized_pnl" TEXT NOT NULL,
+   "realized_pnl" TEXT NOT NULL,
+   "fees" TEXT NOT NULL,
+   "liquidation_fees" TEXT NOT NULL,
+   "funding" TEXT NOT NULL,
+   "deposits" TEXT NOT NULL,
+   "withdrawals" TEXT NOT NULL,
+   "margin_level_pct" TEXT
+) STRICT;
+
+-- table trades
+CREATE TABLE "trades" (
+   "id" INTEGER PRIMARY KEY,
+   "portfolio_id" INTEGER NOT NULL REFERENCES "portfolios"("id"),
+   "symbol" TEXT NOT NULL,
+   "side" TEXT NOT NULL,
+   "kind" TEXT NOT NULL,
+   "margin_mode" TEXT,
+   "leverage" INTEGER NOT NULL,
+   "qty" TEXT NOT NULL,
+   "price" TEXT NOT NULL,
+   "price_usdt" TEXT NOT NULL,
+   "fee" TEXT NOT NULL,
+   "opened_at" TEXT NOT NULL,
+   "stop_loss" TEXT,
+   "take_profit" TEXT,
+   "strategy" TEXT,
+   "note" TEXT,
+   "forced" INTEGER NOT NULL
+) STRICT;
+
