@@ -107,3 +107,42 @@ def test_strategies_split_the_portfolios_returns_and_pnl_exactly(three):
 def test_refusals(three, args, code, message):
     result = three("compare", *args, code=code)
     assert result.stderr.startswith(f"error: {message}") and "Traceback" not in result.stderr
+
+
+HOSTILE = ("=cmd|' /C calc'!A0", "@SUM(1+1)", "+1+1", "-2+3")
+
+
+def test_every_csv_the_tool_writes_makes_formulas_inert_and_leaves_numbers(cli, binance):
+    """Strategy tags and notes are the trader's text; report, compare and every export write them
+    through one function, so no cell a spreadsheet would run as a formula comes out."""
+    for k in BTC:
+        daily_open(binance, "BTC/USDT", day(k), BTC[k])
+    cli("init", "--balance", "10000", "--at", day(-5).isoformat())
+    for n, tag in enumerate(HOSTILE, 1):
+        cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--strategy", tag, "--note", tag, "--at", at(-5, n))
+        cli("close", str(n), "--price", "41000", "--at", at(-3, n))
+    cli("snapshot")
+    outputs = {
+        "report": cli("report", "--csv", "--offline").stdout,
+        "compare": cli("compare", "--by", "strategy", "--csv", "--offline").stdout,
+        **{kind: cli("export", kind).stdout for kind in ("trades", "cashflows", "positions", "snapshots")},
+        "tax": cli("export", "tax", "--year", str(day(-3).year)).stdout,
+    }
+    for name, text in outputs.items():
+        cells = csv_cells(text)
+        assert cells, name
+        live = [c for c in cells if c.startswith(("=", "+", "@", "\t", "\r")) or (c[0] == "-" and not _number(c))]
+        assert live == [], name
+    assert "'=cmd|' /C calc'!A0" in outputs["report"] and "'@SUM(1+1)" in outputs["compare"]
+    assert any(c.startswith("-") and _number(c) for c in csv_cells(outputs["report"]))  # negatives stay numbers
+
+
+def _number(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
+def csv_cells(text: str) -> list[str]:
+    return [cell for row in csv.reader(io.StringIO(text)) for cell in row if cell]

@@ -1,10 +1,11 @@
 """CSV and JSON files of ledger records, written for exports and read back by ``portfolio import``.
 
 - Every value is text: exact decimals as the ledger holds them (never floats), times in UTC ISO-8601.
-- CSV: a header of the documented columns and one row per record. A cell of free text starting
-  with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` so a spreadsheet
-  shows it instead of running it as a formula (a leading ``'`` is doubled, so reading back is exact).
-  Numeric columns are never touched: numbers stay numbers.
+- CSV: a header of the documented columns and one row per record. Every CSV the tool writes (exports,
+  ``report --csv``, ``compare --csv``) goes through ``spreadsheet_safe``: a cell starting with ``=``,
+  ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` so a spreadsheet shows it instead
+  of running it as a formula (a leading ``'`` is doubled, so reading back is exact); a cell that is a
+  plain decimal number (``-12.5``, ``1E-8``) is left as it is: numbers stay numbers.
 - JSON: ``schema_version``, ``tool_version``, ``kind``, ``portfolio``, ``from``, ``to``,
   ``exported_at``, ``content_sha256`` (SHA-256 of the records as canonical JSON: keys sorted,
   ``,``/``:`` separators, UTF-8) and ``records``.
@@ -16,12 +17,14 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 SCHEMA_VERSION = 1
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 Record = dict[str, str | None]
 
 
@@ -39,8 +42,17 @@ class RecordTable:
         return len(self.encoded) if self.encoded is not None else len(self.records)
 
 
-def neutralise(text: str) -> str:
-    return "'" + text if text.startswith((*FORMULA_START, "'")) else text
+def spreadsheet_safe(cell: str | None) -> str | None:
+    """The cell as a spreadsheet should show it: a formula-like start is made inert, a number stays."""
+    if not cell or NUMBER.fullmatch(cell):
+        return cell
+    return "'" + cell if cell.startswith((*FORMULA_START, "'")) else cell
+
+
+def write_rows(rows: Iterable[Sequence[str | None]], out: TextIO) -> None:
+    """CSV rows, every cell through ``spreadsheet_safe``; None is an empty cell."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
 
 
 def restore(text: str) -> str:
@@ -58,15 +70,7 @@ def _digest(encoded_records: Sequence[str]) -> str:
 
 
 def write_csv(table: RecordTable, out: TextIO) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.columns)
-    text = [i for i, column in enumerate(table.columns) if column not in table.numeric]
-    for record in table.records:
-        row = [record.get(column) for column in table.columns]  # None is written as an empty cell
-        for i in text:
-            if row[i]:
-                row[i] = neutralise(row[i])
-        writer.writerow(row)
+    write_rows([table.columns, *([record.get(column) for column in table.columns] for record in table.records)], out)
 
 
 def write_json(table: RecordTable, meta: dict[str, Any], out: TextIO) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,9 @@ def emit(result: Any, json: bool, as_csv: bool, to_json: Callable, to_rows: Call
     if json:
         print_json(to_json(result))
     elif as_csv:
-        csv.writer(sys.stdout, lineterminator="\n").writerows(to_rows(result))
+        from portfolio_cli.export import write_rows
+
+        write_rows(to_rows(result), sys.stdout)
     else:
         stdout.print(to_view(result, stdout.width))
     for note in result.notes:
