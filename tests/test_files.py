@@ -154,7 +154,8 @@ def test_concurrent_cold_starts_never_collide_on_the_markets_cache(tmp_path):
     errors: list[BaseException] = []
 
     def cold_start() -> None:
-        writer = BinanceSource(Prices(), tmp_path / "cache", warn=warnings.append)
+        writer = BinanceSource(Prices(), tmp_path / "cache")
+        writer._warn = warnings.append
         try:
             for _ in range(40):
                 writer._write_markets_cache(markets)
