@@ -1,5 +1,6 @@
-# The two set-up commands: `make demo` and `make test`. Each creates the virtual environment if it is
-# missing and installs the project into it (again only when pyproject.toml changed), then runs.
+# The two set-up commands: `make demo` and `make test` (mypy on src/, then the suite). Each creates
+# the virtual environment if it is missing and installs the project into it (again only when
+# pyproject.toml changed), then runs.
 #   make test TESTS="tests/test_trading.py -x"   runs part of the suite
 #   make test VENV=/tmp/venv INSTALL=            a fresh, non-editable install (what CI does)
 
@@ -16,6 +17,7 @@ demo: $(VENV)/.installed
 	$(BIN)/portfolio demo
 
 test: $(VENV)/.installed-test
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -n auto $(TESTS)
 
 $(BIN)/python:

@@ -316,7 +316,7 @@ def bench_export() -> None:
 def bench_rebalance() -> None:
     """A plan for a portfolio of 100 assets, every one of them outside its band: the planner alone
     (in this process), and the whole `portfolio rebalance --offline` command on a real ledger."""
-    from portfolio_cli.engine.rebalance import Account, Holding, Targets, plan_rebalance
+    from portfolio_cli.engine.rebalance import Account, Holding, RebalanceTargets, plan_rebalance
     from portfolio_cli.engine.rules import Exposure, MarketRules, RiskLimits
 
     assets = [f"A{n:03d}" for n in range(100)]
@@ -335,7 +335,9 @@ def bench_rebalance() -> None:
     times = []
     for _ in range(RUNS):
         started = time.perf_counter()
-        plan = plan_rebalance(account, holdings, Targets(weights, Decimal("0.2")), Decimal("0.001"), Decimal(5), limits)
+        plan = plan_rebalance(
+            account, holdings, RebalanceTargets(weights, Decimal("0.2")), Decimal("0.001"), Decimal(5), limits
+        )
         times.append(time.perf_counter() - started)
     describe("rebalance plan, 100 assets (planner)", times)
     print(f"  {len(plan.trades)} trades, {len(plan.skipped)} left as they are")

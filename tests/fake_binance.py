@@ -3,8 +3,9 @@
 It serves ``/api/v3/exchangeInfo``, ``/api/v3/ticker/24hr`` (one symbol or ``symbols=[...]``),
 ``/api/v3/klines`` (1m, 1h, 1d; scripted or flat) and ``/fapi/v1/fundingRate`` from data the test
 sets, counts every request, and injects faults on demand:
-429 (with Retry-After), 418, 500/502/503/504, a response slower than the client's timeout,
-malformed / empty / HTML 200 bodies and a reset connection.
+429 (with Retry-After), 418, 500/502/503/504 with an HTML body and 500/503 with Binance's JSON
+error body, 403 and 404, a response slower than the client's timeout, malformed / empty / HTML 200
+bodies and a reset connection.
 """
 
 from __future__ import annotations
@@ -28,7 +29,17 @@ MARKETS = {
     "DOGE/USDT": ("DOGE", "USDT", "1.00000000", "1.00000000", "1.00000000"),
 }
 
-FAULTS = {"429", "418", "500", "502", "503", "504", "slow", "garbage", "empty", "html", "reset", "partial"}
+FAULTS = {
+    "429", "418", "500", "502", "503", "504", "500-json", "503-json", "403", "404",
+    "slow", "garbage", "empty", "html", "reset", "partial",
+}  # fmt: skip
+# The faults worth asking again after: rate limits, every 5xx whatever the body, timeouts, resets.
+TEMPORARY = {"429", "500", "502", "503", "504", "500-json", "503-json", "slow", "reset"}
+# Binance's own JSON error bodies for 500 and 503.
+JSON_ERRORS = {
+    "500-json": (500, {"code": -1000, "msg": "An unknown error occurred while processing the request."}),
+    "503-json": (503, {"code": -1008, "msg": "Server is currently overloaded with other requests."}),
+}
 
 
 @dataclass
@@ -247,6 +258,10 @@ def _handler(server: FakeBinanceServer):
                 self._json(int(fault), {"code": -1003, "msg": "Too many requests."}, headers)
             elif fault in {"500", "502", "503", "504"}:
                 self._raw(int(fault), b"<html><body>Service unavailable</body></html>", "text/html")
+            elif fault in JSON_ERRORS:
+                self._json(*JSON_ERRORS[fault])
+            elif fault in {"403", "404"}:
+                self._raw(int(fault), b"<html><body>Not here</body></html>", "text/html")
             elif fault == "garbage":
                 self._raw(200, b'{"symbol": "BTCUSDT", "lastPrice": ', "application/json")
             elif fault == "empty":

@@ -172,3 +172,9 @@ def test_relative_links_resolve(page):
         if "://" in target:
             continue
         assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)", README.read_text()))
+    pages = {page.name for page in DOCS}
+    assert pages <= linked, f"docs pages the README's Documentation list does not link: {sorted(pages - linked)}"

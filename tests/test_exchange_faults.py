@@ -15,7 +15,7 @@ def cached_position(cli, binance):
     return binance
 
 
-@pytest.mark.parametrize("fault", ["500", "502", "503", "504", "reset"])
+@pytest.mark.parametrize("fault", ["500", "502", "503", "504", "500-json", "503-json", "reset"])
 def test_temporary_failure_is_retried_then_succeeds(cli, cached_position, fault):
     binance = cached_position
     binance.prices["BTC/USDT"] = D("41000")
@@ -27,7 +27,7 @@ def test_temporary_failure_is_retried_then_succeeds(cli, cached_position, fault)
     assert result.stderr == ""
 
 
-@pytest.mark.parametrize("fault", ["500", "503", "garbage", "empty", "html", "partial", "slow"])
+@pytest.mark.parametrize("fault", ["500", "503", "503-json", "404", "garbage", "empty", "html", "partial", "slow"])
 def test_unusable_exchange_falls_back_to_cache_with_stale_warning(cli, cached_position, fault, waits):
     binance = cached_position
     binance.fail_always(fault)
@@ -36,7 +36,7 @@ def test_unusable_exchange_falls_back_to_cache_with_stale_warning(cli, cached_po
     assert "stale since" in result.stderr and "BTC/USDT" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert '"price_source": "cache"' in result.stdout
-    retried = fault in {"500", "503", "slow"}
+    retried = fault in {"500", "503", "503-json", "slow"}
     assert binance.count("/ticker/24hr") - before == (3 if retried else 1)  # max_attempts = 3 in tests
     assert waits == ([0.5, 1.0] if retried else [])  # backoff between the three attempts
 
@@ -51,6 +51,23 @@ def test_timeout_is_bounded_by_the_client_timeout(cli, cached_position, waits):
     assert binance.count("/ticker/24hr") - before == 3
     assert waits == [0.5, 1.0]
     assert "no answer within 0.5 s" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("fault", "named"),
+    [
+        ("504", "gateway timeout (HTTP 504) after 3 attempt(s)"),
+        ("500-json", "server error (HTTP 500 Internal Server Error) after 3 attempt(s)"),
+        ("404", "Binance refused the request: HTTP 404 Not Found;"),
+        ("403", "Binance refused the request: HTTP 403 Forbidden;"),
+    ],
+)
+def test_a_failure_is_named_for_what_it_is(cli, cached_position, fault, named):
+    """A 504 is the gateway's timeout, not ours; a 4xx is a refusal, not a server error, and is not retried."""
+    cached_position.fail_always(fault)
+    result = cli("value")
+    assert named in result.stderr and "stale since" in result.stderr
+    assert "no answer within" not in result.stderr and ("HTTP 5" in named) == ("HTTP 5" in result.stderr)
 
 
 def test_rate_limit_honours_retry_after(cli, cached_position, waits):
@@ -134,3 +151,32 @@ def test_markets_are_fetched_again_after_a_day(cli, binance, isolated_env):
     cache.write_text(json.dumps(payload))
     cli("value")
     assert binance.count("/exchangeInfo") == 2
+
+
+def test_retry_asks_again_only_after_temporary_failures_within_one_budget_per_command():
+    from portfolio_cli.errors import ExchangeBadResponse, ExchangeTemporary, ExchangeUnavailable
+    from portfolio_cli.prices.binance import RetryBudget, retry
+
+    budget, waits, sent = RetryBudget(max_attempts=3, seconds=5), [], []
+
+    def failing(error):
+        def request():
+            sent.append(error)
+            raise error
+
+        return request
+
+    with pytest.raises(ExchangeBadResponse):  # not temporary: raised at once, not counted
+        retry(failing(ExchangeBadResponse("garbled")), budget, waits.append)
+    assert (len(sent), budget.failures, waits) == (1, 0, [])
+    with pytest.raises(ExchangeUnavailable, match="rate limited after 3 attempt"):
+        retry(failing(ExchangeTemporary("rate limited")), budget, waits.append)
+    assert (len(sent), waits) == (4, [0.5, 1.0])  # backoff 0.5 s, then 1 s
+    with pytest.raises(ExchangeUnavailable, match="rate limited after 3 attempt"):
+        retry(failing(ExchangeTemporary("rate limited")), budget, waits.append)
+    assert len(sent) == 4  # the command's budget is spent: a later call sends nothing
+
+    long_wait = RetryBudget(max_attempts=3, seconds=5)
+    with pytest.raises(ExchangeUnavailable):
+        retry(failing(ExchangeTemporary("rate limited", retry_after=6)), long_wait, waits.append)
+    assert waits == [0.5, 1.0]  # a Retry-After beyond the budget is not waited for

@@ -22,7 +22,7 @@ from portfolio_cli.cli import app
 LONG = os.environ.get("PORTFOLIO_LONG_TESTS") == "1"
 EXAMPLES = int(os.environ.get("PORTFOLIO_FUZZ_EXAMPLES", "10000" if LONG else "300"))
 FILE_EXAMPLES = 1000 if LONG else 60
-DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 10, 11, 12}
+DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13}
 REFUSED = {1, 2, 3, 4, 5, 6}
 SKIP = {"demo"}  # rebuilds its own ledger from bundled data: no input to fuzz
 NEVER = {"--watch", "--interval", "-n", "--help"}  # --watch runs until Ctrl-C

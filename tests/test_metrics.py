@@ -64,11 +64,11 @@ def test_sharpe_and_sortino_with_downside_deviation_over_all_days():
 
 def test_drawdowns_on_the_growth_index():
     dd = drawdowns(DAYS, daily_returns(DAYS))
-    assert dd.max_pct == pytest.approx(-0.1)  # 0.99 against the 1.1 peak
+    assert dd.max_frac == pytest.approx(-0.1)  # 0.99 against the 1.1 peak
     assert dd.max_amount == pytest.approx(110)  # 10 % of the 1,100 peak equity
-    assert dd.current_pct == pytest.approx(1.089 / 1.1 - 1)
+    assert dd.current_frac == pytest.approx(1.089 / 1.1 - 1)
     assert (dd.days_since_peak, dd.longest_days) == (3, 3)  # the deposit is not a recovery
-    assert ratio(0.089, dd.max_pct) == pytest.approx(0.89)
+    assert ratio(0.089, dd.max_frac) == pytest.approx(0.89)
     assert isinstance(ratio(0.1, 0.0), Undefined)
     recovered = series(("100", "0"), ("90", "0"), ("95", "0"), ("100", "0"), ("101", "0"))
     assert drawdowns(recovered, daily_returns(recovered)).longest_days == 3

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from portfolio_cli.config import Risk, load_settings, target_conflicts
 from portfolio_cli.config import Targets as TargetSettings
-from portfolio_cli.engine.rebalance import CASH, Account, Holding, Targets, plan_rebalance, weights_of
+from portfolio_cli.engine.rebalance import CASH, Account, Holding, RebalanceTargets, plan_rebalance, weights_of
 from portfolio_cli.engine.rules import Exposure, MarketRules, RiskLimits, TradeCheck, check_open
 from portfolio_cli.errors import ConfigInvalid
 
@@ -35,7 +35,7 @@ WEIGHTS = {"BTC": D(40), "ETH": D(30), "SOL": D(10), CASH: D(20)}
 
 
 def test_three_assets_and_cash_by_hand():
-    plan = plan_rebalance(ACCOUNT, HOLDINGS, Targets(WEIGHTS, D(5)), D("0.001"), D(0), OPEN_LIMITS)
+    plan = plan_rebalance(ACCOUNT, HOLDINGS, RebalanceTargets(WEIGHTS, D(5)), D("0.001"), D(0), OPEN_LIMITS)
     trades = [(t.asset, t.buy, t.qty, t.price, t.fee) for t in plan.trades]
     # BTC 50 % → 44.5 % (0.9 of the band inside): sell 550 USDT = 0.011 BTC, fee 0.55.
     # ETH 23.5 % → 25.5 %: buy 200 USDT; SOL's 150 USDT is below its 200 minimum, so it is dropped and the
@@ -46,8 +46,8 @@ def test_three_assets_and_cash_by_hand():
     assert plan.cash_after == D(2250) + D(550) - D("0.55") - D("347.8") - D("0.3478")  # 2,451.3022
     assert plan.equity_after == D(10000) - D("0.55") - D("0.3478")
     after = {w.asset: w for w in plan.after}
-    assert after["BTC"].weight == D(4450) / plan.equity_after * 100  # 44.504 %
-    assert after["ETH"].weight == (D(2350) + D("0.148") * D(2350)) / plan.equity_after * 100  # 26.980 %
+    assert after["BTC"].weight_pct == D(4450) / plan.equity_after * 100  # 44.504 %
+    assert after["ETH"].weight_pct == (D(2350) + D("0.148") * D(2350)) / plan.equity_after * 100  # 26.980 %
     assert [w.asset for w in plan.after if w.outside] == ["SOL"]
     assert plan.drift_before == D(10) + D("6.5") + D(6) + D("2.5")
     assert plan.efficiency == pytest.approx(float(plan.drift_after / 25))
@@ -55,7 +55,9 @@ def test_three_assets_and_cash_by_hand():
 
 
 def test_buy_only_mode_sells_nothing_and_says_so():
-    plan = plan_rebalance(ACCOUNT, HOLDINGS, Targets(WEIGHTS, D(5), buy_only=True), D("0.001"), D(0), OPEN_LIMITS)
+    plan = plan_rebalance(
+        ACCOUNT, HOLDINGS, RebalanceTargets(WEIGHTS, D(5), buy_only=True), D("0.001"), D(0), OPEN_LIMITS
+    )
     # Only ETH is bought, to 25.5 %: 200 USDT is 0.0851 ETH, 0.085 on the step; BTC stays above its band.
     assert [(t.asset, t.buy, t.qty) for t in plan.trades] == [("ETH", True, D("0.085"))]
     reasons = {s.asset: s.reason for s in plan.skipped}
@@ -65,7 +67,7 @@ def test_buy_only_mode_sells_nothing_and_says_so():
 
 
 def test_slippage_moves_fills_against_the_trader_and_is_reported():
-    plan = plan_rebalance(ACCOUNT, HOLDINGS, Targets(WEIGHTS, D(5)), D("0.001"), D(10), OPEN_LIMITS)
+    plan = plan_rebalance(ACCOUNT, HOLDINGS, RebalanceTargets(WEIGHTS, D(5)), D("0.001"), D(10), OPEN_LIMITS)
     sell, buy = plan.trades
     assert sell.price == D(50000) * D("0.999") and buy.price == D(2350) * D("1.001")
     assert plan.slippage == sell.qty * D(50) + buy.qty * D("2.35")
@@ -73,7 +75,7 @@ def test_slippage_moves_fills_against_the_trader_and_is_reported():
 
 def test_a_risk_rule_drops_a_buy_with_its_own_words():
     tight = RiskLimits(D(10), D("0.1"), D(25), D(100), 50, 50, 1, 125, D(200), D(10), D(100))  # 25 % per asset
-    plan = plan_rebalance(ACCOUNT, HOLDINGS, Targets(WEIGHTS, D(5)), D("0.001"), D(0), tight)
+    plan = plan_rebalance(ACCOUNT, HOLDINGS, RebalanceTargets(WEIGHTS, D(5)), D("0.001"), D(0), tight)
     reasons = {s.asset: s.reason for s in plan.skipped}
     assert "maximum position size" in reasons["ETH"] and "risk.max_position_pct" in reasons["ETH"]
     assert all(t.asset != "ETH" for t in plan.trades)
@@ -117,7 +119,7 @@ def portfolios(draw):
     bounds = [0, *cuts, 100]
     weights = {a: D(bounds[i + 1] - bounds[i]) for i, a in enumerate(assets)}
     weights[CASH] = D(100 - bounds[-2])
-    targets = Targets(weights, D(draw(st.integers(1, 10))), buy_only=draw(st.booleans()))
+    targets = RebalanceTargets(weights, D(draw(st.integers(1, 10))), buy_only=draw(st.booleans()))
     limits = RiskLimits(
         D(draw(st.integers(0, 20))), D("0.1"), D(draw(st.integers(20, 100))), D(100), 50, 50, 1, 125, D(200),
         D(draw(st.integers(0, 15))), D(100),
@@ -178,3 +180,25 @@ def test_every_plan_is_affordable_within_the_rules_and_explains_what_stays_outsi
     for w in weights_of(equity_after, cash, exposure, targets):
         if w.outside:
             assert listed.get(w.asset), (w, listed)
+
+
+def test_an_asset_whose_trade_was_dropped_keeps_its_reason_even_when_it_ends_inside_its_band():
+    # Equity 10,000: BTC 51 % (0.102 at 50,000), ETH 24.9999 % (1 at 2,499.99), cash 24.0001 %;
+    # targets 45 / 30 / 25, band ±5. BTC sells 150 USDT to 49.5 % (fee 0.15). ETH, 0.0001 below its band,
+    # wants about 50 USDT, under its 100 minimum, so it is dropped; the BTC fee then lowers equity to
+    # 9,999.85, which lifts ETH to 2,499.99 / 9,999.85 = 25.00027 %, inside its band. It still was not
+    # traded, and the plan says why.
+    holdings = {
+        "BTC": holding("BTC", "50000", "0.102", "0.001", "10"),
+        "ETH": holding("ETH", "2499.99", "1", "0.001", "100"),
+    }
+    account = Account(
+        D(10000), D("2400.01"), D("2400.01"), D(0), tuple(e for h in holdings.values() for _, e in h.lots)
+    )
+    targets = RebalanceTargets({"BTC": D(45), "ETH": D(30), CASH: D(25)}, D(5))
+    plan = plan_rebalance(account, holdings, targets, D("0.001"), D(0), OPEN_LIMITS)
+    assert [(t.asset, t.buy, t.qty) for t in plan.trades] == [("BTC", False, D("0.003"))]
+    after = {w.asset: w for w in plan.after}
+    assert not after["ETH"].outside and after["ETH"].weight_pct == D("2499.99") / D("9999.85") * 100
+    [skipped] = plan.skipped
+    assert skipped.asset == "ETH" and "minimum of 100" in skipped.reason

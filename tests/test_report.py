@@ -131,7 +131,7 @@ def test_terminal_report_shows_every_section(traded):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--period", "2w"), "--period must be one of 7d, 30d, 90d, 1y, ytd, all"),
+        (("--period", "2w"), "Invalid value for '--period': Value error, '2w' is not one of '7d', '30d', '90d', 'ytd'"),
         (("--period", "7d", "--from", "2026-01-01"), "give either --period or --from/--to"),
         (("--json", "--csv"), "give either --json or --csv"),
         (("--from", "2026-02-01", "--to", "2026-01-01"), "--from 2026-02-01 is after --to 2026-01-01"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import ledger_rows
 
-INCOMPLETE = 10
+INCOMPLETE = 13
 
 
 def day(offset: int) -> datetime:

@@ -74,13 +74,13 @@ class Session:
     # The quote cache, as the price book sees it. Fetched quotes are held until the command has
     # succeeded, so a refused command leaves the ledger exactly as it was.
 
-    def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None:
+    def buffer_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None:
         self._fetched.extend(quotes)
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
         return self.ledger.cached_quotes(symbols)
 
-    def save_candles(self, candles: list[Candle]) -> None:
+    def buffer_candles(self, candles: list[Candle]) -> None:
         self._fetched_candles.update({(c.symbol, c.timeframe, c.open_time): c for c in candles})
 
     def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:

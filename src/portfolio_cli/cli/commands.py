@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
-
-try:  # typer >= 0.26 ships its own copy of click
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException
 
 from portfolio_cli import __version__, render, services
+from portfolio_cli.choices import TradeStatus
+from portfolio_cli.cli.exits import ExitCodes
 from portfolio_cli.cli.support import (
     AsOfOpt,
     AtOpt,
@@ -37,30 +32,8 @@ from portfolio_cli.engine.records import MarginMode
 from portfolio_cli.engine.valuation import PositionValue
 from portfolio_cli.errors import InvalidInput
 
-
-class _OneLineErrors(TyperGroup):
-    """Usage errors as one ``error:`` line on stderr (exit 2), like every other refusal."""
-
-    def main(self, *args, **kwargs):
-        kwargs["standalone_mode"] = False
-        try:
-            code = super().main(*args, **kwargs)
-        except ClickException as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":
-                print(exc.format_message())
-            else:
-                command = getattr(getattr(exc, "ctx", None), "command_path", "portfolio")
-                message = " ".join(exc.format_message().split())
-                print(f"error: {message} (see: {command} --help)", file=sys.stderr)
-            sys.exit(exc.exit_code)
-        except typer.Abort:
-            print("error: aborted", file=sys.stderr)
-            sys.exit(130)
-        sys.exit(code or 0)
-
-
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=ExitCodes,
     name="portfolio",
     help="Paper-trade crypto on real Binance prices, from an exact local ledger.",
     no_args_is_help=True,
@@ -83,7 +56,8 @@ def _root(
 ) -> None:
     """Paper-trade crypto on real Binance prices, from an exact local ledger.
 
-    Exit codes: 0 ok, 1 refused by a rule, 2 usage, 3 config, 4 not found, 5 price unavailable, 6 ledger.
+    Exit codes: 0 ok, 1 refused by a rule, 2 usage, 3 config, 4 not found, 5 price unavailable, 6 ledger,
+    10-12 check's margin warning, alert and closes, 13 committed but incomplete, 70 a bug.
     """
 
 
@@ -290,7 +264,7 @@ def close(
 
 @app.command()
 def trades(
-    status: Annotated[str, typer.Option(help="open, closed or all.")] = "all",
+    status: Annotated[TradeStatus, typer.Option(help="Which trades.")] = TradeStatus.ALL,
     symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
     strategy: Annotated[str | None, typer.Option(help="Only this strategy tag.")] = None,
     since: Annotated[str | None, typer.Option("--from", help="Opened at or after (UTC date or time).")] = None,
@@ -309,8 +283,6 @@ def trades(
     [bold]portfolio trades --costs[/]
     """
     with running(command_line(), db, config) as session:
-        if status not in {"open", "closed", "all"}:
-            raise InvalidInput(f"--status must be open, closed or all, got {status!r}")
         rows = services.list_trades(
             session, portfolio_name(session, portfolio), status, symbol, strategy, parse_at(since, "--from"), parse_at(until, "--to")
         )
@@ -429,4 +401,6 @@ def demo(json: JsonOpt = False) -> None:
 
 
 # The commands this module registers; the others are loaded on demand (see cli/__init__).
-CORE = frozenset((c.name or c.callback.__name__).replace("_", "-") for c in app.registered_commands)
+CORE = frozenset(
+    (c.name or (c.callback.__name__ if c.callback else "")).replace("_", "-") for c in app.registered_commands
+)

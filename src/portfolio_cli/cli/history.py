@@ -22,9 +22,8 @@ from portfolio_cli.cli.support import (
     stdout,
     warn,
 )
-from portfolio_cli.errors import LedgerFailure
-
-INCOMPLETE = 10
+from portfolio_cli.engine.history import Every
+from portfolio_cli.errors import ExitCode
 
 
 @app.command()
@@ -36,13 +35,13 @@ def snapshot(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode:
     """Take today's (UTC) snapshot, first backfilling every missed day from daily candles.
 
     One snapshot per portfolio and day: running again the same day replaces it. A day that cannot
     be priced (offline, no candle) is listed on stderr and left for a later run, never invented.
 
-    Exit codes: 0 all taken · 10 some day not taken. Example (crontab):
+    Exit codes: 0 all taken · 13 some day not taken (committed, named on stderr). Example (crontab):
     [bold]5 0 * * * portfolio snapshot --all --quiet[/]
     """
     from portfolio_cli.render.history import skipped_lines, snapshot_view
@@ -60,8 +59,7 @@ def snapshot(
             stdout.print(snapshot_view(run))
         for line in skipped_lines(run):
             warn(line)
-    if not run.complete:
-        raise typer.Exit(INCOMPLETE)
+    return ExitCode.OK if run.complete else ExitCode.INCOMPLETE
 
 
 @app.command()
@@ -69,7 +67,7 @@ def history(
     since: Annotated[str | None, typer.Option("--from", help="First day (UTC date).")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Last day (UTC date), included.")] = None,
     every: Annotated[
-        str | None, typer.Option(help="day, week, month, quarter or year (default: by the range: a screenful of rows).")
+        Every | None, typer.Option(help="One row per period (default: by the range, a screenful of rows).")
     ] = None,
     portfolio: PortfolioOpt = None,
     db: DbOpt = None,
@@ -108,7 +106,7 @@ def cron(db: DbOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
-def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> ExitCode:
     """Rebuild every derived figure and stored snapshot from the ledger's records and compare.
 
     Also runs SQLite's integrity check. Exit code 6 when anything differs.
@@ -124,5 +122,4 @@ def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) ->
             print_json(report, VerifyReport)
         else:
             stdout.print(verify_view(report))
-    if not report.ok:
-        raise typer.Exit(LedgerFailure.exit_code)
+    return ExitCode.OK if report.ok else ExitCode.LEDGER

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from portfolio_cli.choices import ExportKind, FileFormat
 from portfolio_cli.cli.commands import app
 from portfolio_cli.cli.support import (
     ConfigOpt,
@@ -26,20 +27,19 @@ from portfolio_cli.cli.support import (
     stdout,
     write_file,
 )
+from portfolio_cli.engine.tax import Method
 from portfolio_cli.errors import InvalidInput
 
 
 @app.command()
 def export(
-    kind: Annotated[
-        str, typer.Argument(metavar="KIND", help="trades, cashflows, positions, snapshots, tax or rebalances.")
-    ],
-    file_format: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    kind: Annotated[ExportKind, typer.Argument(metavar="KIND", help="What to export.")],
+    file_format: Annotated[FileFormat, typer.Option("--format", help="The file format.")] = FileFormat.CSV,
     since: Annotated[str | None, typer.Option("--from", help="From this UTC date or time (included).")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Up to this UTC date or time (excluded).")] = None,
     at: Annotated[str | None, typer.Option("--at", help="positions: as they stood at this moment.")] = None,
     year: Annotated[int | None, typer.Option(help="tax: the calendar year (UTC).")] = None,
-    method: Annotated[str, typer.Option(help="tax: fifo, lifo or hifo lot matching.")] = "fifo",
+    method: Annotated[Method, typer.Option(help="tax: the lot matching.")] = Method.FIFO,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists (a regular file only).")] = False,
     portfolio: PortfolioOpt = None,
@@ -57,14 +57,20 @@ def export(
     from portfolio_cli.services.exports import export as export_records
 
     with running(command_line(), db, config, offline) as session:
-        if file_format not in ("csv", "json"):
-            raise InvalidInput(f"--format must be csv or json, got {file_format!r}")
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
         result = export_records(
-            session, kind, name, parse_at(since, "--from"), parse_at(until, "--to"), parse_at(at), year, method, file_format == "json"
+            session,
+            kind,
+            name,
+            parse_at(since, "--from"),
+            parse_at(until, "--to"),
+            parse_at(at),
+            year,
+            method,
+            file_format is FileFormat.JSON,
         )
-        write = write_csv if file_format == "csv" else partial(write_json, meta=result.meta)
+        write = write_csv if file_format is FileFormat.CSV else partial(write_json, meta=result.meta)
         if output is None:
             write(result.table, out=sys.stdout)
         else:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
+from portfolio_cli.choices import CompareBy, ReportPeriod
 from portfolio_cli.cli.commands import app
 from portfolio_cli.cli.support import (
     ConfigOpt,
@@ -30,7 +31,7 @@ from portfolio_cli.errors import InvalidInput
 
 SinceOpt = Annotated[str | None, typer.Option("--from", help="First day (UTC date): returns start from its snapshot.")]
 UntilOpt = Annotated[str | None, typer.Option("--to", help="Last day (UTC date), included.")]
-PeriodOpt = Annotated[str | None, typer.Option(help="7d, 30d, 90d, ytd, 1y or all (default all).")]
+PeriodOpt = Annotated[ReportPeriod | None, typer.Option(help="The window ending at the last day (default all).")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV rows (section, name, value, note) instead of tables.")]
 
 
@@ -79,7 +80,10 @@ def report(
         if html is not None:
             from portfolio_cli.render.html import report_html
 
-            write_file(html, lambda handle: handle.write(report_html(result)), force)
+            def write_page(handle: TextIO) -> None:
+                handle.write(report_html(result))
+
+            write_file(html, write_page, force)
         from portfolio_cli.render.report import report_view
 
         emit(result, json, as_csv, report_json, report_rows, report_view)
@@ -93,7 +97,7 @@ def compare(
         list[str] | None, typer.Argument(metavar="[PORTFOLIO]...", help="Two or more portfolios.")
     ] = None,
     by: Annotated[
-        str | None, typer.Option(help="strategy: compare the strategy tags inside one portfolio (-p).")
+        CompareBy | None, typer.Option(help="strategy: compare the strategy tags inside one portfolio (-p).")
     ] = None,
     benchmark: Annotated[
         bool, typer.Option("--benchmark", help="Add BTC buy-and-hold with the first one's cash flows.")
@@ -122,14 +126,12 @@ def compare(
         first, last = parse_day(since, "--from"), parse_day(until, "--to")
         if by is None:
             result = compare_portfolios(session, portfolios or [], first, last, period, benchmark)
-        elif by == "strategy":
+        else:  # --by strategy
             if portfolios:
                 raise InvalidInput("--by strategy compares inside one portfolio: give it with -p, not as arguments")
             if benchmark:
                 raise InvalidInput("--benchmark compares portfolios, not strategies")
             result = compare_strategies(session, portfolio_name(session, portfolio), first, last, period)
-        else:
-            raise InvalidInput(f"--by must be strategy, got {by!r}")
         from portfolio_cli.render.compare import compare_view
 
         emit(result, json, as_csv, compare_json, compare_rows, compare_view)

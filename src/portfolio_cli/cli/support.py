@@ -9,17 +9,16 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, TextIO, overload
 
 import typer
 from rich.console import Console
 
 from portfolio_cli.config import ENV_PORTFOLIO
-from portfolio_cli.errors import InvalidInput, PortfolioError
+from portfolio_cli.errors import InvalidInput
 from portfolio_cli.money import parse_positive
 from portfolio_cli.render import safe
 from portfolio_cli.session import Session
-from portfolio_cli.text import printable
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -66,18 +65,14 @@ def running(
     config: Path | None = None,
     offline: bool = False,
 ) -> Iterator[Session]:
-    """A session for one command; an expected failure becomes one stderr line and its exit code."""
-    session = None
+    """A session for one command, closed however the command ends; the quotes and candles it fetched
+    are cached only when it succeeds. (A failure becomes its exit code in ``cli.exits``.)"""
+    session = Session.create(command, db=db, config=config, offline=offline, warn=warn)
     try:
-        session = Session.create(command, db=db, config=config, offline=offline, warn=warn)
         yield session
         session.keep_fetched_quotes()
-    except PortfolioError as exc:
-        stderr.print(f"error: {printable(str(exc))}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
     finally:
-        if session is not None:
-            session.close()
+        session.close()
 
 
 def command_line() -> str:
@@ -87,6 +82,14 @@ def command_line() -> str:
 
 def portfolio_name(session: Session, option: str | None) -> str:
     return option or session.settings.default_portfolio
+
+
+@overload
+def amount(text: str, what: str) -> Decimal: ...
+
+
+@overload
+def amount(text: str | None, what: str) -> Decimal | None: ...
 
 
 def amount(text: str | None, what: str) -> Decimal | None:

@@ -8,9 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from portfolio_cli import services
 from portfolio_cli.engine.records import Candle
+from portfolio_cli.errors import ConfigInvalid
 from portfolio_cli.money import D
 from portfolio_cli.paths import user_dir
 from portfolio_cli.prices.static import demo_source
@@ -21,7 +23,7 @@ from portfolio_cli.session import Session
 DEMO_PORTFOLIO = "demo"
 
 # (when, symbol, qty, price, options) — the demo's trading month, at historical-looking prices.
-OPENS = [
+OPENS: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("2026-10-02T09:30", "BTC/USDT", "0.015", "62000", {"strategy": "core", "stop_loss": Decimal(58000)}),
     (
         "2026-10-05T14:00",
@@ -54,6 +56,8 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
         leftover.unlink(missing_ok=True)
     source = demo_source()
     as_of = source.as_of
+    if as_of is None:
+        raise ConfigInvalid("the bundled demo prices have no quotes")
     demo = replace(
         session,
         paths=replace(session.paths, ledger=path),
@@ -103,7 +107,7 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
             at=_at("2026-10-20T10:00"),
             note="demo: take half off",
         )
-        demo.save_candles(_daily_candles())
+        demo.buffer_candles(_daily_candles())
         take_snapshots(demo, [DEMO_PORTFOLIO])
         result = services.value(demo, DEMO_PORTFOLIO)
         demo.keep_fetched_quotes()

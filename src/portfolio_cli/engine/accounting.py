@@ -136,12 +136,12 @@ def flow_total(flows: Iterable[CashFlow], kind: FlowKind) -> Decimal:
 
 
 @dataclass(frozen=True)
-class CloseSlice:
+class LotToClose:
     lot: Lot
     qty: Decimal
 
 
-def allocate_close(lots: Sequence[Lot], qty: Decimal | None = None, pct: Decimal | None = None) -> list[CloseSlice]:
+def allocate_close(lots: Sequence[Lot], qty: Decimal | None = None, pct: Decimal | None = None) -> list[LotToClose]:
     """Split a close over open lots, oldest first.
 
     ``qty`` closes that many units, ``pct`` that percentage of the open quantity, neither closes all.
@@ -157,6 +157,6 @@ def allocate_close(lots: Sequence[Lot], qty: Decimal | None = None, pct: Decimal
             break
         take = min(lot.open_qty, remaining)
         if take > 0:
-            slices.append(CloseSlice(lot, q8(take)))
+            slices.append(LotToClose(lot, q8(take)))
             remaining -= take
     return [s for s in slices if s.qty > 0]

@@ -57,14 +57,14 @@ def exposures_by_asset(positions: Iterable[PositionValue]) -> dict[str, Exposure
     return {a: Exposures(long.get(a, ZERO), short.get(a, ZERO)) for a in sorted(set(long) | set(short))}
 
 
-def weight(value: Decimal, equity: Decimal) -> Decimal | None:
+def pct_of_equity(value: Decimal, equity: Decimal) -> Decimal | None:
     return value / equity * HUNDRED if equity > 0 else None
 
 
 @dataclass(frozen=True)
 class Concentration:
     largest_asset: str | None
-    largest_weight: Decimal | None  # percent of equity, by absolute net exposure
+    largest_weight_pct: Decimal | None  # percent of equity, by absolute net exposure
     herfindahl: Decimal | None
 
     @property
@@ -78,7 +78,9 @@ def concentration(net: Mapping[str, Decimal], equity: Decimal) -> Concentration:
     if not held or not total:
         return Concentration(None, None, None)
     largest = max(held, key=lambda a: (held[a], a))
-    return Concentration(largest, weight(held[largest], equity), sum(((v / total) ** 2 for v in held.values()), ZERO))
+    return Concentration(
+        largest, pct_of_equity(held[largest], equity), sum(((v / total) ** 2 for v in held.values()), ZERO)
+    )
 
 
 def grouped(net: Mapping[str, Decimal], key) -> dict[str, Decimal]:

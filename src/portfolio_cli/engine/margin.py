@@ -222,7 +222,7 @@ def stress_test(
                 continue
             liq = isolated_liquidation_price(p.side, p.qty, p.entry_usdt, p.margin, mmr(p.symbol))
             price = p.mark_usdt  # the shocked mark, as a one-price candle: check's own trigger rule
-            if first_trigger(p.side, price, price, price, liquidation=liq) is not None:
+            if liq is not None and first_trigger(p.side, price, price, price, liquidation=liq) is not None:
                 realized, fee = liquidation_settlement(p.side, p.qty, p.entry_usdt, p.margin, liq)
                 flows_after += _settle(realized - fee)
                 lots_after.remove(lot)

@@ -114,9 +114,9 @@ def sortino(returns: Sequence[float], risk_free: float = 0.0) -> Value:
 
 @dataclass(frozen=True)
 class Drawdowns:
-    max_pct: float  # ≤ 0
+    max_frac: float  # ≤ 0
     max_amount: float  # USDT, ≥ 0
-    current_pct: float
+    current_frac: float
     days_since_peak: int
     longest_days: int  # the longest time below a previous peak (to the end, if not recovered)
 
@@ -302,10 +302,15 @@ def performance(
         flows = [(start, -float(days[0].equity)), *((t, -float(a)) for t, a in transfers)]
         money_weighted = xirr([*flows, (end, float(days[-1].equity))])
     dd = drawdowns(days, returns)
+    max_dd: Value
+    amount: Value
+    current: Value
+    since_peak: int | Undefined
+    longest: int | Undefined
     if isinstance(dd, Undefined):
         max_dd = amount = current = since_peak = longest = dd
     else:
-        max_dd, amount, current = dd.max_pct, dd.max_amount, dd.current_pct
+        max_dd, amount, current = dd.max_frac, dd.max_amount, dd.current_frac
         since_peak, longest = dd.days_since_peak, dd.longest_days
     return Performance(
         total_return=total,

@@ -45,8 +45,8 @@ class Holding:
 
 
 @dataclass(frozen=True)
-class Targets:
-    weights: Mapping[str, Decimal]  # percent of equity by asset, CASH for cash; they sum to 100
+class RebalanceTargets:
+    pct_by_asset: Mapping[str, Decimal]  # percent of equity by asset, CASH for cash; they sum to 100
     band: Decimal  # percentage points either side
     buy_only: bool = False
 
@@ -83,12 +83,12 @@ class PlannedTrade:
 class Weight:
     asset: str
     target: Decimal | None  # None: held but not targeted (cash always is)
-    weight: Decimal
+    weight_pct: Decimal
     band: Decimal
 
     @property
     def drift(self) -> Decimal:
-        return self.weight - (self.target or ZERO)
+        return self.weight_pct - (self.target or ZERO)
 
     @property
     def outside(self) -> bool:
@@ -142,10 +142,10 @@ def total_drift(weights: tuple[Weight, ...]) -> Decimal:
 
 
 def weights_of(
-    equity: Decimal, cash: Decimal, exposures: Mapping[str, Decimal], targets: Targets | None
+    equity: Decimal, cash: Decimal, exposures: Mapping[str, Decimal], targets: RebalanceTargets | None
 ) -> tuple[Weight, ...]:
     """Each targeted or held asset's weight, then cash, in percent of ``equity``."""
-    named = dict(targets.weights) if targets else {}
+    named = dict(targets.pct_by_asset) if targets else {}
     band = targets.band if targets else ZERO
     assets = sorted((set(named) | {a for a, v in exposures.items() if v}) - {CASH})
     rows = [
@@ -162,7 +162,7 @@ def _pct(value: Decimal, equity: Decimal) -> Decimal:
 def plan_rebalance(
     account: Account,
     holdings: Mapping[str, Holding],
-    targets: Targets,
+    targets: RebalanceTargets,
     fee_rate: Decimal,
     slippage_bps: Decimal,
     limits: RiskLimits,
@@ -197,15 +197,14 @@ def plan_rebalance(
     skipped = tuple(
         Skipped(w.asset, reasons.get(w.asset) or _left_outside(w))
         for w in after
-        if w.outside or w.asset in reasons
-        if w.outside
+        if w.outside or w.asset in reasons  # a dropped trade keeps its reason even if it ends inside
     )
     return Plan(tuple(trades), skipped, before, after, equity_after, cash)
 
 
 def _left_outside(w: Weight) -> str:
     return (
-        f"ends at {w.weight:.2f} % against {w.target or ZERO:.2f} ± {w.band} %: the fees, the lot steps and the "
+        f"ends at {w.weight_pct:.2f} % against {w.target or ZERO:.2f} ± {w.band} %: the fees, the lot steps and the "
         "other trades leave no trade that brings it inside"
     )
 
@@ -213,7 +212,7 @@ def _left_outside(w: Weight) -> str:
 def _to_inner_edges(
     before: tuple[Weight, ...],
     holdings: Mapping[str, Holding],
-    targets: Targets,
+    targets: RebalanceTargets,
     equity: Decimal,
     reasons: dict[str, str],
     frozen: set[str],
@@ -225,7 +224,7 @@ def _to_inner_edges(
             continue
         target = w.target or ZERO
         edge = target + INSIDE * w.band if w.drift > 0 else max(ZERO, target - INSIDE * w.band)
-        change = (edge - w.weight) / HUNDRED * equity
+        change = (edge - w.weight_pct) / HUNDRED * equity
         if change < 0:
             if targets.buy_only:
                 reasons[w.asset] = "above its band, and buy-only mode sells nothing"
@@ -250,7 +249,7 @@ def _balance_cash(
     wanted: dict[str, Decimal],
     before: tuple[Weight, ...],
     holdings: Mapping[str, Holding],
-    targets: Targets,
+    targets: RebalanceTargets,
     cash: Decimal,
     equity: Decimal,
     reasons: dict[str, str],
@@ -261,13 +260,15 @@ def _balance_cash(
     rows = {w.asset: w for w in before}
     cash_row = rows[CASH]
     projected = {
-        a: w.weight + wanted.get(a, ZERO) / equity * HUNDRED for a, w in rows.items() if a != CASH and a not in frozen
+        a: w.weight_pct + wanted.get(a, ZERO) / equity * HUNDRED
+        for a, w in rows.items()
+        if a != CASH and a not in frozen
     }
-    cash_weight = (cash - sum(wanted.values(), ZERO)) / equity * HUNDRED
+    cash_pct = (cash - sum(wanted.values(), ZERO)) / equity * HUNDRED
     reasons.pop(CASH, None)
     target, band = cash_row.target or ZERO, cash_row.band
-    if cash_weight > target + band:  # too much cash: buy the assets most below their targets
-        excess = (cash_weight - target - INSIDE * band) / HUNDRED * equity
+    if cash_pct > target + band:  # too much cash: buy the assets most below their targets
+        excess = (cash_pct - target - INSIDE * band) / HUNDRED * equity
         for asset in sorted(projected, key=lambda a: projected[a] - (rows[a].target or ZERO)):
             room = ((rows[asset].target or ZERO) + INSIDE * band - projected[asset]) / HUNDRED * equity
             take = min(room, excess)
@@ -276,8 +277,8 @@ def _balance_cash(
                 excess -= take
         if excess > 0:
             reasons[CASH] = f"every asset is at the top of its band: {excess:,.2f} USDT stays in cash"
-    elif cash_weight < target - band:  # too little cash
-        short = (max(ZERO, target - INSIDE * band) - cash_weight) / HUNDRED * equity
+    elif cash_pct < target - band:  # too little cash
+        short = (max(ZERO, target - INSIDE * band) - cash_pct) / HUNDRED * equity
         if targets.buy_only:
             buys = {a: v for a, v in wanted.items() if v > 0}
             total = sum(buys.values(), ZERO)

@@ -30,7 +30,7 @@ class Caches(Connection):
             for c in candles
         ]
         if rows:
-            self.db["candles"].upsert_all(rows, pk=("symbol", "timeframe", "open_time"))
+            self.db.table("candles").upsert_all(rows, pk=("symbol", "timeframe", "open_time"))
 
     def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
         sql = (
@@ -65,7 +65,7 @@ class Caches(Connection):
             for s, p, at, source in quotes
         ]
         if rows:
-            self.db["quotes"].upsert_all(rows, pk="symbol")  # inside the caller's transaction
+            self.db.table("quotes").upsert_all(rows, pk="symbol")  # inside the caller's transaction
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
         if not symbols:

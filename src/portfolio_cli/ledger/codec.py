@@ -54,7 +54,7 @@ def exact_units(total: int | float | None) -> int | None:
 def from_units(units: int | float | None) -> Decimal:
     if units.__class__ is int:  # the common case first: a report converts 100,000 of them
         return Decimal(units).scaleb(-8)
-    return Decimal(exact_units(units)).scaleb(-8) if units else ZERO
+    return Decimal(exact_units(units) or 0).scaleb(-8) if units else ZERO
 
 
 def timestamp(moment: datetime) -> str:

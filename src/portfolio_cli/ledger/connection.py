@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.ledger import codec, failures, migrations
@@ -168,10 +168,10 @@ class Connection:
     def _write(self, table: str, row: dict[str, Any], action: str, portfolio_id: int | None) -> int:
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
-        row_id = self.db[table].insert(row).last_pk
+        row_id = self.db.table(table).insert(row).last_pk
         details = {"table": table, "id": row_id, **{k: v for k, v in row.items() if v is not None}}
         self.audit(action, portfolio_id, details)
-        return row_id
+        return cast(int, row_id)  # these tables' key is their integer rowid
 
     def audit(self, action: str, portfolio_id: int | None, details: dict[str, Any]) -> None:
         """Log an event that is not itself a record (an override of a rule, say)."""

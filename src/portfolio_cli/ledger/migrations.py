@@ -16,11 +16,11 @@ MIGRATION_SET = "portfolio_cli"
 
 
 def m001_initial(db: Database) -> None:
-    db["portfolios"].create(
+    db.table("portfolios").create(
         {"id": int, "name": str, "created_at": str}, pk="id", not_null={"name", "created_at"}, strict=True
     )
-    db["portfolios"].create_index(["name"], unique=True)
-    db["trades"].create(
+    db.table("portfolios").create_index(["name"], unique=True)
+    db.table("trades").create(
         {
             "id": int,
             "portfolio_id": int,
@@ -57,14 +57,14 @@ def m001_initial(db: Database) -> None:
         foreign_keys=[("portfolio_id", "portfolios", "id")],
         strict=True,
     )
-    db["cash_flows"].create(
+    db.table("cash_flows").create(
         {"id": int, "portfolio_id": int, "kind": str, "amount": str, "at": str, "trade_id": int, "note": str},
         pk="id",
         not_null={"portfolio_id", "kind", "amount", "at"},
         foreign_keys=[("portfolio_id", "portfolios", "id"), ("trade_id", "trades", "id")],
         strict=True,
     )
-    db["closes"].create(
+    db.table("closes").create(
         {
             "id": int,
             "trade_id": int,
@@ -81,56 +81,63 @@ def m001_initial(db: Database) -> None:
         foreign_keys=[("trade_id", "trades", "id")],
         strict=True,
     )
-    db["quotes"].create(
+    db.table("quotes").create(
         {"symbol": str, "price": str, "at": str, "fetched_at": str, "source": str},
         pk="symbol",
         not_null={"price", "at", "fetched_at", "source"},
         strict=True,
     )
-    db["audit_log"].create(
+    db.table("audit_log").create(
         {"id": int, "at": str, "command": str, "action": str, "portfolio_id": int, "details": str},
         pk="id",
         not_null={"at", "command", "action", "details"},
         strict=True,
     )
-    db["cash_flows"].create_index(["portfolio_id"])
-    db["trades"].create_index(["portfolio_id", "symbol"])
-    db["closes"].create_index(["trade_id"])
+    db.table("cash_flows").create_index(["portfolio_id"])
+    db.table("trades").create_index(["portfolio_id", "symbol"])
+    db.table("closes").create_index(["trade_id"])
 
 
 def m002_margin_candles_checks(db: Database) -> None:
-    db["closes"].add_column("reason", str, not_null_default="manual")
-    db["margin_changes"].create(
+    db.table("closes").add_column("reason", str, not_null_default="manual")
+    db.table("margin_changes").create(
         {"id": int, "trade_id": int, "at": str, "amount": str, "mode": str},
         pk="id",
         not_null={"trade_id", "at", "amount"},
         foreign_keys=[("trade_id", "trades", "id")],
         strict=True,
     )
-    db["margin_changes"].create_index(["trade_id"])
+    db.table("margin_changes").create_index(["trade_id"])
     # Exchange candles, a cache: prices are exact decimal text like every other price.
-    db["candles"].create(
+    db.table("candles").create(
         {"symbol": str, "timeframe": str, "open_time": str, "open": str, "high": str, "low": str, "close": str},
         pk=("symbol", "timeframe", "open_time"),
         not_null={"open", "high", "low", "close"},
         strict=True,
     )
-    db["checks"].create(
+    db.table("checks").create(
         {"id": int, "portfolio_id": int, "through": str, "ran_at": str, "events": int},
         pk="id",
         not_null={"portfolio_id", "through", "ran_at", "events"},
         foreign_keys=[("portfolio_id", "portfolios", "id")],
         strict=True,
     )
-    db["checks"].create_index(["portfolio_id", "through"])
+    db.table("checks").create_index(["portfolio_id", "through"])
     # Each funding payment is booked once per trade and funding time, however often check runs.
     db.execute("create unique index funding_once on cash_flows (trade_id, at) where kind = 'funding'")
 
 
 def m003_snapshots(db: Database) -> None:
-    money = ("equity", "wallet_balance", "free_margin", "spot_holdings", "margin_used", "unrealized_pnl")
+    money: tuple[str, ...] = (
+        "equity",
+        "wallet_balance",
+        "free_margin",
+        "spot_holdings",
+        "margin_used",
+        "unrealized_pnl",
+    )
     money += ("realized_pnl", "fees", "liquidation_fees", "funding", "deposits", "withdrawals")
-    db["snapshots"].create(
+    db.table("snapshots").create(
         {
             "id": int,
             "portfolio_id": int,
@@ -147,9 +154,9 @@ def m003_snapshots(db: Database) -> None:
         strict=True,
     )
     # One snapshot per portfolio and UTC day: a second one that day replaces the first.
-    db["snapshots"].create_index(["portfolio_id", "day"], unique=True)
+    db.table("snapshots").create_index(["portfolio_id", "day"], unique=True)
     prices = ("qty", "entry_usdt", "mark", "mark_usdt", "value", "unrealized_pnl", "margin")
-    db["snapshot_positions"].create(
+    db.table("snapshot_positions").create(
         {
             "snapshot_id": int,
             "trade_id": int,
@@ -170,13 +177,13 @@ def m003_snapshots(db: Database) -> None:
 def m004_report_indexes(db: Database) -> None:
     # Covering indexes for the report, which sums every trade's flows and closes: read from the
     # index alone, in trade order, 100,000 trades take a third of the time.
-    db["cash_flows"].create_index(["portfolio_id", "trade_id", "kind", "at", "amount"])
-    db["closes"].create_index(["trade_id", "closed_at", "qty"])
+    db.table("cash_flows").create_index(["portfolio_id", "trade_id", "kind", "at", "amount"])
+    db.table("closes").create_index(["trade_id", "closed_at", "qty"])
 
 
 def m005_rebalances(db: Database) -> None:
     # One row per executed rebalance; its trades are booked as ordinary trades and closes.
-    db["rebalances"].create(
+    db.table("rebalances").create(
         {
             "id": int,
             "portfolio_id": int,
@@ -196,7 +203,7 @@ def m005_rebalances(db: Database) -> None:
         foreign_keys=[("portfolio_id", "portfolios", "id")],
         strict=True,
     )
-    db["rebalances"].create_index(["portfolio_id", "at"])
+    db.table("rebalances").create_index(["portfolio_id", "at"])
 
 
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.

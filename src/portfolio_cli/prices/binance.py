@@ -1,8 +1,17 @@
 """Binance through ccxt: the only module that imports ccxt, and only when a price is needed.
 
 One ``GET /api/v3/ticker/24hr?symbols=[...]`` per command; ``exchangeInfo`` at most once per
-``markets_ttl_hours`` (cached on disk). Temporary failures (timeouts, 429, 5xx, dropped
-connections) are retried with exponential backoff inside a time budget, honouring ``Retry-After``.
+``markets_ttl_hours`` (cached on disk). Along freqtrade's lines, three separate steps:
+
+- ``translate`` turns every ccxt error into one of a few typed errors, by the HTTP status when
+  there was an answer: temporary (429, any 5xx whatever its body, a timeout, a dropped connection),
+  banned (418), not found (an unknown symbol), a bad response (an answer that is not the one asked
+  for) or unavailable (any other refusal, e.g. a 404 or 403, named by its status);
+- ``retry`` asks again after temporary failures only, with exponential backoff or the server's
+  ``Retry-After``, inside one budget per command — ``max_attempts`` failed requests and
+  ``retry_budget_seconds`` in all, however many calls the command makes;
+- the answers are parsed by this module's own functions, whose errors alone mean a bad response.
+
 A 418 means the IP is banned: nothing is sent again until the ban ends (remembered on disk).
 """
 
@@ -10,7 +19,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +30,14 @@ from urllib.parse import urlsplit
 from portfolio_cli.config import Prices
 from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.rules import MarketRules
-from portfolio_cli.errors import ExchangeUnavailable, NotFound
+from portfolio_cli.errors import (
+    ExchangeBadResponse,
+    ExchangeBanned,
+    ExchangeTemporary,
+    ExchangeUnavailable,
+    NotFound,
+    PortfolioError,
+)
 from portfolio_cli.money import D
 from portfolio_cli.prices import TIMEFRAMES, FundingRate, Quote, floor_time
 
@@ -31,6 +48,83 @@ CANARY = "BTC/USDT"
 PAGE = 1000  # candles per request, Binance's maximum
 MAX_CANDLE_PAGES = 100  # a misbehaving server cannot keep a command paging forever
 MAX_BACKOFF_SECONDS = 8.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The HTTP answer to the latest request, as ccxt received it (None when none came)."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: str
+
+
+def translate(exc: Exception, answer: Answer | None, now: datetime, timeout_seconds: float) -> PortfolioError:
+    """The typed error for a ccxt error; an HTTP answer's status decides over ccxt's class, which
+    for Binance depends on the body (a 500 with Binance's JSON body is not ccxt's "not available")."""
+    import ccxt
+
+    if isinstance(exc, ccxt.BadSymbol):
+        return NotFound(f"unknown symbol on Binance: {_first_line(exc)}")
+    if answer is None:  # no answer at all
+        if isinstance(exc, ccxt.RequestTimeout):
+            return ExchangeTemporary(f"no answer within {timeout_seconds:g} s")
+        if isinstance(exc, ccxt.NetworkError):
+            return ExchangeTemporary("connection reset" if _caused_by(exc, ConnectionResetError) else "cannot connect")
+        return ExchangeUnavailable(f"Binance request failed: {_first_line(exc)}")
+    status, retry_after = answer.status, _retry_after(answer.headers)
+    if status == 418:
+        until = now + (timedelta(seconds=retry_after) if retry_after else DEFAULT_BAN)
+        return ExchangeBanned(f"Binance has banned this IP (HTTP 418) until {until:%Y-%m-%d %H:%M:%S} UTC", until)
+    if status == 429:
+        return ExchangeTemporary("rate limited (HTTP 429)", retry_after)
+    if status == 504:
+        return ExchangeTemporary("gateway timeout (HTTP 504)", retry_after)
+    if status >= 500:
+        return ExchangeTemporary(f"server error (HTTP {status} {answer.reason})".replace(" )", ")"), retry_after)
+    if status >= 400:
+        said = _binance_message(answer.body)
+        return ExchangeUnavailable(
+            f"Binance refused the request: HTTP {status} {answer.reason}".rstrip() + (f": {said}" if said else "")
+        )
+    return ExchangeBadResponse(f"Binance returned an unusable response: {_first_line(exc)}")
+
+
+@dataclass
+class RetryBudget:
+    """What one command may spend on temporary failures, across all its requests: ``max_attempts``
+    failed requests and ``seconds`` of failed requests and backoff. Once spent, the command sends
+    nothing more (its later requests fail at once with the reason)."""
+
+    max_attempts: int
+    seconds: float
+    failures: int = 0
+    spent: float = 0.0
+    gave_up: str | None = None  # why, once spent
+
+    def backoff(self) -> float:
+        return min(0.5 * 2 ** (self.failures - 1), MAX_BACKOFF_SECONDS)
+
+
+def retry(request: Callable[[], T], budget: RetryBudget, sleep: Callable[[float], None]) -> T:
+    """``request()``, asked again after an ``ExchangeTemporary`` while ``budget`` lasts; any other
+    error is raised at once. The waits go through ``sleep`` (the tests record them instead)."""
+    while True:
+        if budget.gave_up is not None:
+            raise ExchangeUnavailable(budget.gave_up)
+        started = time.monotonic()
+        try:
+            return request()
+        except ExchangeTemporary as exc:
+            budget.failures += 1
+            budget.spent += time.monotonic() - started
+            wait = exc.retry_after if exc.retry_after is not None else budget.backoff()
+            if budget.failures >= budget.max_attempts or budget.spent + wait > budget.seconds:
+                budget.gave_up = f"Binance unavailable: {exc.reason} after {budget.failures} attempt(s)"
+                raise ExchangeUnavailable(budget.gave_up) from None
+            budget.spent += wait
+            sleep(wait)
 
 
 class BinanceSource:
@@ -54,6 +148,8 @@ class BinanceSource:
         self._offline = offline
         self._exchange: Any = None
         self._markets: dict[str, Any] | None = None
+        # One budget for the whole command: this source lives as long as the command's session.
+        self._budget = RetryBudget(settings.max_attempts, settings.retry_budget_seconds)
 
     # PriceSource
 
@@ -61,11 +157,11 @@ class BinanceSource:
         if self._offline:
             raise ExchangeUnavailable("offline")
         self._require_known(symbols)
-        exchange = self._client()
-        tickers = self._call(lambda: exchange.fetch_tickers(symbols))
-        if not isinstance(tickers, dict):
-            raise ExchangeUnavailable("Binance returned an unusable ticker response")
-        return {symbol: self._quote(symbol, tickers.get(symbol)) for symbol in symbols}
+        ids = {self._market_id(symbol): symbol for symbol in symbols}
+        # Binance's own answer rather than ccxt's fetch_tickers, whose parsing of a garbled body
+        # fails with AttributeError; the same request (ccxt sends this one for spot symbols).
+        answer = self._request(lambda exchange: exchange.publicGetTicker24hr({"symbols": exchange.json(list(ids))}))
+        return parse_tickers(answer, ids, self._clock())
 
     def rules(self, symbol: str) -> MarketRules | None:
         markets = self._load_markets()
@@ -86,24 +182,18 @@ class BinanceSource:
         if self._offline:
             raise ExchangeUnavailable("offline")
         self._require_known([symbol])
-        exchange = self._client()
         since = int(at.timestamp()) // 60 * 60 * 1000
-        candles = self._call(lambda: exchange.fetch_ohlcv(symbol, "1m", since=since, limit=1))
-        try:
-            opened_ms, open_price = candles[0][0], candles[0][1]
-            price = D(str(open_price))
-        except (IndexError, TypeError, ValueError, KeyError):
-            raise ExchangeUnavailable(f"Binance has no candle for {symbol} at {at:%Y-%m-%d %H:%M} UTC") from None
-        if opened_ms != since or price <= 0:
+        rows = self._klines(symbol, "1m", since, 1)
+        candles = [_candle(symbol, "1m", row) for row in rows[:1]]
+        if not candles or int(candles[0].open_time.timestamp() * 1000) != since:
             raise ExchangeUnavailable(f"Binance has no candle for {symbol} at {at:%Y-%m-%d %H:%M} UTC")
-        return Quote(symbol, price, datetime.fromtimestamp(opened_ms / 1000, UTC))
+        return Quote(symbol, candles[0].open, candles[0].open_time)
 
     def candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
-        """Pages of ``fetch_ohlcv`` (1,000 candles each) from ``since``; only complete candles."""
+        """Pages of klines (1,000 candles each) from ``since``; only complete candles."""
         if self._offline:
             raise ExchangeUnavailable("offline")
         self._require_known([symbol])
-        exchange = self._client()
         step = TIMEFRAMES[timeframe]
         end = min(until, floor_time(self._clock(), timeframe))  # the current candle is not complete
         cursor = floor_time(since, timeframe)
@@ -111,9 +201,8 @@ class BinanceSource:
         for _ in range(MAX_CANDLE_PAGES):
             if cursor >= end:
                 break
-            since_ms = int(cursor.timestamp() * 1000)
-            rows = self._call(lambda ms=since_ms: exchange.fetch_ohlcv(symbol, timeframe, since=ms, limit=PAGE))
-            page = [c for c in (_candle(symbol, timeframe, row) for row in rows or []) if cursor <= c.open_time < end]
+            rows = self._klines(symbol, timeframe, int(cursor.timestamp() * 1000), PAGE)
+            page = [c for c in (_candle(symbol, timeframe, row) for row in rows) if cursor <= c.open_time < end]
             if not page:
                 break
             result.extend(page)
@@ -125,25 +214,13 @@ class BinanceSource:
         it was paid. Spot markets are all this tool loads, so it uses ccxt's raw endpoint method."""
         if self._offline:
             raise ExchangeUnavailable("offline")
-        exchange = self._client()
         params = {
             "symbol": symbol.replace("/", ""),
             "startTime": int(since.timestamp() * 1000),
             "endTime": int(until.timestamp() * 1000),
             "limit": 1000,
         }
-        rows = self._call(lambda: exchange.fapiPublicGetFundingRate(params))
-        if not isinstance(rows, list):
-            raise ExchangeUnavailable("Binance returned an unusable funding-rate response")
-        rates = {}
-        for row in rows:
-            try:
-                at = floor_time(datetime.fromtimestamp(int(row["fundingTime"]) / 1000, UTC), "1h")
-                mark = _decimal(row.get("markPrice"))
-                rates[at] = FundingRate(at, D(str(row["fundingRate"])), mark if mark and mark > 0 else None)
-            except (TypeError, KeyError, ValueError, OverflowError, OSError):
-                raise ExchangeUnavailable(f"Binance returned an unusable funding rate for {symbol}") from None
-        return rates
+        return parse_funding(self._request(lambda exchange: exchange.fapiPublicGetFundingRate(params)), symbol)
 
     # internals
 
@@ -159,11 +236,10 @@ class BinanceSource:
         if self._markets is None:
             cached = self._read_markets_cache(ignore_age=self._offline)
             if cached is None and not self._offline:
-                exchange = self._client()
-                cached = self._slim(self._call(exchange.load_markets))
+                cached = self._slim(self._request(lambda exchange: exchange.load_markets()))
                 if CANARY not in cached:  # an empty, partial or garbled answer: never cache it
-                    exchange.markets = None
-                    raise ExchangeUnavailable("Binance returned an unusable markets list")
+                    self._client().markets = None
+                    raise ExchangeBadResponse("Binance returned an unusable markets list")
                 self._write_markets_cache(cached)
             self._markets = cached or {}
         return self._markets
@@ -178,10 +254,19 @@ class BinanceSource:
     def _make_client(self) -> Any:
         import ccxt
 
-        exchange = ccxt.binance(
+        class Binance(ccxt.binance):
+            """ccxt's Binance, keeping the HTTP answer to each request for ``translate``."""
+
+            answer: Answer | None = None
+
+            def on_rest_response(self, code, reason, url, method, headers, body, *request):
+                self.answer = Answer(code, reason or "", headers, body)
+                return super().on_rest_response(code, reason, url, method, headers, body, *request)
+
+        exchange = Binance(
             {
                 "timeout": int(self._settings.timeout_seconds * 1000),
-                # A command makes one or two requests; 429s are handled in _call, not by sleeping first.
+                # A command makes one or two requests; 429s are handled by retry, not by sleeping first.
                 "enableRateLimit": False,
                 "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "defaultType": "spot"},
             }
@@ -214,60 +299,35 @@ class BinanceSource:
         payload = {"fetched_at": self._clock().isoformat(), "url": self._settings.binance_url, "markets": markets}
         self._write_cache(self._markets_file, payload)
 
-    def _quote(self, symbol: str, ticker: Any) -> Quote:
-        # The exact decimal string Binance sent, not ccxt's float.
-        try:
-            info = ticker["info"]
-            price = D(str(info["lastPrice"]))
-            at_ms = info.get("closeTime") or ticker.get("timestamp")
-            at = datetime.fromtimestamp(int(at_ms) / 1000, UTC) if at_ms else self._clock()
-        except (TypeError, KeyError, ValueError, OverflowError, OSError):
-            raise ExchangeUnavailable(f"Binance returned no usable price for {symbol}") from None
-        if price <= 0:
-            raise ExchangeUnavailable(f"Binance returned a non-positive price for {symbol}: {price}")
-        return Quote(symbol, price, at)
+    def _market_id(self, symbol: str) -> str:
+        return str(self._load_markets()[symbol]["id"])
 
-    def _call(self, request: Callable[[], T]) -> T:
+    def _klines(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[Any]:
+        """Binance's candles as it sent them (exact decimal strings, not ccxt's floats); the request
+        ccxt's fetch_ohlcv sends for a spot symbol."""
+        params = {"symbol": self._market_id(symbol), "interval": timeframe, "startTime": since_ms, "limit": limit}
+        rows = self._request(lambda exchange: exchange.publicGetKlines(params))
+        if not isinstance(rows, list):
+            raise ExchangeBadResponse(f"Binance returned an unusable candle response for {symbol}")
+        return rows
+
+    def _request(self, send: Callable[[Any], T]) -> T:
+        """``send(exchange)``: one request, its ccxt errors translated, retried inside the command's budget."""
         import ccxt
 
-        self._refuse_while_banned()
-        deadline = time.monotonic() + self._settings.retry_budget_seconds
-        for attempt in range(1, self._settings.max_attempts + 1):
+        def once() -> T:
+            self._refuse_while_banned()
+            exchange = self._client()
+            exchange.answer = None
             try:
-                return request()
-            except ccxt.DDoSProtection as exc:
-                retry_after = self._retry_after()
-                if " 418 " in f" {exc} ":
-                    until = self._clock() + (timedelta(seconds=retry_after) if retry_after else DEFAULT_BAN)
-                    self._remember_ban(until)
-                    raise ExchangeUnavailable(
-                        f"Binance has banned this IP (HTTP 418) until {until:%Y-%m-%d %H:%M:%S} UTC"
-                    ) from None
-                reason, wait = "rate limited (HTTP 429)", retry_after or _backoff(attempt)
-            except ccxt.RequestTimeout:
-                reason, wait = f"no answer within {self._settings.timeout_seconds:g} s", _backoff(attempt)
-            except ccxt.ExchangeNotAvailable:
-                reason, wait = "server error (HTTP 5xx)", _backoff(attempt)
-            except ccxt.NetworkError:
-                reason, wait = "cannot connect", _backoff(attempt)
-            except ccxt.BadSymbol as exc:
-                raise NotFound(f"unknown symbol on Binance: {exc}") from None
+                return send(exchange)
             except ccxt.BaseError as exc:
-                raise ExchangeUnavailable(f"Binance refused the request: {_first_line(exc)}") from None
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-                raise ExchangeUnavailable("Binance returned an unusable response") from None
-            if attempt == self._settings.max_attempts or time.monotonic() + wait > deadline:
-                raise ExchangeUnavailable(f"Binance unavailable: {reason} after {attempt} attempt(s)")
-            self._sleep(wait)
-        raise AssertionError("unreachable")
+                error = translate(exc, exchange.answer, self._clock(), self._settings.timeout_seconds)
+                if isinstance(error, ExchangeBanned):
+                    self._remember_ban(error.until)
+                raise error from None
 
-    def _retry_after(self) -> float | None:
-        headers = getattr(self._exchange, "last_response_headers", None) or {}
-        value = headers.get("Retry-After") if hasattr(headers, "get") else None
-        try:
-            return max(0.0, float(value)) if value is not None else None
-        except ValueError:
-            return None
+        return retry(once, self._budget, self._sleep)
 
     def _refuse_while_banned(self) -> None:
         try:
@@ -296,8 +356,38 @@ class BinanceSource:
             self._warn(f"could not cache {path.name}: {exc}")
 
 
-def _backoff(attempt: int) -> float:
-    return min(0.5 * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+def parse_tickers(answer: Any, ids: dict[str, str], now: datetime) -> dict[str, Quote]:
+    """Quotes from Binance's ``ticker/24hr`` answer: the exact ``lastPrice`` string it sent, at its
+    ``closeTime``. ``ids`` maps Binance's market ids to the symbols asked for."""
+    rows = {row.get("symbol"): row for row in answer if isinstance(row, dict)} if isinstance(answer, list) else {}
+    return {symbol: _quote(symbol, rows.get(market_id), now) for market_id, symbol in ids.items()}
+
+
+def _quote(symbol: str, row: Any, now: datetime) -> Quote:
+    try:
+        price = D(str(row["lastPrice"]))
+        at_ms = row.get("closeTime")
+        at = datetime.fromtimestamp(int(at_ms) / 1000, UTC) if at_ms else now
+    except (TypeError, KeyError, ValueError, OverflowError, OSError):
+        raise ExchangeBadResponse(f"Binance returned no usable price for {symbol}") from None
+    if price <= 0:
+        raise ExchangeBadResponse(f"Binance returned a non-positive price for {symbol}: {price}")
+    return Quote(symbol, price, at)
+
+
+def parse_funding(rows: Any, symbol: str) -> dict[datetime, FundingRate]:
+    """Funding rates from Binance's ``fundingRate`` answer, by the hour each was paid."""
+    if not isinstance(rows, list):
+        raise ExchangeBadResponse("Binance returned an unusable funding-rate response")
+    rates = {}
+    for row in rows:
+        try:
+            at = floor_time(datetime.fromtimestamp(int(row["fundingTime"]) / 1000, UTC), "1h")
+            mark = _decimal(row.get("markPrice"))
+            rates[at] = FundingRate(at, D(str(row["fundingRate"])), mark if mark and mark > 0 else None)
+        except (TypeError, KeyError, ValueError, OverflowError, OSError, AttributeError):
+            raise ExchangeBadResponse(f"Binance returned an unusable funding rate for {symbol}") from None
+    return rates
 
 
 def _candle(symbol: str, timeframe: str, row: Any) -> Candle:
@@ -306,10 +396,10 @@ def _candle(symbol: str, timeframe: str, row: Any) -> Candle:
     try:
         opened, o, h, low, c = row[0], *(D(str(v)) for v in row[1:5])
         candle = Candle(symbol, timeframe, datetime.fromtimestamp(int(opened) / 1000, UTC), o, h, low, c)
-    except (TypeError, ValueError, IndexError, OverflowError, OSError):
-        raise ExchangeUnavailable(f"Binance returned an unusable candle for {symbol}") from None
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError, OSError):
+        raise ExchangeBadResponse(f"Binance returned an unusable candle for {symbol}") from None
     if min(o, h, low, c) <= 0 or low > min(o, c) or h < max(o, c):
-        raise ExchangeUnavailable(f"Binance returned an inconsistent candle for {symbol}")
+        raise ExchangeBadResponse(f"Binance returned an inconsistent candle for {symbol}")
     return candle
 
 
@@ -324,3 +414,35 @@ def _decimal(value: Any) -> Decimal | None:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _binance_message(body: str) -> str | None:
+    """The ``msg`` of Binance's JSON error body, if that is what came."""
+    try:
+        said = json.loads(body).get("msg")
+    except (ValueError, AttributeError):
+        return None
+    return str(said)[:200] if said else None
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is among the exceptions that led to ``exc`` (requests wraps them twice)."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if isinstance(current, kind):
+            return True
+        if id(current) not in seen:
+            seen.add(id(current))
+            links = (current.__cause__, current.__context__, *current.args)
+            pending.extend(link for link in links if isinstance(link, BaseException))
+    return False

@@ -31,11 +31,11 @@ class CandleSeries:
 
 
 class QuoteCache(Protocol):
-    def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None: ...
+    def buffer_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None: ...
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]: ...
 
-    def save_candles(self, candles: list[Candle]) -> None: ...
+    def buffer_candles(self, candles: list[Candle]) -> None: ...
 
     def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]: ...
 
@@ -89,7 +89,7 @@ class PriceBook:
             except ExchangeUnavailable as exc:
                 failure = exc
             else:
-                self._cache.save_quotes([(q.symbol, q.price, q.at, self.source.name) for q in fetched.values()], now)
+                self._cache.buffer_quotes([(q.symbol, q.price, q.at, self.source.name) for q in fetched.values()], now)
                 quotes.update({s: (q, self.source.name, False) for s, q in fetched.items()})
         missing = [s for s in wanted if s not in quotes]
         if missing:
@@ -196,7 +196,7 @@ class PriceBook:
                 failure = str(exc)
             else:
                 new = [c for c in fetched if c.open_time not in have]
-                self._cache.save_candles(new)
+                self._cache.buffer_candles(new)
                 have.update({c.open_time: c for c in new})
         candles = [have[t] for t in wanted if t in have]
         gaps = [t for t in wanted if t not in have]

@@ -68,7 +68,8 @@ def file_source(path: Path) -> StaticSource:
 
 
 def _from_json(name: str, data: dict, origin: str) -> StaticSource:
-    as_of = _parse_time(data.get("as_of")) if data.get("as_of") else datetime.now(UTC)
+    as_of_text = data.get("as_of")
+    as_of = _parse_time(as_of_text) if as_of_text else datetime.now(UTC)
     quotes = {s: Quote(s, _price(v, s, origin), as_of) for s, v in data["quotes"].items()}
     rules = {
         s: MarketRules(

@@ -84,7 +84,7 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
     summary = Table(title=f"Portfolio {safe(result.portfolio)}{title_note}", show_header=False, box=None)
     summary.add_column("figure")
     summary.add_column("USDT", justify="right")
-    rows = [
+    rows: list[tuple[str, str | Text]] = [
         ("Equity (portfolio value)", money(v.equity)),
         ("Wallet balance", money(v.wallet_balance)),
         ("Cash available (free margin)", money(v.free_margin)),

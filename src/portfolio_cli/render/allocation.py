@@ -36,7 +36,7 @@ def allocation_view(a: Allocation) -> RenderableType:
             safe(row.asset),
             *sides,
             money(row.net),
-            pct(row.weight),
+            pct(row.weight_pct),
             pct(row.target),
             _drift(row.drift, row.outside),
         )
@@ -62,7 +62,7 @@ def _group_table(title: str, rows: list[GroupRow]) -> Table:
     table.add_column("")
     add_numeric_columns(table, "net", "weight %")
     for row in rows:
-        table.add_row(safe(row.name), money(row.net), pct(row.weight))
+        table.add_row(safe(row.name), money(row.net), pct(row.weight_pct))
     return table
 
 
@@ -75,7 +75,7 @@ def _exposure(a: Allocation) -> Table:
     table.add_row("short", f"{money(a.short)}{share(a.short)}")
     table.add_row("net", f"{money(a.net)}{share(a.net)}")
     c = a.concentration
-    largest = f"{safe(c.largest_asset)} {pct(c.largest_weight)} %" if c.largest_asset else NA
+    largest = f"{safe(c.largest_asset)} {pct(c.largest_weight_pct)} %" if c.largest_asset else NA
     table.add_row("largest single weight", largest)
     table.add_row("Herfindahl index", f"{c.herfindahl:.4f}" if c.herfindahl is not None else NA)
     table.add_row("effective number of assets", f"{c.effective_assets:.2f}" if c.effective_assets else NA)
@@ -84,7 +84,7 @@ def _exposure(a: Allocation) -> Table:
     elif not a.correlated:
         table.add_row("correlated groups", "none")
     for group in a.correlated if isinstance(a.correlated, list) else []:
-        table.add_row(f"correlated: {safe(', '.join(group.assets))}", f"{pct(group.weight)} %")
+        table.add_row(f"correlated: {safe(', '.join(group.assets))}", f"{pct(group.weight_pct)} %")
     return table
 
 
@@ -92,7 +92,7 @@ def allocation_json(a: Allocation) -> dict[str, Any]:
     correlated = (
         {"undefined": a.correlated.why}
         if isinstance(a.correlated, Undefined)
-        else [{"assets": list(g.assets), "net": str(g.net), "weight_pct": _text(g.weight)} for g in a.correlated]
+        else [{"assets": list(g.assets), "net": str(g.net), "weight_pct": _text(g.weight_pct)} for g in a.correlated]
     )
     c = a.concentration
     return {
@@ -107,7 +107,7 @@ def allocation_json(a: Allocation) -> dict[str, Any]:
                 "long": str(r.long),
                 "short": str(r.short),
                 "net": str(r.net),
-                "weight_pct": _text(r.weight),
+                "weight_pct": _text(r.weight_pct),
                 "target_pct": _text(r.target),
                 "drift_pct": _text(r.drift),
                 "outside_band": r.outside,
@@ -115,12 +115,12 @@ def allocation_json(a: Allocation) -> dict[str, Any]:
             for r in a.assets
         ],
         "margin_used": str(a.margin_used),
-        "classes": [{"name": g.name, "net": str(g.net), "weight_pct": _text(g.weight)} for g in a.classes],
-        "sectors": [{"name": g.name, "net": str(g.net), "weight_pct": _text(g.weight)} for g in a.sectors],
+        "classes": [{"name": g.name, "net": str(g.net), "weight_pct": _text(g.weight_pct)} for g in a.classes],
+        "sectors": [{"name": g.name, "net": str(g.net), "weight_pct": _text(g.weight_pct)} for g in a.sectors],
         "exposure": {"long": str(a.long), "short": str(a.short), "net": str(a.net)},
         "concentration": {
             "largest_asset": c.largest_asset,
-            "largest_weight_pct": _text(c.largest_weight),
+            "largest_weight_pct": _text(c.largest_weight_pct),
             "herfindahl": _text(c.herfindahl),
         },
         "correlated_groups": correlated,
@@ -189,7 +189,7 @@ def _weights_table(p: Plan) -> Table:
 
 
 def _weight(w: Weight) -> Text:
-    return Text(pct(w.weight), style="bold red" if w.outside else "")
+    return Text(pct(w.weight_pct), style="bold red" if w.outside else "")
 
 
 def plan_json(r: Rebalance) -> dict[str, Any]:
@@ -232,7 +232,7 @@ def plan_json(r: Rebalance) -> dict[str, Any]:
 
 
 def _weight_json(w: Weight) -> dict[str, Any]:
-    return {"asset": w.asset, "target_pct": _text(w.target), "weight_pct": str(w.weight), "outside_band": w.outside}
+    return {"asset": w.asset, "target_pct": _text(w.target), "weight_pct": str(w.weight_pct), "outside_band": w.outside}
 
 
 def log_view(portfolio: str, events: list[RebalanceEvent]) -> RenderableType:

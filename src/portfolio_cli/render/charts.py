@@ -6,7 +6,7 @@ which rich drops on a terminal without colour or under ``NO_COLOR``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from rich.text import Text
@@ -15,7 +15,7 @@ HEIGHT = 12
 
 
 def line_chart(
-    title: str, days: Sequence[date], series: dict[str, Sequence[float]], width: int, height: int = HEIGHT
+    title: str, days: Sequence[date], series: Mapping[str, Sequence[float]], width: int, height: int = HEIGHT
 ) -> Text:
     """One chart of one or more series over ``days`` (all series as long as ``days``)."""
     import plotext as plt

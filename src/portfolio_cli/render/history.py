@@ -57,8 +57,8 @@ def skipped_lines(run: SnapshotRun) -> list[str]:
             else:
                 runs.append([skipped])
         for days in runs:
-            first, last = days[0].day, days[-1].day
-            when = f"{first}" if first == last else f"{first} to {last} ({len(days)} days)"
+            first_day, last_day = days[0].day, days[-1].day
+            when = f"{first_day}" if first_day == last_day else f"{first_day} to {last_day} ({len(days)} days)"
             symbols = sorted({s for d in days for s in d.unpriced})
             lines.append(f"{p.portfolio}: {when} not snapshotted: {days[0].reason}: {', '.join(symbols)}")
     return lines

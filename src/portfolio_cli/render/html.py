@@ -292,4 +292,4 @@ def _date_axis(ax: Axes, days: Sequence[date]) -> None:
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.set_xlim(days[0], days[-1])
+    ax.set_xlim(days[0], days[-1])  # type: ignore[arg-type]  # matplotlib converts dates; its stubs say float

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.margin import MarginState
+from portfolio_cli.money import ZERO
 from portfolio_cli.render import money, number, pct, price, safe, signed
 from portfolio_cli.services.check import CheckResult
 from portfolio_cli.services.margin import MarginReport, MarginUpdate, PositionSize
@@ -147,7 +148,7 @@ def check_view(result: CheckResult, quiet: bool) -> Group | None:
             f"{c.since:%Y-%m-%d %H:%M}",
             c.timeframe or "-",
             str(closed),
-            f"{signed(sum(funding)).plain} ({len(funding)})" if funding else "-",
+            f"{signed(sum(funding, ZERO)).plain} ({len(funding)})" if funding else "-",
             pct(c.margin_level_pct),
             state_text(c.state),
         )

@@ -15,10 +15,10 @@ from portfolio_cli.engine.allocation import (
     concentration,
     exposures_by_asset,
     grouped,
-    weight,
+    pct_of_equity,
 )
 from portfolio_cli.engine.metrics import Undefined
-from portfolio_cli.engine.rebalance import CASH, Targets, Weight, weights_of
+from portfolio_cli.engine.rebalance import CASH, RebalanceTargets, Weight, weights_of
 from portfolio_cli.engine.symbols import base_of
 from portfolio_cli.engine.valuation import Valuation
 from portfolio_cli.money import ZERO
@@ -51,8 +51,8 @@ def current_state(session: Session, name: str) -> State:
     return State(lots, valuation, prices, targets)
 
 
-def engine_targets(targets: TargetSettings) -> Targets:
-    return Targets(dict(targets.weights), targets.drift_pct, buy_only=targets.mode == "buy-only")
+def engine_targets(targets: TargetSettings) -> RebalanceTargets:
+    return RebalanceTargets(dict(targets.weights), targets.drift_pct, buy_only=targets.mode == "buy-only")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class AssetRow:
     long: Decimal
     short: Decimal
     net: Decimal
-    weight: Decimal | None  # percent of equity
+    weight_pct: Decimal | None  # percent of equity
     target: Decimal | None
     drift: Decimal | None  # weight − target, percentage points
     outside: bool  # beyond the band
@@ -73,14 +73,14 @@ class AssetRow:
 class GroupRow:
     name: str
     net: Decimal
-    weight: Decimal | None
+    weight_pct: Decimal | None
 
 
 @dataclass(frozen=True)
 class CorrelatedGroup:
     assets: tuple[str, ...]
     net: Decimal
-    weight: Decimal | None
+    weight_pct: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -120,11 +120,11 @@ def allocation(session: Session, name: str) -> Allocation:
         assets=assets,
         margin_used=v.margin_used,
         classes=[
-            GroupRow(n, value, weight(value, equity))
+            GroupRow(n, value, pct_of_equity(value, equity))
             for n, value in grouped({**net, CASH: v.free_margin}, lambda a: asset_class(a, config.classes)).items()
         ],
         sectors=[
-            GroupRow(n, value, weight(value, equity))
+            GroupRow(n, value, pct_of_equity(value, equity))
             for n, value in grouped(net, lambda a: config.sectors.get(a, UNCLASSIFIED)).items()
         ],
         long=sum((e.long for e in exposures.values()), ZERO),
@@ -148,7 +148,7 @@ def _row(w: Weight, exposures, classes, sectors, cash: Decimal, equity: Decimal)
         long=long,
         short=short,
         net=long - short,
-        weight=weight(long - short, equity),
+        weight_pct=pct_of_equity(long - short, equity),
         target=w.target,
         drift=w.drift if w.target is not None else None,
         outside=w.target is not None and w.outside,
@@ -170,7 +170,7 @@ def _correlated(
         notes.append(f"correlation: no daily history for {', '.join(missing)}")
     return [
         CorrelatedGroup(
-            tuple(sorted(g)), sum((net[a] for a in g), ZERO), weight(sum((net[a] for a in g), ZERO), equity)
+            tuple(sorted(g)), sum((net[a] for a in g), ZERO), pct_of_equity(sum((net[a] for a in g), ZERO), equity)
         )
         for g in groups
         if len(g) > 1

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import IntEnum
 
 from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
 from portfolio_cli.engine.margin import (
@@ -32,21 +31,13 @@ from portfolio_cli.engine.records import Candle, CashFlow, Close, CloseReason, F
 from portfolio_cli.engine.symbols import conversion_pair, symbols_to_price
 from portfolio_cli.engine.triggers import Trigger, adverse_price, first_trigger
 from portfolio_cli.engine.valuation import Mark, value_portfolio
+from portfolio_cli.errors import ExitCode
 from portfolio_cli.money import ONE, q8
 from portfolio_cli.prices import FundingRate, floor_time
 from portfolio_cli.services.common import lots_of
 from portfolio_cli.session import Session
 
 MINUTE_CANDLES_UP_TO = timedelta(minutes=1000)  # one request per symbol
-
-
-class CheckOutcome(IntEnum):
-    """``check``'s exit code, the most serious thing that happened."""
-
-    NOTHING = 0
-    WARNING = 10  # margin level below 200 %
-    ALERT = 11  # margin level below 150 % (liquidation risk)
-    CLOSED = 12  # a position was closed: stop-loss, take-profit, liquidation or margin call
 
 
 CLOSE_EVENTS = {r.value for r in CloseReason if r is not CloseReason.MANUAL}
@@ -78,7 +69,7 @@ class PortfolioCheck:
 @dataclass(frozen=True)
 class CheckResult:
     checked_at: datetime
-    outcome: CheckOutcome
+    outcome: ExitCode  # check's exit code: the most serious thing that happened
     portfolios: tuple[PortfolioCheck, ...]
 
 
@@ -90,16 +81,16 @@ def run_check(session: Session, names: list[str] | None = None) -> CheckResult:
     return CheckResult(now, _outcome(checks), checks)
 
 
-def _outcome(checks: tuple[PortfolioCheck, ...]) -> CheckOutcome:
+def _outcome(checks: tuple[PortfolioCheck, ...]) -> ExitCode:
     kinds = {e.kind for c in checks for e in c.events}
     states = {c.state for c in checks}
     if kinds & CLOSE_EVENTS:
-        return CheckOutcome.CLOSED
+        return ExitCode.POSITION_CLOSED
     if states & {MarginState.ALERT, MarginState.CRITICAL}:
-        return CheckOutcome.ALERT
+        return ExitCode.MARGIN_ALERT
     if MarginState.WARNING in states:
-        return CheckOutcome.WARNING
-    return CheckOutcome.NOTHING
+        return ExitCode.MARGIN_WARNING
+    return ExitCode.OK
 
 
 @dataclass

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from portfolio_cli import __version__
+from portfolio_cli.choices import ExportKind
 from portfolio_cli.engine.accounting import build_lots
 from portfolio_cli.engine.records import FlowKind, Kind, Portfolio, Side
 from portfolio_cli.engine.symbols import base_of
@@ -23,7 +24,7 @@ from portfolio_cli.services.common import records_of
 from portfolio_cli.services.valuation import value
 from portfolio_cli.session import Session
 
-KINDS = ("trades", "cashflows", "positions", "snapshots", "tax", "rebalances")
+KINDS = tuple(ExportKind)
 
 TRADE_COLUMNS = (
     "record",  # open or close
@@ -204,8 +205,9 @@ def export(
     elif kind == "rebalances":
         table = rebalances_table(session, portfolio, since, until)
     else:
+        assert year is not None  # the tax export refused a missing --year above
         table = tax_table(session, portfolio, year, _method(method))
-    meta = {
+    meta: dict[str, str | int | None] = {
         "tool_version": __version__,
         "portfolio": name,
         "from": codec.timestamp(since) if since else None,
@@ -254,7 +256,7 @@ def cashflows_table(
         for f in session.ledger.cash_flows(portfolio)
         if _in_range(f.at, since, until)
     ]
-    rows.sort(key=lambda r: (r["at"], int(r["id"])))
+    rows.sort(key=lambda r: (r["at"], int(r["id"] or 0)))
     return RecordTable("cashflows", CASHFLOW_COLUMNS, frozenset({"id", "amount", "trade_id"}), rows)
 
 

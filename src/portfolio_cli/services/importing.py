@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal, overload
 
 from portfolio_cli.engine.accounting import realized_pnl
 from portfolio_cli.engine.records import Close, CloseReason, FlowKind, Kind, MarginMode, Side, Trade
@@ -109,7 +110,7 @@ def import_trades(session: Session, path: Path, name: str, allow_unknown: bool =
             ledger.add_cash_flow(portfolio, FlowKind.FEE, -trade.fee, trade.opened_at, ids[file_id], "entry fee")
             added += 1
         qty_of = {t.id: t.qty for t in held.trades} | {ids[f]: t.qty for f, t in opens.items()}
-        closed_qty = {}
+        closed_qty: dict[int, Decimal] = {}
         for c in held.closes:
             closed_qty[c.trade_id] = closed_qty.get(c.trade_id, ZERO) + c.qty
         for file_id, close in closes:
@@ -255,6 +256,16 @@ def _value(r: Record, column: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise _BadRecord(f"{column} must be text, got {type(value).__name__}")
     return value.strip() if value else None
+
+
+@overload
+def _number(
+    r: Record, column: str, optional: Literal[False] = False, zero_ok: bool = False, signed: bool = False
+) -> Decimal: ...
+
+
+@overload
+def _number(r: Record, column: str, optional: bool, zero_ok: bool = False, signed: bool = False) -> Decimal | None: ...
 
 
 def _number(

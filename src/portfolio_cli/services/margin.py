@@ -132,7 +132,7 @@ def _update(session: Session, portfolio, name: str, trade_id: int, marks) -> Mar
 @dataclass(frozen=True)
 class SizeCap:
     name: str
-    qty: Decimal | None  # None: this cap does not apply
+    qty: Decimal
     detail: str
 
 

@@ -176,7 +176,7 @@ def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
 
 def _event(portfolio: Portfolio, planned: Rebalance, forced: bool, trades: list[dict]) -> RebalanceEvent:
     def weights(rows: tuple[Weight, ...]) -> tuple[tuple[str, Decimal | None, Decimal], ...]:
-        return tuple((w.asset, w.target, w.weight) for w in rows)
+        return tuple((w.asset, w.target, w.weight_pct) for w in rows)
 
     p = planned.plan
     return RebalanceEvent(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from portfolio_cli.choices import ReportPeriod
 from portfolio_cli.engine.history import Every, HistoryRow, day_start, history_rows, net_deposits
 from portfolio_cli.engine.metrics import (
     DailyEquity,
@@ -33,7 +34,7 @@ from portfolio_cli.errors import InvalidInput, PriceUnavailable
 from portfolio_cli.session import Session
 
 PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90, "1y": 365}
-PERIOD_NAMES = (*PERIOD_DAYS, "ytd", "all")
+PERIOD_NAMES = tuple(ReportPeriod)
 PERIOD_UNITS = (Every.DAY, Every.WEEK, Every.MONTH, Every.QUARTER, Every.YEAR)
 
 
@@ -120,6 +121,8 @@ def report(
     portfolio = ledger.portfolio(name)
     snapshots = ledger.snapshots(portfolio, since, until)
     notes = []
+    first: Snapshot | None
+    last: Snapshot | None
     if len(snapshots) >= 2:
         first, last = (_with_positions(session, portfolio, s) for s in (snapshots[0], snapshots[-1]))
         start, end = first.taken_at, last.taken_at

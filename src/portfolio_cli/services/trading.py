@@ -105,7 +105,12 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     fill_usdt = q8(fill * rate)
     check_stops(side, fill, req.stop_loss, req.take_profit)
 
-    qty = req.qty if req.qty is not None else req.notional / fill_usdt
+    if req.qty is not None:
+        qty = req.qty
+    elif req.notional is not None:
+        qty = req.notional / fill_usdt
+    else:
+        raise InvalidInput("give the quantity (--qty) or the notional (--notional)")
     rules = book.rules(symbol)
     rounded_from = None
     if rules is None:
@@ -117,7 +122,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
             raise RuleRefused(str(conformed))
         qty, rounded_from = conformed.qty, conformed.rounded_from
         if rounded_from is not None and req.qty is not None:
-            session.warn(f"quantity {rounded_from} rounded down to {qty} (lot step {rules.amount_step.normalize()})")
+            step = rules.amount_step.normalize() if rules.amount_step else "unknown"
+            session.warn(f"quantity {rounded_from} rounded down to {qty} (lot step {step})")
     if q8(qty) != qty or qty <= 0:
         raise InvalidInput(f"quantity {qty} does not fit the ledger's 8 decimal places")
 

@@ -23,6 +23,7 @@ from portfolio_cli.cli.support import (
     stdout,
 )
 from portfolio_cli.engine.records import MarginMode
+from portfolio_cli.errors import ExitCode
 from portfolio_cli.money import parse_positive
 
 TradeArg = Annotated[int, typer.Argument(metavar="TRADE_ID", help="The margin trade's id.", min=1)]
@@ -183,7 +184,7 @@ def check(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode:
     """Book stops, liquidations and funding since the last check (for cron).
 
     Stop-losses, take-profits, isolated liquidations, cross margin calls and funding are booked at
@@ -198,12 +199,12 @@ def check(
     with running(command_line(), db, config, offline) as session:
         result = run_check(session, portfolio or None)
         if not result.portfolios and not json:
-            return stdout.print("No portfolios to check yet: portfolio init NAME")
+            stdout.print("No portfolios to check yet: portfolio init NAME")
+            return ExitCode.OK
         if json:
             print_json(result, CheckResult)
         else:
             view = check_view(result, quiet)
             if view is not None:
                 stdout.print(view)
-    if result.outcome:
-        raise typer.Exit(int(result.outcome))
+    return result.outcome
