@@ -1,4 +1,5 @@
-"""Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export] [report] [rebalance] [import]``
+"""Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export] [report]
+[rebalance] [notify] [import]``
 (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
@@ -12,7 +13,8 @@
 5. report: ``portfolio report`` over 100,000 closed trades and 5 years of daily snapshots (target
    ≤ 1.5 s, peak memory ≤ 300 MB).
 6. rebalance: a plan for a 100-asset portfolio (target ≤ 0.2 s), the planner and the whole command.
-7. import: ``portfolio import`` of a trades export of 1,000,000 trades into an empty ledger (target
+7. notify: what [notify] adds to a ``portfolio check`` with nothing to send (target ≤ 20 ms).
+8. import: ``portfolio import`` of a trades export of 1,000,000 trades into an empty ledger (target
    ≤ 60 s, peak memory ≤ 500 MB); ``BENCH_IMPORT_TRADES`` sets how many.
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
@@ -180,7 +182,8 @@ def _five_years_of_snapshots(ledger, book, first: datetime) -> None:
         lots = [Lot(replace(lot, id=ids[0]), ())]
         flows = [CashFlow(1, FlowKind.DEPOSIT, Decimal(100000), first)]
         valuation = value_portfolio(flows, lots, marks, lambda symbol: Decimal("0.005"))
-        snapshots.append(snapshot_of(book.id, moment.date(), moment, True, valuation))
+        # 00:00 of a day is the end of the day before: the snapshot of that day.
+        snapshots.append(snapshot_of(book.id, (moment - timedelta(days=1)).date(), moment, True, valuation))
     ledger.save_snapshots(snapshots)
 
 
@@ -400,6 +403,67 @@ def bench_import() -> None:
         print(f"portfolio import, {count:,} trades: {elapsed:.1f} s, peak memory {peak:.0f} MB")
 
 
+def bench_notify() -> None:
+    """What notifications add to a `portfolio check` that has nothing to send (target ≤ 20 ms): the
+    command with and without [notify] (runs interleaved), and the notify step alone, in this process."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_webhook import Webhook, WebhookServer
+
+    with tempfile.TemporaryDirectory() as home, WebhookServer(Webhook()) as hook:
+        fake = FakeBinance(prices=dict(PRICES))
+        with FakeBinanceServer(fake) as url:
+            env = {**os.environ, "PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": url, "COLUMNS": "120"}
+            for key in ("PORTFOLIO_DB", "PORTFOLIO_CONFIG", "PORTFOLIO_NOTIFY__URLS"):
+                env.pop(key, None)
+            for n in range(5):  # five portfolios, each with a margin position at an ok margin level
+                portfolio(env, "init", f"p{n}", "--balance", "10000")
+                portfolio(env, "open", "BTC/USDT", "-p", f"p{n}", "--qty", "0.01", "--leverage", "3", "--cross")
+                portfolio(env, "open", "ETH/USDT", "-p", f"p{n}", "--qty", "0.1", "--short", "--leverage", "2")
+            notifying = {**env, "PORTFOLIO_NOTIFY__URLS": hook.destination("bench")}
+            portfolio(notifying, "check", "--quiet")  # the first check of each portfolio, and the migration
+            plain_times, notify_times = [], []
+            for _ in range(RUNS_SLOW):
+                plain_times += timed(env, "check", "--quiet", runs=1)
+                notify_times += timed(notifying, "check", "--quiet", runs=1)
+            describe("portfolio check, 5 portfolios, no [notify]", plain_times)
+            describe("portfolio check, 5 portfolios, [notify], nothing to send", notify_times)
+            added = statistics.median(notify_times) - statistics.median(plain_times)
+            print(f"  difference of the medians: {added * 1000:+.1f} ms (whole commands: mostly noise)")
+            probe = (
+                "import time, portfolio_cli.services.check, portfolio_cli.cli.support as s; t = time.perf_counter(); "
+                "import portfolio_cli.services.notify; print(time.perf_counter() - t)"
+            )
+            # As installed: compiled once (an installed package ships its bytecode), then imported.
+            compiled = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            run = [sys.executable, "-c", probe]
+            imports = [
+                float(subprocess.run(run, capture_output=True, text=True, check=True, env=compiled).stdout)
+                for _ in range(RUNS + 1)
+            ][1:]
+            describe("  importing the notify module (fresh process)", imports)
+
+            os.environ.update({"PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": url})
+            os.environ["PORTFOLIO_NOTIFY__URLS"] = hook.destination("bench")
+            from portfolio_cli.services.check import run_check
+            from portfolio_cli.session import Session
+
+            steps = []
+            for _ in range(RUNS):
+                session = Session.create("portfolio check (bench)")
+                result = run_check(session)
+                started = time.perf_counter()
+                from portfolio_cli.services.notify import after_check
+
+                delivery = after_check(session, result)
+                steps.append(time.perf_counter() - started)
+                session.close()
+                assert delivery is None  # nothing to send, nothing queued
+            describe("  the notify step of check alone (in process)", steps)
+            added = statistics.median(imports) + statistics.median(steps)
+            print(f"  added by [notify] with nothing to send: {added * 1000:.1f} ms (target ≤ 20 ms)")
+            print(f"  apprise imported: {'apprise' in sys.modules}; messages sent: {len(hook.messages)}")
+
+
 BENCHES = {
     "value": bench_value,
     "snapshot": bench_snapshot,
@@ -407,6 +471,7 @@ BENCHES = {
     "export": bench_export,
     "report": bench_report,
     "rebalance": bench_rebalance,
+    "notify": bench_notify,
     "import": bench_import,
 }
 

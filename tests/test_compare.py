@@ -119,7 +119,9 @@ def test_every_csv_the_tool_writes_makes_formulas_inert_and_leaves_numbers(cli, 
         daily_open(binance, "BTC/USDT", day(k), BTC[k])
     cli("init", "--balance", "10000", "--at", day(-5).isoformat())
     for n, tag in enumerate(HOSTILE, 1):
-        cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--strategy", tag, "--note", tag, "--at", at(-5, n))
+        cli(
+            "open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--strategy", tag, "--note", tag, "--at", at(-5, n)
+        )
         cli("close", str(n), "--price", "41000", "--at", at(-3, n))
     cli("snapshot")
     outputs = {

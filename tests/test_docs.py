@@ -178,3 +178,21 @@ def test_every_docs_page_is_linked_from_the_readme():
     linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)", README.read_text()))
     pages = {page.name for page in DOCS}
     assert pages <= linked, f"docs pages the README's Documentation list does not link: {sorted(pages - linked)}"
+
+
+def test_the_exit_code_page_lists_exactly_the_exit_codes():
+    from portfolio_cli.errors import ExitCode
+
+    page = (ROOT / "docs" / "exit-codes.md").read_text()
+    documented = {int(code) for cell in re.findall(r"^\| ([\d, ]+) \|", page, re.M) for code in cell.split(",")}
+    assert documented == {int(code) for code in ExitCode}, (
+        "docs/exit-codes.md and errors.ExitCode differ: "
+        f"undocumented {sorted({int(c) for c in ExitCode} - documented)}, unknown {sorted(documented - set(ExitCode))}"
+    )
+
+
+@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: p.name)
+def test_files_the_docs_name_exist(page):
+    named = re.findall(r"`((?:tests|bench|src|scripts|config|docs)/[\w/.-]+\.(?:py|toml|md|sql|json))`", page.read_text())
+    missing = [path for path in named if not (ROOT / path).exists()]
+    assert not missing, f"{page.name} names files that do not exist: {missing}"

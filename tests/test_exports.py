@@ -120,8 +120,7 @@ def test_export_import_export_round_trips_and_a_second_import_adds_nothing(cli, 
         exported = tmp_path / f"trades.{fmt}"
         cli("export", "trades", "--format", fmt, "-o", str(exported))
         fresh = tmp_path / f"fresh-{fmt}.db"
-        cli("init", "copy", "--db", str(fresh))
-        cli("import", str(exported), "-p", "copy", "--db", str(fresh))
+        cli("import", str(exported), "-p", "copy", "--db", str(fresh))  # creates it, from its starting deposit
         again = cli("export", "trades", "--format", fmt, "-p", "copy", "--db", str(fresh)).stdout
         original = exported.read_text()
         if fmt == "json":
@@ -136,7 +135,6 @@ def test_export_import_export_round_trips_and_a_second_import_adds_nothing(cli, 
         assert cli.json("verify", "--db", str(fresh))["ok"] is True
 
     # Into another portfolio of the same ledger the ids are the ledger's own, the records otherwise equal.
-    cli("init", "twin")
     cli("import", str(tmp_path / "trades.csv"), "-p", "twin")
     twin = list(csv.DictReader(io.StringIO(cli("export", "trades", "-p", "twin").stdout)))
     main = list(csv.DictReader(io.StringIO(cli("export", "trades").stdout)))
@@ -145,13 +143,51 @@ def test_export_import_export_round_trips_and_a_second_import_adds_nothing(cli, 
     ]
 
 
+def test_export_import_reproduces_margin_changes_mode_switches_and_cash_flows(cli, binance, tmp_path):
+    from test_check import hour, iso
+
+    cli("init", "--balance", "5000", "--at", iso(hour(-30)))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", iso(hour(-20)))
+    cli("open", "ETH/USDT", "--qty", "1", "--leverage", "5", "--short", "--price", "2000", "--at", iso(hour(-20)))
+    cli("check")  # books the funding of the 20 hours
+    cli("add-margin", "1", "100")
+    cli("remove-margin", "1", "30")  # 70 added stays: the isolated liquidation price moves away
+    cli("add-margin", "2", "50")
+    cli("margin-mode", "2", "--cross")  # releases the 50
+    cli("deposit", "500")
+    cli("withdraw", "200")
+    original = cli.json("margin")["account"]["positions"]
+    for fmt in ("csv", "json"):
+        exported = tmp_path / f"all.{fmt}"
+        cli("export", "trades", "--format", fmt, "-o", str(exported))
+        kinds = [r["record"] for r in (json.loads(exported.read_text())["records"] if fmt == "json" else [])]
+        if fmt == "json":
+            assert kinds.count("margin") == 4 and kinds.count("funding") >= 2 and "withdrawal" in kinds
+        fresh = ["--db", str(tmp_path / f"copy-{fmt}.db")]
+        result = cli.json("import", str(exported), "-p", "main", *fresh)
+        assert (result["margin_changes_added"], result["trades_added"]) == (4, 2)
+        assert cli.json("verify", *fresh)["ok"] is True
+        copy = cli.json("margin", *fresh)["account"]["positions"]
+        assert [(p["trade_id"], p["mode"], p["margin"], p["liquidation_price"]) for p in copy] == [
+            (p["trade_id"], p["mode"], p["margin"], p["liquidation_price"]) for p in original
+        ]
+        figures = ("equity", "wallet_balance", "free_margin", "margin_used", "deposits", "withdrawals", "funding")
+        ours, theirs = cli.json("value")["valuation"], cli.json("value", *fresh)["valuation"]
+        assert {k: theirs[k] for k in figures} == {k: ours[k] for k in figures}
+        assert cli("export", "trades", "--format", fmt, *fresh).stdout == exported.read_text() or fmt == "json"
+        again = cli.json("import", str(exported), "-p", "main", *fresh)
+        assert (again["margin_changes_added"], again["cash_flows_added"], again["trades_added"]) == (0, 0, 0)
+
+
 def test_spreadsheet_formulas_come_out_inert_and_numbers_stay_numbers(cli, binance):
     cli("init")
     formula = '=HYPERLINK("http://evil.example","click")'
     cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--note", formula, "--strategy", "+cmd|calc")
     cli("close", "1", "--price", "39000", "--note", "@SUM(A1)")
     out = cli("export", "trades").stdout
-    rows = list(csv.DictReader(io.StringIO(out)))
+    every = list(csv.DictReader(io.StringIO(out)))
+    assert every[0]["record"] == "deposit" and every[0]["note"] == "starting balance"
+    rows = every[1:]  # the fills
     assert rows[0]["note"] == "'" + formula and rows[0]["strategy"] == "'+cmd|calc"
     assert rows[1]["note"] == "'@SUM(A1)"
     assert rows[1]["realized_pnl"] == "-10.00000000"  # a negative number is left a number
@@ -162,16 +198,16 @@ def test_a_file_with_bad_rows_imports_nothing_and_names_their_lines(cli, binance
     cli("init")
     cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000")
     cli("open", "ETH/USDT", "--qty", "0.5", "--price", "2000")
-    lines = cli("export", "trades").stdout.splitlines()
-    lines[1] = lines[1].replace("0.01000000", "-5")  # line 2: a negative quantity
-    lines[2] = lines[2].replace("ETH/USDT", "ETH/USDT/X")  # line 3: not a symbol
+    lines = cli("export", "trades").stdout.splitlines()  # line 2 is the starting deposit
+    lines[2] = lines[2].replace("0.01000000", "-5")  # line 3: a negative quantity
+    lines[3] = lines[3].replace("ETH/USDT", "ETH/USDT/X")  # line 4: not a symbol
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines) + "\n")
     cli("init", "copy")
     before = ledger_rows(ledger_path, "trades")
     result = cli("import", str(bad), "-p", "copy", code=2)
     assert "2 bad record(s), nothing imported" in result.stderr
-    assert "line 2: qty is out of range" in result.stderr and "line 3: not a symbol" in result.stderr
+    assert "line 3: qty is out of range" in result.stderr and "line 4: not a symbol" in result.stderr
     assert ledger_rows(ledger_path, "trades") == before
     assert "Traceback" not in result.stderr
 
@@ -218,15 +254,15 @@ def test_json_trades_built_by_sqlite_match_the_python_canonical_encoding(cli, bi
         conn.execute("update trades set note = ? where id = 4", ["\x01ctl"])
     payload = json.loads(cli("export", "trades", "--format", "json").stdout)
     assert payload["content_sha256"] == content_hash(payload["records"])
-    assert [r["note"] for r in payload["records"]][:2] == ['q"uote \\ back', "line\nbreak\ttab"]
+    assert [r["note"] for r in payload["records"]][1:3] == ['q"uote \\ back', "line\nbreak\ttab"]  # after the deposit
     # Money text written before it was fixed-point (1E-8) comes out fixed-point, by the Python path.
     with sqlite3.connect(ledger_path) as conn:
         conn.execute("update trades set fee = '1E-8' where id = 1")
     payload = json.loads(cli("export", "trades", "--format", "json").stdout)
-    assert payload["records"][0]["fee"] == "0.00000001"
+    assert payload["records"][1]["fee"] == "0.00000001"
     assert payload["content_sha256"] == content_hash(payload["records"])
     csv_rows = list(csv.DictReader(io.StringIO(cli("export", "trades").stdout)))
-    assert csv_rows[0]["fee"] == "0.00000001"
+    assert csv_rows[1]["fee"] == "0.00000001"
 
 
 def test_import_refuses_closes_beyond_what_the_ledger_left_open(cli, binance, tmp_path, ledger_path):
@@ -238,8 +274,8 @@ def test_import_refuses_closes_beyond_what_the_ledger_left_open(cli, binance, tm
     # In the ledger the rest is closed at another price, so the file's close is not a duplicate.
     cli("close", "1", "--price", "42000")
     before = ledger_rows(ledger_path, "closes")
-    lines = exported.read_text().splitlines()
-    lines[2] = lines[2].replace("41000.00000000", "41500.00000000").replace(",60.00000000,", ",90.00000000,")
+    lines = exported.read_text().splitlines()  # the header, the starting deposit, the open, the close
+    lines[3] = lines[3].replace("41000.00000000", "41500.00000000").replace(",60.00000000,", ",90.00000000,")
     exported.write_text("\n".join(lines) + "\n")
     result = cli("import", str(exported), code=2)
     assert "would close more than its 0.1" in result.stderr and "nothing imported" in result.stderr

@@ -75,10 +75,12 @@ def test_an_undefined_return_after_a_wiped_out_day_leaves_the_index():
     assert rows[2].return_pct is None  # nothing to grow from
 
 
-def test_days_to_backfill_start_at_the_first_midnight_the_portfolio_existed():
+def test_days_to_backfill_start_at_the_first_day_end_the_portfolio_saw():
     created = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-    assert days_to_backfill(created, date(2026, 3, 5), set()) == [date(2026, 3, d) for d in (2, 3, 4)]
-    assert days_to_backfill(created.replace(hour=0), date(2026, 3, 3), {date(2026, 3, 2)}) == [date(2026, 3, 1)]
+    assert days_to_backfill(created, date(2026, 3, 5), set()) == [date(2026, 3, d) for d in (1, 2, 3, 4)]
+    # Created at 00:00 of 1 March: the end of 28 February is that moment, its opening balance.
+    at_midnight = created.replace(hour=0)
+    assert days_to_backfill(at_midnight, date(2026, 3, 3), {date(2026, 3, 2)}) == [date(2026, 2, 28), date(2026, 3, 1)]
     assert days_to_backfill(created, date(2026, 3, 10), set(), keep_days=3) == [date(2026, 3, 8), date(2026, 3, 9)]
 
 
@@ -93,7 +95,7 @@ def test_history_command_shows_the_table_and_both_charts(cli, binance):
     assert "Equity (USDT)" in out and "Drawdown (%)" in out
     assert any(ch in out for ch in "⠁⠂⠄⡀⢀⠈⠐⠠")  # braille dots of the plotted lines
     weekly = cli.json("history", "--every", "week")
-    assert weekly["every"] == "week" and len(weekly["daily"]) == 7
+    assert weekly["every"] == "week" and len(weekly["daily"]) == 8  # days −7 … −1 and today
     assert sum(D(r["pnl"]) for r in weekly["rows"]) == D(weekly["daily"][-1]["equity"]) - D(10000)
     refused = cli("history", "--every", "decade", code=2).stderr
     assert refused.startswith("error: Invalid value for '--every'") and "'day', 'week', 'month', 'quarter'" in refused

@@ -35,8 +35,8 @@ def test_demo_runs_offline_and_says_it_is_demo_data(cli, isolated_env):
     assert value["equity"] == "10324.41400000"  # hand-checked in docs/accounting.md's worked example
     assert not (isolated_env / "ledger.db").exists()  # the demo never touches the real ledger
     # Its month of daily snapshots, backfilled offline from the bundled daily prices, verifies.
-    assert "History of demo, by week" in out and "32 daily snapshots (31 backfilled)" in out
-    assert cli.json("verify", "--db", str(isolated_env / "demo.db"))["snapshots"] == 32
+    assert "History of demo, by week" in out and "33 daily snapshots (32 backfilled)" in out
+    assert cli.json("verify", "--db", str(isolated_env / "demo.db"))["snapshots"] == 33
 
 
 def _imported_modules(*argv: str) -> set[str]:

@@ -49,7 +49,8 @@ def traded(cli, binance):
 def test_pnl_reconciles_exactly_and_attribution_adds_up_to_it(traded):
     r = traded.json("report")
     equity, pnl = r["equity"], r["pnl"]
-    assert r["range"]["first_day"] == day(-5).date().isoformat() and r["range"]["daily_snapshots"] == 6
+    # From the end of day −6 (00:00 of day −5, when the portfolio began) to today's snapshot.
+    assert r["range"]["first_day"] == day(-5).date().isoformat() and r["range"]["daily_snapshots"] == 7
     assert D(equity["start"]) == D("10000") and D(equity["deposits"]) == D("1000")
     total = D(pnl["total"])
     assert total == D(equity["end"]) - D(equity["start"]) - D(equity["deposits"]) + D(equity["withdrawals"])
@@ -93,11 +94,13 @@ def test_returns_chain_the_history_and_the_benchmark_buys_btc_with_the_same_cash
 
 
 def test_undefined_metrics_say_why_and_show_na(traded):
-    r = traded.json("report", "--from", day(-1).date().isoformat(), "--to", day(-1).date().isoformat())
+    # Day −6 has its snapshot (its end is when the portfolio began) but none before it to start from.
+    first = day(-6).date().isoformat()
+    r = traded.json("report", "--from", first, "--to", first)
     assert r["metrics"]["sharpe"] is None
     assert r["undefined"]["metrics.total_return"] == "no daily returns"
     assert "fewer than two daily snapshots" in r["undefined"]["benchmark"]
-    shown = traded("report", "--from", day(-1).date().isoformat(), "--to", day(-1).date().isoformat())
+    shown = traded("report", "--from", first, "--to", first)
     assert "n/a" in shown.stdout and "1 daily snapshot(s) in the range" in shown.stderr
 
 
@@ -149,8 +152,9 @@ def test_periods_resolve_from_today():
     from portfolio_cli.services.report import report_range
 
     today = date(2026, 11, 21)
-    assert report_range(today, None, None, "7d") == (date(2026, 11, 14), today, "7d")
-    assert report_range(today, None, None, "ytd") == (date(2025, 12, 31), today, "ytd")
+    # Both ends included: 7 days of returns, measured from the end of 14 November.
+    assert report_range(today, None, None, "7d") == (date(2026, 11, 15), today, "7d")
+    assert report_range(today, None, None, "ytd") == (date(2026, 1, 1), today, "ytd")
     assert report_range(today, None, None, None) == (None, None, "all")
 
 
@@ -224,3 +228,60 @@ def test_money_sums_in_sql_are_exact_integer_units_or_refused(cli, binance):
     assert "(realized_pnl of trade 1," in result.stderr and "is 1000000000000.00000000 USDT" in result.stderr
     trades = cli.json("report")["trades"]
     assert trades["count"] == 1 and D(trades["largest_win"]) == D(10**12) - D(10**9) - D(2 * 10**9)  # net of fees
+
+
+def test_a_missing_day_is_named_and_left_out_of_the_daily_statistics(traded, ledger_path):
+    import sqlite3
+    import statistics
+
+    equity = {r["day"]: float(r["equity"]) for r in traded.json("history", "--every", "day")["daily"]}
+    gone = day(-3).date().isoformat()
+    with sqlite3.connect(ledger_path) as conn:  # the day could not be priced, say, and was never filled
+        conn.execute("pragma foreign_keys = on")
+        conn.execute(
+            "delete from snapshot_positions where snapshot_id = (select id from snapshots where day = ?)", [gone]
+        )
+        conn.execute("delete from snapshots where day = ?", [gone])
+    r = traded.json("report")
+    assert r["range"]["missing_days"] == [gone]
+    assert any(f"no snapshot of {gone}" in note for note in r["notes"])
+
+    # By hand from the equities: the two-day return (end of −4 to end of −2) counts in the total …
+    days = sorted(equity)
+    flows = {day(-1).date().isoformat(): 1000.0}  # the deposit at 06:00 of day −1
+    kept = [d for d in days if d != gone]
+    returns = {b: (equity[b] - flows.get(b, 0)) / equity[a] - 1 for a, b in zip(kept, kept[1:], strict=False)}
+    total = math.prod(1 + x for x in returns.values()) - 1
+    assert r["metrics"]["total_return"] == pytest.approx(total, abs=1e-12)
+    # … but not in the daily statistics: volatility, Sharpe and the best and worst day.
+    two_day = day(-2).date().isoformat()
+    one_day = [x for d, x in returns.items() if d != two_day]
+    assert r["metrics"]["volatility"] == pytest.approx(statistics.stdev(one_day) * math.sqrt(365), abs=1e-12)
+    assert r["metrics"]["sharpe"] == pytest.approx(
+        statistics.mean(one_day) / statistics.stdev(one_day) * math.sqrt(365)
+    )
+    assert two_day not in (r["periods"]["day"]["best"]["start"], r["periods"]["day"]["worst"]["start"])
+
+    rows = list(csv.reader(io.StringIO(traded("report", "--csv").stdout)))
+    [gap_row] = [row for row in rows if row[:2] == ["range", "missing_days"]]
+    assert gap_row[2] == gone and "not in volatility, Sharpe, Sortino" in gap_row[3]
+    shown = traded("report")
+    assert f"Missing days: {gone}" in shown.stdout and f"no snapshot of {gone}" in shown.stderr
+
+
+def test_without_snapshots_the_report_reckons_from_the_records_and_a_live_valuation(cli, binance):
+    cli("init", "--at", day(-2).isoformat())
+    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", at(-2, 1))  # fee 4
+    cli("close", "1", "--price", "41000", "--at", at(-1, 1))  # +100, fee 4.1: net 91.9
+    cli("open", "ETH/USDT", "--qty", "1", "--price", "2000")  # fee 2, still open
+    binance.prices["ETH/USDT"] = D("2100")  # +100 unrealized at the live quote
+    r = cli.json("report")
+    assert r["range"]["daily_snapshots"] == 0
+    pnl = r["pnl"]
+    assert (D(pnl["realized"]), D(pnl["fees"]), D(pnl["unrealized_open"])) == (D(100), D("10.1"), D(100))
+    assert D(pnl["total"]) == D(100) - D("10.1") + D(100)  # 189.9, beside the trade it came from
+    assert (D(r["equity"]["start"]), D(r["equity"]["end"])) == (D(10000), D("10189.9"))
+    assert r["metrics"]["total_return"] == pytest.approx(189.9 / 10000)
+    assert r["trades"]["count"] == 1 and D(r["trades"]["largest_win"]) == D("91.9")
+    assert sum(D(row["pnl"]) for row in r["attribution"]["asset"]) == D(pnl["total"])
+    assert any("figures come from the records" in note for note in r["notes"])

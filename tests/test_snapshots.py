@@ -24,8 +24,14 @@ def ms(moment: datetime) -> int:
 
 
 def daily_open(binance, symbol: str, moment: datetime, price: str) -> None:
+    """``symbol`` at ``price`` at 00:00 UTC of ``moment``'s day: that day's daily candle opens at it
+    and the day before's closes at it (the price a snapshot of the day before is valued at)."""
     p = D(price)
-    binance.ohlc[(symbol, "1d", ms(moment))] = (p, p, p, p)
+    day_key, before_key = (symbol, "1d", ms(moment)), (symbol, "1d", ms(moment - timedelta(days=1)))
+    _, high, low, close = binance.ohlc.get(day_key, (p, p, p, p))
+    binance.ohlc[day_key] = (p, max(high, p), min(low, p), close)
+    opened, high, low, _ = binance.ohlc.get(before_key, (p, p, p, p))
+    binance.ohlc[before_key] = (opened, max(high, p), min(low, p), p)
 
 
 def snapshots(cli) -> dict[str, dict]:
@@ -42,22 +48,24 @@ def test_running_snapshot_twice_a_day_keeps_one_row_and_the_later_wins(cli, bina
     second = cli.json("snapshot")["portfolios"][0]["today"]
     assert D(second["equity"]) == D("10096")  # 9996 + 0.1 × 1000
 
-    rows = ledger_rows(ledger_path, "snapshots")
-    assert len(rows) == 1
+    # Today's row, and yesterday's end: the moment the portfolio was created, 00:00 today.
+    assert sorted(snapshots(cli)) == [day(-1).date().isoformat(), day(0).date().isoformat()]
     with sqlite3.connect(ledger_path) as conn:
         (equity, positions) = conn.execute(
-            "select equity, (select count(*) from snapshot_positions) from snapshots"
+            "select equity, (select count(*) from snapshot_positions) from snapshots where day = ?",
+            [day(0).date().isoformat()],
         ).fetchone()
     assert D(equity) == D("10096") and positions == 1
     cli("verify")
 
 
 def test_a_ten_day_hole_is_backfilled_from_daily_candles_as_a_hand_calculation_gives(cli, binance, ledger_path):
-    # The portfolio began 10 days ago at 00:00; nothing snapshotted it since: days −10 … −1 are the hole.
-    # (Scripted first: opening a trade caches daily candles for the correlation rule.)
-    for k in range(-10, 0):
-        daily_open(binance, "BTC/USDT", day(k), str(40000 + 500 * (k + 10)))  # 40000, 40500, … 44500
-        daily_open(binance, "ETH/USDT", day(k), str(2000 - 20 * (k + 10)))  # 2000, 1980, … 1820
+    # The portfolio began 10 days ago at 00:00 (the end of day −11); nothing snapshotted it since:
+    # days −11 … −1 are the hole. (Scripted first: opening a trade caches daily candles for the
+    # correlation rule.)
+    for k in range(-10, 1):
+        daily_open(binance, "BTC/USDT", day(k), str(40000 + 500 * (k + 10)))  # 40000, 40500, … 45000
+        daily_open(binance, "ETH/USDT", day(k), str(2000 - 20 * (k + 10)))  # 2000, 1980, … 1800
     cli("init", "--balance", "10000", "--at", day(-10).isoformat())
     cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", (day(-8) + timedelta(hours=12)).isoformat())
     cli(
@@ -65,34 +73,36 @@ def test_a_ten_day_hole_is_backfilled_from_daily_candles_as_a_hand_calculation_g
         "--at", (day(-6) + timedelta(hours=6)).isoformat(),
     )  # fmt: skip
     cli("close", "1", "--qty", "0.05", "--price", "42000", "--at", (day(-4) + timedelta(hours=9)).isoformat())
-    cli("deposit", "1000", "--at", day(-3).isoformat())  # at 00:00 exactly: day −3 includes it
+    cli("deposit", "1000", "--at", day(-3).isoformat())  # at 00:00 exactly: the end of day −4 includes it
 
     result = cli("snapshot", "--json")
     run = json.loads(result.stdout)
     assert run["complete"] is True
     assert result.stderr == ""  # no progress bar on a pipe
-    assert run["portfolios"][0]["backfilled"] == [day(k).date().isoformat() for k in range(-10, 0)]
+    assert run["portfolios"][0]["backfilled"] == [day(k).date().isoformat() for k in range(-11, 0)]
     got = {d: D(row["equity"]) for d, row in snapshots(cli).items()}
 
     # By hand. Fees: BTC entry 0.1 × 40000 × 0.001 = 4; ETH entry 1 × 2000 × 0.0005 = 1; BTC partial
-    # exit 0.05 × 42000 × 0.001 = 2.1 with 0.05 × 2000 = 100 realized. Each day is valued at 00:00.
+    # exit 0.05 × 42000 × 0.001 = 2.1 with 0.05 × 2000 = 100 realized. Each day is valued at its end,
+    # 00:00 of the next day, at the daily candle's close (the next day's open).
     expected = {
+        -11: "10000",  # the end of day −11 is the moment the portfolio began
         -10: "10000",  # nothing open
-        -9: "10000",
-        -8: "10000",  # the BTC buy is at 12:00
-        -7: "10146",  # 10000 − 4 + 0.1 × (41500 − 40000)
-        -6: "10196",  # 9996 + 0.1 × 2000; the ETH short opens at 06:00
-        -5: "10345",  # 9995 + 0.1 × 2500 + 1 × (2000 − 1900)
-        -4: "10415",  # 9995 + 0.1 × 3000 + 120; the partial close is at 09:00
-        -3: "11407.9",  # 9995 + 100 − 2.1 + 1000 deposit = 11092.9; + 0.05 × 3500 + 140
-        -2: "11452.9",  # 11092.9 + 0.05 × 4000 + 160
-        -1: "11497.9",  # 11092.9 + 0.05 × 4500 + 180
+        -9: "10000",  # the BTC buy is at 12:00 of day −8
+        -8: "10146",  # 10000 − 4 + 0.1 × (41500 − 40000)
+        -7: "10196",  # 9996 + 0.1 × 2000; the ETH short opens at 06:00 of day −6
+        -6: "10345",  # 9995 + 0.1 × 2500 + 1 × (2000 − 1900)
+        -5: "10415",  # 9995 + 0.1 × 3000 + 120; the partial close is at 09:00 of day −4
+        -4: "11407.9",  # 9995 + 100 − 2.1 + 1000 deposit = 11092.9; + 0.05 × 3500 + 140
+        -3: "11452.9",  # 11092.9 + 0.05 × 4000 + 160
+        -2: "11497.9",  # 11092.9 + 0.05 × 4500 + 180
+        -1: "11542.9",  # 11092.9 + 0.05 × 5000 + 200, at 00:00 today
     }
     assert {k: got[day(k).date().isoformat()] for k in expected} == {k: D(v) for k, v in expected.items()}
     rows = {r["day"]: r for r in cli.json("history", "--every", "day")["daily"]}
-    assert all(rows[day(k).date().isoformat()]["backfilled"] for k in range(-10, 0))
-    # Day −3's return excludes the 1000 deposit: (11267.9 − 1000) / 10415 − 1.
-    assert abs(rows[day(-3).date().isoformat()]["return_pct"] - ((11407.9 - 1000) / 10415 - 1) * 100) < 1e-9
+    assert all(rows[day(k).date().isoformat()]["backfilled"] for k in range(-11, 0))
+    # Day −4's return excludes the 1000 deposit: (11407.9 − 1000) / 10415 − 1.
+    assert abs(rows[day(-4).date().isoformat()]["return_pct"] - ((11407.9 - 1000) / 10415 - 1) * 100) < 1e-9
     # Each backfilled day was priced from one daily-candle request per symbol, then cached.
     assert binance.count("/klines") == 2
     assert cli("snapshot", "--quiet").stdout == ""  # cron mails nothing when all went well
@@ -106,12 +116,12 @@ def test_offline_days_without_candles_are_reported_not_invented_and_filled_later
     cli("value")  # caches today's quote
     result = cli("snapshot", "--offline", code=INCOMPLETE)
     assert "not snapshotted: no daily candle (offline): BTC/USDT" in result.stderr
-    assert len(ledger_rows(ledger_path, "snapshots")) == 2  # day −3 (nothing open at 00:00) and today
+    assert len(ledger_rows(ledger_path, "snapshots")) == 2  # day −4 (its end, nothing open yet) and today
 
-    for k in (-2, -1):
+    for k in (-2, -1, 0):
         daily_open(binance, "BTC/USDT", day(k), "41000")
     cli("snapshot")
-    assert len(ledger_rows(ledger_path, "snapshots")) == 4
+    assert len(ledger_rows(ledger_path, "snapshots")) == 5  # days −4 … −1 and today
     assert D(snapshots(cli)[day(-1).date().isoformat()]["equity"]) == D("10096")
 
 
@@ -156,9 +166,9 @@ def test_value_and_positions_at_before_between_and_after_trades(cli, binance):
     # The same state again, offline, from the candles the first run cached.
     offline = cli.json("value", "--at", day(-2).isoformat(), "--offline")["valuation"]
     assert offline["equity"] == between["equity"]
-    # And the backfilled snapshot of that day agrees with --at that day.
+    # And the snapshot of the day before, whose end is that moment, agrees with it.
     cli("snapshot")
-    assert snapshots(cli)[day(-2).date().isoformat()]["equity"] == between["equity"]
+    assert snapshots(cli)[day(-3).date().isoformat()]["equity"] == between["equity"]
 
 
 def test_at_refuses_the_future_and_before_the_portfolio(cli):
@@ -172,10 +182,10 @@ def test_retention_window_keeps_the_last_days_only(cli, binance, ledger_path, tm
     config = tmp_path / "config.toml"
     config.write_text("[snapshots]\nkeep_days = 3\n")
     cli("init", "--at", day(-6).isoformat())
-    cli("snapshot")  # without the window: days −6 … −1 and today
-    assert len(ledger_rows(ledger_path, "snapshots")) == 7
+    cli("snapshot")  # without the window: days −7 (its end is the start) … −1 and today
+    assert len(ledger_rows(ledger_path, "snapshots")) == 8
     run = cli.json("snapshot", "--config", str(config))
-    assert run["dropped"] == 4
+    assert run["dropped"] == 5
     assert sorted(snapshots(cli)) == [day(k).date().isoformat() for k in (-2, -1, 0)]
 
 

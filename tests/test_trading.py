@@ -200,3 +200,25 @@ def test_every_write_is_audited_with_its_command(cli, binance, ledger_path):
     actions = [r[3] for r in rows]
     assert actions == ["create portfolio", "record deposit", "open trade", "record fee"]
     assert all(r[1] for r in rows)  # a time on each
+
+
+def test_trades_costs_columns_add_up_for_open_partly_closed_and_closed_trades(cli, binance, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    cli("init")
+    cli("open", "ETH/USDT", "--qty", "1", "--price", "2000")  # entry fee 1 × 2000 × 0.001 = 2
+    cli("close", "1", "--qty", "0.5", "--price", "2020")  # gross 0.5 × 20 = 10, exit fee 1.01
+    cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000")  # entry fee 0.4, still open
+    rows = {r["id"]: r for r in cli.json("trades")}
+    partial, held = rows[1], rows[2]
+    # The closed half carries half the entry fee (1) and the exit fee (1.01): net 10 − 2.01 = 7.99.
+    assert (D(partial["closed_fees"]), D(partial["open_fee"]), D(partial["net_pnl"])) == (D("2.01"), D(1), D("7.99"))
+    assert (D(held["closed_fees"]), D(held["open_fee"]), D(held["net_pnl"])) == (D(0), D("0.4"), D(0))
+    for r in rows.values():
+        assert D(r["net_pnl"]) == D(r["realized_pnl"]) - D(r["closed_fees"]) - D(r["liquidation_fees"])
+        assert D(r["trading_fees"]) == D(r["closed_fees"]) + D(r["open_fee"])
+    out = cli("trades", "--costs").stdout
+    line = next(row for row in out.splitlines() if row.strip().startswith("1 "))
+    # gross, fees, liq. fee, net, open fee; then funding, net+fund. and "manual"
+    assert line.split()[-8:-3] == ["10.00", "2.01", "0.00", "7.99", "1.00"]
+    assert "net = gross − fees − liq. fee" in " ".join(out.split())
+    assert max(len(row) for row in out.splitlines()) <= 80

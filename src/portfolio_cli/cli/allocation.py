@@ -15,13 +15,14 @@ from portfolio_cli.cli.support import (
     OfflineOpt,
     PortfolioOpt,
     command_line,
+    notified,
     portfolio_name,
     print_json,
     running,
     stdout,
     warn_note,
 )
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import ExitCode, InvalidInput, PortfolioError
 
 
 @app.command()
@@ -63,21 +64,27 @@ def rebalance(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode:
     """Plan the trades back to the targets in the config, fee- and exchange-aware; --execute books them.
 
-    All of the plan or none of it is booked, in one transaction, with a rebalance record.
+    All of the plan or none of it is booked, in one transaction, with a rebalance record. With
+    --if-due and [notify] configured, what was executed (or why not) is sent; exit 14 if it could not be.
     Examples: [bold]portfolio rebalance[/] · [bold]portfolio rebalance --execute[/] ·
     cron: [bold]portfolio rebalance --execute --yes --if-due[/] · [bold]portfolio rebalance --log[/]
     """
     from portfolio_cli.render.allocation import log_json, log_view, plan_json, plan_view
+    from portfolio_cli.services.notify import after_rebalance
     from portfolio_cli.services.rebalance import Rebalance, rebalance_log, run
 
     with running(command_line(), db, config, offline) as session:
         name = portfolio_name(session, portfolio)
         if log:
             events = rebalance_log(session, name)
-            return print_json(log_json(events)) if json else stdout.print(log_view(name, events))
+            if json:
+                print_json(log_json(events))
+            else:
+                stdout.print(log_view(name, events))
+            return ExitCode.OK
         if (yes or if_due) and not execute:
             raise InvalidInput("--yes and --if-due go with --execute")
 
@@ -92,12 +99,19 @@ def rebalance(
             shown.append(planned)
             return typer.confirm(f"Book these {len(planned.plan.trades)} trade(s)?", default=False)
 
-        result = run(session, name, execute, force, if_due, confirm)
+        try:
+            result = run(session, name, execute, force, if_due, confirm)
+        except PortfolioError as exc:
+            if if_due:  # cron: say why it was not executed where the trader is, then fail as usual
+                notified(after_rebalance(session, name, None, str(exc)))
+            raise
         if json:
-            return print_json(plan_json(result))
-        if if_due and not result.due:
+            print_json(plan_json(result))
+        elif if_due and not result.due:
             stdout.print(f"no rebalancing needed: {result.why}", highlight=False, soft_wrap=True, markup=False)
         elif shown and result.executed is not None:
             stdout.print(f"Booked as rebalance {result.executed}: {len(result.plan.trades)} trade(s)")
         else:
             stdout.print(plan_view(result))
+        sent = notified(after_rebalance(session, name, result)) if if_due else True
+    return ExitCode.OK if sent else ExitCode.NOT_NOTIFIED

@@ -369,10 +369,16 @@ def paths(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> 
             "config": str(session.paths.config) if session.paths.config else None,
             "cache": str(session.paths.cache),
         }
+        from portfolio_cli.services.notify import destinations_of
+
+        # Notification URLs hold tokens and passwords: their scheme only.
+        notify = [d.shown for d in destinations_of(session.settings, None)]
         if json:
-            return print_json(found)
+            return print_json({**found, "notify": notify})
         for key, path in found.items():
             stdout.print(f"{key:<7} {path or '(none: built-in defaults)'}", highlight=False, markup=False)
+        if notify:
+            stdout.print(f"{'notify':<7} {', '.join(notify)}", highlight=False, markup=False)
 
 
 @app.command()

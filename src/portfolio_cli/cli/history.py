@@ -14,6 +14,7 @@ from portfolio_cli.cli.support import (
     OfflineOpt,
     PortfolioOpt,
     command_line,
+    notified,
     parse_day,
     portfolio_name,
     print_json,
@@ -41,10 +42,12 @@ def snapshot(
     One snapshot per portfolio and day: running again the same day replaces it. A day that cannot
     be priced (offline, no candle) is listed on stderr and left for a later run, never invented.
 
-    Exit codes: 0 all taken · 13 some day not taken (committed, named on stderr). Example (crontab):
+    Exit codes: 0 all taken · 13 some day not taken (committed, named on stderr) · 14 taken, but a
+    notification could not be sent. Example (crontab):
     [bold]5 0 * * * portfolio snapshot --all --quiet[/]
     """
     from portfolio_cli.render.history import skipped_lines, snapshot_view
+    from portfolio_cli.services.notify import after_snapshot
     from portfolio_cli.services.snapshots import SnapshotRun, take_snapshots
 
     with running(command_line(), db, config, offline) as session:
@@ -59,6 +62,9 @@ def snapshot(
             stdout.print(snapshot_view(run))
         for line in skipped_lines(run):
             warn(line)
+        sent = notified(after_snapshot(session, run))
+    if not sent:
+        return ExitCode.NOT_NOTIFIED
     return ExitCode.OK if run.complete else ExitCode.INCOMPLETE
 
 

@@ -16,6 +16,7 @@ from portfolio_cli.cli.support import (
     PricesOpt,
     amount,
     command_line,
+    notified,
     portfolio_name,
     print_json,
     running,
@@ -191,10 +192,12 @@ def check(
     the time and price they happened, from 1-minute or hourly candles.
 
     Exit codes: 0 nothing to report · 10 margin level below 200 % · 11 below 150 % ·
-    12 a position was closed. Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
+    12 a position was closed · 14 booked, but a notification could not be sent.
+    Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
     """
     from portfolio_cli.render.margin import check_view
     from portfolio_cli.services.check import CheckResult, run_check
+    from portfolio_cli.services.notify import after_check
 
     with running(command_line(), db, config, offline) as session:
         result = run_check(session, portfolio or None)
@@ -207,4 +210,5 @@ def check(
             view = check_view(result, quiet)
             if view is not None:
                 stdout.print(view)
-    return result.outcome
+        sent = notified(after_check(session, result))
+    return result.outcome if sent else ExitCode.NOT_NOTIFIED

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TextIO, overload
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, overload
 
 import typer
 from rich.console import Console
@@ -19,6 +19,10 @@ from portfolio_cli.errors import InvalidInput
 from portfolio_cli.money import parse_positive
 from portfolio_cli.render import safe
 from portfolio_cli.session import Session
+from portfolio_cli.text import printable
+
+if TYPE_CHECKING:
+    from portfolio_cli.services.delivery import Delivery
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -73,6 +77,24 @@ def running(
         session.keep_fetched_quotes()
     finally:
         session.close()
+
+
+def notified(delivery: Delivery | None) -> bool:
+    """Each destination a notification could not reach, as one stderr line; False when there was one
+    (the command then exits 14: its records are committed, the message stays queued for the next run)."""
+    if delivery is None:
+        return True
+    if delivery.dropped:
+        warn_note(f"{delivery.dropped} queued notification(s) dropped: their destination is no longer configured")
+    for failure in delivery.failures:
+        stderr.print(
+            f"error: {failure.messages} notification(s) to {failure.destination} not sent: "
+            f"{printable(failure.reason)}; the command's records are committed, the next run sends it again",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return not delivery.failures
 
 
 def command_line() -> str:

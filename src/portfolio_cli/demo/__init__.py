@@ -117,13 +117,16 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
 
 
 def _daily_candles() -> list[Candle]:
-    """The bundled opening prices of each day of the demo's month, as daily candles."""
+    """The bundled opening prices of each day of the demo's month, as daily candles: a day opens at
+    its price and closes at the next day's (the last day, the quotes' day, is not complete yet)."""
     data = json.loads(resources.files("portfolio_cli.demo").joinpath("prices.json").read_text())
-    return [
-        Candle(symbol, "1d", _at(f"{day}T00:00"), D(price), D(price), D(price), D(price))
-        for symbol, opens in data["daily_opens"].items()
-        for day, price in opens.items()
-    ]
+    candles = []
+    for symbol, opens in data["daily_opens"].items():
+        days = sorted(opens)
+        for day, after in zip(days, days[1:], strict=False):
+            low, high = sorted((D(opens[day]), D(opens[after])))
+            candles.append(Candle(symbol, "1d", _at(f"{day}T00:00"), D(opens[day]), high, low, D(opens[after])))
+    return candles
 
 
 def _at(text: str) -> datetime:

@@ -2,9 +2,13 @@
 
 - The state at a moment ``t`` folds only the records dated at or before ``t``: trades opened, closes,
   margin changes and cash flows.
-- A day's snapshot is taken on that UTC day at the moment the command runs; a later one the same day
-  replaces it. A backfilled day is valued at 00:00 UTC with the day's opening prices: the moment the
-  daily cron job (just after midnight) would have seen.
+- The snapshot of UTC day ``D`` is the equity at the end of ``D``: at 00:00 UTC of ``D + 1``, with the
+  records dated up to and at that moment and the prices of that moment (each symbol's daily candle of
+  ``D``, its close). A snapshot taken during ``D`` (today's, by hand or by cron) holds that moment's
+  equity and is provisional: the first snapshot run after ``D`` ends replaces it with the day's end.
+  So day ``D``'s return covers ``(00:00 D, 00:00 D + 1]`` and every period — week, month, quarter,
+  year, a report's ``--from``/``--to`` — chains the returns of the days inside it, measured from the
+  snapshot of the day before it starts.
 - Time-weighted return between consecutive snapshots ``i−1`` and ``i``:
   ``r_i = (E_i − F_i) / E_{i−1} − 1``, where ``F_i`` is the deposits minus withdrawals booked after
   snapshot ``i−1`` up to snapshot ``i``. Flows count at the end of the period, so a deposit is never a
@@ -48,13 +52,29 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
-def days_to_backfill(created_at: datetime, today: date, have: set[date], keep_days: int | None = None) -> list[date]:
-    """Days before ``today`` with no snapshot, from the first 00:00 UTC the portfolio existed at
-    (within the retention window of ``keep_days`` days, today included, when one is set)."""
-    first = created_at.date() if created_at == day_start(created_at.date()) else created_at.date() + timedelta(1)
+def day_end(day: date) -> datetime:
+    """The moment day ``day`` ends, which its snapshot is valued at: 00:00 UTC of the next day."""
+    return day_start(day + timedelta(1))
+
+
+def is_provisional(snapshot: Snapshot) -> bool:
+    """Whether ``snapshot`` was taken before its day ended (today's, until the day is over)."""
+    return snapshot.taken_at < day_end(snapshot.day)
+
+
+def first_snapshot_day(created_at: datetime) -> date:
+    """The first day whose end the portfolio saw: a portfolio created at 00:00 UTC of ``D`` starts
+    from the snapshot of ``D − 1`` (its end is that very moment), so day ``D`` has a return."""
+    return (created_at - timedelta(microseconds=1)).date()
+
+
+def days_to_backfill(created_at: datetime, today: date, final: set[date], keep_days: int | None = None) -> list[date]:
+    """Days before ``today`` without a final (end-of-day) snapshot, from the first day whose end the
+    portfolio saw (within the retention window of ``keep_days`` days, today included, when one is set)."""
+    first = first_snapshot_day(created_at)
     if keep_days is not None:
         first = max(first, today - timedelta(keep_days - 1))
-    return [first + timedelta(n) for n in range((today - first).days) if first + timedelta(n) not in have]
+    return [first + timedelta(n) for n in range((today - first).days) if first + timedelta(n) not in final]
 
 
 def snapshot_of(portfolio_id: int, day: date, taken_at: datetime, backfilled: bool, valuation: Valuation) -> Snapshot:

@@ -18,6 +18,10 @@ day. An undefined metric is an ``Undefined`` carrying the reason, never 0.
 - money-weighted return: the annual rate ``x`` with ``Σ c_k / (1 + x)^(t_k / 365) = 0`` over deposits
   (``c < 0``), withdrawals (``c > 0``) and the final equity (``c > 0``), ``t_k`` in days (XIRR)
 - a period's return (week, month, …) chains the daily returns that end inside it
+- gaps: a return between snapshots more than a day apart (the days between have none) spans several
+  days. It counts in the total return, CAGR, drawdowns and the money-weighted return (the growth is
+  real), but not in volatility, Sharpe, Sortino, alpha/beta or the best and worst day, which are
+  statistics of one-day returns; the days it spans are named (``missing_days``)
 - beta ``cov(r, b) / var(b)`` against the benchmark's daily returns ``b`` on the same days; alpha
   (Jensen's, annualized) ``(mean(r − rf/365) − beta · mean(b − rf/365)) · 365``
 """
@@ -27,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from portfolio_cli.engine.history import Every, period_return
@@ -44,7 +48,7 @@ class Undefined:
     why: str
 
 
-FEW_RETURNS = Undefined("fewer than two daily returns")
+FEW_RETURNS = Undefined("fewer than two daily returns")  # one-day returns, for the daily statistics
 
 Value = float | Undefined  # a metric's value, or why it has none
 
@@ -59,6 +63,17 @@ class DailyEquity:
 def daily_returns(days: Sequence[DailyEquity]) -> list[float | None]:
     """One return per day after the first; None where the previous equity was not positive."""
     return [period_return(b.equity, a.equity, a.net_flow) for b, a in zip(days, days[1:], strict=False)]
+
+
+def one_day_returns(days: Sequence[DailyEquity], returns: Sequence[float | None]) -> list[float | None]:
+    """``returns`` with each one that spans more than a day (across missing days) made None."""
+    spans = ((a.day - b.day).days for b, a in zip(days, days[1:], strict=False))
+    return [r if span == 1 else None for r, span in zip(returns, spans, strict=True)]
+
+
+def missing_days(days: Sequence[DailyEquity]) -> list[date]:
+    """The days between consecutive snapshots that have none."""
+    return [b.day + timedelta(k) for b, a in zip(days, days[1:], strict=False) for k in range(1, (a.day - b.day).days)]
 
 
 def mean(values: Sequence[float]) -> float:
@@ -197,8 +212,11 @@ def growth_index(returns: Sequence[float | None]) -> list[float]:
 
 
 def period_returns(days: Sequence[DailyEquity], returns: Sequence[float | None], every: Every) -> list[PeriodReturn]:
-    """The chained return of each calendar period holding at least one defined daily return."""
+    """The chained return of each calendar period holding at least one defined daily return (a return
+    across missing days is filed under the day it ends; days leave it out: it is not one day's)."""
     growth: dict[date, float] = {}
+    if every is Every.DAY:
+        returns = one_day_returns(days, returns)
     for day, r in zip(days[1:], returns, strict=True):
         if r is not None:
             key = every.period_of(day.day)
@@ -294,6 +312,7 @@ def performance(
     deposits (+) and withdrawals (−) between, for the money-weighted return."""
     returns = daily_returns(days)
     defined = [r for r in returns if r is not None]
+    one_day = [r for r in one_day_returns(days, returns) if r is not None]
     total = total_return(defined)
     growth = cagr(total, (days[-1].day - days[0].day).days) if days else Undefined("no daily snapshots")
     if len(days) < 2:
@@ -316,9 +335,9 @@ def performance(
         total_return=total,
         cagr=growth,
         money_weighted_return=money_weighted,
-        volatility=volatility(defined),
-        sharpe=sharpe(defined, risk_free),
-        sortino=sortino(defined, risk_free),
+        volatility=volatility(one_day),
+        sharpe=sharpe(one_day, risk_free),
+        sortino=sortino(one_day, risk_free),
         calmar=ratio(growth, max_dd),
         recovery_factor=ratio(total, max_dd),
         max_drawdown=max_dd,

@@ -206,8 +206,81 @@ def m005_rebalances(db: Database) -> None:
     db.table("rebalances").create_index(["portfolio_id", "at"])
 
 
+def m006_calendar_snapshots(db: Database) -> None:
+    """Snapshots move to the calendar convention: the snapshot of day D is the equity at the end of D
+    (00:00 UTC of D + 1). Until now a backfilled snapshot labelled D held the equity at 00:00 of D, the
+    end of D − 1: it is relabelled D − 1, its values unchanged (they are exactly that day's end). A
+    snapshot taken during its day keeps its label and is that day's provisional one: the next
+    `portfolio snapshot` values the day's end from the daily candles. Where a relabelled snapshot
+    lands on a day that held a provisional one, the day's end replaces it."""
+    conn = db.conn
+    rows = conn.execute("select id, portfolio_id, day, taken_at from snapshots order by portfolio_id, day").fetchall()
+    midnight = {row[0] for row in rows if row[3].startswith(f"{row[2]}T00:00:00.000000")}
+    slots = {(row[1], row[2]): row[0] for row in rows}
+    moved = replaced = 0
+    for snapshot_id, portfolio_id, day, _ in rows:
+        if snapshot_id not in midnight:
+            continue
+        (before,) = conn.execute("select date(?, '-1 day')", [day]).fetchone()
+        held = slots.pop((portfolio_id, before), None)
+        if held is not None and held not in midnight:
+            conn.execute("delete from snapshot_positions where snapshot_id = ?", [held])
+            conn.execute("delete from snapshots where id = ?", [held])
+            replaced += 1
+        conn.execute("update snapshots set day = ? where id = ?", [before, snapshot_id])
+        slots.pop((portfolio_id, day), None)
+        slots[(portfolio_id, before)] = snapshot_id
+        moved += 1
+    if moved or replaced:
+        conn.execute(
+            "insert into audit_log (at, command, action, portfolio_id, details) "
+            "values (strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now'), 'migrate', 'relabel snapshots', null, ?)",
+            [f'{{"relabelled": {moved}, "replaced provisional": {replaced}}}'],
+        )
+
+
+def m010_notify_state(db: Database) -> None:
+    # The margin state last sent per portfolio: an unchanged state is not sent again until it changes
+    # or notify.repeat_hours pass.
+    db.table("notify_state").create(
+        {"portfolio_id": int, "state": str, "level_pct": str, "sent_at": str},
+        pk="portfolio_id",
+        not_null={"state", "sent_at"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    # Messages queued after a command's records commit, sent after that; a failed one stays pending
+    # and the next run sends it. A destination is named by a key derived from its URL, never the URL.
+    db.table("notify_outbox").create(
+        {
+            "id": int,
+            "destination": str,
+            "scheme": str,
+            "created_at": str,
+            "command": str,
+            "title": str,
+            "body": str,
+            "attempts": int,
+            "last_error": str,
+            "settled_at": str,  # when it was sent, or dropped (last_error says which)
+        },
+        pk="id",
+        not_null={"destination", "scheme", "created_at", "command", "title", "body", "attempts"},
+        strict=True,
+    )
+    db.execute("create index notify_pending on notify_outbox (id) where settled_at is null")
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
-MIGRATIONS = [m001_initial, m002_margin_candles_checks, m003_snapshots, m004_report_indexes, m005_rebalances]
+MIGRATIONS = [
+    m001_initial,
+    m002_margin_candles_checks,
+    m003_snapshots,
+    m004_report_indexes,
+    m005_rebalances,
+    m006_calendar_snapshots,
+    m010_notify_state,
+]
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:

@@ -92,7 +92,7 @@ class Queries(Connection):
 
     def fill_columns(self) -> tuple[str, ...]:
         """The names of a fill's values, in the order ``fill_rows`` gives them."""
-        cursor = self.conn.execute(f"select * from ({rowmap.FILL_SQL}) limit 0", [0, "", "", 0, "", ""])
+        cursor = self.conn.execute(f"select * from ({rowmap.FILL_SQL}) limit 0", [0, "", ""] * 4)
         return tuple(d[0] for d in cursor.description)[:-3]  # without the flag and the ordering columns
 
     def fill_json(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[str] | None:
@@ -280,9 +280,11 @@ class Queries(Connection):
 
     # snapshots (derived state kept for history)
 
-    def snapshot_days(self, portfolio: Portfolio) -> set[date]:
-        rows = self._rows("select day from snapshots where portfolio_id = ?", [portfolio.id])
-        return {date.fromisoformat(r["day"]) for r in rows}
+    def final_snapshot_days(self, portfolio: Portfolio) -> set[date]:
+        """The days whose snapshot was valued at the day's end (00:00 UTC of the next day) or later,
+        not provisionally during the day."""
+        sql = "select day from snapshots where portfolio_id = ? and taken_at >= date(day, '+1 day') || 'T00:00:00'"
+        return {date.fromisoformat(r["day"]) for r in self._rows(sql, [portfolio.id])}
 
     def snapshots(
         self,

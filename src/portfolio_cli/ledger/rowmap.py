@@ -90,7 +90,7 @@ FILL_SQL = """
     select 'open' as record, cast(id as text) as trade_id, opened_at as at, symbol, side, kind,
            margin_mode, cast(leverage as text) as leverage, qty, price, price_usdt, fee,
            null as realized_pnl, null as reason, stop_loss, take_profit, strategy, note,
-           cast(forced as text) as forced,
+           cast(forced as text) as forced, null as amount,
            instr(qty || price || price_usdt || fee || coalesce(stop_loss, '') || coalesce(take_profit, ''), 'E')
                as legacy,
            0 as part, id as fill_id
@@ -99,9 +99,21 @@ FILL_SQL = """
     select 'close', cast(t.id as text), c.closed_at, t.symbol, t.side, t.kind,
            null, null, c.qty, c.price, c.price_usdt, c.fee,
            c.realized_pnl, c.reason, null, null, null, c.note,
-           null, instr(c.qty || c.price || c.price_usdt || c.fee || c.realized_pnl, 'E'), 1, c.id
+           null, null, instr(c.qty || c.price || c.price_usdt || c.fee || c.realized_pnl, 'E'), 1, c.id
     from closes c join trades t on t.id = c.trade_id
     where t.portfolio_id = ? and c.closed_at >= ? and c.closed_at < ?
+    union all
+    select 'margin', cast(t.id as text), m.at, t.symbol, t.side, t.kind,
+           m.mode, null, null, null, null, null, null, null, null, null, null, null,
+           null, m.amount, instr(m.amount, 'E'), 2, m.id
+    from margin_changes m join trades t on t.id = m.trade_id
+    where t.portfolio_id = ? and m.at >= ? and m.at < ?
+    union all
+    select f.kind, cast(f.trade_id as text), f.at, t.symbol, t.side, t.kind,
+           null, null, null, null, null, null, null, null, null, null, null, f.note,
+           null, f.amount, instr(f.amount, 'E'), 3, f.id
+    from cash_flows f left join trades t on t.id = f.trade_id
+    where f.portfolio_id = ? and f.kind in ('deposit', 'withdrawal', 'funding') and f.at >= ? and f.at < ?
 """
 # Text that exercises every escaping rule of JSON: quotes, backslashes, control characters, non-ASCII.
 JSON_PROBE = 'q"b\\t\tn\nr\rc\x01\x1f\x7f\x00 é ✓ 🚀 \u2028\b\f'
@@ -110,7 +122,7 @@ JSON_PROBE = 'q"b\\t\tn\nr\rc\x01\x1f\x7f\x00 é ✓ 🚀 \u2028\b\f'
 def fill_params(portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[Any]:
     low = codec.timestamp(since) if since else ""
     high = codec.timestamp(until) if until else "9999"
-    return [portfolio.id, low, high, portfolio.id, low, high]
+    return [portfolio.id, low, high] * 4
 
 
 def sqlite_json_is_canonical(conn: sqlite3.Connection) -> bool:
@@ -124,7 +136,7 @@ def sqlite_json_is_canonical(conn: sqlite3.Connection) -> bool:
     return encoded == json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-FILL_MONEY = {"qty", "price", "price_usdt", "fee", "realized_pnl", "stop_loss", "take_profit"}
+FILL_MONEY = {"qty", "price", "price_usdt", "fee", "realized_pnl", "stop_loss", "take_profit", "amount"}
 POSITION_MONEY = ("qty", "entry_usdt", "mark", "mark_usdt", "value", "unrealized_pnl", "margin")
 
 

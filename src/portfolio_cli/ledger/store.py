@@ -1,5 +1,6 @@
 """The ledger: one class composed of its concerns (connection and transactions in ``connection``,
-reads in ``queries``, writes in ``booking``, candle and quote caches in ``caches``)."""
+reads in ``queries``, writes in ``booking``, candle and quote caches in ``caches``, notification state
+and outbox in ``outbox``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from portfolio_cli.ledger import failures
 from portfolio_cli.ledger.booking import Booking
 from portfolio_cli.ledger.caches import Caches
 from portfolio_cli.ledger.connection import BUSY_TIMEOUT_MS, connect
+from portfolio_cli.ledger.outbox import NotifyStore
 
 __all__ = ["BUSY_TIMEOUT_MS", "Ledger", "open_ledger"]
 
 
-class Ledger(Booking, Caches):
+class Ledger(Booking, Caches, NotifyStore):
     """Open one with ``open_ledger``. Every write goes through ``Ledger.transaction``."""
 
 

@@ -219,6 +219,16 @@ def candle_marks(symbols: set[str] | list[str], opens: Mapping[str, Candle]) -> 
     return {s: _to_mark(s, quotes) for s in symbols}
 
 
+def candle_close_marks(symbols: set[str] | list[str], candles: Mapping[str, Candle]) -> dict[str, Mark]:
+    """Marks at the close of ``candles``, timed at the moment each candle ends (a daily candle's
+    close is the price at the end of its day): a candle for every symbol and its conversion pair."""
+    quotes = {
+        s: (Quote(s, c.close, c.open_time + TIMEFRAMES[c.timeframe]), f"candle {c.timeframe} close", False)
+        for s, c in candles.items()
+    }
+    return {s: _to_mark(s, quotes) for s in symbols}
+
+
 def _to_mark(symbol: str, quotes: Mapping[str, tuple[Quote, str, bool]]) -> Mark:
     quote, source, stale = quotes[symbol]
     pair = conversion_pair(symbol)

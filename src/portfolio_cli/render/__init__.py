@@ -181,7 +181,10 @@ def close_view(result: CloseResult) -> Table:
 def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
     """One row per trade; ``costs`` splits its costs into trading fees, liquidation and funding."""
     caption = (
-        "USDT: gross PnL, trading fees, liquidation fees, funding, net PnL (gross − fees), net + funding"
+        "USDT · gross: realized PnL of the closed part · fees: its trading fees (its share of the entry fee "
+        "and the exit fees) · liq. fee: liquidation fees · net = gross − fees − liq. fee · open fee: the "
+        "entry fee of the part still open, in net once it closes · funding: all of the trade's, not in net · "
+        "net+fund. = net + funding"
         if costs
         else "net PnL and fees in USDT"
     )
@@ -192,7 +195,7 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
     table.add_column("side")
     table.add_column("status")
     if costs:
-        add_numeric_columns(table, "gross", "fees", "liq. fee", "funding", "net", "net+fund.")
+        add_numeric_columns(table, "gross", "fees", "liq. fee", "net", "open fee", "funding", "net+fund.")
         table.add_column("closed by")
     else:
         add_numeric_columns(table, "qty", "entry", "exit", "net PnL", "fees")
@@ -219,10 +222,11 @@ def _fill_cells(r: TradeRow) -> tuple:
 def _cost_cells(r: TradeRow) -> tuple:
     return (
         signed(r.realized_pnl),
-        money(r.trading_fees),
+        money(r.closed_fees),
         money(r.liquidation_fees),
-        signed(r.funding),
         signed(r.net_pnl),
+        money(r.open_fee),
+        signed(r.funding),
         signed(r.net_pnl + r.funding),
         (r.closed_by or "").replace("_", " "),
     )

@@ -70,6 +70,11 @@ def period_label(start: date, every: Every) -> str:
     return start.isoformat()
 
 
+GAP_NOTE = (
+    "no snapshot: the return across them counts in total return and TWR, not in volatility, Sharpe, "
+    "Sortino, alpha/beta or best/worst day"
+)
+
 # terminal
 
 
@@ -81,6 +86,11 @@ def report_view(report: Report, width: int) -> RenderableType:
     )
     parts: list[RenderableType] = [
         Text(f"Report for {report.portfolio} · {report.requested} ({span})", style="bold"),
+        *(
+            [Text(f"Missing days: {' '.join(str(d) for d in report.missing_days)} — {GAP_NOTE}", style="yellow")]
+            if report.missing_days
+            else []
+        ),
         Columns([_summary_table(report), _pnl_table(report)], padding=(0, 4)),
     ]
     if report.periods[Every.MONTH]:
@@ -357,6 +367,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "start": report.start.isoformat(),
             "end": report.end.isoformat(),
             "daily_snapshots": report.snapshots,
+            "missing_days": [d.isoformat() for d in report.missing_days],
         },
         "equity": {
             "start": _str(report.start_equity),
@@ -402,7 +413,8 @@ def report_rows(report: Report) -> Iterator[list[str]]:
     yield ["section", "name", "value", "note"]
     for section in ("range", "equity", "pnl", "metrics", "trades"):
         for name, item in payload[section].items():
-            yield [section, name, _cell(item), why.get(f"{section}.{name}", "")]
+            gap = GAP_NOTE if (section, name) == ("range", "missing_days") and item else ""
+            yield [section, name, _cell(item), why.get(f"{section}.{name}", gap)]
     for every, entry in payload["periods"].items():
         for period in entry.get("returns", []):
             yield [f"{every} return", period["period"], _cell(period["return"]), ""]
@@ -430,6 +442,8 @@ def _contributions(rows: list[Contribution]) -> list[dict[str, Any]]:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, list):
+        return " ".join(map(str, value))
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)

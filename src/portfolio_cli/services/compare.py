@@ -8,7 +8,7 @@ split one portfolio's daily return by the PnL of their trades (``engine.trades.s
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from portfolio_cli.engine.metrics import (
@@ -22,6 +22,7 @@ from portfolio_cli.engine.metrics import (
 from portfolio_cli.engine.records import FlowKind
 from portfolio_cli.engine.trades import UNTAGGED, TradeStats, strategy_returns, trade_stats
 from portfolio_cli.errors import InvalidInput, NotFound
+from portfolio_cli.services.history import range_snapshots
 from portfolio_cli.services.report import Benchmark, Report, report, report_range
 from portfolio_cli.session import Session
 
@@ -65,14 +66,16 @@ def compare_portfolios(
     since, until, requested = report_range(session.clock().date(), since, until, period)
     spans = {}
     for name in names:
-        days = [s.day for s in session.ledger.snapshots(session.ledger.portfolio(name), since, until)]
+        days = [s.day for s in range_snapshots(session, session.ledger.portfolio(name), since, until)]
         if len(days) < 2:
             raise NotFound(f"{name} has fewer than two daily snapshots in the range: run `portfolio snapshot`")
         spans[name] = (days[0], days[-1])
-    first, last = max(a for a, _ in spans.values()), min(b for _, b in spans.values())
-    if first >= last:
+    # The common range starts from the latest first snapshot: its next day is the first return.
+    start, last = max(a for a, _ in spans.values()), min(b for _, b in spans.values())
+    if start >= last:
         shown = ", ".join(f"{n} {a} to {b}" for n, (a, b) in spans.items())
         raise NotFound(f"the portfolios' snapshots share no range of two days or more ({shown})")
+    first = start + timedelta(1)
     reports = [report(session, name, first, last) for name in names]
     columns = [_portfolio_column(r) for r in reports]
     notes = [f"{r.portfolio}: {note}" for r in reports for note in r.notes]
@@ -105,7 +108,7 @@ def compare_strategies(
     since, until, requested = report_range(session.clock().date(), since, until, period)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    snapshots = ledger.snapshots(portfolio, since, until, positions=True)
+    snapshots = range_snapshots(session, portfolio, since, until, positions=True)
     if len(snapshots) < 2:
         raise NotFound(f"{name} has fewer than two daily snapshots in the range: run `portfolio snapshot`")
     start, end = snapshots[0].taken_at, snapshots[-1].taken_at
@@ -143,4 +146,4 @@ def compare_strategies(
                 growth=[(s.day, 100 * i) for s, i in zip(snapshots, index, strict=True)],
             )
         )
-    return Comparison("strategy", requested, snapshots[0].day, snapshots[-1].day, columns, [])
+    return Comparison("strategy", requested, snapshots[0].day + timedelta(1), snapshots[-1].day, columns, [])

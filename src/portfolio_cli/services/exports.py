@@ -27,7 +27,7 @@ from portfolio_cli.session import Session
 KINDS = tuple(ExportKind)
 
 TRADE_COLUMNS = (
-    "record",  # open or close
+    "record",  # open, close, margin, deposit, withdrawal or funding
     "trade_id",
     "at",
     "symbol",
@@ -46,9 +46,22 @@ TRADE_COLUMNS = (
     "strategy",
     "note",
     "forced",
+    "amount",  # margin added (+) or removed (−), a deposit (+), withdrawal (−) or funding (signed)
 )
 TRADE_NUMERIC = frozenset(
-    {"trade_id", "leverage", "qty", "price", "price_usdt", "fee", "realized_pnl", "stop_loss", "take_profit", "forced"}
+    {
+        "trade_id",
+        "leverage",
+        "qty",
+        "price",
+        "price_usdt",
+        "fee",
+        "realized_pnl",
+        "stop_loss",
+        "take_profit",
+        "forced",
+        "amount",
+    }
 )
 CASHFLOW_COLUMNS = ("id", "at", "kind", "amount", "trade_id", "note")
 POSITION_COLUMNS = (

@@ -1,9 +1,13 @@
 """``portfolio import``: the project's own trades export, CSV or JSON, into a portfolio, all or nothing.
 
+The export holds the portfolio's records: fills (open, close), margin changes (margin added or
+removed, mode switches) and the cash flows that are not a fill's (deposits, withdrawals, funding).
 Every record is checked first; a file with any bad record imports nothing and names each bad line.
-A trade already in the portfolio (same symbol, side, kind, margin, quantity, prices, fee and time)
-and a close already booked are skipped, so importing a file twice does not duplicate anything. Each
-fill is booked as the trading commands book it: the trade or close, its fee and its realized PnL.
+A trade already in the portfolio (same symbol, side, kind, margin, quantity, prices, fee and time),
+a close, margin change or cash flow already booked are skipped, so importing a file twice does not
+duplicate anything. Each fill is booked as the trading commands book it: the trade or close, its fee
+and its realized PnL. A portfolio that does not exist yet is created, at the file's first record
+(its starting deposit), so export → import gives the same portfolio.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from pathlib import Path
 from typing import Literal, overload
 
 from portfolio_cli.engine.accounting import realized_pnl
-from portfolio_cli.engine.records import Close, CloseReason, FlowKind, Kind, MarginMode, Side, Trade
+from portfolio_cli.engine.records import (
+    CashFlow,
+    Close,
+    CloseReason,
+    FlowKind,
+    Kind,
+    MarginChange,
+    MarginMode,
+    Side,
+    Trade,
+)
 from portfolio_cli.errors import InvalidInput, NotFound, PortfolioError
 from portfolio_cli.export import Record, read_csv
 from portfolio_cli.money import ABSURD, ZERO, D, q8
@@ -43,6 +57,10 @@ class ImportResult:
     closes_added: int
     trades_present: int  # already in the portfolio: skipped
     closes_present: int
+    margin_changes_added: int = 0
+    cash_flows_added: int = 0  # deposits, withdrawals and funding
+    margin_changes_present: int = 0
+    cash_flows_present: int = 0
 
 
 class _BadRecord(ValueError):
@@ -57,6 +75,8 @@ def import_trades(session: Session, path: Path, name: str, allow_unknown: bool =
     opens: dict[int, Trade] = {}  # by the file's trade id
     closes: list[tuple[int, Close]] = []
     closed: dict[int, Decimal] = {}
+    margins: list[tuple[int, MarginChange]] = []
+    flows: list[tuple[int | None, CashFlow]] = []
     errors = []
     for where, record in records:
         try:
@@ -76,8 +96,12 @@ def import_trades(session: Session, path: Path, name: str, allow_unknown: bool =
                 if closed[file_id] > opens[file_id].qty:
                     raise _BadRecord(f"closes of trade {file_id} add up to more than its {opens[file_id].qty}")
                 closes.append((file_id, close))
+            elif kind == "margin":
+                margins.append(_margin(record, opens))
+            elif kind in FLOW_RECORDS:
+                flows.append(_flow(record, FlowKind(kind), opens))
             else:
-                raise _BadRecord(f"record must be open or close, got {kind!r}")
+                raise _BadRecord(f"record must be one of {', '.join(RECORDS)}, got {kind!r}")
         except _BadRecord as exc:
             errors.append(f"{where}: {exc}")
     if not allow_unknown:
@@ -88,9 +112,13 @@ def import_trades(session: Session, path: Path, name: str, allow_unknown: bool =
         raise InvalidInput(f"{path.name}: {len(errors)} bad record(s), nothing imported: {shown}{more}")
 
     ledger = session.ledger
-    portfolio = ledger.portfolio(name)
+    if ledger.find_portfolio(name) is None and not records:
+        raise InvalidInput(f"{path.name} holds no records to create portfolio {name!r} from")
     added = present = closes_added = closes_present = 0
     with ledger.transaction(session.command, session.clock()):
+        portfolio = ledger.find_portfolio(name) or ledger.create_portfolio(
+            name, _first_moment(opens, closes, margins, flows)
+        )
         held = records_of(ledger, portfolio)
         known = {_fingerprint(t): t.id for t in held.trades}
         booked = {(c.trade_id, c.closed_at, c.qty, c.price, c.fee) for c in held.closes}
@@ -126,8 +154,72 @@ def import_trades(session: Session, path: Path, name: str, allow_unknown: bool =
                 )
             ledger.book_close(portfolio, replace(close, trade_id=trade_id))
             closes_added += 1
-        ledger.audit("import", portfolio.id, {"file": path.name, "trades": added, "closes": closes_added})
-    return ImportResult(name, added, closes_added, present, closes_present)
+        changed = {(m.trade_id, m.at, m.amount, m.mode) for m in held.margin_changes}
+        margins_added = 0
+        for file_id, change in margins:
+            change = replace(change, trade_id=ids[file_id])
+            if (change.trade_id, change.at, change.amount, change.mode) not in changed:
+                ledger.add_margin_change(portfolio, change)
+                margins_added += 1
+        moved = {(f.kind, f.at, f.amount, f.trade_id) for f in held.flows}
+        flows_added = 0
+        for flow_trade, flow in flows:
+            owner = ids[flow_trade] if flow_trade is not None else None
+            if (flow.kind, flow.at, flow.amount, owner) not in moved:
+                ledger.add_cash_flow(portfolio, flow.kind, flow.amount, flow.at, owner, flow.note)
+                flows_added += 1
+        details = {"file": path.name, "trades": added, "closes": closes_added}
+        ledger.audit("import", portfolio.id, details | {"margin_changes": margins_added, "cash_flows": flows_added})
+    return ImportResult(
+        name,
+        added,
+        closes_added,
+        present,
+        closes_present,
+        margins_added,
+        flows_added,
+        len(margins) - margins_added,
+        len(flows) - flows_added,
+    )
+
+
+FLOW_RECORDS = ("deposit", "withdrawal", "funding")
+RECORDS = ("open", "close", "margin", *FLOW_RECORDS)
+
+
+def _first_moment(opens, closes, margins, flows) -> datetime:
+    """When a portfolio created by the import begins: its first record (the starting deposit)."""
+    moments = [t.opened_at for t in opens.values()] + [c.closed_at for _, c in closes]
+    return min(moments + [m.at for _, m in margins] + [f.at for _, f in flows])
+
+
+def _margin(r: Record, opens: dict[int, Trade]) -> tuple[int, MarginChange]:
+    """Margin added (+) or removed (−) on an isolated position, or a switch of its mode."""
+    file_id = _opened(r, opens, "changes the margin of")
+    if opens[file_id].kind is not Kind.MARGIN:
+        raise _BadRecord(f"trade {file_id} is spot: it has no margin to change")
+    mode = _choice(r, "margin_mode", MarginMode) if _value(r, "margin_mode") else None
+    return file_id, MarginChange(0, 0, _moment(r), _number(r, "amount", signed=True), mode)
+
+
+def _flow(r: Record, kind: FlowKind, opens: dict[int, Trade]) -> tuple[int | None, CashFlow]:
+    """A deposit (+), a withdrawal (−) or a trade's funding (signed)."""
+    file_id = _opened(r, opens, "pays funding on") if kind is FlowKind.FUNDING else None
+    if kind is not FlowKind.FUNDING and _value(r, "trade_id"):
+        raise _BadRecord(f"a {kind.value} belongs to no trade")
+    amount = _number(r, "amount", signed=True)
+    if kind is FlowKind.DEPOSIT and amount <= 0 or kind is FlowKind.WITHDRAWAL and amount >= 0:
+        raise _BadRecord(f"a {kind.value}'s amount is {'positive' if kind is FlowKind.DEPOSIT else 'negative'}")
+    return file_id, CashFlow(0, kind, amount, _moment(r), None, _free_text(r, "note"))
+
+
+def _opened(r: Record, opens: dict[int, Trade], what: str) -> int:
+    file_id = _integer(r, "trade_id", 1, None)
+    if file_id not in opens:
+        raise _BadRecord(f"{what} trade {file_id}, which the file does not open before it")
+    if _moment(r) < opens[file_id].opened_at:
+        raise _BadRecord(f"{what} trade {file_id} before it was opened")
+    return file_id
 
 
 def _unknown_symbols(session: Session, symbols: set[str]) -> list[str]:
@@ -181,7 +273,7 @@ def _read(path: Path) -> list[tuple[str, Record]]:
         header, rows = read_csv(text)
     except csv.Error as exc:
         raise InvalidInput(f"{path.name} is not a readable CSV file: {exc}") from None
-    missing = [c for c in TRADE_COLUMNS if c not in header]
+    missing = [c for c in TRADE_COLUMNS if c not in header and c != "amount"]  # amount: not in older files
     if missing:
         raise InvalidInput(f"{path.name} is not a trades export: no column {', '.join(missing)}")
     return [(f"line {n}", r) for n, r in rows]

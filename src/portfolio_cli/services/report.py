@@ -1,8 +1,11 @@
-"""`portfolio report`: the metrics of a range of daily snapshots and of the trades closed in it.
+"""`portfolio report`: the metrics of a range of days and of the trades closed in it.
 
-The range runs from its first daily snapshot to its last: returns, PnL and attribution cover what
-happened after the first snapshot was taken up to when the last one was. Records booked after the
-last snapshot are not in the report until `portfolio snapshot` is run again (the report says so).
+A range of days ``F … T`` (both included) starts from the snapshot of ``F − 1`` — the equity at the
+end of that day, 00:00 UTC of ``F`` — and ends at the snapshot of ``T``, so it holds the daily returns
+of ``F`` to ``T`` and equals the calendar period they make up (see ``engine.history``). Returns, PnL,
+attribution and trade statistics all cover the records after the first snapshot's moment up to and at
+the last one's. Records booked after the last snapshot are not in the report until `portfolio
+snapshot` is run again (the report says so).
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from portfolio_cli.choices import ReportPeriod
-from portfolio_cli.engine.history import Every, HistoryRow, day_start, history_rows, net_deposits
+from portfolio_cli.engine.history import (
+    Every,
+    HistoryRow,
+    day_end,
+    day_start,
+    first_snapshot_day,
+    history_rows,
+    is_provisional,
+    net_deposits,
+    snapshot_of,
+)
 from portfolio_cli.engine.metrics import (
     DailyEquity,
     Performance,
@@ -23,6 +36,8 @@ from portfolio_cli.engine.metrics import (
     alpha_beta,
     buy_and_hold,
     daily_returns,
+    missing_days,
+    one_day_returns,
     performance,
     period_returns,
     rolling_max_drawdown,
@@ -30,7 +45,10 @@ from portfolio_cli.engine.metrics import (
 )
 from portfolio_cli.engine.records import CashFlow, FlowKind, Portfolio, Snapshot
 from portfolio_cli.engine.trades import Attribution, TradeStats, attribute, trade_stats
+from portfolio_cli.engine.valuation import value_portfolio
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
+from portfolio_cli.services.common import records_of
+from portfolio_cli.services.history import range_snapshots
 from portfolio_cli.session import Session
 
 PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90, "1y": 365}
@@ -81,6 +99,7 @@ class Report:
     benchmark: Benchmark | Undefined
     transfers: list[CashFlow]
     daily: list[HistoryRow]
+    missing_days: list[date]  # days inside the range with no snapshot
     notes: list[str]
 
     def best_and_worst(self, every: Every) -> tuple[PeriodReturn, PeriodReturn] | None:
@@ -93,8 +112,8 @@ class Report:
 def report_range(
     today: date, since: date | None, until: date | None, period: str | None
 ) -> tuple[date | None, date | None, str]:
-    """The first and last snapshot day to report on, and the range's name. A period of N days starts
-    at the snapshot N days before today, so that it holds N daily returns; ytd starts on 31 December."""
+    """The first and last day to report on (both included; None: from the start, to the end), and the
+    range's name. A period of N days is the N days to today; ytd starts on 1 January."""
     if period is not None and (since or until):
         raise InvalidInput("give either --period or --from/--to, not both")
     if since and until and since > until:
@@ -106,10 +125,10 @@ def report_range(
     if period == "all":
         return None, None, "all"
     if period == "ytd":
-        return date(today.year - 1, 12, 31), today, "ytd"
+        return date(today.year, 1, 1), today, "ytd"
     if period not in PERIOD_DAYS:
         raise InvalidInput(f"--period must be one of {', '.join(PERIOD_NAMES)}, got {period!r}")
-    return today - timedelta(PERIOD_DAYS[period]), today, period
+    return today - timedelta(PERIOD_DAYS[period] - 1), today, period
 
 
 def report(
@@ -119,18 +138,35 @@ def report(
     since, until, requested = report_range(now.date(), since, until, period)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    snapshots = ledger.snapshots(portfolio, since, until)
+    snapshots = range_snapshots(session, portfolio, since, until)
     notes = []
-    first: Snapshot | None
-    last: Snapshot | None
-    if len(snapshots) >= 2:
+    taken = len(snapshots)
+    series = taken >= 2  # a daily series; else the range's ends are valued from the records
+    if series:
         first, last = (_with_positions(session, portfolio, s) for s in (snapshots[0], snapshots[-1]))
         start, end = first.taken_at, last.taken_at
+        if since is not None and first.day >= since and first_snapshot_day(portfolio.created_at) < since:
+            notes.append(
+                f"no snapshot of {since - timedelta(1)}, where the range starts: it starts at the end of {first.day}"
+            )
     else:
-        first = last = None
-        start = day_start(since) if since else portfolio.created_at - timedelta(microseconds=1)
-        end = min(now, day_start(until) + timedelta(1)) if until else now
-        notes.append(f"{len(snapshots)} daily snapshot(s) in the range: returns need two (`portfolio snapshot`)")
+        # Too few snapshots for a daily series: the range's two ends valued from the records instead.
+        start = max(day_start(since), portfolio.created_at) if since else portfolio.created_at
+        end = max(start, min(now, day_end(until)) if until else now)
+        notes.append(
+            f"{taken} daily snapshot(s) in the range: its figures come from the records valued at "
+            f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC; daily statistics need two snapshots "
+            "(`portfolio snapshot`)"
+        )
+    provisional = [s.day for s in snapshots if s.day < now.date() and is_provisional(s)]
+    if not series:
+        first, last = (_valued_at(session, portfolio, moment, now) for moment in (start, end))
+        snapshots = [first] if start == end else [first, last]
+    if provisional:
+        notes.append(
+            f"the snapshot(s) of {_days(provisional)} were taken during the day, not at its end: "
+            "`portfolio snapshot` values them at the day's end"
+        )
     booked = ledger.last_booked_at(portfolio)
     if last is not None and until in (None, now.date()) and booked is not None and booked > last.taken_at:
         notes.append(
@@ -148,6 +184,13 @@ def report(
     signed = [(f.at, f.amount) for f in transfers]
     perf = performance(days, signed, start, end, risk_free)
     returns = daily_returns(days)
+    one_day = one_day_returns(days, returns)
+    gaps = missing_days(days) if series else []
+    if gaps:
+        notes.append(
+            f"no snapshot of {_days(gaps)}: the return across them counts in the total return and TWR, "
+            "not in volatility, Sharpe, Sortino, alpha/beta or the best and worst day"
+        )
     change = _unrealized_change(first, last)
     parts = ledger.trade_parts(portfolio, start, end, single=set(change))
     deposits = sum((f.amount for f in transfers if f.kind is FlowKind.DEPOSIT), Decimal(0))
@@ -155,11 +198,11 @@ def report(
     return Report(
         portfolio=name,
         requested=requested,
-        first_day=snapshots[0].day if snapshots else None,
-        last_day=snapshots[-1].day if snapshots else None,
+        first_day=snapshots[0].day + timedelta(1) if series else since or start.date(),
+        last_day=snapshots[-1].day if series else until or end.date(),
         start=start,
         end=end,
-        snapshots=len(snapshots),
+        snapshots=taken,
         start_equity=first.equity if first else None,
         end_equity=last.equity if last else None,
         deposits=deposits,
@@ -171,17 +214,37 @@ def report(
         unrealized_pnl=last.unrealized_pnl if last else Decimal(0),
         total_pnl=_change(first, last, lambda s: s.equity - net_deposits(s)),
         performance=perf,
-        periods={every: period_returns(days, returns, every) for every in PERIOD_UNITS},
-        rolling_sharpe=rolling_sharpe(days, returns),
-        rolling_max_drawdown=rolling_max_drawdown(days, returns),
+        periods={every: period_returns(days, returns, every) if series else [] for every in PERIOD_UNITS},
+        rolling_sharpe=rolling_sharpe(days, one_day) if series else [],
+        rolling_max_drawdown=rolling_max_drawdown(days, returns) if series else [],
         trades=trade_stats(ledger.closed_trades(portfolio, start, end)),
         active=ledger.traded(portfolio, start, end),
         attribution=attribute(parts, change),
-        benchmark=_benchmark(session, days, returns, signed, start, end, perf, risk_free),
+        benchmark=(
+            _benchmark(session, portfolio, snapshots, days, one_day, signed, start, end, perf, risk_free)
+            if series
+            else Undefined("fewer than two daily snapshots")
+        ),
         transfers=transfers,
-        daily=history_rows(snapshots),
+        daily=history_rows(snapshots) if series else [],
+        missing_days=gaps,
         notes=notes,
     )
+
+
+def _days(days: list[date]) -> str:
+    shown = ", ".join(str(d) for d in days[:5])
+    return shown + (f" and {len(days) - 5} more" if len(days) > 5 else "")
+
+
+def _valued_at(session: Session, portfolio: Portfolio, moment: datetime, now: datetime) -> Snapshot:
+    """The portfolio as it stood at ``moment``, as a snapshot would hold it: the records up to then,
+    valued at that moment's prices (now: live, else cached quotes; before: candles)."""
+    lots, flows = records_of(session.ledger, portfolio).at(moment)
+    symbols = {lot.trade.symbol for lot in lots if lot.is_open}
+    marks = session.prices.marks(symbols) if moment >= now else session.prices.marks_at(symbols, moment)
+    mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
+    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, mmr))
 
 
 def _with_positions(session: Session, portfolio: Portfolio, snapshot: Snapshot) -> Snapshot:
@@ -209,6 +272,8 @@ def _unrealized_change(first: Snapshot | None, last: Snapshot | None) -> dict[in
 
 def _benchmark(
     session: Session,
+    portfolio: Portfolio,
+    snapshots: list[Snapshot],
     days: list[DailyEquity],
     returns: list[float | None],
     transfers: list[tuple[datetime, Decimal]],
@@ -220,7 +285,13 @@ def _benchmark(
     symbol = session.settings.report.benchmark
     if len(days) < 2:
         return Undefined("fewer than two daily snapshots")
-    prices = _daily_opens(session, symbol, days[0].day, days[-1].day)
+    prices = _day_end_prices(session, symbol, days[0].day, days[-1].day)
+    for snapshot in snapshots:  # priced at the moment it was taken, before its day ended
+        if is_provisional(snapshot):
+            prices.pop(snapshot.day, None)
+            recorded = _recorded_price(session, portfolio, snapshot, symbol)
+            if recorded is not None:
+                prices[snapshot.day] = recorded
     missing = [d.day for d in days if d.day not in prices]
     if missing:
         where = "offline" if session.offline else "not cached and not available from the exchange"
@@ -228,7 +299,7 @@ def _benchmark(
         return Undefined(f"no {symbol} daily price for {missing[0]}{more} ({where})")
     held = buy_and_hold(days, [prices[d.day] for d in days])
     theirs = performance(held, transfers, start, end, risk_free)
-    alpha, beta = alpha_beta(returns, daily_returns(held), risk_free)
+    alpha, beta = alpha_beta(returns, one_day_returns(held, daily_returns(held)), risk_free)
     excess: Value = (
         ours.total_return - theirs.total_return
         if isinstance(ours.total_return, float) and isinstance(theirs.total_return, float)
@@ -237,18 +308,22 @@ def _benchmark(
     return Benchmark(symbol, held[0].equity, held[-1].equity, theirs, excess, alpha, beta, held)
 
 
-def _daily_opens(session: Session, symbol: str, first: date, last: date) -> dict[date, Decimal]:
-    """``symbol``'s price at 00:00 UTC of each day: the daily candle's open. Today's daily candle is
-    not complete: its first minute's open, else the latest price the book has."""
-    series = session.prices.candles(symbol, "1d", day_start(first), day_start(last + timedelta(1)))
-    opens = {c.open_time.date(): c.open for c in series.candles}
-    today = session.clock().date()
-    if last != today or today in opens:
-        return opens
-    if series.failure is None:
-        minute = session.prices.candles(symbol, "1m", day_start(today), day_start(today) + timedelta(minutes=1))
-        opens.update({c.open_time.date(): c.open for c in minute.candles})
-    if today not in opens:
+def _day_end_prices(session: Session, symbol: str, first: date, last: date) -> dict[date, Decimal]:
+    """``symbol``'s price at the end of each day, the moment a day's snapshot is valued at: the daily
+    candle's close, else the next day's open (the same moment)."""
+    series = session.prices.candles(symbol, "1d", day_start(first), day_end(last + timedelta(1)))
+    opens = {c.open_time.date() - timedelta(1): c.open for c in series.candles}
+    return opens | {c.open_time.date(): c.close for c in series.candles if c.open_time.date() <= last}
+
+
+def _recorded_price(session: Session, portfolio: Portfolio, snapshot: Snapshot, symbol: str) -> Decimal | None:
+    """The price a provisional snapshot recorded for ``symbol`` (when it held it), else the latest
+    price when the snapshot is today's."""
+    held = snapshot if snapshot.positions else _with_positions(session, portfolio, snapshot)
+    marks = [p.mark for p in held.positions if p.symbol == symbol]
+    if marks:
+        return marks[0]
+    if snapshot.day == session.clock().date():
         with suppress(PriceUnavailable):
-            opens[today] = session.prices.marks([symbol])[symbol].price
-    return opens
+            return session.prices.marks([symbol])[symbol].price
+    return None

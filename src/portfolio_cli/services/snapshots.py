@@ -1,8 +1,17 @@
 """Daily snapshots, with backfill of the days that were missed.
 
+The snapshot of day D is the equity at the end of D (00:00 UTC of D + 1), valued at each symbol's
+daily candle of D, its close; today's is taken at the current quotes and is provisional until the day
+ends (see ``engine.history``). Each run values every past day that has no end-of-day snapshot yet —
+missed days and days whose snapshot was provisional — then takes today's.
+
 Prices come first, outside the ledger's lock: one batched quote request for today, and each symbol's
-daily candles for the days to backfill (cache first, then the exchange, then cached). Inside one
+daily candles for the days to value (cache first, then the exchange, then cached). Inside one
 transaction the records are read again and every snapshot is written, all or nothing.
+
+To value days' ends elsewhere (after a backdated record, say): ``closes_needed`` says which candles a
+portfolio's days need, ``fetch_day_closes`` gets them before the transaction, and ``value_day_ends``
+values the days inside it.
 """
 
 from __future__ import annotations
@@ -10,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot
-from portfolio_cli.engine.history import day_start, days_to_backfill, snapshot_of
+from portfolio_cli.engine.history import day_end, day_start, days_to_backfill, snapshot_of
 from portfolio_cli.engine.records import Candle, Portfolio, Snapshot
 from portfolio_cli.engine.symbols import symbols_to_price
 from portfolio_cli.engine.valuation import Mark, value_portfolio
-from portfolio_cli.prices.book import candle_marks
+from portfolio_cli.prices.book import candle_close_marks
 from portfolio_cli.services.common import PortfolioRecords, records_of
 from portfolio_cli.session import Session
 
@@ -47,8 +57,79 @@ class SnapshotRun:
     complete: bool  # no day was skipped
 
 
+@dataclass(frozen=True)
+class DayCloses:
+    """Daily candles by symbol and day, fetched before the write lock, and why a symbol has none."""
+
+    candles: dict[tuple[str, date], Candle]
+    failures: dict[str, str]
+    offline: bool
+
+
 def _open_symbols(lots: list[Lot]) -> set[str]:
     return {lot.trade.symbol for lot in lots if lot.is_open}
+
+
+def closes_needed(
+    records: PortfolioRecords, days: list[date], needed: dict[str, list[date]] | None = None
+) -> dict[str, list[date]]:
+    """Add to ``needed`` (symbol → days) the daily candles that valuing the ends of ``days`` takes:
+    each symbol open at a day's end, and the USDT pair its quote currency converts through."""
+    needed = {} if needed is None else needed
+    for day in days:
+        for symbol in symbols_to_price(_open_symbols(records.at(day_end(day))[0])):
+            needed.setdefault(symbol, []).append(day)
+    return needed
+
+
+def fetch_day_closes(session: Session, needed: dict[str, list[date]], progress: Progress | None = None) -> DayCloses:
+    """Each symbol's daily candles over the days it is needed: one cache read, and at most one
+    (paged) exchange request for what the cache lacks. Reaches the network: call it before a
+    transaction begins."""
+    candles: dict[tuple[str, date], Candle] = {}
+    failures: dict[str, str] = {}
+    for done, (symbol, days) in enumerate(sorted(needed.items())):
+        if progress:
+            progress(f"daily candles {symbol}", done, len(needed))
+        series = session.prices.candles(symbol, "1d", day_start(min(days)), day_end(max(days)))
+        candles.update({(symbol, c.open_time.date()): c for c in series.candles})
+        if series.failure:
+            failures[symbol] = series.failure
+    if progress and needed:
+        progress("daily candles", len(needed), len(needed))
+    return DayCloses(candles, failures, session.prices.offline)
+
+
+def value_day_end(
+    portfolio: Portfolio, records: PortfolioRecords, day: date, closes: DayCloses, mmr: Callable[[str], Decimal]
+) -> Snapshot | SkippedDay:
+    """The snapshot of ``day``: the records up to and at its end (00:00 UTC of the next day), valued at
+    the close of each open symbol's daily candle of ``day``; the day skipped, naming the symbols, when
+    a candle is missing. No I/O."""
+    moment = day_end(day)
+    lots, flows = records.at(moment)
+    symbols = symbols_to_price(_open_symbols(lots))
+    lacking = [s for s in symbols if (s, day) not in closes.candles]
+    if lacking:
+        return SkippedDay(day, lacking, _no_candle(lacking, closes.failures, closes.offline))
+    marks = candle_close_marks(_open_symbols(lots), {s: closes.candles[s, day] for s in symbols})
+    return snapshot_of(portfolio.id, day, moment, True, value_portfolio(flows, lots, marks, mmr))
+
+
+def value_day_ends(
+    session: Session, portfolio: Portfolio, records: PortfolioRecords, days: list[date], closes: DayCloses
+) -> tuple[list[Snapshot], list[SkippedDay]]:
+    """``value_day_end`` over ``days``: the snapshots to save, and the days that could not be valued."""
+    mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
+    valued: list[Snapshot] = []
+    skipped: list[SkippedDay] = []
+    for day in days:
+        result = value_day_end(portfolio, records, day, closes, mmr)
+        if isinstance(result, SkippedDay):
+            skipped.append(result)
+        else:
+            valued.append(result)
+    return valued, skipped
 
 
 def take_snapshots(session: Session, names: list[str] | None, progress: Progress | None = None) -> SnapshotRun:
@@ -59,7 +140,7 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
     now = session.clock()
     today = now.date()
     window = session.settings.snapshots.window
-    plans = {p.id: days_to_backfill(p.created_at, today, ledger.snapshot_days(p), window) for p in portfolios}
+    plans = {p.id: days_to_backfill(p.created_at, today, ledger.final_snapshot_days(p), window) for p in portfolios}
 
     # Prices, before the lock.
     version = ledger.data_version()
@@ -68,10 +149,8 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
     marks, _, why = session.prices.marks_found(open_now) if open_now else ({}, [], "")
     needed: dict[str, list[date]] = {}
     for p in portfolios:
-        for day in plans[p.id]:
-            for symbol in symbols_to_price(_open_symbols(held[p.id].at(day_start(day))[0])):
-                needed.setdefault(symbol, []).append(day)
-    opens, failures = _daily_opens(session, needed, progress)
+        closes_needed(held[p.id], plans[p.id], needed)
+    closes = fetch_day_closes(session, needed, progress)
 
     results = []
     with ledger.transaction(session.command, now):
@@ -80,20 +159,9 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
         written: list[Snapshot] = []
         for p in portfolios:
             records = held[p.id]
-            settings = session.settings.for_portfolio(p.name)
-            backfilled, skipped = [], []
-            for day in plans[p.id]:
-                moment = day_start(day)
-                lots, flows = records.at(moment)
-                symbols = symbols_to_price(_open_symbols(lots))
-                lacking = [s for s in symbols if (s, day) not in opens]
-                if lacking:
-                    skipped.append(SkippedDay(day, lacking, _no_candle(lacking, failures, session.prices.offline)))
-                    continue
-                day_marks = candle_marks(_open_symbols(lots), {s: opens[s, day] for s in symbols})
-                valuation = value_portfolio(flows, lots, day_marks, settings.trading.mmr)
-                written.append(snapshot_of(p.id, day, moment, True, valuation))
-                backfilled.append(day)
+            valued, skipped = value_day_ends(session, p, records, plans[p.id], closes)
+            written += valued
+            backfilled = [s.day for s in valued]
             snapshot, unpriced, reason = _today(session, p, records, marks, why, now)
             if snapshot is None:
                 skipped.append(SkippedDay(today, unpriced, reason))
@@ -133,25 +201,6 @@ def _today(
     settings = session.settings.for_portfolio(portfolio.name)
     valuation = value_portfolio(flows, lots, {s: marks[s] for s in symbols}, settings.trading.mmr)
     return snapshot_of(portfolio.id, now.date(), now, False, valuation), [], ""
-
-
-def _daily_opens(
-    session: Session, needed: dict[str, list[date]], progress: Progress | None
-) -> tuple[dict[tuple[str, date], Candle], dict[str, str]]:
-    """Each symbol's daily candles over the days it is needed: one cache read, and at most one
-    (paged) exchange request for what the cache lacks."""
-    opens: dict[tuple[str, date], Candle] = {}
-    failures: dict[str, str] = {}
-    for done, (symbol, days) in enumerate(sorted(needed.items())):
-        if progress:
-            progress(f"daily candles {symbol}", done, len(needed))
-        series = session.prices.candles(symbol, "1d", day_start(min(days)), day_start(max(days) + timedelta(1)))
-        opens.update({(symbol, c.open_time.date()): c for c in series.candles})
-        if series.failure:
-            failures[symbol] = series.failure
-    if progress and needed:
-        progress("daily candles", len(needed), len(needed))
-    return opens, failures
 
 
 def _no_candle(symbols: list[str], failures: dict[str, str], offline: bool) -> str:

@@ -360,10 +360,13 @@ class TradeRow:
     take_profit: Decimal | None
     strategy: str | None
     note: str | None
-    trading_fees: Decimal = ZERO
+    trading_fees: Decimal = ZERO  # every trading fee: the whole entry fee and the exit fees
     liquidation_fees: Decimal = ZERO
     funding: Decimal = ZERO  # received (+) or paid (−)
     closed_by: str | None = None  # why the last close happened: manual, stop_loss, liquidation, ...
+    # net_pnl = realized_pnl − closed_fees − liquidation_fees, exactly; trading_fees = closed_fees + open_fee
+    closed_fees: Decimal = ZERO  # trading fees of the closed part: its entry-fee share and the exit fees
+    open_fee: Decimal = ZERO  # the entry-fee share of the part still open (in net PnL once it closes)
 
 
 def list_trades(
@@ -394,6 +397,7 @@ def list_trades(
         closed_qty = t.qty - lot.open_qty
         exit_avg = q8(sum((c.qty * c.price for c in lot.closes), ZERO) / closed_qty) if closed_qty else None
         liquidation_fees = sum((c.fee for c in lot.closes if c.reason.forced_out), ZERO)
+        closed_share = lot.entry_fee_share(closed_qty, ZERO) if closed_qty else ZERO
         rows.append(
             TradeRow(
                 t.id,
@@ -420,6 +424,8 @@ def list_trades(
                 liquidation_fees,
                 funding.get(t.id, ZERO),
                 lot.closes[-1].reason.value if lot.closes else None,
+                lot.fees - liquidation_fees - (t.fee - closed_share),
+                t.fee - closed_share,
             )
         )
     return rows
