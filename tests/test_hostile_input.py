@@ -80,7 +80,7 @@ def write_csv(path: Path, header: list[str], rows: list[dict], bom: bool = False
 
 def tampered(cli, tmp_path: Path, **changes: str) -> Path:
     header, rows = exported(cli, tmp_path)
-    rows[0].update(changes)
+    next(row for row in rows if row["record"] == "open").update(changes)
     return write_csv(tmp_path / "tampered.csv", header, rows)
 
 
@@ -140,7 +140,8 @@ def test_a_large_import_checks_its_ids_in_chunks_on_any_sqlite_build(seeded, tmp
     """An import of more trades than the SQLite build allows variables in one statement (a build with
     the default limit of 32,766 failed at a quarter of a million; here the limit is made 100)."""
     header, rows = exported(seeded, tmp_path)
-    many = [dict(rows[0], trade_id=str(n)) for n in range(1000, 1250)]
+    opened = next(row for row in rows if row["record"] == "open")
+    many = [dict(opened, trade_id=str(n)) for n in range(1000, 1250)]
     path = write_csv(tmp_path / "many.csv", header, many)
     opened = store.open_ledger
 
