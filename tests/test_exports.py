@@ -235,7 +235,7 @@ def test_backup_taken_while_another_process_writes_opens_and_verifies(cli, binan
             assert "integrity check: ok" in out
             copies.append(target)
     finally:
-        assert writer.wait(timeout=600) == 0  # sixteen commands: generous for a loaded machine
+        assert writer.wait(timeout=600) == 0  # 16 commands; generous for a loaded machine
     for copy in copies:
         assert stat.S_IMODE(copy.stat().st_mode) == 0o600
         assert cli.json("verify", "--db", str(copy))["ok"] is True
