@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 from portfolio_cli.errors import LedgerFailure
 
@@ -94,7 +94,7 @@ class LedgerCursor(sqlite3.Cursor):
 
     def executescript(self, *args: Any) -> LedgerCursor:
         try:
-            return super().executescript(*args)
+            return cast(LedgerCursor, super().executescript(*args))
         except sqlite3.Error as exc:
             raise self.connection.failure(exc) from None  # type: ignore[attr-defined]
 
@@ -132,16 +132,16 @@ class LedgerConnection(sqlite3.Connection):
     def failure(self, exc: sqlite3.Error) -> LedgerFailure:
         return ledger_failure(exc, self.ledger_path)
 
-    def cursor(self, factory: Any = LedgerCursor) -> Any:  # type: ignore[override]
+    def cursor(self, factory: Any = LedgerCursor) -> Any:
         return super().cursor(factory)
 
-    def execute(self, *args: Any) -> LedgerCursor:  # type: ignore[override]
+    def execute(self, *args: Any) -> LedgerCursor:
         return self.cursor().execute(*args)
 
-    def executemany(self, *args: Any) -> LedgerCursor:  # type: ignore[override]
+    def executemany(self, *args: Any) -> LedgerCursor:
         return self.cursor().executemany(*args)
 
-    def executescript(self, *args: Any) -> LedgerCursor:  # type: ignore[override]
+    def executescript(self, *args: Any) -> LedgerCursor:
         return self.cursor().executescript(*args)
 
     def commit(self) -> None:

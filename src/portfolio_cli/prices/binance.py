@@ -351,7 +351,7 @@ class BinanceSource:
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, lambda handle: handle.write(json.dumps(payload)), force=True)
+            write_text(path, lambda handle: print(json.dumps(payload), end="", file=handle), force=True)
         except (OSError, PortfolioError) as exc:
             self._warn(f"could not cache {path.name}: {exc}")
 
