@@ -43,6 +43,7 @@ def export(
     year: Annotated[int | None, typer.Option(help="tax: the calendar year (UTC).")] = None,
     method: Annotated[Method, typer.Option(help="tax: the lot matching.")] = Method.FIFO,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists (a regular file only).")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
@@ -75,7 +76,7 @@ def export(
         if output is None:
             write(result.table, out=sys.stdout)
         else:
-            write_file(output, lambda handle: write(result.table, out=handle))
+            write_file(output, lambda handle: write(result.table, out=handle), force)
             count = result.table.size
             print(f"Wrote {count} {kind} record(s) of {name} to {output}", file=sys.stderr)
 
@@ -88,6 +89,9 @@ def import_(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
+    allow_unknown: Annotated[
+        bool, typer.Option("--allow-unknown", help="Take symbols the markets list does not know (offline restore).")
+    ] = False,
 ) -> None:
     """Import trades exported by `portfolio export trades`, all or nothing; already-present ones are skipped.
 
@@ -97,7 +101,7 @@ def import_(
 
     with running(command_line(), db, config) as session:
         with progress_bar() as progress:
-            result = import_trades(session, file, portfolio_name(session, portfolio), progress)
+            result = import_trades(session, file, portfolio_name(session, portfolio), progress, allow_unknown)
         if json:
             return print_json(result, ImportResult)
         stdout.print(
@@ -119,8 +123,6 @@ def backup(
     Example: [bold]portfolio backup ~/backups/ledger-2026-12-31.db[/]
     """
     with running(command_line(), db, config) as session:
-        if file.exists():
-            raise InvalidInput(f"{file} already exists; choose another file")
         integrity = session.ledger.backup(file)
         stdout.print(
             f"Backed up {session.paths.ledger} to {file} (integrity check: {integrity})", highlight=False, markup=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -126,27 +127,43 @@ def amount(text: str | None, what: str) -> Decimal | None:
     return None if text is None else parse_positive(text, what)
 
 
+# No record can be older than Bitcoin's first block; a time beyond the year 9000 is a typo (and
+# near year 1 or 9999 an offset cannot even be converted to UTC).
+EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_at(text: str | None, option: str = "--at") -> datetime | None:
-    """A UTC moment from ``2026-03-01``, ``2026-03-01T14:30``, ``2026-03-01 14:30:00Z`` or with an offset."""
+    """A UTC moment from ``2026-03-01``, ``2026-03-01T14:30``, ``2026-03-01 14:30:00Z`` or with an
+    offset, from 2009-01-03 (Bitcoin's first block) on. Whether a future moment makes sense is the
+    command's to say."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput(f"{option}: not a date or time: {text!r} (use e.g. 2026-03-01 or 2026-03-01T14:30)") from None
+    return within_bounds(moment, option, text)
+
+
+def within_bounds(moment: datetime, option: str, text: str) -> datetime:
+    if moment < EARLIEST:
+        raise InvalidInput(f"{option}: {text!r} is before 2009-01-03, when Bitcoin began")
+    if moment >= LATEST:
+        raise InvalidInput(f"{option}: {text!r} is too far in the future")
+    return moment
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    """A UTC day from ``2026-03-01`` (a time, if given, is ignored), from 2009-01-03 on."""
     if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(
-            f"{option}: not a date or time: {text!r} (use e.g. 2026-03-01 or 2026-03-01T14:30)"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def parse_day(text: str | None, option: str) -> date | None:
-    """A UTC day from ``2026-03-01`` (a time, if given, is ignored)."""
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).date()
-    except ValueError:
         raise InvalidInput(f"{option}: not a date: {text!r} (use e.g. 2026-03-01)") from None
+    return within_bounds(moment.replace(tzinfo=UTC), option, text).date()
 
 
 @contextmanager
@@ -189,13 +206,8 @@ def print_json(obj: Any, shape: Any = None) -> None:
     sys.stdout.write(to_json(payload) + "\n")
 
 
-def write_file(path: Path, write: Callable[[TextIO], None]) -> None:
-    """All of the file or none of it: written beside the target, then renamed into place."""
-    partial_path = path.with_name(path.name + ".partial")
-    try:
-        with partial_path.open("w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(partial_path, path)
-    except OSError as exc:
-        partial_path.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+def write_file(path: Path, write: Callable[[TextIO], None], force: bool = False) -> None:
+    """All of the file or none of it, owner-only, through the one file writer (``files.write_text``)."""
+    from portfolio_cli.files import write_text
+
+    write_text(path, write, force)

@@ -137,8 +137,10 @@ class BinanceSource:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         offline: bool = False,
+        warn: Callable[[str], None] = lambda message: None,
     ):
         self._settings = settings
+        self._warn = warn
         self._markets_file = cache_dir / "binance-markets.json"
         self._ban_file = cache_dir / "binance-ban.json"
         self._clock = clock
@@ -296,10 +298,7 @@ class BinanceSource:
 
     def _write_markets_cache(self, markets: dict) -> None:
         payload = {"fetched_at": self._clock().isoformat(), "url": self._settings.binance_url, "markets": markets}
-        self._markets_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._markets_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload))
-        tmp.replace(self._markets_file)
+        self._write_cache(self._markets_file, payload)
 
     def _market_id(self, symbol: str) -> str:
         return str(self._load_markets()[symbol]["id"])
@@ -342,8 +341,20 @@ class BinanceSource:
             )
 
     def _remember_ban(self, until: datetime) -> None:
-        self._ban_file.parent.mkdir(parents=True, exist_ok=True)
-        self._ban_file.write_text(json.dumps({"until": until.isoformat()}))
+        self._write_cache(self._ban_file, {"until": until.isoformat()})
+
+    def _write_cache(self, path: Path, payload: dict) -> None:
+        """A cache file through the one file writer (a unique temporary name, renamed into place, so
+        concurrent cold starts never collide). A cache is best effort: failing to write one (a full
+        disk, say) is a warning, never the command's failure."""
+        from portfolio_cli.errors import PortfolioError
+        from portfolio_cli.files import write_text
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, lambda handle: print(json.dumps(payload), end="", file=handle), force=True)
+        except (OSError, PortfolioError) as exc:
+            self._warn(f"could not cache {path.name}: {exc}")
 
 
 def parse_tickers(answer: Any, ids: dict[str, str], now: datetime) -> dict[str, Quote]:

@@ -20,7 +20,7 @@ from portfolio_cli.text import MAX_TEXT, hidden_character
 
 MIN_BALANCE, MAX_BALANCE = Decimal(100), Decimal(1_000_000)
 MAX_LEVERAGE = 125
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the whole name: fullmatch, never "$"
 
 
 def parse_symbol(text: str) -> str:
@@ -31,7 +31,7 @@ def parse_symbol(text: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(f"invalid portfolio name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return name
 

@@ -392,7 +392,7 @@ def _close_result(name: str, moment: datetime, slices: list[ClosedSlice]) -> Clo
 
 
 def _targetlots_of(lots: list[Lot], target: str, side: Side | None = None, kind: Kind | None = None) -> list[Lot]:
-    if target.isdigit():
+    if target.isascii() and target.isdigit() and len(target) <= 18:  # a trade id: ASCII digits only
         trade_id = int(target)
         match = [lot for lot in lots if lot.trade.id == trade_id]
         if not match:
