@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import io
 import os
 import re
 import secrets
@@ -38,11 +37,10 @@ COMPANIONS = ("-journal", "-wal", "-shm")
 
 def write_text(path: Path, write: Callable[[TextIO], None], force: bool = False) -> None:
     """Write ``path`` as UTF-8 text through ``write`` (called with the open file), all or nothing."""
-    with replacing(path, force) as (fd, _):
-        with io.open(os.dup(fd), "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with replacing(path, force) as (fd, _), open(os.dup(fd), "w", encoding="utf-8", newline="") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 @contextmanager

@@ -10,8 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from portfolio_cli.config import Settings, load_settings
-from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.engine.records import Candle
+from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.ledger import Ledger, open_ledger
 from portfolio_cli.paths import Paths, config_path, resolve_paths
 from portfolio_cli.prices import PriceSource

@@ -30,7 +30,6 @@ from portfolio_cli.cli.support import (
     write_file,
 )
 from portfolio_cli.engine.tax import Method
-from portfolio_cli.errors import InvalidInput
 
 
 @app.command()

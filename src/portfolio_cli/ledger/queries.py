@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,7 +21,7 @@ from portfolio_cli.engine.records import (
     Trade,
     TradePart,
 )
-from portfolio_cli.errors import LedgerFailure, NotFound
+from portfolio_cli.errors import NotFound
 from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.connection import Connection
 from portfolio_cli.money import ZERO
