@@ -1,8 +1,8 @@
 """Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export]
-[report] [rebalance] [notify] [backdated] [check]`` (all by default).
+[report] [rebalance] [notify] [import] [backdated] [check]`` (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
-   median ≤ 0.30 s on a 2-core machine), and of ``portfolio --help``; HTTP requests one
+   median ≤ 0.25 s on a 2-core machine), and of ``portfolio --help`` (≤ 0.25 s); HTTP requests one
    ``portfolio value`` makes on live prices, against the tests' local fake Binance on 127.0.0.1
    (target: 1 ticker request, plus exchangeInfo at most once a day).
 2. snapshot: ``portfolio snapshot --all`` over 1,000 portfolios × 10 open positions on cached
@@ -13,9 +13,11 @@
    ≤ 1.5 s, peak memory ≤ 300 MB).
 6. rebalance: a plan for a 100-asset portfolio (target ≤ 0.2 s), the planner and the whole command.
 7. notify: what [notify] adds to a ``portfolio check`` with nothing to send (target ≤ 20 ms).
-8. backdated: ``portfolio deposit --at`` a year ago on a portfolio with a year of daily snapshots,
+8. import: ``portfolio import`` of a trades export of 1,000,000 trades into an empty ledger (target
+   ≤ 60 s, peak memory ≤ 500 MB); ``BENCH_IMPORT_TRADES`` sets how many.
+9. backdated: ``portfolio deposit --at`` a year ago on a portfolio with a year of daily snapshots,
    which rebuilds all of them from cached daily candles (target ≤ 1 s for the whole command).
-9. check: how long ``check`` holds the ledger's write lock replaying 10 positions over a day of
+10. check: how long ``check`` holds the ledger's write lock replaying 10 positions over a day of
    minute candles, cached (target ≤ 0.5 s).
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
@@ -371,6 +373,40 @@ def bench_rebalance() -> None:
         describe("portfolio rebalance --offline (100 assets)", timed(env, "rebalance", "--offline", runs=RUNS_SLOW))
 
 
+def bench_import() -> None:
+    """A trades export of BENCH_IMPORT_TRADES trades (default 1,000,000; a third closed), written in
+    the export's own CSV format, imported into a fresh portfolio: wall time and peak memory."""
+    import csv
+
+    from portfolio_cli.services.exports import TRADE_COLUMNS
+
+    count = int(os.environ.get("BENCH_IMPORT_TRADES", "1000000"))
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+        source = Path(home) / "trades.csv"
+        with source.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, TRADE_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            for n in range(1, count + 1):
+                at = start + timedelta(seconds=30 * n)
+                price = f"{40000 + n % 1000}.12345678"
+                opened = {"record": "open", "trade_id": str(n), "symbol": "BTC/USDT", "side": "long", "kind": "spot",
+                          "leverage": "1", "qty": "0.00100000", "price": price, "price_usdt": price,
+                          "fee": "0.04000000", "at": codec.timestamp(at), "forced": "0"}  # fmt: skip
+                writer.writerow({c: opened.get(c) for c in TRADE_COLUMNS})
+                if n % 3 == 0:
+                    closed = {**opened, "record": "close", "realized_pnl": "0.00000000", "reason": "manual",
+                              "at": codec.timestamp(at + timedelta(seconds=10))}  # fmt: skip
+                    writer.writerow({c: closed.get(c) for c in TRADE_COLUMNS})
+        assert portfolio(env, "init", "copy", "--balance", "1000000", "--at", start.isoformat()).returncode == 0
+        args = ("import", str(source), "-p", "copy", "--allow-unknown")
+        started = time.monotonic()
+        peak = peak_memory_mb(env, *args)
+        elapsed = time.monotonic() - started
+        print(f"portfolio import, {count:,} trades: {elapsed:.1f} s, peak memory {peak:.0f} MB")
+
+
 def bench_notify() -> None:
     """What notifications add to a `portfolio check` that has nothing to send (target ≤ 20 ms): the
     command with and without [notify] (runs interleaved), and the notify step alone, in this process."""
@@ -535,6 +571,7 @@ BENCHES = {
     "report": bench_report,
     "rebalance": bench_rebalance,
     "notify": bench_notify,
+    "import": bench_import,
     "backdated": bench_backdated,
     "check": bench_check,
 }

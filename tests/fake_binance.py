@@ -60,6 +60,7 @@ class FakeBinance:
     # Funding rates by (symbol, funding time ms); unscripted 8-hour marks pay ``funding_rate``.
     funding: dict[tuple[str, int], Decimal] = field(default_factory=dict)
     funding_rate: Decimal = Decimal("0.0001")
+    change_24h_pct: dict[str, Decimal] = field(default_factory=dict)  # the ticker's 24-hour change
     requests: list[Request] = field(default_factory=list)
     retry_after: int | None = 1
     slow_seconds: float = 3.0
@@ -141,7 +142,7 @@ class FakeBinance:
         return {
             "symbol": market_id,
             "priceChange": "0",
-            "priceChangePercent": "0",
+            "priceChangePercent": str(self.change_24h_pct.get(symbol, Decimal(0))),
             "weightedAvgPrice": price,
             "prevClosePrice": price,
             "lastPrice": price,

@@ -8,7 +8,6 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-from timeline import PathSource, run, session_for
 
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.booking import booking, close_entry, close_lots, fill_close, open_entry, transfer_entry
@@ -16,6 +15,7 @@ from portfolio_cli.engine.records import CloseReason, FlowKind, Kind, MarginMode
 from portfolio_cli.guard import NetworkInTransaction
 from portfolio_cli.services import check as check_service
 from portfolio_cli.services import portfolios, snapshots, trading
+from timeline import PathSource, run, session_for
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 

@@ -91,7 +91,7 @@ def test_an_isolated_liquidation_arrives_once_with_its_price(cli, binance, webho
     [message] = webhook.messages
     assert "1 liquidation" in message["title"]
     # m_liq = 40000 × (1 − 1/10) / (1 − 0.005); the position loses its margin and entry fee (funding aside)
-    assert "closed by liquidation at 36,180.90452261" in message["message"]
+    assert "closed by liquidation at 36,180.90" in message["message"]
     cli("check")
     assert len(webhook.messages) == 1
 

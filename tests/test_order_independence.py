@@ -18,12 +18,12 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from timeline import PathSource, run
 
 from portfolio_cli.engine.records import MarginMode
 from portfolio_cli.ledger import open_ledger
 from portfolio_cli.services import check as check_service
 from portfolio_cli.services import portfolios, snapshots, trading
+from timeline import PathSource, run
 
 CREATED = datetime(2026, 11, 30, tzinfo=UTC)
 DAY = datetime(2026, 12, 1, tzinfo=UTC)

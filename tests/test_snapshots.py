@@ -131,7 +131,9 @@ def test_offline_days_without_candles_are_reported_not_invented_and_filled_later
 
 def test_today_is_not_snapshotted_at_a_price_from_an_earlier_day(cli, ledger_path):
     cli("init", "--at", day(-1).isoformat())
-    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--offline")
+    # the fill is yesterday's too: a fill is a known price, and one from today could be used
+    fill_at = (day(-1) + timedelta(hours=1)).isoformat()
+    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", fill_at, "--offline")
     with sqlite3.connect(ledger_path) as conn:
         conn.execute(
             "insert or replace into quotes values ('BTC/USDT', '40000', ?, ?, 'binance')",

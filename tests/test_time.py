@@ -10,13 +10,13 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-from timeline import PathSource, run
 
 from portfolio_cli.errors import RuleRefused
 from portfolio_cli.ledger import open_ledger
 from portfolio_cli.services import check as check_service
 from portfolio_cli.services import portfolios, snapshots, trading
 from portfolio_cli.services.verify import verify
+from timeline import PathSource, run
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)

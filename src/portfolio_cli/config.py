@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
@@ -84,6 +84,15 @@ class Risk(Section):
     correlation_days: Annotated[int, Field(ge=20, le=1000)] = 90
     # Default risk per trade for `portfolio size`, as % of equity.
     risk_per_trade_pct: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> Risk:
+        if self.min_leverage > self.max_leverage:
+            raise ValueError(
+                f"risk.min_leverage = {self.min_leverage} is above risk.max_leverage = {self.max_leverage}: "
+                "no leverage could pass both"
+            )
+        return self
 
     def limits(self) -> RiskLimits:
         return RiskLimits(
@@ -324,6 +333,10 @@ def target_conflicts(name: str, targets: Targets, risk: Risk) -> list[str]:
     return conflicts
 
 
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 16  # a config nests 3 deep ([portfolios.NAME.risk]); tomllib recurses per level
+
+
 def _holds_notify_urls(raw: Mapping[str, Any]) -> bool:
     sections = [raw.get("notify")]
     portfolios = raw.get("portfolios")
@@ -348,17 +361,44 @@ def _require_owner_only(path: Path) -> None:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The config file's table: UTF-8 (a byte-order mark, as Windows editors write, is allowed), at
+    most 1 MiB, nesting at most 16 levels deep."""
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle, parse_float=Decimal)
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigInvalid(f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigInvalid(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigInvalid(f"config file {path} is not valid TOML: {exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigInvalid(f"config file {path} is larger than 1 MiB")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigInvalid(f"config file {path} is not UTF-8 text") from None
+    try:
+        parsed = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # nested beyond what the parser can follow
+        raise ConfigInvalid(f"config file {path} nests deeper than {MAX_CONFIG_DEPTH} levels") from None
+    if _depth(parsed) > MAX_CONFIG_DEPTH:
+        raise ConfigInvalid(f"config file {path} nests deeper than {MAX_CONFIG_DEPTH} levels")
+    return parsed
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (counted without recursion: the parser may have just used most of it)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_CONFIG_DEPTH:
+                break
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

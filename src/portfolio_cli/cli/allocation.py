@@ -14,11 +14,13 @@ from portfolio_cli.cli.support import (
     JsonOpt,
     OfflineOpt,
     PortfolioOpt,
+    PricesOpt,
     command_line,
     notified,
     portfolio_name,
     print_json,
     running,
+    split_prices,
     stdout,
     warn_note,
 )
@@ -29,6 +31,7 @@ from portfolio_cli.errors import ExitCode, InvalidInput, PortfolioError
 def allocation(
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
+    prices: PricesOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -41,6 +44,7 @@ def allocation(
     from portfolio_cli.services.allocation import allocation as allocation_of
 
     with running(command_line(), db, config, offline) as session:
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
         result = allocation_of(session, portfolio_name(session, portfolio))
         if json:
             print_json(allocation_json(result))
@@ -61,6 +65,7 @@ def rebalance(
     log: Annotated[bool, typer.Option("--log", help="List the past rebalances instead.")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
+    prices: PricesOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -77,6 +82,7 @@ def rebalance(
     from portfolio_cli.services.rebalance import Rebalance, rebalance_log, run
 
     with running(command_line(), db, config, offline) as session:
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
         if log:
             events = rebalance_log(session, name)

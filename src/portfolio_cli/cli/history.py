@@ -13,6 +13,7 @@ from portfolio_cli.cli.support import (
     JsonOpt,
     OfflineOpt,
     PortfolioOpt,
+    QuietOfflineOpt,
     command_line,
     notified,
     parse_day,
@@ -76,6 +77,7 @@ def history(
         Every | None, typer.Option(help="One row per period (default: by the range, a screenful of rows).")
     ] = None,
     portfolio: PortfolioOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -99,7 +101,11 @@ def history(
 
 
 @app.command()
-def cron(db: DbOpt = None, config: ConfigOpt = None) -> None:
+def cron(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
     """Print crontab lines, with absolute paths, for the daily snapshot and the stop/margin check.
 
     Example: [bold]portfolio cron >> my-crontab[/]
@@ -112,7 +118,12 @@ def cron(db: DbOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
-def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> ExitCode:
+def verify(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> ExitCode:
     """Rebuild every derived figure and stored snapshot from the ledger's records and compare.
 
     Also runs SQLite's integrity check. Exit code 6 when anything differs.

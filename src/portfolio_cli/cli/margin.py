@@ -19,12 +19,13 @@ from portfolio_cli.cli.support import (
     notified,
     portfolio_name,
     print_json,
+    progress_bar,
     running,
     split_prices,
     stdout,
 )
 from portfolio_cli.engine.records import MarginMode
-from portfolio_cli.errors import ExitCode
+from portfolio_cli.errors import ExitCode, InvalidInput
 from portfolio_cli.money import parse_positive
 
 TradeArg = Annotated[int, typer.Argument(metavar="TRADE_ID", help="The margin trade's id.", min=1)]
@@ -109,7 +110,9 @@ def remove_margin(
 @app.command("margin-mode")
 def margin_mode(
     trade_id: TradeArg,
-    isolated: Annotated[bool, typer.Option("--isolated/--cross", help="The mode to move the position to.")],
+    isolated: Annotated[
+        bool | None, typer.Option("--isolated/--cross", help="The mode to move the position to.")
+    ] = None,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
@@ -126,6 +129,11 @@ def margin_mode(
 
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
+        if isolated is None:
+            raise InvalidInput(
+                f"say which margin mode to move trade {trade_id} to: "
+                f"portfolio margin-mode {trade_id} --isolated, or --cross"
+            )
         mode = MarginMode.ISOLATED if isolated else MarginMode.CROSS
         update = switch_margin_mode(session, portfolio_name(session, portfolio), trade_id, mode)
         if json:
@@ -182,6 +190,7 @@ def check(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only events (for cron mail).")] = False,
     offline: OfflineOpt = False,
+    prices: PricesOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -200,7 +209,9 @@ def check(
     from portfolio_cli.services.notify import after_check
 
     with running(command_line(), db, config, offline) as session:
-        result = run_check(session, portfolio or None)
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
+        with progress_bar() as progress:
+            result = run_check(session, portfolio or None, progress)
         if not result.portfolios and not json:
             stdout.print("No portfolios to check yet: portfolio init NAME")
             return ExitCode.OK

@@ -7,13 +7,23 @@ from typing import Annotated
 import typer
 
 from portfolio_cli.cli.commands import app
-from portfolio_cli.cli.support import ConfigOpt, DbOpt, JsonOpt, command_line, print_json, running, stdout
+from portfolio_cli.cli.support import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    QuietOfflineOpt,
+    command_line,
+    print_json,
+    running,
+    stdout,
+)
 from portfolio_cli.errors import ExitCode
 
 
 @app.command("notify")
 def notify_(
     test: Annotated[bool, typer.Option("--test", help="Send a test message to every destination.")] = False,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,

@@ -19,6 +19,7 @@ class MarketRules:
     min_qty: Decimal | None
     min_notional: Decimal | None
     active: bool = True
+    price_step: Decimal | None = None  # the tick: prices are shown to it
 
 
 @dataclass(frozen=True)

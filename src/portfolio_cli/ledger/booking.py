@@ -25,7 +25,7 @@ from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.queries import Queries
 
 
-class Booking(Queries):
+class Writes(Queries):
     """The ledger's writes (records, checks, snapshots); they read through ``Queries`` to refuse
     what would break a record already booked."""
 
@@ -123,6 +123,22 @@ class Booking(Queries):
             raise LedgerFailure(f"portfolio {name!r} already exists")
         row_id = self._write("portfolios", {"name": name, "created_at": codec.timestamp(at)}, "create portfolio", None)
         return Portfolio(row_id, name, at)
+
+    def move_creation_back(self, portfolio: Portfolio, at: datetime) -> Portfolio:
+        """Date a portfolio's creation, and its starting balance with it, earlier: every record stays
+        after it, so nothing booked changes meaning. Logged for audit like any write."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        if at >= portfolio.created_at:
+            raise LedgerFailure(f"{portfolio.name} can only be dated earlier than its creation")
+        old, new = codec.timestamp(portfolio.created_at), codec.timestamp(at)
+        self.conn.execute("update portfolios set created_at = ? where id = ?", [new, portfolio.id])
+        self.conn.execute(
+            "update cash_flows set at = ? where portfolio_id = ? and kind = ? and at = ? and note = 'starting balance'",
+            [new, portfolio.id, FlowKind.DEPOSIT.value, old],
+        )
+        self.audit("move creation back", portfolio.id, {"from": old, "to": new})
+        return Portfolio(portfolio.id, portfolio.name, at)
 
     def add_cash_flow(
         self,

@@ -283,14 +283,34 @@ MIGRATIONS = [
 ]
 
 
-def pending(conn: sqlite3.Connection) -> list[str]:
-    """Names not yet applied, read with plain SQL so that opening an up-to-date ledger costs no import."""
+def applied(conn: sqlite3.Connection) -> list[str]:
+    """The names already applied, in the order they were, read with plain SQL (opening an up-to-date
+    ledger costs no import)."""
     exists = conn.execute("select 1 from sqlite_master where type = 'table' and name = '_sqlite_migrations'")
-    applied = set()
-    if exists.fetchone():
-        rows = conn.execute("select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET])
-        applied = {name for (name,) in rows}
-    return [m.__name__ for m in MIGRATIONS if m.__name__ not in applied]
+    if not exists.fetchone():
+        return []
+    rows = conn.execute("select name from _sqlite_migrations where migration_set = ? order by rowid", [MIGRATION_SET])
+    return [name for (name,) in rows]
+
+
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """Names not yet applied."""
+    done = set(applied(conn))
+    return [m.__name__ for m in MIGRATIONS if m.__name__ not in done]
+
+
+def refuse_newer(conn: sqlite3.Connection, path: object) -> None:
+    """Refuse a ledger that a newer version of the tool has migrated further than this one knows:
+    writing to it could break what that version relies on."""
+    known = {m.__name__ for m in MIGRATIONS}
+    unknown = [name for name in applied(conn) if name not in known]
+    if unknown:
+        from portfolio_cli.errors import LedgerFailure
+
+        raise LedgerFailure(
+            f"the ledger at {path} was written by a newer version of portfolio-cli (schema {unknown[-1]}, "
+            f"which this version does not know); upgrade portfolio-cli to use it. Nothing was changed"
+        )
 
 
 def apply(db: Database) -> None:

@@ -137,8 +137,10 @@ class BinanceSource:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         offline: bool = False,
+        warn: Callable[[str], None] = lambda message: None,
     ):
         self._settings = settings
+        self._warn = warn
         self._markets_file = cache_dir / "binance-markets.json"
         self._ban_file = cache_dir / "binance-ban.json"
         self._clock = clock
@@ -174,6 +176,7 @@ class BinanceSource:
             min_qty=_decimal((limits.get("amount") or {}).get("min")),
             min_notional=_decimal((limits.get("cost") or {}).get("min")),
             active=market.get("active") is not False,
+            price_step=_decimal((market.get("precision") or {}).get("price")),
         )
 
     def price_at(self, symbol: str, at: datetime) -> Quote:
@@ -295,10 +298,7 @@ class BinanceSource:
 
     def _write_markets_cache(self, markets: dict) -> None:
         payload = {"fetched_at": self._clock().isoformat(), "url": self._settings.binance_url, "markets": markets}
-        self._markets_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._markets_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload))
-        tmp.replace(self._markets_file)
+        self._write_cache(self._markets_file, payload)
 
     def _market_id(self, symbol: str) -> str:
         return str(self._load_markets()[symbol]["id"])
@@ -341,8 +341,20 @@ class BinanceSource:
             )
 
     def _remember_ban(self, until: datetime) -> None:
-        self._ban_file.parent.mkdir(parents=True, exist_ok=True)
-        self._ban_file.write_text(json.dumps({"until": until.isoformat()}))
+        self._write_cache(self._ban_file, {"until": until.isoformat()})
+
+    def _write_cache(self, path: Path, payload: dict) -> None:
+        """A cache file through the one file writer (a unique temporary name, renamed into place, so
+        concurrent cold starts never collide). A cache is best effort: failing to write one (a full
+        disk, say) is a warning, never the command's failure."""
+        from portfolio_cli.errors import PortfolioError
+        from portfolio_cli.files import write_text
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, lambda handle: print(json.dumps(payload), end="", file=handle), force=True)
+        except (OSError, PortfolioError) as exc:
+            self._warn(f"could not cache {path.name}: {exc}")
 
 
 def parse_tickers(answer: Any, ids: dict[str, str], now: datetime) -> dict[str, Quote]:
@@ -361,7 +373,11 @@ def _quote(symbol: str, row: Any, now: datetime) -> Quote:
         raise ExchangeBadResponse(f"Binance returned no usable price for {symbol}") from None
     if price <= 0:
         raise ExchangeBadResponse(f"Binance returned a non-positive price for {symbol}: {price}")
-    return Quote(symbol, price, at)
+    try:
+        change = D(str(row["priceChangePercent"]))
+    except (KeyError, TypeError, ValueError):
+        change = None  # not worth refusing a price for
+    return Quote(symbol, price, at, change)
 
 
 def parse_funding(rows: Any, symbol: str) -> dict[datetime, FundingRate]:

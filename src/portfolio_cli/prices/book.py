@@ -1,6 +1,9 @@
-"""Marks for a command: ``--price`` overrides, then one batched live request, then the ledger's cache.
+"""Marks for a command: ``--price`` overrides, then one batched live request, then the last known price:
+the ledger's cached quote or the symbol's latest fill, whichever is newer (a fill within a minute of
+the quote was made from it, and the quote stands), labelled ``cache`` or ``last fill`` with its time,
+so a table shows its age.
 
-Every live quote is written to the cache. When the exchange cannot be reached the cached quote is
+Every live quote is written to the cache. When the exchange cannot be reached the last known price is
 used with a "stale since …" warning; a symbol with no price anywhere is an error naming it.
 """
 
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -36,9 +39,19 @@ class QuoteCache(Protocol):
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]: ...
 
+    def latest_fills(
+        self, symbols: list[str], until: datetime | None = None
+    ) -> dict[str, tuple[Decimal, Decimal, datetime]]: ...
+
     def buffer_candles(self, candles: list[Candle]) -> None: ...
 
     def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]: ...
+
+
+LAST_FILL = "last fill"
+# A fill this much newer than the cached quote is the better price to know; within it the fill was
+# most likely made from that very quote (with slippage), and the market's price is the quote.
+FILL_NEWER = timedelta(minutes=1)
 
 
 class PriceBook:
@@ -81,13 +94,16 @@ class PriceBook:
         wanted = symbols_to_price(symbols)
         quotes: dict[str, tuple[Quote, str, bool]] = {}
         now = self._clock()
+        known = {s: m for s, m in self._marks.items() if s in wanted and m.source == LAST_FILL}
         for symbol in wanted:
+            if symbol in known:
+                continue
             if symbol in self._marks:
                 mark = self._marks[symbol]
-                quotes[symbol] = (Quote(symbol, mark.price, mark.at), mark.source, mark.stale)
+                quotes[symbol] = (Quote(symbol, mark.price, mark.at, mark.change_24h_pct), mark.source, mark.stale)
             elif symbol in self._overrides:
                 quotes[symbol] = (Quote(symbol, self._overrides[symbol], now), "override", False)
-        missing = [s for s in wanted if s not in quotes]
+        missing = [s for s in wanted if s not in quotes and s not in known]
         failure: ExchangeUnavailable | None = None
         if missing and live and not self.offline:
             try:
@@ -97,22 +113,44 @@ class PriceBook:
             else:
                 self._cache.buffer_quotes([(q.symbol, q.price, q.at, self.source.name) for q in fetched.values()], now)
                 quotes.update({s: (q, self.source.name, False) for s, q in fetched.items()})
-        missing = [s for s in wanted if s not in quotes]
+        missing = [s for s in wanted if s not in quotes and s not in known]
         if missing:
             cached = self._cache.cached_quotes(missing)
             quotes.update({s: (Quote(s, p, at), "cache", failure is not None) for s, (p, at) in cached.items()})
             if failure is not None and cached:
                 oldest = min(at for _, at in cached.values())
                 self._warn(
-                    f"{failure}; using cached prices, stale since {oldest:%Y-%m-%d %H:%M:%S} UTC "
+                    f"{failure}; using cached prices, stale since {oldest:%Y-%m-%d %H:%M} UTC "
                     f"({', '.join(sorted(cached))})"
                 )
-        missing = [s for s in wanted if s not in quotes]
-        reason = f" ({failure})" if failure else " (offline, nothing cached)" if self.offline else ""
         priced = [s for s in wanted if s in quotes and (conversion_pair(s) or s) in quotes]
-        marks = {s: _to_mark(s, quotes) for s in priced}
+        marks = {s: _to_mark(s, quotes) for s in priced} | known
+        fills = self._last_fills([s for s in symbols if s not in marks or marks[s].source == "cache"], quotes, failure)
+        marks.update(fills)
+        missing = [s for s in wanted if s not in quotes and s not in marks]
+        reason = f" ({failure})" if failure else " (offline, nothing cached)" if self.offline else ""
         self._marks.update(marks)  # conversion pairs too: a later rate lookup needs no request
         return {s: marks[s] for s in symbols if s in marks}, missing, reason
+
+    def _last_fills(
+        self, symbols: list[str], quotes: Mapping[str, tuple[Quote, str, bool]], failure: Exception | None
+    ) -> dict[str, Mark]:
+        """Marks at the symbols' latest fills where no live quote was had and the fill is more than
+        ``FILL_NEWER`` newer than the cached quote (or there is none): the last price the ledger knows,
+        labelled ``last fill``."""
+        wanted = [s for s in symbols if s not in quotes or quotes[s][1] == "cache"]
+        marks = {}
+        for symbol, (price, price_usdt, at) in self._cache.latest_fills(wanted).items():
+            quote = quotes.get(symbol)
+            if quote is not None and at <= quote[0].at + FILL_NEWER and (conversion_pair(symbol) or symbol) in quotes:
+                continue
+            marks[symbol] = Mark(symbol, price, price_usdt, at, LAST_FILL, failure is not None)
+        if failure is not None and marks:
+            oldest = min(m.at for m in marks.values())
+            self._warn(
+                f"{failure}; using the last fill prices, since {oldest:%Y-%m-%d %H:%M} UTC ({', '.join(sorted(marks))})"
+            )
+        return marks
 
     def price_at(self, symbol: str, at: datetime) -> Quote:
         """The price of ``symbol`` at a past moment: an override, else Binance's 1-minute candle."""
@@ -137,11 +175,12 @@ class PriceBook:
     def rules(self, symbol: str) -> MarketRules | None:
         return self._exchange().rules(symbol)
 
-    def marks_at(self, symbols: set[str] | list[str], moment: datetime) -> dict[str, Mark]:
+    def marks_at(self, symbols: set[str] | list[str], moment: datetime, fills: bool = False) -> dict[str, Mark]:
         """Marks at a past ``moment``: an override, else the open of a candle, from the cache or the
         exchange. At midnight that is the day's candle (the price a backfilled snapshot uses); otherwise
         the finest candle holding ``moment``: 1 minute, then 1 hour, then 1 day. The mark's time is the
-        candle's open, so a coarse price shows how old it is."""
+        candle's open, so a coarse price shows how old it is. With ``fills``, a symbol no candle prices
+        is marked at its latest fill at or before ``moment`` (labelled ``last fill``)."""
         if moment >= floor_time(self._clock(), "1m"):
             return self.marks(symbols)  # no complete candle holds the current minute yet
         wanted = symbols_to_price(symbols)
@@ -160,12 +199,19 @@ class PriceBook:
                         f"open of {candle.open_time:%Y-%m-%d %H:%M} UTC (no finer candle cached)"
                     )
         missing = [s for s in wanted if s not in quotes]
+        known: dict[str, Mark] = {}
+        if missing and fills:
+            for symbol, (price, price_usdt, at) in self._cache.latest_fills(missing, until=moment).items():
+                known[symbol] = Mark(symbol, price, price_usdt, at, LAST_FILL)
+            missing = [
+                s for s in symbols if s not in known and (s not in quotes or (conversion_pair(s) or s) not in quotes)
+            ]
         if missing:
             why = " (offline and no candle cached)" if self.offline else ""
             raise PriceUnavailable(
                 f"no price for {', '.join(missing)} at {moment:%Y-%m-%d %H:%M} UTC{why}; pass --price SYMBOL=VALUE"
             )
-        return {s: _to_mark(s, quotes) for s in symbols}
+        return {s: known[s] if s in known else _to_mark(s, quotes) for s in symbols}
 
     def _candle_at(self, symbol: str, moment: datetime, fetch: bool) -> tuple[Candle | None, bool]:
         """The candle to price ``symbol`` at ``moment`` by, and whether the exchange may still be asked
@@ -239,4 +285,4 @@ def _to_mark(symbol: str, quotes: Mapping[str, tuple[Quote, str, bool]]) -> Mark
     quote, source, stale = quotes[symbol]
     pair = conversion_pair(symbol)
     rate = quotes[pair][0].price if pair else ONE
-    return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale)
+    return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale, quote.change_24h_pct)

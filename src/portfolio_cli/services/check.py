@@ -12,14 +12,18 @@ first missing one, so the next check replays from there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
 from portfolio_cli.engine.booking import CheckMark, Entry, booking, close_entry, funding_entry
 from portfolio_cli.engine.margin import (
+    ALERT_LEVEL_PCT,
     CRITICAL_LEVEL_PCT,
+    WARNING_LEVEL_PCT,
     MarginState,
     funding_payment,
     funding_times,
@@ -75,11 +79,15 @@ class CheckResult:
     portfolios: tuple[PortfolioCheck, ...]
 
 
-def run_check(session: Session, names: list[str] | None = None) -> CheckResult:
+def run_check(
+    session: Session, names: list[str] | None = None, progress: Callable[[str, int, int], None] | None = None
+) -> CheckResult:
+    """Replay every portfolio's candles and funding since its last check. ``progress`` is told
+    (what, done, total) as each symbol's candles come in (a bar on a terminal)."""
     ledger = session.ledger
     portfolios = [ledger.portfolio(n) for n in names] if names else ledger.portfolios()
     now = session.clock()
-    checks = tuple(_check(session, portfolio, now) for portfolio in portfolios)
+    checks = tuple(_check(session, portfolio, now, progress) for portfolio in portfolios)
     return CheckResult(now, _outcome(checks), checks)
 
 
@@ -107,7 +115,9 @@ class _Market:
     first_gap: datetime | None = None  # the next check starts here, so a missed candle is replayed
 
 
-def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCheck:
+def _check(
+    session: Session, portfolio: Portfolio, now: datetime, progress: Callable[[str, int, int], None] | None = None
+) -> PortfolioCheck:
     ledger = session.ledger
     lots = lots_of(session, portfolio)
     last = ledger.last_check(portfolio)
@@ -115,7 +125,7 @@ def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCh
     since = last if last is not None else min((lot.trade.opened_at for lot in live), default=now)
     # Margin lots closed since the last check may still owe funding for a moment before their close.
     funded = [lot for lot in lots if lot.trade.kind is Kind.MARGIN and (lot.is_open or _closed_at(lot) > since)]
-    market = _fetch(session, live, funded, since, now)
+    market = _fetch(session, live, funded, since, now, progress)
     replay = _Replay(session, portfolio, market, now)
     with ledger.transaction(session.command, now):
         replay.run(since)
@@ -140,14 +150,24 @@ def _closed_at(lot: Lot) -> datetime:
     return max(c.closed_at for c in lot.closes) if lot.closes else lot.trade.opened_at
 
 
-def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime, now: datetime) -> _Market:
+def _fetch(
+    session: Session,
+    live: list[Lot],
+    funded: list[Lot],
+    since: datetime,
+    now: datetime,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> _Market:
     book = session.prices
     timeframe = "1m" if now - since <= MINUTE_CANDLES_UP_TO else "1h"
     symbols = {lot.trade.symbol for lot in live}
     marks = book.marks(symbols) if symbols else {}
     candles: dict[tuple[str, datetime], Candle] = {}
     gaps, first_gap = [], None
-    for symbol in symbols_to_price(symbols | {lot.trade.symbol for lot in funded}):
+    replayed = symbols_to_price(symbols | {lot.trade.symbol for lot in funded})
+    for done, symbol in enumerate(replayed):
+        if progress:
+            progress(f"{timeframe} candles {symbol}", done, len(replayed))
         series = book.candles(symbol, timeframe, floor_time(since, timeframe), now)
         candles.update({(symbol, c.open_time): c for c in series.candles})
         if series.gaps:
@@ -313,8 +333,8 @@ class _Replay:
         self._event(
             moment,
             reason.value,
-            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {price} ({how}), "
-            f"net PnL {net} USDT",
+            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {fmt.price(price)} "
+            f"({how}), net PnL {fmt.money(net)} USDT",
             trade_id=t.id,
             symbol=t.symbol,
             price=price,
@@ -352,7 +372,7 @@ class _Replay:
             lot = next(lot for lot in self.lots if lot.trade.id == worst.trade_id)
             fee = q8(worst.notional * mmr(worst.symbol))
             gross = realized_pnl(worst.side, worst.qty, lot.trade.price_usdt, worst.mark_usdt)
-            how = f"margin level {self.level}% below {CRITICAL_LEVEL_PCT}%, the most losing cross position"
+            how = f"margin level {fmt.pct(self.level)} % below {CRITICAL_LEVEL_PCT} %, the most losing cross position"
             self._book(
                 lot,
                 worst.qty,
@@ -391,4 +411,6 @@ class _Replay:
         state = margin_state(self.level)
         if state in {MarginState.WARNING, MarginState.ALERT, MarginState.CRITICAL}:
             kind = {MarginState.WARNING: "warning", MarginState.ALERT: "alert"}.get(state, "critical")
-            self._event(self.now, kind, f"margin level {self.level}%: {state}")
+            lines = {MarginState.WARNING: WARNING_LEVEL_PCT, MarginState.ALERT: ALERT_LEVEL_PCT}
+            line = lines.get(state, CRITICAL_LEVEL_PCT)
+            self._event(self.now, kind, f"margin level {fmt.pct(self.level)} %, below the {line} % line")

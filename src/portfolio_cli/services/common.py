@@ -22,7 +22,7 @@ from portfolio_cli.text import MAX_TEXT, hidden_character
 
 MIN_BALANCE, MAX_BALANCE = Decimal(100), Decimal(1_000_000)
 MAX_LEVERAGE = 125
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the whole name: fullmatch, never "$"
 
 
 def parse_symbol(text: str) -> str:
@@ -33,19 +33,27 @@ def parse_symbol(text: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(f"invalid portfolio name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return name
 
 
-def moment_or_now(session: Session, at: datetime | None, not_before: datetime, what: str) -> datetime:
+def moment_or_now(
+    session: Session, at: datetime | None, not_before: datetime, what: str, created: str | None = None
+) -> datetime:
+    """``at``, or now when it is None; refused in the future or before ``not_before``. ``created`` names
+    the portfolio when ``not_before`` is its creation, so the refusal says how to move that back."""
     now = session.clock()
     if at is None:
         return now
     if at > now:
-        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is in the future")
+        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M} UTC is in the future")
     if at < not_before:
-        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is before {what} ({not_before:%Y-%m-%d %H:%M:%S} UTC)")
+        hint = f"; to record it, date the portfolio earlier first: portfolio init {created} --at {at:%Y-%m-%dT%H:%M}"
+        raise InvalidInput(
+            f"--at {at:%Y-%m-%d %H:%M} UTC is before {what} ({not_before:%Y-%m-%d %H:%M} UTC)"
+            + (hint if created else "")
+        )
     return at
 
 

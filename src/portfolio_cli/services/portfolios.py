@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.booking import booking, transfer_entry
-from portfolio_cli.engine.records import FlowKind
+from portfolio_cli.engine.records import CashFlow, FlowKind
 from portfolio_cli.engine.timeline import free_margin_at
 from portfolio_cli.errors import InvalidInput, RuleRefused
 from portfolio_cli.money import ZERO
@@ -17,9 +17,9 @@ from portfolio_cli.services.common import (
     check_name,
     check_places,
     check_text,
+    later_conflicts,
     lots_of,
     moment_or_now,
-    later_conflicts,
     open_symbols,
     timeline_of,
     valuation_of,
@@ -35,6 +35,7 @@ class PortfolioSummary:
     wallet_balance: Decimal
     open_trades: int
     is_default: bool
+    moved_back: bool = False  # init --at dated an existing portfolio's creation earlier
 
 
 def init_portfolio(session: Session, name: str, balance: Decimal, at: datetime | None = None) -> PortfolioSummary:
@@ -44,11 +45,19 @@ def init_portfolio(session: Session, name: str, balance: Decimal, at: datetime |
     check_places(balance, "--balance")
     created = at or session.clock()
     if created > session.clock():
-        raise InvalidInput(f"--at {created:%Y-%m-%d %H:%M:%S} is in the future")
+        raise InvalidInput(f"--at {created:%Y-%m-%d %H:%M} UTC is in the future")
     ledger = session.ledger
     with ledger.transaction(session.command, session.clock()):
-        if ledger.find_portfolio(name) is not None:
-            raise RuleRefused(f"portfolio {name!r} already exists")
+        existing = ledger.find_portfolio(name)
+        if existing is not None and at is not None and at < existing.created_at:
+            moved = ledger.move_creation_back(existing, at)
+            wallet = sum((f.amount for f in ledger.cash_flows(moved)), ZERO)
+            open_trades = sum(1 for lot in lots_of(session, moved) if lot.is_open)
+            is_default = name == session.settings.default_portfolio
+            return PortfolioSummary(name, at, wallet, open_trades, is_default, moved_back=True)
+        if existing is not None:
+            hint = " (init --at an earlier time moves its creation back)" if at is not None else ""
+            raise RuleRefused(f"portfolio {name!r} already exists{hint}")
         portfolio = ledger.create_portfolio(name, created)
         ledger.book(portfolio, booking([transfer_entry(FlowKind.DEPOSIT, balance, created, "starting balance")]))
     return PortfolioSummary(name, created, balance, 0, name == session.settings.default_portfolio)
@@ -101,16 +110,18 @@ def _move_cash(
     check_text(note, "--note")
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created")
+    moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", portfolio.name)
     withdrawal = kind is FlowKind.WITHDRAWAL
     entry = transfer_entry(kind, amount, moment, note)
+    flow = entry.record
+    assert isinstance(flow, CashFlow)  # a transfer books one cash flow
     mmr = session.settings.for_portfolio(name).trading.mmr
     history, version, later, then = timeline_of(ledger, portfolio), ledger.records_version(portfolio), None, None
     if at is not None and withdrawal:  # free margin then, at the prices then, and for every later record
         held_then = history.open_symbols_at(moment)
         then_marks = session.prices.marks_at(held_then, moment) if held_then else {}
         then = free_margin_at(history, moment, then_marks, mmr)
-        later = later_conflicts(session, history, history.plus(flows=[entry.record]), moment, mmr)
+        later = later_conflicts(session, history, history.plus(flows=[flow]), moment, mmr)
     held = open_symbols(session, portfolio)
     # The marks for the figures shown after the move (and a withdrawal's free margin), fetched first.
     if withdrawal:

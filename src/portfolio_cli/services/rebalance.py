@@ -14,8 +14,8 @@ from decimal import Decimal
 
 from portfolio_cli.config import Targets as TargetSettings
 from portfolio_cli.engine.accounting import Lot, fee_for
-from portfolio_cli.engine.booking import Entry, RebalanceLink, booking, close_entry, close_lots, open_entry
 from portfolio_cli.engine.allocation import exposures_by_asset
+from portfolio_cli.engine.booking import Entry, RebalanceLink, booking, close_entry, close_lots, open_entry
 from portfolio_cli.engine.rebalance import CASH, Account, Holding, Plan, PlannedTrade, Weight, plan_rebalance
 from portfolio_cli.engine.records import Kind, Portfolio, RebalanceEvent, Side, Trade
 from portfolio_cli.engine.rules import lot_exposure

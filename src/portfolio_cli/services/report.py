@@ -173,6 +173,11 @@ def report(
             f"records booked after the last snapshot ({last.taken_at:%Y-%m-%d %H:%M} UTC) are not in the report: "
             "`portfolio snapshot` brings it up to now"
         )
+    out_of_range = ledger.amounts_out_of_range(portfolio)
+    if out_of_range:
+        notes.append(
+            "amounts of 10 billion USDT or more, likely a mistyped price: " + "; ".join(out_of_range)
+        )
     transfers = ledger.transfers(portfolio, start, end)
     days = [DailyEquity(s.day, s.equity, _net_flow(snapshots, i)) for i, s in enumerate(snapshots)]
     risk_free = float(session.settings.report.risk_free_rate)

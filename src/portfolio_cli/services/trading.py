@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, fee_for, fill_price, initial_margin
 from portfolio_cli.engine.booking import booking, close_entry, close_lots, open_entry
-from portfolio_cli.engine.records import FlowKind, Kind, MarginMode, Side, Trade
+from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
 from portfolio_cli.engine.timeline import close_conflict
@@ -67,6 +67,8 @@ class Fill:
     at: datetime
     rounded_from: Decimal | None
     overridden_rules: tuple[str, ...]
+    liquidation_price: Decimal | None = None  # a margin position's, right after the fill
+    price_tick: Decimal | None = None  # the market's tick, when its rules are known
 
 
 def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
@@ -95,7 +97,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    at = moment_or_now(session, req.at, portfolio.created_at, "the portfolio was created")
+    at = moment_or_now(session, req.at, portfolio.created_at, "the portfolio was created", name)
     book = session.prices
     backdated = req.at is not None
 
@@ -103,8 +105,12 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         book.override(symbol, req.price)
     version = ledger.records_version(portfolio)
     history = timeline_of(ledger, portfolio)
-    # Today's marks of what is held and traded (they are cached for the commands that follow).
-    marks = book.marks(open_symbols(session, portfolio) | {symbol})
+    # Today's marks of what is held and traded (they are cached for the commands that follow). A backdated
+    # fill is priced at its moment, so its own symbol's mark today is only had where it can be.
+    marks = book.marks(open_symbols(session, portfolio) | (set() if backdated else {symbol}))
+    today = marks
+    if backdated:
+        today = {**marks, **book.marks_found({symbol})[0]}
     if backdated:  # the state at that moment: the positions open then, at the prices then
         held_then = history.open_symbols_at(at)
         priced = held_then - {symbol} if req.price is not None else held_then
@@ -205,6 +211,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         booked = ledger.book(portfolio, booking([open_entry(trade, [str(r) for r in refusals])]))
         (trade_id,) = booked.ids
     rebuild_stale(session, name, booked.stale_days)
+    liquidation = _liquidation_price(session, portfolio, trade_id, today) if kind is Kind.MARGIN else None
     return Fill(
         trade_id,
         name,
@@ -222,7 +229,18 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         at,
         rounded_from,
         tuple(r.rule for r in refusals),
+        liquidation,
+        rules.price_step if rules is not None else None,
     )
+
+
+def _liquidation_price(session: Session, portfolio, trade_id: int, marks: dict) -> Decimal | None:
+    """The new position's liquidation price, as the margin report gives it, at the marks just used."""
+    from portfolio_cli.engine.margin import assess_margin
+
+    valuation = valuation_of(session, portfolio, marks, live=False)
+    margin = assess_margin(valuation, session.settings.for_portfolio(portfolio.name).trading.mmr)
+    return next((p.liquidation_price for p in margin.positions if p.trade_id == trade_id), None)
 
 
 @dataclass(frozen=True)
@@ -260,7 +278,11 @@ def close_trades(
     price: Decimal | None = None,
     at: datetime | None = None,
     note: str | None = None,
+    side: Side | None = None,
+    kind: Kind | None = None,
 ) -> CloseResult:
+    """Close a trade, or a symbol's open trades (of one side and kind) oldest first, in whole or in part.
+    A backdated close takes the lots as they stood at its moment."""
     if qty is not None and pct is not None:
         raise InvalidInput("give at most one of --qty and --pct")
     if pct is not None and not ZERO < pct <= HUNDRED:
@@ -269,29 +291,79 @@ def close_trades(
         if value is not None:
             check_places(value, what)
     check_text(note, "--note")
-    settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    history = timeline_of(ledger, portfolio)
-    version = ledger.records_version(portfolio)
+    history, version = timeline_of(ledger, portfolio), ledger.records_version(portfolio)
     if at is None:
-        lots = _targetlots_of(lots_of(session, portfolio), target)
+        lots = _targetlots_of(lots_of(session, portfolio), target, side, kind)
         moment = moment_or_now(session, at, max(lot.trade.opened_at for lot in lots), "the trade was opened")
-    else:  # the lots as they stood at that moment
-        same = (lambda t: t.id == int(target)) if target.isdigit() else (lambda t: t.symbol == parse_symbol(target))
+    else:
+        by_id = target.isascii() and target.isdigit() and len(target) <= 18
+        same = (lambda t: t.id == int(target)) if by_id else (lambda t: t.symbol == parse_symbol(target))
         opened = [t.opened_at for t in history.trades if same(t)]
         if opened:
             moment = moment_or_now(session, at, min(opened), "the trade was opened")
         else:
-            moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created")
-        lots = _targetlots_of(history.at(moment)[0], target)
+            moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", name)
+        lots = _targetlots_of(history.at(moment)[0], target, side, kind)
+    plan = _close_plan(session, name, lots, qty, pct, price, moment, backdated=at is not None)
+    return _close(session, portfolio, [plan], note, history, version)
+
+
+def close_all(session: Session, name: str, at: datetime | None = None, note: str | None = None) -> CloseResult:
+    """Close every open position (at ``at``: every position open then) at its market price (or
+    ``--price SYMBOL=VALUE``), in one transaction."""
+    check_text(note, "--note")
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    history, version = timeline_of(ledger, portfolio), ledger.records_version(portfolio)
+    moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", name)
+    held = history.at(moment)[0] if at is not None else lots_of(session, portfolio)
+    groups: dict[tuple, list[Lot]] = {}
+    for lot in held:
+        if lot.is_open:
+            groups.setdefault((lot.trade.symbol, lot.trade.side, lot.trade.kind), []).append(lot)
+    if not groups:
+        raise NotFound(f"no open positions in {name}" + (f" at {moment:%Y-%m-%d %H:%M} UTC" if at else ""))
+    if at is None:
+        session.prices.marks({symbol for symbol, _, _ in groups})  # one batched request for all of them
+    plans = [
+        _close_plan(session, name, lots, None, None, None, moment, backdated=at is not None)
+        for _, lots in sorted(groups.items())
+    ]
+    return _close(session, portfolio, plans, note, history, version)
+
+
+@dataclass(frozen=True)
+class _ClosePlan:
+    lots: list[Lot]
+    wanted: Decimal | None  # None: all of it
+    open_total: Decimal
+    exit_price: Decimal
+    exit_usdt: Decimal
+    fee_rate: Decimal
+    moment: datetime
+    backdated: bool
+
+
+def _close_plan(
+    session: Session,
+    name: str,
+    lots: list[Lot],
+    qty: Decimal | None,
+    pct: Decimal | None,
+    price: Decimal | None,
+    moment: datetime,
+    backdated: bool,
+) -> _ClosePlan:
+    """The prices and quantity of a close, fetched before the transaction (no network inside it)."""
+    settings = session.settings.for_portfolio(name)
     symbol, side, kind = lots[0].trade.symbol, lots[0].trade.side, lots[0].trade.kind
     open_total = sum((lot.open_qty for lot in lots), ZERO)
     if qty is not None and qty > open_total:
         raise InvalidInput(f"cannot close {qty} {symbol}: only {open_total.normalize()} is open")
 
     book = session.prices
-    backdated = at is not None
     if price is not None and not backdated:
         book.override(symbol, price)
     if price is not None:
@@ -315,51 +387,68 @@ def close_trades(
         if q8(wanted) <= 0:
             raise InvalidInput(f"the quantity to close rounds to 0 {symbol}")
     fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    return _ClosePlan(lots, wanted, open_total, exit_price, exit_usdt, fee_rate, moment, backdated)
+
+
+def _close(
+    session: Session, portfolio, plans: list[_ClosePlan], note: str | None, history, version
+) -> CloseResult:
+    """Book ``plans`` in one transaction. A backdated close is refused if it breaks a later record; a
+    close now, if the position changed since it was planned."""
+    ledger = session.ledger
+    moment = max(plan.moment for plan in plans)
+    backdated = plans[0].backdated
+
+    def parts_of(plan: _ClosePlan, lots: list[Lot]) -> list[tuple[_ClosePlan, Lot, Close]]:
+        closes = close_lots(lots, plan.wanted, plan.exit_price, plan.exit_usdt, plan.fee_rate, plan.moment, note)
+        return [(plan, lot, close) for lot, close in closes]
+
     later = None
-    if at is not None:
-        parts = close_lots(lots, wanted, exit_price, exit_usdt, fee_rate, moment, note)
-        conflicts = [close_conflict(history, c.trade_id, c.qty, moment) for _, c in parts]
-        flows = [f for _, c in parts for f in close_entry(c).flows]
-        after = history.plus(closes=[c for _, c in parts], flows=flows)
-        later = next((c for c in conflicts if c), None) or later_conflicts(
-            session, history, after, moment, settings.trading.mmr
-        )
+    if backdated:
+        parts = [part for plan in plans for part in parts_of(plan, plan.lots)]
+        closes = [close for _, _, close in parts]
+        conflicts = (close_conflict(history, c.trade_id, c.qty, c.closed_at) for c in closes)
+        after = history.plus(closes=closes, flows=[f for c in closes for f in close_entry(c).flows])
+        mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
+        later = next((c for c in conflicts if c), None) or later_conflicts(session, history, after, moment, mmr)
 
     with ledger.transaction(session.command, session.clock()):
-        if at is not None:
+        if backdated:
             if ledger.records_version(portfolio) != version:
                 raise RuleRefused("the portfolio changed while the close was priced; run the command again")
             if later is not None:
                 raise RuleRefused(f"refused: a close at {moment:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
         else:
             fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
-            current = [fresh[lot.trade.id] for lot in lots if fresh[lot.trade.id].is_open]
-            if sum((lot.open_qty for lot in current), ZERO) != open_total:
-                raise RuleRefused("the position changed while closing; run the command again")
-            parts = close_lots(current, wanted, exit_price, exit_usdt, fee_rate, moment, note)
-        booked = ledger.book(portfolio, booking(close_entry(close) for _, close in parts))
-        slices = []
-        for lot, close in parts:
-            entry_fee = lot.entry_fee_share(close.qty, lot.trade.qty - lot.open_qty)
-            slices.append(
-                ClosedSlice(
-                    lot.trade.id,
-                    symbol,
-                    side,
-                    close.qty,
-                    lot.trade.price,
-                    exit_price,
-                    exit_usdt,
-                    close.realized_pnl,
-                    entry_fee,
-                    close.fee,
-                    close.realized_pnl - entry_fee - close.fee,
-                    lot.open_qty - close.qty,
-                )
+            parts = []
+            for plan in plans:
+                current = [fresh[lot.trade.id] for lot in plan.lots if fresh[lot.trade.id].is_open]
+                if sum((lot.open_qty for lot in current), ZERO) != plan.open_total:
+                    raise RuleRefused("the position changed while closing; run the command again")
+                parts += parts_of(plan, current)
+        booked = ledger.book(portfolio, booking(close_entry(close) for _, _, close in parts))
+    rebuild_stale(session, portfolio.name, booked.stale_days)
+    slices = []
+    for plan, lot, close in parts:
+        entry_fee = lot.entry_fee_share(close.qty, lot.trade.qty - lot.open_qty)
+        slices.append(
+            ClosedSlice(
+                lot.trade.id,
+                lot.trade.symbol,
+                lot.trade.side,
+                close.qty,
+                lot.trade.price,
+                plan.exit_price,
+                plan.exit_usdt,
+                close.realized_pnl,
+                entry_fee,
+                close.fee,
+                close.realized_pnl - entry_fee - close.fee,
+                lot.open_qty - close.qty,
             )
-    rebuild_stale(session, name, booked.stale_days)
+        )
     return CloseResult(
-        name,
+        portfolio.name,
         moment,
         tuple(slices),
         sum((s.realized_pnl for s in slices), ZERO),
@@ -368,8 +457,8 @@ def close_trades(
     )
 
 
-def _targetlots_of(lots: list[Lot], target: str) -> list[Lot]:
-    if target.isdigit():
+def _targetlots_of(lots: list[Lot], target: str, side: Side | None = None, kind: Kind | None = None) -> list[Lot]:
+    if target.isascii() and target.isdigit() and len(target) <= 18:  # a trade id: ASCII digits only
         trade_id = int(target)
         match = [lot for lot in lots if lot.trade.id == trade_id]
         if not match:
@@ -381,9 +470,16 @@ def _targetlots_of(lots: list[Lot], target: str) -> list[Lot]:
     match = [lot for lot in lots if lot.trade.symbol == symbol and lot.is_open]
     if not match:
         raise NotFound(f"no open trade in {symbol}")
+    match = [lot for lot in match if side in (None, lot.trade.side) and kind in (None, lot.trade.kind)]
+    if not match:
+        wanted = " ".join(str(x) for x in (side, kind) if x is not None)
+        raise NotFound(f"no open {wanted} trade in {symbol}")
     if len({lot.trade.side for lot in match}) > 1 or len({lot.trade.kind for lot in match}) > 1:
-        ids = ", ".join(str(lot.trade.id) for lot in match)
-        raise InvalidInput(f"{symbol} has open trades of different sides or kinds ({ids}): close by trade id")
+        held = ", ".join(f"{lot.trade.id} ({lot.trade.side} {lot.trade.kind})" for lot in match)
+        raise InvalidInput(
+            f"{symbol} has open trades of different sides or kinds ({held}): "
+            "choose with --side long|short and --spot/--margin, or close by trade id"
+        )
     return match
 
 
