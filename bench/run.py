@@ -1,8 +1,8 @@
-"""Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export] [report] [rebalance]``
-(all by default).
+"""Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export]
+[report] [rebalance] [notify] [import] [backdated] [check]`` (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
-   median ≤ 0.30 s on a 2-core machine), and of ``portfolio --help``; HTTP requests one
+   median ≤ 0.25 s on a 2-core machine), and of ``portfolio --help`` (≤ 0.25 s); HTTP requests one
    ``portfolio value`` makes on live prices, against the tests' local fake Binance on 127.0.0.1
    (target: 1 ticker request, plus exchangeInfo at most once a day).
 2. snapshot: ``portfolio snapshot --all`` over 1,000 portfolios × 10 open positions on cached
@@ -12,6 +12,13 @@
 5. report: ``portfolio report`` over 100,000 closed trades and 5 years of daily snapshots (target
    ≤ 1.5 s, peak memory ≤ 300 MB).
 6. rebalance: a plan for a 100-asset portfolio (target ≤ 0.2 s), the planner and the whole command.
+7. notify: what [notify] adds to a ``portfolio check`` with nothing to send (target ≤ 20 ms).
+8. import: ``portfolio import`` of a trades export of 1,000,000 trades into an empty ledger (target
+   ≤ 60 s, peak memory ≤ 500 MB); ``BENCH_IMPORT_TRADES`` sets how many.
+9. backdated: ``portfolio deposit --at`` a year ago on a portfolio with a year of daily snapshots,
+   which rebuilds all of them from cached daily candles (target ≤ 1 s for the whole command).
+10. check: how long ``check`` holds the ledger's write lock replaying 10 positions over a day of
+   minute candles, cached (target ≤ 0.5 s).
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -366,6 +374,196 @@ def bench_rebalance() -> None:
         describe("portfolio rebalance --offline (100 assets)", timed(env, "rebalance", "--offline", runs=RUNS_SLOW))
 
 
+def bench_import() -> None:
+    """A trades export of BENCH_IMPORT_TRADES trades (default 1,000,000; a third closed), written in
+    the export's own CSV format, imported into a fresh portfolio: wall time and peak memory."""
+    import csv
+
+    from portfolio_cli.services.exports import TRADE_COLUMNS
+
+    count = int(os.environ.get("BENCH_IMPORT_TRADES", "1000000"))
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+        source = Path(home) / "trades.csv"
+        with source.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, TRADE_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            for n in range(1, count + 1):
+                at = start + timedelta(seconds=30 * n)
+                price = f"{40000 + n % 1000}.12345678"
+                opened = {"record": "open", "trade_id": str(n), "symbol": "BTC/USDT", "side": "long", "kind": "spot",
+                          "leverage": "1", "qty": "0.00100000", "price": price, "price_usdt": price,
+                          "fee": "0.04000000", "at": codec.timestamp(at), "forced": "0"}  # fmt: skip
+                writer.writerow({c: opened.get(c) for c in TRADE_COLUMNS})
+                if n % 3 == 0:
+                    closed = {**opened, "record": "close", "realized_pnl": "0.00000000", "reason": "manual",
+                              "at": codec.timestamp(at + timedelta(seconds=10))}  # fmt: skip
+                    writer.writerow({c: closed.get(c) for c in TRADE_COLUMNS})
+        assert portfolio(env, "init", "copy", "--balance", "1000000", "--at", start.isoformat()).returncode == 0
+        args = ("import", str(source), "-p", "copy", "--allow-unknown")
+        started = time.monotonic()
+        peak = peak_memory_mb(env, *args)
+        elapsed = time.monotonic() - started
+        print(f"portfolio import, {count:,} trades: {elapsed:.1f} s, peak memory {peak:.0f} MB")
+
+
+def bench_notify() -> None:
+    """What notifications add to a `portfolio check` that has nothing to send (target ≤ 20 ms): the
+    command with and without [notify] (runs interleaved), and the notify step alone, in this process."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_webhook import Webhook, WebhookServer
+
+    with tempfile.TemporaryDirectory() as home, WebhookServer(Webhook()) as hook:
+        fake = FakeBinance(prices=dict(PRICES))
+        with FakeBinanceServer(fake) as url:
+            env = {**os.environ, "PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": url, "COLUMNS": "120"}
+            for key in ("PORTFOLIO_DB", "PORTFOLIO_CONFIG", "PORTFOLIO_NOTIFY__URLS"):
+                env.pop(key, None)
+            for n in range(5):  # five portfolios, each with a margin position at an ok margin level
+                portfolio(env, "init", f"p{n}", "--balance", "10000")
+                portfolio(env, "open", "BTC/USDT", "-p", f"p{n}", "--qty", "0.01", "--leverage", "3", "--cross")
+                portfolio(env, "open", "ETH/USDT", "-p", f"p{n}", "--qty", "0.1", "--short", "--leverage", "2")
+            notifying = {**env, "PORTFOLIO_NOTIFY__URLS": hook.destination("bench")}
+            portfolio(notifying, "check", "--quiet")  # the first check of each portfolio, and the migration
+            plain_times, notify_times = [], []
+            for _ in range(RUNS_SLOW):
+                plain_times += timed(env, "check", "--quiet", runs=1)
+                notify_times += timed(notifying, "check", "--quiet", runs=1)
+            describe("portfolio check, 5 portfolios, no [notify]", plain_times)
+            describe("portfolio check, 5 portfolios, [notify], nothing to send", notify_times)
+            added = statistics.median(notify_times) - statistics.median(plain_times)
+            print(f"  difference of the medians: {added * 1000:+.1f} ms (whole commands: mostly noise)")
+            probe = (
+                "import time, portfolio_cli.services.check, portfolio_cli.cli.support as s; t = time.perf_counter(); "
+                "import portfolio_cli.services.notify; print(time.perf_counter() - t)"
+            )
+            # As installed: compiled once (an installed package ships its bytecode), then imported.
+            compiled = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            run = [sys.executable, "-c", probe]
+            imports = [
+                float(subprocess.run(run, capture_output=True, text=True, check=True, env=compiled).stdout)
+                for _ in range(RUNS + 1)
+            ][1:]
+            describe("  importing the notify module (fresh process)", imports)
+
+            os.environ.update({"PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": url})
+            os.environ["PORTFOLIO_NOTIFY__URLS"] = hook.destination("bench")
+            from portfolio_cli.services.check import run_check
+            from portfolio_cli.session import Session
+
+            steps = []
+            for _ in range(RUNS):
+                session = Session.create("portfolio check (bench)")
+                result = run_check(session)
+                started = time.perf_counter()
+                from portfolio_cli.services.notify import after_check
+
+                delivery = after_check(session, result)
+                steps.append(time.perf_counter() - started)
+                session.close()
+                assert delivery is None  # nothing to send, nothing queued
+            describe("  the notify step of check alone (in process)", steps)
+            added = statistics.median(imports) + statistics.median(steps)
+            print(f"  added by [notify] with nothing to send: {added * 1000:.1f} ms (target ≤ 20 ms)")
+            print(f"  apprise imported: {'apprise' in sys.modules}; messages sent: {len(hook.messages)}")
+
+
+def _candles(symbol: str, timeframe: str, first: datetime, count: int, step: timedelta, base: Decimal):
+    from portfolio_cli.engine.records import Candle
+
+    out = []
+    for n in range(count):
+        price = base * (1 + Decimal(n % 97 - 48) / 4000)
+        high, low = price * Decimal("1.001"), price * Decimal("0.999")
+        out.append(Candle(symbol, timeframe, first + n * step, price, high, low, price))
+    return out
+
+
+def bench_backdated() -> None:
+    """A portfolio a year old with one BTC position and a snapshot for every day, then a deposit dated
+    a year ago: every snapshot from then on is dropped and rebuilt in the same command."""
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        now = datetime.now(UTC)
+        first = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=365)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        with ledger.transaction("bench", now):
+            book = ledger.create_portfolio("main", first)
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), first)
+            trade_id = ledger.add_trade(book, _trade("BTC/USDT", "0.1", PRICES["BTC/USDT"], first, False), False)
+            ledger.add_cash_flow(book, FlowKind.FEE, Decimal("-0.4"), first, trade_id=trade_id, note="entry fee")
+            daily = _candles("BTC/USDT", "1d", first - timedelta(days=1), 367, timedelta(days=1), PRICES["BTC/USDT"])
+            ledger.save_candles(daily)  # the day before too: its end is the portfolio's first moment
+            ledger.save_quotes([("BTC/USDT", PRICES["BTC/USDT"], now, "binance")], now)
+        ledger.close()
+        portfolio(env, "snapshot", "--offline", "-q")
+        at = (first + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
+        days = len(__import__("json").loads(portfolio(env, "history", "--every", "day", "--json").stdout)["daily"])
+        print(f"  a year of daily snapshots: {days}")
+        describe(
+            "deposit --at a year ago (rebuilds the year)",
+            timed(env, "deposit", "1", "--at", at, runs=RUNS_SLOW),  # cached prices: no request
+        )
+        verified = subprocess.run([PORTFOLIO, "verify"], env=env, capture_output=True, text=True)
+        print(f"  verify after the rebuilds: exit {verified.returncode}")
+        if verified.returncode:
+            print(verified.stdout[-2000:])
+
+
+def bench_check() -> None:
+    """10 margin positions opened a day ago, every minute candle of that day cached: the time from
+    check's BEGIN IMMEDIATE to its COMMIT (the replay itself), measured in-process."""
+    from contextlib import contextmanager
+
+    from portfolio_cli.ledger.connection import Connection
+    from portfolio_cli.services import check
+    from portfolio_cli.session import Session
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ.update({"PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": "http://127.0.0.1:9"})
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        first = now - timedelta(days=1)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        symbols = [f"C{n}/USDT" for n in range(10)]
+        with ledger.transaction("bench", now):
+            book = ledger.create_portfolio("main", first)
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(1_000_000), first)
+            for symbol in symbols:
+                ledger.add_trade(book, _trade(symbol, "10", Decimal(100), first, True), False)
+                ledger.save_candles(_candles(symbol, "1m", first, 1440, timedelta(minutes=1), Decimal(100)))
+            ledger.save_quotes([(s, Decimal(100), now, "binance") for s in symbols], now)
+        ledger.close()
+        check.MINUTE_CANDLES_UP_TO = timedelta(days=2)  # replay the whole day minute by minute
+        held: list[float] = []
+        real = Connection.transaction
+
+        spans: list[float] = []
+
+        @contextmanager
+        def timed_transaction(self, command, now=None):
+            started = time.perf_counter()  # BEGIN IMMEDIATE to COMMIT
+            with real(self, command, now) as inside:
+                yield inside
+            spans.append(time.perf_counter() - started)
+
+        Connection.transaction = timed_transaction
+        try:
+            for _ in range(RUNS_SLOW):
+                with sqlite3.connect(Path(home) / "ledger.db") as conn:  # each run replays the whole day again
+                    conn.execute("delete from checks")
+                    conn.execute("delete from cash_flows where kind = 'funding'")
+                spans.clear()
+                session = Session.create("check", offline=True)
+                result = check.run_check(session, ["main"])
+                session.close()
+                held.append(max(spans))  # the replay's transaction; the longest the lock was held
+            print(f"  replayed {result.portfolios[0].timeframe} candles since {result.portfolios[0].since:%H:%M}")
+        finally:
+            Connection.transaction = real
+        describe("check: write lock held (10 positions, 1 day of 1m)", held)
+
+
 BENCHES = {
     "value": bench_value,
     "snapshot": bench_snapshot,
@@ -373,6 +571,10 @@ BENCHES = {
     "export": bench_export,
     "report": bench_report,
     "rebalance": bench_rebalance,
+    "notify": bench_notify,
+    "import": bench_import,
+    "backdated": bench_backdated,
+    "check": bench_check,
 }
 
 

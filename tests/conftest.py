@@ -7,15 +7,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 # rich fixes a console's width from COLUMNS when the console is made (at import); pytest-xdist's workers
 # start with COLUMNS set, which would pin every table to it. Each test sets COLUMNS itself.
 os.environ.pop("COLUMNS", None)
 
-from fake_binance import FakeBinance, FakeBinanceServer
-from portfolio_cli import session as session_module
-from portfolio_cli.cli import app
+# No test asserts wall-clock time, and hypothesis's per-example deadline is one: on a loaded machine it
+# fails examples that are merely slow.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
+
+from fake_binance import FakeBinance, FakeBinanceServer  # noqa: E402 (after the environment above)
+from portfolio_cli import session as session_module  # noqa: E402 (after the environment above)
+from portfolio_cli.cli import app  # noqa: E402 (after the environment above)
 
 START_PRICES = {
     "BTC/USDT": Decimal("40000"),

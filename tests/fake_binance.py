@@ -97,6 +97,7 @@ class FakeBinance:
     unmarked: set[str] = field(default_factory=set)
     # Books that answer HTTP 503, by (symbol, "spot" | "futures").
     books_down: set[tuple[str, str]] = field(default_factory=set)
+    change_24h_pct: dict[str, Decimal] = field(default_factory=dict)  # the ticker's 24-hour change
     requests: list[Request] = field(default_factory=list)
     retry_after: int | None = 1
     slow_seconds: float = 3.0
@@ -185,7 +186,7 @@ class FakeBinance:
         return {
             "symbol": market_id,
             "priceChange": "0",
-            "priceChangePercent": "0",
+            "priceChangePercent": str(self.change_24h_pct.get(symbol, Decimal(0))),
             "weightedAvgPrice": price,
             "prevClosePrice": price,
             "lastPrice": price,

@@ -45,6 +45,9 @@ CREATE UNIQUE INDEX "idx_snapshots_portfolio_id_day"
 CREATE INDEX "idx_trades_portfolio_id_symbol"
     ON "trades" ("portfolio_id", "symbol");
 
+-- index notify_pending
+CREATE INDEX notify_pending on notify_outbox (id) where settled_at is null;
+
 -- table _sqlite_migrations
 CREATE TABLE "_sqlite_migrations" (
    "id" INTEGER PRIMARY KEY,
@@ -115,6 +118,28 @@ CREATE TABLE "margin_changes" (
    "at" TEXT NOT NULL,
    "amount" TEXT NOT NULL,
    "mode" TEXT
+) STRICT;
+
+-- table notify_outbox
+CREATE TABLE "notify_outbox" (
+   "id" INTEGER PRIMARY KEY,
+   "destination" TEXT NOT NULL,
+   "scheme" TEXT NOT NULL,
+   "created_at" TEXT NOT NULL,
+   "command" TEXT NOT NULL,
+   "title" TEXT NOT NULL,
+   "body" TEXT NOT NULL,
+   "attempts" INTEGER NOT NULL,
+   "last_error" TEXT,
+   "settled_at" TEXT
+) STRICT;
+
+-- table notify_state
+CREATE TABLE "notify_state" (
+   "portfolio_id" INTEGER PRIMARY KEY REFERENCES "portfolios"("id"),
+   "state" TEXT NOT NULL,
+   "level_pct" TEXT,
+   "sent_at" TEXT NOT NULL
 ) STRICT;
 
 -- table portfolios

@@ -28,7 +28,7 @@ BAD = [
     (["open", "BTC/USDT", "--qty", "0.1", "--at", "yesterday"], 2),
     (["open", "BTC/USDT", "--qty", "0.1", "--at", "2999-01-01"], 2),
     (["open", "BTC/USDT", "--qty", "0.1", "--at", "1999-01-01"], 2),
-    (["open", "BTCUSDT", "--qty", "0.1"], 2),
+    (["open", "BTCXYZ", "--qty", "0.1"], 2),  # no quote currency to split it at (BTCUSDT is BTC/USDT)
     (["open", "'; DROP TABLE trades; --", "--qty", "1"], 2),
     (["open", "NOPE/USDT", "--qty", "1"], 4),
     (["open", "BTC/USDT", "--qty", "100"], 1),

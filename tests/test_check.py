@@ -213,5 +213,5 @@ def test_a_position_opened_while_check_fetched_prices_is_priced_not_a_crash(cli,
     monkeypatch.setattr(check, "_fetch", fetch_then_someone_opens)
     result = cli("check", "--json")
     assert "Traceback" not in result.stderr
-    monkeypatch.undo()
+    monkeypatch.setattr(check, "_fetch", real_fetch)  # not undo(): that would also drop the isolated home
     cli("verify")

@@ -59,3 +59,41 @@ def test_cron_and_a_trader_at_once_lose_nothing(binance, ledger_path: Path):
     assert D(value["equity"]) == D(10000) + counts["open"] * (D(1) - D("0.4") - D("0.401"))
     assert len(json.loads(run("history", "--json").stdout)["daily"]) == 1  # one snapshot for today
     assert run("verify").returncode == 0
+
+
+COLD_ROUNDS = 85 if os.environ.get("PORTFOLIO_LONG_TESTS") == "1" else 2
+AT_ONCE = 6  # commands started together in each round
+
+
+def test_concurrent_cold_starts_never_fail(binance, ledger_path: Path, isolated_env: Path):
+    """Rounds of commands started at once, each round with no markets cache: every one fetches the
+    markets and writes the cache at the same moment (they once collided on one temporary file)."""
+    assert run("init", "--balance", "100000").returncode == 0
+    commands = [
+        ["value"],
+        ["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"],
+        ["size", "ETH/USDT", "--stop", "1900"],
+        ["check", "--quiet"],
+        ["snapshot", "--quiet"],
+        ["value", "--json"],
+    ]
+    failures: list[str] = []
+    ran = 0
+    for _ in range(COLD_ROUNDS):
+        for cached in (isolated_env / "cache").glob("*"):
+            cached.unlink()
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "portfolio_cli", *commands[n % len(commands)]],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            for n in range(AT_ONCE)
+        ]
+        for n, process in enumerate(processes):
+            _, err = process.communicate(timeout=120)
+            ran += 1
+            if process.returncode != 0 or "Traceback" in err or "locked" in err:
+                failures.append(f"{commands[n % len(commands)]} exit {process.returncode}: {err.strip()[-300:]}")
+    print(f"\ncold starts run at once: {ran} commands in {COLD_ROUNDS} rounds of {AT_ONCE}")
+    assert failures == []
+    assert json.loads((isolated_env / "cache" / "binance-markets.json").read_text())["markets"]

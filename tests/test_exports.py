@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -234,7 +235,7 @@ def test_backup_taken_while_another_process_writes_opens_and_verifies(cli, binan
             assert "integrity check: ok" in out
             copies.append(target)
     finally:
-        assert writer.wait(timeout=120) == 0
+        assert writer.wait(timeout=600) == 0  # 16 commands; generous for a loaded machine
     for copy in copies:
         assert stat.S_IMODE(copy.stat().st_mode) == 0o600
         assert cli.json("verify", "--db", str(copy))["ok"] is True
@@ -279,3 +280,27 @@ def test_import_refuses_closes_beyond_what_the_ledger_left_open(cli, binance, tm
     result = cli("import", str(exported), code=2)
     assert "would close more than its 0.1" in result.stderr and "nothing imported" in result.stderr
     assert ledger_rows(ledger_path, "closes") == before
+
+
+@pytest.mark.parametrize(
+    ("entry", "closes"),
+    [
+        ("4194.10398236", [("1.00780964", "9793.74294953"), ("5.23832097", "4287.91346099")]),  # was 1e-8 off
+        ("40000.12345679", [("0.1", "41234.56789013"), ("0.2", "39876.54321099")]),
+        ("33.33333333", [("0.7", "44.44444447"), ("1.3", "21.99999999"), ("1", "35.12345677")]),
+        ("0.12345677", [("333.33333333", "0.13579247"), ("666.66666667", "0.11111113")]),
+    ],
+)
+def test_tax_gains_of_a_trade_add_up_to_its_net_pnl_in_the_ledger_exactly(cli, binance, entry, closes):
+    """The ledger rounds each close's PnL once; the tax rows are derived from it, not rounded again."""
+    qty = sum((D(q) for q, _ in closes), D(0))
+    cli("init", "--balance", "1000000")
+    # Offline: no lot step rounds the quantities; --force: the risk rules are beside the point.
+    cli("open", "BTC/USDT", "--qty", str(qty), "--price", entry, "--force", "--offline")
+    for part, price in closes:
+        cli("close", "1", "--qty", part, "--price", f"BTC/USDT={price}", "--offline")
+    (trade,) = cli.json("trades")
+    rows = json.loads(cli("export", "tax", "--year", str(datetime.now(UTC).year), "--format", "json").stdout)
+    disposals = [r for r in rows["records"] if r["section"] == "disposal"]
+    assert len(disposals) == len(closes)
+    assert sum(D(r["gain_or_loss"]) for r in disposals) == D(trade["net_pnl"])

@@ -1,7 +1,9 @@
 """Hostile input: hypothesis drives every command's arguments and options, and config files, with
 numbers of every shape, dates, symbols, unicode, very long strings and SQL, shell and terminal
-metacharacters. Always a documented exit code and never a traceback; a refused command leaves the
-ledger as it was. ``PORTFOLIO_FUZZ_EXAMPLES`` sets how many (the default run tries a few hundred)."""
+metacharacters; import files (tampered exports, byte-order marks, deep nesting, huge numbers and
+fields, random bytes). Always a documented exit code and never a traceback; a refused command leaves
+the ledger as it was. ``PORTFOLIO_FUZZ_EXAMPLES`` sets how many argument lists (the default run tries
+a few hundred); ``PORTFOLIO_LONG_TESTS=1`` runs 10,000 argument lists and 1,000 files and configs."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from typer.testing import CliRunner
 
 from portfolio_cli.cli import app
 
-EXAMPLES = int(os.environ.get("PORTFOLIO_FUZZ_EXAMPLES", "300"))
+LONG = os.environ.get("PORTFOLIO_LONG_TESTS") == "1"
+EXAMPLES = int(os.environ.get("PORTFOLIO_FUZZ_EXAMPLES", "10000" if LONG else "300"))
+FILE_EXAMPLES = 1000 if LONG else 60
 DOCUMENTED = {0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13}
 REFUSED = {1, 2, 3, 4, 5, 6}
 SKIP = {"demo"}  # rebuilds its own ledger from bundled data: no input to fuzz
@@ -27,17 +31,21 @@ PATHS = {"output", "html", "db", "config", "file"}
 NUMBERS = [
     "0", "-0", "-1", "1e308", "-1e308", "1e-9", "NaN", "nan", "inf", "-Infinity", "0x10", "1_000", "1,5",
     "١٢٣", "５", " 5 ", "5.", ".5", "1e15", "999999999999999999999999", "0.000000001", "0.00000001", "+3",
-    "1/3", "2**64", "18446744073709551616", "-9223372036854775809",
+    "1/3", "2**64", "18446744073709551616", "-9223372036854775809", "1" * 30, "0." + "1" * 60, "1e400",
+    "٣.٥", "１２", "²", "1e-400", "0x1p3",
 ]  # fmt: skip
 DATES = [
     "2026-02-30", "2026-13-01", "0001-01-01", "9999-12-31", "2026-01-01T25:00", "yesterday", "now",
     "2026-01-01T00:00+14:00", "2026-01-01T00:00-12:00", "1970-01-01", "2038-01-19T03:14:08Z", "20260101", "",
+    "0001-01-01T00:00+01:00", "9999-12-31T23:00-05:00", "2009-01-02", "2009-01-03", "٢٠٢٦-٠١-٠١",
 ]  # fmt: skip
-SYMBOLS = ["BTC/USDT", "btc/usdt", "ETH/BTC", "BTC", "/", "BTC/", "A/B/C", "ÄÖÜ/USDT", "NOPE/USDT", "BTC/USDT=1"]
+SYMBOLS = ["BTC/USDT", "btc/usdt", "ETH/BTC", "BTC", "/", "BTC/", "A/B/C", "ÄÖÜ/USDT", "NOPE/USDT", "BTC/USDT=1",
+           "ſol/uſdt", "BTC/USDT\n", "ＢＴＣ/USDT"]  # fmt: skip
 META = [
     "'; DROP TABLE trades; --", "\" OR 1=1 --", "$(rm -rf ~)", "`id`", "|| true", "; ls", "%s%s%n", "{0}",
     "../../etc/passwd", "\x1b[31mred\x1b[0m", "\x1b]52;c;aGk=\x07", "[bold]markup[/]", "[/]", "\r\n", "\x00",
-    "\u202eevil", "\u200b", "-", "--", "-p", "main", "@file", "*", "\\", "NUL", "con",
+    "\u202eevil", "\u200b", "-", "--", "-p", "main", "@file", "*", "\\", "NUL", "con", "main\n", "",
+    "/dev/zero", "/dev/null", ".", "x" * 300,
 ]  # fmt: skip
 
 hostile = st.one_of(
@@ -76,7 +84,8 @@ def _value(draw, param, workdir: Path):
     if param.name in PATHS or type(getattr(param, "type", None)).__name__ == "Path":
         # Files stay in the test's directory: the fuzzer must not write over the machine's own.
         base = draw(st.text(st.characters(blacklist_characters="/\\\x00", blacklist_categories=["Cs"]), max_size=20))
-        return str(workdir / (base or "x"))
+        # Or a name too long for the file system, the directory itself, or nothing at all.
+        return draw(st.sampled_from([str(workdir / (base or "x"))] * 6 + [str(workdir / ("n" * 300)), str(workdir), ""]))
     if getattr(param, "multiple", False) or getattr(param, "nargs", 1) == -1:
         return draw(st.lists(hostile, min_size=1, max_size=3))
     return draw(hostile)
@@ -141,6 +150,12 @@ config_files = st.one_of(
         lambda entries: "\n".join(f"[{s}]\n{k} = {v}" if s else f"{k} = {v}" for s, k, v in entries)
     ),
     st.text(max_size=200),
+    st.integers(1, 5000).map(lambda n: "x = " + "[" * n + "]" * n),  # nested arrays
+    st.integers(1, 3000).map(lambda n: "x = " + "{a = " * n + "1" + "}" * n),  # nested inline tables
+    st.tuples(st.integers(1, 125), st.integers(1, 125)).map(
+        lambda lo_hi: f"[risk]\nmin_leverage = {lo_hi[0]}\nmax_leverage = {lo_hi[1]}\n"
+    ),
+    st.text(max_size=100).map(lambda t: "\ufeff" + t),  # a byte-order mark, as Windows editors write
 )
 
 
@@ -149,7 +164,10 @@ def test_hostile_config_files_are_exit_3_or_accepted(seeded, ledger_path):
     config = seeded / "config.toml"
 
     @settings(
-        max_examples=max(50, EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck), database=None
+        max_examples=1000 if LONG else max(50, EXAMPLES // 3),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
     )
     @given(config_files, st.sampled_from([["value", "--offline"], ["report"], ["allocation", "--offline"], ["paths"]]))
     def run(text, command):
@@ -212,3 +230,65 @@ def test_the_ledger_its_wal_and_backups_are_owner_only_whatever_the_umask(cli, b
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     finally:
         os.umask(old)
+
+
+def _tamper(draw, text: str) -> str:
+    """An export changed as a hostile or careless hand would change it."""
+    lines = text.splitlines()
+    kind = draw(st.sampled_from(["cell", "bytes", "bom", "truncate", "duplicate", "field", "json"]))
+    if kind == "cell" and len(lines) > 1:
+        row = draw(st.integers(1, len(lines) - 1))
+        cells = lines[row].split(",")
+        cells[draw(st.integers(0, len(cells) - 1))] = draw(hostile).replace("\n", " ").replace(",", ";")
+        lines[row] = ",".join(cells)
+        return "\n".join(lines) + "\n"
+    if kind == "bytes":
+        return draw(st.text(max_size=300))
+    if kind == "bom":
+        return "\ufeff" + text
+    if kind == "truncate":
+        return text[: draw(st.integers(0, len(text)))]
+    if kind == "duplicate":
+        return text + "\n".join(lines[1:]) + "\n"
+    if kind == "field":
+        return text.rstrip("\n") + ',"' + "x" * draw(st.integers(100_000, 200_000)) + '"\n'
+    depth = draw(st.integers(1, 100_000))
+    return draw(
+        st.sampled_from(
+            [
+                "[" * depth + "]" * depth,
+                '{"kind": "trades", "records": [{"trade_id": ' + "9" * min(depth, 6000) + "}]}",
+                '{"kind": "trades", "records": ' + "[" * min(depth, 5000) + "]" * min(depth, 5000) + "}",
+            ]
+        )
+    )
+
+
+def test_hostile_import_files_are_refused_cleanly_or_imported(seeded, ledger_path, tmp_path):
+    runner = CliRunner()
+    exported = tmp_path / "exported.csv"
+    result = runner.invoke(app, ["export", "trades", "-o", str(exported)])
+    assert result.exit_code == 0, result.stderr
+    original = exported.read_text()
+    target = seeded / "import.csv"
+    seen: dict[int, int] = {}
+
+    @settings(max_examples=FILE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.data(), st.sampled_from([".csv", ".json"]))
+    def run(data, suffix):
+        path = target.with_suffix(suffix)
+        path.write_text(_tamper(data.draw, original), encoding="utf-8", errors="surrogatepass")
+        before = ledger_dump(ledger_path)
+        result = runner.invoke(app, ["import", str(path), "-p", "other"], catch_exceptions=True)
+        output = result.stdout + result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert result.exit_code in {0, 2, 4, 5}, (result.exit_code, output[-500:])
+        assert "Traceback" not in output
+        if result.exit_code:
+            assert ledger_dump(ledger_path) == before
+            assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+        seen[result.exit_code] = seen.get(result.exit_code, 0) + 1
+
+    run()
+    print(f"\nimport files fuzzed: {sum(seen.values())}, exit codes {seen}")
+    assert seen.get(2)

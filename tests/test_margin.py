@@ -10,17 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ledger_rows
+from portfolio_cli.config import Trading
 from portfolio_cli.engine.margin import (
     MarginState,
     isolated_liquidation_price,
     liquidation_settlement,
     margin_state,
 )
-from portfolio_cli.config import Trading
-from portfolio_cli.prices.brackets import bracket_source
 from portfolio_cli.engine.records import CloseReason, Side
 from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.money import q8
+from portfolio_cli.prices.brackets import bracket_source
 
 BTC = bracket_source(Trading())("BTC/USDT")  # 0.4 % up to 50,000 notional, then brackets with a cum
 

@@ -197,16 +197,18 @@ def test_a_no_perpetual_symbol_in_one_portfolio_does_not_stop_anothers_stop(cli,
 # one unknown symbol never stops the others
 
 
-def test_value_leaves_out_a_symbol_binance_does_not_list_and_names_it(cli, binance):
+def test_value_prices_a_symbol_binance_does_not_list_at_its_last_fill_and_names_it(cli, binance):
     cli("init", "--balance", "10000")
     cli("open", "XYZ/USDT", "--qty", "10", "--price", "5", "--offline")  # delisted since, never priced live
-    # open: the new trade is booked, its risk checks leave XYZ out and say so
+    # open: the new trade is booked; XYZ is weighed at its last fill, and the command says so (exit 13)
     opened = cli("open", "BTC/USDT", "--qty", "0.01", code=INCOMPLETE)
-    assert "Opened trade 2" in opened.stdout and "XYZ/USDT is not listed on Binance" in opened.stderr
+    assert "Opened trade 2" in opened.stdout
+    assert "XYZ/USDT is not listed on Binance: valued at its last fill price" in opened.stderr
     result = cli("value", "--json", code=INCOMPLETE)
-    assert "XYZ/USDT is not listed on Binance" in result.stderr
-    [position] = json.loads(result.stdout)["valuation"]["positions"]
-    assert position["symbol"] == "BTC/USDT"
+    assert "XYZ/USDT is not listed on Binance: valued at its last fill price" in result.stderr
+    positions = {p["symbol"]: p for p in json.loads(result.stdout)["valuation"]["positions"]}
+    assert positions["XYZ/USDT"]["price_source"] == "last fill" and positions["XYZ/USDT"]["mark"] == "5.00000000"
+    assert positions["BTC/USDT"]["price_source"] == "binance"
 
 
 def test_an_unlisted_symbol_with_a_cached_price_is_valued_at_it_with_a_warning(cli, binance, monkeypatch):

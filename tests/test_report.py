@@ -221,8 +221,13 @@ def test_money_sums_in_sql_are_exact_integer_units_or_refused(cli, binance):
     cli("deposit", "10000000000000")  # deposits are summed as Decimals: no limit there
     cli("open", "BTC/USDT", "--qty", "1000000", "--price", "1000000")
     cli("close", "1", "--price", "2000000")  # 10^12 realized: more digits than integer units hold
-    result = cli("report", code=6)
-    assert result.stderr == "error: main holds amounts too large to sum exactly (10 billion or more)\n"
+    # Too large for integer units: summed again in exact decimals, and the record is named so that a
+    # mistyped price can be found, instead of the portfolio being refused for good.
+    result = cli("report")
+    assert "note: amounts of 10 billion USDT or more" in result.stderr
+    assert "(realized_pnl of trade 1," in result.stderr and "is 1000000000000.00000000 USDT" in result.stderr
+    trades = cli.json("report")["trades"]
+    assert trades["count"] == 1 and D(trades["largest_win"]) == D(10**12) - D(10**9) - D(2 * 10**9)  # net of fees
 
 
 def test_a_missing_day_is_named_and_left_out_of_the_daily_statistics(traded, ledger_path):

@@ -103,10 +103,14 @@ def test_a_ten_day_hole_is_backfilled_from_daily_candles_as_a_hand_calculation_g
     assert all(rows[day(k).date().isoformat()]["backfilled"] for k in range(-11, 0))
     # Day −4's return excludes the 1000 deposit: (11407.9 − 1000) / 10415 − 1.
     assert abs(rows[day(-4).date().isoformat()]["return_pct"] - ((11407.9 - 1000) / 10415 - 1) * 100) < 1e-9
-    # Each backfilled day was priced from one daily-candle request per symbol, then cached.
-    assert binance.count("/klines") == 2
+    # Each backfilled day was priced from one daily-candle request per symbol, then cached (the
+    # other request is the 1-minute candle that valued BTC when the ETH short was opened backdated).
+    def daily() -> int:
+        return sum(1 for r in binance.requests if r.path.endswith("/klines") and r.query.get("interval") == ["1d"])
+
+    assert daily() == 2 and binance.count("/klines") == 3
     assert cli("snapshot", "--quiet").stdout == ""  # cron mails nothing when all went well
-    assert binance.count("/klines") == 2
+    assert daily() == 2 and binance.count("/klines") == 3
     cli("verify")
 
 
@@ -127,7 +131,9 @@ def test_offline_days_without_candles_are_reported_not_invented_and_filled_later
 
 def test_today_is_not_snapshotted_at_a_price_from_an_earlier_day(cli, ledger_path):
     cli("init", "--at", day(-1).isoformat())
-    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--offline")
+    # the fill is yesterday's too: a fill is a known price, and one from today could be used
+    fill_at = (day(-1) + timedelta(hours=1)).isoformat()
+    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", fill_at, "--offline")
     with sqlite3.connect(ledger_path) as conn:
         conn.execute(
             "insert or replace into quotes values ('BTC/USDT', '40000', ?, ?, 'binance')",

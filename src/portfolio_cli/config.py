@@ -7,14 +7,17 @@ variable ``PORTFOLIO_SECTION__KEY`` sets ``[section] key`` (for example ``PORTFO
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from portfolio_cli.engine.fees import fee_rate
 from portfolio_cli.engine.rules import RiskLimits
@@ -143,6 +146,15 @@ class Risk(Section):
     # Default risk per trade for `portfolio size`, as % of equity.
     risk_per_trade_pct: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
 
+    @model_validator(mode="after")
+    def _limits_agree(self) -> Risk:
+        if self.min_leverage > self.max_leverage:
+            raise ValueError(
+                f"risk.min_leverage = {self.min_leverage} is above risk.max_leverage = {self.max_leverage}: "
+                "no leverage could pass both"
+            )
+        return self
+
     def limits(self) -> RiskLimits:
         return RiskLimits(
             min_notional_usdt=self.min_notional_usdt,
@@ -226,6 +238,84 @@ class Allocation(Section):
     sectors: dict[Annotated[str, Field(pattern=ASSET)], Annotated[str, Field(min_length=1, max_length=40)]] = {}
 
 
+# What a destination can be sent (issue's names; "order" is for order fills and cancellations).
+NotifyEvent = Literal["close", "liquidation", "margin", "rebalance", "gap", "order"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = get_args(NotifyEvent)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+$")
+
+
+def _word_list(value: Any) -> Any:
+    """From the environment: a JSON list, or words separated by commas or spaces."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().startswith("["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("is not a JSON list") from None
+    return [word for word in re.split(r"[\s,]+", value) if word]
+
+
+class Destination(Section):
+    """One notification destination: an apprise URL (a secret: never printed, see ``shown``)."""
+
+    url: SecretStr
+    # The events it is sent; None: those of [notify] events.
+    events: list[NotifyEvent] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_url(cls, url: SecretStr) -> SecretStr:
+        if not _URL.match(url.get_secret_value()):
+            raise ValueError("must be an apprise URL, scheme://… (e.g. tgram://, mailto://, json://)")
+        return url
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _event_names(cls, value: Any) -> Any:
+        return _word_list(value)
+
+    @property
+    def scheme(self) -> str:
+        return self.url.get_secret_value().split("://", 1)[0].lower()
+
+    @property
+    def shown(self) -> str:
+        """How the destination is printed: its scheme only, the rest holds tokens and passwords."""
+        return f"{self.scheme}://…"
+
+
+class Notify(Section):
+    """Notifications from check, snapshot and rebalance --if-due (see docs/notifications.md)."""
+
+    # Apprise URLs, or {url = "…", events = [...]} tables; the environment takes a JSON list or
+    # URLs separated by spaces (PORTFOLIO_NOTIFY__URLS).
+    urls: list[Destination] = []
+    events: list[NotifyEvent] = list(NOTIFY_EVENTS)
+    # A margin state already sent is sent again only when it changes or after this many hours.
+    repeat_hours: Annotated[Decimal, Field(gt=0, le=8760)] = Decimal(24)
+    # Time budget for all of a command's sends, after its transaction has committed.
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _destinations(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            # URLs may hold commas (mailto's to=a,b), so only spaces separate them here.
+            value = _word_list(value) if value.strip().startswith("[") else value.split()
+        if isinstance(value, list | tuple):
+            return [{"url": item} if isinstance(item, str | SecretStr) else item for item in value]
+        return value
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _event_names(cls, value: Any) -> Any:
+        return _word_list(value)
+
+    def events_for(self, destination: Destination) -> list[NotifyEvent]:
+        return destination.events if destination.events is not None else self.events
+
+
 class Settings(Section):
     ledger: Path | None = None
     default_portfolio: Annotated[str, Field(min_length=1, max_length=64)] = "main"
@@ -237,9 +327,10 @@ class Settings(Section):
     snapshots: Snapshots = Snapshots()
     report: Report = Report()
     allocation: Allocation = Allocation()
+    notify: Notify = Notify()
     # Target allocations by portfolio name: [targets.main] weights = {BTC = 40, ETH = 30, USDT = 30}.
     targets: dict[str, Targets] = {}
-    # Per-portfolio overrides of fees, trading and risk: [portfolios.NAME.fees] ...
+    # Per-portfolio overrides of fees, trading, risk and notify: [portfolios.NAME.fees] ...
     portfolios: dict[str, dict[str, Any]] = {}
 
     def for_portfolio(self, name: str) -> Settings:
@@ -252,7 +343,7 @@ class Settings(Section):
     @field_validator("portfolios")
     @classmethod
     def _overrides_are_sections(cls, portfolios: dict[str, dict[str, Any]]) -> dict:
-        allowed = {"fees", "trading", "risk", "margin_rules"}
+        allowed = {"fees", "trading", "risk", "margin_rules", "notify"}
         for name, override in portfolios.items():
             unknown = set(override) - allowed
             if unknown:
@@ -266,6 +357,8 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str] | None = 
     raw: dict[str, Any] = {}
     if config_file is not None:
         raw = _read_toml(config_file)
+        if _holds_notify_urls(raw):
+            _require_owner_only(config_file)
     raw = _merge(raw, _env_overrides(environ))
     settings = _validate(raw, str(config_file) if config_file else "environment")
     for name in settings.portfolios:
@@ -302,18 +395,72 @@ def target_conflicts(name: str, targets: Targets, risk: Risk) -> list[str]:
     return conflicts
 
 
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 16  # a config nests 3 deep ([portfolios.NAME.risk]); tomllib recurses per level
+
+
+def _holds_notify_urls(raw: Mapping[str, Any]) -> bool:
+    sections = [raw.get("notify")]
+    portfolios = raw.get("portfolios")
+    if isinstance(portfolios, Mapping):
+        sections += [p.get("notify") for p in portfolios.values() if isinstance(p, Mapping)]
+    return any(isinstance(s, Mapping) and s.get("urls") for s in sections)
+
+
+def _require_owner_only(path: Path) -> None:
+    """Notification URLs carry tokens and passwords: a file holding them must be the owner's alone."""
+    if os.name != "posix":
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigInvalid(f"cannot read config file {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigInvalid(
+            f"config file {path} holds notification URLs (secrets) but others may read it "
+            f"(mode {stat.S_IMODE(mode):o}): chmod 600 {path}"
+        )
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The config file's table: UTF-8 (a byte-order mark, as Windows editors write, is allowed), at
+    most 1 MiB, nesting at most 16 levels deep."""
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle, parse_float=Decimal)
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigInvalid(f"config file not found: {path}") from None
     except OSError as exc:
         raise ConfigInvalid(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigInvalid(f"config file {path} is not valid TOML: {exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigInvalid(f"config file {path} is larger than 1 MiB")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigInvalid(f"config file {path} is not UTF-8 text") from None
+    try:
+        parsed = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # nested beyond what the parser can follow
+        raise ConfigInvalid(f"config file {path} nests deeper than {MAX_CONFIG_DEPTH} levels") from None
+    if _depth(parsed) > MAX_CONFIG_DEPTH:
+        raise ConfigInvalid(f"config file {path} nests deeper than {MAX_CONFIG_DEPTH} levels")
+    return parsed
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (counted without recursion: the parser may have just used most of it)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_CONFIG_DEPTH:
+                break
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

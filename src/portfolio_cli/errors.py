@@ -71,6 +71,11 @@ class LedgerFailure(PortfolioError):
     exit_code = ExitCode.LEDGER
 
 
+class StorageFailure(LedgerFailure):
+    """A file could not be written or read back: the disk is full, the file system read-only, an I/O
+    error. Exit 6 like the ledger's own failures: the storage failed, not the request."""
+
+
 # What the exchange adapter translates every ccxt error into (``prices.binance.translate``). All are
 # ExchangeUnavailable, so a caller with cached quotes falls back to them; only temporary ones are retried.
 

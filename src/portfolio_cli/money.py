@@ -4,6 +4,7 @@ The ledger keeps 8 decimal places. Rounding is always named: ``ROUND_HALF_UP`` f
 ledger stores, ``ROUND_DOWN`` where an exchange truncates (quantities to a lot step).
 """
 
+import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from portfolio_cli.errors import InvalidInput
@@ -17,16 +18,32 @@ ONE = Decimal(1)
 HUNDRED = Decimal(100)
 
 
+# What a number may look like as text: ASCII digits only (no Arabic-Indic or fullwidth digits, no
+# "1_000"), an optional sign, point and short exponent, and no more than MAX_NUMBER_CHARS characters.
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?")
+MAX_NUMBER_CHARS = 40
+MAX_MAGNITUDE = 30  # no amount, price or rate is 10^30 or more, or has a digit below 10^-30
+
+
 def D(value: str | int | Decimal) -> Decimal:
-    """Build a Decimal from text, an int or a Decimal. Floats are refused: they are not exact."""
+    """Build a Decimal from text, an int or a Decimal. Floats are refused: they are not exact. Text
+    must be a plain ASCII decimal of at most 40 characters, and every number within 10^±30."""
     if isinstance(value, float):
         raise TypeError("floats are not exact; pass a str")
-    try:
-        number = Decimal(value.strip() if isinstance(value, str) else value)
-    except (InvalidOperation, ValueError):
-        raise ValueError(f"not a number: {value!r}") from None
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_NUMBER_CHARS or not NUMBER.fullmatch(text):
+            raise ValueError(f"not a number: {value[:MAX_NUMBER_CHARS]!r}")
+        number = Decimal(text)
+    else:
+        try:
+            number = Decimal(value)
+        except (InvalidOperation, ValueError, TypeError):
+            raise ValueError(f"not a number: {value!r}") from None
     if not number.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
+    if number and not -MAX_MAGNITUDE <= number.adjusted() < MAX_MAGNITUDE:
+        raise ValueError(f"out of range: {str(value)[:MAX_NUMBER_CHARS]}")
     return number
 
 

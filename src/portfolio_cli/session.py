@@ -11,6 +11,7 @@ from pathlib import Path
 
 from portfolio_cli.config import Settings, load_settings
 from portfolio_cli.engine.records import Candle
+from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.ledger import Ledger, open_ledger
 from portfolio_cli.paths import Paths, config_path, resolve_paths
 from portfolio_cli.prices import PriceSource
@@ -81,6 +82,11 @@ class Session:
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
         return self.ledger.cached_quotes(symbols)
 
+    def latest_fills(
+        self, symbols: list[str], until: datetime | None = None
+    ) -> dict[str, tuple[Decimal, Decimal, datetime]]:
+        return self.ledger.latest_fills(symbols, until)
+
     def buffer_candles(self, candles: list[Candle]) -> None:
         self._fetched_candles.update({(c.symbol, c.timeframe, c.open_time): c for c in candles})
 
@@ -98,11 +104,16 @@ class Session:
             self.incomplete.append(message)
 
     def keep_fetched_quotes(self) -> None:
-        """Write the quotes and candles this command fetched to the ledger's cache."""
+        """Write the quotes and candles this command fetched to the ledger's cache. A cache is best
+        effort: this runs after the command's own transaction has committed, so failing to write it
+        (a full disk, say) is a warning, never a failure of the command."""
         if self._fetched or self._fetched_candles:
-            with self.ledger.transaction(self.command, self.clock()):
-                self.ledger.save_quotes(self._fetched, self.clock())
-                self.ledger.save_candles(list(self._fetched_candles.values()))
+            try:
+                with self.ledger.transaction(self.command, self.clock()):
+                    self.ledger.save_quotes(self._fetched, self.clock())
+                    self.ledger.save_candles(list(self._fetched_candles.values()))
+            except LedgerFailure as exc:
+                self.warn(f"the fetched prices were not cached: {exc}")
             self._fetched.clear()
             self._fetched_candles.clear()
 
@@ -119,7 +130,9 @@ class Session:
             return file_source(prices.file)
         from portfolio_cli.prices.binance import BinanceSource
 
-        return BinanceSource(prices, self.paths.cache, clock=self.clock, sleep=self.sleep, offline=self.offline)
+        return BinanceSource(
+            prices, self.paths.cache, clock=self.clock, sleep=self.sleep, offline=self.offline, warn=self.warn
+        )
 
     def close(self) -> None:
         if self._ledger is not None:

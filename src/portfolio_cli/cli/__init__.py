@@ -32,6 +32,7 @@ MODULES = {
     "check": "margin",
     "allocation": "allocation",
     "rebalance": "allocation",
+    "notify": "notify",
 }
 
 

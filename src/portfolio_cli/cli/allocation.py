@@ -14,20 +14,24 @@ from portfolio_cli.cli.support import (
     JsonOpt,
     OfflineOpt,
     PortfolioOpt,
+    PricesOpt,
     command_line,
+    notified,
     portfolio_name,
     print_json,
     running,
+    split_prices,
     stdout,
     warn_note,
 )
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import ExitCode, InvalidInput, PortfolioError
 
 
 @app.command()
 def allocation(
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
+    prices: PricesOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -40,6 +44,7 @@ def allocation(
     from portfolio_cli.services.allocation import allocation as allocation_of
 
     with running(command_line(), db, config, offline) as session:
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
         result = allocation_of(session, portfolio_name(session, portfolio))
         if json:
             print_json(allocation_json(result))
@@ -60,24 +65,32 @@ def rebalance(
     log: Annotated[bool, typer.Option("--log", help="List the past rebalances instead.")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
+    prices: PricesOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode:
     """Plan the trades back to the targets in the config, fee- and exchange-aware; --execute books them.
 
-    All of the plan or none of it is booked, in one transaction, with a rebalance record.
+    All of the plan or none of it is booked, in one transaction, with a rebalance record. With
+    --if-due and [notify] configured, what was executed (or why not) is sent; exit 14 if it could not be.
     Examples: [bold]portfolio rebalance[/] · [bold]portfolio rebalance --execute[/] ·
     cron: [bold]portfolio rebalance --execute --yes --if-due[/] · [bold]portfolio rebalance --log[/]
     """
     from portfolio_cli.render.allocation import log_json, log_view, plan_json, plan_view
+    from portfolio_cli.services.notify import after_rebalance
     from portfolio_cli.services.rebalance import Rebalance, rebalance_log, run
 
     with running(command_line(), db, config, offline) as session:
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
         if log:
             events = rebalance_log(session, name)
-            return print_json(log_json(events)) if json else stdout.print(log_view(name, events))
+            if json:
+                print_json(log_json(events))
+            else:
+                stdout.print(log_view(name, events))
+            return ExitCode.OK
         if (yes or if_due) and not execute:
             raise InvalidInput("--yes and --if-due go with --execute")
 
@@ -92,12 +105,19 @@ def rebalance(
             shown.append(planned)
             return typer.confirm(f"Book these {len(planned.plan.trades)} trade(s)?", default=False)
 
-        result = run(session, name, execute, force, if_due, confirm)
+        try:
+            result = run(session, name, execute, force, if_due, confirm)
+        except PortfolioError as exc:
+            if if_due:  # cron: say why it was not executed where the trader is, then fail as usual
+                notified(after_rebalance(session, name, None, str(exc)))
+            raise
         if json:
-            return print_json(plan_json(result))
-        if if_due and not result.due:
+            print_json(plan_json(result))
+        elif if_due and not result.due:
             stdout.print(f"no rebalancing needed: {result.why}", highlight=False, soft_wrap=True, markup=False)
         elif shown and result.executed is not None:
             stdout.print(f"Booked as rebalance {result.executed}: {len(result.plan.trades)} trade(s)")
         else:
             stdout.print(plan_view(result))
+        sent = notified(after_rebalance(session, name, result)) if if_due else True
+    return ExitCode.OK if sent else ExitCode.NOT_NOTIFIED

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
@@ -19,6 +18,7 @@ from portfolio_cli.cli.support import (
     OfflineOpt,
     PortfolioOpt,
     PricesOpt,
+    QuietOfflineOpt,
     amount,
     command_line,
     parse_at,
@@ -28,7 +28,7 @@ from portfolio_cli.cli.support import (
     split_prices,
     stdout,
 )
-from portfolio_cli.engine.records import MarginMode
+from portfolio_cli.engine.records import Kind, MarginMode, Side
 from portfolio_cli.engine.valuation import PositionValue
 from portfolio_cli.errors import InvalidInput
 
@@ -37,7 +37,7 @@ app = typer.Typer(
     name="portfolio",
     help="Paper-trade crypto on real Binance prices, from an exact local ledger.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
 )
 
@@ -66,6 +66,7 @@ def init(
     name: Annotated[str | None, typer.Argument(help="Portfolio name (default: the default portfolio).")] = None,
     balance: Annotated[str, typer.Option(help="Starting balance in USDT (100 to 1,000,000).")] = "10000",
     at: AtOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -80,11 +81,20 @@ def init(
         )
         if json:
             return print_json(result)
+        if result.moved_back:
+            return stdout.print(
+                f"Portfolio {result.name} (and its starting balance) now dated {render.moment(result.created_at)}"
+            )
         stdout.print(f"Created portfolio {result.name} with {render.money(result.wallet_balance)} USDT")
 
 
 @app.command()
-def portfolios(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+def portfolios(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
     """List the portfolios in the ledger.
 
     Example: [bold]portfolio portfolios[/]
@@ -126,6 +136,7 @@ def deposit(
     portfolio: PortfolioOpt = None,
     at: AtOpt = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -134,7 +145,7 @@ def deposit(
 
     Example: [bold]portfolio deposit 500 -p momentum[/]
     """
-    _cash("deposit", value, portfolio, at, note, db, config, False, None, json)
+    _cash("deposit", value, portfolio, at, note, db, config, offline, None, json)
 
 
 @app.command()
@@ -221,9 +232,18 @@ def open_(
 
 @app.command()
 def close(
-    target: Annotated[str, typer.Argument(metavar="TRADE_ID|SYMBOL", help="A trade id, or a symbol (oldest first).")],
+    target: Annotated[
+        str | None, typer.Argument(metavar="[TRADE_ID|SYMBOL]", help="A trade id, or a symbol (oldest first).")
+    ] = None,
     qty: Annotated[str | None, typer.Option(help="Close this quantity (default: all).")] = None,
     pct: Annotated[str | None, typer.Option(help="Close this percentage of the open quantity.")] = None,
+    side: Annotated[
+        Side | None, typer.Option(help="With a symbol held both ways: the long or the short trades.")
+    ] = None,
+    margin: Annotated[
+        bool | None, typer.Option("--margin/--spot", help="With a symbol held both ways: margin or spot trades.")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Close every open position, in one transaction.")] = False,
     prices: Annotated[
         list[str] | None,
         typer.Option(
@@ -243,29 +263,42 @@ def close(
     config: ConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Close a trade, or a symbol's open trades oldest first, in whole or in part.
+    """Close a trade, or a symbol's open trades oldest first, in whole or in part; or everything.
 
-    Examples: [bold]portfolio close 7[/] · [bold]portfolio close BTC/USDT --pct 50[/]
+    Examples: [bold]portfolio close 7[/] · [bold]portfolio close BTC/USDT --pct 50[/] ·
+    [bold]portfolio close ETH/USDT --side short[/] · [bold]portfolio close --all[/]
     """
     with running(command_line(), db, config, offline) as session:
-        exit_price, overrides = split_prices(prices, allow_bare=True)
+        exit_price, overrides = split_prices(prices, allow_bare=not every)
         session.overrides.update(overrides)
-        result = services.close_trades(
-            session,
-            portfolio_name(session, portfolio),
-            target,
-            amount(qty, "--qty"),
-            amount(pct, "--pct"),
-            exit_price,
-            parse_at(at),
-            note,
-            maker,
-        )
+        name = portfolio_name(session, portfolio)
+        if every:
+            if target is not None or qty is not None or pct is not None or side is not None or margin is not None:
+                raise InvalidInput("--all closes everything: give no trade, symbol, --qty, --pct, --side or --spot")
+            if maker:
+                raise InvalidInput("--maker needs --price: --all closes at market, always a taker")
+            result = services.close_all(session, name, parse_at(at), note)
+        else:
+            if target is None:
+                raise InvalidInput("give a trade id or a symbol to close, or --all")
+            result = services.close_trades(
+                session,
+                name,
+                target,
+                amount(qty, "--qty"),
+                amount(pct, "--pct"),
+                exit_price,
+                parse_at(at),
+                note,
+                side,
+                None if margin is None else Kind.MARGIN if margin else Kind.SPOT,
+                maker,
+            )
         if json:
             return print_json(result)
         stdout.print(render.close_view(result))
         stdout.print(
-            f"Realized PnL {render.money(result.realized_pnl)} USDT gross, fees {render.money(result.fees, 8)} USDT, "
+            f"Realized PnL {render.money(result.realized_pnl)} USDT gross, fees {render.money(result.fees)} USDT, "
             f"net {render.money(result.net_pnl)} USDT"
         )
 
@@ -281,6 +314,7 @@ def trades(
         bool, typer.Option("--costs", help="Show each trade's fees, liquidation fees and funding.")
     ] = False,
     portfolio: PortfolioOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -292,7 +326,13 @@ def trades(
     """
     with running(command_line(), db, config) as session:
         rows = services.list_trades(
-            session, portfolio_name(session, portfolio), status, symbol, strategy, parse_at(since), parse_at(until)
+            session,
+            portfolio_name(session, portfolio),
+            status,
+            symbol,
+            strategy,
+            parse_at(since, "--from"),
+            parse_at(until, "--to"),
         )
         if json:
             return print_json(rows, list[services.TradeRow])
@@ -326,7 +366,14 @@ def positions(
 
 @app.command()
 def value(
-    watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Refresh until Ctrl-C or SIGTERM: a full-screen frame on a terminal; on a pipe one frame "
+            "(or, with --json, one JSON line) per refresh.",
+        ),
+    ] = False,
     interval: Annotated[float, typer.Option("--interval", "-n", min=1, help="Seconds between refreshes.")] = 10.0,
     at: AsOfOpt = None,
     portfolio: PortfolioOpt = None,
@@ -347,26 +394,24 @@ def value(
         moment = parse_at(at)
         if watch and moment is not None:
             raise InvalidInput("--watch shows the present; it cannot be combined with --at")
+        if watch:
+            from portfolio_cli.cli.watch import watch as watch_value
+
+            return watch_value(session, name, interval, json, stdout)
         result = services.value(session, name, at=moment)
         if json:
             return print_json(result)
-        if not watch:
-            note = f" at {moment:%Y-%m-%d %H:%M} UTC" if moment else ""
-            return stdout.print(render.value_view(result, title_note=note))
-        from rich.live import Live
-
-        try:
-            with Live(render.value_view(result), console=stdout, auto_refresh=False) as live:
-                while True:
-                    time.sleep(interval)
-                    session.forget_prices()
-                    live.update(render.value_view(services.value(session, name)), refresh=True)
-        except KeyboardInterrupt:
-            pass
+        note = f" at {render.moment(moment)}" if moment else ""
+        stdout.print(render.value_view(result, title_note=note))
 
 
 @app.command()
-def paths(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+def paths(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
     """Show which ledger, config file and cache directory are in use.
 
     Example: [bold]portfolio paths[/]
@@ -377,14 +422,23 @@ def paths(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> 
             "config": str(session.paths.config) if session.paths.config else None,
             "cache": str(session.paths.cache),
         }
+        from portfolio_cli.services.notify import destinations_of
+
+        # Notification URLs hold tokens and passwords: their scheme only.
+        notify = [d.shown for d in destinations_of(session.settings, None)]
         if json:
-            return print_json(found)
+            return print_json({**found, "notify": notify})
         for key, path in found.items():
             stdout.print(f"{key:<7} {path or '(none: built-in defaults)'}", highlight=False, markup=False)
+        if notify:
+            stdout.print(f"{'notify':<7} {', '.join(notify)}", highlight=False, markup=False)
 
 
 @app.command()
-def demo(json: JsonOpt = False) -> None:
+def demo(
+    offline: QuietOfflineOpt = False,
+    json: JsonOpt = False,
+) -> None:
     """Build a demo portfolio from bundled prices (no network) and show it with its month's history.
 
     It uses its own ledger (demo.db in the data directory), rebuilt on every run.

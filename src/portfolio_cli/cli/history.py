@@ -13,7 +13,9 @@ from portfolio_cli.cli.support import (
     JsonOpt,
     OfflineOpt,
     PortfolioOpt,
+    QuietOfflineOpt,
     command_line,
+    notified,
     parse_day,
     portfolio_name,
     print_json,
@@ -41,10 +43,12 @@ def snapshot(
     One snapshot per portfolio and day: running again the same day replaces it. A day that cannot
     be priced (offline, no candle) is listed on stderr and left for a later run, never invented.
 
-    Exit codes: 0 all taken · 13 some day not taken (committed, named on stderr). Example (crontab):
+    Exit codes: 0 all taken · 13 some day not taken (committed, named on stderr) · 14 taken, but a
+    notification could not be sent. Example (crontab):
     [bold]5 0 * * * portfolio snapshot --all --quiet[/]
     """
     from portfolio_cli.render.history import skipped_lines, snapshot_view
+    from portfolio_cli.services.notify import after_snapshot
     from portfolio_cli.services.snapshots import SnapshotRun, take_snapshots
 
     with running(command_line(), db, config, offline) as session:
@@ -59,6 +63,9 @@ def snapshot(
             stdout.print(snapshot_view(run))
         for line in skipped_lines(run):
             warn(line)
+        sent = notified(after_snapshot(session, run))
+    if not sent:
+        return ExitCode.NOT_NOTIFIED
     return ExitCode.OK if run.complete else ExitCode.INCOMPLETE
 
 
@@ -70,6 +77,7 @@ def history(
         Every | None, typer.Option(help="One row per period (default: by the range, a screenful of rows).")
     ] = None,
     portfolio: PortfolioOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -93,7 +101,11 @@ def history(
 
 
 @app.command()
-def cron(db: DbOpt = None, config: ConfigOpt = None) -> None:
+def cron(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
     """Print crontab lines, with absolute paths, for the daily snapshot and the stop/margin check.
 
     Example: [bold]portfolio cron >> my-crontab[/]
@@ -106,7 +118,12 @@ def cron(db: DbOpt = None, config: ConfigOpt = None) -> None:
 
 
 @app.command()
-def verify(db: DbOpt = None, config: ConfigOpt = None, json: JsonOpt = False) -> ExitCode:
+def verify(
+    offline: QuietOfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> ExitCode:
     """Rebuild every derived figure and stored snapshot from the ledger's records and compare.
 
     Also runs SQLite's integrity check. Exit code 6 when anything differs.

@@ -16,14 +16,16 @@ from portfolio_cli.cli.support import (
     PricesOpt,
     amount,
     command_line,
+    notified,
     portfolio_name,
     print_json,
+    progress_bar,
     running,
     split_prices,
     stdout,
 )
 from portfolio_cli.engine.records import MarginMode
-from portfolio_cli.errors import ExitCode
+from portfolio_cli.errors import ExitCode, InvalidInput
 from portfolio_cli.money import parse_positive
 
 TradeArg = Annotated[int, typer.Argument(metavar="TRADE_ID", help="The margin trade's id.", min=1)]
@@ -108,7 +110,9 @@ def remove_margin(
 @app.command("margin-mode")
 def margin_mode(
     trade_id: TradeArg,
-    isolated: Annotated[bool, typer.Option("--isolated/--cross", help="The mode to move the position to.")],
+    isolated: Annotated[
+        bool | None, typer.Option("--isolated/--cross", help="The mode to move the position to.")
+    ] = None,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
@@ -125,6 +129,11 @@ def margin_mode(
 
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
+        if isolated is None:
+            raise InvalidInput(
+                f"say which margin mode to move trade {trade_id} to: "
+                f"portfolio margin-mode {trade_id} --isolated, or --cross"
+            )
         mode = MarginMode.ISOLATED if isolated else MarginMode.CROSS
         update = switch_margin_mode(session, portfolio_name(session, portfolio), trade_id, mode)
         if json:
@@ -181,6 +190,7 @@ def check(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only events (for cron mail).")] = False,
     offline: OfflineOpt = False,
+    prices: PricesOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -191,13 +201,17 @@ def check(
     the time and price they happened, from 1-minute or hourly candles.
 
     Exit codes: 0 nothing to report · 10 margin level below 200 % · 11 below 150 % ·
-    12 a position was closed. Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
+    12 a position was closed · 14 booked, but a notification could not be sent.
+    Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
     """
     from portfolio_cli.render.margin import check_view
     from portfolio_cli.services.check import CheckResult, run_check
+    from portfolio_cli.services.notify import after_check
 
     with running(command_line(), db, config, offline) as session:
-        result = run_check(session, portfolio or None)
+        session.overrides.update(split_prices(prices, allow_bare=False)[1])
+        with progress_bar() as progress:
+            result = run_check(session, portfolio or None, progress)
         if not result.portfolios and not json:
             stdout.print("No portfolios to check yet: portfolio init NAME")
             return ExitCode.OK
@@ -207,4 +221,5 @@ def check(
             view = check_view(result, quiet)
             if view is not None:
                 stdout.print(view)
-    return result.outcome
+        sent = notified(after_check(session, result))
+    return result.outcome if sent else ExitCode.NOT_NOTIFIED

@@ -18,17 +18,18 @@ from portfolio_cli.cli.support import (
     OfflineOpt,
     PortfolioOpt,
     PricesOpt,
+    QuietOfflineOpt,
     command_line,
     parse_at,
     portfolio_name,
     print_json,
+    progress_bar,
     running,
     split_prices,
     stdout,
     write_file,
 )
 from portfolio_cli.engine.tax import Method
-from portfolio_cli.errors import InvalidInput
 
 
 @app.command()
@@ -41,6 +42,7 @@ def export(
     year: Annotated[int | None, typer.Option(help="tax: the calendar year (UTC).")] = None,
     method: Annotated[Method, typer.Option(help="tax: the lot matching.")] = Method.FIFO,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists (a regular file only).")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
@@ -62,8 +64,8 @@ def export(
             session,
             kind,
             name,
-            parse_at(since),
-            parse_at(until),
+            parse_at(since, "--from"),
+            parse_at(until, "--to"),
             parse_at(at),
             year,
             method,
@@ -73,7 +75,7 @@ def export(
         if output is None:
             write(result.table, out=sys.stdout)
         else:
-            write_file(output, lambda handle: write(result.table, out=handle))
+            write_file(output, lambda handle: write(result.table, out=handle), force)
             count = result.table.size
             print(f"Wrote {count} {kind} record(s) of {name} to {output}", file=sys.stderr)
 
@@ -82,9 +84,13 @@ def export(
 def import_(
     file: Annotated[Path, typer.Argument(help="A trades export of this tool, CSV or JSON.", dir_okay=False)],
     portfolio: PortfolioOpt = None,
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
+    allow_unknown: Annotated[
+        bool, typer.Option("--allow-unknown", help="Take symbols the markets list does not know (offline restore).")
+    ] = False,
 ) -> None:
     """Import trades exported by `portfolio export trades`, all or nothing; already-present ones are skipped.
 
@@ -93,7 +99,8 @@ def import_(
     from portfolio_cli.services.importing import ImportResult, import_trades
 
     with running(command_line(), db, config) as session:
-        result = import_trades(session, file, portfolio_name(session, portfolio))
+        with progress_bar() as progress:
+            result = import_trades(session, file, portfolio_name(session, portfolio), progress, allow_unknown)
         if json:
             return print_json(result, ImportResult)
         stdout.print(
@@ -106,6 +113,7 @@ def import_(
 @app.command()
 def backup(
     file: Annotated[Path, typer.Argument(help="Where to write the copy (must not exist).", dir_okay=False)],
+    offline: QuietOfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -114,8 +122,6 @@ def backup(
     Example: [bold]portfolio backup ~/backups/ledger-2026-12-31.db[/]
     """
     with running(command_line(), db, config) as session:
-        if file.exists():
-            raise InvalidInput(f"{file} already exists; choose another file")
         integrity = session.ledger.backup(file)
         stdout.print(
             f"Backed up {session.paths.ledger} to {file} (integrity check: {integrity})", highlight=False, markup=False

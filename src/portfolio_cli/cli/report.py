@@ -55,6 +55,7 @@ def report(
     until: UntilOpt = None,
     period: PeriodOpt = None,
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report to FILE.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the HTML file if it exists.")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     db: DbOpt = None,
@@ -82,7 +83,7 @@ def report(
             def write_page(handle: TextIO) -> None:
                 handle.write(report_html(result))
 
-            write_file(html, write_page)
+            write_file(html, write_page, force)
         from portfolio_cli.render.report import report_view
 
         emit(result, json, as_csv, report_json, report_rows, report_view)

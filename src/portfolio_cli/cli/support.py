@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TextIO, overload
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, overload
 
 import typer
 from rich.console import Console
@@ -21,6 +19,9 @@ from portfolio_cli.money import parse_positive
 from portfolio_cli.render import safe
 from portfolio_cli.session import Session
 from portfolio_cli.text import printable
+
+if TYPE_CHECKING:
+    from portfolio_cli.services.delivery import Delivery
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -38,7 +39,15 @@ PortfolioOpt = Annotated[
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Ledger file (env PORTFOLIO_DB).", dir_okay=False)]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (env PORTFOLIO_CONFIG).", dir_okay=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (decimals as strings) instead of tables.")]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network: cached prices only.")]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline", help="Never touch the network: the cached quote or the last fill, labelled with its age."
+    ),
+]
+QuietOfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Accepted everywhere; this command never uses the network.")
+]
 PricesOpt = Annotated[
     list[str] | None,
     typer.Option("--price", help="Override a price: SYMBOL=VALUE (repeatable).", metavar="SYMBOL=VALUE"),
@@ -81,6 +90,24 @@ def running(
         session.close()
 
 
+def notified(delivery: Delivery | None) -> bool:
+    """Each destination a notification could not reach, as one stderr line; False when there was one
+    (the command then exits 14: its records are committed, the message stays queued for the next run)."""
+    if delivery is None:
+        return True
+    if delivery.dropped:
+        warn_note(f"{delivery.dropped} queued notification(s) dropped: their destination is no longer configured")
+    for failure in delivery.failures:
+        stderr.print(
+            f"error: {failure.messages} notification(s) to {failure.destination} not sent: "
+            f"{printable(failure.reason)}; the command's records are committed, the next run sends it again",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return not delivery.failures
+
+
 def command_line() -> str:
     """The command as typed, for the audit log."""
     return " ".join(["portfolio", *sys.argv[1:]])[:500]
@@ -102,25 +129,43 @@ def amount(text: str | None, what: str) -> Decimal | None:
     return None if text is None else parse_positive(text, what)
 
 
-def parse_at(text: str | None) -> datetime | None:
-    """A UTC moment from ``2026-03-01``, ``2026-03-01T14:30``, ``2026-03-01 14:30:00Z`` or with an offset."""
+# No record can be older than Bitcoin's first block; a time beyond the year 9000 is a typo (and
+# near year 1 or 9999 an offset cannot even be converted to UTC).
+EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def parse_at(text: str | None, option: str = "--at") -> datetime | None:
+    """A UTC moment from ``2026-03-01``, ``2026-03-01T14:30``, ``2026-03-01 14:30:00Z`` or with an
+    offset, from 2009-01-03 (Bitcoin's first block) on. Whether a future moment makes sense is the
+    command's to say."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput(f"{option}: not a date or time: {text!r} (use e.g. 2026-03-01 or 2026-03-01T14:30)") from None
+    return within_bounds(moment, option, text)
+
+
+def within_bounds(moment: datetime, option: str, text: str) -> datetime:
+    if moment < EARLIEST:
+        raise InvalidInput(f"{option}: {text!r} is before 2009-01-03, when Bitcoin began")
+    if moment >= LATEST:
+        raise InvalidInput(f"{option}: {text!r} is too far in the future")
+    return moment
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    """A UTC day from ``2026-03-01`` (a time, if given, is ignored), from 2009-01-03 on."""
     if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"--at: not a date or time: {text!r} (use e.g. 2026-03-01 or 2026-03-01T14:30)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def parse_day(text: str | None, option: str) -> date | None:
-    """A UTC day from ``2026-03-01`` (a time, if given, is ignored)."""
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).date()
-    except ValueError:
         raise InvalidInput(f"{option}: not a date: {text!r} (use e.g. 2026-03-01)") from None
+    return within_bounds(moment.replace(tzinfo=UTC), option, text).date()
 
 
 @contextmanager
@@ -157,17 +202,14 @@ def print_json(obj: Any, shape: Any = None) -> None:
     """``obj`` (of type ``shape``, default its own) as JSON: decimals as strings, times ISO-8601."""
     from pydantic import TypeAdapter
 
-    payload = TypeAdapter(shape or type(obj)).dump_python(obj, mode="json")
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    from portfolio_cli.formatting import to_json
+
+    payload = TypeAdapter(shape or type(obj)).dump_python(obj, mode="python")
+    sys.stdout.write(to_json(payload) + "\n")
 
 
-def write_file(path: Path, write: Callable[[TextIO], None]) -> None:
-    """All of the file or none of it: written beside the target, then renamed into place."""
-    partial_path = path.with_name(path.name + ".partial")
-    try:
-        with partial_path.open("w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(partial_path, path)
-    except OSError as exc:
-        partial_path.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+def write_file(path: Path, write: Callable[[TextIO], None], force: bool = False) -> None:
+    """All of the file or none of it, owner-only, through the one file writer (``files.write_text``)."""
+    from portfolio_cli.files import write_text
+
+    write_text(path, write, force)

@@ -72,6 +72,8 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
         warn=lambda message: None,  # scripted trades: no daily history to check correlation against
     )
     try:
+        # The month's daily prices first: a backdated trade is weighed at the prices of its moment.
+        demo.buffer_candles(_daily_candles())
         services.init_portfolio(demo, DEMO_PORTFOLIO, Decimal(10_000), at=_at("2026-10-01T00:00"))
         for when, symbol, qty, price, options in OPENS:
             services.open_trade(
@@ -107,7 +109,6 @@ def run_demo(session: Session) -> tuple[services.PortfolioValue, History, dateti
             at=_at("2026-10-20T10:00"),
             note="demo: take half off",
         )
-        demo.buffer_candles(_daily_candles())
         take_snapshots(demo, [DEMO_PORTFOLIO])
         result = services.value(demo, DEMO_PORTFOLIO)
         demo.keep_fetched_quotes()

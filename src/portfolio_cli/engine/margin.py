@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
 
 from portfolio_cli.engine.accounting import Lot
@@ -234,6 +234,48 @@ def most_losing_cross(valuation: Valuation) -> PositionValue | None:
 def cross_liquidated(valuation: Valuation) -> bool:
     """Binance would liquidate the cross positions: cross MM has reached the cross margin balance."""
     return is_liquidated(valuation.cross_maintenance_margin, valuation.cross_margin_balance)
+
+
+@dataclass(frozen=True)
+class MarginRestore:
+    """What alone would bring the margin level back to ``target_pct``: a deposit, or closing part of
+    the most losing margin position (``close_qty`` None when closing all of it is not enough)."""
+
+    target_pct: Decimal
+    deposit: Decimal
+    trade_id: int | None
+    symbol: str | None
+    close_qty: Decimal | None
+
+
+def restore_margin_level(valuation: Valuation, fee_rate: Decimal, target_pct: Decimal) -> MarginRestore | None:
+    """The remedies for a margin level ``Em / M × 100`` below ``target_pct`` (None when it is not).
+
+    With ``k = target_pct / 100``, the shortfall is ``D = k·M − Em``: depositing ``D`` raises ``Em``
+    to ``k·M``. Closing ``c`` of the position with the largest unrealized loss (margin per unit ``μ``,
+    mark ``m``, taker fee rate ``f``) moves its PnL from unrealized to realized, leaving ``Em`` less
+    the fee ``c·m·f``, and frees ``c·μ`` of margin, so ``c = D / (k·μ − m·f)``. Both round up to the
+    ledger's 8 places, so that they reach the target; the quantity is before the exchange's lot step.
+    """
+    level = valuation.margin_level_pct
+    if level is None or level >= target_pct:
+        return None
+    k = target_pct / HUNDRED
+    shortfall = k * valuation.margin_used - valuation.margin_equity
+    deposit = _up8(shortfall)
+    margin = [p for p in valuation.positions if p.kind is Kind.MARGIN and p.qty > 0]
+    worst = min(margin, key=lambda p: (p.unrealized_pnl, p.trade_id or 0), default=None)
+    if worst is None:
+        return MarginRestore(target_pct, deposit, None, None, None)
+    per_unit = k * worst.margin / worst.qty - worst.mark_usdt * fee_rate
+    qty = _up8(shortfall / per_unit) if per_unit > 0 else None
+    if qty is not None and qty > worst.qty:
+        qty = None
+    return MarginRestore(target_pct, deposit, worst.trade_id, worst.symbol, qty)
+
+
+def _up8(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.00000001"), rounding=ROUND_CEILING)
 
 
 @dataclass(frozen=True)

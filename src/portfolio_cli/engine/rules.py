@@ -22,7 +22,7 @@ class MarketRules:
     min_notional: Decimal | None
     active: bool = True
     max_market_qty: Decimal | None = None
-    tick_size: Decimal | None = None
+    price_step: Decimal | None = None  # the tick: prices are shown to it
     liquidation_fee: Decimal | None = None
 
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 import re
 
 BASE_CURRENCY = "USDT"
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
+_SYMBOL = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
+
+
+# Quote currencies Binance lists pairs in, longest first: ``BTCUSDT`` is BTC/USDT, ``ETHBTC`` ETH/BTC.
+_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR")
+_JOINED = re.compile(r"^[A-Z0-9]{2,25}$")
 
 
 def normalize_symbol(text: str) -> str | None:
-    """``btc/usdt`` -> ``BTC/USDT``; None when the text is not a ``BASE/QUOTE`` pair."""
-    symbol = text.strip().upper()
-    if not _SYMBOL.match(symbol):
+    """``btc/usdt`` or Binance's own ``BTCUSDT`` -> ``BTC/USDT``; None when the text is not a pair."""
+    text = text.strip()
+    # ASCII before upper-casing: "ſ".upper() is "S", which would make "ſol/uſdt" SOL/USDT.
+    symbol = text.upper() if text.isascii() else ""
+    if "/" not in symbol and _JOINED.match(symbol):
+        quote = next((q for q in _QUOTES if symbol.endswith(q) and len(symbol) > len(q)), None)
+        symbol = f"{symbol[: -len(quote)]}/{quote}" if quote else symbol
+    if not _SYMBOL.fullmatch(symbol):
         return None
     base, quote = symbol.split("/")
     return None if base == quote else symbol

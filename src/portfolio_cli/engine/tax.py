@@ -9,6 +9,10 @@
   whole history, so a year's lots are what earlier years left.
 - A disposal split across lots shares its proceeds, and a lot shares its cost, by quantity; the last
   piece takes the remainder, so the rows add up to the fills exactly.
+- Units a close takes from its own trade's lot carry the cost its ledger PnL implies (``basis`` =
+  proceeds + sell fee − realized PnL + its share of the entry fee), so a trade's gains add up to its
+  net PnL in the ledger exactly, with no rounding of its own: the ledger rounds each close's PnL once,
+  and recomputing cost and proceeds separately would round twice.
 - Long term when disposed of after the first anniversary of the acquisition (held more than one year).
 """
 
@@ -51,6 +55,9 @@ class Disposal:
     at: datetime
     qty: Decimal
     proceeds: Decimal  # USDT, sell fee deducted
+    # The cost of these units when they come from the disposal's own trade: proceeds − the close's
+    # net PnL in the ledger. None: share the lot's cost by quantity.
+    basis: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,10 @@ def match_lots(acquisitions: Iterable[Acquisition], disposals: Iterable[Disposal
                 break
             acquisition, qty_left, cost_left = lot
             take = min(qty_left, remaining)
-            cost = cost_left if take == qty_left else q8(cost_left * take / qty_left)
+            if disposal.basis is not None and acquisition.trade_id == disposal.trade_id:
+                cost = disposal.basis if take == disposal.qty else q8(disposal.basis * take / disposal.qty)
+            else:
+                cost = cost_left if take == qty_left else q8(cost_left * take / qty_left)
             proceeds = proceeds_left if take == remaining else q8(disposal.proceeds * take / disposal.qty)
             lot[1], lot[2] = qty_left - take, cost_left - cost
             remaining -= take

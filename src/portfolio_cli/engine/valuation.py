@@ -40,8 +40,9 @@ class Mark:
     price: Decimal
     price_usdt: Decimal
     at: datetime
-    source: str  # live, cache, override, file, demo, candle
+    source: str  # binance, cache, last fill, override, file, demo, candle
     stale: bool = False
+    change_24h_pct: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class PositionValue:
     trade_ids: tuple[int, ...]
     margin_ratio_pct: Decimal | None = None  # Binance's: isolated its own, cross the cross account's
     liquidation_price: Decimal | None = None  # Binance's formula; None: spot, or cannot be liquidated
+    price_stale: bool = False  # the exchange could not be reached: an older price stands in
+    change_24h_pct: Decimal | None = None  # the market's 24-hour change, with a live price
 
 
 @dataclass(frozen=True)
@@ -232,4 +235,29 @@ def _row(
         price_at=mark.at,
         price_source=mark.source,
         trade_ids=tuple(lot.trade.id for lot in group),
+        price_stale=mark.stale,
+        change_24h_pct=mark.change_24h_pct,
     )
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Where the account stands against the money put in, from the records alone (no snapshots):
+    total PnL = realized − fees − liquidation fees + funding + unrealized (= equity − net deposits);
+    net deposits = deposits − withdrawals; ROI % = total PnL / net deposits × 100 (undefined when
+    net deposits ≤ 0)."""
+
+    total_pnl: Decimal
+    net_deposits: Decimal
+    roi_pct: Decimal | None
+
+
+def performance_of(v: Valuation) -> Performance:
+    total = v.realized_pnl - v.fees - v.liquidation_fees + v.funding + v.unrealized_pnl
+    net = v.deposits - v.withdrawals
+    return Performance(q8(total), q8(net), pct_of(total, net) if net > 0 else None)
+
+
+def distance_pct(mark: Decimal, level: Decimal | None) -> Decimal | None:
+    """How far ``level`` is from ``mark``, signed, in % of the mark: ``(level − mark) / mark × 100``."""
+    return None if level is None or not mark else pct_of(level - mark, mark)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from portfolio_cli.engine.booking import Booked, Booking, CheckMark, RebalanceLink
 from portfolio_cli.engine.records import (
+    CashFlow,
     Close,
     CloseReason,
     FlowKind,
@@ -22,15 +25,120 @@ from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.queries import Queries
 
 
-class Booking(Queries):
+class Writes(Queries):
     """The ledger's writes (records, checks, snapshots); they read through ``Queries`` to refuse
     what would break a record already booked."""
+
+    def book(self, portfolio: Portfolio | None, booking: Booking) -> Booked:
+        """Write a booking the engine decided, in its order, inside the caller's transaction: the one
+        write path of every command. Each entry's flows carry its trade's id (a new trade's, once
+        written). Snapshots may belong to several portfolios (``portfolio`` None)."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        ids = []
+        for entry in booking.entries:
+            record = entry.record
+            if isinstance(record, RebalanceEvent):
+                ids.append(self.add_rebalance(record))
+                continue
+            if isinstance(record, RebalanceLink):
+                self.set_rebalance_trades(record.rebalance_id, list(record.trades))
+                ids.append(record.rebalance_id)
+                continue
+            if portfolio is None:
+                raise ValueError("a booking of records needs its portfolio")
+            trade_id: int | None
+            if isinstance(record, Trade):
+                forced = record.forced or bool(entry.overridden)
+                row_id = trade_id = self.add_trade(portfolio, record, forced, record.id if entry.keep_id else None)
+            elif isinstance(record, Close):
+                row_id, trade_id = self.add_close(portfolio, record), record.trade_id
+            elif isinstance(record, MarginChange):
+                row_id, trade_id = self.add_margin_change(portfolio, record), record.trade_id
+            elif isinstance(record, CashFlow):
+                row_id = self._add_flow(portfolio, record)
+                trade_id = record.trade_id
+            elif isinstance(record, CheckMark):
+                row_id, trade_id = self.record_check(portfolio, record.through, record.events), None
+            else:
+                raise TypeError(f"cannot book {record!r}")
+            for flow in entry.flows:
+                self._add_flow(portfolio, flow if flow.trade_id else _with_trade(flow, trade_id))
+            if entry.overridden:
+                self.audit("rule override", portfolio.id, {"trade_id": trade_id, "rules": list(entry.overridden)})
+            ids.append(row_id)
+        stale, rewound = self._invalidate(portfolio, booking)
+        if booking.snapshots:
+            self.save_snapshots(list(booking.snapshots))
+        return Booked(tuple(ids), stale, rewound)
+
+    def _invalidate(self, portfolio: Portfolio | None, booking: Booking) -> tuple[tuple[date, ...], datetime | None]:
+        """A record dated at or before derived state invalidates it (DESIGN §2, time): the snapshots
+        valued at or after the record are dropped (the command rebuilds them once committed), and the
+        check watermark rewinds to the record, so the next ``check`` replays from it. ``check``'s own
+        booking records its watermark itself."""
+        earliest = booking.earliest
+        if portfolio is None or earliest is None:
+            return (), None
+        stale = self.drop_snapshots_from(portfolio, earliest)
+        rewound = None
+        last = self.last_check(portfolio)
+        if last is not None and earliest < last and not any(isinstance(e.record, CheckMark) for e in booking.entries):
+            row = {
+                "portfolio_id": portfolio.id,
+                "through": codec.timestamp(earliest),
+                "ran_at": codec.timestamp(self._now or earliest),
+                "events": 0,
+            }
+            self._write("checks", row, "rewind check", portfolio.id)
+            rewound = earliest
+        return stale, rewound
+
+    def drop_snapshots_from(self, portfolio: Portfolio, moment: datetime) -> tuple[date, ...]:
+        """Drop the portfolio's snapshots valued at or after ``moment``; returns their days."""
+        days = tuple(
+            date.fromisoformat(day)
+            for (day,) in self.conn.execute(
+                "select day from snapshots where portfolio_id = ? and taken_at >= ? order by day",
+                [portfolio.id, codec.timestamp(moment)],
+            )
+        )
+        if days:
+            params = [portfolio.id, codec.timestamp(moment)]
+            self.conn.execute(
+                "delete from snapshot_positions where snapshot_id in "
+                "(select id from snapshots where portfolio_id = ? and taken_at >= ?)",
+                params,
+            )
+            self.conn.execute("delete from snapshots where portfolio_id = ? and taken_at >= ?", params)
+            details = {"from": codec.timestamp(moment), "days": [d.isoformat() for d in days]}
+            self.audit("stale snapshots", portfolio.id, details)
+        return days
+
+    def _add_flow(self, portfolio: Portfolio, flow: CashFlow) -> int:
+        return self.add_cash_flow(portfolio, flow.kind, flow.amount, flow.at, flow.trade_id, flow.note)
 
     def create_portfolio(self, name: str, at: datetime) -> Portfolio:
         if self.find_portfolio(name) is not None:
             raise LedgerFailure(f"portfolio {name!r} already exists")
         row_id = self._write("portfolios", {"name": name, "created_at": codec.timestamp(at)}, "create portfolio", None)
         return Portfolio(row_id, name, at)
+
+    def move_creation_back(self, portfolio: Portfolio, at: datetime) -> Portfolio:
+        """Date a portfolio's creation, and its starting balance with it, earlier: every record stays
+        after it, so nothing booked changes meaning. Logged for audit like any write."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        if at >= portfolio.created_at:
+            raise LedgerFailure(f"{portfolio.name} can only be dated earlier than its creation")
+        old, new = codec.timestamp(portfolio.created_at), codec.timestamp(at)
+        self.conn.execute("update portfolios set created_at = ? where id = ?", [new, portfolio.id])
+        self.conn.execute(
+            "update cash_flows set at = ? where portfolio_id = ? and kind = ? and at = ? and note = 'starting balance'",
+            [new, portfolio.id, FlowKind.DEPOSIT.value, old],
+        )
+        self.audit("move creation back", portfolio.id, {"from": old, "to": new})
+        return Portfolio(portfolio.id, portfolio.name, at)
 
     def add_cash_flow(
         self,
@@ -74,17 +182,6 @@ class Booking(Queries):
         }
         return self._write("trades", row, "open trade", portfolio.id)
 
-    def book_close(self, portfolio: Portfolio, close: Close) -> int:
-        """A close and its two cash flows: the gross realized PnL, and the fee (a liquidation fee when
-        the margin rules closed the position, else a trading fee)."""
-        close_id = self.add_close(portfolio, close)
-        self.add_cash_flow(portfolio, FlowKind.REALIZED_PNL, close.realized_pnl, close.closed_at, close.trade_id)
-        fee_kind, note = (
-            (FlowKind.LIQUIDATION_FEE, "liquidation fee") if close.reason.forced_out else (FlowKind.FEE, "exit fee")
-        )
-        self.add_cash_flow(portfolio, fee_kind, -close.fee, close.closed_at, close.trade_id, note)
-        return close_id
-
     def add_close(self, portfolio: Portfolio, close: Close) -> int:
         row = {
             "trade_id": close.trade_id,
@@ -119,14 +216,14 @@ class Booking(Queries):
         }
         return self._write("margin_changes", row, "change margin", portfolio.id)
 
-    def record_check(self, portfolio: Portfolio, through: datetime, events: int) -> None:
+    def record_check(self, portfolio: Portfolio, through: datetime, events: int) -> int:
         row = {
             "portfolio_id": portfolio.id,
             "through": codec.timestamp(through),
             "ran_at": codec.timestamp(self._now or through),
             "events": events,
         }
-        self._write("checks", row, "check", portfolio.id)
+        return self._write("checks", row, "check", portfolio.id)
 
     # snapshots: derived state kept for history; `verify` rebuilds each one from the records
 
@@ -178,3 +275,7 @@ class Booking(Queries):
         if deleted:
             self.audit("drop old snapshots", None, {"before": day.isoformat(), "snapshots": deleted})
         return deleted
+
+
+def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
+    return replace(flow, trade_id=trade_id)

@@ -73,3 +73,26 @@ class Caches(Connection):
         marks = ",".join("?" * len(symbols))
         rows = self._rows(f"select symbol, price, at from quotes where symbol in ({marks})", symbols)
         return {r["symbol"]: (codec.decimal(r["price"]), codec.moment(r["at"])) for r in rows}
+
+    def latest_fills(
+        self, symbols: list[str], until: datetime | None = None
+    ) -> dict[str, tuple[Decimal, Decimal, datetime]]:
+        """The newest fill (an open or a close, in any portfolio) of each symbol, at or before ``until``
+        if given: its price, its USDT price and its time. The last price the ledger knows when no
+        quote is cached."""
+        if not symbols:
+            return {}
+        marks = ",".join("?" * len(symbols))
+        sql = (
+            f"select symbol, price, price_usdt, opened_at as at from trades where symbol in ({marks}) "
+            "union all select t.symbol, c.price, c.price_usdt, c.closed_at from closes c "
+            f"join trades t on t.id = c.trade_id where t.symbol in ({marks})"
+        )
+        found: dict[str, tuple[Decimal, Decimal, datetime]] = {}
+        for r in self._rows(sql, [*symbols, *symbols]):
+            at = codec.moment(r["at"])
+            if until is not None and at > until:
+                continue
+            if r["symbol"] not in found or at > found[r["symbol"]][2]:
+                found[r["symbol"]] = (codec.decimal(r["price"]), codec.decimal(r["price_usdt"]), at)
+        return found

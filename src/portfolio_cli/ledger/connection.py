@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from portfolio_cli.errors import LedgerFailure
-from portfolio_cli.ledger import codec, migrations
+from portfolio_cli.guard import transaction_open
+from portfolio_cli.ledger import codec, failures, migrations
+from portfolio_cli.ledger.failures import LedgerConnection
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -39,16 +41,24 @@ def _sqlite_utils():
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the ledger file at ``path`` (created owner-only if missing), in WAL mode with
-    the busy timeout, so cron and an interactive command can run at once."""
+    the busy timeout, so cron and an interactive command can run at once. Its every SQLite error is a
+    ``LedgerFailure`` (``failures.LedgerConnection``). A ledger written by a newer version of the
+    tool (migrations this one does not know) is refused before anything is written to it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         # Owner-only from the first byte; SQLite gives the WAL files the same mode.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA foreign_keys = ON")
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, factory=LedgerConnection)
+    conn.ledger_path = str(path)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        migrations.refuse_newer(conn, path)  # before anything is written, WAL mode included
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -79,31 +89,45 @@ class Connection:
 
     def backup(self, target: Path) -> str:
         """Copy the ledger to ``target`` (which must not exist) with SQLite's online backup API: a
-        consistent copy even while another process writes. The copy is written beside the target
-        and renamed into place, owner-only. Returns the copy's integrity check."""
-        partial = target.with_name(target.name + ".partial")
-        try:
-            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            raise LedgerFailure(f"{partial} exists: a backup is running or was interrupted; remove it") from None
-        except OSError as exc:
-            raise LedgerFailure(f"cannot write a backup to {target}: {exc.strerror}") from None
-        try:
-            copy = sqlite3.connect(partial)
+        consistent copy even while another process writes. The ledger is integrity-checked first (a
+        damaged one is refused, with how to salvage it); the copy is written through the one file
+        writer (owner-only, a temporary file renamed into place) and checked again. Returns the
+        copy's integrity check."""
+        from portfolio_cli.files import replacing
+
+        problems = self.integrity_problems()
+        if problems:
+            source = self.path()
+            raise LedgerFailure(
+                f"the ledger at {source} fails its integrity check ({problems[0]}"
+                f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''}); not backing it up. "
+                f"Salvage what can be read with: sqlite3 {source} .recover | sqlite3 salvaged.db"
+            )
+        with replacing(target) as (_, temp):
             try:
-                self.conn.backup(copy)
-                copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-                integrity = "; ".join(row[0] for row in copy.execute("pragma integrity_check"))
-            finally:
-                copy.close()
-            if target.exists():
-                raise LedgerFailure(f"{target} already exists; choose another file")
-            os.replace(partial, target)
-        except (sqlite3.Error, OSError) as exc:
-            raise LedgerFailure(f"backup to {target} failed: {exc}") from None
-        finally:
-            partial.unlink(missing_ok=True)
+                copy = sqlite3.connect(temp)
+                try:
+                    self.conn.backup(copy)
+                    copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+                    integrity = "; ".join(row[0] for row in copy.execute("pragma integrity_check"))
+                finally:
+                    copy.close()
+            except sqlite3.Error as exc:
+                raise failures.ledger_failure(exc, str(target), noun="the backup") from None
+            if integrity != "ok":
+                raise LedgerFailure(f"the backup copy failed its integrity check ({integrity}); nothing written")
         return integrity
+
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's integrity check finds wrong with the ledger; empty when it is sound."""
+        try:
+            rows = [row[0] for row in self.conn.execute("pragma integrity_check")]
+        except LedgerFailure as exc:  # too damaged to finish the check
+            return [str(exc)]
+        return [] if rows == ["ok"] else rows
+
+    def path(self) -> str:
+        return self.conn.execute("pragma database_list").fetchone()[2]
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: records read before a transaction began are
@@ -118,24 +142,30 @@ class Connection:
         """All of a command's writes, or none of them. ``BEGIN IMMEDIATE`` takes the write lock up
         front, so a concurrent writer waits (busy timeout) instead of failing half-way."""
         conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise LedgerFailure(f"the ledger is busy or unwritable: {exc}") from None
+        conn.execute("BEGIN IMMEDIATE")  # a failure here is a LedgerFailure: busy, read-only, full
         self._command, self._now = command, now or datetime.now(UTC)
         try:
-            yield self
+            with transaction_open(command):
+                yield self
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._roll_back()
             raise
         else:
             try:
                 conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                conn.execute("ROLLBACK")
-                raise LedgerFailure(f"could not commit to the ledger: {exc}") from None
+            except LedgerFailure:
+                self._roll_back()
+                raise
         finally:
             self._command = self._now = None
+
+    def _roll_back(self) -> None:
+        """Undo the open transaction, if SQLite has not already (it rolls back on a full disk)."""
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except LedgerFailure:
+                pass  # closing the connection rolls back what is left
 
     def _write(self, table: str, row: dict[str, Any], action: str, portfolio_id: int | None) -> int:
         if self._command is None:

@@ -239,6 +239,38 @@ def m006_calendar_snapshots(db: Database) -> None:
         )
 
 
+def m010_notify_state(db: Database) -> None:
+    # The margin state last sent per portfolio: an unchanged state is not sent again until it changes
+    # or notify.repeat_hours pass.
+    db.table("notify_state").create(
+        {"portfolio_id": int, "state": str, "level_pct": str, "sent_at": str},
+        pk="portfolio_id",
+        not_null={"state", "sent_at"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    # Messages queued after a command's records commit, sent after that; a failed one stays pending
+    # and the next run sends it. A destination is named by a key derived from its URL, never the URL.
+    db.table("notify_outbox").create(
+        {
+            "id": int,
+            "destination": str,
+            "scheme": str,
+            "created_at": str,
+            "command": str,
+            "title": str,
+            "body": str,
+            "attempts": int,
+            "last_error": str,
+            "settled_at": str,  # when it was sent, or dropped (last_error says which)
+        },
+        pk="id",
+        not_null={"destination", "scheme", "created_at", "command", "title", "body", "attempts"},
+        strict=True,
+    )
+    db.execute("create index notify_pending on notify_outbox (id) where settled_at is null")
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -247,17 +279,38 @@ MIGRATIONS = [
     m004_report_indexes,
     m005_rebalances,
     m006_calendar_snapshots,
+    m010_notify_state,
 ]
 
 
-def pending(conn: sqlite3.Connection) -> list[str]:
-    """Names not yet applied, read with plain SQL so that opening an up-to-date ledger costs no import."""
+def applied(conn: sqlite3.Connection) -> list[str]:
+    """The names already applied, in the order they were, read with plain SQL (opening an up-to-date
+    ledger costs no import)."""
     exists = conn.execute("select 1 from sqlite_master where type = 'table' and name = '_sqlite_migrations'")
-    applied = set()
-    if exists.fetchone():
-        rows = conn.execute("select name from _sqlite_migrations where migration_set = ?", [MIGRATION_SET])
-        applied = {name for (name,) in rows}
-    return [m.__name__ for m in MIGRATIONS if m.__name__ not in applied]
+    if not exists.fetchone():
+        return []
+    rows = conn.execute("select name from _sqlite_migrations where migration_set = ? order by rowid", [MIGRATION_SET])
+    return [name for (name,) in rows]
+
+
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """Names not yet applied."""
+    done = set(applied(conn))
+    return [m.__name__ for m in MIGRATIONS if m.__name__ not in done]
+
+
+def refuse_newer(conn: sqlite3.Connection, path: object) -> None:
+    """Refuse a ledger that a newer version of the tool has migrated further than this one knows:
+    writing to it could break what that version relies on."""
+    known = {m.__name__ for m in MIGRATIONS}
+    unknown = [name for name in applied(conn) if name not in known]
+    if unknown:
+        from portfolio_cli.errors import LedgerFailure
+
+        raise LedgerFailure(
+            f"the ledger at {path} was written by a newer version of portfolio-cli (schema {unknown[-1]}, "
+            f"which this version does not know); upgrade portfolio-cli to use it. Nothing was changed"
+        )
 
 
 def apply(db: Database) -> None:

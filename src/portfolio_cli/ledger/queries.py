@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,10 +21,12 @@ from portfolio_cli.engine.records import (
     Trade,
     TradePart,
 )
-from portfolio_cli.errors import LedgerFailure, NotFound
+from portfolio_cli.errors import NotFound
 from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.connection import Connection
 from portfolio_cli.money import ZERO
+
+ID_CHUNK = 500  # ids per IN (...) list at most
 
 
 class Queries(Connection):
@@ -55,11 +55,16 @@ class Queries(Connection):
         return [rowmap.cash_flow(r) for r in rows]
 
     def trade_ids_taken(self, ids: list[int]) -> bool:
-        """Whether any of ``ids`` is already a trade's id, in any portfolio."""
-        found = self.conn.execute(
-            f"select 1 from trades where id in ({','.join('?' * len(ids))}) limit 1", ids
-        ).fetchone()
-        return found is not None
+        """Whether any of ``ids`` is already a trade's id, in any portfolio. Asked in chunks that fit
+        this SQLite build's limit on variables in one statement (999 on some)."""
+        size = max(1, min(ID_CHUNK, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)))
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            sql = f"select 1 from trades where id in ({','.join('?' * len(chunk))}) limit 1"
+            if self.conn.execute(sql, chunk).fetchone() is not None:
+                return True
+        return False
+
 
     def trades(self, portfolio: Portfolio) -> list[Trade]:
         return [
@@ -108,67 +113,94 @@ class Queries(Connection):
         )
         return [rowmap.close(r) for r in self._rows(sql, [portfolio.id])]
 
-    @contextmanager
-    def _exact_sums(self, portfolio: Portfolio) -> Iterator[None]:
-        """Sums in integer units are exact while each amount has at most 10 digits before the point
-        and a total stays within 64 bits; beyond that, refuse rather than round."""
-        try:
-            yield
-        except (sqlite3.OperationalError, OverflowError) as exc:
-            if "overflow" in str(exc) or isinstance(exc, OverflowError):
-                raise LedgerFailure(
-                    f"{portfolio.name} holds amounts too large to sum exactly (10 billion or more)"
-                ) from None
-            raise
+    @staticmethod
+    def _too_large(exc: BaseException) -> bool:
+        """Whether SQL summing in integer units failed because an amount (or a total) is too large:
+        then the sum is taken again in Python's exact decimals."""
+        return isinstance(exc, OverflowError) or (isinstance(exc, sqlite3.OperationalError) and "overflow" in str(exc))
 
     def closed_trades(self, portfolio: Portfolio, since: datetime, until: datetime) -> list[ClosedTrade]:
         """Trades whose closes cover their quantity, the last one in ``(since, until]``, with their net
-        PnL (every flow but funding) summed in SQL in exact integer units. Quantities are compared as
-        text for a single close (the same value is the same text) and as Decimals for several."""
-        net = codec.units_sql("amount")
+        PnL (every flow but funding) summed in SQL in exact integer units (in Python's decimals when
+        an amount is too large for them). Quantities are compared as text for a single close (the
+        same value is the same text) and as Decimals for several."""
+        try:
+            return self._closed_trades(portfolio, since, until, in_sql=True)
+        except (sqlite3.OperationalError, OverflowError) as exc:
+            if not self._too_large(exc):
+                raise
+            return self._closed_trades(portfolio, since, until, in_sql=False)
+
+    def _closed_trades(self, portfolio: Portfolio, since: datetime, until: datetime, in_sql: bool) -> list[ClosedTrade]:
+        net = f"sum({codec.units_sql('amount')})" if in_sql else "group_concat(amount)"
         sql = f"""
             select t.opened_at, c.last, t.strategy, t.qty, c.closes, c.qtys,
-                (select sum({net}) from cash_flows f
+                (select {net} from cash_flows f
                  where f.portfolio_id = t.portfolio_id and f.trade_id = t.id and f.kind != 'funding')
             from (select trade_id, max(closed_at) as last, count(*) as closes, group_concat(qty) as qtys
                   from closes group by trade_id) c
             join trades t on t.id = c.trade_id
             where t.portfolio_id = ? and c.last > ? and c.last <= ?"""
-        moment, units = codec.moment, codec.from_units
-        with self._exact_sums(portfolio):
-            rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
-            return [
-                ClosedTrade(units(pnl), moment(opened), moment(last), strategy)
-                for opened, last, strategy, qty, closes, qtys, pnl in rows
-                if (closes == 1 and qtys == qty) or sum(map(Decimal, qtys.split(",")), ZERO) >= Decimal(qty)
-            ]
+        moment, total = codec.moment, (codec.from_units if in_sql else _decimal_sum)
+        rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
+        return [
+            ClosedTrade(total(pnl), moment(opened), moment(last), strategy)
+            for opened, last, strategy, qty, closes, qtys, pnl in rows
+            if (closes == 1 and qtys == qty) or sum(map(Decimal, qtys.split(",")), ZERO) >= Decimal(qty)
+        ]
 
     def trade_parts(self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]) -> list[TradePart]:
         """The flows booked in ``(since, until]`` by trades (fees, realized PnL, funding), summed per
-        strategy, symbol and side in exact integer units; the trades in ``single`` each on their own,
-        with or without flows in the range."""
-        listed = ",".join(str(int(trade_id)) for trade_id in sorted(single))
-        sql = f"""
-            select t.strategy, t.symbol, t.side, count(*), sum(s.units), t.id in ({listed}) as alone,
-                max(t.id) as trade_id
-            from (select trade_id, sum({codec.units_sql("amount")}) as units from cash_flows
-                  where portfolio_id = ? and trade_id is not null and at > ? and at <= ? group by trade_id) s
-            join trades t on t.id = s.trade_id
-            group by t.strategy, t.symbol, t.side, case when t.id in ({listed}) then t.id end"""
-        units = codec.from_units
-        with self._exact_sums(portfolio):
-            rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
-            parts = [
-                TradePart(strategy, symbol, side, count, units(total), trade_id if alone else None)
-                for strategy, symbol, side, count, total, alone, trade_id in rows
-            ]
+        strategy, symbol and side in exact integer units (in Python's decimals when an amount is too
+        large for them); the trades in ``single`` each on their own, with or without flows in the range."""
+        try:
+            parts = self._trade_parts(portfolio, since, until, single, in_sql=True)
+        except (sqlite3.OperationalError, OverflowError) as exc:
+            if not self._too_large(exc):
+                raise
+            parts = self._trade_parts(portfolio, since, until, single, in_sql=False)
         quiet = single - {part.trade_id for part in parts}
         if quiet:
+            listed = ",".join(str(int(trade_id)) for trade_id in sorted(single))
             sql = f"select strategy, symbol, side, id from trades where portfolio_id = ? and id in ({listed})"
             for strategy, symbol, side, trade_id in self.conn.execute(sql, [portfolio.id]):
                 if trade_id in quiet:
                     parts.append(TradePart(strategy, symbol, side, 1, ZERO, trade_id))
         return parts
+
+    def _trade_parts(
+        self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int], in_sql: bool
+    ) -> list[TradePart]:
+        listed = ",".join(str(int(trade_id)) for trade_id in sorted(single))
+        inner, outer = (
+            (f"sum({codec.units_sql('amount')})", "sum(s.units)") if in_sql else ("group_concat(amount)", "group_concat(s.units)")
+        )
+        sql = f"""
+            select t.strategy, t.symbol, t.side, count(*), {outer}, t.id in ({listed}) as alone,
+                max(t.id) as trade_id
+            from (select trade_id, {inner} as units from cash_flows
+                  where portfolio_id = ? and trade_id is not null and at > ? and at <= ? group by trade_id) s
+            join trades t on t.id = s.trade_id
+            group by t.strategy, t.symbol, t.side, case when t.id in ({listed}) then t.id end"""
+        total = codec.from_units if in_sql else _decimal_sum
+        rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
+        return [
+            TradePart(strategy, symbol, side, count, total(units), trade_id if alone else None)
+            for strategy, symbol, side, count, units, alone, trade_id in rows
+        ]
+
+    def amounts_out_of_range(self, portfolio: Portfolio, limit: int = 5) -> list[str]:
+        """The portfolio's records with an amount of 10 billion USDT or more (a mistyped price, say),
+        described so that the trader can find them: such amounts are summed the slow exact way."""
+        sql = f"""
+            select f.id, f.kind, f.amount, f.at, f.trade_id from cash_flows f
+            where f.portfolio_id = ? and length(ltrim(f.amount, '-')) > {codec.UNIT_DIGITS}
+            order by f.at, f.id limit ?"""
+        return [
+            f"cash flow {flow_id} ({kind}{f' of trade {trade_id}' if trade_id else ''}, {at[:16]} UTC) "
+            f"is {amount} USDT"
+            for flow_id, kind, amount, at, trade_id in self.conn.execute(sql, [portfolio.id, limit])
+        ]
 
     def strategy_flows(
         self, portfolio: Portfolio, since: datetime, until: datetime
@@ -241,8 +273,9 @@ class Queries(Connection):
     # checks
 
     def last_check(self, portfolio: Portfolio) -> datetime | None:
-        rows = self._rows("select max(through) as through from checks where portfolio_id = ?", [portfolio.id])
-        return codec.moment(rows[0]["through"]) if rows and rows[0]["through"] else None
+        """The check watermark: the latest check's ``through`` (a backdated record rewinds it)."""
+        rows = self._rows("select through from checks where portfolio_id = ? order by id desc limit 1", [portfolio.id])
+        return codec.moment(rows[0]["through"]) if rows else None
 
     # snapshots (derived state kept for history)
 
@@ -274,3 +307,8 @@ class Queries(Connection):
             for r in self._rows(sql, [portfolio.id, low, high]):
                 held.setdefault(r["snapshot_id"], []).append(rowmap.snapshot_position(r))
         return [rowmap.snapshot(r, tuple(held.get(r["id"], ()))) for r in rows]
+
+
+def _decimal_sum(joined: str | None) -> Decimal:
+    """The exact sum of money texts joined by commas (``group_concat``)."""
+    return sum((Decimal(text) for text in joined.split(",")), ZERO) if joined else ZERO

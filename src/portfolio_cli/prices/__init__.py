@@ -16,6 +16,7 @@ class Quote:
     symbol: str
     price: Decimal  # in the pair's quote currency
     at: datetime
+    change_24h_pct: Decimal | None = None  # the exchange's rolling 24-hour change, when it sends one
 
 
 class PriceSource(Protocol):

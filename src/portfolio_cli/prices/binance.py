@@ -143,8 +143,10 @@ class BinanceSource:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         offline: bool = False,
+        warn: Callable[[str], None] = lambda message: None,
     ):
         self._settings = settings
+        self._warn = warn
         self._markets_file = cache_dir / "binance-markets.json"
         self._futures_file = cache_dir / "binance-futures.json"
         self._futures: dict[str, Any] | None = None
@@ -190,7 +192,7 @@ class BinanceSource:
             min_notional=_decimal((limits.get("cost") or {}).get("min")),
             active=market.get("active") is not False,
             max_market_qty=_decimal((limits.get("market") or {}).get("max")) or None,
-            tick_size=_decimal((market.get("precision") or {}).get("price")),
+            price_step=_decimal((market.get("precision") or {}).get("price")),
         )
 
     # USDⓈ-M perpetuals
@@ -221,7 +223,7 @@ class BinanceSource:
         wanted = {market_id(s): perpetual_of(s) for s in symbols}
         marks = {}
         for row in rows:
-            symbol = wanted.get(row.get("symbol")) if isinstance(row, dict) else None
+            symbol = wanted.get(str(row.get("symbol"))) if isinstance(row, dict) else None
             if symbol is None:
                 continue
             try:
@@ -253,7 +255,7 @@ class BinanceSource:
                 "startTime": int(cursor.timestamp() * 1000),
                 "limit": PAGE,
             }
-            rows = self._request(lambda exchange, p=params: exchange.fapiPublicGetMarkPriceKlines(p))
+            rows = self._call("fapiPublicGetMarkPriceKlines", params)
             if not isinstance(rows, list):
                 raise ExchangeBadResponse(f"Binance returned unusable mark-price klines for {perpetual}")
             page = [c for c in (_candle(perpetual, timeframe, row) for row in rows) if cursor <= c.open_time < end]
@@ -333,7 +335,7 @@ class BinanceSource:
         rates: dict[datetime, FundingRate] = {}
         for _ in range(MAX_CANDLE_PAGES):
             params = {"symbol": market_id(symbol), "startTime": start, "endTime": end, "limit": PAGE}
-            rows = self._request(lambda exchange, p=params: exchange.fapiPublicGetFundingRate(p))
+            rows = self._call("fapiPublicGetFundingRate", params)
             rates.update(parse_funding(rows, symbol))
             paid = [int(r["fundingTime"]) for r in rows]  # parse_funding checked every row
             if len(rows) < PAGE or not paid or max(paid) >= end:
@@ -378,7 +380,7 @@ class BinanceSource:
                 }
                 if FUTURES_CANARY not in cached:  # an empty, partial or garbled answer: never cache it
                     raise ExchangeBadResponse("Binance returned an unusable futures exchangeInfo")
-                self._write_cache(self._futures_file, cached)
+                self._write_markets_to(self._futures_file, cached)
             self._futures = cached or {}
         return self._futures
 
@@ -437,14 +439,11 @@ class BinanceSource:
         return {s: {k: v for k, v in m.items() if k != "info"} for s, m in markets.items()}
 
     def _write_markets_cache(self, markets: dict) -> None:
-        self._write_cache(self._markets_file, markets)
+        self._write_markets_to(self._markets_file, markets)
 
-    def _write_cache(self, path: Path, markets: dict) -> None:
+    def _write_markets_to(self, path: Path, markets: dict) -> None:
         payload = {"fetched_at": self._clock().isoformat(), "url": self._settings.binance_url, "markets": markets}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload))
-        tmp.replace(path)
+        self._write_cache(path, payload)
 
     def _market_id(self, symbol: str) -> str:
         return str(self._load_markets()[symbol]["id"])
@@ -457,6 +456,10 @@ class BinanceSource:
         if not isinstance(rows, list):
             raise ExchangeBadResponse(f"Binance returned an unusable candle response for {symbol}")
         return rows
+
+    def _call(self, method: str, params: dict) -> Any:
+        """One of ccxt's implicit endpoint methods (``fapiPublicGetFundingRate``...) through ``_request``."""
+        return self._request(lambda exchange: getattr(exchange, method)(params))
 
     def _request(self, send: Callable[[Any], T]) -> T:
         """``send(exchange)``: one request, its ccxt errors translated, retried inside the command's budget."""
@@ -487,8 +490,20 @@ class BinanceSource:
             )
 
     def _remember_ban(self, until: datetime) -> None:
-        self._ban_file.parent.mkdir(parents=True, exist_ok=True)
-        self._ban_file.write_text(json.dumps({"until": until.isoformat()}))
+        self._write_cache(self._ban_file, {"until": until.isoformat()})
+
+    def _write_cache(self, path: Path, payload: dict) -> None:
+        """A cache file through the one file writer (a unique temporary name, renamed into place, so
+        concurrent cold starts never collide). A cache is best effort: failing to write one (a full
+        disk, say) is a warning, never the command's failure."""
+        from portfolio_cli.errors import PortfolioError
+        from portfolio_cli.files import write_text
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, lambda handle: print(json.dumps(payload), end="", file=handle), force=True)
+        except (OSError, PortfolioError) as exc:
+            self._warn(f"could not cache {path.name}: {exc}")
 
 
 def market_rules(symbol: str, market: dict[str, Any]) -> MarketRules:
@@ -502,7 +517,7 @@ def market_rules(symbol: str, market: dict[str, Any]) -> MarketRules:
         min_notional=_decimal((filters.get("MIN_NOTIONAL") or {}).get("notional")),
         active=market.get("status") == "TRADING",
         max_market_qty=_decimal(market_lot.get("maxQty")) or None,
-        tick_size=_decimal((filters.get("PRICE_FILTER") or {}).get("tickSize")),
+        price_step=_decimal((filters.get("PRICE_FILTER") or {}).get("tickSize")),
         liquidation_fee=_decimal(market.get("liquidationFee")),
     )
 
@@ -523,7 +538,11 @@ def _quote(symbol: str, row: Any, now: datetime) -> Quote:
         raise ExchangeBadResponse(f"Binance returned no usable price for {symbol}") from None
     if price <= 0:
         raise ExchangeBadResponse(f"Binance returned a non-positive price for {symbol}: {price}")
-    return Quote(symbol, price, at)
+    try:
+        change = D(str(row["priceChangePercent"]))
+    except (KeyError, TypeError, ValueError):
+        change = None  # not worth refusing a price for
+    return Quote(symbol, price, at, change)
 
 
 def parse_funding(rows: Any, symbol: str) -> dict[datetime, FundingRate]:

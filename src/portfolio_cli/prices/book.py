@@ -1,6 +1,9 @@
-"""Marks for a command: ``--price`` overrides, then one batched live request, then the ledger's cache.
+"""Marks for a command: ``--price`` overrides, then one batched live request, then the last known price:
+the ledger's cached quote or the symbol's latest fill, whichever is newer (a fill within a minute of
+the quote was made from it, and the quote stands), labelled ``cache`` or ``last fill`` with its time,
+so a table shows its age.
 
-Every live quote is written to the cache. When the exchange cannot be reached the cached quote is
+Every live quote is written to the cache. When the exchange cannot be reached the last known price is
 used with a "stale since …" warning; a symbol with no price anywhere is an error naming it.
 
 A perpetual (``BTC/USDT:USDT``, what a margin position on ``BTC/USDT`` is valued at) is priced at
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -21,6 +24,7 @@ from portfolio_cli.engine.rules import MarketRules
 from portfolio_cli.engine.symbols import conversion_pair, is_perpetual, spot_of, symbols_to_price
 from portfolio_cli.engine.valuation import Mark
 from portfolio_cli.errors import ExchangeUnavailable, NotFound, PriceUnavailable
+from portfolio_cli.guard import refuse_network
 from portfolio_cli.money import ONE, q8
 from portfolio_cli.prices import TIMEFRAMES, FundingRate, PriceSource, Quote, floor_time
 
@@ -39,9 +43,19 @@ class QuoteCache(Protocol):
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]: ...
 
+    def latest_fills(
+        self, symbols: list[str], until: datetime | None = None
+    ) -> dict[str, tuple[Decimal, Decimal, datetime]]: ...
+
     def buffer_candles(self, candles: list[Candle]) -> None: ...
 
     def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]: ...
+
+
+LAST_FILL = "last fill"
+# A fill this much newer than the cached quote is the better price to know; within it the fill was
+# most likely made from that very quote (with slippage), and the market's price is the quote.
+FILL_NEWER = timedelta(minutes=1)
 
 
 class PriceBook:
@@ -67,6 +81,11 @@ class PriceBook:
         """Whether ``--price`` gave this pair's price (a fill then needs no order book)."""
         return spot_of(symbol) in self._overrides
 
+    def _exchange(self) -> PriceSource:
+        """The source, for a request: refused while the ledger's write transaction is open."""
+        refuse_network(self.source.name)
+        return self.source
+
     def override(self, symbol: str, price: Decimal) -> None:
         self._overrides[symbol] = price
         self._marks.pop(symbol, None)
@@ -80,37 +99,42 @@ class PriceBook:
         return marks
 
     def marks_found(self, symbols: set[str] | list[str], live: bool = True) -> tuple[dict[str, Mark], list[str], str]:
-        """The marks that can be had, the symbols (or conversion pairs) with no price anywhere, and why."""
+        """The marks that can be had, the symbols (or conversion pairs) with no price anywhere, and why.
+        A perpetual is marked at Binance's mark price; without one, at its pair's last price, said."""
         wanted = symbols_to_price(symbols)
         quotes: dict[str, tuple[Quote, str, bool]] = {}
         now = self._clock()
+        known = {s: m for s, m in self._marks.items() if s in wanted and m.source == LAST_FILL}
         for symbol in wanted:
+            if symbol in known:
+                continue
             if symbol in self._marks:
                 mark = self._marks[symbol]
-                quotes[symbol] = (Quote(symbol, mark.price, mark.at), mark.source, mark.stale)
+                quotes[symbol] = (Quote(symbol, mark.price, mark.at, mark.change_24h_pct), mark.source, mark.stale)
             elif spot_of(symbol) in self._overrides:
                 quotes[symbol] = (Quote(symbol, self._overrides[spot_of(symbol)], now), "override", False)
         perpetuals = [s for s in wanted if is_perpetual(s) and s not in quotes]
+        fallback: list[str] = []
         if perpetuals:
             quotes.update(self._mark_prices(perpetuals, live, now))
             fallback = [s for s in perpetuals if s not in quotes]
             wanted = sorted(set(wanted) - set(fallback) | {spot_of(s) for s in fallback})
-        missing = [s for s in wanted if s not in quotes]
+        missing = [s for s in wanted if s not in quotes and s not in known]
         failure: ExchangeUnavailable | None = None
         if missing and live and not self.offline:
             try:
-                fetched = self.source.quotes(missing)
+                fetched = self._exchange().quotes(missing)
             except ExchangeUnavailable as exc:
                 failure = exc
             else:
                 self._cache.buffer_quotes([(q.symbol, q.price, q.at, self.source.name) for q in fetched.values()], now)
                 quotes.update({s: (q, self.source.name, False) for s, q in fetched.items()})
                 self.unlisted.update(s for s in missing if s not in fetched)
-        missing = [s for s in wanted if s not in quotes]
+        missing = [s for s in wanted if s not in quotes and s not in known]
         if missing:
             cached = self._cache.cached_quotes(missing)
-            stale = {s for s in cached if failure is not None or s in self.unlisted}
-            quotes.update({s: (Quote(s, p, at), "cache", s in stale) for s, (p, at) in cached.items()})
+            stale_ones = {s for s in cached if failure is not None or s in self.unlisted}
+            quotes.update({s: (Quote(s, p, at), "cache", s in stale_ones) for s, (p, at) in cached.items()})
             for symbol in sorted(self.unlisted & set(cached)):
                 self._warn(
                     f"{symbol} is not listed on Binance: using its cached price from {cached[symbol][1]:%Y-%m-%d %H:%M} UTC"
@@ -118,18 +142,25 @@ class PriceBook:
             if failure is not None and cached:
                 oldest = min(at for _, at in cached.values())
                 self._warn(
-                    f"{failure}; using cached prices, stale since {oldest:%Y-%m-%d %H:%M:%S} UTC "
+                    f"{failure}; using cached prices, stale since {oldest:%Y-%m-%d %H:%M} UTC "
                     f"({', '.join(sorted(cached))})"
                 )
-        if perpetuals:
-            for perpetual in fallback:
-                if spot_of(perpetual) in quotes:
-                    quote, source, stale = quotes[spot_of(perpetual)]
-                    quotes[perpetual] = (Quote(perpetual, quote.price, quote.at), f"{source} (last price)", stale)
-                    if hasattr(self.source, "mark_prices"):  # a quotes file's price is its own mark: no warning
-                        self._warn(f"no mark price for {perpetual}: valued at {spot_of(perpetual)}'s last price")
-            wanted = sorted(set(wanted) | set(perpetuals))
-        missing = [s for s in wanted if s not in quotes]
+        for perpetual in fallback:
+            if spot_of(perpetual) in quotes:
+                quote, source, stale = quotes[spot_of(perpetual)]
+                quotes[perpetual] = (Quote(perpetual, quote.price, quote.at), f"{source} (last price)", stale)
+                if hasattr(self.source, "mark_prices"):  # a quotes file's price is its own mark: no warning
+                    self._warn(f"no mark price for {perpetual}: valued at {spot_of(perpetual)}'s last price")
+        wanted = sorted(set(wanted) | set(perpetuals))
+        priced = [s for s in wanted if s in quotes and (conversion_pair(s) or s) in quotes]
+        marks = {s: _to_mark(s, quotes) for s in priced} | known
+        fills = self._last_fills([s for s in symbols if s not in marks or marks[s].source == "cache"], quotes, failure)
+        marks.update(fills)
+        for perpetual in fallback:  # no mark and no quote: the pair's last fill
+            if perpetual not in marks and spot_of(perpetual) in marks:
+                spot = marks[spot_of(perpetual)]
+                marks[perpetual] = Mark(perpetual, spot.price, spot.price_usdt, spot.at, spot.source, spot.stale)
+        missing = [s for s in wanted if s not in quotes and s not in marks]
         reason = (
             f" ({failure})"
             if failure
@@ -139,19 +170,16 @@ class PriceBook:
             if set(missing) & self.unlisted
             else ""
         )
-        priced = [s for s in wanted if s in quotes and (conversion_pair(s) or s) in quotes]
-        marks = {s: _to_mark(s, quotes) for s in priced}
         self._marks.update(marks)  # conversion pairs too: a later rate lookup needs no request
         return {s: marks[s] for s in symbols if s in marks}, missing, reason
 
     def _mark_prices(self, perpetuals: list[str], live: bool, now: datetime) -> dict[str, tuple[Quote, str, bool]]:
         """Mark prices: one live request for all of them, else the cache (stale, with a warning)."""
         quotes: dict[str, tuple[Quote, str, bool]] = {}
-        fetch = getattr(self.source, "mark_prices", None)
         failure: Exception | None = None
-        if live and not self.offline and fetch is not None:
+        if live and not self.offline and hasattr(self.source, "mark_prices"):
             try:
-                fetched = fetch(perpetuals)
+                fetched = self._exchange().mark_prices(perpetuals)  # type: ignore[attr-defined]
             except ExchangeUnavailable as exc:
                 failure = exc
             else:
@@ -164,10 +192,30 @@ class PriceBook:
             if failure is not None and cached:
                 oldest = min(at for _, at in cached.values())
                 self._warn(
-                    f"mark prices: {failure}; using cached marks, stale since {oldest:%Y-%m-%d %H:%M:%S} UTC "
+                    f"mark prices: {failure}; using cached marks, stale since {oldest:%Y-%m-%d %H:%M} UTC "
                     f"({', '.join(sorted(cached))})"
                 )
         return quotes
+
+    def _last_fills(
+        self, symbols: list[str], quotes: Mapping[str, tuple[Quote, str, bool]], failure: Exception | None
+    ) -> dict[str, Mark]:
+        """Marks at the symbols' latest fills where no live quote was had and the fill is more than
+        ``FILL_NEWER`` newer than the cached quote (or there is none): the last price the ledger knows,
+        labelled ``last fill``."""
+        wanted = [s for s in symbols if s not in quotes or quotes[s][1] == "cache"]
+        marks = {}
+        for symbol, (price, price_usdt, at) in self._cache.latest_fills(wanted).items():
+            quote = quotes.get(symbol)
+            if quote is not None and at <= quote[0].at + FILL_NEWER and (conversion_pair(symbol) or symbol) in quotes:
+                continue
+            marks[symbol] = Mark(symbol, price, price_usdt, at, LAST_FILL, failure is not None)
+        if failure is not None and marks:
+            oldest = min(m.at for m in marks.values())
+            self._warn(
+                f"{failure}; using the last fill prices, since {oldest:%Y-%m-%d %H:%M} UTC ({', '.join(sorted(marks))})"
+            )
+        return marks
 
     def price_at(self, symbol: str, at: datetime) -> Quote:
         """The price of ``symbol`` at a past moment: an override, else Binance's 1-minute candle."""
@@ -176,7 +224,7 @@ class PriceBook:
         if self.offline:
             raise PriceUnavailable(f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC offline; pass --price")
         try:
-            return self.source.price_at(symbol, at)
+            return self._exchange().price_at(symbol, at)
         except ExchangeUnavailable as exc:
             raise PriceUnavailable(f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC: {exc}") from None
 
@@ -190,13 +238,14 @@ class PriceBook:
         return self.price_at(pair, at).price
 
     def rules(self, symbol: str) -> MarketRules | None:
-        return self.source.rules(symbol)
+        return self._exchange().rules(symbol)
 
-    def marks_at(self, symbols: set[str] | list[str], moment: datetime) -> dict[str, Mark]:
+    def marks_at(self, symbols: set[str] | list[str], moment: datetime, fills: bool = False) -> dict[str, Mark]:
         """Marks at a past ``moment``: an override, else the open of a candle, from the cache or the
         exchange. At midnight that is the day's candle (the price a backfilled snapshot uses); otherwise
         the finest candle holding ``moment``: 1 minute, then 1 hour, then 1 day. The mark's time is the
-        candle's open, so a coarse price shows how old it is."""
+        candle's open, so a coarse price shows how old it is. With ``fills``, a symbol no candle prices
+        is marked at its latest fill at or before ``moment`` (labelled ``last fill``)."""
         if moment >= floor_time(self._clock(), "1m"):
             return self.marks(symbols)  # no complete candle holds the current minute yet
         wanted = symbols_to_price(symbols)
@@ -215,12 +264,19 @@ class PriceBook:
                         f"open of {candle.open_time:%Y-%m-%d %H:%M} UTC (no finer candle cached)"
                     )
         missing = [s for s in wanted if s not in quotes]
+        known: dict[str, Mark] = {}
+        if missing and fills:
+            for symbol, (price, price_usdt, at) in self._cache.latest_fills(missing, until=moment).items():
+                known[symbol] = Mark(symbol, price, price_usdt, at, LAST_FILL)
+            missing = [
+                s for s in symbols if s not in known and (s not in quotes or (conversion_pair(s) or s) not in quotes)
+            ]
         if missing:
             why = " (offline and no candle cached)" if self.offline else ""
             raise PriceUnavailable(
                 f"no price for {', '.join(missing)} at {moment:%Y-%m-%d %H:%M} UTC{why}; pass --price SYMBOL=VALUE"
             )
-        return {s: _to_mark(s, quotes) for s in symbols}
+        return {s: known[s] if s in known else _to_mark(s, quotes) for s in symbols}
 
     def _candle_at(self, symbol: str, moment: datetime, fetch: bool) -> tuple[Candle | None, bool]:
         """The candle to price ``symbol`` at ``moment`` by, and whether the exchange may still be asked
@@ -242,10 +298,8 @@ class PriceBook:
         step = TIMEFRAMES[timeframe]
         start = floor_time(since, timeframe)
         end = min(until, floor_time(self._clock(), timeframe))  # the current candle is not complete yet
-        fetch_candles = self.source.candles
-        if is_perpetual(symbol):  # a perpetual's candles are its mark-price klines
-            fetch_candles = getattr(self.source, "mark_candles", None)
-            fetch = fetch and fetch_candles is not None
+        fetch_candles = getattr(self.source, "mark_candles", None) if is_perpetual(symbol) else self.source.candles
+        fetch = fetch and fetch_candles is not None  # a perpetual's candles are its mark-price klines
         have = {c.open_time: c for c in self._cache.cached_candles(symbol, timeframe, start, end)}
         wanted = []
         moment = start
@@ -254,8 +308,9 @@ class PriceBook:
             moment += step
         missing = [t for t in wanted if t not in have]
         failure = None
-        if missing and fetch and not self.offline:
+        if missing and fetch and fetch_candles is not None and not self.offline:
             try:
+                refuse_network(self.source.name)
                 fetched = fetch_candles(symbol, timeframe, missing[0], end)
             except ExchangeUnavailable as exc:
                 failure = str(exc)
@@ -273,7 +328,7 @@ class PriceBook:
         if self.offline:
             return None
         try:
-            return self.source.funding_rates(symbol, since, until)
+            return self._exchange().funding_rates(symbol, since, until)
         except ExchangeUnavailable as exc:
             self._warn(f"funding rates for {symbol} unavailable ({exc}); using the configured rate")
             return None
@@ -331,4 +386,4 @@ def _to_mark(symbol: str, quotes: Mapping[str, tuple[Quote, str, bool]]) -> Mark
     quote, source, stale = quotes[symbol]
     pair = conversion_pair(symbol)
     rate = quotes[pair][0].price if pair else ONE
-    return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale)
+    return Mark(symbol, quote.price, q8(quote.price * rate), quote.at, source, stale, quote.change_24h_pct)

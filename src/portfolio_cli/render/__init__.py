@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -14,12 +14,13 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.valuation import PositionValue
+from portfolio_cli.formatting import NA as NA  # re-exported: the render modules import it from here
+from portfolio_cli.formatting import age, day, duration, leverage, moment, money, pct, price, qty
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.text import printable
 
 if TYPE_CHECKING:
     from portfolio_cli.services import CloseResult, Fill, PortfolioSummary, PortfolioValue, TradeRow
-
-NA = "n/a"
 
 
 def safe(text: str) -> str:
@@ -27,32 +28,7 @@ def safe(text: str) -> str:
     return escape(printable(text))
 
 
-def money(value: Decimal | None, places: int = 2) -> str:
-    """USDT amounts: thousands separators, ``places`` decimals, rounded half up."""
-    if value is None:
-        return NA
-    return f"{value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):,}"
-
-
-def number(value: Decimal | None) -> str:
-    """Quantities exactly as recorded (up to the ledger's 8 places), with thousands separators."""
-    if value is None:
-        return NA
-    whole, dot, frac = f"{value.normalize():f}".partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-')):,}{dot}{frac}"
-
-
-def price(value: Decimal | None) -> str:
-    """Prices as recorded, with at least two decimals."""
-    if value is None:
-        return NA
-    whole, _, frac = number(value).partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}"
-
-
-def pct(value: Decimal | None) -> str:
-    return NA if value is None else f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+number = qty  # quantities: as recorded, see formatting.qty
 
 
 def signed(value: Decimal | None, text: str | None = None) -> Text:
@@ -63,27 +39,44 @@ def signed(value: Decimal | None, text: str | None = None) -> Text:
     return Text(shown, style="green" if value > 0 else "red")
 
 
-def age(moment: datetime, now: datetime) -> str:
-    seconds = max(0, int((now - moment).total_seconds()))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
-
-
 def add_numeric_columns(table: Table, *names: str) -> None:
     for name in names:
         table.add_column(name, justify="right")
 
 
+MARGIN_STYLE = {
+    "ok": "green",
+    "warning": "yellow",
+    "liquidation risk": "bold red",
+    "critical": "bold white on red",
+    "n/a": "",
+}
+MARGIN_LINE = {
+    "ok": "at or above the 200 % warning line",
+    "warning": "below the 200 % warning line",
+    "liquidation risk": "below the 150 % alert line",
+    "critical": "below 110 %: check closes the most losing cross position",
+    "n/a": "no margin in use",
+}
+SOURCE_LABEL = {"binance": "live", "override": "--price"}
+
+
+def price_label(source: str, at: datetime, now: datetime, stale: bool = False) -> str:
+    """Where a mark comes from and how old it is: ``live, 2 s``, ``cache, 3 h``, ``last fill, 2 d``."""
+    return f"{SOURCE_LABEL.get(source, source)}, {age(at, now)}" + (" (stale)" if stale else "")
+
+
+def margin_state_text(state: str, level: Decimal | None) -> Text:
+    shown = f"{pct(level)} % · {state}: {MARGIN_LINE[state]}" if level is not None else MARGIN_LINE[state]
+    return Text(shown, style=MARGIN_STYLE.get(state, ""))
+
+
 def value_view(result: PortfolioValue, title_note: str = "") -> Group:
     v = result.valuation
-    summary = Table(title=f"Portfolio {safe(result.portfolio)}{title_note}", show_header=False, box=None)
+    summary = FitTable(title=f"Portfolio {safe(result.portfolio)}{title_note}", show_header=False, box=None)
     summary.add_column("figure")
     summary.add_column("USDT", justify="right")
+    perf = result.performance
     rows: list[tuple[str, str | Text]] = [
         ("Equity (portfolio value)", money(v.equity)),
         ("Wallet balance", money(v.wallet_balance)),
@@ -95,39 +88,100 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
         *([("Liquidation fees", money(v.liquidation_fees))] if v.liquidation_fees else []),
         *([("Funding (received − paid)", signed(v.funding))] if v.funding else []),
         ("Margin used", money(v.margin_used)),
-        ("Margin level %", pct(v.margin_level_pct)),
     ]
+    if perf is not None:
+        rows[-1:-1] = [
+            ("Net deposits", money(perf.net_deposits)),
+            ("Total PnL (realized + unrealized − fees + funding)", signed(perf.total_pnl)),
+            ("ROI % (total PnL / net deposits)", signed(perf.roi_pct, pct(perf.roi_pct))),
+        ]
     for label, shown in rows:
         summary.add_row(label, shown)
+    state = Text.assemble("Margin level: ", margin_state_text(str(result.margin_state), v.margin_level_pct))
     if not v.positions:
-        return Group(summary, Text("\nNo open positions"))
-    return Group(summary, positions_table(v.positions, result.as_of))
+        return Group(summary, state, Text("\nNo open positions"))
+    parts: list = [summary, state, positions_table(v.positions, result.as_of, show_price=not result.levels)]
+    if result.levels:
+        parts.append(levels_table(result))
+    for lv in result.levels:
+        if lv.crossed is None:
+            continue
+        parts.append(
+            Text(
+                f"trade {lv.trade_id}: the mark is past its {lv.crossed.replace('_', ' ')}; "
+                "`portfolio check` closes it",
+                style="yellow",
+            )
+        )
+    return Group(*parts)
 
 
-def positions_table(positions: Sequence[PositionValue], now: datetime, title: str = "Open positions") -> Table:
-    cached = any(p.price_source == "cache" for p in positions)
-    caption = "value and uPnL in USDT" + ("; * cached price" if cached else "")
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), caption=caption)
+def _level(level: Decimal | None, distance: Decimal | None) -> str:
+    return "" if level is None else f"{price(level)} ({pct(distance)}%)"
+
+
+def levels_table(result: PortfolioValue, title: str = "Levels (distance from the mark)") -> Table:
+    positions = {p.trade_id: p for p in result.valuation.positions}
+    table = FitTable(title=title, box=box.SIMPLE_HEAD, drop=("open for", "take-profit", "stop"))
+    table.add_column("id", justify="right")
+    table.add_column("symbol")
+    add_numeric_columns(table, "liquidation", "stop", "take-profit", "open for", "price")
+    for lv in result.levels:
+        p = positions[lv.trade_id]
+        table.add_row(
+            str(lv.trade_id),
+            safe(p.symbol),
+            _level(lv.liquidation_price, lv.liquidation_distance_pct) or ("none" if p.kind == "margin" else "spot"),
+            _level(lv.stop_loss, lv.stop_distance_pct),
+            _level(lv.take_profit, lv.take_profit_distance_pct),
+            duration((result.as_of - lv.opened_at).total_seconds()),
+            Text(
+                price_label(p.price_source, p.price_at, result.as_of, p.price_stale),
+                style="yellow" if p.price_stale else "",
+            ),
+        )
+    return table
+
+
+def positions_table(
+    positions: Sequence[PositionValue], now: datetime, title: str = "Open positions", show_price: bool = True
+) -> Table:
+    stale = any(p.price_stale for p in positions)
+    caption = "value and uPnL in USDT" + ("; * stale: the exchange could not be reached" if stale else "")
+    table = FitTable(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        caption=caption,
+        drop=("alloc%", "lev", "uPnL%", "24h %", "value", "side", "price", "entry"),
+    )
     aggregated = any(p.trade_id is None for p in positions)
     table.add_column("trades" if aggregated else "id", justify="right")
     table.add_column("symbol", no_wrap=True)
     table.add_column("side")
-    add_numeric_columns(table, "qty", "entry", "mark", "value", "uPnL", "uPnL%", "alloc%", "lev", "age")
+    add_numeric_columns(table, "qty", "entry", "mark", "value", "uPnL", "uPnL%", "alloc%", "lev")
+    changes = any(p.change_24h_pct is not None for p in positions)
+    if changes:
+        table.add_column("24h %", justify="right")
+    if show_price:
+        table.add_column("price", justify="right")
     for p in positions:
-        lev = "spot" if p.kind == "spot" else f"{p.leverage.normalize():f}x"
+        lev = "spot" if p.kind == "spot" else leverage(p.leverage)
+        label = (price_label(p.price_source, p.price_at, now, p.price_stale),) if show_price else ()
+        change = (signed(p.change_24h_pct, pct(p.change_24h_pct)),) if changes else ()
         table.add_row(
             ",".join(map(str, p.trade_ids)),
             safe(p.symbol),
             p.side,
             number(p.qty),
             price(p.entry),
-            price(p.mark),
+            Text(price(p.mark) + ("*" if p.price_stale else ""), style="yellow" if p.price_stale else ""),
             money(p.value),
             signed(p.unrealized_pnl),
             signed(p.unrealized_pnl_pct, pct(p.unrealized_pnl_pct)),
             pct(p.allocation_pct),
             lev,
-            age(p.price_at, now) + ("*" if p.price_source == "cache" else ""),
+            *change,
+            *label,
         )
     return table
 
@@ -135,12 +189,13 @@ def positions_table(positions: Sequence[PositionValue], now: datetime, title: st
 def fill_view(fill: Fill) -> Group:
     what = f"{fill.side} {fill.kind}" + (f" {fill.leverage}x {fill.margin_mode}" if fill.margin_mode else "")
     heading = Text(f"Opened trade {fill.trade_id}: {what} {fill.symbol}", style="bold")
-    table = Table(show_header=False, box=None)
+    table = FitTable(show_header=False, box=None)
     table.add_column("field")
     table.add_column("value", justify="right")
     table.add_row(
         "Fill price",
-        price(fill.price) + ("" if fill.price == fill.price_usdt else f" (= {money(fill.price_usdt)} USDT)"),
+        price(fill.price, fill.price_tick)
+        + ("" if fill.price == fill.price_usdt else f" (= {money(fill.price_usdt)} USDT)"),
     )
     if fill.market and fill.market != fill.symbol:
         table.add_row("Market", f"{safe(fill.market)} (USDⓈ-M perpetual)")
@@ -148,17 +203,23 @@ def fill_view(fill: Fill) -> Group:
         table.add_row("Filled by", safe(fill.fill_note))
     table.add_row("Quantity", number(fill.qty))
     table.add_row("Notional", f"{money(fill.notional)} USDT")
-    table.add_row("Fee", f"{money(fill.fee, 8)} USDT")
+    table.add_row("Fee", f"{money(fill.fee)} USDT")
     table.add_row("Margin committed", f"{money(fill.margin)} USDT")
-    table.add_row("Time", f"{fill.at:%Y-%m-%d %H:%M:%S} UTC")
+    if fill.kind == "margin":
+        liquidation = price(fill.liquidation_price, fill.price_tick) if fill.liquidation_price else "none"
+        table.add_row("Liquidation price", liquidation)
+    table.add_row("Time", moment(fill.at))
     if fill.overridden_rules:
         table.add_row("Rules overridden", ", ".join(fill.overridden_rules))
     return Group(heading, table)
 
 
 def close_view(result: CloseResult) -> Table:
-    table = Table(
-        title=f"Closed at {result.at:%Y-%m-%d %H:%M:%S} UTC", box=box.SIMPLE_HEAD, caption="PnL and fees in USDT"
+    table = FitTable(
+        title=f"Closed at {moment(result.at)}",
+        box=box.SIMPLE_HEAD,
+        caption="PnL and fees in USDT",
+        drop=("left open", "gross PnL", "entry", "fees"),
     )
     table.add_column("trade", justify="right")
     table.add_column("symbol")
@@ -171,13 +232,13 @@ def close_view(result: CloseResult) -> Table:
             price(s.entry),
             price(s.exit),
             signed(s.realized_pnl),
-            money(s.entry_fee + s.exit_fee, 4),
+            money(s.entry_fee + s.exit_fee),
             signed(s.net_pnl),
             number(s.remaining_qty),
         )
     if len(result.slices) > 1:
         table.add_row(
-            "total", "", "", "", "", signed(result.realized_pnl), money(result.fees, 4), signed(result.net_pnl), ""
+            "total", "", "", "", "", signed(result.realized_pnl), money(result.fees), signed(result.net_pnl), ""
         )
     return table
 
@@ -192,7 +253,12 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
         if costs
         else "net PnL and fees in USDT"
     )
-    table = Table(title="Trades", box=box.SIMPLE_HEAD, padding=(0, 0), caption=caption)
+    drop = (
+        ("opened", "status", "side", "liq. fee", "open fee", "gross", "closed by")
+        if costs
+        else ("strategy", "fees", "status", "opened", "entry")
+    )
+    table = FitTable(title="Trades", box=box.SIMPLE_HEAD, padding=(0, 0), caption=caption, drop=drop)
     table.add_column("id", justify="right")
     table.add_column("opened", no_wrap=True)
     table.add_column("symbol", no_wrap=True)
@@ -203,10 +269,10 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
         table.add_column("closed by")
     else:
         add_numeric_columns(table, "qty", "entry", "exit", "net PnL", "fees")
-        table.add_column("strategy")
+        table.add_column("strategy", wrap=True)
     for r in rows:
         side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
-        lead = (str(r.id), f"{r.opened_at:%Y-%m-%d}", safe(r.symbol), side, r.status)
+        lead = (str(r.id), day(r.opened_at), safe(r.symbol), side, r.status)
         table.add_row(*lead, *(_cost_cells(r) if costs else _fill_cells(r)))
     return table
 
@@ -237,15 +303,27 @@ def _cost_cells(r: TradeRow) -> tuple:
 
 
 def portfolios_table(rows: Sequence[PortfolioSummary]) -> Table:
-    table = Table(title="Portfolios")
+    table = FitTable(title="Portfolios", box=box.SIMPLE_HEAD)
     table.add_column("name")
-    table.add_column("created (UTC)")
+    table.add_column("created", no_wrap=True)
     add_numeric_columns(table, "wallet USDT", "open trades")
     for r in rows:
         table.add_row(
             safe(r.name) + (" (default)" if r.is_default else ""),
-            f"{r.created_at:%Y-%m-%d %H:%M}",
+            moment(r.created_at),
             money(r.wallet_balance),
             str(r.open_trades),
         )
     return table
+
+
+def watch_view(result: PortfolioValue, updated: datetime, interval: float, warnings: Sequence[str]) -> Group:
+    """One frame of ``value --watch``: when it was drawn, how often, the value view, and the warnings
+    of this refresh inside the frame (a stale price is also marked in its row)."""
+    header = Text.assemble(
+        ("Updated ", "bold"),
+        (f"{updated:%Y-%m-%d %H:%M:%S} UTC", "bold"),
+        f" · every {duration(interval)} · Ctrl-C to stop",
+    )
+    lines = [Text(f"warning: {printable(w)}", style="yellow") for w in warnings]
+    return Group(header, value_view(result), *lines)

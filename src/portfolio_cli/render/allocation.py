@@ -14,7 +14,9 @@ from rich.text import Text
 from portfolio_cli.engine.metrics import Undefined
 from portfolio_cli.engine.rebalance import CASH, Plan, Weight
 from portfolio_cli.engine.records import RebalanceEvent
+from portfolio_cli.formatting import moment
 from portfolio_cli.render import NA, add_numeric_columns, money, number, pct, price, safe
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.allocation import Allocation, GroupRow
 from portfolio_cli.services.rebalance import Rebalance
 
@@ -26,7 +28,7 @@ def _drift(value: Decimal | None, outside: bool) -> Text:
 
 
 def allocation_view(a: Allocation) -> RenderableType:
-    table = Table(title=f"Allocation of {safe(a.portfolio)} · equity {money(a.equity)} USDT", box=box.SIMPLE_HEAD)
+    table = FitTable(title=f"Allocation of {safe(a.portfolio)} · equity {money(a.equity)} USDT", box=box.SIMPLE_HEAD)
     shorts = any(row.short for row in a.assets)
     table.add_column("asset", no_wrap=True)
     add_numeric_columns(table, *(("long", "short") if shorts else ()), "net", "weight", "target", "drift")
@@ -58,7 +60,7 @@ def allocation_view(a: Allocation) -> RenderableType:
 
 
 def _group_table(title: str, rows: list[GroupRow]) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD)
+    table = FitTable(title=title, box=box.SIMPLE_HEAD)
     table.add_column("")
     add_numeric_columns(table, "net", "weight %")
     for row in rows:
@@ -67,7 +69,7 @@ def _group_table(title: str, rows: list[GroupRow]) -> Table:
 
 
 def _exposure(a: Allocation) -> Table:
-    table = Table(title="Exposure and concentration", box=box.SIMPLE_HEAD)
+    table = FitTable(title="Exposure and concentration", box=box.SIMPLE_HEAD)
     table.add_column("")
     add_numeric_columns(table, "value")
     share = (lambda v: f" ({pct(v / a.equity * 100)} %)") if a.equity > 0 else (lambda v: "")
@@ -97,7 +99,7 @@ def allocation_json(a: Allocation) -> dict[str, Any]:
     c = a.concentration
     return {
         "portfolio": a.portfolio,
-        "as_of": a.as_of.isoformat(),
+        "as_of": a.as_of,
         "equity": str(a.equity),
         "assets": [
             {
@@ -142,7 +144,7 @@ def plan_view(r: Rebalance) -> RenderableType:
         Text(f"Rebalance plan for {r.portfolio} ({r.strategy}, {r.mode}) · {'due' if r.due else 'not due'}: {r.why}")
     ]
     if p.trades:
-        table = Table(title="Trades (sells first)", box=box.SIMPLE_HEAD)
+        table = FitTable(title="Trades (sells first)", box=box.SIMPLE_HEAD)
         table.add_column("side")
         table.add_column("pair")
         add_numeric_columns(table, "qty", "price", "notional", "fee")
@@ -153,9 +155,9 @@ def plan_view(r: Rebalance) -> RenderableType:
     else:
         parts.append(Text("No trades: " + ("nothing to do" if not p.skipped else "none that can be booked")))
     if p.skipped:
-        skipped = Table(title="Left as they are", box=box.SIMPLE_HEAD)
+        skipped = FitTable(title="Left as they are", box=box.SIMPLE_HEAD)
         skipped.add_column("asset")
-        skipped.add_column("why")
+        skipped.add_column("why", wrap=True)
         for s in p.skipped:
             skipped.add_row(safe(s.asset), safe(s.reason))
         parts.append(skipped)
@@ -174,7 +176,7 @@ def plan_view(r: Rebalance) -> RenderableType:
 
 
 def _weights_table(p: Plan) -> Table:
-    table = Table(title="Allocation before and after (% of equity)", box=box.SIMPLE_HEAD)
+    table = FitTable(title="Allocation before and after (% of equity)", box=box.SIMPLE_HEAD)
     table.add_column("asset")
     add_numeric_columns(table, "target", "band", "before", "after")
     for before, after in zip(p.before, p.after, strict=True):
@@ -197,7 +199,7 @@ def plan_json(r: Rebalance) -> dict[str, Any]:
     efficiency = p.efficiency
     return {
         "portfolio": r.portfolio,
-        "at": r.at.isoformat(),
+        "at": r.at,
         "strategy": r.strategy,
         "mode": r.mode,
         "due": r.due,
@@ -238,17 +240,17 @@ def _weight_json(w: Weight) -> dict[str, Any]:
 def log_view(portfolio: str, events: list[RebalanceEvent]) -> RenderableType:
     if not events:
         return Text(f"No rebalances of {portfolio} yet")
-    table = Table(title=f"Rebalances of {safe(portfolio)}", box=box.SIMPLE_HEAD)
+    table = FitTable(title=f"Rebalances of {safe(portfolio)}", box=box.SIMPLE_HEAD)
     add_numeric_columns(table, "id")
-    table.add_column("time (UTC)")
-    table.add_column("strategy")
+    table.add_column("time", no_wrap=True)
+    table.add_column("strategy", wrap=True)
     table.add_column("mode")
     add_numeric_columns(table, "trades", "fees", "drift before", "drift after")
     table.add_column("forced")
     for e in events:
         table.add_row(
             str(e.id),
-            f"{e.at:%Y-%m-%d %H:%M}",
+            f"{moment(e.at)}",
             e.strategy,
             e.mode,
             str(len(e.trades)),
@@ -267,7 +269,7 @@ def log_json(events: list[RebalanceEvent]) -> list[dict[str, Any]]:
     return [
         {
             "id": e.id,
-            "at": e.at.isoformat(),
+            "at": e.at,
             "strategy": e.strategy,
             "mode": e.mode,
             "forced": e.forced,

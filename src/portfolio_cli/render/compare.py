@@ -9,12 +9,12 @@ from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.metrics import Undefined
 from portfolio_cli.render import NA, add_numeric_columns, money, safe
 from portfolio_cli.render.charts import line_chart
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.render.report import Reasons, performance_json, show, trades_json
 from portfolio_cli.services.compare import Column, Comparison
 
@@ -56,7 +56,7 @@ def _cell(value: Any, kind: str) -> str:
 
 def compare_view(comparison: Comparison, width: int) -> RenderableType:
     what = "Strategies" if comparison.by == "strategy" else "Portfolios"
-    table = Table(
+    table = FitTable(
         title=f"{what} compared, {comparison.first_day} to {comparison.last_day} ({comparison.requested})",
         box=box.SIMPLE_HEAD,
         caption="best of each row in bold green · returns are time-weighted unless named otherwise",

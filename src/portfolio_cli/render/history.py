@@ -9,6 +9,7 @@ from rich.text import Text
 
 from portfolio_cli.render import add_numeric_columns, money, pct, safe, signed
 from portfolio_cli.render.charts import line_chart
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.history import History
 from portfolio_cli.services.snapshots import SkippedDay, SnapshotRun
 from portfolio_cli.services.verify import VerifyReport
@@ -25,7 +26,7 @@ def _signed_pct(value: float | None) -> Text:
 
 
 def snapshot_view(run: SnapshotRun) -> Table:
-    table = Table(title=f"Snapshots for {run.day} (UTC)", box=box.SIMPLE_HEAD)
+    table = FitTable(title=f"Snapshots for {run.day} (UTC)", box=box.SIMPLE_HEAD)
     table.add_column("portfolio")
     add_numeric_columns(table, "equity", "margin level %", "positions", "backfilled")
     add_numeric_columns(table, "not taken")
@@ -67,11 +68,12 @@ def skipped_lines(run: SnapshotRun) -> list[str]:
 def history_view(history: History, width: int) -> RenderableType:
     if not history.rows:
         return Text(f"No snapshots for {history.portfolio} in that range: take one with `portfolio snapshot`")
-    table = Table(
+    table = FitTable(
         title=f"History of {safe(history.portfolio)}, by {history.every}",
         box=box.SIMPLE_HEAD,
         caption="time-weighted returns: deposits and withdrawals are not returns · total: since the first row · "
         "b: backfilled",
+        drop=("drawdown %", "net deposits", "total %"),
     )
     table.add_column(history.every.value, no_wrap=True, min_width=12)
     add_numeric_columns(table, "equity", "net deposits", "PnL", "return %", "total %", "drawdown %")
@@ -105,10 +107,10 @@ def verify_view(report: VerifyReport) -> RenderableType:
     )
     if report.ok:
         return Text(f"OK: integrity check passed; {checked}; no difference")
-    table = Table(title="Differences", box=box.SIMPLE_HEAD)
+    table = FitTable(title="Differences", box=box.SIMPLE_HEAD)
     table.add_column("portfolio")
     table.add_column("record")
-    table.add_column("difference")
+    table.add_column("difference", wrap=True)
     for d in report.differences:
         table.add_row(safe(d.portfolio or "—"), d.record, safe(d.detail))
     integrity = "passed" if report.integrity == "ok" else f"FAILED: {report.integrity}"

@@ -8,8 +8,10 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.margin import MarginState
+from portfolio_cli.formatting import leverage, moment
 from portfolio_cli.money import ZERO
 from portfolio_cli.render import money, number, pct, price, safe, signed
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.check import CheckResult
 from portfolio_cli.services.margin import MarginReport, MarginUpdate, PositionSize
 
@@ -28,7 +30,7 @@ def state_text(state: MarginState) -> Text:
 
 def margin_view(report: MarginReport) -> Group:
     a = report.account
-    summary = Table(title=f"Margin — {safe(report.portfolio)}", show_header=False, box=None)
+    summary = FitTable(title=f"Margin — {safe(report.portfolio)}", show_header=False, box=None)
     summary.add_column("figure")
     summary.add_column("USDT", justify="right")
     summary.add_row("Equity", money(a.equity))
@@ -43,7 +45,11 @@ def margin_view(report: MarginReport) -> Group:
     summary.add_row("State (account rules)", state_text(a.state))
     parts: list = [summary]
     if a.positions:
-        table = Table(title="Margin positions", box=box.SIMPLE_HEAD, padding=(0, 1))
+        table = FitTable(
+            title="Margin positions",
+            box=box.SIMPLE_HEAD,
+            drop=("maint.", "mode", "margin", "entry", "dist. %", "lev", "side"),
+        )
         table.add_column("id", justify="right")
         table.add_column("symbol", no_wrap=True)
         table.add_column("side")
@@ -56,7 +62,7 @@ def margin_view(report: MarginReport) -> Group:
                 safe(p.symbol),
                 p.side,
                 p.mode + ("*" if p.mode == "cross" else ""),
-                f"{p.leverage.normalize():f}x",
+                leverage(p.leverage),
                 number(p.qty),
                 price(p.entry),
                 price(p.mark),
@@ -78,7 +84,7 @@ def margin_view(report: MarginReport) -> Group:
 def stress_table(report: MarginReport) -> Table:
     moved = ", ".join(f"{s} β {b:.2f}" for s, b in sorted(report.betas.items()) if s != "BTC/USDT")
     caption = "others move by their beta to BTC" + (f" ({moved})" if moved else "") + "; 1:1 where unknown"
-    table = Table(title="Stress: if BTC moved", box=box.SIMPLE_HEAD, caption=caption)
+    table = FitTable(title="Stress: if BTC moved", box=box.SIMPLE_HEAD, caption=caption)
     table.add_column("BTC move", justify="right")
     table.add_column("equity", justify="right")
     table.add_column("margin level %", justify="right")
@@ -106,7 +112,7 @@ def margin_update_view(update: MarginUpdate) -> str:
 def size_view(size: PositionSize) -> Group:
     what = f"{size.side} {size.kind}" + (f" {size.leverage}x" if size.kind == "margin" else "")
     heading = Text(f"Position size for {what} {size.symbol}: {number(size.qty)}", style="bold")
-    table = Table(show_header=False, box=None)
+    table = FitTable(show_header=False, box=None)
     table.add_column("field")
     table.add_column("value", justify="right")
     table.add_row("Entry / stop", f"{price(size.entry)} / {price(size.stop)}")
@@ -114,10 +120,10 @@ def size_view(size: PositionSize) -> Group:
     table.add_row("Margin", f"{money(size.margin)} USDT")
     table.add_row("Loss at the stop", f"{money(size.risk)} USDT of equity {money(size.equity)}")
     table.add_row("Bound by", size.bound_by)
-    caps = Table(title="Caps (quantity each allows)", box=box.SIMPLE_HEAD)
+    caps = FitTable(title="Caps (quantity each allows)", box=box.SIMPLE_HEAD)
     caps.add_column("cap")
     caps.add_column("max qty", justify="right")
-    caps.add_column("rule")
+    caps.add_column("rule", wrap=True)
     for cap in size.caps:
         caps.add_row(cap.name + (" ◀" if cap.name == size.bound_by else ""), number(cap.qty), cap.detail)
     return Group(heading, table, caps)
@@ -132,12 +138,14 @@ def check_view(result: CheckResult, quiet: bool) -> Group | None:
         for e in c.events:
             if e.kind != "funding":
                 style = "yellow" if e.kind in {"gap", "warning"} else "bold red"
-                lines.append(Text(f"{e.at:%Y-%m-%d %H:%M} {e.portfolio}: {e.kind}: {e.message}", style=style))
+                lines.append(Text(f"{moment(e.at)} {e.portfolio}: {e.kind}: {e.message}", style=style))
     if quiet:
         return Group(*lines) if lines else None
-    table = Table(title=f"Check at {result.checked_at:%Y-%m-%d %H:%M:%S} UTC", box=box.SIMPLE_HEAD)
+    table = FitTable(
+        title=f"Check at {moment(result.checked_at)}", box=box.SIMPLE_HEAD, drop=("candles", "since", "funding USDT")
+    )
     table.add_column("portfolio")
-    table.add_column("since (UTC)")
+    table.add_column("since", no_wrap=True)
     table.add_column("candles")
     table.add_column("closed", justify="right")
     table.add_column("funding USDT", justify="right")
@@ -148,7 +156,7 @@ def check_view(result: CheckResult, quiet: bool) -> Group | None:
         closed = sum(1 for e in c.events if e.trade_id is not None and e.kind != "funding")
         table.add_row(
             safe(c.portfolio),
-            f"{c.since:%Y-%m-%d %H:%M}",
+            moment(c.since),
             c.timeframe or "-",
             str(closed),
             f"{signed(sum(funding, ZERO)).plain} ({len(funding)})" if funding else "-",

@@ -18,8 +18,10 @@ from rich.text import Text
 from portfolio_cli.engine.history import Every
 from portfolio_cli.engine.metrics import Performance, PeriodReturn, Undefined
 from portfolio_cli.engine.trades import Contribution, TradeStats
+from portfolio_cli.formatting import moment
 from portfolio_cli.render import NA, add_numeric_columns, money, safe, signed
 from portfolio_cli.render.charts import line_chart
+from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.report import PERIOD_UNITS, Benchmark, Report
 
 # Performance fields: label, and how to show them ("%": a fraction as a percentage).
@@ -117,7 +119,7 @@ def report_view(report: Report, width: int) -> RenderableType:
 
 def _summary_table(report: Report) -> Table:
     benchmark = report.benchmark if isinstance(report.benchmark, Benchmark) else None
-    table = Table(title="Performance", box=box.SIMPLE_HEAD)
+    table = FitTable(title="Performance", box=box.SIMPLE_HEAD)
     table.add_column("metric")
     add_numeric_columns(table, "portfolio")
     if benchmark:
@@ -153,7 +155,7 @@ def _range(values: list[float], kind: str) -> str:
 
 
 def _pnl_table(report: Report) -> Table:
-    table = Table(title="PnL (USDT)", box=box.SIMPLE_HEAD)
+    table = FitTable(title="PnL (USDT)", box=box.SIMPLE_HEAD)
     table.add_column("")
     add_numeric_columns(table, "amount")
     table.add_row("start equity", money(report.start_equity))
@@ -174,7 +176,7 @@ def _monthly_grid(report: Report, width: int) -> Table:
     months = {(p.start.year, p.start.month): p.value for p in report.periods[Every.MONTH]}
     years = {p.start.year: p.value for p in report.periods[Every.YEAR]}
     shown = sorted({y for y, _ in months})
-    table = Table(title="Monthly returns (%)", box=box.SIMPLE_HEAD)
+    table = FitTable(title="Monthly returns (%)", box=box.SIMPLE_HEAD)
     if width >= GRID_WIDTH:
         table.add_column("year")
         add_numeric_columns(table, *MONTHS, "year")
@@ -205,7 +207,7 @@ def _heat(value: float | None) -> Text:
 
 
 def _periods_table(report: Report) -> Table:
-    table = Table(title="Returns by period", box=box.SIMPLE_HEAD)
+    table = FitTable(title="Returns by period", box=box.SIMPLE_HEAD)
     table.add_column("period")
     add_numeric_columns(table, "count", "positive")
     table.add_column("best", justify="right")
@@ -258,7 +260,7 @@ TRADE_ROWS: dict[str, tuple[str, str]] = {
 
 
 def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal) -> Table:
-    table = Table(title="Closed trades (net PnL)", box=box.SIMPLE_HEAD)
+    table = FitTable(title="Closed trades (net PnL)", box=box.SIMPLE_HEAD)
     table.add_column("")
     add_numeric_columns(table, "value")
     for name, (label, kind) in TRADE_ROWS.items():
@@ -273,7 +275,7 @@ def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal) -> Table:
 
 
 def _contribution_table(title: str, rows: list[Contribution]) -> Table:
-    table = Table(title=f"PnL {title}", box=box.SIMPLE_HEAD)
+    table = FitTable(title=f"PnL {title}", box=box.SIMPLE_HEAD)
     table.add_column("")
     add_numeric_columns(table, "trades", "PnL")
     for row in rows:
@@ -282,12 +284,12 @@ def _contribution_table(title: str, rows: list[Contribution]) -> Table:
 
 
 def _transfers_table(report: Report) -> Table:
-    table = Table(title="Cash flows", box=box.SIMPLE_HEAD)
-    table.add_column("time (UTC)")
+    table = FitTable(title="Cash flows", box=box.SIMPLE_HEAD)
+    table.add_column("time", no_wrap=True)
     table.add_column("kind")
     add_numeric_columns(table, "amount")
     for flow in report.transfers:
-        table.add_row(f"{flow.at:%Y-%m-%d %H:%M}", flow.kind.value, signed(flow.amount))
+        table.add_row(f"{moment(flow.at)}", flow.kind.value, signed(flow.amount))
     if not report.transfers:
         table.caption = "none in the range"
     return table
@@ -364,8 +366,8 @@ def report_json(report: Report) -> dict[str, Any]:
             "requested": report.requested,
             "first_day": _iso(report.first_day),
             "last_day": _iso(report.last_day),
-            "start": report.start.isoformat(),
-            "end": report.end.isoformat(),
+            "start": report.start,
+            "end": report.end,
             "daily_snapshots": report.snapshots,
             "missing_days": [d.isoformat() for d in report.missing_days],
         },
@@ -397,9 +399,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "side": _contributions(report.attribution.by_side),
         },
         "benchmark": benchmark,
-        "cash_flows": [
-            {"at": f.at.isoformat(), "kind": f.kind.value, "amount": str(f.amount)} for f in report.transfers
-        ],
+        "cash_flows": [{"at": f.at, "kind": f.kind.value, "amount": str(f.amount)} for f in report.transfers],
         "notes": report.notes,
         "undefined": value.why,
     }

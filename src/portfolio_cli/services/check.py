@@ -16,11 +16,14 @@ first missing one, so the next check replays from there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
+from portfolio_cli.engine.booking import CheckMark, Entry, booking, close_entry, funding_entry
 from portfolio_cli.engine.margin import (
     MarginState,
     cross_clearance_fees,
@@ -50,6 +53,7 @@ from portfolio_cli.errors import ExitCode, NotFound, PriceUnavailable
 from portfolio_cli.money import ONE, q8
 from portfolio_cli.prices import TIMEFRAMES, FundingRate, floor_time
 from portfolio_cli.services.common import brackets_of, lots_of
+from portfolio_cli.services.snapshots import rebuild_stale
 from portfolio_cli.session import Session
 
 MINUTE_CANDLES_UP_TO = timedelta(minutes=1000)  # one request per symbol
@@ -88,14 +92,18 @@ class CheckResult:
     portfolios: tuple[PortfolioCheck, ...]
 
 
-def run_check(session: Session, names: list[str] | None = None) -> CheckResult:
+def run_check(
+    session: Session, names: list[str] | None = None, progress: Callable[[str, int, int], None] | None = None
+) -> CheckResult:
+    """Replay every portfolio's candles and funding since its last check. ``progress`` is told
+    (what, done, total) as each symbol's candles come in (a bar on a terminal)."""
     ledger = session.ledger
     portfolios = [ledger.portfolio(n) for n in names] if names else ledger.portfolios()
     now = session.clock()
     checks = []
     for portfolio in portfolios:
         try:
-            checks.append(_check(session, portfolio, now))
+            checks.append(_check(session, portfolio, now, progress))
         except (NotFound, PriceUnavailable) as exc:  # this portfolio alone: the others are still checked
             message = f"portfolio {portfolio.name} was not checked: {exc}"
             session.left_out(message)
@@ -132,7 +140,9 @@ class _Market:
     clearance: dict[str, Decimal] = field(default_factory=dict)  # each perpetual's liquidationFee
 
 
-def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCheck:
+def _check(
+    session: Session, portfolio: Portfolio, now: datetime, progress: Callable[[str, int, int], None] | None = None
+) -> PortfolioCheck:
     ledger = session.ledger
     lots = lots_of(session, portfolio)
     last = ledger.last_check(portfolio)
@@ -140,11 +150,16 @@ def _check(session: Session, portfolio: Portfolio, now: datetime) -> PortfolioCh
     since = last if last is not None else min((lot.trade.opened_at for lot in live), default=now)
     # Margin lots closed since the last check may still owe funding for a moment before their close.
     funded = [lot for lot in lots if lot.trade.kind is Kind.MARGIN and (lot.is_open or _closed_at(lot) > since)]
-    market = _fetch(session, live, funded, since, now)
+    market = _fetch(session, live, funded, since, now, progress)
     replay = _Replay(session, portfolio, market, now)
     with ledger.transaction(session.command, now):
         replay.run(since)
-        ledger.record_check(portfolio, min(now, market.first_gap or now), len(replay.events))
+        through = min(now, market.first_gap or now)
+        current = ledger.last_check(portfolio)
+        if current is not None and current != last and current < through:
+            through = current  # a backdated record rewound it meanwhile: the next check replays from there
+        ledger.book(portfolio, booking([Entry(CheckMark(through, len(replay.events)))]))
+    rebuild_stale(session, portfolio.name, tuple(sorted(replay.stale)))
     return PortfolioCheck(
         portfolio.name,
         since,
@@ -174,7 +189,14 @@ def _closed_at(lot: Lot) -> datetime:
     return max(c.closed_at for c in lot.closes) if lot.closes else lot.trade.opened_at
 
 
-def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime, now: datetime) -> _Market:
+def _fetch(
+    session: Session,
+    live: list[Lot],
+    funded: list[Lot],
+    since: datetime,
+    now: datetime,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> _Market:
     book = session.prices
     timeframe = "1m" if now - since <= MINUTE_CANDLES_UP_TO else "1h"
     symbols = {lot.trade.symbol for lot in live}
@@ -192,7 +214,10 @@ def _fetch(session: Session, live: list[Lot], funded: list[Lot], since: datetime
             continue
         if rules is not None and rules.liquidation_fee is not None:
             clearance[symbol] = rules.liquidation_fee
-    for symbol in [*symbols_to_price(symbols), *sorted(perpetuals)]:
+    replayed = [*symbols_to_price(symbols), *sorted(perpetuals)]
+    for done, symbol in enumerate(replayed):
+        if progress:
+            progress(f"{timeframe} candles {symbol}", done, len(replayed))
         try:
             series = book.candles(symbol, timeframe, floor_time(since, timeframe), now)
         except NotFound:
@@ -240,10 +265,14 @@ class _Replay:
         self.rules = self.settings.margin_rules.rules()
         self.events: list[CheckEvent] = []
         self.level: Decimal | None = None
+        self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
 
     def _reload(self) -> None:
         self.lots = lots_of(self.session, self.portfolio)
         self.flows: list[CashFlow] = self.ledger.cash_flows(self.portfolio)
+
+    def _book_entry(self, entry: Entry) -> None:
+        self.stale.update(self.ledger.book(self.portfolio, booking([entry])).stale_days)
 
     def _event(self, at: datetime, kind: str, message: str, **details) -> None:
         self.events.append(CheckEvent(self.portfolio.name, at, kind, message, **details))
@@ -252,10 +281,11 @@ class _Replay:
         """Inside the transaction: the state is read again, so a concurrent command is not lost."""
         self._reload()
         opened = {lot.trade.symbol for lot in self.lots if lot.is_open} - set(self.market.marks)
-        if opened:  # opened by another command since the prices were fetched: price it now, once
+        if opened:  # opened by another command since the prices were fetched: its cached quote, if any
             perpetuals = {perpetual_of(lot.trade.symbol) for lot in self.lots
                           if lot.is_open and lot.trade.symbol in opened and lot.trade.kind is Kind.MARGIN}
-            self.market.marks.update(self.session.prices.marks(opened | perpetuals))
+            found, _, _ = self.session.prices.marks_found(opened | perpetuals, live=False)
+            self.market.marks.update(found)
         for gap in self.market.gaps:
             self._event(self.now, "gap", gap)
         for message in self.market.incomplete:
@@ -302,7 +332,7 @@ class _Replay:
                 mark = current.price if current is not None else t.price
             amount = funding_payment(t.side, qty, mark, rate)
             note = f"funding rate {rate} ({source}) at mark {mark}"
-            self.ledger.add_cash_flow(self.portfolio, FlowKind.FUNDING, amount, moment, trade_id=t.id, note=note)
+            self._book_entry(funding_entry(t.id, amount, moment, note))
             verb = "received" if amount >= 0 else "paid"
             self._event(
                 moment,
@@ -381,13 +411,14 @@ class _Replay:
         t = lot.trade
         entry_fee = lot.entry_fee_share(qty, t.qty - lot.open_qty)
         note = f"{reason.value.replace('_', ' ')}: {how}"
-        self.ledger.book_close(self.portfolio, Close(0, t.id, qty, price, price_usdt, fee, gross, moment, note, reason))
+        close = Close(0, t.id, qty, price, price_usdt, fee, gross, moment, note, reason)
+        self._book_entry(close_entry(close))
         net = gross - entry_fee - fee
         self._event(
             moment,
             reason.value,
-            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {price} ({how}), "
-            f"net PnL {net} USDT",
+            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {fmt.price(price)} "
+            f"({how}), net PnL {fmt.money(net)} USDT",
             trade_id=t.id,
             symbol=t.symbol,
             price=price,
@@ -433,8 +464,8 @@ class _Replay:
             fee = fee_for(worst.qty, worst.mark_usdt, self.settings.fees.rate(True))
             gross = realized_pnl(worst.side, worst.qty, lot.trade.price_usdt, worst.mark_usdt)
             how = (
-                f"margin call by rule: margin level {self.level}% below margin_rules.margin_call_pct "
-                f"{threshold}%, the most losing cross position"
+                f"margin call by rule: margin level {fmt.pct(self.level)} % below margin_rules.margin_call_pct "
+                f"{fmt.pct(threshold)} %, the most losing cross position"
             )
             self._book(
                 lot,
@@ -480,7 +511,11 @@ class _Replay:
             if trigger is not None:
                 self._close(lot, trigger, self.now, self._rate_at(t.symbol, None))
         self._margin_calls(self.now, marks)
-        if any(lot.is_open for lot in self.lots):
+        unpriced = sorted({lot.trade.symbol for lot in self.lots if lot.is_open} - set(marks))
+        if unpriced:
+            self._event(self.now, "gap", f"no price yet for {', '.join(unpriced)} (opened during this check)")
+            self.level = None
+        elif any(lot.is_open for lot in self.lots):
             valuation = value_portfolio(self.flows, self.lots, marks, self.brackets)
             self.level = valuation.margin_level_pct
         else:
@@ -488,4 +523,9 @@ class _Replay:
         state = margin_state(self.level, self.rules)
         if state in {MarginState.WARNING, MarginState.ALERT, MarginState.CRITICAL}:
             kind = {MarginState.WARNING: "warning", MarginState.ALERT: "alert"}.get(state, "critical")
-            self._event(self.now, kind, f"margin level {self.level}%: {state}")
+            lines = {
+                MarginState.WARNING: self.rules.warning_pct,
+                MarginState.ALERT: self.rules.alert_pct,
+                MarginState.CRITICAL: self.rules.margin_call_pct,
+            }
+            self._event(self.now, kind, f"margin level {fmt.pct(self.level)} %, below the {fmt.pct(lines[state])} % line")

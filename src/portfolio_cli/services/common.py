@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,18 +13,19 @@ from portfolio_cli.engine.accounting import Lot, build_lots
 from portfolio_cli.engine.brackets import Brackets, BracketTable
 from portfolio_cli.engine.history import records_at
 from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Portfolio, Side, Trade
-from portfolio_cli.engine.symbols import normalize_symbol
-from portfolio_cli.engine.symbols import spot_of
+from portfolio_cli.engine.symbols import normalize_symbol, spot_of
+from portfolio_cli.engine.timeline import Records, free_margin_conflict, later_needs
 from portfolio_cli.engine.valuation import Valuation, price_key, value_portfolio
 from portfolio_cli.errors import InvalidInput, NotFound, PriceUnavailable, RuleRefused
 from portfolio_cli.ledger import Ledger
 from portfolio_cli.money import q8
+from portfolio_cli.prices.book import LAST_FILL
 from portfolio_cli.session import Session
 from portfolio_cli.text import MAX_TEXT, hidden_character
 
 MIN_BALANCE, MAX_BALANCE = Decimal(100), Decimal(1_000_000)
 MAX_LEVERAGE = 125
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the whole name: fullmatch, never "$"
 
 
 def parse_symbol(text: str) -> str:
@@ -34,19 +36,27 @@ def parse_symbol(text: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(f"invalid portfolio name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
     return name
 
 
-def moment_or_now(session: Session, at: datetime | None, not_before: datetime, what: str) -> datetime:
+def moment_or_now(
+    session: Session, at: datetime | None, not_before: datetime, what: str, created: str | None = None
+) -> datetime:
+    """``at``, or now when it is None; refused in the future or before ``not_before``. ``created`` names
+    the portfolio when ``not_before`` is its creation, so the refusal says how to move that back."""
     now = session.clock()
     if at is None:
         return now
     if at > now:
-        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is in the future")
+        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M} UTC is in the future")
     if at < not_before:
-        raise InvalidInput(f"--at {at:%Y-%m-%d %H:%M:%S} is before {what} ({not_before:%Y-%m-%d %H:%M:%S} UTC)")
+        hint = f"; to record it, date the portfolio earlier first: portfolio init {created} --at {at:%Y-%m-%dT%H:%M}"
+        raise InvalidInput(
+            f"--at {at:%Y-%m-%d %H:%M} UTC is before {what} ({not_before:%Y-%m-%d %H:%M} UTC)"
+            + (hint if created else "")
+        )
     return at
 
 
@@ -79,6 +89,29 @@ def records_of(ledger: Ledger, portfolio: Portfolio) -> PortfolioRecords:
     )
 
 
+def timeline_of(ledger: Ledger, portfolio: Portfolio) -> Records:
+    return Records(
+        tuple(ledger.trades(portfolio)),
+        tuple(ledger.closes(portfolio)),
+        tuple(ledger.margin_changes(portfolio)),
+        tuple(ledger.cash_flows(portfolio)),
+    )
+
+
+def later_conflicts(
+    session: Session, before: Records, after: Records, at: datetime, brackets: Brackets
+) -> str | None:
+    """Why the records in ``after`` but not ``before`` (dated ``at``) would break a record booked after
+    them, or None. Each later record is valued at its own moment's prices, fetched here (before any
+    transaction): candles from the cache or the exchange."""
+    needs = later_needs(before, at)
+    marks_at = {}
+    for need in needs:
+        symbols = after.open_symbols_at(need.at)
+        marks_at[need.at] = session.prices.marks_at(symbols, need.at) if symbols else {}
+    return free_margin_conflict(before, after, needs, marks_at, brackets)
+
+
 def open_symbols(session: Session, portfolio: Portfolio) -> set[str]:
     return {lot.trade.symbol for lot in lots_of(session, portfolio) if lot.is_open}
 
@@ -88,11 +121,11 @@ def price_keys(lots: list[Lot]) -> set[str]:
     return {price_key(lot.trade.symbol, lot.trade.kind) for lot in lots if lot.is_open}
 
 
-def marks_for(session: Session, lots: list[Lot], extra: set[str] = frozenset()) -> tuple[dict, list[Lot]]:
+def marks_for(session: Session, lots: list[Lot], extra: Set[str] = frozenset()) -> tuple[dict, list[Lot]]:
     """Marks for the open lots (and ``extra`` symbols) in one batch, and the lots that can be valued.
 
-    A symbol Binance does not list is handled alone: valued at its cached price, or its positions left
-    out; either way it is named and the command exits 13 (committed, but incomplete). No price for a
+    A symbol Binance does not list is handled alone: valued at its cached price (or its last fill), or
+    its positions left out; either way it is named and the command exits 13 (committed, but incomplete). No price for a
     listed symbol is still an error (exit 5)."""
     book = session.prices
     keys = price_keys(lots) | set(extra)
@@ -106,10 +139,12 @@ def marks_for(session: Session, lots: list[Lot], extra: set[str] = frozenset()) 
         raise PriceUnavailable(f"no price for {', '.join(sorted(other))}{reason}; pass --price SYMBOL=VALUE")
     left = {spot_of(s) for s in unlisted}
     for symbol in sorted(left):
-        session.left_out(f"{symbol} is not listed on Binance and has no cached price: its positions are left out")
+        session.left_out(f"{symbol} is not listed on Binance and has no known price: its positions are left out")
     held = {lot.trade.symbol for lot in lots if lot.is_open}
     for symbol in sorted((book.unlisted & held) - left):
-        session.left_out(f"{symbol} is not listed on Binance: valued at its last cached price")
+        source = marks[symbol].source if symbol in marks else "cache"
+        how = "its last fill price" if source == LAST_FILL else "its last cached price"
+        session.left_out(f"{symbol} is not listed on Binance: valued at {how}")
     return marks, [lot for lot in lots if not (lot.is_open and lot.trade.symbol in left)]
 
 

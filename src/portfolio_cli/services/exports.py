@@ -200,6 +200,9 @@ def export(
             raise InvalidInput("the tax export needs --year YYYY")
         if since or until:
             raise InvalidInput("the tax export covers a calendar year: use --year, not --from/--to")
+        this_year = session.clock().year
+        if not 2009 <= year <= this_year:  # no trade before Bitcoin; no tax year that has not begun
+            raise InvalidInput(f"--year must be 2009 to {this_year}, got {year}")
         since, until = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
     elif year is not None:
         raise InvalidInput("--year applies to the tax export only")
@@ -357,13 +360,26 @@ def tax_table(session: Session, portfolio: Portfolio, year: int, method: Method)
     """Spot disposals matched to lots, then margin PnL and funding (not lot disposals), then totals."""
     records = records_of(session.ledger, portfolio)
     spot = {t.id: t for t in records.trades if t.kind is Kind.SPOT and t.side is Side.LONG}
+    entry_shares: dict[int, Decimal] = {}  # each close's share of its trade's entry fee, as the ledger has it
+    spot_closes = [c for c in records.closes if c.trade_id in spot]
+    for lot in build_lots(list(spot.values()), spot_closes):
+        closed = ZERO
+        for c in lot.closes:
+            entry_shares[c.id] = lot.entry_fee_share(c.qty, closed)
+            closed += c.qty
     acquisitions = [
         Acquisition(t.id, base_of(t.symbol), t.opened_at, t.qty, cost=q8(t.qty * t.price_usdt) + t.fee)
         for t in spot.values()
     ]
     disposals = [
         Disposal(
-            c.id, c.trade_id, base_of(spot[c.trade_id].symbol), c.closed_at, c.qty, q8(c.qty * c.price_usdt) - c.fee
+            c.id,
+            c.trade_id,
+            base_of(spot[c.trade_id].symbol),
+            c.closed_at,
+            c.qty,
+            q8(c.qty * c.price_usdt) - c.fee,
+            basis=q8(c.qty * c.price_usdt) - c.realized_pnl + entry_shares[c.id],
         )
         for c in records.closes
         if c.trade_id in spot

@@ -12,14 +12,20 @@ and its realized PnL. A portfolio that does not exist yet is created, at the fil
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import re
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal, overload
 
 from portfolio_cli.engine.accounting import realized_pnl
+from portfolio_cli.engine.booking import Entry, booking, close_entry, margin_entry, open_entry
 from portfolio_cli.engine.records import (
     CashFlow,
     Close,
@@ -31,15 +37,20 @@ from portfolio_cli.engine.records import (
     Side,
     Trade,
 )
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import InvalidInput, NotFound, PortfolioError
 from portfolio_cli.export import Record, read_csv
 from portfolio_cli.money import ABSURD, ZERO, D, q8
 from portfolio_cli.services.common import MAX_LEVERAGE, parse_symbol, records_of
 from portfolio_cli.services.exports import TRADE_COLUMNS
+from portfolio_cli.services.snapshots import rebuild_stale
 from portfolio_cli.session import Session
 from portfolio_cli.text import MAX_TEXT, hidden_character
 
 SHOWN_ERRORS = 5
+EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
+MAX_FILE_BYTES = 2 << 30
+MAX_JSON_DEPTH = 64  # an export nests 3 deep
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 @dataclass(frozen=True)
@@ -59,24 +70,40 @@ class _BadRecord(ValueError):
     pass
 
 
-def import_trades(session: Session, path: Path, name: str) -> ImportResult:
+def import_trades(
+    session: Session,
+    path: Path,
+    name: str,
+    progress: Callable[[str, int, int], None] | None = None,
+    allow_unknown: bool = False,
+) -> ImportResult:
+    """All of ``path``'s records or none. ``progress`` is told (what, done, total) while they are read;
+    ``allow_unknown`` takes symbols the markets list does not know (or without checking, when there is
+    no markets list: an offline restore)."""
     records = _read(path)
+    now = session.clock()
     opens: dict[int, Trade] = {}  # by the file's trade id
     closes: list[tuple[int, Close]] = []
     closed: dict[int, Decimal] = {}
     margins: list[tuple[int, MarginChange]] = []
     flows: list[tuple[int | None, CashFlow]] = []
     errors = []
-    for where, record in records:
+    for done, (where, record) in enumerate(records):
+        if progress and done % 500 == 0:
+            progress(f"checking {path.name}", done, len(records))
         try:
             kind = record.get("record")
             if kind == "open":
                 file_id, trade = _trade(record)
                 if file_id in opens:
                     raise _BadRecord(f"trade {file_id} is opened twice")
+                if trade.opened_at > now:
+                    raise _BadRecord(f"trade {file_id} opens in the future ({trade.opened_at:%Y-%m-%d %H:%M} UTC)")
                 opens[file_id] = trade
             elif kind == "close":
                 file_id, close = _close(record, opens)
+                if close.closed_at > now:
+                    raise _BadRecord(f"trade {file_id} closes in the future ({close.closed_at:%Y-%m-%d %H:%M} UTC)")
                 closed[file_id] = closed.get(file_id, ZERO) + close.qty
                 if closed[file_id] > opens[file_id].qty:
                     raise _BadRecord(f"closes of trade {file_id} add up to more than its {opens[file_id].qty}")
@@ -89,6 +116,8 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
                 raise _BadRecord(f"record must be one of {', '.join(RECORDS)}, got {kind!r}")
         except _BadRecord as exc:
             errors.append(f"{where}: {exc}")
+    if not allow_unknown:
+        errors += _unknown_symbols(session, {trade.symbol for trade in opens.values()})
     if errors:
         shown = "; ".join(errors[:SHOWN_ERRORS])
         more = f"; and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
@@ -98,6 +127,7 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
     if ledger.find_portfolio(name) is None and not records:
         raise InvalidInput(f"{path.name} holds no records to create portfolio {name!r} from")
     added = present = closes_added = closes_present = 0
+    stale: set[date] = set()
     with ledger.transaction(session.command, session.clock()):
         portfolio = ledger.find_portfolio(name) or ledger.create_portfolio(
             name, _first_moment(opens, closes, margins, flows)
@@ -115,10 +145,10 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
                 ids[file_id] = known[_fingerprint(trade)]
                 present += 1
                 continue
-            ids[file_id] = ledger.add_trade(
-                portfolio, trade, forced=trade.forced, trade_id=file_id if keep_ids else None
-            )
-            ledger.add_cash_flow(portfolio, FlowKind.FEE, -trade.fee, trade.opened_at, ids[file_id], "entry fee")
+            entry = open_entry(replace(trade, id=file_id if keep_ids else 0), keep_id=keep_ids)
+            booked_open = ledger.book(portfolio, booking([entry]))
+            (ids[file_id],) = booked_open.ids
+            stale.update(booked_open.stale_days)
             added += 1
         qty_of = {t.id: t.qty for t in held.trades} | {ids[f]: t.qty for f, t in opens.items()}
         closed_qty: dict[int, Decimal] = {}
@@ -135,24 +165,26 @@ def import_trades(session: Session, path: Path, name: str) -> ImportResult:
                     f"{path.name}: closes of trade {file_id} would close more than its {qty_of[trade_id]} "
                     f"together with the closes trade {trade_id} already has; nothing imported"
                 )
-            ledger.book_close(portfolio, replace(close, trade_id=trade_id))
+            stale.update(ledger.book(portfolio, booking([close_entry(replace(close, trade_id=trade_id))])).stale_days)
             closes_added += 1
         changed = {(m.trade_id, m.at, m.amount, m.mode) for m in held.margin_changes}
         margins_added = 0
         for file_id, change in margins:
             change = replace(change, trade_id=ids[file_id])
             if (change.trade_id, change.at, change.amount, change.mode) not in changed:
-                ledger.add_margin_change(portfolio, change)
+                stale.update(ledger.book(portfolio, booking([margin_entry(change)])).stale_days)
                 margins_added += 1
         moved = {(f.kind, f.at, f.amount, f.trade_id) for f in held.flows}
         flows_added = 0
         for flow_trade, flow in flows:
             owner = ids[flow_trade] if flow_trade is not None else None
             if (flow.kind, flow.at, flow.amount, owner) not in moved:
-                ledger.add_cash_flow(portfolio, flow.kind, flow.amount, flow.at, owner, flow.note)
+                entry = Entry(CashFlow(0, flow.kind, flow.amount, flow.at, owner, flow.note))
+                stale.update(ledger.book(portfolio, booking([entry])).stale_days)
                 flows_added += 1
         details = {"file": path.name, "trades": added, "closes": closes_added}
         ledger.audit("import", portfolio.id, details | {"margin_changes": margins_added, "cash_flows": flows_added})
+    rebuild_stale(session, name, tuple(sorted(stale)))
     return ImportResult(
         name,
         added,
@@ -205,31 +237,79 @@ def _opened(r: Record, opens: dict[int, Trade], what: str) -> int:
     return file_id
 
 
+def _unknown_symbols(session: Session, symbols: set[str]) -> list[str]:
+    """A complaint for each symbol the markets list does not know; one if there is no list to ask."""
+    unknown = []
+    for symbol in sorted(symbols):
+        try:
+            if session.prices.rules(symbol) is None:
+                return [
+                    "no markets list to check the symbols against (offline, or the file price source); "
+                    "import with --allow-unknown to take them unchecked"
+                ]
+        except NotFound:
+            unknown.append(f"{symbol} is not a symbol Binance lists (import with --allow-unknown to take it)")
+        except PortfolioError as exc:
+            return [f"cannot check the symbols: {exc}; import with --allow-unknown to take them unchecked"]
+    return unknown
+
+
 def _fingerprint(t: Trade) -> tuple:
     return (t.symbol, t.side, t.kind, t.margin_mode, t.leverage, t.qty, t.price, t.price_usdt, t.fee, t.opened_at)
 
 
 def _read(path: Path) -> list[tuple[str, Record]]:
+    """The file's records, with where each is. Only a regular file of at most MAX_FILE_BYTES is
+    read (never a device such as /dev/zero); a UTF-8 byte-order mark is allowed; JSON nesting and
+    integers, and CSV fields, are bounded."""
     try:
-        text = path.read_text(encoding="utf-8")
+        found = os.stat(path)
+        if not stat.S_ISREG(found.st_mode):
+            raise InvalidInput(f"cannot import {path}: not a regular file")
+        if found.st_size > MAX_FILE_BYTES:
+            raise InvalidInput(f"cannot import {path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        if _nesting(text) > MAX_JSON_DEPTH:
+            raise InvalidInput(f"{path.name} nests deeper than {MAX_JSON_DEPTH} levels: not a trades export")
         try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{path.name} is not valid JSON: {exc}") from None
+            payload = json.loads(text, parse_int=_json_integer)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidInput(f"{path.name} is not valid JSON: {str(exc)[:200]}") from None
         if not isinstance(payload, dict) or payload.get("kind") != "trades":
             raise InvalidInput(f"{path.name} is not a trades export (its kind must be 'trades')")
         records = payload.get("records")
         if not isinstance(records, list):
             raise InvalidInput(f"{path.name} has no list of records")
         return [(f"record {n}", r if isinstance(r, dict) else {}) for n, r in enumerate(records, start=1)]
-    header, rows = read_csv(text)
+    try:
+        header, rows = read_csv(text)
+    except csv.Error as exc:
+        raise InvalidInput(f"{path.name} is not a readable CSV file: {exc}") from None
     missing = [c for c in TRADE_COLUMNS if c not in header and c != "amount"]  # amount: not in older files
     if missing:
         raise InvalidInput(f"{path.name} is not a trades export: no column {', '.join(missing)}")
     return [(f"line {n}", r) for n, r in rows]
+
+
+def _nesting(text: str) -> int:
+    """How deep the JSON's arrays and objects nest (brackets inside strings are counted too: an
+    export's deepest is 3, so that only ever over-counts)."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(text):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+    return deepest
+
+
+def _json_integer(text: str) -> int:
+    if len(text) > 20:  # an id or a flag: no export has a longer integer
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
 
 
 def _trade(r: Record) -> tuple[int, Trade]:
@@ -307,16 +387,16 @@ def _number(
         number = D(text)
     except ValueError:
         raise _BadRecord(f"{column} is not a number: {text[:40]!r}") from None
-    if q8(number) != number:
-        raise _BadRecord(f"{column} has more than 8 decimal places: {text[:40]}")
     if abs(number) >= ABSURD or (number < 0 and not signed) or (number == 0 and not (zero_ok or signed)):
         raise _BadRecord(f"{column} is out of range: {text[:40]}")
+    if q8(number) != number:  # after the range check: a 30-digit number cannot even be rounded
+        raise _BadRecord(f"{column} has more than 8 decimal places: {text[:40]}")
     return number
 
 
 def _integer(r: Record, column: str, low: int, high: int | None) -> int:
     text = _value(r, column)
-    if text is None or not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+    if text is None or not (text.isascii() and text.isdigit() and len(text) <= 18) or int(text) < low or (high is not None and int(text) > high):
         bound = f"{low}-{high}" if high is not None else f"{low} or more"
         raise _BadRecord(f"{column} must be a whole number {bound}, got {(text or '')[:40]!r}")
     return int(text)
@@ -347,6 +427,12 @@ def _moment(r: Record) -> datetime:
         raise _BadRecord(f"at is not an ISO-8601 time: {text[:40]!r}") from None
     if moment.tzinfo is None:
         raise _BadRecord(f"at has no UTC offset: {text[:40]!r}")
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise _BadRecord(f"at is out of range: {text[:40]!r}") from None
+    if moment < EARLIEST:
+        raise _BadRecord(f"at is before 2009-01-03, when Bitcoin began: {text[:40]!r}")
     return moment
 
 

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli.engine.booking import booking, margin_entry
 from portfolio_cli.engine.margin import AccountMargin, StressRow, assess_margin, isolated_liquidation_price, stress_test
 from portfolio_cli.engine.records import Kind, MarginChange, MarginMode, Side
 from portfolio_cli.engine.rules import lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
 from portfolio_cli.engine.triggers import first_trigger
+from portfolio_cli.engine.valuation import mark_of
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
-from portfolio_cli.engine.valuation import mark_of
 from portfolio_cli.services.common import (
     MAX_LEVERAGE,
     brackets_of,
@@ -95,7 +96,7 @@ def change_isolated_margin(session: Session, name: str, trade_id: int, amount: D
                 f"only the {lot.added_margin} USDT added to trade {trade_id} can be removed; "
                 f"its initial margin ({q8(lot.initial_margin)} USDT) stays"
             )
-        session.ledger.add_margin_change(portfolio, MarginChange(0, trade_id, session.clock(), amount))
+        session.ledger.book(portfolio, booking([margin_entry(MarginChange(0, trade_id, session.clock(), amount))]))
     return _update(session, portfolio, name, trade_id, marks)
 
 
@@ -121,7 +122,8 @@ def switch_margin_mode(session: Session, name: str, trade_id: int, mode: MarginM
                     f"isolated liquidation price {liq}"
                 )
         released = -lot.added_margin if mode is MarginMode.CROSS else ZERO
-        session.ledger.add_margin_change(portfolio, MarginChange(0, trade_id, session.clock(), released, mode))
+        change = MarginChange(0, trade_id, session.clock(), released, mode)
+        session.ledger.book(portfolio, booking([margin_entry(change)]))
     return _update(session, portfolio, name, trade_id, marks)
 
 

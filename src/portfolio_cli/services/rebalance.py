@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from portfolio_cli.config import Targets as TargetSettings
-from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, realized_pnl
+from portfolio_cli.engine.accounting import Lot, fee_for
 from portfolio_cli.engine.allocation import exposures_by_asset
+from portfolio_cli.engine.booking import Entry, RebalanceLink, booking, close_entry, close_lots, open_entry
 from portfolio_cli.engine.rebalance import CASH, Account, Holding, Plan, PlannedTrade, Weight, plan_rebalance
-from portfolio_cli.engine.records import Close, FlowKind, Kind, Portfolio, RebalanceEvent, Side, Trade
+from portfolio_cli.engine.records import Kind, Portfolio, RebalanceEvent, Side, Trade
 from portfolio_cli.engine.rules import lot_exposure
 from portfolio_cli.engine.stats import group_of
 from portfolio_cli.errors import ConfigInvalid, RuleRefused
@@ -160,7 +161,7 @@ def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
         if ledger.records_version(portfolio) != planned.version:
             raise RuleRefused("the portfolio changed while the plan was made or confirmed; run the command again")
         lots = lots_of(session, portfolio)
-        event_id = ledger.add_rebalance(_event(portfolio, planned, planned.too_soon, []))
+        (event_id,) = ledger.book(portfolio, booking([Entry(_event(portfolio, planned, planned.too_soon, []))])).ids
         booked = []
         for t in planned.plan.trades:
             note = f"rebalance {event_id}"
@@ -170,7 +171,7 @@ def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
                 booked.append(
                     _book_sell(ledger, portfolio, _spot_lots(lots, t.asset), t, now, note, settings.fees.rate(False))
                 )
-        ledger.set_rebalance_trades(event_id, booked)
+        ledger.book(portfolio, booking([Entry(RebalanceLink(event_id, tuple(booked)))]))
     return replace(planned, executed=event_id)
 
 
@@ -200,8 +201,7 @@ def _book_buy(
 ) -> dict:
     fee = fee_for(t.qty, t.price, fee_rate)
     trade = Trade(0, t.symbol, Side.LONG, Kind.SPOT, None, 1, t.qty, t.price, t.price, fee, at, note=note)
-    trade_id = ledger.add_trade(portfolio, trade, forced=False)
-    ledger.add_cash_flow(portfolio, FlowKind.FEE, -fee, at, trade_id=trade_id, note="entry fee")
+    (trade_id,) = ledger.book(portfolio, booking([open_entry(trade)])).ids
     return {
         "asset": t.asset,
         "side": "buy",
@@ -215,13 +215,9 @@ def _book_buy(
 def _book_sell(
     ledger: Ledger, portfolio: Portfolio, lots: list[Lot], t: PlannedTrade, at: datetime, note: str, fee_rate: Decimal
 ) -> dict:
-    close_ids, fees = [], ZERO
-    for part in allocate_close(lots, qty=t.qty):
-        fee = fee_for(part.qty, t.price, fee_rate)
-        gross = realized_pnl(Side.LONG, part.qty, part.lot.trade.price_usdt, t.price)
-        close = Close(0, part.lot.trade.id, part.qty, t.price, t.price, fee, gross, at, note)
-        close_ids.append(ledger.book_close(portfolio, close))
-        fees += fee
+    closes = [close for _, close in close_lots(lots, t.qty, t.price, t.price, fee_rate, at, note)]
+    close_ids = list(ledger.book(portfolio, booking(close_entry(close) for close in closes)).ids)
+    fees = sum((close.fee for close in closes), ZERO)
     return {
         "asset": t.asset,
         "side": "sell",

@@ -173,6 +173,11 @@ def report(
             f"records booked after the last snapshot ({last.taken_at:%Y-%m-%d %H:%M} UTC) are not in the report: "
             "`portfolio snapshot` brings it up to now"
         )
+    out_of_range = ledger.amounts_out_of_range(portfolio)
+    if out_of_range:
+        notes.append(
+            "amounts of 10 billion USDT or more, likely a mistyped price: " + "; ".join(out_of_range)
+        )
     transfers = ledger.transfers(portfolio, start, end)
     days = [DailyEquity(s.day, s.equity, _net_flow(snapshots, i)) for i, s in enumerate(snapshots)]
     risk_free = float(session.settings.report.risk_free_rate)
@@ -238,8 +243,8 @@ def _valued_at(session: Session, portfolio: Portfolio, moment: datetime, now: da
     lots, flows = records_of(session.ledger, portfolio).at(moment)
     symbols = {lot.trade.symbol for lot in lots if lot.is_open}
     marks = session.prices.marks(symbols) if moment >= now else session.prices.marks_at(symbols, moment)
-    mmr = brackets_of(session.settings.for_portfolio(portfolio.name))
-    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, mmr))
+    brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
+    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, brackets))
 
 
 def _with_positions(session: Session, portfolio: Portfolio, snapshot: Snapshot) -> Snapshot:

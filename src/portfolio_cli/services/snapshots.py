@@ -19,15 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot
+from portfolio_cli.engine.booking import booking
 from portfolio_cli.engine.brackets import Brackets
 from portfolio_cli.engine.history import day_end, day_start, days_to_backfill, snapshot_of
 from portfolio_cli.engine.records import Candle, Portfolio, Snapshot
 from portfolio_cli.engine.symbols import symbols_to_price
 from portfolio_cli.engine.valuation import Mark, value_portfolio
-from portfolio_cli.prices.book import candle_close_marks
+from portfolio_cli.prices.book import LAST_FILL, candle_close_marks
 from portfolio_cli.services.common import PortfolioRecords, brackets_of, records_of
 from portfolio_cli.session import Session
 
@@ -102,7 +102,7 @@ def fetch_day_closes(session: Session, needed: dict[str, list[date]], progress: 
 
 
 def value_day_end(
-    portfolio: Portfolio, records: PortfolioRecords, day: date, closes: DayCloses, mmr: Brackets
+    portfolio: Portfolio, records: PortfolioRecords, day: date, closes: DayCloses, brackets: Brackets
 ) -> Snapshot | SkippedDay:
     """The snapshot of ``day``: the records up to and at its end (00:00 UTC of the next day), valued at
     the close of each open symbol's daily candle of ``day``; the day skipped, naming the symbols, when
@@ -114,18 +114,18 @@ def value_day_end(
     if lacking:
         return SkippedDay(day, lacking, _no_candle(lacking, closes.failures, closes.offline))
     marks = candle_close_marks(_open_symbols(lots), {s: closes.candles[s, day] for s in symbols})
-    return snapshot_of(portfolio.id, day, moment, True, value_portfolio(flows, lots, marks, mmr))
+    return snapshot_of(portfolio.id, day, moment, True, value_portfolio(flows, lots, marks, brackets))
 
 
 def value_day_ends(
     session: Session, portfolio: Portfolio, records: PortfolioRecords, days: list[date], closes: DayCloses
 ) -> tuple[list[Snapshot], list[SkippedDay]]:
     """``value_day_end`` over ``days``: the snapshots to save, and the days that could not be valued."""
-    mmr = brackets_of(session.settings.for_portfolio(portfolio.name))
+    brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
     valued: list[Snapshot] = []
     skipped: list[SkippedDay] = []
     for day in days:
-        result = value_day_end(portfolio, records, day, closes, mmr)
+        result = value_day_end(portfolio, records, day, closes, brackets)
         if isinstance(result, SkippedDay):
             skipped.append(result)
         else:
@@ -133,15 +133,22 @@ def value_day_ends(
     return valued, skipped
 
 
-def take_snapshots(session: Session, names: list[str] | None, progress: Progress | None = None) -> SnapshotRun:
+def take_snapshots(
+    session: Session, names: list[str] | None, progress: Progress | None = None, rebuild: set[date] | None = None
+) -> SnapshotRun:
     """Today's snapshot of each named portfolio (all when ``names`` is None), after backfilling every
-    earlier day without one. A day that cannot be priced is reported in ``skipped``, never invented."""
+    earlier day without one. A day that cannot be priced is reported in ``skipped``, never invented.
+    With ``rebuild``, only those days (the ones a backdated record made stale), today's among them
+    only if it is one."""
     ledger = session.ledger
     portfolios = [ledger.portfolio(name) for name in names] if names else ledger.portfolios()
     now = session.clock()
     today = now.date()
     window = session.settings.snapshots.window
-    plans = {p.id: days_to_backfill(p.created_at, today, ledger.final_snapshot_days(p), window) for p in portfolios}
+    if rebuild is None:
+        plans = {p.id: days_to_backfill(p.created_at, today, ledger.final_snapshot_days(p), window) for p in portfolios}
+    else:  # the days a backdated record made stale
+        plans = {p.id: sorted(d for d in rebuild if d < today and d not in ledger.final_snapshot_days(p)) for p in portfolios}
 
     # Prices, before the lock.
     version = ledger.data_version()
@@ -163,14 +170,16 @@ def take_snapshots(session: Session, names: list[str] | None, progress: Progress
             valued, skipped = value_day_ends(session, p, records, plans[p.id], closes)
             written += valued
             backfilled = [s.day for s in valued]
-            snapshot, unpriced, reason = _today(session, p, records, marks, why, now)
-            if snapshot is None:
-                skipped.append(SkippedDay(today, unpriced, reason))
-            else:
-                written.append(snapshot)
+            snapshot = None
+            if rebuild is None or today in rebuild:
+                snapshot, unpriced, reason = _today(session, p, records, marks, why, now)
+                if snapshot is None:
+                    skipped.append(SkippedDay(today, unpriced, reason))
+                else:
+                    written.append(snapshot)
             results.append(PortfolioSnapshots(p.name, snapshot, backfilled, skipped))
-        ledger.save_snapshots(written)
-        dropped = ledger.delete_snapshots_before(today - timedelta(window - 1)) if window else 0
+        ledger.book(None, booking(snapshots=written))
+        dropped = ledger.delete_snapshots_before(today - timedelta(window - 1)) if window and rebuild is None else 0
     return SnapshotRun(today, results, dropped, complete=not any(p.skipped for p in results))
 
 
@@ -187,14 +196,16 @@ def _today(
     lots, flows = records.at(now)
     symbols = _open_symbols(lots)
     if symbols - set(marks):
-        # Opened by a concurrent command since the prices were fetched. Rare, and one batched
-        # request inside the lock (bounded by the price timeout, below the busy timeout) beats a
-        # missing day.
-        found, _, why = session.prices.marks_found(symbols - set(marks))
+        # Opened by a concurrent command since the prices were fetched: its cached quote, if any
+        # (no request inside the lock); without one the day is skipped, named, and taken next run.
+        found, _, why = session.prices.marks_found(symbols - set(marks), live=False)
         marks = {**marks, **found}
     lacking = sorted(symbols - set(marks))
     if lacking:
         return None, lacking, f"no price{why}"
+    unlisted = sorted(s for s in symbols if s in session.prices.unlisted and marks[s].source == LAST_FILL)
+    if unlisted:  # a day's equity is never a guess: a fill price is no market price for a delisted symbol
+        return None, unlisted, "not listed on Binance, only its last fill price is known"
     old = sorted(s for s in symbols if marks[s].at < day_start(now.date()))
     if old:
         since = min(marks[s].at for s in old)
@@ -207,3 +218,19 @@ def _today(
 def _no_candle(symbols: list[str], failures: dict[str, str], offline: bool) -> str:
     failed = [failures[s] for s in symbols if s in failures]
     return "no daily candle" + (f" ({failed[0]})" if failed else " (offline)" if offline else "")
+
+
+def rebuild_stale(session: Session, name: str, days: tuple[date, ...]) -> list[SkippedDay]:
+    """Once a backdated record is committed: rebuild the snapshots it made stale (fetching first,
+    as every snapshot does). A day that cannot be priced stays missing, is named in a warning, and
+    is rebuilt by the next ``portfolio snapshot`` (which backfills every missing day)."""
+    if not days:
+        return []
+    run = take_snapshots(session, [name], rebuild=set(days))
+    skipped = [s for p in run.portfolios for s in p.skipped]
+    for s in skipped:
+        session.warn(
+            f"the snapshot of {s.day} is stale (a record dated before it was booked) and could not be "
+            f"rebuilt: {s.reason} for {', '.join(s.unpriced)}; the next 'portfolio snapshot' rebuilds it"
+        )
+    return skipped

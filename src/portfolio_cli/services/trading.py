@@ -6,11 +6,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, fill_price, initial_margin, realized_pnl
+from portfolio_cli.engine.accounting import Lot, fee_for, fill_price, initial_margin
+from portfolio_cli.engine.booking import booking, close_entry, close_lots, open_entry
 from portfolio_cli.engine.fills import BookTooThin, walk_book
 from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, perpetual_of, quote_of, spot_of
+from portfolio_cli.engine.timeline import close_conflict
+from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
@@ -20,13 +23,15 @@ from portfolio_cli.services.common import (
     check_places,
     check_stops,
     check_text,
+    later_conflicts,
     lots_of,
     marks_for,
     moment_or_now,
-    open_symbols,
     parse_symbol,
+    timeline_of,
     valuation_of,
 )
+from portfolio_cli.services.snapshots import rebuild_stale
 from portfolio_cli.session import Session
 
 
@@ -66,6 +71,8 @@ class Fill:
     at: datetime
     rounded_from: Decimal | None
     overridden_rules: tuple[str, ...]
+    liquidation_price: Decimal | None = None  # a margin position's, right after the fill
+    price_tick: Decimal | None = None  # the market's tick, when its rules are known
     market: str = ""  # the market it traded: BTC/USDT, or the perpetual BTC/USDT:USDT
     fill_note: str | None = None  # how the fill was had: the book walked, or the fallback
     moved_pct: Decimal | None = None  # the fill's distance from the last price (the mark for a perpetual)
@@ -97,7 +104,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    at = moment_or_now(session, req.at, portfolio.created_at, "the portfolio was created")
+    at = moment_or_now(session, req.at, portfolio.created_at, "the portfolio was created", name)
     book = session.prices
     backdated = req.at is not None
 
@@ -106,7 +113,12 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     rules = book.futures_rules(symbol) if kind is Kind.MARGIN else None
     if req.price is not None and not backdated:
         book.override(symbol, req.price)
-    marks, _ = marks_for(session, lots_of(session, portfolio), extra={symbol, market})
+    version = ledger.records_version(portfolio)
+    history = timeline_of(ledger, portfolio)
+    # Today's marks of what is held and traded (they are cached for the commands that follow). A backdated
+    # fill is priced at its moment, so its own market's mark today is only had where it can be.
+    marks, _ = marks_for(session, lots_of(session, portfolio), extra=set() if backdated else {symbol, market})
+    today = {**marks, **book.marks_found({symbol, market})[0]} if backdated else marks
     if kind is Kind.SPOT:
         rules = book.rules(symbol)
     rate = book.usdt_rate_at(symbol, at if backdated else None)
@@ -117,6 +129,11 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         reference = fill_price(book.price_at(symbol, at).price, side is Side.LONG, settings.trading.slippage_bps)
     else:
         reference = marks[market].price  # the pair's last price; a perpetual's mark
+    held_then: set[str] = set()
+    if backdated:  # the state at that moment: the positions open then, at the prices then
+        held_then = history.open_symbols_at(at)
+        priced = held_then - {symbol} if req.price is not None else held_then
+        marks = book.marks_at(priced, at) if priced else {}
 
     if req.qty is not None:
         qty = req.qty
@@ -143,12 +160,15 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     else:
         fill, fill_note, moved_pct = market_fill(session, settings, market, qty, side is Side.LONG, reference)
     fill_usdt = q8(fill * rate)
+    if backdated and symbol in held_then and symbol not in marks:  # --price: the symbol's price then
+        marks[symbol] = Mark(symbol, fill, fill_usdt, at, "override")
     check_stops(side, fill, req.stop_loss, req.take_profit)
     if q8(qty) != qty or qty <= 0:
         raise InvalidInput(f"quantity {qty} does not fit the ledger's 8 decimal places")
 
+    brackets = brackets_of(settings)
     if kind is Kind.MARGIN:
-        check_bracket_leverage(brackets_of(settings)(symbol), symbol, q8(qty * fill_usdt), req.leverage)
+        check_bracket_leverage(brackets(symbol), symbol, q8(qty * fill_usdt), req.leverage)
     if req.maker and req.price is None:
         raise InvalidInput("--maker needs --price: a market order is always a taker")
     rate_fee = settings.fees.rate(kind is Kind.MARGIN, req.maker)
@@ -158,15 +178,45 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     from portfolio_cli.services.risk import correlated_assets  # daily-return statistics: opening only
 
     risk = settings.risk
-    held_assets = {base_of(lot.trade.symbol) for lot in lots_of(session, portfolio) if lot.is_open}
+    held_assets = {base_of(s) for s in history.open_symbols_at(at)}
     group = correlated_assets(session, base_of(symbol), held_assets, risk.correlation_days, risk.correlation_threshold)
     new = exposure(symbol, qty, fill, fill_usdt, margin, req.stop_loss)
+    trade = Trade(
+        id=0,
+        symbol=symbol,
+        side=side,
+        kind=kind,
+        margin_mode=margin_mode,
+        leverage=req.leverage,
+        qty=qty,
+        price=fill,
+        price_usdt=fill_usdt,
+        fee=fee,
+        opened_at=at,
+        stop_loss=req.stop_loss,
+        take_profit=req.take_profit,
+        strategy=req.strategy,
+        note=req.note,
+    )
+    after = history.plus(trades=[trade], flows=open_entry(trade).flows)
+    later = later_conflicts(session, history, after, at, brackets) if backdated else None
 
     with ledger.transaction(session.command, session.clock()):
-        lots = lots_of(session, portfolio)
-        # a held symbol Binance does not list and nothing cached prices is left out (named, exit 13)
-        lots = [lot for lot in lots if not lot.is_open or {lot.trade.symbol, perpetual_of(lot.trade.symbol)} & set(marks)]
-        valuation = valuation_of(session, portfolio, marks, lots=lots, live=False)
+        if backdated and ledger.records_version(portfolio) != version:
+            raise RuleRefused("the portfolio changed while the trade was priced; run the command again")
+        if later is not None:
+            raise RuleRefused(f"refused: a trade opened at {at:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+        if backdated:
+            lots, flows = history.at(at)
+            lots = [lot for lot in lots if lot.is_open]
+            valuation = value_portfolio(flows, lots, marks, brackets)
+        else:
+            lots = lots_of(session, portfolio)
+            # a held symbol Binance does not list and nothing cached prices is left out (named, exit 13)
+            lots = [
+                lot for lot in lots if not lot.is_open or {lot.trade.symbol, perpetual_of(lot.trade.symbol)} & set(marks)
+            ]
+            valuation = valuation_of(session, portfolio, marks, lots=lots, live=False)
         check = TradeCheck(
             new=new,
             spot=kind is Kind.SPOT,
@@ -183,27 +233,11 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         refusals = check_open(check, risk.limits())
         if refusals and not req.force:
             raise RuleRefused("; ".join(str(r) for r in refusals) + "; --force overrides")
-        trade = Trade(
-            id=0,
-            symbol=symbol,
-            side=side,
-            kind=kind,
-            margin_mode=margin_mode,
-            leverage=req.leverage,
-            qty=qty,
-            price=fill,
-            price_usdt=fill_usdt,
-            fee=fee,
-            opened_at=at,
-            stop_loss=req.stop_loss,
-            take_profit=req.take_profit,
-            strategy=req.strategy,
-            note=req.note,
-        )
-        trade_id = ledger.add_trade(portfolio, trade, forced=bool(refusals))
-        ledger.add_cash_flow(portfolio, FlowKind.FEE, -fee, at, trade_id=trade_id, note="entry fee")
-        if refusals:
-            ledger.audit("rule override", portfolio.id, {"trade_id": trade_id, "rules": [str(r) for r in refusals]})
+        trade = replace(trade, forced=bool(refusals))
+        booked = ledger.book(portfolio, booking([open_entry(trade, [str(r) for r in refusals])]))
+        (trade_id,) = booked.ids
+    rebuild_stale(session, name, booked.stale_days)
+    liquidation = _liquidation_price(session, portfolio, trade_id, today) if kind is Kind.MARGIN else None
     return Fill(
         trade_id,
         name,
@@ -221,10 +255,21 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         at,
         rounded_from,
         tuple(r.rule for r in refusals),
+        liquidation,
+        rules.price_step if rules is not None else None,
         market,
         fill_note,
         moved_pct,
     )
+
+
+def _liquidation_price(session: Session, portfolio, trade_id: int, marks: dict) -> Decimal | None:
+    """The new position's liquidation price, as the margin report gives it, at the marks just used."""
+    from portfolio_cli.engine.margin import assess_margin
+
+    valuation = valuation_of(session, portfolio, marks, live=False)
+    margin = assess_margin(valuation, brackets_of(session.settings.for_portfolio(portfolio.name)))
+    return next((p.liquidation_price for p in margin.positions if p.trade_id == trade_id), None)
 
 
 def market_fill(
@@ -291,8 +336,12 @@ def close_trades(
     price: Decimal | None = None,
     at: datetime | None = None,
     note: str | None = None,
+    side: Side | None = None,
+    kind: Kind | None = None,
     maker: bool = False,
 ) -> CloseResult:
+    """Close a trade, or a symbol's open trades (of one side and kind) oldest first, in whole or in part.
+    A backdated close takes the lots as they stood at its moment."""
     if qty is not None and pct is not None:
         raise InvalidInput("give at most one of --qty and --pct")
     if pct is not None and not ZERO < pct <= HUNDRED:
@@ -301,19 +350,81 @@ def close_trades(
         if value is not None:
             check_places(value, what)
     check_text(note, "--note")
-    settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
-    lots = _targetlots_of(lots_of(session, portfolio), target)
+    history, version = timeline_of(ledger, portfolio), ledger.records_version(portfolio)
+    if at is None:
+        lots = _targetlots_of(lots_of(session, portfolio), target, side, kind)
+        moment = moment_or_now(session, at, max(lot.trade.opened_at for lot in lots), "the trade was opened")
+    else:
+        by_id = target.isascii() and target.isdigit() and len(target) <= 18
+        same = (lambda t: t.id == int(target)) if by_id else (lambda t: t.symbol == parse_symbol(target))
+        opened = [t.opened_at for t in history.trades if same(t)]
+        if opened:
+            moment = moment_or_now(session, at, min(opened), "the trade was opened")
+        else:
+            moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", name)
+        lots = _targetlots_of(history.at(moment)[0], target, side, kind)
+    plan = _close_plan(session, name, lots, qty, pct, price, moment, at is not None, maker)
+    return _close(session, portfolio, [plan], note, history, version)
+
+
+def close_all(session: Session, name: str, at: datetime | None = None, note: str | None = None) -> CloseResult:
+    """Close every open position (at ``at``: every position open then) at its market price (or
+    ``--price SYMBOL=VALUE``), in one transaction."""
+    check_text(note, "--note")
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    history, version = timeline_of(ledger, portfolio), ledger.records_version(portfolio)
+    moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", name)
+    held = history.at(moment)[0] if at is not None else lots_of(session, portfolio)
+    groups: dict[tuple, list[Lot]] = {}
+    for lot in held:
+        if lot.is_open:
+            groups.setdefault((lot.trade.symbol, lot.trade.side, lot.trade.kind), []).append(lot)
+    if not groups:
+        raise NotFound(f"no open positions in {name}" + (f" at {moment:%Y-%m-%d %H:%M} UTC" if at else ""))
+    if at is None:
+        # one batched request for all of them: the pairs, and the margin positions' perpetuals
+        session.prices.marks({perpetual_of(s) if k is Kind.MARGIN else s for s, _, k in groups})
+    plans = [
+        _close_plan(session, name, lots, None, None, None, moment, at is not None)
+        for _, lots in sorted(groups.items())
+    ]
+    return _close(session, portfolio, plans, note, history, version)
+
+
+@dataclass(frozen=True)
+class _ClosePlan:
+    lots: list[Lot]
+    wanted: Decimal | None  # None: all of it
+    open_total: Decimal
+    exit_price: Decimal
+    exit_usdt: Decimal
+    fee_rate: Decimal
+    moment: datetime
+    backdated: bool
+
+
+def _close_plan(
+    session: Session,
+    name: str,
+    lots: list[Lot],
+    qty: Decimal | None,
+    pct: Decimal | None,
+    price: Decimal | None,
+    moment: datetime,
+    backdated: bool,
+    maker: bool = False,
+) -> _ClosePlan:
+    """The prices and quantity of a close, fetched before the transaction (no network inside it)."""
+    settings = session.settings.for_portfolio(name)
     symbol, side, kind = lots[0].trade.symbol, lots[0].trade.side, lots[0].trade.kind
-    latest_open = max(lot.trade.opened_at for lot in lots)
-    moment = moment_or_now(session, at, latest_open, "the trade was opened")
     open_total = sum((lot.open_qty for lot in lots), ZERO)
     if qty is not None and qty > open_total:
         raise InvalidInput(f"cannot close {qty} {symbol}: only {open_total.normalize()} is open")
 
     book = session.prices
-    backdated = at is not None
     if price is not None and not backdated:
         book.override(symbol, price)
     market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
@@ -345,39 +456,68 @@ def close_trades(
     if maker and price is None:
         raise InvalidInput("--maker needs --price: a market order is always a taker")
     fee_rate = settings.fees.rate(kind is Kind.MARGIN, maker)
+    return _ClosePlan(lots, wanted, open_total, exit_price, exit_usdt, fee_rate, moment, backdated)
+
+
+def _close(
+    session: Session, portfolio, plans: list[_ClosePlan], note: str | None, history, version
+) -> CloseResult:
+    """Book ``plans`` in one transaction. A backdated close is refused if it breaks a later record; a
+    close now, if the position changed since it was planned."""
+    ledger = session.ledger
+    moment = max(plan.moment for plan in plans)
+    backdated = plans[0].backdated
+
+    def parts_of(plan: _ClosePlan, lots: list[Lot]) -> list[tuple[_ClosePlan, Lot, Close]]:
+        closes = close_lots(lots, plan.wanted, plan.exit_price, plan.exit_usdt, plan.fee_rate, plan.moment, note)
+        return [(plan, lot, close) for lot, close in closes]
+
+    later = None
+    if backdated:
+        parts = [part for plan in plans for part in parts_of(plan, plan.lots)]
+        closes = [close for _, _, close in parts]
+        conflicts = (close_conflict(history, c.trade_id, c.qty, c.closed_at) for c in closes)
+        after = history.plus(closes=closes, flows=[f for c in closes for f in close_entry(c).flows])
+        brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
+        later = next((c for c in conflicts if c), None) or later_conflicts(session, history, after, moment, brackets)
 
     with ledger.transaction(session.command, session.clock()):
-        fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
-        current = [fresh[lot.trade.id] for lot in lots if fresh[lot.trade.id].is_open]
-        if sum((lot.open_qty for lot in current), ZERO) != open_total:
-            raise RuleRefused("the position changed while closing; run the command again")
-        slices = []
-        for part in allocate_close(current, qty=wanted):
-            lot = part.lot
-            gross = realized_pnl(side, part.qty, lot.trade.price_usdt, exit_usdt)
-            exit_fee = fee_for(part.qty, exit_usdt, fee_rate)
-            closed_before = lot.trade.qty - lot.open_qty
-            entry_fee = lot.entry_fee_share(part.qty, closed_before)
-            close = Close(0, lot.trade.id, part.qty, exit_price, exit_usdt, exit_fee, gross, moment, note)
-            ledger.book_close(portfolio, close)
-            slices.append(
-                ClosedSlice(
-                    lot.trade.id,
-                    symbol,
-                    side,
-                    part.qty,
-                    lot.trade.price,
-                    exit_price,
-                    exit_usdt,
-                    gross,
-                    entry_fee,
-                    exit_fee,
-                    gross - entry_fee - exit_fee,
-                    lot.open_qty - part.qty,
-                )
+        if backdated:
+            if ledger.records_version(portfolio) != version:
+                raise RuleRefused("the portfolio changed while the close was priced; run the command again")
+            if later is not None:
+                raise RuleRefused(f"refused: a close at {moment:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+        else:
+            fresh = {lot.trade.id: lot for lot in lots_of(session, portfolio)}
+            parts = []
+            for plan in plans:
+                current = [fresh[lot.trade.id] for lot in plan.lots if fresh[lot.trade.id].is_open]
+                if sum((lot.open_qty for lot in current), ZERO) != plan.open_total:
+                    raise RuleRefused("the position changed while closing; run the command again")
+                parts += parts_of(plan, current)
+        booked = ledger.book(portfolio, booking(close_entry(close) for _, _, close in parts))
+    rebuild_stale(session, portfolio.name, booked.stale_days)
+    slices = []
+    for plan, lot, close in parts:
+        entry_fee = lot.entry_fee_share(close.qty, lot.trade.qty - lot.open_qty)
+        slices.append(
+            ClosedSlice(
+                lot.trade.id,
+                lot.trade.symbol,
+                lot.trade.side,
+                close.qty,
+                lot.trade.price,
+                plan.exit_price,
+                plan.exit_usdt,
+                close.realized_pnl,
+                entry_fee,
+                close.fee,
+                close.realized_pnl - entry_fee - close.fee,
+                lot.open_qty - close.qty,
             )
+        )
     return CloseResult(
-        name,
+        portfolio.name,
         moment,
         tuple(slices),
         sum((s.realized_pnl for s in slices), ZERO),
@@ -386,8 +526,8 @@ def close_trades(
     )
 
 
-def _targetlots_of(lots: list[Lot], target: str) -> list[Lot]:
-    if target.isdigit():
+def _targetlots_of(lots: list[Lot], target: str, side: Side | None = None, kind: Kind | None = None) -> list[Lot]:
+    if target.isascii() and target.isdigit() and len(target) <= 18:  # a trade id: ASCII digits only
         trade_id = int(target)
         match = [lot for lot in lots if lot.trade.id == trade_id]
         if not match:
@@ -399,9 +539,16 @@ def _targetlots_of(lots: list[Lot], target: str) -> list[Lot]:
     match = [lot for lot in lots if lot.trade.symbol == symbol and lot.is_open]
     if not match:
         raise NotFound(f"no open trade in {symbol}")
+    match = [lot for lot in match if side in (None, lot.trade.side) and kind in (None, lot.trade.kind)]
+    if not match:
+        wanted = " ".join(str(x) for x in (side, kind) if x is not None)
+        raise NotFound(f"no open {wanted} trade in {symbol}")
     if len({lot.trade.side for lot in match}) > 1 or len({lot.trade.kind for lot in match}) > 1:
-        ids = ", ".join(str(lot.trade.id) for lot in match)
-        raise InvalidInput(f"{symbol} has open trades of different sides or kinds ({ids}): close by trade id")
+        held = ", ".join(f"{lot.trade.id} ({lot.trade.side} {lot.trade.kind})" for lot in match)
+        raise InvalidInput(
+            f"{symbol} has open trades of different sides or kinds ({held}): "
+            "choose with --side long|short and --spot/--margin, or close by trade id"
+        )
     return match
 
 

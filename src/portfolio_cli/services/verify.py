@@ -16,6 +16,7 @@ from portfolio_cli.engine.brackets import Brackets
 from portfolio_cli.engine.history import marks_of, snapshot_of
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Portfolio, Snapshot, Trade
 from portfolio_cli.engine.valuation import value_portfolio
+from portfolio_cli.formatting import exact
 from portfolio_cli.money import ZERO
 from portfolio_cli.services.common import PortfolioRecords, brackets_of, records_of
 from portfolio_cli.session import Session
@@ -80,7 +81,7 @@ def _check_trades(
                 Difference(
                     portfolio.name,
                     f"close {close.id}",
-                    f"realized PnL {close.realized_pnl}, its prices give {expected}",
+                    f"realized PnL {exact(close.realized_pnl)}, its prices give {exact(expected)}",
                 )
             )
         closed[close.trade_id] = closed.get(close.trade_id, ZERO) + close.qty
@@ -98,16 +99,18 @@ def _check_trades(
     for trade in trades:
         name = f"trade {trade.id}"
         if closed.get(trade.id, ZERO) > trade.qty:
-            found.append(Difference(portfolio.name, name, f"closed {closed[trade.id]} of {trade.qty}"))
+            found.append(Difference(portfolio.name, name, f"closed {exact(closed[trade.id])} of {exact(trade.qty)}"))
         fees = trade.fee + charged.get(trade.id, ZERO)
         if paid.get(trade.id, ZERO) != fees:
-            found.append(Difference(portfolio.name, name, f"fee flows {paid.get(trade.id, ZERO)}, fills {fees}"))
+            paid_fees = exact(paid.get(trade.id, ZERO))
+            found.append(Difference(portfolio.name, name, f"fee flows {paid_fees}, fills {exact(fees)}"))
         if realized.get(trade.id, ZERO) != booked.get(trade.id, ZERO):
             found.append(
                 Difference(
                     portfolio.name,
                     name,
-                    f"realized PnL flows {realized.get(trade.id, ZERO)}, closes {booked.get(trade.id, ZERO)}",
+                    f"realized PnL flows {exact(realized.get(trade.id, ZERO))}, "
+                    f"closes {exact(booked.get(trade.id, ZERO))}",
                 )
             )
     return found
@@ -130,7 +133,7 @@ def _check_snapshot(
             continue
         stored, fresh = getattr(snapshot, f.name), getattr(rebuilt, f.name)
         if stored != fresh:
-            found.append(Difference(portfolio.name, name, f"{f.name} {stored}, the records give {fresh}"))
+            found.append(Difference(portfolio.name, name, f"{f.name} {exact(stored)}, the records give {exact(fresh)}"))
     stored_rows = {p.trade_id: p for p in snapshot.positions}
     fresh_rows = {p.trade_id: p for p in rebuilt.positions}
     for trade_id in sorted(stored_rows.keys() | fresh_rows.keys()):

@@ -1,0 +1,81 @@
+"""``value --watch``: a refreshing view of the portfolio until SIGINT or SIGTERM.
+
+On a terminal it redraws one full-screen frame (rich Live); on a pipe it writes one frame per refresh,
+or with ``--json`` one JSON object per line, so a log or another program can follow it.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+
+from portfolio_cli import render, services
+from portfolio_cli.errors import PortfolioError
+from portfolio_cli.session import Session
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM (the previous handlers come back afterwards)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def watch(session: Session, name: str, interval: float, as_json: bool, console: Console) -> None:
+    warnings: list[str] = []
+    session.warn = warnings.append  # into the frame, not across it on stderr
+    last: services.PortfolioValue | None = None
+
+    def refresh() -> services.PortfolioValue | None:
+        nonlocal last
+        warnings.clear()
+        session.forget_prices()
+        try:
+            last = services.value(session, name)
+        except PortfolioError as exc:  # shown in the frame; the next refresh tries again
+            warnings.append(f"{exc}; showing the previous refresh")
+        if session.source is None and session._book is not None:
+            session.source = session._book.source  # one exchange client for the whole watch
+        return last
+
+    with _stopped_by_signals() as stop:
+        if console.is_terminal and not as_json:
+            from rich.live import Live
+
+            with Live(console=console, screen=True, auto_refresh=False) as live:
+                while not stop.is_set():
+                    result = refresh()
+                    if result is not None:
+                        live.update(render.watch_view(result, session.clock(), interval, warnings), refresh=True)
+                    stop.wait(interval)
+            return
+        while not stop.is_set():
+            result = refresh()
+            if result is not None:
+                if as_json:
+                    _json_line(result, session, warnings)
+                else:
+                    console.print(render.watch_view(result, session.clock(), interval, warnings))
+                    console.file.flush()
+            stop.wait(interval)
+
+
+def _json_line(result: services.PortfolioValue, session: Session, warnings: list[str]) -> None:
+    from pydantic import TypeAdapter
+
+    from portfolio_cli.formatting import to_json
+
+    payload = TypeAdapter(services.PortfolioValue).dump_python(result, mode="python")
+    payload |= {"updated_at": session.clock(), "warnings": list(warnings)}
+    sys.stdout.write(to_json(payload, indent=None) + "\n")
+    sys.stdout.flush()
