@@ -117,11 +117,15 @@ def _cash(
     offline,
     prices,
     json: bool,
+    force: bool = False,
 ) -> None:
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
-        move = services.deposit if kind == "deposit" else services.withdraw
-        result = move(session, portfolio_name(session, portfolio), amount(value, "amount"), parse_at(at), note)
+        name, moved = portfolio_name(session, portfolio), amount(value, "amount")
+        if kind == "deposit":
+            result = services.deposit(session, name, moved, parse_at(at), note)
+        else:
+            result = services.withdraw(session, name, moved, parse_at(at), note, force)
         if json:
             return print_json(result)
         stdout.print(
@@ -154,17 +158,21 @@ def withdraw(
     portfolio: PortfolioOpt = None,
     at: AtOpt = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Override risk.min_margin_level_pct (recorded); never solvency.")
+    ] = False,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Take USDT out of a portfolio; refused if free margin would go negative.
+    """Take USDT out of a portfolio; refused beyond the free margin or below the margin-call line.
 
+    Below risk.min_margin_level_pct it is refused too, unless --force (warned and recorded).
     Example: [bold]portfolio withdraw 250[/]
     """
-    _cash("withdrawal", value, portfolio, at, note, db, config, offline, prices, json)
+    _cash("withdrawal", value, portfolio, at, note, db, config, offline, prices, json, force)
 
 
 @app.command("open")
@@ -193,7 +201,7 @@ def open_(
     take_profit: Annotated[str | None, typer.Option(help="Take-profit price.")] = None,
     strategy: Annotated[str | None, typer.Option(help="Strategy tag.")] = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Override the risk rules (recorded).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Override the risk rules (recorded); never solvency.")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     db: DbOpt = None,

@@ -34,9 +34,13 @@ class Conformed:
 
 @dataclass(frozen=True)
 class Refusal:
+    """A rule a trade breaks. A ``solvency`` rule spends money the account does not have (free margin):
+    ``--force`` never overrides it; every other rule is the trader's preference, which it does."""
+
     rule: str
     message: str
     config_key: str | None = None
+    solvency: bool = False
 
     def __str__(self) -> str:
         where = f" (config: {self.config_key})" if self.config_key else ""
@@ -196,6 +200,7 @@ def check_open(check: TradeCheck, limits: RiskLimits) -> list[Refusal]:
                 "free margin",
                 f"the trade needs {usdt(margin_needed)} USDT (margin {usdt(new.committed)} + fee "
                 f"{usdt(check.fee)}) but only {usdt(check.free_margin)} USDT is free",
+                solvency=True,
             )
         )
     reserve = equity_after * limits.cash_reserve_pct / HUNDRED

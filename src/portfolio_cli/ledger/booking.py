@@ -65,7 +65,8 @@ class Writes(Queries):
             for flow in entry.flows:
                 self._add_flow(portfolio, flow if flow.trade_id else _with_trade(flow, trade_id))
             if entry.overridden:
-                self.audit("rule override", portfolio.id, {"trade_id": trade_id, "rules": list(entry.overridden)})
+                which = {"cash_flow_id": row_id} if isinstance(record, CashFlow) else {"trade_id": trade_id}
+                self.audit("rule override", portfolio.id, {**which, "rules": list(entry.overridden)})
             ids.append(row_id)
         stale, rewound = self._invalidate(portfolio, booking)
         if booking.snapshots:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.booking import booking, transfer_entry
 from portfolio_cli.engine.records import CashFlow, FlowKind
-from portfolio_cli.engine.timeline import free_margin_at
+from portfolio_cli.engine.rules import Refusal
+from portfolio_cli.engine.valuation import Valuation, value_portfolio
 from portfolio_cli.errors import InvalidInput, RuleRefused
-from portfolio_cli.money import ZERO
+from portfolio_cli.money import ZERO, pct_of
 from portfolio_cli.services.common import (
     MAX_BALANCE,
     MIN_BALANCE,
@@ -99,13 +100,65 @@ def deposit(
 
 
 def withdraw(
-    session: Session, name: str, amount: Decimal, at: datetime | None = None, note: str | None = None
+    session: Session,
+    name: str,
+    amount: Decimal,
+    at: datetime | None = None,
+    note: str | None = None,
+    force: bool = False,
 ) -> CashMovement:
-    return _move_cash(session, name, FlowKind.WITHDRAWAL, amount, at, note)
+    return _move_cash(session, name, FlowKind.WITHDRAWAL, amount, at, note, force)
+
+
+def withdrawal_refusals(
+    amount: Decimal, before: Valuation, margin_call_pct: Decimal | None, min_level_pct: Decimal
+) -> list[Refusal]:
+    """What a withdrawal of ``amount`` breaks, valued ``before`` it: solvency — more than the free margin
+    ``F``, or a margin level ``(Em − amount) / M × 100`` below the account's auto-close line
+    (``margin_rules.margin_call_pct``), where ``check`` would margin-call a position at once — and the
+    preference ``risk.min_margin_level_pct``, which ``--force`` overrides."""
+    refusals = []
+    if amount > before.free_margin:
+        refusals.append(
+            Refusal(
+                "free margin",
+                f"withdrawing {amount} USDT would leave free margin at {before.free_margin - amount} USDT "
+                f"(free: {before.free_margin} USDT)",
+                solvency=True,
+            )
+        )
+    level = pct_of(before.margin_equity - amount, before.margin_used)
+    if level is None:
+        return refusals
+    if margin_call_pct is not None and level < margin_call_pct:
+        refusals.append(
+            Refusal(
+                "margin call line",
+                f"the margin level would fall to {level}%, below the {margin_call_pct.normalize():f}% at which "
+                "check closes a position",
+                "margin_rules.margin_call_pct",
+                solvency=True,
+            )
+        )
+    elif level < min_level_pct:
+        refusals.append(
+            Refusal(
+                "minimum margin level",
+                f"the margin level would fall to {level}%, below {min_level_pct.normalize():f}%",
+                "risk.min_margin_level_pct",
+            )
+        )
+    return refusals
 
 
 def _move_cash(
-    session: Session, name: str, kind: FlowKind, amount: Decimal, at: datetime | None, note: str | None
+    session: Session,
+    name: str,
+    kind: FlowKind,
+    amount: Decimal,
+    at: datetime | None,
+    note: str | None,
+    force: bool = False,
 ) -> CashMovement:
     check_places(amount, "amount")
     check_text(note, "--note")
@@ -116,12 +169,14 @@ def _move_cash(
     entry = transfer_entry(kind, amount, moment, note)
     flow = entry.record
     assert isinstance(flow, CashFlow)  # a transfer books one cash flow
-    brackets = brackets_of(session.settings.for_portfolio(name))
+    settings = session.settings.for_portfolio(name)
+    brackets = brackets_of(settings)
     history, version, later, then = timeline_of(ledger, portfolio), ledger.records_version(portfolio), None, None
-    if at is not None and withdrawal:  # free margin then, at the prices then, and for every later record
+    if at is not None and withdrawal:  # the account then, at the prices then, and every later record
         held_then = history.open_symbols_at(moment)
         then_marks = session.prices.marks_at(held_then, moment) if held_then else {}
-        then = free_margin_at(history, moment, then_marks, brackets)
+        lots_then, flows_then = history.at(moment)
+        then = value_portfolio(flows_then, lots_then, then_marks, brackets)
         later = later_conflicts(session, history, history.plus(flows=[flow]), moment, brackets)
     held = open_symbols(session, portfolio)
     # The marks for the figures shown after the move (and a withdrawal's free margin), fetched first.
@@ -134,15 +189,20 @@ def _move_cash(
     with ledger.transaction(session.command, session.clock()):
         if then is not None and ledger.records_version(portfolio) != version:
             raise RuleRefused("the portfolio changed while the withdrawal was priced; run the command again")
-        free = then
-        if free is None and withdrawal:
-            free = valuation_of(session, portfolio, marks, live=False).free_margin
-        when = f"at {moment:%Y-%m-%d %H:%M} UTC" if then is not None else "now"
-        if free is not None and amount > free:
-            raise RuleRefused(
-                f"refused by free margin: withdrawing {amount} USDT would leave free margin at "
-                f"{free - amount} USDT (free {when}: {free} USDT)"
+        if withdrawal:
+            before = then if then is not None else valuation_of(session, portfolio, marks, live=False)
+            call = settings.margin_rules.margin_call_pct
+            refusals = withdrawal_refusals(
+                amount, before, None if call == "off" else Decimal(call), settings.risk.min_margin_level_pct
             )
+            when = f" at {moment:%Y-%m-%d %H:%M} UTC" if then is not None else ""
+            binding = [r for r in refusals if r.solvency]
+            if binding or (refusals and not force):
+                hint = "--force cannot override solvency" if binding else "--force overrides"
+                raise RuleRefused("; ".join(f"{r}{when}" for r in (binding or refusals)) + f"; {hint}")
+            for refusal in refusals:
+                session.warn(f"{refusal}{when}: overridden by --force (recorded)")
+            entry = replace(entry, overridden=tuple(str(r) for r in refusals))
         if later is not None:
             raise RuleRefused(f"refused: a withdrawal at {moment:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
         booked = ledger.book(portfolio, booking([entry]))

@@ -10,7 +10,7 @@ from portfolio_cli.engine.accounting import Lot, fee_for, fill_price, initial_ma
 from portfolio_cli.engine.booking import booking, close_entry, close_lots, open_entry
 from portfolio_cli.engine.fills import BookTooThin, walk_book
 from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
-from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
+from portfolio_cli.engine.rules import Conformed, Refusal, TradeCheck, check_open, conform_qty, exposure, lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, perpetual_of, quote_of, spot_of
 from portfolio_cli.engine.timeline import close_conflict
 from portfolio_cli.engine.valuation import Mark, value_portfolio
@@ -231,8 +231,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
             correlated_assets=group,
         )
         refusals = check_open(check, risk.limits())
-        if refusals and not req.force:
-            raise RuleRefused("; ".join(str(r) for r in refusals) + "; --force overrides")
+        refuse_unless_forced(refusals, req.force)
         trade = replace(trade, forced=bool(refusals))
         booked = ledger.book(portfolio, booking([open_entry(trade, [str(r) for r in refusals])]))
         (trade_id,) = booked.ids
@@ -261,6 +260,17 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         fill_note,
         moved_pct,
     )
+
+
+def refuse_unless_forced(refusals: list[Refusal], force: bool) -> None:
+    """Refuse a trade that breaks a rule: a solvency rule always, a risk rule (a preference) unless
+    ``--force`` overrides it."""
+    binding = [r for r in refusals if r.solvency]
+    if binding:
+        shown = binding if force else refusals
+        raise RuleRefused("; ".join(str(r) for r in shown) + "; --force cannot spend money the account does not have")
+    if refusals and not force:
+        raise RuleRefused("; ".join(str(r) for r in refusals) + "; --force overrides")
 
 
 def _liquidation_price(session: Session, portfolio, trade_id: int, marks: dict) -> Decimal | None:
