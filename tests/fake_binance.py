@@ -39,6 +39,13 @@ MARKETS = {
 SPOT_TICKS = {"BTC/USDT": "0.01000000", "ETH/USDT": "0.01000000", "SOL/USDT": "0.01000000",
               "ETH/BTC": "0.00001000", "DOGE/USDT": "0.00001000", "WBTC/USDT": "0.01000000"}
 SPOT_MARKET_MAX = {"BTC/USDT": "128.50000000", "ETH/USDT": "3277.50000000"}
+# The price bands (Binance's recorded shapes): most pairs PERCENT_PRICE_BY_SIDE, a buy or sell within
+# 0.2x-5x of the 5-minute average; ETH/BTC the older PERCENT_PRICE. Perpetuals: PERCENT_PRICE 0.95-1.05.
+PERCENT_PRICE_BY_SIDE = {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5", "bidMultiplierDown": "0.2",
+                         "askMultiplierUp": "5", "askMultiplierDown": "0.2", "avgPriceMins": 5}
+SPOT_PERCENT_PRICE = {
+    "ETH/BTC": {"filterType": "PERCENT_PRICE", "multiplierUp": "5", "multiplierDown": "0.2", "avgPriceMins": 5}
+}
 
 PERPETUALS = {
     # symbol: (tick size, step size, min qty, max qty, market max qty, min notional, liquidation fee)
@@ -158,6 +165,7 @@ class FakeBinance:
                         },
                         {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000000.00000000", "stepSize": step},
                         *market_lot,
+                        SPOT_PERCENT_PRICE.get(symbol, PERCENT_PRICE_BY_SIDE),
                         {
                             "filterType": "NOTIONAL",
                             "minNotional": min_notional,

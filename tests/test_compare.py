@@ -32,7 +32,7 @@ def three(cli, binance):
     cli("deposit", "1000", "-p", "a", "--at", at(-1, 6))
     cli("init", "b", "--balance", "5000", "--at", day(-3).isoformat())
     cli(
-        "open", "ETH/USDT", "--qty", "2", "--price", "2050", "--short", "--leverage", "3",
+        "open", "ETH/USDT", "--qty", "2", "--price", "2050", "--short", "--leverage", "3", "--off-market",
         "--strategy", "swing", "-p", "b", "--at", at(-3, 2),
     )  # fmt: skip
     cli("init", "c", "--balance", "2000", "--at", day(-2).isoformat())

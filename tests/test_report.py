@@ -219,8 +219,8 @@ def test_money_sums_in_sql_are_exact_integer_units_or_refused(cli, binance):
 
     cli("init")
     cli("deposit", "10000000000000")  # deposits are summed as Decimals: no limit there
-    cli("open", "BTC/USDT", "--qty", "1000000", "--price", "1000000")
-    cli("close", "1", "--price", "2000000")  # 10^12 realized: more digits than integer units hold
+    cli("open", "BTC/USDT", "--qty", "1000000", "--price", "1000000", "--off-market")
+    cli("close", "1", "--price", "2000000", "--off-market")  # 10^12 realized: more digits than integer units hold
     # Too large for integer units: summed again in exact decimals, and the record is named so that a
     # mistyped price can be found, instead of the portfolio being refused for good.
     result = cli("report")

@@ -104,13 +104,14 @@ def test_a_ten_day_hole_is_backfilled_from_daily_candles_as_a_hand_calculation_g
     # Day −4's return excludes the 1000 deposit: (11407.9 − 1000) / 10415 − 1.
     assert abs(rows[day(-4).date().isoformat()]["return_pct"] - ((11407.9 - 1000) / 10415 - 1) * 100) < 1e-9
     # Each backfilled day was priced from one daily-candle request per symbol, then cached (the
-    # other request is the 1-minute candle that valued BTC when the ETH short was opened backdated).
+    # others are 1-minute candles: the one that valued BTC when the ETH short was opened backdated,
+    # and the market at each of the three backdated fills, which their --price is held near).
     def daily() -> int:
         return sum(1 for r in binance.requests if r.path.endswith("/klines") and r.query.get("interval") == ["1d"])
 
-    assert daily() == 2 and binance.count("/klines") == 3
+    assert daily() == 2 and binance.count("/klines") == 6
     assert cli("snapshot", "--quiet").stdout == ""  # cron mails nothing when all went well
-    assert daily() == 2 and binance.count("/klines") == 3
+    assert daily() == 2 and binance.count("/klines") == 6
     cli("verify")
 
 

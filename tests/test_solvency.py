@@ -7,6 +7,7 @@ import hashlib
 import json
 import sqlite3
 from decimal import Decimal as D
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,114 @@ def test_a_withdrawal_above_the_free_margin_is_refused_even_forced(cli, binance)
     result = cli("withdraw", "199.21", "--force", code=1)
     assert "refused by free margin" in result.stderr and "-0.01" in result.stderr
     cli("withdraw", "199.2")  # no margin used: the margin level does not apply
+
+
+# Prices near the market: Binance's PERCENT_PRICE bands (tests/fake_binance.py gives BTC/USDT spot
+# PERCENT_PRICE_BY_SIDE 0.2x-5x, ETH/BTC PERCENT_PRICE 0.2x-5x, the perpetuals PERCENT_PRICE 0.95x-1.05x).
+
+
+def off_market_audit(ledger_path: Path) -> list[dict]:
+    with sqlite3.connect(ledger_path) as conn:
+        rows = conn.execute("select details from audit_log where action = 'off-market price' order by id").fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "forced"])
+def test_a_price_far_from_the_market_is_refused_even_forced(cli, binance, ledger_path, force):
+    # The issue's repro: 1e10 with the market at 59,000 (the band is 11,800 to 295,000).
+    binance.prices["BTC/USDT"] = D(59000)
+    cli("init", "--balance", "19933")
+    digest = ledger_files_digest(ledger_path)
+    result = cli("open", "BTC/USDT", "--qty", "0.001", "--price", "1e10", *force, code=1)
+    assert "refused by price band" in result.stderr and "PERCENT_PRICE_BY_SIDE" in result.stderr
+    assert "11800 to 295000" in result.stderr and "--off-market" in result.stderr
+    assert ledger_files_digest(ledger_path) == digest
+    # 11x the market, which the issue found accepted without a word
+    assert "price band" in cli("open", "BTC/USDT", "--qty", "0.001", "--price", "649000", code=1).stderr
+
+
+def test_off_market_takes_the_price_and_records_it(cli, binance, ledger_path):
+    cli("init", "--balance", "10000")
+    fill = cli.json("open", "BTC/USDT", "--qty", "0.001", "--price", "250000", "--off-market")  # 6.25x 40,000
+    [details] = off_market_audit(ledger_path)
+    assert details["trade_id"] == fill["trade_id"] and "200000" in details["detail"]
+    # a close too: a sell below 0.2x the market
+    refused = cli("close", str(fill["trade_id"]), "--price", "7000", code=1)
+    assert "a sell of BTC/USDT at 7000" in refused.stderr and "8000 to 200000" in refused.stderr
+    cli("close", str(fill["trade_id"]), "--price", "7000", "--off-market")
+    assert len(off_market_audit(ledger_path)) == 2 and "close_id" in off_market_audit(ledger_path)[1]
+
+
+def test_inside_the_band_needs_nothing(cli, binance, ledger_path):
+    cli("init", "--balance", "10000")
+    cli("open", "BTC/USDT", "--qty", "0.001", "--price", "199999")  # just under 5x 40,000
+    cli("open", "ETH/BTC", "--qty", "0.1", "--price", "0.01")  # 0.2x of 0.05: PERCENT_PRICE, inclusive
+    assert "PERCENT_PRICE band" in cli("open", "ETH/BTC", "--qty", "0.1", "--price", "0.0099", code=1).stderr
+    assert off_market_audit(ledger_path) == []
+
+
+def test_a_perpetual_is_held_to_its_mark_band(cli, binance):
+    cli("init", "--balance", "10000")
+    binance.marks["BTC/USDT"] = D(40100)
+    # 0.95-1.05 of the mark 40,100: 38,095 to 42,105
+    refused = cli("open", "BTC/USDT", "--qty", "0.01", "--leverage", "5", "--price", "42106", code=1)
+    assert "around the mark 40100" in refused.stderr and "38095 to 42105" in refused.stderr
+    cli("open", "BTC/USDT", "--qty", "0.01", "--leverage", "5", "--price", "42105")
+
+
+def test_a_backdated_price_is_held_to_the_candle_then(cli, binance):
+    cli("init", "--balance", "10000", "--at", "2026-01-01")
+    then = (datetime.now(UTC) - timedelta(days=3)).replace(second=0, microsecond=0)
+    binance.candles[("BTC/USDT", int(then.timestamp() * 1000))] = D(20000)  # the market then; 40,000 now
+    at = then.strftime("%Y-%m-%dT%H:%M")
+    refused = cli("open", "BTC/USDT", "--qty", "0.001", "--price", "100001", "--at", at, code=1)
+    assert "price band" in refused.stderr and "4000 to 100000" in refused.stderr
+    cli("open", "BTC/USDT", "--qty", "0.001", "--price", "100000", "--at", at)
+
+
+# A market fill needs a fresh price.
+
+
+def cache_quote(ledger_path: Path, symbol: str, price: str, age: timedelta) -> None:
+    at = (datetime.now(UTC) - age).isoformat(timespec="microseconds")
+    with sqlite3.connect(ledger_path) as conn:
+        conn.execute(
+            "insert or replace into quotes (symbol, price, at, fetched_at, source) values (?, ?, ?, ?, 'binance')",
+            [symbol, price, at, at],
+        )
+
+
+def age_records(ledger_path: Path, age: timedelta) -> None:
+    """Date the trades and closes ``age`` ago (their fills are a price the ledger knows)."""
+    at = (datetime.now(UTC) - age).isoformat(timespec="microseconds")
+    with sqlite3.connect(ledger_path) as conn:
+        conn.execute("update trades set opened_at = ?", [at])
+        conn.execute("update closes set closed_at = ?", [at])
+
+
+def test_a_market_order_never_fills_at_a_stale_quote(cli, binance, ledger_path, monkeypatch):
+    cli("init", "--balance", "10000")
+    cli("open", "BTC/USDT", "--qty", "0.001")  # the markets are cached, and a quote
+    cli("close", "1")
+    age_records(ledger_path, timedelta(hours=1))
+    cache_quote(ledger_path, "BTC/USDT", "40000", timedelta(hours=1))
+    binance.fail_always("503")
+    cli("portfolios")  # the ledger as this tool leaves it after the edits above
+    digest = ledger_files_digest(ledger_path)
+    result = cli("open", "BTC/USDT", "--qty", "0.001", code=5)
+    [line] = result.stderr.strip().splitlines()[-1:]
+    assert "no fresh price for BTC/USDT" in line and "60 min old" in line
+    assert "prices.max_fill_age_seconds = 60" in line
+    assert ledger_files_digest(ledger_path) == digest
+    assert "no fresh price" in cli("open", "BTC/USDT", "--qty", "0.001", "--offline", code=5).stderr
+
+    # A quote younger than the limit is filled at, with the stale warning.
+    monkeypatch.setenv("PORTFOLIO_PRICES__MAX_FILL_AGE_SECONDS", "7200")
+    fill = cli.json("open", "BTC/USDT", "--qty", "0.001")
+    assert fill["trade_id"] == 2
+    monkeypatch.delenv("PORTFOLIO_PRICES__MAX_FILL_AGE_SECONDS")
+    age_records(ledger_path, timedelta(minutes=5))  # the fill, too, is older than the limit
+    cache_quote(ledger_path, "BTC/USDT", "40000", timedelta(minutes=5))
+    closing = cli("close", str(fill["trade_id"]), code=5)
+    assert "no fresh price for BTC/USDT" in closing.stderr and "min old" in closing.stderr
+    cli("close", str(fill["trade_id"]), "--price", "40000")  # a recorded fill needs no quote

@@ -181,6 +181,8 @@ class Prices(Section):
     retry_budget_seconds: Annotated[float, Field(ge=0, le=300)] = 20.0
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
     markets_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
+    # A market order never fills at a quote older than this (a cached one when Binance fails): exit 5.
+    max_fill_age_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
 
     @field_validator("binance_url")
     @classmethod

@@ -202,6 +202,10 @@ def open_(
     strategy: Annotated[str | None, typer.Option(help="Strategy tag.")] = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Override the risk rules (recorded); never solvency.")] = False,
+    off_market: Annotated[
+        bool,
+        typer.Option("--off-market", help="Take a --price outside Binance's price band around the market (recorded)."),
+    ] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     db: DbOpt = None,
@@ -231,6 +235,7 @@ def open_(
             note=note,
             force=force,
             maker=maker,
+            off_market=off_market,
         )
         fill = services.open_trade(session, portfolio_name(session, portfolio), request)
         if json:
@@ -265,6 +270,10 @@ def close(
         bool, typer.Option("--maker", help="With --price: a limit order that rested on the book, charged the maker fee.")
     ] = False,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    off_market: Annotated[
+        bool,
+        typer.Option("--off-market", help="Take a --price outside Binance's price band around the market (recorded)."),
+    ] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     db: DbOpt = None,
@@ -301,6 +310,7 @@ def close(
                 side,
                 None if margin is None else Kind.MARGIN if margin else Kind.SPOT,
                 maker,
+                off_market,
             )
         if json:
             return print_json(result)

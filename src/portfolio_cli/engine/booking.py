@@ -62,6 +62,7 @@ class Entry:
     flows: tuple[CashFlow, ...] = ()
     keep_id: bool = False  # an imported trade keeps the id it had (the caller checked it is free)
     overridden: tuple[str, ...] = ()  # the risk rules ``--force`` overrode, logged with the trade
+    off_market: str | None = None  # a price outside Binance's band, taken with ``--off-market``: logged
 
     @property
     def at(self) -> datetime | None:

@@ -11,6 +11,40 @@ from portfolio_cli.money import HUNDRED, ZERO, pct_of, round_down_to_step
 
 
 @dataclass(frozen=True)
+class PriceBand:
+    """Binance's PERCENT_PRICE filters: an order's price must lie within multipliers of the market's
+    price (spot: its recent average, here the last price; a perpetual: its mark). A buy may be priced
+    in ``[ref × buy_down, ref × buy_up]``, a sell in ``[ref × sell_down, ref × sell_up]``
+    (PERCENT_PRICE_BY_SIDE's bid and ask multipliers; PERCENT_PRICE uses one pair for both)."""
+
+    buy_down: Decimal
+    buy_up: Decimal
+    sell_down: Decimal
+    sell_up: Decimal
+    source: str  # the filter: PERCENT_PRICE_BY_SIDE or PERCENT_PRICE
+
+    def limits(self, reference: Decimal, buy: bool) -> tuple[Decimal, Decimal]:
+        down, up = (self.buy_down, self.buy_up) if buy else (self.sell_down, self.sell_up)
+        return reference * down, reference * up
+
+
+def price_band_refusal(
+    price: Decimal, reference: Decimal, band: PriceBand, buy: bool, symbol: str, what: str
+) -> Refusal | None:
+    """A ``price`` outside the band around ``reference`` (described by ``what``: the last price, the
+    mark, the candle then) is off the market: Binance would reject the order."""
+    low, high = band.limits(reference, buy)
+    if low <= price <= high:
+        return None
+    side = "buy" if buy else "sell"
+    return Refusal(
+        "price band",
+        f"a {side} of {symbol} at {price.normalize():f} is outside Binance's {band.source} band around {what} "
+        f"{reference.normalize():f}: {low.normalize():f} to {high.normalize():f}; --off-market records it anyway",
+    )
+
+
+@dataclass(frozen=True)
 class MarketRules:
     """Binance's rules for a pair or perpetual: lot step, minimum quantity, minimum notional (in the
     quote currency), the market-order maximum quantity (MARKET_LOT_SIZE), the price tick, and for a
@@ -24,6 +58,7 @@ class MarketRules:
     max_market_qty: Decimal | None = None
     price_step: Decimal | None = None  # the tick: prices are shown to it
     liquidation_fee: Decimal | None = None
+    price_band: PriceBand | None = None  # PERCENT_PRICE(_BY_SIDE)
 
 
 @dataclass(frozen=True)
@@ -128,114 +163,134 @@ class RiskLimits:
     max_correlated_pct: Decimal
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One rule's verdict on a proposed trade, with its figures (what a dry run shows)."""
+
+    rule: str
+    passed: bool
+    figures: str  # what the trade gives and what the rule allows
+    config_key: str | None = None
+    solvency: bool = False
+    refusal: Refusal | None = None  # when it fails: the refusal's words
+
+
 def check_open(check: TradeCheck, limits: RiskLimits) -> list[Refusal]:
     """Every rule the trade breaks; empty when it may go ahead."""
-    refusals = []
+    return [v.refusal for v in judge_open(check, limits) if v.refusal is not None]
+
+
+def judge_open(check: TradeCheck, limits: RiskLimits) -> list[Verdict]:
+    """Every rule's verdict on the trade, in order, passed or not, with its figures."""
+    verdicts: list[Verdict] = []
     new, equity = check.new, check.equity
     equity_after = equity - check.fee
 
     def share(pct: Decimal) -> Decimal:
         return equity * pct / HUNDRED
 
-    if not limits.min_leverage <= check.leverage <= limits.max_leverage:
-        refusals.append(
-            Refusal(
-                "leverage bounds",
-                f"{check.leverage}x is outside {limits.min_leverage}x-{limits.max_leverage}x",
-                "risk.min_leverage / risk.max_leverage",
-            )
-        )
+    def judge(rule: str, passed: bool, figures: str, key: str | None, message: str, solvency: bool = False) -> None:
+        refusal = None if passed else Refusal(rule, message, key, solvency)
+        verdicts.append(Verdict(rule, passed, figures, key, solvency, refusal))
+
+    judge(
+        "leverage bounds",
+        limits.min_leverage <= check.leverage <= limits.max_leverage,
+        f"{check.leverage}x within {limits.min_leverage}x-{limits.max_leverage}x",
+        "risk.min_leverage / risk.max_leverage",
+        f"{check.leverage}x is outside {limits.min_leverage}x-{limits.max_leverage}x",
+    )
     floor = max(limits.min_notional_usdt, share(limits.min_notional_equity_pct))
-    if check.notional < floor:
-        refusals.append(
-            Refusal(
-                "minimum position size",
-                f"notional {usdt(check.notional)} USDT is below {usdt(floor)} USDT "
-                f"(the larger of {limits.min_notional_usdt} USDT and {limits.min_notional_equity_pct}% of equity)",
-                "risk.min_notional_usdt / risk.min_notional_equity_pct",
-            )
-        )
+    judge(
+        "minimum position size",
+        check.notional >= floor,
+        f"notional {usdt(check.notional)} USDT, at least {usdt(floor)} USDT",
+        "risk.min_notional_usdt / risk.min_notional_equity_pct",
+        f"notional {usdt(check.notional)} USDT is below {usdt(floor)} USDT "
+        f"(the larger of {limits.min_notional_usdt} USDT and {limits.min_notional_equity_pct}% of equity)",
+    )
     in_asset = sum((p.committed for p in check.positions if p.asset == new.asset), ZERO) + new.committed
-    if in_asset > share(limits.max_position_pct):
-        refusals.append(
-            Refusal(
-                "maximum position size",
-                f"{usdt(in_asset)} USDT would be committed to {new.asset}, above "
-                f"{limits.max_position_pct}% of equity ({usdt(share(limits.max_position_pct))} USDT)",
-                "risk.max_position_pct",
-            )
-        )
+    judge(
+        "maximum position size",
+        in_asset <= share(limits.max_position_pct),
+        f"{usdt(in_asset)} USDT in {new.asset}, at most {usdt(share(limits.max_position_pct))} USDT "
+        f"({limits.max_position_pct}% of equity)",
+        "risk.max_position_pct",
+        f"{usdt(in_asset)} USDT would be committed to {new.asset}, above "
+        f"{limits.max_position_pct}% of equity ({usdt(share(limits.max_position_pct))} USDT)",
+    )
     total_risk = sum((p.risk for p in check.positions), ZERO) + new.risk
-    if total_risk > share(limits.max_total_risk_pct):
-        refusals.append(
-            Refusal(
-                "maximum total risk",
-                f"total risk would be {usdt(total_risk)} USDT (this trade {usdt(new.risk)}), above "
-                f"{limits.max_total_risk_pct}% of equity ({usdt(share(limits.max_total_risk_pct))} USDT); "
-                "a stop-loss limits a position's risk",
-                "risk.max_total_risk_pct",
-            )
-        )
-    if len(check.positions) >= limits.max_open_positions:
-        refusals.append(
-            Refusal(
-                "maximum open positions",
-                f"{len(check.positions)} positions are open, the limit is {limits.max_open_positions}",
-                "risk.max_open_positions",
-            )
-        )
+    judge(
+        "maximum total risk",
+        total_risk <= share(limits.max_total_risk_pct),
+        f"total risk {usdt(total_risk)} USDT (this trade {usdt(new.risk)}), at most "
+        f"{usdt(share(limits.max_total_risk_pct))} USDT ({limits.max_total_risk_pct}% of equity)",
+        "risk.max_total_risk_pct",
+        f"total risk would be {usdt(total_risk)} USDT (this trade {usdt(new.risk)}), above "
+        f"{limits.max_total_risk_pct}% of equity ({usdt(share(limits.max_total_risk_pct))} USDT); "
+        "a stop-loss limits a position's risk",
+    )
+    judge(
+        "maximum open positions",
+        len(check.positions) < limits.max_open_positions,
+        f"{len(check.positions)} open before it, at most {limits.max_open_positions}",
+        "risk.max_open_positions",
+        f"{len(check.positions)} positions are open, the limit is {limits.max_open_positions}",
+    )
     same_symbol = sum(1 for p in check.positions if p.symbol == new.symbol)
-    if same_symbol >= limits.max_positions_per_symbol:
-        refusals.append(
-            Refusal(
-                "maximum positions per symbol",
-                f"{same_symbol} {new.symbol} positions are open, the limit is {limits.max_positions_per_symbol}",
-                "risk.max_positions_per_symbol",
-            )
-        )
+    judge(
+        "maximum positions per symbol",
+        same_symbol < limits.max_positions_per_symbol,
+        f"{same_symbol} {new.symbol} open before it, at most {limits.max_positions_per_symbol}",
+        "risk.max_positions_per_symbol",
+        f"{same_symbol} {new.symbol} positions are open, the limit is {limits.max_positions_per_symbol}",
+    )
     margin_needed = new.committed + check.fee
-    if margin_needed > check.free_margin:
-        refusals.append(
-            Refusal(
-                "free margin",
-                f"the trade needs {usdt(margin_needed)} USDT (margin {usdt(new.committed)} + fee "
-                f"{usdt(check.fee)}) but only {usdt(check.free_margin)} USDT is free",
-                solvency=True,
-            )
-        )
+    judge(
+        "free margin",
+        margin_needed <= check.free_margin,
+        f"needs {usdt(margin_needed)} USDT (margin {usdt(new.committed)} + fee {usdt(check.fee)}), "
+        f"{usdt(check.free_margin)} USDT free",
+        None,
+        f"the trade needs {usdt(margin_needed)} USDT (margin {usdt(new.committed)} + fee "
+        f"{usdt(check.fee)}) but only {usdt(check.free_margin)} USDT is free",
+        solvency=True,
+    )
     reserve = equity_after * limits.cash_reserve_pct / HUNDRED
     free_after = check.free_margin - margin_needed
-    if free_after < reserve and margin_needed <= check.free_margin:
-        refusals.append(
-            Refusal(
-                "cash reserve",
-                f"free margin would fall to {usdt(free_after)} USDT, below the {limits.cash_reserve_pct}% "
-                f"reserve ({usdt(reserve)} USDT)",
-                "risk.cash_reserve_pct",
-            )
-        )
+    judge(
+        "cash reserve",
+        free_after >= reserve or margin_needed > check.free_margin,
+        f"free margin after {usdt(free_after)} USDT, at least {usdt(reserve)} USDT ({limits.cash_reserve_pct}%)",
+        "risk.cash_reserve_pct",
+        f"free margin would fall to {usdt(free_after)} USDT, below the {limits.cash_reserve_pct}% "
+        f"reserve ({usdt(reserve)} USDT)",
+    )
     level = margin_level_after(check)
-    if level is not None and level < limits.min_margin_level_pct:
-        refusals.append(
-            Refusal(
-                "minimum margin level",
-                f"margin level would be {level:.2f}%, below {limits.min_margin_level_pct}%",
-                "risk.min_margin_level_pct",
-            )
-        )
+    judge(
+        "minimum margin level",
+        level is None or level >= limits.min_margin_level_pct,
+        f"margin level after {'n/a' if level is None else f'{level:.2f}%'}, at least {limits.min_margin_level_pct}%",
+        "risk.min_margin_level_pct",
+        f"margin level would be {level:.2f}%, below {limits.min_margin_level_pct}%" if level is not None else "",
+    )
     group = check.correlated_assets
+    in_group = ZERO
     if group is not None and len(group) > 1:
         in_group = sum((p.committed for p in check.positions if p.asset in group), ZERO) + new.committed
-        if in_group > share(limits.max_correlated_pct):
-            refusals.append(
-                Refusal(
-                    "correlated exposure",
-                    f"{usdt(in_group)} USDT would be committed to correlated assets {', '.join(sorted(group))}, "
-                    f"above {limits.max_correlated_pct}% of equity ({usdt(share(limits.max_correlated_pct))} USDT)",
-                    "risk.max_correlated_pct",
-                )
-            )
-    return refusals
+    judge(
+        "correlated exposure",
+        in_group <= share(limits.max_correlated_pct),
+        (
+            f"{usdt(in_group)} USDT in {', '.join(sorted(group))}, at most {usdt(share(limits.max_correlated_pct))} USDT"
+            if group is not None and len(group) > 1
+            else "no correlated asset held" if group is not None else "correlation unknown"
+        ),
+        "risk.max_correlated_pct",
+        f"{usdt(in_group)} USDT would be committed to correlated assets {', '.join(sorted(group or ()))}, "
+        f"above {limits.max_correlated_pct}% of equity ({usdt(share(limits.max_correlated_pct))} USDT)",
+    )
+    return verdicts
 
 
 def margin_level_after(check: TradeCheck) -> Decimal | None:

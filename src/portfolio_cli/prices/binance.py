@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from portfolio_cli.config import Prices
 from portfolio_cli.engine.records import Candle
-from portfolio_cli.engine.rules import MarketRules
+from portfolio_cli.engine.rules import MarketRules, PriceBand
 from portfolio_cli.engine.symbols import market_id, perpetual_of, spot_of
 from portfolio_cli.errors import (
     ExchangeBadResponse,
@@ -193,6 +193,7 @@ class BinanceSource:
             active=market.get("active") is not False,
             max_market_qty=_decimal((limits.get("market") or {}).get("max")) or None,
             price_step=_decimal((market.get("precision") or {}).get("price")),
+            price_band=price_band_of(market.get(BAND_FILTERS) or []),
         )
 
     # USDⓈ-M perpetuals
@@ -435,8 +436,12 @@ class BinanceSource:
 
     @staticmethod
     def _slim(markets: dict) -> dict:
-        # ccxt keeps Binance's raw filters under "info"; the unified fields are all we read.
-        return {s: {k: v for k, v in m.items() if k != "info"} for s, m in markets.items()}
+        # ccxt keeps Binance's raw filters under "info"; the unified fields are all we read, and the
+        # PERCENT_PRICE filters, which ccxt does not unify.
+        return {
+            s: {k: v for k, v in m.items() if k != "info"} | {BAND_FILTERS: _band_filters(m.get("info"))}
+            for s, m in markets.items()
+        }
 
     def _write_markets_cache(self, markets: dict) -> None:
         self._write_markets_to(self._markets_file, markets)
@@ -506,6 +511,34 @@ class BinanceSource:
             self._warn(f"could not cache {path.name}: {exc}")
 
 
+BAND_FILTERS = "percent_price_filters"  # the raw PERCENT_PRICE filters, kept in the markets cache
+
+
+def _band_filters(info: Any) -> list[dict[str, Any]]:
+    filters = info.get("filters") if isinstance(info, dict) else None
+    return [
+        f for f in filters or [] if isinstance(f, dict) and f.get("filterType") in ("PERCENT_PRICE", "PERCENT_PRICE_BY_SIDE")
+    ]
+
+
+def price_band_of(filters: list[dict[str, Any]]) -> PriceBand | None:
+    """The price band from Binance's filters: PERCENT_PRICE_BY_SIDE (bid multipliers for buys, ask for
+    sells) where the market has it, else PERCENT_PRICE; None when neither is given (or unreadable)."""
+    by_type = {f.get("filterType"): f for f in filters if isinstance(f, dict)}
+    side = by_type.get("PERCENT_PRICE_BY_SIDE")
+    if side is not None:
+        keys = ("bidMultiplierDown", "bidMultiplierUp", "askMultiplierDown", "askMultiplierUp")
+        values = [v for v in (_decimal(side.get(k)) for k in keys) if v is not None and v > 0]
+        if len(values) == len(keys):
+            return PriceBand(values[0], values[1], values[2], values[3], source="PERCENT_PRICE_BY_SIDE")
+    both = by_type.get("PERCENT_PRICE")
+    if both is not None:
+        down, up = _decimal(both.get("multiplierDown")), _decimal(both.get("multiplierUp"))
+        if down is not None and up is not None and down > 0 and up > 0:
+            return PriceBand(down, up, down, up, source="PERCENT_PRICE")
+    return None
+
+
 def market_rules(symbol: str, market: dict[str, Any]) -> MarketRules:
     """A perpetual's rules from its raw futures exchangeInfo entry (Binance's own decimal strings)."""
     filters = {f.get("filterType"): f for f in market.get("filters") or [] if isinstance(f, dict)}
@@ -519,6 +552,7 @@ def market_rules(symbol: str, market: dict[str, Any]) -> MarketRules:
         max_market_qty=_decimal(market_lot.get("maxQty")) or None,
         price_step=_decimal((filters.get("PRICE_FILTER") or {}).get("tickSize")),
         liquidation_fee=_decimal(market.get("liquidationFee")),
+        price_band=price_band_of(list(filters.values())),
     )
 
 

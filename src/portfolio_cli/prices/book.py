@@ -76,6 +76,7 @@ class PriceBook:
         self.offline = offline
         self._marks: dict[str, Mark] = {}
         self.unlisted: set[str] = set()  # asked for live, and Binance does not list them
+        self._live: set[str] = set()  # priced by a live request in this command
 
     def overridden(self, symbol: str) -> bool:
         """Whether ``--price`` gave this pair's price (a fill then needs no order book)."""
@@ -87,8 +88,31 @@ class PriceBook:
         return self.source
 
     def override(self, symbol: str, price: Decimal) -> None:
+        """Price ``symbol`` (and its perpetual) at ``price`` from now on in this command."""
         self._overrides[symbol] = price
-        self._marks.pop(symbol, None)
+        for key in [k for k in self._marks if spot_of(k) == symbol]:
+            del self._marks[key]
+
+    def market_mark(self, key: str) -> Mark | None:
+        """The market's own price of ``key`` (a pair's last price, a perpetual's mark), whatever
+        ``--price`` says of it; None when none can be had (offline with nothing cached, say)."""
+        pair = spot_of(key)
+        saved = self._overrides.pop(pair, None)
+        try:
+            marks, _, _ = self.marks_found([key])
+        finally:
+            if saved is not None:
+                self._overrides[pair] = saved
+                for known in [k for k in self._marks if spot_of(k) == pair]:
+                    del self._marks[known]
+        return marks.get(key)
+
+    def quote_age(self, key: str, mark: Mark) -> timedelta | None:
+        """How old ``mark`` is as a price to fill at: None when it is fresh (fetched live by this
+        command, or given by ``--price``), else the time since its quote."""
+        if key in self._live or mark.source == "override":
+            return None
+        return self._clock() - mark.at
 
     def marks(self, symbols: set[str] | list[str], live: bool = True) -> dict[str, Mark]:
         """A mark in USDT for every symbol. ``live=False`` uses overrides and the cache only
@@ -129,6 +153,7 @@ class PriceBook:
             else:
                 self._cache.buffer_quotes([(q.symbol, q.price, q.at, self.source.name) for q in fetched.values()], now)
                 quotes.update({s: (q, self.source.name, False) for s, q in fetched.items()})
+                self._live.update(fetched)
                 self.unlisted.update(s for s in missing if s not in fetched)
         missing = [s for s in wanted if s not in quotes and s not in known]
         if missing:
@@ -146,6 +171,8 @@ class PriceBook:
                     f"({', '.join(sorted(cached))})"
                 )
         for perpetual in fallback:
+            if spot_of(perpetual) in self._live:
+                self._live.add(perpetual)
             if spot_of(perpetual) in quotes:
                 quote, source, stale = quotes[spot_of(perpetual)]
                 quotes[perpetual] = (Quote(perpetual, quote.price, quote.at), f"{source} (last price)", stale)
@@ -185,6 +212,7 @@ class PriceBook:
             else:
                 self._cache.buffer_quotes([(q.symbol, q.price, q.at, "binance mark") for q in fetched.values()], now)
                 quotes.update({s: (q, "mark", False) for s, q in fetched.items()})
+                self._live.update(fetched)
         missing = [s for s in perpetuals if s not in quotes]
         if missing and (failure is not None or self.offline or not live):
             cached = self._cache.cached_quotes(missing)

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, fee_for, fill_price, initial_margin
 from portfolio_cli.engine.booking import booking, close_entry, close_lots, open_entry
 from portfolio_cli.engine.fills import BookTooThin, walk_book
 from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
-from portfolio_cli.engine.rules import Conformed, Refusal, TradeCheck, check_open, conform_qty, exposure, lot_exposure
+from portfolio_cli.engine.rules import (
+    Conformed,
+    MarketRules,
+    Refusal,
+    TradeCheck,
+    check_open,
+    conform_qty,
+    exposure,
+    lot_exposure,
+    price_band_refusal,
+)
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, perpetual_of, quote_of, spot_of
 from portfolio_cli.engine.timeline import close_conflict
 from portfolio_cli.engine.valuation import Mark, value_portfolio
-from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
+from portfolio_cli.errors import InvalidInput, NotFound, PriceUnavailable, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
     MAX_LEVERAGE,
@@ -51,6 +61,7 @@ class OpenRequest:
     note: str | None = None
     force: bool = False
     maker: bool = False  # a --price fill that rested on the book: the maker fee
+    off_market: bool = False  # take a --price outside Binance's price band (recorded)
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
     # A margin position trades the pair's USDⓈ-M perpetual: none on Binance is a refusal (exit 4).
     rules = book.futures_rules(symbol) if kind is Kind.MARGIN else None
+    band_reference = _band_reference(session, symbol, market, at if backdated else None) if req.price else None
     if req.price is not None and not backdated:
         book.override(symbol, req.price)
     version = ledger.records_version(portfolio)
@@ -155,9 +167,13 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         if rounded_from is not None and req.qty is not None:
             step = rules.amount_step.normalize() if rules.amount_step else "unknown"
             session.warn(f"quantity {rounded_from} rounded down to {qty} (lot step {step})")
+    off_market = None
+    if req.price is not None:
+        off_market = _check_band(session, req.price, band_reference, rules, side is Side.LONG, market, req.off_market)
     if req.price is not None or backdated:
         fill = reference
     else:
+        require_fresh(session, market, marks[market])
         fill, fill_note, moved_pct = market_fill(session, settings, market, qty, side is Side.LONG, reference)
     fill_usdt = q8(fill * rate)
     if backdated and symbol in held_then and symbol not in marks:  # --price: the symbol's price then
@@ -233,7 +249,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         refusals = check_open(check, risk.limits())
         refuse_unless_forced(refusals, req.force)
         trade = replace(trade, forced=bool(refusals))
-        booked = ledger.book(portfolio, booking([open_entry(trade, [str(r) for r in refusals])]))
+        entry = replace(open_entry(trade, [str(r) for r in refusals]), off_market=off_market)
+        booked = ledger.book(portfolio, booking([entry]))
         (trade_id,) = booked.ids
     rebuild_stale(session, name, booked.stale_days)
     liquidation = _liquidation_price(session, portfolio, trade_id, today) if kind is Kind.MARGIN else None
@@ -260,6 +277,75 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         fill_note,
         moved_pct,
     )
+
+
+def _band_reference(
+    session: Session, symbol: str, market: str, at: datetime | None
+) -> tuple[Decimal, str] | None:
+    """What a ``--price`` is held against: the market's price now (a pair's last price, a perpetual's
+    mark), or the pair's 1-minute candle at a backdated moment; None (warned) when it cannot be had."""
+    book = session.prices
+    try:
+        if at is None:
+            mark = book.market_mark(market)
+            if mark is not None:
+                return mark.price, "the mark" if market != spot_of(market) else "the last price"
+        else:
+            quote = book.price_at(symbol, at)
+            return quote.price, f"the price at {at:%Y-%m-%d %H:%M} UTC"
+    except PriceUnavailable:
+        pass
+    return None
+
+
+def _check_band(
+    session: Session,
+    price: Decimal,
+    reference: tuple[Decimal, str] | None,
+    rules: MarketRules | None,
+    buy: bool,
+    market: str,
+    off_market: bool,
+) -> str | None:
+    """Refuse a ``--price`` outside Binance's PERCENT_PRICE band unless ``--off-market``; then the
+    refusal is returned, for the audit log."""
+    band = rules.price_band if rules is not None else None
+    if band is None:
+        return None
+    if reference is None:
+        session.warn(f"no market price for {market}: --price not checked against Binance's price band")
+        return None
+    refusal = price_band_refusal(price, reference[0], band, buy, market, reference[1])
+    if refusal is None:
+        return None
+    if not off_market:
+        raise RuleRefused(str(refusal))
+    session.warn(f"{refusal}: taken with --off-market (recorded)")
+    return str(refusal)
+
+
+def require_fresh(session: Session, market: str, mark: Mark) -> None:
+    """A market order fills only at a fresh quote: one older than ``prices.max_fill_age_seconds`` (a
+    cached quote when Binance cannot be reached) is never filled against (exit 5)."""
+    age = session.prices.quote_age(market, mark)
+    limit = session.settings.prices.max_fill_age_seconds
+    if age is not None and age.total_seconds() > limit:
+        raise PriceUnavailable(
+            f"no fresh price for {market}: the last quote is {_age(age)} old (from {mark.at:%Y-%m-%d %H:%M:%S} UTC), "
+            f"older than prices.max_fill_age_seconds = {limit}; a market order never fills at a stale quote "
+            "(retry when Binance answers, or record a fill with --price)"
+        )
+
+
+def _age(age: timedelta) -> str:
+    seconds = int(age.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
 
 
 def refuse_unless_forced(refusals: list[Refusal], force: bool) -> None:
@@ -349,6 +435,7 @@ def close_trades(
     side: Side | None = None,
     kind: Kind | None = None,
     maker: bool = False,
+    off_market: bool = False,
 ) -> CloseResult:
     """Close a trade, or a symbol's open trades (of one side and kind) oldest first, in whole or in part.
     A backdated close takes the lots as they stood at its moment."""
@@ -375,7 +462,7 @@ def close_trades(
         else:
             moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", name)
         lots = _targetlots_of(history.at(moment)[0], target, side, kind)
-    plan = _close_plan(session, name, lots, qty, pct, price, moment, at is not None, maker)
+    plan = _close_plan(session, name, lots, qty, pct, price, moment, at is not None, maker, off_market)
     return _close(session, portfolio, [plan], note, history, version)
 
 
@@ -414,6 +501,7 @@ class _ClosePlan:
     fee_rate: Decimal
     moment: datetime
     backdated: bool
+    off_market: str | None = None  # a --price outside the band, taken with --off-market
 
 
 def _close_plan(
@@ -426,6 +514,7 @@ def _close_plan(
     moment: datetime,
     backdated: bool,
     maker: bool = False,
+    take_off_market: bool = False,
 ) -> _ClosePlan:
     """The prices and quantity of a close, fetched before the transaction (no network inside it)."""
     settings = session.settings.for_portfolio(name)
@@ -435,9 +524,14 @@ def _close_plan(
         raise InvalidInput(f"cannot close {qty} {symbol}: only {open_total.normalize()} is open")
 
     book = session.prices
+    market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
+    off_market = None
+    if price is not None:
+        around = _band_reference(session, symbol, market, moment if backdated else None)
+        rules = book.futures_rules(symbol) if kind is Kind.MARGIN else book.rules(symbol)
+        off_market = _check_band(session, price, around, rules, side is Side.SHORT, market, take_off_market)
     if price is not None and not backdated:
         book.override(symbol, price)
-    market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
     wanted = qty if qty is not None else (open_total * pct / HUNDRED if pct is not None else None)
     if price is not None:
         exit_price = price
@@ -445,7 +539,9 @@ def _close_plan(
         quote = book.price_at(symbol, moment).price
         exit_price = fill_price(quote, buy=side is Side.SHORT, slippage_bps=settings.trading.slippage_bps)
     else:
-        reference = book.marks([market])[market].price
+        mark = book.marks([market])[market]
+        require_fresh(session, market, mark)
+        reference = mark.price
         exit_price, _, _ = market_fill(
             session, settings, market, wanted if wanted is not None else open_total, side is Side.SHORT, reference
         )
@@ -466,7 +562,7 @@ def _close_plan(
     if maker and price is None:
         raise InvalidInput("--maker needs --price: a market order is always a taker")
     fee_rate = settings.fees.rate(kind is Kind.MARGIN, maker)
-    return _ClosePlan(lots, wanted, open_total, exit_price, exit_usdt, fee_rate, moment, backdated)
+    return _ClosePlan(lots, wanted, open_total, exit_price, exit_usdt, fee_rate, moment, backdated, off_market)
 
 
 def _close(
@@ -505,7 +601,8 @@ def _close(
                 if sum((lot.open_qty for lot in current), ZERO) != plan.open_total:
                     raise RuleRefused("the position changed while closing; run the command again")
                 parts += parts_of(plan, current)
-        booked = ledger.book(portfolio, booking(close_entry(close) for _, _, close in parts))
+        entries = (replace(close_entry(close), off_market=plan.off_market) for plan, _, close in parts)
+        booked = ledger.book(portfolio, booking(entries))
     rebuild_stale(session, portfolio.name, booked.stale_days)
     slices = []
     for plan, lot, close in parts:
