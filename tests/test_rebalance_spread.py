@@ -22,7 +22,12 @@ def holding(asset: str, price: str, qty: str) -> Holding:
 
 
 # After a top-up, equity 10,000: BTC 30 %, ETH 20 %, SOL 4 %, cash 46 %; targets 40 / 30 / 10 / 20 ± 5.
-HOLDINGS = {a: holding(a, price, qty) for a, price, qty in (("BTC", "50000", "0.06"), ("ETH", "2000", "1"), ("SOL", "100", "4"))}
+def holdings(btc: str, eth: str, sol: str) -> dict[str, Holding]:
+    """BTC at 50,000, ETH at 2,000 and SOL at 100, these quantities of each."""
+    return {"BTC": holding("BTC", "50000", btc), "ETH": holding("ETH", "2000", eth), "SOL": holding("SOL", "100", sol)}
+
+
+HOLDINGS = holdings("0.06", "1", "4")
 ACCOUNT = Account(D(10000), D(4600), D(4600), D(0), tuple(e for h in HOLDINGS.values() for _, e in h.lots))
 WEIGHTS = {"BTC": D(40), "ETH": D(30), "SOL": D(10), CASH: D(20)}
 
@@ -69,14 +74,14 @@ def test_to_target_mode_trades_every_asset_to_its_target():
 
 
 def test_to_target_does_nothing_while_everything_is_inside_its_band():
-    inside = {a: holding(a, p, q) for a, p, q in (("BTC", "50000", "0.078"), ("ETH", "2000", "1.4"), ("SOL", "100", "9"))}
+    inside = holdings("0.078", "1.4", "9")
     account = Account(D(10000), D(2400), D(2400), D(0), tuple(e for h in inside.values() for _, e in h.lots))
     p = plan_rebalance(account, inside, RebalanceTargets(WEIGHTS, D(5), to_target=True), FEE, D(0), OPEN_LIMITS)
     assert p.trades == ()  # 39 / 28 / 9 / 24: every weight within ± 5
 
 
 def test_a_sell_down_is_spread_by_the_excess_over_target():
-    heavy = {a: holding(a, p, q) for a, p, q in (("BTC", "50000", "0.1"), ("ETH", "2000", "1.75"), ("SOL", "100", "10"))}
+    heavy = holdings("0.1", "1.75", "10")
     # BTC 50 %, ETH 35 %, SOL 10 %, cash 5 % (a withdrawal left too little cash).
     account = Account(D(10000), D(500), D(500), D(0), tuple(e for h in heavy.values() for _, e in h.lots))
     p = plan_rebalance(account, heavy, RebalanceTargets(WEIGHTS, D(5)), FEE, D(0), OPEN_LIMITS)
