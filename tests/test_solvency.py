@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from decimal import Decimal as D
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest

@@ -117,6 +117,11 @@ class Session:
             self._fetched.clear()
             self._fetched_candles.clear()
 
+    def discard_fetched(self) -> None:
+        """Cache nothing this command fetched (a dry run leaves the ledger exactly as it was)."""
+        self._fetched.clear()
+        self._fetched_candles.clear()
+
     def forget_prices(self) -> None:
         """Drop the marks already fetched, so the next request asks again (a refreshing view)."""
         self.keep_fetched_quotes()

@@ -30,7 +30,7 @@ from portfolio_cli.cli.support import (
 )
 from portfolio_cli.engine.records import Kind, MarginMode, Side
 from portfolio_cli.engine.valuation import PositionValue
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import InvalidInput, RuleRefused
 
 app = typer.Typer(
     cls=ExitCodes,
@@ -206,6 +206,9 @@ def open_(
         bool,
         typer.Option("--off-market", help="Take a --price outside Binance's price band around the market (recorded)."),
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be booked and the portfolio after it; book nothing.")
+    ] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     db: DbOpt = None,
@@ -237,6 +240,18 @@ def open_(
             maker=maker,
             off_market=off_market,
         )
+        if dry_run:
+            from portfolio_cli.render.whatif import what_if_view
+            from portfolio_cli.services.trading import preview_open
+
+            what_if = preview_open(session, portfolio_name(session, portfolio), request)
+            if json:
+                print_json(what_if)
+            else:
+                stdout.print(what_if_view(what_if))
+            if not what_if.would_book:
+                raise RuleRefused(f"dry run: refused by {', '.join(what_if.refused_by)}; nothing was booked")
+            return None
         fill = services.open_trade(session, portfolio_name(session, portfolio), request)
         if json:
             return print_json(fill)
@@ -274,6 +289,9 @@ def close(
         bool,
         typer.Option("--off-market", help="Take a --price outside Binance's price band around the market (recorded)."),
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be booked and the portfolio after it; book nothing.")
+    ] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     db: DbOpt = None,
@@ -294,7 +312,7 @@ def close(
                 raise InvalidInput("--all closes everything: give no trade, symbol, --qty, --pct, --side or --spot")
             if maker:
                 raise InvalidInput("--maker needs --price: --all closes at market, always a taker")
-            result = services.close_all(session, name, parse_at(at), note)
+            result = services.close_all(session, name, parse_at(at), note, dry_run)
         else:
             if target is None:
                 raise InvalidInput("give a trade id or a symbol to close, or --all")
@@ -311,9 +329,16 @@ def close(
                 None if margin is None else Kind.MARGIN if margin else Kind.SPOT,
                 maker,
                 off_market,
+                dry_run,
             )
         if json:
             return print_json(result)
+        if dry_run:
+            from portfolio_cli.render.whatif import close_what_if_view
+            from portfolio_cli.services.trading import CloseWhatIf
+
+            assert isinstance(result, CloseWhatIf)
+            return stdout.print(close_what_if_view(result))
         stdout.print(render.close_view(result))
         stdout.print(
             f"Realized PnL {render.money(result.realized_pnl)} USDT gross, fees {render.money(result.fees)} USDT, "

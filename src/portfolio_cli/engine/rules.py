@@ -282,7 +282,8 @@ def judge_open(check: TradeCheck, limits: RiskLimits) -> list[Verdict]:
         "correlated exposure",
         in_group <= share(limits.max_correlated_pct),
         (
-            f"{usdt(in_group)} USDT in {', '.join(sorted(group))}, at most {usdt(share(limits.max_correlated_pct))} USDT"
+            f"{usdt(in_group)} USDT in {', '.join(sorted(group))}, "
+            f"at most {usdt(share(limits.max_correlated_pct))} USDT"
             if group is not None and len(group) > 1
             else "no correlated asset held" if group is not None else "correlation unknown"
         ),

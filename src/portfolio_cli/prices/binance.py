@@ -517,7 +517,9 @@ BAND_FILTERS = "percent_price_filters"  # the raw PERCENT_PRICE filters, kept in
 def _band_filters(info: Any) -> list[dict[str, Any]]:
     filters = info.get("filters") if isinstance(info, dict) else None
     return [
-        f for f in filters or [] if isinstance(f, dict) and f.get("filterType") in ("PERCENT_PRICE", "PERCENT_PRICE_BY_SIDE")
+        f
+        for f in filters or []
+        if isinstance(f, dict) and f.get("filterType") in ("PERCENT_PRICE", "PERCENT_PRICE_BY_SIDE")
     ]
 
 

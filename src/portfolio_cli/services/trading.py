@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -15,15 +15,16 @@ from portfolio_cli.engine.rules import (
     MarketRules,
     Refusal,
     TradeCheck,
-    check_open,
+    Verdict,
     conform_qty,
     exposure,
+    judge_open,
     lot_exposure,
     price_band_refusal,
 )
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, perpetual_of, quote_of, spot_of
-from portfolio_cli.engine.timeline import close_conflict
-from portfolio_cli.engine.valuation import Mark, value_portfolio
+from portfolio_cli.engine.timeline import Records, close_conflict
+from portfolio_cli.engine.valuation import Mark, Valuation, value_portfolio
 from portfolio_cli.errors import InvalidInput, NotFound, PriceUnavailable, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
@@ -89,7 +90,130 @@ class Fill:
     moved_pct: Decimal | None = None  # the fill's distance from the last price (the mark for a perpetual)
 
 
+@dataclass(frozen=True)
+class RuleVerdict:
+    rule: str
+    passed: bool
+    figures: str
+    config_key: str | None
+    solvency: bool  # --force cannot override it
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """What ``open --dry-run`` would book and the portfolio after it; nothing is written."""
+
+    portfolio: str
+    symbol: str
+    market: str
+    side: Side
+    kind: Kind
+    margin_mode: MarginMode | None
+    leverage: int
+    qty: Decimal
+    price: Decimal
+    price_usdt: Decimal
+    notional: Decimal
+    fee: Decimal
+    margin: Decimal
+    at: datetime
+    fill_note: str | None
+    moved_pct: Decimal | None
+    liquidation_price: Decimal | None
+    equity_before: Decimal
+    free_margin_before: Decimal
+    margin_level_before_pct: Decimal | None
+    equity_after: Decimal
+    free_margin_after: Decimal
+    margin_level_after_pct: Decimal | None
+    allocation_after_pct: Decimal | None  # the new position's |value| / equity × 100
+    rules: tuple[RuleVerdict, ...]
+    would_book: bool  # every rule passes, or --force overrides the ones that fail (never solvency)
+    refused_by: tuple[str, ...]  # the rules that refuse it (with --force: only solvency)
+    overridden_rules: tuple[str, ...]  # what --force would override (recorded)
+    rounded_from: Decimal | None = None
+    off_market: str | None = None
+    price_tick: Decimal | None = None
+
+
+def _what_if(
+    name: str,
+    trade: Trade,
+    new_id: int,
+    market: str,
+    notional: Decimal,
+    margin: Decimal,
+    rounded_from: Decimal | None,
+    fill_note: str | None,
+    moved_pct: Decimal | None,
+    before: Valuation,
+    after: Valuation,
+    brackets,
+    verdicts: tuple[Verdict, ...],
+    force: bool,
+    off_market: str | None,
+    tick: Decimal | None,
+) -> WhatIf:
+    from portfolio_cli.engine.margin import assess_margin
+
+    liquidation = None
+    if trade.kind is Kind.MARGIN:
+        rows = assess_margin(after, brackets).positions
+        liquidation = next((p.liquidation_price for p in rows if p.trade_id == new_id), None)
+    position = next((p for p in after.positions if p.trade_id == new_id), None)
+    failed = [v for v in verdicts if not v.passed]
+    binding = [v.rule for v in failed if v.solvency]
+    refused_by = tuple(binding if force else [v.rule for v in failed])
+    return WhatIf(
+        name,
+        trade.symbol,
+        market,
+        trade.side,
+        trade.kind,
+        trade.margin_mode,
+        trade.leverage,
+        trade.qty,
+        trade.price,
+        trade.price_usdt,
+        notional,
+        trade.fee,
+        margin,
+        trade.opened_at,
+        fill_note,
+        moved_pct,
+        liquidation,
+        before.equity,
+        before.free_margin,
+        before.margin_level_pct,
+        after.equity,
+        after.free_margin,
+        after.margin_level_pct,
+        position.allocation_pct if position is not None else None,
+        tuple(RuleVerdict(v.rule, v.passed, v.figures, v.config_key, v.solvency) for v in verdicts),
+        not refused_by,
+        refused_by,
+        tuple(v.rule for v in failed) if force and not binding else (),
+        rounded_from,
+        off_market,
+        tick,
+    )
+
+
 def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
+    """Open a position: priced, checked against every rule, booked in one transaction."""
+    fill = _open(session, name, req, dry_run=False)
+    assert isinstance(fill, Fill)
+    return fill
+
+
+def preview_open(session: Session, name: str, req: OpenRequest) -> WhatIf:
+    """What ``open_trade`` would do with ``req``, priced and checked the same way, booking nothing."""
+    what_if = _open(session, name, req, dry_run=True)
+    assert isinstance(what_if, WhatIf)
+    return what_if
+
+
+def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill | WhatIf:
     symbol = parse_symbol(req.symbol)
     if (req.qty is None) == (req.notional is None):
         raise InvalidInput("give exactly one of --qty and --notional")
@@ -217,11 +341,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     after = history.plus(trades=[trade], flows=open_entry(trade).flows)
     later = later_conflicts(session, history, after, at, brackets) if backdated else None
 
-    with ledger.transaction(session.command, session.clock()):
-        if backdated and ledger.records_version(portfolio) != version:
-            raise RuleRefused("the portfolio changed while the trade was priced; run the command again")
-        if later is not None:
-            raise RuleRefused(f"refused: a trade opened at {at:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+    def judge() -> tuple[Valuation, list[Verdict]]:
+        """The portfolio before the trade (at its moment, backdated) and every rule's verdict on it."""
         if backdated:
             lots, flows = history.at(at)
             lots = [lot for lot in lots if lot.is_open]
@@ -230,7 +351,9 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
             lots = lots_of(session, portfolio)
             # a held symbol Binance does not list and nothing cached prices is left out (named, exit 13)
             lots = [
-                lot for lot in lots if not lot.is_open or {lot.trade.symbol, perpetual_of(lot.trade.symbol)} & set(marks)
+                lot
+                for lot in lots
+                if not lot.is_open or {lot.trade.symbol, perpetual_of(lot.trade.symbol)} & set(marks)
             ]
             valuation = valuation_of(session, portfolio, marks, lots=lots, live=False)
         check = TradeCheck(
@@ -246,7 +369,33 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
             positions=tuple(lot_exposure(lot) for lot in lots if lot.is_open),
             correlated_assets=group,
         )
-        refusals = check_open(check, risk.limits())
+        return valuation, judge_open(check, risk.limits())
+
+    if dry_run:
+        if later is not None:
+            raise RuleRefused(f"refused: a trade opened at {at:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+        before, verdicts = judge()
+        marks_after = dict(marks if backdated else today)
+        for key in (symbol, market):
+            marks_after.setdefault(key, Mark(key, fill, fill_usdt, at, "fill"))
+        lots_after, flows_after = after.at(at)
+        open_after = [lot for lot in lots_after if lot.is_open]
+        valuation_after = value_portfolio(flows_after, open_after, marks_after, brackets)
+        new_id = max(t.id for t in after.trades)
+        session.discard_fetched()  # a dry run leaves the ledger byte for byte as it was: nothing is cached
+        return _what_if(
+            name, trade, new_id, market, q8(qty * fill_usdt), margin, rounded_from, fill_note, moved_pct,
+            before, valuation_after, brackets, tuple(verdicts), req.force, off_market,
+            rules.price_step if rules is not None else None,
+        )  # fmt: skip
+
+    with ledger.transaction(session.command, session.clock()):
+        if backdated and ledger.records_version(portfolio) != version:
+            raise RuleRefused("the portfolio changed while the trade was priced; run the command again")
+        if later is not None:
+            raise RuleRefused(f"refused: a trade opened at {at:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+        _, verdicts = judge()
+        refusals = [v.refusal for v in verdicts if v.refusal is not None]
         refuse_unless_forced(refusals, req.force)
         trade = replace(trade, forced=bool(refusals))
         entry = replace(open_entry(trade, [str(r) for r in refusals]), off_market=off_market)
@@ -436,6 +585,7 @@ def close_trades(
     kind: Kind | None = None,
     maker: bool = False,
     off_market: bool = False,
+    dry_run: bool = False,
 ) -> CloseResult:
     """Close a trade, or a symbol's open trades (of one side and kind) oldest first, in whole or in part.
     A backdated close takes the lots as they stood at its moment."""
@@ -463,10 +613,12 @@ def close_trades(
             moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", name)
         lots = _targetlots_of(history.at(moment)[0], target, side, kind)
     plan = _close_plan(session, name, lots, qty, pct, price, moment, at is not None, maker, off_market)
-    return _close(session, portfolio, [plan], note, history, version)
+    return _close(session, portfolio, [plan], note, history, version, dry_run)
 
 
-def close_all(session: Session, name: str, at: datetime | None = None, note: str | None = None) -> CloseResult:
+def close_all(
+    session: Session, name: str, at: datetime | None = None, note: str | None = None, dry_run: bool = False
+) -> CloseResult:
     """Close every open position (at ``at``: every position open then) at its market price (or
     ``--price SYMBOL=VALUE``), in one transaction."""
     check_text(note, "--note")
@@ -488,7 +640,7 @@ def close_all(session: Session, name: str, at: datetime | None = None, note: str
         _close_plan(session, name, lots, None, None, None, moment, at is not None)
         for _, lots in sorted(groups.items())
     ]
-    return _close(session, portfolio, plans, note, history, version)
+    return _close(session, portfolio, plans, note, history, version, dry_run)
 
 
 @dataclass(frozen=True)
@@ -565,8 +717,54 @@ def _close_plan(
     return _ClosePlan(lots, wanted, open_total, exit_price, exit_usdt, fee_rate, moment, backdated, off_market)
 
 
+@dataclass(frozen=True)
+class CloseWhatIf(CloseResult):
+    """What ``close --dry-run`` would book and the portfolio after it; nothing is written."""
+
+    equity_before: Decimal = ZERO
+    free_margin_before: Decimal = ZERO
+    margin_level_before_pct: Decimal | None = None
+    equity_after: Decimal = ZERO
+    free_margin_after: Decimal = ZERO
+    margin_level_after_pct: Decimal | None = None
+
+
+def _close_what_if(
+    session: Session, portfolio, history: Records, parts: list[tuple[_ClosePlan, Lot, Close]], moment: datetime
+) -> CloseWhatIf:
+    closes = [close for _, _, close in parts]
+    after = history.plus(closes=closes, flows=[f for c in closes for f in close_entry(c).flows])
+    brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
+    lots_before, flows_before = history.at(moment)
+    if parts[0][0].backdated:
+        held = history.open_symbols_at(moment)
+        marks = session.prices.marks_at(held, moment) if held else {}
+    else:
+        marks, _ = marks_for(session, lots_before)
+    before = value_portfolio(flows_before, [lot for lot in lots_before if lot.is_open], marks, brackets)
+    lots_after, flows_after = after.at(moment)
+    valued = value_portfolio(flows_after, [lot for lot in lots_after if lot.is_open], marks, brackets)
+    result = _close_result(portfolio.name, moment, parts)
+    session.discard_fetched()  # a dry run leaves the ledger byte for byte as it was: nothing is cached
+    return CloseWhatIf(
+        **{f.name: getattr(result, f.name) for f in fields(CloseResult)},
+        equity_before=before.equity,
+        free_margin_before=before.free_margin,
+        margin_level_before_pct=before.margin_level_pct,
+        equity_after=valued.equity,
+        free_margin_after=valued.free_margin,
+        margin_level_after_pct=valued.margin_level_pct,
+    )
+
+
 def _close(
-    session: Session, portfolio, plans: list[_ClosePlan], note: str | None, history, version
+    session: Session,
+    portfolio,
+    plans: list[_ClosePlan],
+    note: str | None,
+    history,
+    version,
+    dry_run: bool = False,
 ) -> CloseResult:
     """Book ``plans`` in one transaction. A backdated close is refused if it breaks a later record; a
     close now, if the position changed since it was planned."""
@@ -587,6 +785,13 @@ def _close(
         brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
         later = next((c for c in conflicts if c), None) or later_conflicts(session, history, after, moment, brackets)
 
+    if dry_run:
+        if later is not None:
+            raise RuleRefused(f"refused: a close at {moment:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")
+        if not backdated:
+            parts = [part for plan in plans for part in parts_of(plan, plan.lots)]
+        return _close_what_if(session, portfolio, history, parts, moment)
+
     with ledger.transaction(session.command, session.clock()):
         if backdated:
             if ledger.records_version(portfolio) != version:
@@ -604,6 +809,10 @@ def _close(
         entries = (replace(close_entry(close), off_market=plan.off_market) for plan, _, close in parts)
         booked = ledger.book(portfolio, booking(entries))
     rebuild_stale(session, portfolio.name, booked.stale_days)
+    return _close_result(portfolio.name, moment, parts)
+
+
+def _close_result(name: str, moment: datetime, parts: list[tuple[_ClosePlan, Lot, Close]]) -> CloseResult:
     slices = []
     for plan, lot, close in parts:
         entry_fee = lot.entry_fee_share(close.qty, lot.trade.qty - lot.open_qty)
@@ -624,7 +833,7 @@ def _close(
             )
         )
     return CloseResult(
-        portfolio.name,
+        name,
         moment,
         tuple(slices),
         sum((s.realized_pnl for s in slices), ZERO),
