@@ -218,3 +218,25 @@ def test_a_market_order_never_fills_at_a_stale_quote(cli, binance, ledger_path, 
     closing = cli("close", str(fill["trade_id"]), code=5)
     assert "no fresh price for BTC/USDT" in closing.stderr and "min old" in closing.stderr
     cli("close", str(fill["trade_id"]), "--price", "40000")  # a recorded fill needs no quote
+
+
+def test_check_never_closes_at_a_quote_from_before_the_trade(cli, binance, ledger_path):
+    # The issue: check once closed a stop at a quote cached before the trade existed.
+    cli("init", "--balance", "10000")
+    cli("open", "BTC/USDT", "--qty", "0.001")  # the markets are cached
+    cli("close", "1")
+    age_records(ledger_path, timedelta(hours=2))
+    # A quote cached 30 s before the trade, below its stop: within a minute of the fill, the price
+    # book takes the quote (not the fill) as the market.
+    cache_quote(ledger_path, "BTC/USDT", "30000", timedelta(seconds=30))
+    cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--stop-loss", "35000", "--offline")
+    binance.fail_always("503")
+    result = cli("check", code=None)
+    assert "before trade 2 was opened" in result.stdout + result.stderr
+    [trade] = [t for t in cli.json("trades") if t["id"] == 2]
+    assert trade["status"] == "open"
+    binance.fail_always(None)
+    binance.prices["BTC/USDT"] = D(34000)  # a live quote below the stop closes it
+    cli("check", code=None)
+    [trade] = [t for t in cli.json("trades") if t["id"] == 2]
+    assert trade["status"] == "closed" and trade["closed_by"] == "stop_loss"

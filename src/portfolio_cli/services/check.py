@@ -496,12 +496,37 @@ class _Replay:
         """The perpetual's liquidationFee from the futures exchangeInfo, else the configured rate."""
         return self.market.clearance.get(symbol, self.settings.trading.liquidation_fee_rate)
 
+    def _too_old(self, lot: Lot, marks: dict[str, Mark]) -> str | None:
+        """Why the current quotes may not close ``lot``: one from before the trade was opened, or older
+        than ``prices.max_fill_age_seconds`` (a cached quote while Binance fails); None when they may."""
+        t = lot.trade
+        limit = self.settings.prices.max_fill_age_seconds
+        for quote in {marks[t.symbol], mark_of(t.symbol, t.kind, marks)}:
+            age = self.session.prices.quote_age(quote.symbol, quote)
+            if age is None:  # fetched live by this check, or given by --price
+                continue
+            if quote.at < t.opened_at:
+                return (
+                    f"{quote.symbol}'s quote is from {quote.at:%Y-%m-%d %H:%M} UTC, before trade {t.id} was opened: "
+                    "its stops are not checked at it"
+                )
+            if age.total_seconds() > limit:
+                return (
+                    f"{quote.symbol}'s quote is {int(age.total_seconds())} s old (prices.max_fill_age_seconds = "
+                    f"{limit}): trade {t.id}'s stops are not checked at it"
+                )
+        return None
+
     def _final(self) -> None:
         """The current prices: the part of the market no complete candle covers yet."""
         marks = self.market.marks
         for lot in [lot for lot in self.lots if lot.is_open]:
             t = lot.trade
             if t.symbol not in marks:
+                continue
+            stale = self._too_old(lot, marks)
+            if stale is not None:
+                self._event(self.now, "gap", stale)
                 continue
             last = marks[t.symbol].price
             mark = mark_of(t.symbol, t.kind, marks).price
