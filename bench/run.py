@@ -258,7 +258,7 @@ def bench_report() -> None:
         describe("portfolio report (100,000 trades, 5 years)", timed(env, "report", "--offline", **runs))
         describe("portfolio report --json (same)", timed(env, "report", "--offline", "--json", **runs))
         html = str(Path(home) / "report.html")
-        describe("portfolio report --html (same)", timed(env, "report", "--offline", "--html", html, **runs))
+        describe("portfolio report --html (same)", timed(env, "report", "--offline", "--html", html, "--force", **runs))
         print(f"peak memory, portfolio report: {peak_memory_mb(env, 'report', '--offline'):.0f} MB")
         print(f"peak memory, portfolio report --json: {peak_memory_mb(env, 'report', '--offline', '--json'):.0f} MB")
         closed = portfolio(env, "report", "--offline", "--json").stdout
