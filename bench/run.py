@@ -10,7 +10,7 @@
 3. history: ``portfolio history`` over 5 years of daily snapshots (target ≤ 0.5 s).
 4. export: ``portfolio export trades`` of 100,000 trades, CSV and JSON (target ≤ 2 s).
 5. report: ``portfolio report`` over 100,000 closed trades and 5 years of daily snapshots (target
-   ≤ 1.5 s, peak memory ≤ 300 MB).
+   ≤ 1.5 s, peak memory ≤ 300 MB; ``--pdf`` ≤ 5 s).
 6. rebalance: a plan for a 100-asset portfolio (target ≤ 0.2 s), the planner and the whole command.
 7. notify: what [notify] adds to a ``portfolio check`` with nothing to send (target ≤ 20 ms).
 8. import: ``portfolio import`` of a trades export of 1,000,000 trades into an empty ledger (target
@@ -259,6 +259,8 @@ def bench_report() -> None:
         describe("portfolio report --json (same)", timed(env, "report", "--offline", "--json", **runs))
         html = str(Path(home) / "report.html")
         describe("portfolio report --html (same)", timed(env, "report", "--offline", "--html", html, "--force", **runs))
+        pdf = str(Path(home) / "report.pdf")
+        describe("portfolio report --pdf (same)", timed(env, "report", "--offline", "--pdf", pdf, "--force", **runs))
         print(f"peak memory, portfolio report: {peak_memory_mb(env, 'report', '--offline'):.0f} MB")
         print(f"peak memory, portfolio report --json: {peak_memory_mb(env, 'report', '--offline', '--json'):.0f} MB")
         closed = portfolio(env, "report", "--offline", "--json").stdout

@@ -84,7 +84,8 @@ GAP_NOTE = (
 # terminal
 
 
-def report_view(report: Report, width: int) -> RenderableType:
+def report_view(report: Report, width: int, charts: bool = True) -> RenderableType:
+    """The whole report for a terminal ``width`` columns wide (``charts``: with its line charts)."""
     span = (
         f"{report.first_day} to {report.last_day}, {report.snapshots} daily snapshots"
         if report.first_day
@@ -104,7 +105,7 @@ def report_view(report: Report, width: int) -> RenderableType:
         parts += [_monthly_grid(report, width), periods]
     if report.drawdown_episodes:
         parts.append(_episodes_table(report.drawdown_episodes))
-    if len(report.daily) >= 2:
+    if len(report.daily) >= 2 and charts:
         parts += _charts(report, width)
     if report.active:
         parts.append(
