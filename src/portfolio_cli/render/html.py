@@ -226,6 +226,7 @@ def _trades(report: Report) -> str:
         value = getattr(report.trades, name)
         rows.append([label, value if isinstance(value, Decimal | int) else _metric(value, kind)])
     rows += [["fees paid", _plain(report.fees)], ["funding", report.funding]]
+    rows.append(["time with a position open", _metric(report.exposure, "%")])
     return _table(["closed trades (net PnL)", "value"], rows)
 
 

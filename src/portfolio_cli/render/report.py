@@ -111,7 +111,7 @@ def report_view(report: Report, width: int, charts: bool = True) -> RenderableTy
         parts.append(
             Columns(
                 [
-                    _trades_table(report.trades, report.fees, report.funding),
+                    _trades_table(report.trades, report.fees, report.funding, report.exposure),
                     _contribution_table("by strategy", report.attribution.by_strategy),
                     _contribution_table("by asset", report.attribution.by_asset),
                     _contribution_table("long / short", report.attribution.by_side),
@@ -326,7 +326,7 @@ TRADE_ROWS: dict[str, tuple[str, str]] = {
 }
 
 
-def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal) -> Table:
+def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal, exposure: Any) -> Table:
     table = FitTable(title="Closed trades (net PnL)", box=box.SIMPLE_HEAD)
     table.add_column("")
     add_numeric_columns(table, "value")
@@ -338,7 +338,12 @@ def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal) -> Table:
             table.add_row(label, show(value, kind))
     table.add_row("fees paid", money(fees))
     table.add_row("funding", signed(funding))
+    _exposure_row(table, exposure)
     return table
+
+
+def _exposure_row(table: Table, exposure: Any) -> None:
+    table.add_row("time with a position open", show(exposure, "%"))
 
 
 def _contribution_table(title: str, rows: list[Contribution]) -> Table:
@@ -417,6 +422,7 @@ def report_json(report: Report) -> dict[str, Any]:
     else:
         value("benchmark", report.benchmark)
     trades = trades_json(report.trades, "trades", value)
+    trades["exposure_time"] = value("trades.exposure_time", report.exposure)
     periods = {}
     for every in PERIOD_UNITS:
         extremes = report.best_and_worst(every)
