@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from portfolio_cli.config import ENV_PORTFOLIO
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import ExitCode, InvalidInput
 from portfolio_cli.money import parse_positive
 from portfolio_cli.render import safe
 from portfolio_cli.session import Session
@@ -82,6 +82,10 @@ def running(
     try:
         yield session
         session.keep_fetched_quotes()
+        if session.incomplete:  # committed, but something could not be processed: named, exit 13
+            for message in session.incomplete:
+                stderr.print(f"incomplete: {printable(message)}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(ExitCode.INCOMPLETE)
     finally:
         session.close()
 

@@ -71,7 +71,7 @@ def plan(session: Session, name: str) -> Rebalance:
         _account(state),
         _holdings(session, state, targets.tax_method),
         engine_targets(targets),
-        settings.fees.spot_taker,
+        settings.fees.rate(False),
         settings.trading.slippage_bps,
         settings.risk.limits(),
         _groups(session, name, state),
@@ -184,11 +184,11 @@ def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
         for t in planned.plan.trades:
             note = f"rebalance {event_id}"
             if t.buy:
-                booked.append(_book_buy(ledger, portfolio, t, now, note, settings.fees.spot_taker))
+                booked.append(_book_buy(ledger, portfolio, t, now, note, settings.fees.rate(False)))
             else:
                 booked.append(
                     _book_sell(
-                        ledger, portfolio, _spot_lots(lots, t.asset, method), t, now, note, settings.fees.spot_taker
+                        ledger, portfolio, _spot_lots(lots, t.asset, method), t, now, note, settings.fees.rate(False)
                     )
                 )
         ledger.book(portfolio, booking([Entry(RebalanceLink(event_id, tuple(booked)))]))

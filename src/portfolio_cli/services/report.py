@@ -59,7 +59,7 @@ from portfolio_cli.engine.trades import (
 )
 from portfolio_cli.engine.valuation import value_portfolio
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
-from portfolio_cli.services.common import records_of
+from portfolio_cli.services.common import brackets_of, records_of
 from portfolio_cli.services.history import range_snapshots
 from portfolio_cli.session import Session
 
@@ -264,8 +264,8 @@ def _valued_at(session: Session, portfolio: Portfolio, moment: datetime, now: da
     lots, flows = records_of(session.ledger, portfolio).at(moment)
     symbols = {lot.trade.symbol for lot in lots if lot.is_open}
     marks = session.prices.marks(symbols) if moment >= now else session.prices.marks_at(symbols, moment)
-    mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
-    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, mmr))
+    brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
+    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, brackets))
 
 
 def _with_positions(session: Session, portfolio: Portfolio, snapshot: Snapshot) -> Snapshot:
