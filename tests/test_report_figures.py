@@ -227,12 +227,13 @@ def test_report_json_and_csv_carry_the_new_figures(traded):  # noqa: F811
     assert {"value_at_risk", "conditional_value_at_risk", "skew", "kurtosis"} <= set(r["metrics"])
     # Held from the first trade's opening (01:00 of the range's first day) to the end: trade 3 is open.
     start, end = (datetime.fromisoformat(r["range"][k].replace("Z", "+00:00")) for k in ("start", "end"))
-    assert r["trades"]["exposure_time"] == pytest.approx((end - start - timedelta(hours=1)) / (end - start))
+    assert r["exposure_time"] == pytest.approx((end - start - timedelta(hours=1)) / (end - start))
 
     rows = list(csv.reader(io.StringIO(traded("report", "--csv").stdout)))
     cells = {(s, n): v for s, n, v, _ in rows[1:]}
     assert cells[("trades by symbol: BTC/USDT", "net_pnl")] == by_symbol["BTC/USDT"]["net_pnl"]
     assert float(cells[("drawdown 1", "depth")]) == worst["depth"]
+    assert float(cells[("trades", "exposure_time")]) == r["exposure_time"]
     assert float(cells[("trailing return", "inception")]) == r["trailing_returns"]["inception"]
     best_day = r["periods"]["day"]["best"]
     assert float(cells[("best day", best_day["period"])]) == best_day["return"]

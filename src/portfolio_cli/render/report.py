@@ -422,7 +422,6 @@ def report_json(report: Report) -> dict[str, Any]:
     else:
         value("benchmark", report.benchmark)
     trades = trades_json(report.trades, "trades", value)
-    trades["exposure_time"] = value("trades.exposure_time", report.exposure)
     periods = {}
     for every in PERIOD_UNITS:
         extremes = report.best_and_worst(every)
@@ -468,6 +467,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "drawdowns": [_episode_json(e) for e in report.drawdown_episodes],
         "trading_activity": report.active,
         "trades": trades,
+        "exposure_time": value("exposure_time", report.exposure),
         "breakdowns": {
             key: [_breakdown_json(row, f"breakdowns.{key}.{i}", value) for i, row in enumerate(rows)]
             for key, rows in report.breakdowns.items()
@@ -496,6 +496,7 @@ def report_rows(report: Report) -> Iterator[list[str]]:
         for name, item in payload[section].items():
             gap = GAP_NOTE if (section, name) == ("range", "missing_days") and item else ""
             yield [section, name, _cell(item), why.get(f"{section}.{name}", gap)]
+    yield ["trades", "exposure_time", _cell(payload["exposure_time"]), why.get("exposure_time", "")]
     for name, item in payload["trailing_returns"].items():
         yield ["trailing return", name, _cell(item), why.get(f"trailing_returns.{name}", "")]
     for every, entry in payload["periods"].items():
