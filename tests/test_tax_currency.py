@@ -20,6 +20,7 @@ from test_snapshots import ms
 def euro(binance, monkeypatch):
     """EUR/USDT listed at 1.25 USDT a euro every day, but 1.20 on 2026-03-01."""
     monkeypatch.setitem(fake_binance.MARKETS, "EUR/USDT", ("EUR", "USDT", "0.10000000", "0.10000000", "5.00000000"))
+    monkeypatch.setitem(fake_binance.SPOT_TICKS, "EUR/USDT", "0.00010000")
     binance.prices["EUR/USDT"] = D("1.25")
     rate = D("1.20")
     binance.ohlc[("EUR/USDT", "1d", ms(datetime(2026, 3, 1, tzinfo=UTC)))] = (rate, rate, rate, rate)
