@@ -5,6 +5,10 @@ CREATE UNIQUE INDEX funding_once on cash_flows (trade_id, at) where kind = 'fund
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
 
+-- index idx_amendments_trade_id_at
+CREATE UNIQUE INDEX "idx_amendments_trade_id_at"
+    ON "amendments" ("trade_id", "at");
+
 -- index idx_cash_flows_portfolio_id
 CREATE INDEX "idx_cash_flows_portfolio_id"
     ON "cash_flows" ("portfolio_id");
@@ -55,6 +59,19 @@ CREATE TABLE "_sqlite_migrations" (
    "name" TEXT,
    "applied_at" TEXT
 );
+
+-- table amendments
+CREATE TABLE "amendments" (
+   "id" INTEGER PRIMARY KEY,
+   "trade_id" INTEGER NOT NULL REFERENCES "trades"("id"),
+   "at" TEXT NOT NULL,
+   "stop_loss" TEXT,
+   "take_profit" TEXT,
+   "trailing_pct" TEXT,
+   "reference" TEXT,
+   "removed" TEXT NOT NULL,
+   "note" TEXT
+) STRICT;
 
 -- table audit_log
 CREATE TABLE "audit_log" (
@@ -235,5 +252,5 @@ CREATE TABLE "trades" (
    "strategy" TEXT,
    "note" TEXT,
    "forced" INTEGER NOT NULL
-) STRICT;
+, "trailing_pct" TEXT) STRICT;
 

@@ -33,6 +33,7 @@ MODULES = {
     "allocation": "allocation",
     "rebalance": "allocation",
     "notify": "notify",
+    "amend": "orders",
 }
 
 

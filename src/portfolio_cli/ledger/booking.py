@@ -10,6 +10,7 @@ from typing import Any
 
 from portfolio_cli.engine.booking import Booked, Booking, CheckMark, RebalanceLink
 from portfolio_cli.engine.records import (
+    Amendment,
     CashFlow,
     Close,
     CloseReason,
@@ -55,6 +56,8 @@ class Writes(Queries):
                 row_id, trade_id = self.add_close(portfolio, record), record.trade_id
             elif isinstance(record, MarginChange):
                 row_id, trade_id = self.add_margin_change(portfolio, record), record.trade_id
+            elif isinstance(record, Amendment):
+                row_id, trade_id = self.add_amendment(portfolio, record), record.trade_id
             elif isinstance(record, CashFlow):
                 row_id = self._add_flow(portfolio, record)
                 trade_id = record.trade_id
@@ -179,6 +182,7 @@ class Writes(Queries):
             "strategy": trade.strategy,
             "note": trade.note,
             "forced": int(forced),
+            "trailing_pct": codec.optional_money(trade.trailing_pct),
         }
         return self._write("trades", row, "open trade", portfolio.id)
 
@@ -215,6 +219,19 @@ class Writes(Queries):
             "mode": change.mode.value if change.mode else None,
         }
         return self._write("margin_changes", row, "change margin", portfolio.id)
+
+    def add_amendment(self, portfolio: Portfolio, amendment: Amendment) -> int:
+        row = {
+            "trade_id": amendment.trade_id,
+            "at": codec.timestamp(amendment.at),
+            "stop_loss": codec.optional_money(amendment.stop_loss),
+            "take_profit": codec.optional_money(amendment.take_profit),
+            "trailing_pct": codec.optional_money(amendment.trailing_pct),
+            "reference": codec.optional_money(amendment.reference),
+            "removed": ",".join(amendment.removed),
+            "note": amendment.note,
+        }
+        return self._write("amendments", row, "amend trade", portfolio.id)
 
     def record_check(self, portfolio: Portfolio, through: datetime, events: int) -> int:
         row = {

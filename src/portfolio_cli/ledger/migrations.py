@@ -271,6 +271,30 @@ def m010_notify_state(db: Database) -> None:
     db.execute("create index notify_pending on notify_outbox (id) where settled_at is null")
 
 
+def m011_amendments_trailing(db: Database) -> None:
+    # A trailing stop set at open (percent; null: none), and the amendments of a trade's exit levels,
+    # each in force from its own time (a level null is unchanged; ``removed`` lists those taken off).
+    db.table("trades").add_column("trailing_pct", str)
+    db.table("amendments").create(
+        {
+            "id": int,
+            "trade_id": int,
+            "at": str,
+            "stop_loss": str,
+            "take_profit": str,
+            "trailing_pct": str,
+            "reference": str,  # the price a trailing stop set here follows from
+            "removed": str,  # comma-separated: stop_loss, take_profit, trailing_stop
+            "note": str,
+        },
+        pk="id",
+        not_null={"trade_id", "at", "removed"},
+        foreign_keys=[("trade_id", "trades", "id")],
+        strict=True,
+    )
+    db.table("amendments").create_index(["trade_id", "at"], unique=True)
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -280,6 +304,7 @@ MIGRATIONS = [
     m005_rebalances,
     m006_calendar_snapshots,
     m010_notify_state,
+    m011_amendments_trailing,
 ]
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from portfolio_cli.engine.records import (
+    Amendment,
     CashFlow,
     Close,
     ClosedTrade,
@@ -269,6 +270,13 @@ class Queries(Connection):
             )
             for r in self._rows(sql, [portfolio.id])
         ]
+
+    def amendments(self, portfolio: Portfolio) -> list[Amendment]:
+        sql = (
+            "select amendments.* from amendments join trades on trades.id = amendments.trade_id "
+            "where trades.portfolio_id = ? order by amendments.at, amendments.id"
+        )
+        return [rowmap.amendment(r) for r in self._rows(sql, [portfolio.id])]
 
     # checks
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from portfolio_cli.engine.records import (
+    Amendment,
     CashFlow,
     Close,
     CloseReason,
@@ -54,6 +55,21 @@ def trade(r: sqlite3.Row) -> Trade:
         strategy=r["strategy"],
         note=r["note"],
         forced=bool(r["forced"]),
+        trailing_pct=codec.optional_decimal(r["trailing_pct"]),
+    )
+
+
+def amendment(r: sqlite3.Row) -> Amendment:
+    return Amendment(
+        id=r["id"],
+        trade_id=r["trade_id"],
+        at=codec.moment(r["at"]),
+        stop_loss=codec.optional_decimal(r["stop_loss"]),
+        take_profit=codec.optional_decimal(r["take_profit"]),
+        trailing_pct=codec.optional_decimal(r["trailing_pct"]),
+        reference=codec.optional_decimal(r["reference"]),
+        removed=tuple(x for x in r["removed"].split(",") if x),
+        note=r["note"],
     )
 
 

@@ -47,6 +47,7 @@ from portfolio_cli.engine.records import (
     Side,
 )
 from portfolio_cli.engine.symbols import conversion_pair, perpetual_of, symbols_to_price
+from portfolio_cli.engine.stops import Stops, best_since, follow, stop_trigger, stops_at
 from portfolio_cli.engine.triggers import Trigger, adverse_price, first_trigger
 from portfolio_cli.engine.valuation import Mark, mark_of, value_portfolio
 from portfolio_cli.errors import ExitCode, NotFound, PriceUnavailable
@@ -138,6 +139,8 @@ class _Market:
     gaps: list[str] = field(default_factory=list)
     first_gap: datetime | None = None  # the next check starts here, so a missed candle is replayed
     clearance: dict[str, Decimal] = field(default_factory=dict)  # each perpetual's liquidationFee
+    # A trailing stop set before the window: its best price up to the window, keyed (trade, set at).
+    trailed: dict[tuple[int, datetime], Decimal] = field(default_factory=dict)
 
 
 def _check(
@@ -151,6 +154,7 @@ def _check(
     # Margin lots closed since the last check may still owe funding for a moment before their close.
     funded = [lot for lot in lots if lot.trade.kind is Kind.MARGIN and (lot.is_open or _closed_at(lot) > since)]
     market = _fetch(session, live, funded, since, now, progress)
+    market.trailed = _trailed_before(session, live, ledger.amendments(portfolio), since)
     replay = _Replay(session, portfolio, market, now)
     with ledger.transaction(session.command, now):
         replay.run(since)
@@ -187,6 +191,22 @@ def first_of(side: Side, stop: Trigger | None, liquidation: Trigger | None) -> T
 
 def _closed_at(lot: Lot) -> datetime:
     return max(c.closed_at for c in lot.closes) if lot.closes else lot.trade.opened_at
+
+
+def _trailed_before(session: Session, live: list[Lot], amendments: list, since: datetime) -> dict:
+    """The best price each trailing stop set before ``since`` reached until then, from the candles
+    since it was set (the ledger's cache first): the replay goes on from there."""
+    trailed = {}
+    for lot in live:
+        t = lot.trade
+        stops = stops_at(t, amendments, since)
+        trail_from, reference = stops.trail_from, stops.reference
+        if stops.trailing_pct is None or trail_from is None or reference is None or trail_from >= since:
+            continue
+        timeframe = "1m" if since - trail_from <= MINUTE_CANDLES_UP_TO else "1h"
+        series = session.prices.candles(t.symbol, timeframe, trail_from, since)
+        trailed[(t.id, trail_from)] = best_since(t.side, reference, series.candles, trail_from)
+    return trailed
 
 
 def _fetch(
@@ -266,9 +286,11 @@ class _Replay:
         self.events: list[CheckEvent] = []
         self.level: Decimal | None = None
         self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
+        self.best: dict[tuple[int, datetime], Decimal] = dict(market.trailed)  # each trailing stop's best price
 
     def _reload(self) -> None:
         self.lots = lots_of(self.session, self.portfolio)
+        self.amendments = self.ledger.amendments(self.portfolio)
         self.flows: list[CashFlow] = self.ledger.cash_flows(self.portfolio)
 
     def _book_entry(self, entry: Entry) -> None:
@@ -357,12 +379,23 @@ class _Replay:
             last = self._candle(t.symbol, moment, t.opened_at)
             mark = self._candle(perpetual_of(t.symbol), moment, t.opened_at) if t.kind is Kind.MARGIN else None
             mark = mark or last
-            stop = first_trigger(t.side, last.open, last.high, last.low, t.stop_loss, t.take_profit) if last else None
+            stops = stops_at(t, self.amendments, moment)
+            best = self._best(t, stops)
+            stop = stop_trigger(t.side, last.open, last.high, last.low, stops, best) if last else None
             liq_price = self._liquidation_price(lot)
             liq = first_trigger(t.side, mark.open, mark.high, mark.low, liquidation=liq_price) if mark else None
             trigger = first_of(t.side, stop, liq)
             if trigger is not None:
                 self._close(lot, trigger, moment, self._rate_at(t.symbol, moment))
+            elif best is not None and last is not None and stops.trail_from is not None:
+                if last.open_time >= stops.trail_from:  # the level moves only after the candle is tested
+                    self.best[(t.id, stops.trail_from)] = follow(t.side, best, last.high, last.low)
+
+    def _best(self, trade, stops: Stops) -> Decimal | None:
+        """The best price of the trailing stop in force so far (its reference when it was just set)."""
+        if stops.trailing_pct is None or stops.trail_from is None or stops.reference is None:
+            return None
+        return self.best.setdefault((trade.id, stops.trail_from), stops.reference)
 
     def _candle(self, symbol: str, moment: datetime, opened_at: datetime) -> Candle | None:
         candle = self.market.candles.get((symbol, moment))
@@ -505,7 +538,8 @@ class _Replay:
                 continue
             last = marks[t.symbol].price
             mark = mark_of(t.symbol, t.kind, marks).price
-            stop = first_trigger(t.side, last, last, last, t.stop_loss, t.take_profit)
+            stops = stops_at(t, self.amendments, self.now)
+            stop = stop_trigger(t.side, last, last, last, stops, self._best(t, stops))
             liq = first_trigger(t.side, mark, mark, mark, liquidation=self._liquidation_price(lot))
             trigger = first_of(t.side, stop, liq)
             if trigger is not None:
