@@ -33,6 +33,14 @@ CREATE INDEX "idx_closes_trade_id_closed_at_qty"
 CREATE INDEX "idx_margin_changes_trade_id"
     ON "margin_changes" ("trade_id");
 
+-- index idx_order_ends_order_id
+CREATE UNIQUE INDEX "idx_order_ends_order_id"
+    ON "order_ends" ("order_id");
+
+-- index idx_orders_portfolio_id
+CREATE INDEX "idx_orders_portfolio_id"
+    ON "orders" ("portfolio_id");
+
 -- index idx_portfolios_name
 CREATE UNIQUE INDEX "idx_portfolios_name"
     ON "portfolios" ("name");
@@ -157,6 +165,38 @@ CREATE TABLE "notify_state" (
    "state" TEXT NOT NULL,
    "level_pct" TEXT,
    "sent_at" TEXT NOT NULL
+) STRICT;
+
+-- table order_ends
+CREATE TABLE "order_ends" (
+   "id" INTEGER PRIMARY KEY,
+   "order_id" INTEGER NOT NULL REFERENCES "orders"("id"),
+   "at" TEXT NOT NULL,
+   "status" TEXT NOT NULL,
+   "trade_id" INTEGER REFERENCES "trades"("id"),
+   "reason" TEXT
+) STRICT;
+
+-- table orders
+CREATE TABLE "orders" (
+   "id" INTEGER PRIMARY KEY,
+   "portfolio_id" INTEGER NOT NULL REFERENCES "portfolios"("id"),
+   "symbol" TEXT NOT NULL,
+   "side" TEXT NOT NULL,
+   "kind" TEXT NOT NULL,
+   "margin_mode" TEXT,
+   "leverage" INTEGER NOT NULL,
+   "order_type" TEXT NOT NULL,
+   "price" TEXT NOT NULL,
+   "qty" TEXT NOT NULL,
+   "reserved" TEXT NOT NULL,
+   "placed_at" TEXT NOT NULL,
+   "expires_at" TEXT,
+   "stop_loss" TEXT,
+   "take_profit" TEXT,
+   "trailing_pct" TEXT,
+   "strategy" TEXT,
+   "note" TEXT
 ) STRICT;
 
 -- table portfolios

@@ -34,6 +34,9 @@ MODULES = {
     "rebalance": "allocation",
     "notify": "notify",
     "amend": "orders",
+    "order": "orders",
+    "orders": "orders",
+    "cancel": "orders",
 }
 
 

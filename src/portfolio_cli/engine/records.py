@@ -110,6 +110,54 @@ class Amendment:
     note: str | None = None
 
 
+class OrderType(StrEnum):
+    LIMIT = "limit"
+    STOP_ENTRY = "stop_entry"
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELLED = "cancelled"  # by the trader, or refused by a risk rule at the fill
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Order:
+    """A pending order to open a position: a limit at ``price`` or a stop-entry triggered at it.
+    ``reserved`` is the margin it holds while open (spot: its cost), in USDT."""
+
+    id: int
+    symbol: str
+    side: Side
+    kind: Kind
+    margin_mode: MarginMode | None
+    leverage: int
+    order_type: OrderType
+    price: Decimal
+    qty: Decimal
+    reserved: Decimal
+    placed_at: datetime
+    expires_at: datetime | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    strategy: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderEnd:
+    """An order's end, in force from ``at``: filled (as ``trade_id``), cancelled (``reason``) or expired."""
+
+    id: int
+    order_id: int
+    at: datetime
+    status: OrderStatus
+    trade_id: int | None = None
+    reason: str | None = None
+
+
 @dataclass(frozen=True)
 class Close:
     """A (partial) close of one trade. ``realized_pnl`` is gross, in USDT."""

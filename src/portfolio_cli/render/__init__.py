@@ -88,6 +88,7 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
         *([("Liquidation fees", money(v.liquidation_fees))] if v.liquidation_fees else []),
         *([("Funding (received − paid)", signed(v.funding))] if v.funding else []),
         ("Margin used", money(v.margin_used)),
+        *([("Held by open orders", money(v.reserved_margin))] if v.reserved_margin else []),
     ]
     if perf is not None:
         rows[-1:-1] = [
