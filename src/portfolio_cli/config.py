@@ -218,7 +218,14 @@ class Targets(Section):
     min_interval_hours: Annotated[Decimal, Field(ge=0)] = Decimal(24)
     strategy: Literal["threshold", "periodic"] = "threshold"
     period_days: Annotated[int, Field(ge=1, le=366)] = 30
-    mode: Literal["sell", "buy-only"] = "sell"
+    # sell: outside assets back to just inside their bands; buy-only: never sell; to-target: once
+    # anything is outside its band, every asset back to its target.
+    mode: Literal["sell", "buy-only", "to-target"] = "sell"
+    # Never buy an asset sold at a net loss within the last 30 days (the wash-sale window after a sale).
+    avoid_wash_sales: bool = False
+    # Which spot lots a rebalancing sale closes: fifo oldest first, lifo newest first, hifo the highest
+    # cost per unit first (the tax export's methods).
+    tax_method: Literal["fifo", "lifo", "hifo"] = "fifo"
 
     @field_validator("weights")
     @classmethod
