@@ -299,13 +299,15 @@ class _Replay:
         self.level: Decimal | None = None
         self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
         self.best: dict[tuple[int, datetime], Decimal] = dict(market.trailed)  # each trailing stop's best price
-        self.filled: dict[int, datetime] = {}  # trades filled from orders in this replay: tested from the next candle
 
     def _reload(self) -> None:
         self.lots = lots_of(self.session, self.portfolio)
         self.amendments = self.ledger.amendments(self.portfolio)
         self.orders = self.ledger.orders(self.portfolio)
         self.order_ends = {e.order_id: e for e in self.ledger.order_ends(self.portfolio)}
+        # trades filled from orders: their fill candle's path after the fill is unknown, so their levels
+        # act from the next candle (whichever replay reaches that candle)
+        self.from_orders = {e.trade_id for e in self.order_ends.values() if e.trade_id is not None}
         self.flows: list[CashFlow] = self.ledger.cash_flows(self.portfolio)
 
     def _book_entry(self, entry: Entry) -> None:
@@ -438,7 +440,6 @@ class _Replay:
             return
         (trade_id,) = self.ledger.book(self.portfolio, booking([open_entry(trade)])).ids
         self._end_order(order, moment, OrderStatus.FILLED, trade_id, f"{kind} {how} at {fill.price}")
-        self.filled[trade_id] = moment
         self._event(
             moment, "order_filled", f"{kind} order {order.id} {order.side} {order.symbol} {how}: filled "
             f"{order.qty.normalize():f} at {fmt.price(fill.price)} as trade {trade_id} "
@@ -478,8 +479,8 @@ class _Replay:
         perpetual's mark-price candle (the last-price one when there is none)."""
         for lot in [lot for lot in self.lots if lot.is_open]:
             t = lot.trade
-            if self.filled.get(t.id) == moment:
-                continue  # filled by an order during this candle: its path after the fill is unknown
+            if t.id in self.from_orders and t.opened_at == moment:
+                continue  # filled by an order during this candle: its levels act from the next one
             last = self._candle(t.symbol, moment, t.opened_at)
             mark = self._candle(perpetual_of(t.symbol), moment, t.opened_at) if t.kind is Kind.MARGIN else None
             mark = mark or last
