@@ -168,6 +168,7 @@ def order(
 def orders(
     every: Annotated[bool, typer.Option("--all", help="Every order, filled, cancelled and expired too.")] = False,
     portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -178,7 +179,7 @@ def orders(
     """
     from portfolio_cli.services.orders import OrderRow, list_orders
 
-    with running(command_line(), db, config, False) as session:
+    with running(command_line(), db, config, offline) as session:
         rows = list_orders(session, portfolio_name(session, portfolio), every)
         if json:
             return print_json(rows, list[OrderRow])
@@ -191,6 +192,7 @@ def orders(
 def cancel(
     order_id: Annotated[int, typer.Argument(metavar="ORDER_ID", help="The open order's id.", min=1)],
     portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -201,7 +203,7 @@ def cancel(
     """
     from portfolio_cli.services.orders import OrderRow, cancel_order
 
-    with running(command_line(), db, config, False) as session:
+    with running(command_line(), db, config, offline) as session:
         cancelled = cancel_order(session, portfolio_name(session, portfolio), order_id)
         if json:
             return print_json(cancelled, OrderRow)
