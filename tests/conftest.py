@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import typer
+import typer.testing
 from hypothesis import settings
 from typer.testing import CliRunner
 
@@ -22,6 +24,58 @@ settings.load_profile("suite")
 from fake_binance import FakeBinance, FakeBinanceServer  # noqa: E402 (after the environment above)
 from portfolio_cli import session as session_module  # noqa: E402 (after the environment above)
 from portfolio_cli.cli import app  # noqa: E402 (after the environment above)
+
+
+def _parts(typer_app: typer.Typer) -> list:
+    """What Typer builds a Click command from: the app's callback, commands and groups."""
+    parts: list = [typer_app, typer_app.registered_callback, *typer_app.registered_commands]
+    for group in typer_app.registered_groups:
+        parts += [group, *(_parts(group.typer_instance) if group.typer_instance else [])]
+    return parts
+
+
+_built: dict[tuple[int, ...], tuple[object, list]] = {}
+
+
+def click_command(typer_app: typer.Typer):
+    """The app as a Click command, built once per set of commands. Typer rebuilds it from every
+    command's signature on each ``CliRunner.invoke`` (about 0.1 s for the whole app, thousands of
+    times a run); a test that registers a command changes the set, so it gets a fresh build. The
+    parts are kept with the build, so no other object can take their ids."""
+    parts = _parts(typer_app)
+    key = tuple(map(id, parts))
+    if key not in _built:
+        _built[key] = (typer.main.get_command(typer_app), parts)
+    return _built[key][0]
+
+
+typer.testing._get_command = click_command  # what typer's CliRunner.invoke calls with the app
+
+# The slowest tests, slowest first, start the run: spread over workers (pytest -n, with --dist
+# worksteal), a long test started last would keep one worker busy while the others sit idle.
+SLOWEST_FIRST = (
+    "test_storage_faults.py::test_a_full_or_read_only_disk",
+    "test_order_independence.py::",
+    "test_concurrency.py::test_cron_and_a_trader",
+    "test_perpetuals.py::test_more_settlements_than_one_page",
+    "test_fuzz.py::test_every_command_survives",
+    "test_fuzz.py::",
+    "test_report.py::test_html_report_is_self_contained",
+    "test_packaging.py::test_help_and_offline_value",
+    "test_crash_safety.py::",
+    "test_exports.py::test_backup_taken_while",
+    "test_terminal.py::test_watch",
+    "test_concurrency.py::",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.nodeid.rsplit("/", 1)[-1]
+        return next((n for n, prefix in enumerate(SLOWEST_FIRST) if name.startswith(prefix)), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
 
 START_PRICES = {
     "BTC/USDT": Decimal("40000"),

@@ -529,9 +529,11 @@ class _Replay:
             gross = realized_pnl(t.side, qty, t.price_usdt, price_usdt)
             rate_fee = self.settings.fees.rate(t.kind is Kind.MARGIN)
             fee = fee_for(qty, price_usdt, rate_fee)
-        how = "gapped through, filled at the open" if trigger.gapped else "touched"
-        if trigger.reason is CloseReason.LIQUIDATION:
-            how = f"Binance isolated liquidation price {trigger.price} {how}"
+        if trigger.reason is CloseReason.LIQUIDATION:  # settled at the liquidation price, even when gapped
+            crossed = "the mark opened beyond it" if trigger.gapped else "the mark reached it"
+            how = f"Binance isolated liquidation price {fmt.price(trigger.price)}: {crossed}"
+        else:
+            how = "gapped through, filled at the open" if trigger.gapped else "touched"
         self._book(lot, qty, trigger.price, price_usdt, gross, fee, moment, trigger.reason, how)
 
     def _book(

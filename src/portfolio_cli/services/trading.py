@@ -148,7 +148,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         raise InvalidInput("give the quantity (--qty) or the notional (--notional)")
     rounded_from = None
     if rules is None:
-        session.warn(f"trading rules for {market} unknown offline: lot step and exchange limits not checked")
+        session.warn(f"trading rules for {market} unknown (offline, or Binance unreachable): lot step and exchange limits not checked")
         qty = q8(qty) if req.qty is None else qty
     else:
         if req.price is not None or backdated:  # a recorded fill, not a market order: no market-order cap
