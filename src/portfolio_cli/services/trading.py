@@ -62,6 +62,7 @@ class OpenRequest:
     note: str | None = None
     force: bool = False
     maker: bool = False  # a --price fill that rested on the book: the maker fee
+    trailing_pct: Decimal | None = None  # a trailing stop from the fill price
     off_market: bool = False  # take a --price outside Binance's price band (recorded)
 
 
@@ -235,6 +236,10 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
             check_places(value, what)
     check_text(req.strategy, "--strategy")
     check_text(req.note, "--note")
+    if req.trailing_pct is not None:
+        from portfolio_cli.services.amend import check_trailing_pct
+
+        check_trailing_pct(req.trailing_pct)
     side = Side.SHORT if req.short else Side.LONG
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
@@ -337,6 +342,7 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
         take_profit=req.take_profit,
         strategy=req.strategy,
         note=req.note,
+        trailing_pct=req.trailing_pct,
     )
     after = history.plus(trades=[trade], flows=open_entry(trade).flows)
     later = later_conflicts(session, history, after, at, brackets) if backdated else None
