@@ -245,7 +245,11 @@ def bench_report() -> None:
             candles.append(("BTC/USDT", "1d", codec.timestamp(first + timedelta(days=n)), price, price, price, price))
         conn = ledger.conn
         conn.execute("begin")
-        conn.executemany(f"insert into trades values ({','.join('?' * 17)})", trades)
+        conn.executemany(
+            "insert into trades (id, portfolio_id, symbol, side, kind, margin_mode, leverage, qty, price, price_usdt, "
+            "fee, opened_at, stop_loss, take_profit, strategy, note, forced) values (" + ",".join("?" * 17) + ")",
+            trades,
+        )
         conn.executemany(
             "insert into closes (trade_id, qty, price, price_usdt, fee, realized_pnl, closed_at, note, reason) "
             "values (?,?,?,?,?,?,?,?,?)",
@@ -304,7 +308,11 @@ def bench_export() -> None:
                 closes.append((n, "0.00100000", price, price, "0.04000000", "0.00000000", at, None, "manual"))
         conn = ledger.conn
         conn.execute("begin")
-        conn.executemany(f"insert into trades values ({','.join('?' * 17)})", trades)
+        conn.executemany(
+            "insert into trades (id, portfolio_id, symbol, side, kind, margin_mode, leverage, qty, price, price_usdt, "
+            "fee, opened_at, stop_loss, take_profit, strategy, note, forced) values (" + ",".join("?" * 17) + ")",
+            trades,
+        )
         conn.executemany(
             "insert into cash_flows (portfolio_id, kind, amount, at, trade_id, note) values (?,?,?,?,?,?)", flows
         )
