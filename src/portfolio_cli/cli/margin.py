@@ -23,6 +23,7 @@ from portfolio_cli.cli.support import (
     running,
     split_prices,
     stdout,
+    warn,
 )
 from portfolio_cli.engine.records import MarginMode
 from portfolio_cli.errors import ExitCode, InvalidInput
@@ -201,10 +202,11 @@ def check(
     the time and price they happened, from 1-minute or hourly candles.
 
     Exit codes: 0 nothing to report · 10 margin level below 200 % · 11 below 150 % ·
-    12 a position was closed · 14 booked, but a notification could not be sent.
+    12 a position was closed · 13 booked, but candles were missing for a window (named on stderr) ·
+    14 booked, but a notification could not be sent.
     Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
     """
-    from portfolio_cli.render.margin import check_view
+    from portfolio_cli.render.margin import check_view, gap_lines
     from portfolio_cli.services.check import CheckResult, run_check
     from portfolio_cli.services.notify import after_check
 
@@ -221,5 +223,7 @@ def check(
             view = check_view(result, quiet)
             if view is not None:
                 stdout.print(view)
+        for line in gap_lines(result):
+            warn(line)
         sent = notified(after_check(session, result))
     return result.outcome if sent else ExitCode.NOT_NOTIFIED

@@ -126,15 +126,20 @@ def size_view(size: PositionSize) -> Group:
     return Group(heading, table, caps)
 
 
+def gap_lines(result: CheckResult) -> list[str]:
+    """Each window ``check`` could not replay (its symbol, timeframe and minutes), one line each."""
+    return [f"{e.portfolio}: {e.message}" for c in result.portfolios for e in c.events if e.kind == "gap"]
+
+
 def check_view(result: CheckResult, quiet: bool) -> Group | None:
-    """Notable events (closes, margin warnings, gaps) line by line; funding, being routine, as one
-    total per portfolio. ``quiet`` prints the notable events only, so cron mails only when one
-    happened."""
+    """Notable events (closes, margin warnings) line by line; funding, being routine, as one total
+    per portfolio. ``quiet`` prints the notable events only, so cron mails only when one happened.
+    Gaps are not here: they go to stderr (``gap_lines``) with exit 13."""
     lines: list = []
     for c in result.portfolios:
         for e in c.events:
-            if e.kind != "funding":
-                style = "yellow" if e.kind in {"gap", "warning"} else "bold red"
+            if e.kind not in {"funding", "gap"}:
+                style = "yellow" if e.kind == "warning" else "bold red"
                 lines.append(Text(f"{moment(e.at)} {e.portfolio}: {e.kind}: {e.message}", style=style))
     if quiet:
         return Group(*lines) if lines else None

@@ -100,6 +100,8 @@ def _outcome(checks: tuple[PortfolioCheck, ...]) -> ExitCode:
         return ExitCode.MARGIN_ALERT
     if MarginState.WARNING in states:
         return ExitCode.MARGIN_WARNING
+    if "gap" in kinds:
+        return ExitCode.INCOMPLETE  # committed, but a window was checked at the current price only
     return ExitCode.OK
 
 
@@ -174,8 +176,8 @@ def _fetch(
             first_gap = min(first_gap or series.gaps[0], series.gaps[0])
             why = f": {series.failure}" if series.failure else " (offline)" if book.offline else ""
             gaps.append(
-                f"no {timeframe} candles for {symbol} from {series.gaps[0]:%Y-%m-%d %H:%M} to "
-                f"{series.gaps[-1]:%Y-%m-%d %H:%M} UTC{why}; those minutes were checked at the current price only"
+                f"no {timeframe} candles for {symbol} from {fmt.moment(series.gaps[0])} to "
+                f"{fmt.moment(series.gaps[-1])}{why}; those minutes were checked at the current price only"
             )
     moments = funding_times(since, now)
     rates = {}
