@@ -304,7 +304,7 @@ def test_watch_on_a_pipe_writes_one_json_line_per_refresh_and_stops_on_sigterm(c
             _, err = watcher.communicate(timeout=20)
         finally:
             watcher.kill()
-    assert watcher.returncode == 0, err
+    assert watcher.returncode == 143, err  # 128 + SIGTERM, as documented
     assert D(first["valuation"]["positions"][0]["mark"]) == 40000
     assert first["valuation"]["positions"][0]["change_24h_pct"] == "2.5"
     assert later["updated_at"] > first["updated_at"]
@@ -327,7 +327,7 @@ def test_watch_on_a_pipe_writes_frames_with_warnings_inside(cli, binance):
             _, err = watcher.communicate(timeout=20)
         finally:
             watcher.kill()
-    assert watcher.returncode == 0, err
+    assert watcher.returncode == 130, err  # Ctrl-C, as documented
     text = "".join(frame)
     assert "Updated " in text and "every 1 s" in text
     assert "stale since" in text
@@ -382,15 +382,21 @@ def test_watch_in_a_terminal_redraws_the_frame_as_the_price_moves(cli, binance):
                 break
             if select.select([master], [], [], 0.25)[0]:
                 try:
-                    os.read(master, 65536)
+                    screen += os.read(master, 65536)
                 except OSError:
                     break
         try:
             watcher.wait(timeout=20)
+            while select.select([master], [], [], 0.5)[0]:  # what it wrote as it left
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:
+                    break
         finally:
             watcher.kill()  # never leave it running, whatever happened
             os.close(master)
-    assert watcher.returncode == 0
+    assert watcher.returncode == 130  # Ctrl-C in the terminal, as documented
+    assert b"\x1b[?1049l" in screen  # the terminal's own screen is back
     assert last > first
 
 

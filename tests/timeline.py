@@ -87,7 +87,7 @@ def session_for(
     settings = _settings(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PORTFOLIO_"))))
     paths = resolve_paths(ledger, None, settings.ledger)
     warn = warnings.append if warnings is not None else (lambda message: None)
-    return Session(settings, paths, command, clock=clock, source=source, warn=warn)
+    return Session(settings, paths, command, clock=clock, source=source, warn=warn, creates_ledger=True)
 
 
 def run(ledger: Path, source: PathSource, clock: Callable[[], datetime], command: str, use_case, *args, **kwargs):

@@ -27,6 +27,7 @@ class Paths:
     ledger: Path
     config: Path | None
     cache: Path
+    data: Path  # the user directory: the default ledger, demo.db, config.toml, the cache
 
 
 def config_path(option: Path | None) -> Path | None:
@@ -48,4 +49,5 @@ def resolve_paths(db_option: Path | None, config_file: Path | None, config_ledge
         ledger = config_ledger
     else:
         ledger = user_dir() / "ledger.db"
-    return Paths(ledger=ledger.expanduser().absolute(), config=config_file, cache=user_dir() / "cache")
+    home = user_dir()
+    return Paths(ledger=ledger.expanduser().absolute(), config=config_file, cache=home / "cache", data=home)

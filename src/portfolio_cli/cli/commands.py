@@ -30,7 +30,7 @@ from portfolio_cli.cli.support import (
 )
 from portfolio_cli.engine.records import Kind, MarginMode, Side
 from portfolio_cli.engine.valuation import PositionValue
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import ExitCode, InvalidInput
 
 app = typer.Typer(
     cls=ExitCodes,
@@ -75,7 +75,7 @@ def init(
 
     Example: [bold]portfolio init momentum --balance 25000[/]
     """
-    with running(command_line(), db, config) as session:
+    with running(command_line(), db, config, creates_ledger=True) as session:
         result = services.init_portfolio(
             session, name or session.settings.default_portfolio, amount(balance, "--balance"), parse_at(at)
         )
@@ -372,11 +372,13 @@ def value(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode | None:
     """Where you stand: equity, cash, margin and every open position at current prices.
 
     Examples: [bold]portfolio value[/] · [bold]portfolio value --watch -n 5[/] ·
     [bold]portfolio value --offline --json[/] · [bold]portfolio value --at 2026-03-01T12:00[/]
+
+    --watch ends with exit code 130 on Ctrl-C (SIGINT) and 143 on SIGTERM.
     """
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
@@ -390,9 +392,11 @@ def value(
             return watch_value(session, name, interval, json, stdout)
         result = services.value(session, name, at=moment)
         if json:
-            return print_json(result)
-        note = f" at {render.moment(moment)}" if moment else ""
-        stdout.print(render.value_view(result, title_note=note))
+            print_json(result)
+        else:
+            note = f" at {render.moment(moment)}" if moment else ""
+            stdout.print(render.value_view(result, title_note=note))
+    return ExitCode.OK
 
 
 @app.command()
@@ -402,7 +406,7 @@ def paths(
     config: ConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show which ledger, config file and cache directory are in use.
+    """Show which ledger, config file, data directory and cache directory are in use.
 
     Example: [bold]portfolio paths[/]
     """
@@ -410,6 +414,7 @@ def paths(
         found = {
             "ledger": str(session.paths.ledger),
             "config": str(session.paths.config) if session.paths.config else None,
+            "data": str(session.paths.data),
             "cache": str(session.paths.cache),
         }
         from portfolio_cli.services.notify import destinations_of
@@ -436,7 +441,7 @@ def demo(
     """
     from portfolio_cli.demo import demo_ledger, run_demo
 
-    with running(command_line()) as session:
+    with running(command_line(), creates_ledger=True) as session:
         result, history, as_of = run_demo(session)
         if json:
             return print_json(result)

@@ -75,13 +75,19 @@ def running(
     db: Path | None = None,
     config: Path | None = None,
     offline: bool = False,
+    creates_ledger: bool = False,
 ) -> Iterator[Session]:
     """A session for one command, closed however the command ends; the quotes and candles it fetched
-    are cached only when it succeeds. (A failure becomes its exit code in ``cli.exits``.)"""
-    session = Session.create(command, db=db, config=config, offline=offline, warn=warn)
+    are cached only when it succeeds. (A failure becomes its exit code in ``cli.exits``.) Only a
+    command that ``creates_ledger`` may make a new ledger file (removed again if the command fails);
+    the others exit 4 when it is missing."""
+    session = Session.create(command, db=db, config=config, offline=offline, warn=warn, creates_ledger=creates_ledger)
     try:
         yield session
         session.keep_fetched_quotes()
+    except BaseException:
+        session.discard_new_ledger()
+        raise
     finally:
         session.close()
 
