@@ -22,6 +22,15 @@ day. An undefined metric is an ``Undefined`` carrying the reason, never 0.
   days. It counts in the total return, CAGR, drawdowns and the money-weighted return (the growth is
   real), but not in volatility, Sharpe, Sortino, alpha/beta or the best and worst day, which are
   statistics of one-day returns; the days it spans are named (``missing_days``)
+- VaR (95 %, historical, one day) the 5 % quantile of the one-day returns, linearly interpolated;
+  CVaR the mean of the ``⌊(N − 1) · 0.05⌋ + 1`` lowest (empyrical's conventions); skew and excess
+  kurtosis the bias-corrected sample moments (pandas', as quantstats uses them)
+- drawdown episodes: each run of days below the running peak, from its peak (the day before) through
+  its trough to its recovery (the first day back at or above the peak), see ``Episode``
+- trailing returns: ``I_last / I_start − 1`` from the snapshot 1, 3, 6 or 12 calendar months before
+  the last day (31 December before, for the year to date)
+- the series maths (calendar periods, rolling windows, drawdowns) runs on pandas, imported only
+  inside the functions that need it, so a command that does not report never loads it
 - beta ``cov(r, b) / var(b)`` against the benchmark's daily returns ``b`` on the same days; alpha
   (Jensen's, annualized) ``(mean(r − rf/365) − beta · mean(b − rf/365)) · 365``
 """
@@ -49,6 +58,7 @@ class Undefined:
 
 
 FEW_RETURNS = Undefined("fewer than two daily returns")  # one-day returns, for the daily statistics
+FEW_SNAPSHOTS = Undefined("fewer than two daily snapshots")
 
 Value = float | Undefined  # a metric's value, or why it has none
 
@@ -117,6 +127,54 @@ def sharpe(returns: Sequence[float], risk_free: float = 0.0) -> Value:
     return (mean(returns) - risk_free / PERIODS) / deviation * math.sqrt(PERIODS)
 
 
+VAR_CUTOFF = 0.05  # 95 % confidence
+
+
+def value_at_risk(returns: Sequence[float], cutoff: float = VAR_CUTOFF) -> Value:
+    """Historical one-day VaR: the ``cutoff`` quantile of the one-day returns, linearly interpolated
+    between order statistics (numpy's and empyrical's ``percentile``); a loss is negative."""
+    import pandas as pd
+
+    if len(returns) < 2:
+        return FEW_RETURNS
+    return float(pd.Series(returns, dtype="float64").quantile(cutoff))
+
+
+def conditional_value_at_risk(returns: Sequence[float], cutoff: float = VAR_CUTOFF) -> Value:
+    """Historical one-day CVaR (expected shortfall): the mean of the ``k + 1`` lowest one-day
+    returns, ``k = ⌊(N − 1) · cutoff⌋`` (empyrical's convention)."""
+    import pandas as pd
+
+    if len(returns) < 2:
+        return FEW_RETURNS
+    lowest = int((len(returns) - 1) * cutoff) + 1
+    return float(pd.Series(returns, dtype="float64").nsmallest(lowest).mean())
+
+
+def skew(returns: Sequence[float]) -> Value:
+    """Sample skewness (adjusted Fisher–Pearson, pandas' and quantstats'):
+    ``G1 = N / ((N − 1)(N − 2)) · Σ ((r − mean) / s)³``, ``s`` the sample deviation."""
+    import pandas as pd
+
+    if len(returns) < 3:
+        return Undefined("fewer than three daily returns")
+    if len(set(returns)) < 2:
+        return Undefined("the daily returns do not vary")
+    return float(pd.Series(returns, dtype="float64").skew())
+
+
+def kurtosis(returns: Sequence[float]) -> Value:
+    """Sample excess kurtosis (pandas' and quantstats'): ``G2 = N(N + 1) / ((N − 1)(N − 2)(N − 3)) ·
+    Σ ((r − mean) / s)⁴ − 3 (N − 1)² / ((N − 2)(N − 3))``; 0 for a normal distribution."""
+    import pandas as pd
+
+    if len(returns) < 4:
+        return Undefined("fewer than four daily returns")
+    if len(set(returns)) < 2:
+        return Undefined("the daily returns do not vary")
+    return float(pd.Series(returns, dtype="float64").kurt())
+
+
 def sortino(returns: Sequence[float], risk_free: float = 0.0) -> Value:
     if len(returns) < 2:
         return FEW_RETURNS
@@ -136,27 +194,85 @@ class Drawdowns:
     longest_days: int  # the longest time below a previous peak (to the end, if not recovered)
 
 
+@dataclass(frozen=True)
+class Episode:
+    """One drawdown: from a peak of the growth index until the index is back at or above it.
+
+    ``depth`` is the trough's ``I / I_peak − 1`` (≤ 0); ``amount`` that fraction of the equity on the
+    peak day (USDT); ``recovery`` the first day at or above the peak again (None: not recovered);
+    ``length_days`` from the peak to the recovery (to the last day, if not recovered)."""
+
+    peak: date
+    trough: date
+    recovery: date | None
+    depth: float
+    amount: float
+    days_to_trough: int
+    days_to_recover: int | None  # trough to recovery
+    length_days: int
+
+
+def drawdown_series(returns: Sequence[float | None]):  # -> pandas.DataFrame
+    """The growth index ``I`` (``I_0 = 1``; an undefined return leaves it unchanged), its running peak
+    and the drawdown ``I / peak − 1``, one row per day, as a pandas DataFrame."""
+    import pandas as pd
+
+    growth = pd.Series([1.0, *(1 + (r or 0.0) for r in returns)], dtype="float64").cumprod()
+    peak = growth.cummax()
+    return pd.DataFrame({"index": growth, "peak": peak, "drawdown": growth / peak - 1})
+
+
+def drawdown_episodes(days: Sequence[DailyEquity], returns: Sequence[float | None]) -> list[Episode]:
+    """Every drawdown of the growth index over ``days``, oldest first (``returns[i]`` leads to
+    ``days[i + 1]``). An episode is a run of days below the running peak; its peak is the day before
+    the run, its trough the run's lowest day (the first, on a tie)."""
+    import numpy as np
+
+    if not days:
+        return []
+    frame = drawdown_series(returns)
+    below = (frame["index"] < frame["peak"]).to_numpy()
+    depth = frame["drawdown"].to_numpy()
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], below.astype(np.int8), [0]))))
+    episodes = []
+    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):  # below on [start, stop)
+        trough = start + int(np.argmin(depth[start:stop]))
+        peak_day, trough_day = days[start - 1].day, days[trough].day  # day 0 is never below its own peak
+        recovery = days[stop].day if stop < len(days) else None
+        episodes.append(
+            Episode(
+                peak=peak_day,
+                trough=trough_day,
+                recovery=recovery,
+                depth=float(depth[trough]),
+                amount=-float(depth[trough]) * float(days[start - 1].equity),
+                days_to_trough=(trough_day - peak_day).days,
+                days_to_recover=None if recovery is None else (recovery - trough_day).days,
+                length_days=((recovery or days[-1].day) - peak_day).days,
+            )
+        )
+    return episodes
+
+
+def deepest(episodes: Sequence[Episode], count: int = 5) -> list[Episode]:
+    """The ``count`` deepest episodes, deepest first (the earlier of two as deep)."""
+    return sorted(episodes, key=lambda e: e.depth)[:count]
+
+
 def drawdowns(days: Sequence[DailyEquity], returns: Sequence[float | None]) -> Drawdowns | Undefined:
     """Drawdowns of the growth index over ``days`` (``returns[i]`` leads to ``days[i + 1]``; an
-    undefined return leaves the index unchanged)."""
+    undefined return leaves the index unchanged), from its episodes."""
     if not days:
         return Undefined("no daily snapshots")
-    index = peak = 1.0
-    peak_day, peak_equity = days[0].day, float(days[0].equity)
-    worst, worst_amount, longest = 0.0, 0.0, 0
-    below = False
-    for day, r in zip(days[1:], returns, strict=True):
-        index *= 1 + (r or 0.0)
-        if index < peak or below:  # in a drawdown, or the day it ends: it has lasted since the peak
-            longest = max(longest, (day.day - peak_day).days)
-        below = index < peak
-        if not below:
-            peak, peak_day, peak_equity = index, day.day, float(day.equity)
-            continue
-        drawdown = index / peak - 1
-        if drawdown < worst:
-            worst, worst_amount = drawdown, -drawdown * peak_equity
-    return Drawdowns(worst, worst_amount, index / peak - 1, (days[-1].day - peak_day).days, longest)
+    episodes = drawdown_episodes(days, returns)
+    current = float(drawdown_series(returns)["drawdown"].iloc[-1])
+    last = episodes[-1] if episodes and episodes[-1].recovery is None else None
+    peak_day = last.peak if last else days[-1].day
+    if not episodes:
+        return Drawdowns(0.0, 0.0, current, (days[-1].day - peak_day).days, 0)
+    worst = min(episodes, key=lambda e: e.depth)
+    longest = max(e.length_days for e in episodes)
+    return Drawdowns(worst.depth, worst.amount, current, (days[-1].day - peak_day).days, longest)
 
 
 def ratio(numerator: Value, drawdown: Value) -> Value:
@@ -205,23 +321,67 @@ class PeriodReturn:
 
 def growth_index(returns: Sequence[float | None]) -> list[float]:
     """``I_0 = 1``, ``I_i = I_{i−1} · (1 + r_i)`` (an undefined return leaves it unchanged)."""
-    index = [1.0]
-    for r in returns:
-        index.append(index[-1] * (1 + (r or 0.0)))
-    return index
+    return drawdown_series(returns)["index"].tolist()
+
+
+# Calendar periods as pandas periods: weeks run Monday to Sunday (ISO weeks), quarters and years by
+# the calendar.
+PERIOD_FREQ = {Every.DAY: "D", Every.WEEK: "W-SUN", Every.MONTH: "M", Every.QUARTER: "Q", Every.YEAR: "Y"}
 
 
 def period_returns(days: Sequence[DailyEquity], returns: Sequence[float | None], every: Every) -> list[PeriodReturn]:
     """The chained return of each calendar period holding at least one defined daily return (a return
     across missing days is filed under the day it ends; days leave it out: it is not one day's)."""
-    growth: dict[date, float] = {}
+    import pandas as pd
+
     if every is Every.DAY:
         returns = one_day_returns(days, returns)
-    for day, r in zip(days[1:], returns, strict=True):
-        if r is not None:
-            key = every.period_of(day.day)
-            growth[key] = growth.get(key, 1.0) * (1 + r)
-    return [PeriodReturn(start, g - 1) for start, g in growth.items()]
+    growth = pd.Series(
+        [math.nan if r is None else 1 + r for r in returns],
+        index=pd.DatetimeIndex([d.day for d in days[1:]]),
+        dtype="float64",
+    ).dropna()
+    if growth.empty:
+        return []
+    chained = growth.groupby(growth.index.to_period(PERIOD_FREQ[every])).prod()
+    return [PeriodReturn(period.start_time.date(), float(g) - 1) for period, g in chained.items()]
+
+
+def trailing_start(last: date, months: int) -> date:
+    """The day whose snapshot a trailing window of ``months`` calendar months ending on ``last``
+    starts from: the same day ``months`` earlier (the month's last day where it is shorter)."""
+    import pandas as pd
+
+    return (pd.Timestamp(last) - pd.DateOffset(months=months)).date()
+
+
+TRAILING_MONTHS = {"1m": 1, "3m": 3, "6m": 6, "1y": 12}
+
+
+def trailing_returns(days: Sequence[DailyEquity], returns: Sequence[float | None]) -> dict[str, Value]:
+    """The return of the last ``N`` months, the year to date and the whole range, each ending on the
+    last day: ``I_last / I_start − 1`` on the growth index, ``start`` the snapshot ``N`` calendar
+    months before the last day (for the year to date, that of 31 December before). Undefined when the
+    range holds no snapshot of that day (it starts later, or the day is missing)."""
+    import pandas as pd
+
+    if len(days) < 2:
+        return dict.fromkeys((*TRAILING_MONTHS, "ytd", "inception"), FEW_SNAPSHOTS)
+    index = pd.Series(growth_index(returns), index=[d.day for d in days])
+    last = days[-1].day
+    starts = {name: trailing_start(last, months) for name, months in TRAILING_MONTHS.items()}
+    starts["ytd"] = date(last.year - 1, 12, 31)
+    starts = {name: starts[name] for name in ("1m", "3m", "6m", "ytd", "1y")}
+    trailing: dict[str, Value] = {}
+    for name, start in starts.items():
+        if start < days[0].day:
+            trailing[name] = Undefined(f"the range starts after {start}")
+        elif start not in index.index:
+            trailing[name] = Undefined(f"no snapshot of {start}")
+        else:
+            trailing[name] = float(index.iloc[-1] / index[start]) - 1
+    trailing["inception"] = float(index.iloc[-1]) - 1
+    return trailing
 
 
 def rolling_sharpe(
@@ -229,28 +389,37 @@ def rolling_sharpe(
 ) -> list[tuple[date, float | None]]:
     """For each day with ``window`` daily returns up to it, the Sharpe ratio of those returns (None
     where one is undefined or they do not vary)."""
-    rolled = []
-    for end in range(window, len(returns) + 1):
-        chunk = returns[end - window : end]
-        value = None if None in chunk else sharpe(chunk)  # type: ignore[arg-type]
-        rolled.append((days[end].day, value if isinstance(value, float) else None))
-    return rolled
+    import pandas as pd
+
+    if len(returns) < window:
+        return []
+    series = pd.Series([math.nan if r is None else r for r in returns], dtype="float64")
+    rolled = series.rolling(window)
+    deviation = rolled.std()
+    ratio = (rolled.mean() / deviation.where(deviation > 0)) * math.sqrt(PERIODS)
+    return [
+        (days[end + 1].day, None if math.isnan(value) else value)
+        for end, value in enumerate(ratio.tolist())
+        if end >= window - 1
+    ]
 
 
 def rolling_max_drawdown(
     days: Sequence[DailyEquity], returns: Sequence[float | None], window: int = ROLLING_DRAWDOWN_DAYS
 ) -> list[tuple[date, float]]:
-    """For each day with ``window`` days before it, the max drawdown (≤ 0) within those days."""
-    rolled = []
-    for end in range(window, len(days)):
-        index = peak = 1.0
-        worst = 0.0
-        for r in returns[end - window : end]:
-            index *= 1 + (r or 0.0)
-            peak = max(peak, index)
-            worst = min(worst, index / peak - 1)
-        rolled.append((days[end].day, worst))
-    return rolled
+    """For each day with ``window`` days before it, the max drawdown (≤ 0) within those days: the
+    growth index over the ``window + 1`` snapshots, measured from its own peaks inside them."""
+    import numpy as np
+
+    if len(days) <= window:
+        return []
+    index = drawdown_series(returns)["index"]
+
+    def worst(values: np.ndarray) -> float:
+        return float((values / np.maximum.accumulate(values)).min() - 1)
+
+    rolled = index.rolling(window + 1).apply(worst, raw=True)
+    return [(days[end].day, value) for end, value in enumerate(rolled.tolist()) if end >= window]
 
 
 def buy_and_hold(days: Sequence[DailyEquity], prices: Sequence[Decimal]) -> list[DailyEquity]:
@@ -292,6 +461,10 @@ class Performance:
     volatility: Value
     sharpe: Value
     sortino: Value
+    value_at_risk: Value  # 95 %, one day, a return (≤ 0 for a loss)
+    conditional_value_at_risk: Value
+    skew: Value
+    kurtosis: Value  # excess
     calmar: Value
     recovery_factor: Value
     max_drawdown: Value
@@ -338,6 +511,10 @@ def performance(
         volatility=volatility(one_day),
         sharpe=sharpe(one_day, risk_free),
         sortino=sortino(one_day, risk_free),
+        value_at_risk=value_at_risk(one_day),
+        conditional_value_at_risk=conditional_value_at_risk(one_day),
+        skew=skew(one_day),
+        kurtosis=kurtosis(one_day),
         calmar=ratio(growth, max_dd),
         recovery_factor=ratio(total, max_dd),
         max_drawdown=max_dd,

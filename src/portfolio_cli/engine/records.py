@@ -183,6 +183,9 @@ class ClosedTrade(NamedTuple):  # a tuple: a report builds 100,000 of them
     opened_at: datetime
     closed_at: datetime
     strategy: str | None = None
+    symbol: str = ""
+    side: str = "long"
+    exit_reason: str = "manual"  # the reason of the close that closed it (a CloseReason value)
 
 
 class TradePart(NamedTuple):

@@ -3,11 +3,12 @@
 Daily return of a day ``d`` = ``close_d / close_{d−1} − 1``, over days where both assets have a
 close for the day and the day before. Correlation is Pearson's r; beta of A to B is
 ``cov(r_A, r_B) / var(r_B)``. Fewer than ``MIN_POINTS`` common returns, or no variance, gives None.
+The series maths is pandas', imported only when a correlation or a beta is asked for.
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
@@ -24,31 +25,43 @@ def daily_returns(closes: Mapping[date, Decimal]) -> dict[date, float]:
     }
 
 
-def _paired(a: Mapping[date, float], b: Mapping[date, float]) -> tuple[list[float], list[float]]:
-    days = sorted(set(a) & set(b))
-    return [a[d] for d in days], [b[d] for d in days]
+def _frame(returns: Mapping[str, Mapping[date, float]]):  # -> pandas.DataFrame
+    """One column of daily returns per asset, one row per day (NaN where an asset has none)."""
+    import pandas as pd
+
+    return pd.DataFrame({name: pd.Series(dict(r), dtype="float64") for name, r in returns.items()}).sort_index()
+
+
+def _constant(frame) -> bool:
+    """Whether a column holds one value only: its variance is 0, though pandas' float mean may leave
+    a rounding residue of 1e-35 where exact arithmetic gives 0."""
+    return bool((frame.nunique() < 2).any())
+
+
+def _defined(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
 
 
 def correlation(a: Mapping[date, float], b: Mapping[date, float]) -> float | None:
-    xs, ys = _paired(a, b)
-    if len(xs) < MIN_POINTS:
+    """Pearson's r over the days both have a return (None: fewer than ``MIN_POINTS``, or constant)."""
+    frame = _frame({"a": a, "b": b}).dropna()
+    if len(frame) < MIN_POINTS or _constant(frame):
         return None
-    try:
-        return statistics.correlation(xs, ys)
-    except statistics.StatisticsError:  # a constant series
-        return None
+    return _defined(frame["a"].corr(frame["b"]))
 
 
 def beta(asset: Mapping[date, float], benchmark: Mapping[date, float]) -> float | None:
-    xs, ys = _paired(asset, benchmark)
-    if len(xs) < MIN_POINTS:
+    """``cov(r_A, r_B) / var(r_B)`` over the days both have a return (sample moments, n − 1)."""
+    frame = _frame({"asset": asset, "benchmark": benchmark}).dropna()
+    if len(frame) < MIN_POINTS or frame["benchmark"].nunique() < 2:
         return None
-    variance = statistics.variance(ys)
-    return statistics.covariance(xs, ys) / variance if variance > 0 else None
+    covariance = frame.cov()
+    return float(covariance.loc["asset", "benchmark"] / covariance.loc["benchmark", "benchmark"])
 
 
 def correlated_groups(returns: Mapping[str, Mapping[date, float]], threshold: float) -> list[set[str]]:
-    """Assets joined whenever their correlation exceeds ``threshold`` (transitively), as sets."""
+    """Assets joined whenever their correlation exceeds ``threshold`` (transitively), as sets. The
+    correlations are pairwise, each over the days both assets have a return."""
     assets = sorted(returns)
     parent = {a: a for a in assets}
 
@@ -57,10 +70,13 @@ def correlated_groups(returns: Mapping[str, Mapping[date, float]], threshold: fl
             a = parent[a]
         return a
 
-    for i, a in enumerate(assets):
-        for b in assets[i + 1 :]:
-            r = correlation(returns[a], returns[b])
-            if r is not None and r > threshold:
+    frame = _frame({a: returns[a] for a in assets})
+    varying = [a for a in assets if frame[a].nunique() >= 2]  # a constant one correlates with nothing
+    matrix = frame[varying].corr(min_periods=MIN_POINTS)
+    for i, a in enumerate(varying):
+        for b in varying[i + 1 :]:
+            r = matrix.loc[a, b]
+            if not math.isnan(r) and r > threshold:
                 parent[root(b)] = root(a)
     groups: dict[str, set[str]] = {}
     for a in assets:

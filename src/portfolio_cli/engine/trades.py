@@ -4,7 +4,11 @@
 - Its net PnL is its realized PnL less every fee it paid (entry share, exits, liquidation); funding is
   reported beside it, not in it.
 - Win rate ``wins / trades``; a breakeven trade (net 0) is neither a win nor a loss and ends both
-  streaks. Profit factor ``Σ wins / |Σ losses|``; expectancy ``Σ net / trades``.
+  streaks (``breakevens`` counts them). Profit factor ``Σ wins / |Σ losses|``; expectancy
+  ``Σ net / trades``; payoff ratio ``average win / |average loss|``.
+- Breakdowns group the closed trades by symbol, strategy, side and exit reason (the reason of the
+  close that closed the trade: manual, stop_loss, take_profit, liquidation, margin_call), each with
+  its count, win rate, net PnL, profit factor and average holding time (open to last close).
 - Attribution: a trade's part of the range's PnL is every flow it booked in the range (fees,
   realized PnL, funding) plus the change of its unrealized PnL between the first and last snapshot,
   so the parts add up to the portfolio's PnL exactly.
@@ -34,6 +38,8 @@ class TradeStats:
     average_win: Decimal | Undefined
     average_loss: Decimal | Undefined
     profit_factor: float | Undefined  # Σ wins / |Σ losses|
+    payoff_ratio: float | Undefined  # average win / |average loss|
+    breakevens: int  # trades with a net PnL of exactly 0
     expectancy: Decimal | Undefined  # mean net PnL
     largest_win: Decimal | Undefined
     largest_loss: Decimal | Undefined
@@ -66,6 +72,8 @@ def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
         average_win=won / len(wins) if wins else no_wins,
         average_loss=-lost / len(losses) if losses else no_losses,
         profit_factor=float(won / lost) if lost else no_losses,
+        payoff_ratio=(float((won / len(wins)) / (lost / len(losses))) if wins else no_wins) if losses else no_losses,
+        breakevens=count - len(wins) - len(losses),
         expectancy=sum((t.net_pnl for t in ordered), ZERO) / count if count else NO_TRADES,
         largest_win=max(wins) if wins else no_wins,
         largest_loss=min(losses) if losses else no_losses,
@@ -75,6 +83,57 @@ def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
         max_consecutive_losses=most_losses,
         average_duration=durations / count if count else NO_TRADES,
     )
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The closed trades of one group: a symbol, a strategy, a side or an exit reason."""
+
+    name: str
+    count: int
+    win_rate: float  # wins / count
+    net_pnl: Decimal
+    profit_factor: float | Undefined  # Σ wins / |Σ losses|
+    average_holding: timedelta
+
+
+BREAKDOWN_KEYS = ("symbol", "strategy", "side", "exit_reason")
+
+
+def breakdowns(trades: Iterable[ClosedTrade]) -> dict[str, list[Breakdown]]:
+    """The closed trades grouped by each of ``BREAKDOWN_KEYS`` (an untagged trade's strategy is
+    "(untagged)"), each group's rows by net PnL, largest first. One pass, exact sums."""
+    groups: dict[str, dict[str, list]] = {key: {} for key in BREAKDOWN_KEYS}
+    for t in trades:
+        held = t.closed_at - t.opened_at
+        for key, name in zip(BREAKDOWN_KEYS, (t.symbol, t.strategy or UNTAGGED, t.side, t.exit_reason), strict=True):
+            entry = groups[key].get(name)
+            if entry is None:
+                entry = groups[key][name] = [0, 0, ZERO, ZERO, timedelta()]  # count, wins, won, lost, held
+            entry[0] += 1
+            if t.net_pnl > 0:
+                entry[1] += 1
+                entry[2] += t.net_pnl
+            elif t.net_pnl < 0:
+                entry[3] -= t.net_pnl
+            entry[4] += held
+    return {
+        key: sorted(
+            (
+                Breakdown(
+                    name=name,
+                    count=count,
+                    win_rate=wins / count,
+                    net_pnl=won - lost,
+                    profit_factor=float(won / lost) if lost else Undefined("no losing trades"),
+                    average_holding=held / count,
+                )
+                for name, (count, wins, won, lost, held) in rows.items()
+            ),
+            key=lambda b: (-b.net_pnl, b.name),
+        )
+        for key, rows in groups.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -133,19 +133,21 @@ class Queries(Connection):
 
     def _closed_trades(self, portfolio: Portfolio, since: datetime, until: datetime, in_sql: bool) -> list[ClosedTrade]:
         net = f"sum({codec.units_sql('amount')})" if in_sql else "group_concat(amount)"
+        # SQLite takes a bare column (reason) from the row that holds the max(): the last close's reason.
         sql = f"""
             select t.opened_at, c.last, t.strategy, t.qty, c.closes, c.qtys,
                 (select {net} from cash_flows f
-                 where f.portfolio_id = t.portfolio_id and f.trade_id = t.id and f.kind != 'funding')
-            from (select trade_id, max(closed_at) as last, count(*) as closes, group_concat(qty) as qtys
+                 where f.portfolio_id = t.portfolio_id and f.trade_id = t.id and f.kind != 'funding'),
+                t.symbol, t.side, c.reason
+            from (select trade_id, max(closed_at) as last, count(*) as closes, group_concat(qty) as qtys, reason
                   from closes group by trade_id) c
             join trades t on t.id = c.trade_id
             where t.portfolio_id = ? and c.last > ? and c.last <= ?"""
         moment, total = codec.moment, (codec.from_units if in_sql else _decimal_sum)
         rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
         return [
-            ClosedTrade(total(pnl), moment(opened), moment(last), strategy)
-            for opened, last, strategy, qty, closes, qtys, pnl in rows
+            ClosedTrade(total(pnl), moment(opened), moment(last), strategy, symbol, side, reason)
+            for opened, last, strategy, qty, closes, qtys, pnl, symbol, side, reason in rows
             if (closes == 1 and qtys == qty) or sum(map(Decimal, qtys.split(",")), ZERO) >= Decimal(qty)
         ]
 

@@ -12,6 +12,9 @@ from datetime import date
 from rich.text import Text
 
 HEIGHT = 12
+# One marker per series, so that each reads without colour (NO_COLOR, a monochrome terminal, print):
+# the first is drawn in fine braille dots, the next ones in plain characters, which the legend shows.
+MARKERS = ("braille", "•", "+", "x")
 
 
 def line_chart(
@@ -26,6 +29,6 @@ def line_chart(
     plt.plotsize(max(width, 40), height)
     plt.title(title)
     labels = [day.isoformat() for day in days]
-    for name, values in series.items():
-        plt.plot(labels, list(values), marker="braille", label=name if len(series) > 1 else None)
+    for (name, values), marker in zip(series.items(), MARKERS * len(series), strict=False):
+        plt.plot(labels, list(values), marker=marker, label=name if len(series) > 1 else None)
     return Text.from_ansi(plt.build())

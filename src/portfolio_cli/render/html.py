@@ -14,8 +14,19 @@ from typing import TYPE_CHECKING, Any
 from portfolio_cli import __version__
 from portfolio_cli.engine.history import Every
 from portfolio_cli.engine.metrics import PeriodReturn, Undefined
+from portfolio_cli.engine.trades import BREAKDOWN_KEYS
 from portfolio_cli.render import money
-from portfolio_cli.render.report import METRICS, MONTHS, PERIOD_UNITS, TRADE_ROWS, period_label, show
+from portfolio_cli.render.report import (
+    BREAKDOWN_TITLES,
+    METRICS,
+    MONTHS,
+    PERIOD_UNITS,
+    TRADE_ROWS,
+    TRAILING_LABELS,
+    period_label,
+    show,
+    trade_duration,
+)
 from portfolio_cli.services.report import Benchmark, Report
 
 if TYPE_CHECKING:
@@ -58,6 +69,11 @@ def report_html(report: Report) -> str:
         body += ["<h2>Equity and drawdown</h2>", _image(_equity_chart(report)), _image(_drawdown_chart(report))]
     if report.periods[Every.MONTH]:
         body += ["<h2>Monthly returns</h2>", _monthly_grid(report), "<h2>Returns by period</h2>", _periods(report)]
+    if report.snapshots >= 2:
+        trailing = [[label, _metric(report.trailing[name], "%")] for name, label in TRAILING_LABELS.items()]
+        body += ["<h2>Trailing returns</h2>", _table(["to the last day", "return"], trailing)]
+    if report.drawdown_episodes:
+        body += ["<h2>Deepest drawdowns</h2>", _episodes(report)]
     rolling = _rolling_chart(report)
     body.append("<h2>Rolling risk</h2>")
     body.append(_image(rolling) if rolling else '<p class="na">n/a: fewer than 31 daily returns in the range</p>')
@@ -69,6 +85,10 @@ def report_html(report: Report) -> str:
             ("side", report.attribution.by_side),
         ):
             body.append(_table(["PnL by " + heading, "trades", "PnL"], ([r.name, r.trades, r.pnl] for r in rows)))
+        body.append('</div><div class="row">')
+        for key in BREAKDOWN_KEYS:
+            if report.breakdowns[key]:
+                body.append(_breakdown(key, report))
         body.append("</div>")
     else:
         body.append(f"<h2>No trading activity</h2>{_transfers(report)}")
@@ -209,6 +229,34 @@ def _trades(report: Report) -> str:
     return _table(["closed trades (net PnL)", "value"], rows)
 
 
+def _episodes(report: Report) -> str:
+    rows = [
+        [
+            e.peak.isoformat(),
+            e.trough.isoformat(),
+            e.recovery.isoformat() if e.recovery else Markup("not recovered", "na"),
+            _metric(e.depth, "%"),
+            _plain(Decimal(repr(e.amount))),
+            e.days_to_trough,
+            Markup("n/a", "na") if e.days_to_recover is None else e.days_to_recover,
+            e.length_days,
+        ]
+        for e in report.drawdown_episodes
+    ]
+    header = ["peak", "trough", "recovered", "depth", "amount (USDT)", "days to trough", "days to recover", "length"]
+    return _table(header, rows)
+
+
+def _breakdown(key: str, report: Report) -> str:
+    rows = [
+        [b.name, b.count, Markup(f"{b.win_rate * 100:.1f} %"), b.net_pnl, _metric(b.profit_factor, "ratio"),
+         Markup(trade_duration(b.average_holding))]
+        for b in report.breakdowns[key]
+    ]  # fmt: skip
+    header = [f"trades by {BREAKDOWN_TITLES[key]}", "trades", "win rate", "net PnL", "profit factor", "avg held"]
+    return _table(header, rows)
+
+
 def _transfers(report: Report) -> str:
     rows = [[f"{f.at:%Y-%m-%d %H:%M}", f.kind.value, f.amount] for f in report.transfers]
     return _table(["time (UTC)", "kind", "amount"], rows) if rows else "<p>No deposits or withdrawals.</p>"
@@ -246,11 +294,18 @@ def _equity_chart(report: Report) -> bytes:
     if isinstance(report.benchmark, Benchmark):
         label = f"{report.benchmark.symbol.split('/')[0]} buy & hold, same cash flows"
         held = [float(d.equity) for d in report.benchmark.daily]
-        ax.plot(days, held, color=BENCHMARK_COLOUR, linewidth=2, label=label)
+        # Dashed with markers: the two lines tell apart in grey print or without colour vision.
+        style = {"linestyle": "--", "marker": "o", "markevery": _every(days), "markersize": 4}
+        ax.plot(days, held, color=BENCHMARK_COLOUR, linewidth=2, label=label, **style)
     ax.set_title("Equity (USDT)", loc="left")
     ax.legend(loc="upper left", frameon=False)
     _date_axis(ax, days)
     return _png(figure)
+
+
+def _every(days: Sequence[date]) -> int:
+    """A marker every ``n`` points: about twenty along the line."""
+    return max(1, len(days) // 20)
 
 
 def _drawdown_chart(report: Report) -> bytes:

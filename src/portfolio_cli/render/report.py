@@ -16,8 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from portfolio_cli.engine.history import Every
-from portfolio_cli.engine.metrics import Performance, PeriodReturn, Undefined
-from portfolio_cli.engine.trades import Contribution, TradeStats
+from portfolio_cli.engine.metrics import Episode, Performance, PeriodReturn, Undefined
+from portfolio_cli.engine.trades import BREAKDOWN_KEYS, Breakdown, Contribution, TradeStats
 from portfolio_cli.formatting import moment
 from portfolio_cli.render import NA, add_numeric_columns, money, safe, signed
 from portfolio_cli.render.charts import line_chart
@@ -32,6 +32,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "volatility": ("volatility (annualized)", "%"),
     "sharpe": ("Sharpe", "ratio"),
     "sortino": ("Sortino", "ratio"),
+    "value_at_risk": ("VaR 95 % (one day)", "%"),
+    "conditional_value_at_risk": ("CVaR 95 % (one day)", "%"),
+    "skew": ("skew", "ratio"),
+    "kurtosis": ("excess kurtosis", "ratio"),
     "calmar": ("Calmar", "ratio"),
     "recovery_factor": ("recovery factor", "ratio"),
     "max_drawdown": ("max drawdown", "%"),
@@ -55,7 +59,7 @@ def show(value: Any, kind: str) -> str:
     if kind == "usdt":
         return money(Decimal(repr(value)))
     if kind == "duration":
-        return _duration(value)
+        return trade_duration(value)
     return str(value)
 
 
@@ -96,7 +100,10 @@ def report_view(report: Report, width: int) -> RenderableType:
         Columns([_summary_table(report), _pnl_table(report)], padding=(0, 4)),
     ]
     if report.periods[Every.MONTH]:
-        parts += [_monthly_grid(report, width), _periods_table(report)]
+        periods = Columns([_periods_table(report), _trailing_table(report)], padding=(0, 4))
+        parts += [_monthly_grid(report, width), periods]
+    if report.drawdown_episodes:
+        parts.append(_episodes_table(report.drawdown_episodes))
     if len(report.daily) >= 2:
         parts += _charts(report, width)
     if report.active:
@@ -108,6 +115,12 @@ def report_view(report: Report, width: int) -> RenderableType:
                     _contribution_table("by asset", report.attribution.by_asset),
                     _contribution_table("long / short", report.attribution.by_side),
                 ],
+                padding=(0, 4),
+            )
+        )
+        parts.append(
+            Columns(
+                [_breakdown_table(key, report.breakdowns[key]) for key in BREAKDOWN_KEYS if report.breakdowns[key]],
                 padding=(0, 4),
             )
         )
@@ -223,6 +236,57 @@ def _periods_table(report: Report) -> Table:
     return table
 
 
+TRAILING = {"1m": "1 month", "3m": "3 months", "6m": "6 months", "ytd": "year to date", "1y": "1 year"}
+TRAILING_LABELS = {**TRAILING, "inception": "since inception"}
+
+
+def _trailing_table(report: Report) -> Table:
+    table = FitTable(title="Trailing returns", box=box.SIMPLE_HEAD)
+    table.add_column("to the last day")
+    add_numeric_columns(table, "return")
+    for name, label in TRAILING_LABELS.items():
+        table.add_row(label, show(report.trailing[name], "%"))
+    return table
+
+
+def _episodes_table(episodes: list[Episode]) -> Table:
+    table = FitTable(title="Deepest drawdowns", box=box.SIMPLE_HEAD, drop=("amount",))
+    for header in ("peak", "trough", "recovered"):
+        table.add_column(header, no_wrap=True)
+    add_numeric_columns(table, "depth", "amount", "to trough", "to recover")
+    for e in episodes:
+        table.add_row(
+            e.peak.isoformat(),
+            e.trough.isoformat(),
+            e.recovery.isoformat() if e.recovery else "not recovered",
+            show(e.depth, "%"),
+            money(Decimal(repr(e.amount))),
+            f"{e.days_to_trough} d",
+            NA if e.days_to_recover is None else f"{e.days_to_recover} d",
+        )
+    table.caption = "days from the peak to the trough, and from the trough back to the peak"
+    return table
+
+
+BREAKDOWN_TITLES = {"symbol": "symbol", "strategy": "strategy", "side": "side", "exit_reason": "exit reason"}
+
+
+def _breakdown_table(key: str, rows: list[Breakdown]) -> Table:
+    table = FitTable(title=f"Closed trades by {BREAKDOWN_TITLES[key]}", box=box.SIMPLE_HEAD, drop=("avg held",))
+    table.add_column("", wrap=True)
+    add_numeric_columns(table, "trades", "win %", "net PnL", "PF", "avg held")
+    for row in rows:
+        table.add_row(
+            safe(row.name),
+            str(row.count),
+            f"{round(row.win_rate * 100, 1):.1f}",
+            signed(row.net_pnl),
+            show(row.profit_factor, "ratio"),
+            trade_duration(row.average_holding),
+        )
+    return table
+
+
 def _extreme(period: PeriodReturn, every: Every) -> Text:
     return Text(
         f"{show(period.value, '%')}  {period_label(period.start, every)}",
@@ -248,6 +312,8 @@ TRADE_ROWS: dict[str, tuple[str, str]] = {
     "average_win": ("average win", "money"),
     "average_loss": ("average loss", "money"),
     "profit_factor": ("profit factor", "ratio"),
+    "payoff_ratio": ("payoff ratio", "ratio"),
+    "breakevens": ("breakeven trades", "int"),
     "expectancy": ("expectancy", "money"),
     "largest_win": ("largest win", "money"),
     "largest_loss": ("largest loss", "money"),
@@ -295,7 +361,7 @@ def _transfers_table(report: Report) -> Table:
     return table
 
 
-def _duration(value: timedelta) -> str:
+def trade_duration(value: timedelta) -> str:
     hours = value.total_seconds() / 3600
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
 
@@ -391,8 +457,14 @@ def report_json(report: Report) -> dict[str, Any]:
             "max_drawdown_90d": [{"day": d.isoformat(), "value": v} for d, v in report.rolling_max_drawdown],
         },
         "periods": periods,
+        "trailing_returns": {name: value(f"trailing_returns.{name}", v) for name, v in report.trailing.items()},
+        "drawdowns": [_episode_json(e) for e in report.drawdown_episodes],
         "trading_activity": report.active,
         "trades": trades,
+        "breakdowns": {
+            key: [_breakdown_json(row, f"breakdowns.{key}.{i}", value) for i, row in enumerate(rows)]
+            for key, rows in report.breakdowns.items()
+        },
         "attribution": {
             "strategy": _contributions(report.attribution.by_strategy),
             "asset": _contributions(report.attribution.by_asset),
@@ -406,8 +478,10 @@ def report_json(report: Report) -> dict[str, Any]:
 
 
 def report_rows(report: Report) -> Iterator[list[str]]:
-    """The report as ``section, name, value, note`` rows: the scalar figures, every period's return and
-    the attribution. ``note`` says why a value is empty."""
+    """The report as ``section, name, value, note`` rows: every table of the report in one long
+    format (the scalar figures, trailing returns, each period's return and its best and worst, the
+    rolling series, the drawdown episodes, the trade breakdowns, the attribution, the benchmark, the
+    cash flows and the notes). ``note`` says why a value is empty, or what the row is about."""
     payload = report_json(report)
     why = payload["undefined"]
     yield ["section", "name", "value", "note"]
@@ -415,13 +489,38 @@ def report_rows(report: Report) -> Iterator[list[str]]:
         for name, item in payload[section].items():
             gap = GAP_NOTE if (section, name) == ("range", "missing_days") and item else ""
             yield [section, name, _cell(item), why.get(f"{section}.{name}", gap)]
+    for name, item in payload["trailing_returns"].items():
+        yield ["trailing return", name, _cell(item), why.get(f"trailing_returns.{name}", "")]
     for every, entry in payload["periods"].items():
+        for extreme in ("best", "worst"):
+            if entry[extreme] is not None:
+                yield [f"{extreme} {every}", entry[extreme]["period"], _cell(entry[extreme]["return"]), ""]
         for period in entry.get("returns", []):
             yield [f"{every} return", period["period"], _cell(period["return"]), ""]
+    for key, series in payload["rolling"].items():
+        for point in series:
+            yield [f"rolling {key}", point["day"], _cell(point["value"]), ""]
+    for rank, episode in enumerate(payload["drawdowns"], start=1):
+        for name, item in episode.items():
+            note = "not recovered" if name == "recovery" and item is None else ""
+            yield [f"drawdown {rank}", name, _cell(item), note]
+    for key, rows in payload["breakdowns"].items():
+        for i, row in enumerate(rows):
+            for name, item in row.items():
+                if name != "name":
+                    note = why.get(f"breakdowns.{key}.{i}.{name}", "")
+                    yield [f"trades by {key}: {row['name']}", name, _cell(item), note]
     for key, rows in payload["attribution"].items():
         for row in rows:
             yield [f"pnl by {key}", row["name"], row["pnl"], f"{row['trades']} trades"]
-    benchmark = payload["benchmark"]
+    yield from _benchmark_rows(payload["benchmark"], why)
+    for flow in payload["cash_flows"]:
+        yield ["cash flow", flow["at"].isoformat(), flow["amount"], flow["kind"]]
+    for note in payload["notes"]:
+        yield ["note", "", note, ""]
+
+
+def _benchmark_rows(benchmark: dict[str, Any] | None, why: dict[str, str]) -> Iterator[list[str]]:
     if benchmark is None:
         yield ["benchmark", "", "", why.get("benchmark", "")]
         return
@@ -429,6 +528,30 @@ def report_rows(report: Report) -> Iterator[list[str]]:
         yield ["benchmark", name, _cell(item), why.get(f"benchmark.metrics.{name}", "")]
     for name in ("end_equity", "excess_return", "alpha", "beta"):
         yield ["benchmark", name, _cell(benchmark[name]), why.get(f"benchmark.{name}", "")]
+
+
+def _episode_json(e: Episode) -> dict[str, Any]:
+    return {
+        "peak": e.peak.isoformat(),
+        "trough": e.trough.isoformat(),
+        "recovery": _iso(e.recovery),
+        "depth": e.depth,
+        "amount": e.amount,
+        "days_to_trough": e.days_to_trough,
+        "days_to_recover": e.days_to_recover,
+        "length_days": e.length_days,
+    }
+
+
+def _breakdown_json(row: Breakdown, path: str, value: Reasons) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "count": row.count,
+        "win_rate": row.win_rate,
+        "net_pnl": str(row.net_pnl),
+        "profit_factor": value(f"{path}.profit_factor", row.profit_factor),
+        "average_holding_seconds": row.average_holding.total_seconds(),
+    }
 
 
 def _period_json(period: PeriodReturn, every: Every) -> dict[str, Any]:

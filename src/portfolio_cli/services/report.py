@@ -28,6 +28,7 @@ from portfolio_cli.engine.history import (
 )
 from portfolio_cli.engine.metrics import (
     DailyEquity,
+    Episode,
     Performance,
     PeriodReturn,
     Undefined,
@@ -35,15 +36,18 @@ from portfolio_cli.engine.metrics import (
     alpha_beta,
     buy_and_hold,
     daily_returns,
+    deepest,
+    drawdown_episodes,
     missing_days,
     one_day_returns,
     performance,
     period_returns,
     rolling_max_drawdown,
     rolling_sharpe,
+    trailing_returns,
 )
 from portfolio_cli.engine.records import CashFlow, FlowKind, Portfolio, Snapshot
-from portfolio_cli.engine.trades import Attribution, TradeStats, attribute, trade_stats
+from portfolio_cli.engine.trades import Attribution, Breakdown, TradeStats, attribute, breakdowns, trade_stats
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
 from portfolio_cli.services.history import range_snapshots, range_start, valued_at
 from portfolio_cli.session import Session
@@ -90,7 +94,10 @@ class Report:
     periods: dict[Every, list[PeriodReturn]]
     rolling_sharpe: list[tuple[date, float | None]]
     rolling_max_drawdown: list[tuple[date, float]]
+    drawdown_episodes: list[Episode]  # the deepest five, deepest first
+    trailing: dict[str, Value]  # "1m", "3m", "6m", "ytd", "1y", "inception"
     trades: TradeStats
+    breakdowns: dict[str, list[Breakdown]]  # by "symbol", "strategy", "side", "exit_reason"
     active: bool  # a trade was opened or closed in the range
     attribution: Attribution
     benchmark: Benchmark | Undefined
@@ -193,6 +200,7 @@ def report(
         )
     change = _unrealized_change(first, last)
     parts = ledger.trade_parts(portfolio, start, end, single=set(change))
+    closed = ledger.closed_trades(portfolio, start, end)
     deposits = sum((f.amount for f in transfers if f.kind is FlowKind.DEPOSIT), Decimal(0))
     withdrawals = -sum((f.amount for f in transfers if f.kind is FlowKind.WITHDRAWAL), Decimal(0))
     return Report(
@@ -217,7 +225,10 @@ def report(
         periods={every: period_returns(days, returns, every) if series else [] for every in PERIOD_UNITS},
         rolling_sharpe=rolling_sharpe(days, one_day) if series else [],
         rolling_max_drawdown=rolling_max_drawdown(days, returns) if series else [],
-        trades=trade_stats(ledger.closed_trades(portfolio, start, end)),
+        drawdown_episodes=deepest(drawdown_episodes(days, returns)) if series else [],
+        trailing=trailing_returns(days if series else [], returns),
+        trades=trade_stats(closed),
+        breakdowns=breakdowns(closed),
         active=ledger.traded(portfolio, start, end),
         attribution=attribute(parts, change),
         benchmark=(
