@@ -28,6 +28,14 @@ MARKETS = {
     "ETH/BTC": ("ETH", "BTC", "0.00010000", "0.00010000", "0.00010000"),
     "DOGE/USDT": ("DOGE", "USDT", "1.00000000", "1.00000000", "1.00000000"),
 }
+# Each market's price tick, as Binance has them: prices are shown to it.
+TICKS = {
+    "BTC/USDT": "0.01000000",
+    "ETH/USDT": "0.01000000",
+    "SOL/USDT": "0.01000000",
+    "ETH/BTC": "0.00001000",
+    "DOGE/USDT": "0.00001000",
+}
 
 FAULTS = {
     "429", "418", "500", "502", "503", "504", "500-json", "503-json", "403", "404",
@@ -91,7 +99,7 @@ class FakeBinance:
 
     def exchange_info(self) -> dict:
         symbols = []
-        for base, quote, step, min_qty, min_notional in MARKETS.values():
+        for symbol, (base, quote, step, min_qty, min_notional) in MARKETS.items():
             symbols.append(
                 {
                     "symbol": base + quote,
@@ -109,9 +117,9 @@ class FakeBinance:
                     "filters": [
                         {
                             "filterType": "PRICE_FILTER",
-                            "minPrice": "0.00000100",
+                            "minPrice": TICKS[symbol],
                             "maxPrice": "1000000.00000000",
-                            "tickSize": "0.00000100",
+                            "tickSize": TICKS[symbol],
                         },
                         {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000000.00000000", "stepSize": step},
                         {

@@ -103,7 +103,7 @@ def test_an_init_that_fails_after_creating_the_ledger_leaves_no_file_behind(cli,
     from portfolio_cli.errors import StorageFailure
 
     def fails_on_commit(session, *args):
-        session.ledger  # the file is created here
+        assert session.ledger is not None  # the file is created here
         raise StorageFailure("cannot write the ledger: the disk is full")
 
     monkeypatch.setattr(services, "init_portfolio", fails_on_commit)

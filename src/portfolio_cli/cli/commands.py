@@ -286,7 +286,7 @@ def close(
             )
         if json:
             return print_json(result)
-        stdout.print(render.close_view(result))
+        stdout.print(render.close_view(result, ticks=session.prices.ticks()))
         stdout.print(
             f"Realized PnL {render.money(result.realized_pnl)} USDT gross, fees {render.money(result.fees)} USDT, "
             f"net {render.money(result.net_pnl)} USDT"
@@ -326,7 +326,7 @@ def trades(
         )
         if json:
             return print_json(rows, list[services.TradeRow])
-        stdout.print(render.trades_table(rows, costs=costs) if rows else "No trades")
+        stdout.print(render.trades_table(rows, costs=costs, ticks=session.prices.ticks()) if rows else "No trades")
 
 
 @app.command()
@@ -351,7 +351,9 @@ def positions(
         if not result.valuation.positions:
             return stdout.print("No open positions" + (f" at {result.as_of:%Y-%m-%d %H:%M} UTC" if at else ""))
         title = f"Positions at {result.as_of:%Y-%m-%d %H:%M} UTC" if at else "Positions"
-        stdout.print(render.positions_table(result.valuation.positions, result.as_of, title=title))
+        stdout.print(
+            render.positions_table(result.valuation.positions, result.as_of, title=title, ticks=session.prices.ticks())
+        )
 
 
 @app.command()
@@ -395,7 +397,7 @@ def value(
             print_json(result)
         else:
             note = f" at {render.moment(moment)}" if moment else ""
-            stdout.print(render.value_view(result, title_note=note))
+            stdout.print(render.value_view(result, title_note=note, ticks=session.prices.ticks()))
     return ExitCode.OK
 
 

@@ -56,7 +56,7 @@ def margin(
         report = margin_report(session, portfolio_name(session, portfolio))
         if json:
             return print_json(report, MarginReport)
-        stdout.print(margin_view(report))
+        stdout.print(margin_view(report, ticks=session.prices.ticks()))
 
 
 def _change_margin(trade_id: int, value: str, sign: int, portfolio, offline, prices, db, config, json) -> None:
@@ -69,7 +69,7 @@ def _change_margin(trade_id: int, value: str, sign: int, portfolio, offline, pri
         update = change_isolated_margin(session, portfolio_name(session, portfolio), trade_id, change)
         if json:
             return print_json(update)
-        stdout.print(margin_update_view(update))
+        stdout.print(margin_update_view(update, session.prices.ticks()))
 
 
 @app.command("add-margin")
@@ -139,7 +139,7 @@ def margin_mode(
         update = switch_margin_mode(session, portfolio_name(session, portfolio), trade_id, mode)
         if json:
             return print_json(update)
-        stdout.print(margin_update_view(update))
+        stdout.print(margin_update_view(update, session.prices.ticks()))
 
 
 @app.command()
@@ -181,7 +181,7 @@ def size(
         )
         if json:
             return print_json(result)
-        stdout.print(size_view(result))
+        stdout.print(size_view(result, session.prices.ticks()))
 
 
 @app.command()

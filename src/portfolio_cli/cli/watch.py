@@ -18,7 +18,6 @@ from portfolio_cli import render, services
 from portfolio_cli.errors import ExitCode, PortfolioError
 from portfolio_cli.session import Session
 
-
 # The exit code of a watch stopped by each signal: 128 + the signal's number, as a shell reports it.
 STOPPED_BY = {signal.SIGINT: ExitCode.ABORTED, signal.SIGTERM: ExitCode.TERMINATED}
 
@@ -71,7 +70,10 @@ def watch(session: Session, name: str, interval: float, as_json: bool, console: 
                 while not stop.is_set():
                     result = refresh()
                     if result is not None:
-                        live.update(render.watch_view(result, session.clock(), interval, warnings), refresh=True)
+                        live.update(
+                            render.watch_view(result, session.clock(), interval, warnings, session.prices.ticks()),
+                            refresh=True,
+                        )
                     stop.wait(interval)
             return stop.code
         while not stop.is_set():
@@ -80,7 +82,9 @@ def watch(session: Session, name: str, interval: float, as_json: bool, console: 
                 if as_json:
                     _json_line(result, session, warnings)
                 else:
-                    console.print(render.watch_view(result, session.clock(), interval, warnings))
+                    console.print(
+                        render.watch_view(result, session.clock(), interval, warnings, session.prices.ticks())
+                    )
                     console.file.flush()
             stop.wait(interval)
     return stop.code

@@ -172,6 +172,10 @@ class PriceBook:
             return self.marks([pair])[pair].price
         return self.price_at(pair, at).price
 
+    def ticks(self) -> dict[str, Decimal]:
+        """The price tick of each market known without a request: prices are shown to it."""
+        return self.source.ticks()
+
     def rules(self, symbol: str) -> MarketRules | None:
         return self._exchange().rules(symbol)
 

@@ -200,6 +200,7 @@ class _Replay:
         self.events: list[CheckEvent] = []
         self.level: Decimal | None = None
         self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
+        self.ticks = session.prices.ticks()  # prices in messages are shown to the market's tick
 
     def _reload(self) -> None:
         self.lots = lots_of(self.session, self.portfolio)
@@ -250,13 +251,14 @@ class _Replay:
                 mark = self.market.marks[t.symbol].price if t.symbol in self.market.marks else t.price
             amount = funding_payment(t.side, qty, mark, rate)
             source = "Binance" if fetched else "configured"
-            note = f"funding rate {rate} ({source}) at mark {mark}"
+            note = f"funding rate {fmt.exact(rate)} ({source}) at mark {fmt.price(mark, self.ticks.get(t.symbol))}"
             self._book_entry(funding_entry(t.id, amount, moment, note))
             verb = "received" if amount >= 0 else "paid"
             self._event(
                 moment,
                 "funding",
-                f"trade {t.id} {t.symbol} {verb} {abs(amount)} USDT funding (rate {rate}, {source})",
+                f"trade {t.id} {t.symbol} {verb} {fmt.exact(abs(amount))} USDT funding "
+                f"(rate {fmt.exact(rate)}, {source})",
                 trade_id=t.id,
                 symbol=t.symbol,
                 price=mark,
@@ -335,7 +337,8 @@ class _Replay:
         self._event(
             moment,
             reason.value,
-            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {fmt.price(price)} "
+            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at "
+            f"{fmt.price(price, self.ticks.get(t.symbol))} "
             f"({how}), net PnL {fmt.money(net)} USDT",
             trade_id=t.id,
             symbol=t.symbol,
