@@ -212,6 +212,11 @@ def test_json_has_no_exponent_zeros(cli):
     out = cli("value", "--offline", "--json").stdout
     assert "E-" not in out and "E+" not in out
     assert json.loads(out)["valuation"]["unrealized_pnl"] == "0.00000000"
+    cli("snapshot", "--offline")
+    for args in (["report", "--json"], ["report", "--csv"], ["history", "--json"], ["trades", "--json"]):
+        out = cli(*args, "--offline").stdout if args[0] == "report" else cli(*args).stdout
+        assert not re.search(r"\dE[-+]\d", out), (args, out)
+    assert json.loads(cli("report", "--json", "--offline").stdout)["pnl"]["realized"] == "0.00000000"
 
 
 # What value shows
