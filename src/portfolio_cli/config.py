@@ -21,15 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
-
-APP_NAME = "portfolio-cli"
-ENV_PREFIX = "PORTFOLIO_"
-# Environment variables with a meaning of their own rather than a config key.
-ENV_HOME = "PORTFOLIO_HOME"
-ENV_DB = "PORTFOLIO_DB"
-ENV_CONFIG = "PORTFOLIO_CONFIG"
-ENV_PORTFOLIO = "PORTFOLIO_NAME"
-ENV_BINANCE_URL = "PORTFOLIO_BINANCE_URL"
+from portfolio_cli.paths import ENV_BINANCE_URL, ENV_PREFIX  # the environment's names live with the paths
 
 Rate = Annotated[Decimal, Field(ge=0, lt=1)]
 

@@ -11,7 +11,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from portfolio_cli.config import APP_NAME, ENV_CONFIG, ENV_DB, ENV_HOME
+APP_NAME = "portfolio-cli"
+ENV_PREFIX = "PORTFOLIO_"
+# Environment variables with a meaning of their own rather than a config key.
+ENV_HOME = "PORTFOLIO_HOME"
+ENV_DB = "PORTFOLIO_DB"
+ENV_CONFIG = "PORTFOLIO_CONFIG"
+ENV_PORTFOLIO = "PORTFOLIO_NAME"
+ENV_BINANCE_URL = "PORTFOLIO_BINANCE_URL"
 
 
 def user_dir() -> Path:

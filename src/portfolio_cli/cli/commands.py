@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from portfolio_cli import __version__, render, services
+from portfolio_cli import __version__, services
 from portfolio_cli.choices import TradeStatus
 from portfolio_cli.cli.exits import ExitCodes
 from portfolio_cli.cli.support import (
@@ -29,7 +29,6 @@ from portfolio_cli.cli.support import (
     stdout,
 )
 from portfolio_cli.engine.records import Kind, MarginMode, Side
-from portfolio_cli.engine.valuation import PositionValue
 from portfolio_cli.errors import ExitCode, InvalidInput
 
 app = typer.Typer(
@@ -75,6 +74,8 @@ def init(
 
     Example: [bold]portfolio init momentum --balance 25000[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, creates_ledger=True) as session:
         result = services.init_portfolio(
             session, name or session.settings.default_portfolio, amount(balance, "--balance"), parse_at(at)
@@ -99,6 +100,8 @@ def portfolios(
 
     Example: [bold]portfolio portfolios[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config) as session:
         rows = services.list_portfolios(session)
         if json:
@@ -118,6 +121,8 @@ def _cash(
     prices,
     json: bool,
 ) -> None:
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         move = services.deposit if kind == "deposit" else services.withdraw
@@ -202,6 +207,8 @@ def open_(
     Examples: [bold]portfolio open BTC/USDT --qty 0.05[/] ·
     [bold]portfolio open ETH/USDT --notional 2000 --leverage 5 --short --stop-loss 3900[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         fill_price, overrides = split_prices(prices, allow_bare=True)
         session.overrides.update(overrides)
@@ -261,6 +268,8 @@ def close(
     Examples: [bold]portfolio close 7[/] · [bold]portfolio close BTC/USDT --pct 50[/] ·
     [bold]portfolio close ETH/USDT --side short[/] · [bold]portfolio close --all[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         exit_price, overrides = split_prices(prices, allow_bare=not every)
         session.overrides.update(overrides)
@@ -314,6 +323,8 @@ def trades(
     Examples: [bold]portfolio trades --status closed --symbol BTC/USDT --from 2026-01-01[/] ·
     [bold]portfolio trades --costs[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config) as session:
         rows = services.list_trades(
             session,
@@ -343,10 +354,14 @@ def positions(
 
     Examples: [bold]portfolio positions --offline[/] · [bold]portfolio positions --at 2026-03-01[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         result = services.value(session, portfolio_name(session, portfolio), aggregate=True, at=parse_at(at))
         if json:
+            from portfolio_cli.engine.valuation import PositionValue
+
             return print_json(list(result.valuation.positions), list[PositionValue])
         if not result.valuation.positions:
             return stdout.print("No open positions" + (f" at {result.as_of:%Y-%m-%d %H:%M} UTC" if at else ""))
@@ -382,6 +397,8 @@ def value(
 
     --watch ends with exit code 130 on Ctrl-C (SIGINT) and 143 on SIGTERM.
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
@@ -441,6 +458,7 @@ def demo(
     It uses its own ledger (demo.db in the data directory), rebuilt on every run.
     Example: [bold]portfolio demo[/]
     """
+    from portfolio_cli import render
     from portfolio_cli.demo import demo_ledger, run_demo
 
     with running(command_line(), creates_ledger=True) as session:

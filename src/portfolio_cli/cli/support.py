@@ -13,15 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, overload
 import typer
 from rich.console import Console
 
-from portfolio_cli.config import ENV_PORTFOLIO
 from portfolio_cli.errors import InvalidInput
 from portfolio_cli.money import parse_positive
-from portfolio_cli.render import safe
-from portfolio_cli.session import Session
-from portfolio_cli.text import printable
+from portfolio_cli.paths import ENV_PORTFOLIO
+from portfolio_cli.text import printable, safe
 
 if TYPE_CHECKING:
     from portfolio_cli.services.delivery import Delivery
+    from portfolio_cli.session import Session
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -81,6 +80,8 @@ def running(
     are cached only when it succeeds. (A failure becomes its exit code in ``cli.exits``.) Only a
     command that ``creates_ledger`` may make a new ledger file (removed again if the command fails);
     the others exit 4 when it is missing."""
+    from portfolio_cli.session import Session  # the config, the ledger: not needed for --help
+
     session = Session.create(command, db=db, config=config, offline=offline, warn=warn, creates_ledger=creates_ledger)
     try:
         yield session

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -19,14 +18,10 @@ from portfolio_cli.formatting import NA as NA  # re-exported: the render modules
 from portfolio_cli.formatting import age, day, duration, leverage, moment, money, pct, price, qty
 from portfolio_cli.render.fit import FitTable
 from portfolio_cli.text import printable
+from portfolio_cli.text import safe as safe  # re-exported: the render modules import it from here
 
 if TYPE_CHECKING:
     from portfolio_cli.services import CloseResult, Fill, PortfolioSummary, PortfolioValue, TradeRow
-
-
-def safe(text: str) -> str:
-    """User text inside rich markup: control characters escaped (``printable``), markup escaped."""
-    return escape(printable(text))
 
 
 number = qty  # quantities: as recorded, see formatting.qty
