@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_binance import FakeBinance, FakeBinanceServer  # noqa: E402
 from portfolio_cli.engine.accounting import Lot  # noqa: E402
+from portfolio_cli.engine.brackets import flat_table  # noqa: E402
 from portfolio_cli.engine.history import snapshot_of  # noqa: E402
 from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side, Trade  # noqa: E402
 from portfolio_cli.engine.valuation import Mark, value_portfolio  # noqa: E402
@@ -185,7 +186,7 @@ def _five_years_of_snapshots(ledger, book, first: datetime) -> None:
         marks = {"BTC/USDT": Mark("BTC/USDT", mark, mark, moment, "candle 1d")}
         lots = [Lot(replace(lot, id=ids[0]), ())]
         flows = [CashFlow(1, FlowKind.DEPOSIT, Decimal(100000), first)]
-        valuation = value_portfolio(flows, lots, marks, lambda symbol: Decimal("0.005"))
+        valuation = value_portfolio(flows, lots, marks, lambda symbol: flat_table(symbol, Decimal("0.005")))
         # 00:00 of a day is the end of the day before: the snapshot of that day.
         snapshots.append(snapshot_of(book.id, (moment - timedelta(days=1)).date(), moment, True, valuation))
     ledger.save_snapshots(snapshots)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portfolio_cli.engine.accounting import Lot, allocate_close, build_lots, fee_for, realized_pnl
+from portfolio_cli.engine.brackets import flat_table
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.money import q8
@@ -54,7 +55,7 @@ def test_hand_computed_mixed_portfolio():
         cash,
         build_lots([btc, eth], []),
         {"BTC/USDT": mark("BTC/USDT", D(33000)), "ETH/USDT": mark("ETH/USDT", D(2100))},
-        lambda s: MMR,
+        lambda s: flat_table(s, MMR),
     )
     assert v.wallet_balance == D("19981")  # 20000 − 15 − 4
     assert v.unrealized_pnl == D("1100")  # 0.5×3000 − 4×100
@@ -117,12 +118,12 @@ def test_closing_at_the_mark_costs_exactly_the_exit_fee(side, qty, entry, exit, 
     t = trade(f"{side} {qty} BTC/USDT @ {entry} x{leverage}", fee_rate=fee_rate)
     marks = {"BTC/USDT": mark("BTC/USDT", exit)}
     opened = [(FlowKind.DEPOSIT, D(10**9)), (FlowKind.FEE, -t.fee)]
-    before = value_portfolio(flows(*opened), build_lots([t], []), marks, lambda s: MMR).equity
+    before = value_portfolio(flows(*opened), build_lots([t], []), marks, lambda s: flat_table(s, MMR)).equity
 
     pnl, fee = realized_pnl(side, qty, t.price_usdt, exit), fee_for(qty, exit, fee_rate)
     close = Close(1, t.id, qty, exit, exit, fee, pnl, T0)
     closed = [*opened, (FlowKind.REALIZED_PNL, pnl), (FlowKind.FEE, -fee)]
-    after = value_portfolio(flows(*closed), build_lots([t], [close]), marks, lambda s: MMR).equity
+    after = value_portfolio(flows(*closed), build_lots([t], [close]), marks, lambda s: flat_table(s, MMR)).equity
 
     assert after == before - fee
 
@@ -156,6 +157,6 @@ def test_equity_moves_linearly_with_price(side, qty, entry, m1, m2):
     cash = flows((FlowKind.DEPOSIT, D(10000)))
 
     def equity(price: D) -> D:
-        return value_portfolio(cash, lots, {"BTC/USDT": mark("BTC/USDT", price)}, lambda s: MMR).equity
+        return value_portfolio(cash, lots, {"BTC/USDT": mark("BTC/USDT", price)}, lambda s: flat_table(s, MMR)).equity
 
     assert equity(m2) - equity(m1) == q8(side.sign * qty * (m2 - m1))

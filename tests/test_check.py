@@ -87,20 +87,20 @@ def test_take_profit_for_a_short(cli, binance):
 def test_isolated_liquidation_touched_and_recovered_within_the_hour(cli, binance):
     cli("init", "--at", iso(hour(-30)))
     cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", iso(hour(-20)))
-    # The hour dipped to 36,000 and closed at 39,900: the liquidation price was touched.
-    binance.ohlc[("BTC/USDT", "1h", ms(hour(-5)))] = (D(40000), D(40000), D(36000), D(39900))
+    # The mark price dipped to 36,000 within the hour and closed at 39,900: liquidation was touched.
+    binance.mark_ohlc[("BTC/USDT", "1h", ms(hour(-5)))] = (D(40000), D(40000), D(36000), D(39900))
     result = cli("check", code=CLOSED)
     assert "liquidation" in result.stdout
     [trade] = closes(cli)
     assert trade["closed_by"] == "liquidation"
-    # m_liq = 40000 × (1 − 1/10) / (1 − 0.005) = 36180.90452261 (8 places)
-    assert D(trade["exit"]) == D("36180.90452261")
-    # The position loses exactly its margin, 400: gross −381.90954774 plus a liquidation fee of the rest.
-    assert D(trade["realized_pnl"]) == D("-381.90954774")
-    assert D(trade["liquidation_fees"]) == D("18.09045226")
+    # Binance's isolated LP, bracket 1 (0.4 %): (400 − 4000) / (0.1 × 0.004 − 0.1) = 36144.57831325
+    assert D(trade["exit"]) == D("36144.57831325")
+    # The position loses exactly its margin, 400: gross −385.54216868 plus a clearance fee of the rest.
+    assert D(trade["realized_pnl"]) == D("-385.54216868")
+    assert D(trade["liquidation_fees"]) == D("14.45783132")
     assert D(trade["realized_pnl"]) - D(trade["liquidation_fees"]) == D(-400)
     costs = cli("trades", "--costs").stdout
-    assert "18.09" in costs and "liquidation" in costs and "-381.91" in costs and "liq. fee" in costs
+    assert "14.46" in costs and "liquidation" in costs and "-385.54" in costs and "liq. fee" in costs
     value = cli.json("value", "--offline")["valuation"]
     # entry fee 0.1 × 40000 × 0.0005 = 2; funding was paid while it was open (0.4 per 8 hours).
     assert D(trade["funding"]) < 0
@@ -153,9 +153,10 @@ def test_cross_account_below_110_closes_the_most_losing_position(cli, binance, l
     assert "margin call" in out
     [trade] = closes(cli)
     assert trade["symbol"] == "BTC/USDT" and trade["closed_by"] == "margin_call"
-    assert D(trade["liquidation_fees"]) == D("19.5")  # 0.1 × 39000 × 0.005
+    # a margin call by rule is a market close by this tool: the margin taker fee 0.1 × 39000 × 0.0005
+    assert D(trade["liquidation_fees"]) == D("1.95")
     margin = cli.json("margin")
-    assert D(margin["account"]["margin_level_pct"]) == D("272.50")  # (400 − 3 − 100 − 19.5 − 5) / 100
+    assert D(margin["account"]["margin_level_pct"]) == D("290.05")  # (400 − 3 − 100 − 1.95 − 5) / 100
     audit = [r for r in ledger_rows(ledger_path, "audit_log") if r[3] == "close trade (margin_call)"]
     assert len(audit) == 1
 

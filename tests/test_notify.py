@@ -86,12 +86,14 @@ def test_an_isolated_liquidation_arrives_once_with_its_price(cli, binance, webho
         "--at",
         (hour - timedelta(hours=20)).isoformat(),
     )
-    binance.ohlc[("BTC/USDT", "1h", ms(hour - timedelta(hours=5)))] = (D(40000), D(40000), D(36000), D(39900))
+    # The mark price (a perpetual's liquidations follow it) dips to 36,000 within the hour.
+    binance.mark_ohlc[("BTC/USDT", "1h", ms(hour - timedelta(hours=5)))] = (D(40000), D(40000), D(36000), D(39900))
     cli("check", code=CLOSED)
     [message] = webhook.messages
     assert "1 liquidation" in message["title"]
-    # m_liq = 40000 × (1 − 1/10) / (1 − 0.005); the position loses its margin and entry fee (funding aside)
-    assert "closed by liquidation at 36,180.90" in message["message"]
+    # Binance's isolated formula in BTCUSDT's first bracket (mmr 0.4 %): (400 − 4000)/(0.0004 − 0.1);
+    # the position loses its margin and entry fee (funding aside)
+    assert "closed by liquidation at 36,144.58" in message["message"]
     cli("check")
     assert len(webhook.messages) == 1
 
@@ -388,6 +390,7 @@ def test_commands_that_send_nothing_never_import_apprise(args, isolated_env):
 def _cross_valuation(mark: str, balance: str = "1000"):
     """0.1 BTC long at 40,000, 10× cross (IM 400, entry fee 2), valued at ``mark``."""
     from portfolio_cli.engine.accounting import Lot
+    from portfolio_cli.engine.brackets import flat_table
     from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side, Trade
     from portfolio_cli.engine.valuation import Mark, value_portfolio
 
@@ -396,7 +399,7 @@ def _cross_valuation(mark: str, balance: str = "1000"):
     flows = [CashFlow(1, FlowKind.DEPOSIT, D(balance), at), CashFlow(2, FlowKind.FEE, D(-2), at, trade_id=1)]
     price = D(mark)
     return value_portfolio(
-        flows, [Lot(trade, ())], {"BTC/USDT": Mark("BTC/USDT", price, price, at, "test")}, lambda s: D("0.005")
+        flows, [Lot(trade, ())], {"BTC/USDT": Mark("BTC/USDT", price, price, at, "test")}, lambda s: flat_table(s, D("0.005"))
     )
 
 
@@ -413,7 +416,7 @@ def _cross_valuation(mark: str, balance: str = "1000"):
 def test_the_action_that_restores_200_pct(mark, deposit, close_qty):
     from portfolio_cli.engine.margin import restore_margin_level
 
-    restore = restore_margin_level(_cross_valuation(mark), D("0.0005"))
+    restore = restore_margin_level(_cross_valuation(mark), D("0.0005"), D(200))
     if deposit is None:
         assert restore is None
         return
@@ -426,7 +429,7 @@ def test_closing_the_restoring_quantity_does_reach_200_pct():
     from portfolio_cli.engine.margin import restore_margin_level
 
     v = _cross_valuation("36000")
-    qty = restore_margin_level(v, D("0.0005")).close_qty
+    qty = restore_margin_level(v, D("0.0005"), D(200)).close_qty
     fee = qty * D(36000) * D("0.0005")
     margin_after = v.margin_used - qty * D(4000)
     assert (v.margin_equity - fee) / margin_after * 100 >= 200

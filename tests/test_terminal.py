@@ -227,15 +227,16 @@ def test_value_shows_margin_state_levels_and_pnl_against_deposits(cli, binance):
     opened = cli(
         "open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--stop-loss", "36000", "--take-profit", "44000"
     )
-    # 10x isolated long at 40,000, mmr 0.005: liquidation e·(1 − 1/L)/(1 − mmr) = 36,180.90
-    assert "Liquidation price" in opened.stdout and "36,180.9" in opened.stdout
+    # 10x isolated long 0.1 at 40,000: notional 4,000 is in BTCUSDT's first bracket (mmr 0.4 %, cum 0), so
+    # Binance's liquidation price is (WB − q·e)/(q·mmr − q) = (400 − 4000)/(0.0004 − 0.1) = 36,144.578…
+    assert "Liquidation price" in opened.stdout and "36,144.6" in opened.stdout
     binance.prices["BTC/USDT"] = D("38000")
     result = cli.json("value")
     # margin equity = 1000 − fee 2 + 0.1·(38000 − 40000) = 798; margin used 400 → 199.5 %: warning
     assert result["valuation"]["margin_level_pct"] == "199.50"
     assert result["margin_state"] == "warning"
     [levels] = result["levels"]
-    assert levels["liquidation_price"] == "36180.90452261"
+    assert levels["liquidation_price"] == "36144.57831325"
     assert levels["stop_distance_pct"] == "-5.26"  # (36000 − 38000) / 38000
     assert levels["take_profit_distance_pct"] == "15.79"
     assert levels["crossed"] is None
@@ -243,7 +244,7 @@ def test_value_shows_margin_state_levels_and_pnl_against_deposits(cli, binance):
     assert result["performance"] == {"total_pnl": "-202.00000000", "net_deposits": "1000.00000000", "roi_pct": "-20.20"}
     shown = cli("value").stdout
     assert "199.50 % · warning: below the 200 % warning line" in shown
-    assert "36,180.90 (-4.79%)" in shown
+    assert "36,144.58 (-4.88%)" in shown
     assert "Total PnL" in shown and "-202.00" in shown
 
 

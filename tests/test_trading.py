@@ -110,6 +110,7 @@ def test_below_exchange_minimum_is_refused(cli, binance, ledger_path):
 
 
 def test_slippage_moves_market_fills_against_the_trader(cli, binance, monkeypatch):
+    monkeypatch.setenv("PORTFOLIO_TRADING__FILLS", "last")  # the last price ± slippage, not the book
     monkeypatch.setenv("PORTFOLIO_TRADING__SLIPPAGE_BPS", "10")
     cli("init")
     assert D(cli.json("open", "BTC/USDT", "--qty", "0.01")["price"]) == D("40040")

@@ -15,13 +15,17 @@ import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from portfolio_cli.engine.fees import fee_rate
 from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
 from portfolio_cli.paths import ENV_BINANCE_URL, ENV_PREFIX  # the environment's names live with the paths
+
+if TYPE_CHECKING:
+    from portfolio_cli.engine.margin import AccountRules
 
 Rate = Annotated[Decimal, Field(ge=0, lt=1)]
 
@@ -31,24 +35,81 @@ class Section(BaseModel):
 
 
 class Fees(Section):
-    """Taker fee rates, as fractions of the fill's notional."""
+    """Fee rates, as fractions of the fill's notional: takers for market orders, makers for a
+    --maker fill (an order that rested on the book)."""
 
     spot_taker: Rate = Decimal("0.001")
     margin_taker: Rate = Decimal("0.0005")
+    spot_maker: Rate = Decimal("0.001")
+    margin_maker: Rate = Decimal("0.0002")
+    # Binance's USDⓈ-M VIP tier (0–6): its maker and taker rates replace the margin ones.
+    vip_tier: Annotated[int, Field(ge=0, le=6)] | None = None
+    # Fees paid in BNB: 25 % off on spot, 10 % off on USDⓈ-M futures.
+    bnb_discount: bool = False
+
+    def rate(self, margin: bool, maker: bool = False) -> Decimal:
+        return fee_rate(
+            margin,
+            maker,
+            (self.spot_maker, self.spot_taker),
+            (self.margin_maker, self.margin_taker),
+            self.vip_tier,
+            self.bnb_discount,
+        )
+
+
+class BracketRow(Section):
+    """One leverage bracket: notional up to ``cap`` (USDT), its maximum leverage, maintenance rate and
+    maintenance amount (derived so MM is continuous when left out)."""
+
+    cap: Annotated[Decimal, Field(gt=0)]
+    max_leverage: Annotated[int, Field(ge=1, le=125)]
+    mmr: Rate
+    cum: Annotated[Decimal, Field(ge=0)] | None = None
 
 
 class Trading(Section):
+    # Market orders walk Binance's order book ("book"), or fill at the last price ± slippage ("last").
+    fills: Literal["book", "last"] = "book"
+    # The book is walked only this far from the last price; an order it cannot fill within is refused.
+    book_cap_pct: Annotated[Decimal, Field(gt=0, le=50)] = Decimal(5)
+    # When the book cannot be had (or with fills = "last"): last price moved against you by this much.
     slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(0)
     margin_mode: Literal["isolated", "cross"] = "isolated"
+    # A flat maintenance rate for a symbol with no bracket data (neither bundled nor in brackets_file).
     maintenance_margin_rate: Rate = Decimal("0.005")
-    # Per-symbol maintenance margin rates, e.g. {"BTC/USDT" = 0.004}.
+    # Per-symbol flat maintenance rates, e.g. {"BTC/USDT" = 0.004}: one bracket, no maintenance amount.
     maintenance_margin_rates: dict[str, Rate] = {}
+    # Binance's leverageBracket answer (JSON) to use instead of the bundled snapshot.
+    brackets_file: Path | None = None
+    # Per-symbol brackets: [[trading.brackets."BTC/USDT"]] cap = 50000, max_leverage = 125, mmr = 0.004.
+    brackets: dict[str, list[BracketRow]] = {}
+    # Binance's clearance fee on a cross liquidation, for a symbol whose liquidationFee is unknown.
+    liquidation_fee_rate: Rate = Decimal("0.0125")
 
     # Funding rate per 8 hours used when Binance's cannot be fetched (offline).
     funding_rate: Annotated[Decimal, Field(ge=-1, le=1)] = Decimal("0.0001")
 
-    def mmr(self, symbol: str) -> Decimal:
-        return self.maintenance_margin_rates.get(symbol, self.maintenance_margin_rate)
+
+Off = Literal["off"]
+
+
+class MarginRules(Section):
+    """This tool's protective account rules on the margin level (equity − spot) / margin used × 100,
+    on top of Binance's liquidation; "off" switches one off."""
+
+    warning_pct: Annotated[Decimal, Field(ge=0)] | Off = Decimal(200)
+    alert_pct: Annotated[Decimal, Field(ge=0)] | Off = Decimal(150)
+    # Below it, check closes the most losing cross position (a margin call by rule).
+    margin_call_pct: Annotated[Decimal, Field(ge=0)] | Off = Decimal(110)
+
+    def rules(self) -> AccountRules:
+        from portfolio_cli.engine.margin import AccountRules  # valuation maths: only when margin is assessed
+
+        def level(value: Decimal | str) -> Decimal | None:
+            return None if value == "off" else Decimal(value)
+
+        return AccountRules(level(self.warning_pct), level(self.alert_pct), level(self.margin_call_pct))
 
 
 Pct = Annotated[Decimal, Field(ge=0, le=100)]
@@ -149,7 +210,14 @@ class Targets(Section):
     min_interval_hours: Annotated[Decimal, Field(ge=0)] = Decimal(24)
     strategy: Literal["threshold", "periodic"] = "threshold"
     period_days: Annotated[int, Field(ge=1, le=366)] = 30
-    mode: Literal["sell", "buy-only"] = "sell"
+    # sell: outside assets back to just inside their bands; buy-only: never sell; to-target: once
+    # anything is outside its band, every asset back to its target.
+    mode: Literal["sell", "buy-only", "to-target"] = "sell"
+    # Never buy an asset sold at a net loss within the last 30 days (the wash-sale window after a sale).
+    avoid_wash_sales: bool = False
+    # Which spot lots a rebalancing sale closes: fifo oldest first, lifo newest first, hifo the highest
+    # cost per unit first (the tax export's methods).
+    tax_method: Literal["fifo", "lifo", "hifo"] = "fifo"
 
     @field_validator("weights")
     @classmethod
@@ -252,6 +320,7 @@ class Settings(Section):
     default_portfolio: Annotated[str, Field(min_length=1, max_length=64)] = "main"
     fees: Fees = Fees()
     trading: Trading = Trading()
+    margin_rules: MarginRules = MarginRules()
     risk: Risk = Risk()
     prices: Prices = Prices()
     snapshots: Snapshots = Snapshots()
@@ -273,7 +342,7 @@ class Settings(Section):
     @field_validator("portfolios")
     @classmethod
     def _overrides_are_sections(cls, portfolios: dict[str, dict[str, Any]]) -> dict:
-        allowed = {"fees", "trading", "risk", "notify"}
+        allowed = {"fees", "trading", "risk", "margin_rules", "notify"}
         for name, override in portfolios.items():
             unknown = set(override) - allowed
             if unknown:

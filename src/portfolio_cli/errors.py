@@ -100,3 +100,6 @@ class ExchangeBanned(ExchangeUnavailable):
 
 class ExchangeBadResponse(ExchangeUnavailable):
     """An answer that is not the one asked for (garbled, empty, an HTML page, missing fields)."""
+
+
+INCOMPLETE = ExitCode.INCOMPLETE  # committed, but something named on stderr could not be processed

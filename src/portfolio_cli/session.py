@@ -43,6 +43,8 @@ class Session:
     created_ledger: bool = False  # this command made the ledger file (removed again if the command fails)
     _ledger: Ledger | None = None
     _book: PriceBook | None = None
+    # What a command could not process (a symbol, a portfolio): it still commits, and exits 13.
+    incomplete: list[str] = field(default_factory=list)
     _fetched: list[tuple[str, Decimal, datetime, str]] = field(default_factory=list)
     _fetched_candles: dict[tuple[str, str, datetime], Candle] = field(default_factory=dict)
 
@@ -107,6 +109,11 @@ class Session:
             if s == symbol and tf == timeframe and since <= at < until
         ]
         return self.ledger.cached_candles(symbol, timeframe, since, until) + held
+
+    def left_out(self, message: str) -> None:
+        """Something this command could not process: named now, and the command exits 13."""
+        if message not in self.incomplete:
+            self.incomplete.append(message)
 
     def keep_fetched_quotes(self) -> None:
         """Write the quotes and candles this command fetched to the ledger's cache. A cache is best

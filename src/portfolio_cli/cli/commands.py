@@ -191,6 +191,9 @@ def open_(
         ),
     ] = None,
     at: AtOpt = None,
+    maker: Annotated[
+        bool, typer.Option("--maker", help="With --price: a limit order that rested on the book, charged the maker fee.")
+    ] = False,
     stop_loss: Annotated[str | None, typer.Option(help="Stop-loss price.")] = None,
     take_profit: Annotated[str | None, typer.Option(help="Take-profit price.")] = None,
     strategy: Annotated[str | None, typer.Option(help="Strategy tag.")] = None,
@@ -226,6 +229,7 @@ def open_(
             strategy=strategy,
             note=note,
             force=force,
+            maker=maker,
         )
         fill = services.open_trade(session, portfolio_name(session, portfolio), request)
         if json:
@@ -256,6 +260,9 @@ def close(
         ),
     ] = None,
     at: AtOpt = None,
+    maker: Annotated[
+        bool, typer.Option("--maker", help="With --price: a limit order that rested on the book, charged the maker fee.")
+    ] = False,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
@@ -277,6 +284,8 @@ def close(
         if every:
             if target is not None or qty is not None or pct is not None or side is not None or margin is not None:
                 raise InvalidInput("--all closes everything: give no trade, symbol, --qty, --pct, --side or --spot")
+            if maker:
+                raise InvalidInput("--maker needs --price: --all closes at market, always a taker")
             result = services.close_all(session, name, parse_at(at), note)
         else:
             if target is None:
@@ -292,6 +301,7 @@ def close(
                 note,
                 side,
                 None if margin is None else Kind.MARGIN if margin else Kind.SPOT,
+                maker,
             )
         if json:
             return print_json(result)

@@ -23,7 +23,6 @@ from portfolio_cli.cli.support import (
     running,
     split_prices,
     stdout,
-    warn,
 )
 from portfolio_cli.engine.records import MarginMode
 from portfolio_cli.errors import ExitCode, InvalidInput
@@ -223,7 +222,7 @@ def check(
             view = check_view(result, quiet)
             if view is not None:
                 stdout.print(view)
-        for line in gap_lines(result):
-            warn(line)
+        for line in gap_lines(result):  # named on stderr as incomplete: exit 13
+            session.left_out(line)
         sent = notified(after_check(session, result))
     return result.outcome if sent else ExitCode.NOT_NOTIFIED

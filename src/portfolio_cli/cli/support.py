@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, overload
 import typer
 from rich.console import Console
 
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import ExitCode, InvalidInput
 from portfolio_cli.money import parse_positive
 from portfolio_cli.paths import ENV_PORTFOLIO
 from portfolio_cli.text import printable, safe
@@ -84,11 +84,16 @@ def running(
 
     session = Session.create(command, db=db, config=config, offline=offline, warn=warn, creates_ledger=creates_ledger)
     try:
-        yield session
-        session.keep_fetched_quotes()
-    except BaseException:
-        session.discard_new_ledger()
-        raise
+        try:
+            yield session
+            session.keep_fetched_quotes()
+        except BaseException:
+            session.discard_new_ledger()  # a failed init or import leaves no empty ledger behind
+            raise
+        if session.incomplete:  # committed, but something could not be processed: named, exit 13
+            for message in session.incomplete:
+                stderr.print(f"incomplete: {printable(message)}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(ExitCode.INCOMPLETE)
     finally:
         session.close()
 

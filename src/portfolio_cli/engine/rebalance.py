@@ -4,8 +4,16 @@
   over equity; cash (USDT) is the free margin over equity. Weights and bands are percentages.
 - An asset outside ``target ± band`` is traded back to just inside its band (``target ± 0.9 · band``):
   proportional fees make the least trading the cheapest, and the 10 % margin absorbs fees, slippage
-  and lot rounding. Then, if cash would end outside its own band, the assets furthest below (above)
-  their targets are bought (sold) further, up to their inner band edges.
+  and lot rounding. Then, if cash would end outside its own band, the excess (or the shortfall) is
+  **spread**: first over the assets below (above) their targets in proportion to their gaps, so none
+  passes its target while another is still short of it (the least drift a top-up can leave), then, if
+  cash is left, over every asset in proportion to its room up to its inner band edge.
+- ``to-target`` mode: once anything is outside its band, every targeted asset is traded to its
+  target itself (not to the band edge) and cash aimed at its own target; the spread is the same.
+- Wash sales (``avoid_wash_sales``): an asset whose spot lot was sold at a net loss within the last
+  ``WASH_SALE_DAYS`` (30) days is not bought, so the loss is never bought back inside the window the
+  US wash-sale rule (IRC §1091) looks at after a sale; the plan names the asset, the sale and the first
+  day it may be bought again, and its share of a top-up goes to the others.
 - Only spot is traded, through each asset's USDT pair; margin positions count in the weights but are
   never traded. In buy-only mode nothing is sold: new cash goes to the assets below their bands.
 - Each quantity is rounded to the pair's amount step (sells up, buys down, so a trade never lands
@@ -18,18 +26,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
-from portfolio_cli.engine.accounting import fee_for, fill_price
+from portfolio_cli.engine.accounting import Lot, fee_for, fill_price
 from portfolio_cli.engine.metrics import Undefined
+from portfolio_cli.engine.records import Kind
 from portfolio_cli.engine.rules import Conformed, Exposure, MarketRules, RiskLimits, TradeCheck, check_open, conform_qty
+from portfolio_cli.engine.symbols import base_of
 from portfolio_cli.money import HUNDRED, ZERO, q8
 
 CASH = "USDT"
 INSIDE = Decimal("0.9")  # aim this far into the band, as a fraction of it
 LEDGER_STEP = Decimal("0.00000001")  # the step when the exchange's is unknown: the ledger's 8 places
+WASH_SALE_DAYS = 30
+
+
+def loss_sales(lots: Iterable[Lot], now: datetime, days: int = WASH_SALE_DAYS) -> dict[str, str]:
+    """Each asset sold from a spot lot at a net loss within the ``days`` before ``now``, with why it
+    may not be bought yet: the latest such sale and the first day after the window. A close's net PnL
+    is its realized PnL less its fee and its share of the entry fee (by quantity)."""
+    latest: dict[str, datetime] = {}
+    since = now - timedelta(days=days)
+    for lot in lots:
+        t = lot.trade
+        if t.kind is not Kind.SPOT:
+            continue
+        for c in lot.closes:
+            net = c.realized_pnl - c.fee - t.fee * c.qty / t.qty
+            if since < c.closed_at <= now and net < 0:
+                asset = base_of(t.symbol)
+                latest[asset] = max(latest.get(asset, c.closed_at), c.closed_at)
+    return {
+        asset: (
+            f"wash sale avoided: sold at a loss on {at:%Y-%m-%d}, not bought back within {days} days "
+            f"(from {(at + timedelta(days=days + 1)):%Y-%m-%d})"
+        )
+        for asset, at in latest.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -49,6 +85,7 @@ class RebalanceTargets:
     pct_by_asset: Mapping[str, Decimal]  # percent of equity by asset, CASH for cash; they sum to 100
     band: Decimal  # percentage points either side
     buy_only: bool = False
+    to_target: bool = False  # trade every asset to its target, not to the band edge
 
 
 @dataclass(frozen=True)
@@ -167,8 +204,10 @@ def plan_rebalance(
     slippage_bps: Decimal,
     limits: RiskLimits,
     groups: Mapping[str, frozenset[str]] | None = None,
+    no_buys: Mapping[str, str] | None = None,
 ) -> Plan:
-    """The plan (see the module's notes). ``holdings`` must hold every targeted asset, held or not."""
+    """The plan (see the module's notes). ``holdings`` must hold every targeted asset, held or not;
+    ``no_buys`` names the assets that may not be bought, with why (wash sales, see ``loss_sales``)."""
     equity = account.equity
     exposures = {a: h.exposure for a, h in holdings.items()}
     before = weights_of(equity, account.cash, exposures, targets)
@@ -179,8 +218,8 @@ def plan_rebalance(
         reasons[CASH] = "equity is not positive: nothing can be weighed"
     while equity > 0:  # again without the assets whose trade was dropped, so cash goes elsewhere
         frozen = set(dropped)
-        wanted = _to_inner_edges(before, holdings, targets, equity, reasons, frozen)
-        _balance_cash(wanted, before, holdings, targets, account.cash, equity, reasons, frozen)
+        wanted = _to_inner_edges(before, holdings, targets, equity, reasons, frozen, no_buys or {})
+        _balance_cash(wanted, before, holdings, targets, account.cash, equity, reasons, frozen, no_buys or {})
         trades = _conform(wanted, holdings, fee_rate, slippage_bps, reasons)
         trades = _within_rules(trades, account, holdings, limits, groups or {}, reasons)
         dropped = frozen | {a for a, change in wanted.items() if change and a not in {t.asset for t in trades}}
@@ -216,15 +255,25 @@ def _to_inner_edges(
     equity: Decimal,
     reasons: dict[str, str],
     frozen: set[str],
+    no_buys: Mapping[str, str],
 ) -> dict[str, Decimal]:
     """USDT to buy (+) or sell (−) of each asset outside its band, to just inside it."""
     wanted: dict[str, Decimal] = {}
+    triggered = any(w.outside for w in before)
     for w in before:
-        if w.asset == CASH or w.asset in frozen or not w.outside:
+        if w.asset == CASH or w.asset in frozen:
             continue
         target = w.target or ZERO
-        edge = target + INSIDE * w.band if w.drift > 0 else max(ZERO, target - INSIDE * w.band)
+        if targets.to_target and triggered and w.target is not None and w.drift:
+            edge = target
+        elif w.outside:
+            edge = target + INSIDE * w.band if w.drift > 0 else max(ZERO, target - INSIDE * w.band)
+        else:
+            continue
         change = (edge - w.weight_pct) / HUNDRED * equity
+        if change > 0 and w.asset in no_buys:
+            reasons[w.asset] = no_buys[w.asset]
+            continue
         if change < 0:
             if targets.buy_only:
                 reasons[w.asset] = "above its band, and buy-only mode sells nothing"
@@ -254,9 +303,11 @@ def _balance_cash(
     equity: Decimal,
     reasons: dict[str, str],
     frozen: set[str],
+    no_buys: Mapping[str, str],
 ) -> None:
-    """Buy (sell) further while cash would stay above (below) its band, assets furthest below (above)
-    their targets first, each up to its inner band edge; in buy-only mode, buy less instead of selling."""
+    """Buy (sell) further while cash would stay above (below) its band: the excess spread over the
+    assets below (above) their targets in proportion to their gaps, then over every asset in
+    proportion to its room to its inner band edge; in buy-only mode, buy less instead of selling."""
     rows = {w.asset: w for w in before}
     cash_row = rows[CASH]
     projected = {
@@ -267,18 +318,35 @@ def _balance_cash(
     cash_pct = (cash - sum(wanted.values(), ZERO)) / equity * HUNDRED
     reasons.pop(CASH, None)
     target, band = cash_row.target or ZERO, cash_row.band
-    if cash_pct > target + band:  # too much cash: buy the assets most below their targets
-        excess = (cash_pct - target - INSIDE * band) / HUNDRED * equity
-        for asset in sorted(projected, key=lambda a: projected[a] - (rows[a].target or ZERO)):
-            room = ((rows[asset].target or ZERO) + INSIDE * band - projected[asset]) / HUNDRED * equity
-            take = min(room, excess)
-            if take > 0:
+    to_target = targets.to_target and any(w.outside for w in before)
+    aim = ZERO if to_target else INSIDE * band  # where cash is brought back to, off its target
+    allowed = ZERO if to_target else band  # how far off its target cash may end
+
+    def usdt(pct: Decimal) -> Decimal:
+        return pct / HUNDRED * equity
+
+    def target_of(asset: str) -> Decimal:
+        return rows[asset].target or ZERO
+
+    if cash_pct > target + allowed:  # too much cash: buy the assets below their targets first
+        excess = usdt(cash_pct - target - aim)
+        for stage in ("gaps", "rooms"):
+            if stage == "gaps":
+                caps = {a: usdt(target_of(a) - projected[a]) for a in projected}
+            else:
+                caps = {a: usdt(target_of(a) + INSIDE * band - max(projected[a], target_of(a))) for a in projected}
+            for asset in no_buys.keys() & caps.keys():
+                if caps[asset] > 0 and stage == "gaps":
+                    reasons[asset] = no_buys[asset]
+                caps[asset] = ZERO
+            for asset, take in _spread(excess, caps).items():
                 wanted[asset] = wanted.get(asset, ZERO) + take
+                projected[asset] += take / equity * HUNDRED
                 excess -= take
         if excess > 0:
             reasons[CASH] = f"every asset is at the top of its band: {excess:,.2f} USDT stays in cash"
-    elif cash_pct < target - band:  # too little cash
-        short = (max(ZERO, target - INSIDE * band) - cash_pct) / HUNDRED * equity
+    elif cash_pct < target - allowed:  # too little cash
+        short = usdt(max(ZERO, target - aim) - cash_pct)
         if targets.buy_only:
             buys = {a: v for a, v in wanted.items() if v > 0}
             total = sum(buys.values(), ZERO)
@@ -287,16 +355,36 @@ def _balance_cash(
                 wanted[asset] = value * keep
                 reasons[asset] = "buy-only mode: there is not enough cash to buy all of it and keep cash in its band"
             return
-        for asset in sorted(projected, key=lambda a: (rows[a].target or ZERO) - projected[a]):
-            room = (projected[asset] - max(ZERO, (rows[asset].target or ZERO) - INSIDE * band)) / HUNDRED * equity
+
+        def spot_left(asset: str) -> Decimal:
             held = holdings.get(asset)
-            spot_left = (held.spot_qty * held.price if held else ZERO) + min(ZERO, wanted.get(asset, ZERO))
-            take = min(room, spot_left, short)
-            if take > 0:
+            return max(ZERO, (held.spot_qty * held.price if held else ZERO) + min(ZERO, wanted.get(asset, ZERO)))
+
+        for stage in ("gaps", "rooms"):
+            if stage == "gaps":
+                caps = {a: min(usdt(projected[a] - target_of(a)), spot_left(a)) for a in projected}
+            else:
+                floor = {a: max(ZERO, target_of(a) - INSIDE * band) for a in projected}
+                caps = {a: min(usdt(min(projected[a], target_of(a)) - floor[a]), spot_left(a)) for a in projected}
+            for asset, take in _spread(short, caps).items():
                 wanted[asset] = wanted.get(asset, ZERO) - take
+                projected[asset] -= take / equity * HUNDRED
                 short -= take
         if short > 0:
             reasons[CASH] = f"nothing more can be sold within the bands: cash stays {short:,.2f} USDT short"
+
+
+def _spread(amount: Decimal, caps: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """``amount`` split over the assets in proportion to their ``caps``, none given more than its cap
+    (all of them when the caps add up to less). Proportional to the caps themselves: to the gaps to
+    target, or to the room left in the band."""
+    open_caps = {a: c for a, c in caps.items() if c > 0}
+    total = sum(open_caps.values(), ZERO)
+    if amount <= 0 or not total:
+        return {}
+    if amount >= total:
+        return open_caps
+    return {a: amount * c / total for a, c in open_caps.items()}
 
 
 def _conform(
@@ -381,7 +469,8 @@ def _within_rules(
 
 
 def _after_sale(positions: list[Exposure], held: Holding, qty: Decimal) -> list[Exposure]:
-    """The positions once ``qty`` of the asset's spot lots are sold, oldest lot first."""
+    """The positions once ``qty`` of the asset's spot lots are sold, in the order of ``held.lots`` (the
+    order the sale closes them in)."""
     left = list(positions)
     for _, e in held.lots:
         left.remove(e)

@@ -41,8 +41,8 @@ class CloseReason(StrEnum):
     MANUAL = "manual"
     STOP_LOSS = "stop_loss"
     TAKE_PROFIT = "take_profit"
-    LIQUIDATION = "liquidation"  # an isolated position whose liquidation price was touched
-    MARGIN_CALL = "margin_call"  # cross: the most losing position, closed below the critical level
+    LIQUIDATION = "liquidation"  # Binance's: isolated LP touched, or the cross margin ratio reached 100 %
+    MARGIN_CALL = "margin_call"  # the account rule: the most losing cross position, below margin_call_pct
 
     @property
     def forced_out(self) -> bool:

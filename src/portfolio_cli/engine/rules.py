@@ -13,14 +13,18 @@ from portfolio_cli.money import HUNDRED, ZERO, pct_of, round_down_to_step
 
 @dataclass(frozen=True)
 class MarketRules:
-    """Binance's rules for a pair: lot step, minimum quantity, minimum notional (in the quote currency)."""
+    """Binance's rules for a pair or perpetual: lot step, minimum quantity, minimum notional (in the
+    quote currency), the market-order maximum quantity (MARKET_LOT_SIZE), the price tick, and for a
+    perpetual its clearance fee rate (``liquidationFee``)."""
 
     symbol: str
     amount_step: Decimal | None
     min_qty: Decimal | None
     min_notional: Decimal | None
     active: bool = True
+    max_market_qty: Decimal | None = None
     price_step: Decimal | None = None  # the tick: prices are shown to it
+    liquidation_fee: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,12 @@ def conform_qty(qty: Decimal, price: Decimal, rules: MarketRules) -> Conformed |
         return Refusal(
             "exchange minimum quantity",
             f"{fmt.qty(qty)} {rules.symbol} is below the minimum of {fmt.qty(rules.min_qty or rules.amount_step)}",
+        )
+    if rules.max_market_qty and conformed > rules.max_market_qty:
+        return Refusal(
+            "exchange market-order maximum",
+            f"{conformed} {rules.symbol} is above the largest market order Binance takes, "
+            f"{rules.max_market_qty.normalize():f} (MARKET_LOT_SIZE)",
         )
     notional = conformed * price
     quote = quote_of(rules.symbol)

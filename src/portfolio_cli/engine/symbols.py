@@ -27,8 +27,30 @@ def normalize_symbol(text: str) -> str | None:
     return None if base == quote else symbol
 
 
+PERPETUAL_SETTLE = ":USDT"  # ccxt's unified linear perpetual: BTC/USDT:USDT
+
+
+def perpetual_of(symbol: str) -> str:
+    """The USDⓈ-M perpetual a margin position on ``symbol`` trades: ``BTC/USDT`` → ``BTC/USDT:USDT``."""
+    return symbol if is_perpetual(symbol) else symbol + PERPETUAL_SETTLE
+
+
+def is_perpetual(symbol: str) -> bool:
+    return symbol.endswith(PERPETUAL_SETTLE)
+
+
+def spot_of(symbol: str) -> str:
+    """``BTC/USDT:USDT`` → ``BTC/USDT``; a spot symbol is itself."""
+    return symbol.removesuffix(PERPETUAL_SETTLE)
+
+
+def market_id(symbol: str) -> str:
+    """Binance's id of a spot pair or its perpetual: ``BTC/USDT`` and ``BTC/USDT:USDT`` → ``BTCUSDT``."""
+    return spot_of(symbol).replace("/", "")
+
+
 def quote_of(symbol: str) -> str:
-    return symbol.split("/")[1]
+    return spot_of(symbol).split("/")[1]
 
 
 def base_of(symbol: str) -> str:

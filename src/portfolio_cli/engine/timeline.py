@@ -14,13 +14,14 @@ already booked after it:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot
+from portfolio_cli.engine.brackets import Brackets
 from portfolio_cli.engine.history import records_at
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, MarginChange, Trade
 from portfolio_cli.engine.valuation import Mark, value_portfolio
@@ -90,10 +91,10 @@ def later_needs(records: Records, after: datetime) -> list[LaterNeed]:
 
 
 def free_margin_at(
-    records: Records, moment: datetime, marks: Mapping[str, Mark], mmr: Callable[[str], Decimal]
+    records: Records, moment: datetime, marks: Mapping[str, Mark], brackets: Brackets
 ) -> Decimal:
     lots, flows = records.at(moment)
-    return value_portfolio(flows, lots, marks, mmr).free_margin
+    return value_portfolio(flows, lots, marks, brackets).free_margin
 
 
 def free_margin_conflict(
@@ -101,13 +102,13 @@ def free_margin_conflict(
     after: Records,
     needs: Sequence[LaterNeed],
     marks_at: Mapping[datetime, Mapping[str, Mark]],
-    mmr: Callable[[str], Decimal],
+    brackets: Brackets,
 ) -> str | None:
     """The first later record whose free margin the new records would turn negative, or None."""
     for need in needs:
         marks = marks_at[need.at]
-        now_free = free_margin_at(after, need.at, marks, mmr)
-        if now_free < 0 <= free_margin_at(before, need.at, marks, mmr):
+        now_free = free_margin_at(after, need.at, marks, brackets)
+        if now_free < 0 <= free_margin_at(before, need.at, marks, brackets):
             return (
                 f"it would leave {need.what} without the free margin it needed "
                 f"(free margin then would be {fmt.money(now_free)} USDT)"

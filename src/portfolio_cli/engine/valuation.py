@@ -8,19 +8,27 @@ For a lot with side s (+1 long, −1 short), open quantity q, entry e and mark m
 - a margin position's margin is ``IM = q·e / L``, plus any margin added to it while isolated
 - equity ``E = W + Σu``; spot holdings ``H = Σ q·m`` over spot lots; margin used ``M`` = Σ margin over
   margin lots; free margin (cash available) ``F = E − H − M``; margin equity ``Em = E − H``
-- margin level ``Em / M × 100``, undefined when ``M = 0``
-- maintenance margin ``MM = q·m·mmr``; allocation ``|s·q·m| / E × 100`` (undefined when ``E ≤ 0``)
+- margin level ``Em / M × 100``, undefined when ``M = 0`` (the account rules')
+- maintenance margin ``MM = q·m·mmr − cum`` from the symbol's bracket of ``q·m`` (engine/brackets.py);
+  allocation ``|s·q·m| / E × 100`` (undefined when ``E ≤ 0``)
+- Binance's cross account: cross wallet ``Wc = W − Σ spot cost − Σ isolated margin``; cross margin
+  balance ``Wc + Σ u`` over cross positions; cross margin ratio ``Σ MM / balance × 100`` over them;
+  an isolated position's margin ratio ``MM / (margin + u) × 100``; liquidation prices by Binance's
+  formula (engine/futures.py)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, flow_total, wallet_balance
+from portfolio_cli.engine.brackets import Brackets
+from portfolio_cli.engine.futures import liquidation_price, margin_ratio_pct
 from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, Side
+from portfolio_cli.engine.symbols import perpetual_of
 from portfolio_cli.money import ZERO, pct_of, q8
 
 
@@ -61,6 +69,8 @@ class PositionValue:
     price_at: datetime
     price_source: str
     trade_ids: tuple[int, ...]
+    margin_ratio_pct: Decimal | None = None  # Binance's: isolated its own, cross the cross account's
+    liquidation_price: Decimal | None = None  # Binance's formula; None: spot, or cannot be liquidated
     price_stale: bool = False  # the exchange could not be reached: an older price stands in
     change_24h_pct: Decimal | None = None  # the market's 24-hour change, with a live price
 
@@ -82,13 +92,18 @@ class Valuation:
     deposits: Decimal
     withdrawals: Decimal
     positions: tuple[PositionValue, ...]
+    maintenance_margin: Decimal = ZERO
+    cross_wallet_balance: Decimal = ZERO
+    cross_margin_balance: Decimal = ZERO
+    cross_maintenance_margin: Decimal = ZERO
+    cross_margin_ratio_pct: Decimal | None = None  # None without cross positions
 
 
 def value_portfolio(
     flows: Iterable[CashFlow],
     lots: Sequence[Lot],
     marks: Mapping[str, Mark],
-    mmr: Callable[[str], Decimal],
+    brackets: Brackets,
     aggregate: bool = False,
 ) -> Valuation:
     """Value the open lots at ``marks``. ``aggregate`` folds lots of one symbol, side and kind into
@@ -102,13 +117,22 @@ def value_portfolio(
         key = (t.symbol, t.side, t.kind) if aggregate else (t.id,)
         groups.setdefault(key, []).append(lot)
 
-    marked = [(group, marks[group[0].trade.symbol]) for group in groups.values()]
+    marked = [(group, mark_of(group[0].trade.symbol, group[0].trade.kind, marks)) for group in groups.values()]
     unrealized = sum((_unrealized(group, mark) for group, mark in marked), ZERO)
     equity = wallet + unrealized
-    rows = [_row(group, mark, mmr, aggregate, equity) for group, mark in marked]
+    rows = [_row(group, mark, brackets, aggregate, equity) for group, mark in marked]
     spot = sum((r.notional for r in rows if r.kind is Kind.SPOT), ZERO)
     margin_used = sum((r.margin for r in rows if r.kind is Kind.MARGIN), ZERO)
     margin_equity = equity - spot
+    spot_cost = sum((lot.open_qty * lot.trade.price_usdt for lot in open_lots if lot.trade.kind is Kind.SPOT), ZERO)
+    isolated = [r for r in rows if r.kind is Kind.MARGIN and r.margin_mode is not MarginMode.CROSS]
+    cross = [r for r in rows if r.kind is Kind.MARGIN and r.margin_mode is MarginMode.CROSS]
+    cross_wallet = wallet - spot_cost - sum((r.margin for r in isolated), ZERO)
+    cross_mm = sum((r.maintenance_margin for r in cross), ZERO)
+    cross_upnl = sum((r.unrealized_pnl for r in cross), ZERO)
+    cross_balance = cross_wallet + cross_upnl
+    cross_ratio = margin_ratio_pct(cross_mm, cross_balance) if cross else None
+    rows = [_binance_figures(r, brackets, cross_wallet, cross_mm, cross_upnl, cross_ratio) for r in rows]
     positions = tuple(sorted(rows, key=lambda r: (r.symbol, r.trade_ids)))
     return Valuation(
         equity=q8(equity),
@@ -126,7 +150,46 @@ def value_portfolio(
         deposits=q8(flow_total(flows, FlowKind.DEPOSIT)),
         withdrawals=q8(-flow_total(flows, FlowKind.WITHDRAWAL)),
         positions=positions,
+        maintenance_margin=q8(sum((r.maintenance_margin for r in rows), ZERO)),
+        cross_wallet_balance=q8(cross_wallet),
+        cross_margin_balance=q8(cross_balance),
+        cross_maintenance_margin=q8(cross_mm),
+        cross_margin_ratio_pct=cross_ratio,
     )
+
+
+def _binance_figures(
+    row: PositionValue,
+    brackets: Brackets,
+    cross_wallet: Decimal,
+    cross_mm: Decimal,
+    cross_upnl: Decimal,
+    cross_ratio: Decimal | None,
+) -> PositionValue:
+    """The row's margin ratio and liquidation price by Binance's formulas."""
+    if row.kind is not Kind.MARGIN or row.margin_mode is None:
+        return row
+    table = brackets(row.symbol)
+    if row.margin_mode is MarginMode.CROSS:
+        others_mm, others_upnl = cross_mm - row.maintenance_margin, cross_upnl - row.unrealized_pnl
+        liq = liquidation_price(row.side, row.qty, row.entry_usdt, table, cross_wallet, others_mm, others_upnl)
+        return replace(row, margin_ratio_pct=cross_ratio, liquidation_price=liq)
+    liq = liquidation_price(row.side, row.qty, row.entry_usdt, table, row.margin)
+    ratio = margin_ratio_pct(row.maintenance_margin, row.margin + row.unrealized_pnl)
+    return replace(row, margin_ratio_pct=ratio, liquidation_price=liq)
+
+
+def price_key(symbol: str, kind: Kind) -> str:
+    """What a position is valued at: a spot position at its pair (``BTC/USDT``), a margin position at
+    its USDⓈ-M perpetual's mark (``BTC/USDT:USDT``)."""
+    return perpetual_of(symbol) if kind is Kind.MARGIN else symbol
+
+
+def mark_of(symbol: str, kind: Kind, marks: Mapping[str, Mark]) -> Mark:
+    """The mark of a position: its perpetual's for a margin position when one is at hand, else its pair's."""
+    if kind is Kind.MARGIN and perpetual_of(symbol) in marks:
+        return marks[perpetual_of(symbol)]
+    return marks[symbol]
 
 
 def _unrealized(group: list[Lot], mark: Mark) -> Decimal:
@@ -137,7 +200,7 @@ def _unrealized(group: list[Lot], mark: Mark) -> Decimal:
 
 
 def _row(
-    group: list[Lot], mark: Mark, mmr: Callable[[str], Decimal], aggregate: bool, equity: Decimal
+    group: list[Lot], mark: Mark, brackets: Brackets, aggregate: bool, equity: Decimal
 ) -> PositionValue:
     first = group[0].trade
     qty = sum((lot.open_qty for lot in group), ZERO)
@@ -167,7 +230,7 @@ def _row(
         initial_margin=q8(im),
         margin=q8(sum((lot.margin for lot in group), ZERO)),
         margin_mode=modes.pop() if len(modes) == 1 else None,
-        maintenance_margin=q8(notional * mmr(first.symbol)) if first.kind is Kind.MARGIN else ZERO,
+        maintenance_margin=q8(brackets(first.symbol).maintenance_margin(notional)) if first.kind is Kind.MARGIN else ZERO,
         allocation_pct=pct_of(abs(value), equity) if equity > 0 else None,
         price_at=mark.at,
         price_source=mark.source,

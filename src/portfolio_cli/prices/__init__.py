@@ -54,6 +54,16 @@ class FundingRate:
     mark_price: Decimal | None = None
 
 
+@dataclass(frozen=True)
+class OrderBook:
+    """Bids (best first, descending) and asks (best first, ascending) as (price, quantity)."""
+
+    symbol: str
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+    at: datetime
+
+
 TIMEFRAMES = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 
 

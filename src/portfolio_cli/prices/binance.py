@@ -1,7 +1,10 @@
 """Binance through ccxt: the only module that imports ccxt, and only when a price is needed.
 
 One ``GET /api/v3/ticker/24hr?symbols=[...]`` per command; ``exchangeInfo`` at most once per
-``markets_ttl_hours`` (cached on disk). Along freqtrade's lines, three separate steps:
+``markets_ttl_hours`` (cached on disk). The USDⓈ-M side, for margin positions: the perpetuals'
+filters from ``/fapi/v1/exchangeInfo`` (cached on disk like the spot markets, in a file of their
+own, so a futures outage never stops spot pricing), every mark price in one
+``/fapi/v1/premiumIndex``, mark-price klines, funding history and order books. Along freqtrade's lines, three separate steps:
 
 - ``translate`` turns every ccxt error into one of a few typed errors, by the HTTP status when
   there was an answer: temporary (429, any 5xx whatever its body, a timeout, a dropped connection),
@@ -30,6 +33,7 @@ from urllib.parse import urlsplit
 from portfolio_cli.config import Prices
 from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.rules import MarketRules
+from portfolio_cli.engine.symbols import market_id, perpetual_of, spot_of
 from portfolio_cli.errors import (
     ExchangeBadResponse,
     ExchangeBanned,
@@ -39,12 +43,14 @@ from portfolio_cli.errors import (
     PortfolioError,
 )
 from portfolio_cli.money import D
-from portfolio_cli.prices import TIMEFRAMES, FundingRate, Quote, floor_time
+from portfolio_cli.prices import TIMEFRAMES, FundingRate, OrderBook, Quote, floor_time
 
 T = TypeVar("T")
 DEFAULT_BAN = timedelta(minutes=5)
 # Binance always lists it: a markets list without it is not a real answer.
 CANARY = "BTC/USDT"
+FUTURES_CANARY = "BTCUSDT"
+DEPTH_LIMIT = 100  # levels per side in one depth request
 PAGE = 1000  # candles per request, Binance's maximum
 MAX_CANDLE_PAGES = 100  # a misbehaving server cannot keep a command paging forever
 MAX_BACKOFF_SECONDS = 8.0
@@ -142,6 +148,8 @@ class BinanceSource:
         self._settings = settings
         self._warn = warn
         self._markets_file = cache_dir / "binance-markets.json"
+        self._futures_file = cache_dir / "binance-futures.json"
+        self._futures: dict[str, Any] | None = None
         self._ban_file = cache_dir / "binance-ban.json"
         self._clock = clock
         self._sleep = sleep
@@ -156,12 +164,19 @@ class BinanceSource:
     def quotes(self, symbols: list[str]) -> dict[str, Quote]:
         if self._offline:
             raise ExchangeUnavailable("offline")
-        self._require_known(symbols)
+        symbols = self.listed(symbols)  # a symbol Binance does not list is left out, not fatal
+        if not symbols:
+            return {}
         ids = {self._market_id(symbol): symbol for symbol in symbols}
         # Binance's own answer rather than ccxt's fetch_tickers, whose parsing of a garbled body
         # fails with AttributeError; the same request (ccxt sends this one for spot symbols).
         answer = self._request(lambda exchange: exchange.publicGetTicker24hr({"symbols": exchange.json(list(ids))}))
         return parse_tickers(answer, ids, self._clock())
+
+    def listed(self, symbols: list[str]) -> list[str]:
+        """The spot symbols Binance lists (all of them when the markets cannot be known)."""
+        markets = self._load_markets()
+        return [s for s in symbols if not markets or s in markets]
 
     def rules(self, symbol: str) -> MarketRules | None:
         markets = self._load_markets()
@@ -176,6 +191,7 @@ class BinanceSource:
             min_qty=_decimal((limits.get("amount") or {}).get("min")),
             min_notional=_decimal((limits.get("cost") or {}).get("min")),
             active=market.get("active") is not False,
+            max_market_qty=_decimal((limits.get("market") or {}).get("max")) or None,
             price_step=_decimal((market.get("precision") or {}).get("price")),
         )
 
@@ -185,6 +201,105 @@ class BinanceSource:
         markets = self._markets if self._markets is not None else self._read_markets_cache(ignore_age=True) or {}
         found = {s: _decimal((m.get("precision") or {}).get("price")) for s, m in markets.items()}
         return {s: tick for s, tick in found.items() if tick}
+
+    # USDⓈ-M perpetuals
+
+    def futures_rules(self, symbol: str) -> MarketRules | None:
+        """The perpetual's filters (``BTC/USDT`` → ``BTCUSDT``): None offline with nothing cached;
+        NotFound when Binance has no USDⓈ-M perpetual for the pair."""
+        markets = self._load_futures()
+        if not markets:
+            return None
+        market = markets.get(market_id(symbol))
+        if market is None:
+            raise NotFound(
+                f"{spot_of(symbol)} has no USDⓈ-M perpetual on Binance ({market_id(symbol)} is not in the futures "
+                "exchangeInfo): margin positions trade the perpetual"
+            )
+        return market_rules(perpetual_of(symbol), market)
+
+    def mark_prices(self, symbols: list[str]) -> dict[str, Quote]:
+        """Binance's mark price of every perpetual asked for, keyed ``BTC/USDT:USDT``, from one
+        ``/fapi/v1/premiumIndex`` (it answers for every symbol at once). A symbol Binance has no
+        perpetual for is left out."""
+        if self._offline:
+            raise ExchangeUnavailable("offline")
+        rows = self._request(lambda exchange: exchange.fapiPublicGetPremiumIndex())
+        if not isinstance(rows, list):
+            raise ExchangeBadResponse("Binance returned an unusable mark-price response")
+        wanted = {market_id(s): perpetual_of(s) for s in symbols}
+        marks = {}
+        for row in rows:
+            symbol = wanted.get(str(row.get("symbol"))) if isinstance(row, dict) else None
+            if symbol is None:
+                continue
+            try:
+                price = D(str(row["markPrice"]))
+                at = datetime.fromtimestamp(int(row["time"]) / 1000, UTC)
+            except (TypeError, KeyError, ValueError, OverflowError, OSError):
+                raise ExchangeBadResponse(f"Binance returned no usable mark price for {symbol}") from None
+            if price <= 0:
+                raise ExchangeBadResponse(f"Binance returned a non-positive mark price for {symbol}: {price}")
+            marks[symbol] = Quote(symbol, price, at)
+        return marks
+
+    def mark_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
+        """Mark-price klines (``/fapi/v1/markPriceKlines``) of the perpetual, keyed ``BTC/USDT:USDT``,
+        pages of 1,000 from ``since``; only complete candles."""
+        if self._offline:
+            raise ExchangeUnavailable("offline")
+        perpetual = perpetual_of(symbol)
+        step = TIMEFRAMES[timeframe]
+        end = min(until, floor_time(self._clock(), timeframe))
+        cursor = floor_time(since, timeframe)
+        result: list[Candle] = []
+        for _ in range(MAX_CANDLE_PAGES):
+            if cursor >= end:
+                break
+            params = {
+                "symbol": market_id(symbol),
+                "interval": timeframe,
+                "startTime": int(cursor.timestamp() * 1000),
+                "limit": PAGE,
+            }
+            rows = self._call("fapiPublicGetMarkPriceKlines", params)
+            if not isinstance(rows, list):
+                raise ExchangeBadResponse(f"Binance returned unusable mark-price klines for {perpetual}")
+            page = [c for c in (_candle(perpetual, timeframe, row) for row in rows) if cursor <= c.open_time < end]
+            if not page:
+                break
+            result.extend(page)
+            cursor = page[-1].open_time + step
+        return result
+
+    def order_book(self, symbol: str) -> OrderBook:
+        """One depth request: the spot book of ``BTC/USDT``, the perpetual's of ``BTC/USDT:USDT``."""
+        if self._offline:
+            raise ExchangeUnavailable("offline")
+        params = {"symbol": market_id(symbol), "limit": DEPTH_LIMIT}
+        if symbol == perpetual_of(symbol):
+            body = self._request(lambda exchange: exchange.fapiPublicGetDepth(params))
+        else:
+            body = self._request(lambda exchange: exchange.publicGetDepth(params))
+        try:
+            bids = tuple((D(str(p)), D(str(q))) for p, q in body["bids"])
+            asks = tuple((D(str(p)), D(str(q))) for p, q in body["asks"])
+        except (TypeError, KeyError, ValueError):
+            raise ExchangeBadResponse(f"Binance returned an unusable order book for {symbol}") from None
+        return OrderBook(symbol, bids, asks, self._clock())
+
+    def last_price(self, symbol: str) -> Quote:
+        """The perpetual's last traded price (``/fapi/v1/ticker/price``): the fill a market order
+        falls back to when the book cannot be had."""
+        if self._offline:
+            raise ExchangeUnavailable("offline")
+        body = self._request(lambda exchange: exchange.fapiPublicGetTickerPrice({"symbol": market_id(symbol)}))
+        try:
+            price = D(str(body["price"]))
+            at = datetime.fromtimestamp(int(body["time"]) / 1000, UTC)
+        except (TypeError, KeyError, ValueError, OverflowError, OSError):
+            raise ExchangeBadResponse(f"Binance returned no usable last price for {symbol}") from None
+        return Quote(perpetual_of(symbol), price, at)
 
     def price_at(self, symbol: str, at: datetime) -> Quote:
         if self._offline:
@@ -218,17 +333,22 @@ class BinanceSource:
         return result
 
     def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate]:
-        """USDT-margined perpetual funding from Binance futures (``/fapi/v1/fundingRate``), by the hour
-        it was paid. Spot markets are all this tool loads, so it uses ccxt's raw endpoint method."""
+        """Every funding settlement of the perpetual in ``[since, until]`` from Binance's funding
+        history (``/fapi/v1/fundingRate``, pages of 1,000), by the hour it was paid: each symbol's
+        own times, whatever its interval was then. NotFound: no perpetual ("Invalid symbol")."""
         if self._offline:
             raise ExchangeUnavailable("offline")
-        params = {
-            "symbol": symbol.replace("/", ""),
-            "startTime": int(since.timestamp() * 1000),
-            "endTime": int(until.timestamp() * 1000),
-            "limit": 1000,
-        }
-        return parse_funding(self._request(lambda exchange: exchange.fapiPublicGetFundingRate(params)), symbol)
+        start, end = int(since.timestamp() * 1000), int(until.timestamp() * 1000)
+        rates: dict[datetime, FundingRate] = {}
+        for _ in range(MAX_CANDLE_PAGES):
+            params = {"symbol": market_id(symbol), "startTime": start, "endTime": end, "limit": PAGE}
+            rows = self._call("fapiPublicGetFundingRate", params)
+            rates.update(parse_funding(rows, symbol))
+            paid = [int(r["fundingTime"]) for r in rows]  # parse_funding checked every row
+            if len(rows) < PAGE or not paid or max(paid) >= end:
+                break
+            start = max(paid) + 1
+        return rates
 
     # internals
 
@@ -251,6 +371,25 @@ class BinanceSource:
                 self._write_markets_cache(cached)
             self._markets = cached or {}
         return self._markets
+
+    def _load_futures(self) -> dict[str, Any]:
+        """The perpetuals' raw entries of ``/fapi/v1/exchangeInfo`` by market id, cached on disk
+        like the spot markets (at most one request per ``markets_ttl_hours``)."""
+        if self._futures is None:
+            cached = self._read_cache(self._futures_file, ignore_age=self._offline)
+            if cached is None and not self._offline:
+                body = self._request(lambda exchange: exchange.fapiPublicGetExchangeInfo())
+                symbols = body.get("symbols") if isinstance(body, dict) else None
+                cached = {
+                    m["symbol"]: m
+                    for m in symbols or []
+                    if isinstance(m, dict) and m.get("contractType") == "PERPETUAL" and m.get("quoteAsset") == "USDT"
+                }
+                if FUTURES_CANARY not in cached:  # an empty, partial or garbled answer: never cache it
+                    raise ExchangeBadResponse("Binance returned an unusable futures exchangeInfo")
+                self._write_markets_to(self._futures_file, cached)
+            self._futures = cached or {}
+        return self._futures
 
     def _client(self) -> Any:
         if self._exchange is None:
@@ -287,8 +426,11 @@ class BinanceSource:
         return exchange
 
     def _read_markets_cache(self, ignore_age: bool) -> dict | None:
+        return self._read_cache(self._markets_file, ignore_age)
+
+    def _read_cache(self, path: Path, ignore_age: bool) -> dict | None:
         try:
-            cached = json.loads(self._markets_file.read_text())
+            cached = json.loads(path.read_text())
             fetched = datetime.fromisoformat(cached["fetched_at"])
             if cached.get("url") != self._settings.binance_url:
                 return None
@@ -304,8 +446,11 @@ class BinanceSource:
         return {s: {k: v for k, v in m.items() if k != "info"} for s, m in markets.items()}
 
     def _write_markets_cache(self, markets: dict) -> None:
+        self._write_markets_to(self._markets_file, markets)
+
+    def _write_markets_to(self, path: Path, markets: dict) -> None:
         payload = {"fetched_at": self._clock().isoformat(), "url": self._settings.binance_url, "markets": markets}
-        self._write_cache(self._markets_file, payload)
+        self._write_cache(path, payload)
 
     def _market_id(self, symbol: str) -> str:
         return str(self._load_markets()[symbol]["id"])
@@ -318,6 +463,10 @@ class BinanceSource:
         if not isinstance(rows, list):
             raise ExchangeBadResponse(f"Binance returned an unusable candle response for {symbol}")
         return rows
+
+    def _call(self, method: str, params: dict) -> Any:
+        """One of ccxt's implicit endpoint methods (``fapiPublicGetFundingRate``...) through ``_request``."""
+        return self._request(lambda exchange: getattr(exchange, method)(params))
 
     def _request(self, send: Callable[[Any], T]) -> T:
         """``send(exchange)``: one request, its ccxt errors translated, retried inside the command's budget."""
@@ -362,6 +511,22 @@ class BinanceSource:
             write_text(path, lambda handle: print(json.dumps(payload), end="", file=handle), force=True)
         except (OSError, PortfolioError) as exc:
             self._warn(f"could not cache {path.name}: {exc}")
+
+
+def market_rules(symbol: str, market: dict[str, Any]) -> MarketRules:
+    """A perpetual's rules from its raw futures exchangeInfo entry (Binance's own decimal strings)."""
+    filters = {f.get("filterType"): f for f in market.get("filters") or [] if isinstance(f, dict)}
+    lot, market_lot = filters.get("LOT_SIZE") or {}, filters.get("MARKET_LOT_SIZE") or {}
+    return MarketRules(
+        symbol=symbol,
+        amount_step=_decimal(lot.get("stepSize")),
+        min_qty=_decimal(lot.get("minQty")),
+        min_notional=_decimal((filters.get("MIN_NOTIONAL") or {}).get("notional")),
+        active=market.get("status") == "TRADING",
+        max_market_qty=_decimal(market_lot.get("maxQty")) or None,
+        price_step=_decimal((filters.get("PRICE_FILTER") or {}).get("tickSize")),
+        liquidation_fee=_decimal(market.get("liquidationFee")),
+    )
 
 
 def parse_tickers(answer: Any, ids: dict[str, str], now: datetime) -> dict[str, Quote]:

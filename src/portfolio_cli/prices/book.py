@@ -5,6 +5,10 @@ so a table shows its age.
 
 Every live quote is written to the cache. When the exchange cannot be reached the last known price is
 used with a "stale since …" warning; a symbol with no price anywhere is an error naming it.
+
+A perpetual (``BTC/USDT:USDT``, what a margin position on ``BTC/USDT`` is valued at) is priced at
+Binance's mark price, all of them in one request; when no mark can be had, live or cached, it falls
+back to its pair's last price, saying so. A ``--price`` override of ``BTC/USDT`` prices its perpetual too.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from typing import Protocol
 
 from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.rules import MarketRules
-from portfolio_cli.engine.symbols import conversion_pair, symbols_to_price
+from portfolio_cli.engine.symbols import conversion_pair, is_perpetual, spot_of, symbols_to_price
 from portfolio_cli.engine.valuation import Mark
-from portfolio_cli.errors import ExchangeUnavailable, PriceUnavailable
+from portfolio_cli.errors import ExchangeUnavailable, NotFound, PriceUnavailable
 from portfolio_cli.guard import refuse_network
 from portfolio_cli.money import ONE, q8
 from portfolio_cli.prices import TIMEFRAMES, FundingRate, PriceSource, Quote, floor_time
@@ -71,6 +75,11 @@ class PriceBook:
         self._warn = warn
         self.offline = offline
         self._marks: dict[str, Mark] = {}
+        self.unlisted: set[str] = set()  # asked for live, and Binance does not list them
+
+    def overridden(self, symbol: str) -> bool:
+        """Whether ``--price`` gave this pair's price (a fill then needs no order book)."""
+        return spot_of(symbol) in self._overrides
 
     def _exchange(self) -> PriceSource:
         """The source, for a request: refused while the ledger's write transaction is open."""
@@ -90,7 +99,8 @@ class PriceBook:
         return marks
 
     def marks_found(self, symbols: set[str] | list[str], live: bool = True) -> tuple[dict[str, Mark], list[str], str]:
-        """The marks that can be had, the symbols (or conversion pairs) with no price anywhere, and why."""
+        """The marks that can be had, the symbols (or conversion pairs) with no price anywhere, and why.
+        A perpetual is marked at Binance's mark price; without one, at its pair's last price, said."""
         wanted = symbols_to_price(symbols)
         quotes: dict[str, tuple[Quote, str, bool]] = {}
         now = self._clock()
@@ -101,8 +111,14 @@ class PriceBook:
             if symbol in self._marks:
                 mark = self._marks[symbol]
                 quotes[symbol] = (Quote(symbol, mark.price, mark.at, mark.change_24h_pct), mark.source, mark.stale)
-            elif symbol in self._overrides:
-                quotes[symbol] = (Quote(symbol, self._overrides[symbol], now), "override", False)
+            elif spot_of(symbol) in self._overrides:
+                quotes[symbol] = (Quote(symbol, self._overrides[spot_of(symbol)], now), "override", False)
+        perpetuals = [s for s in wanted if is_perpetual(s) and s not in quotes]
+        fallback: list[str] = []
+        if perpetuals:
+            quotes.update(self._mark_prices(perpetuals, live, now))
+            fallback = [s for s in perpetuals if s not in quotes]
+            wanted = sorted(set(wanted) - set(fallback) | {spot_of(s) for s in fallback})
         missing = [s for s in wanted if s not in quotes and s not in known]
         failure: ExchangeUnavailable | None = None
         if missing and live and not self.offline:
@@ -113,24 +129,73 @@ class PriceBook:
             else:
                 self._cache.buffer_quotes([(q.symbol, q.price, q.at, self.source.name) for q in fetched.values()], now)
                 quotes.update({s: (q, self.source.name, False) for s, q in fetched.items()})
+                self.unlisted.update(s for s in missing if s not in fetched)
         missing = [s for s in wanted if s not in quotes and s not in known]
         if missing:
             cached = self._cache.cached_quotes(missing)
-            quotes.update({s: (Quote(s, p, at), "cache", failure is not None) for s, (p, at) in cached.items()})
+            stale_ones = {s for s in cached if failure is not None or s in self.unlisted}
+            quotes.update({s: (Quote(s, p, at), "cache", s in stale_ones) for s, (p, at) in cached.items()})
+            for symbol in sorted(self.unlisted & set(cached)):
+                self._warn(
+                    f"{symbol} is not listed on Binance: using its cached price from {cached[symbol][1]:%Y-%m-%d %H:%M} UTC"
+                )
             if failure is not None and cached:
                 oldest = min(at for _, at in cached.values())
                 self._warn(
                     f"{failure}; using cached prices, stale since {oldest:%Y-%m-%d %H:%M} UTC "
                     f"({', '.join(sorted(cached))})"
                 )
+        for perpetual in fallback:
+            if spot_of(perpetual) in quotes:
+                quote, source, stale = quotes[spot_of(perpetual)]
+                quotes[perpetual] = (Quote(perpetual, quote.price, quote.at), f"{source} (last price)", stale)
+                if hasattr(self.source, "mark_prices"):  # a quotes file's price is its own mark: no warning
+                    self._warn(f"no mark price for {perpetual}: valued at {spot_of(perpetual)}'s last price")
+        wanted = sorted(set(wanted) | set(perpetuals))
         priced = [s for s in wanted if s in quotes and (conversion_pair(s) or s) in quotes]
         marks = {s: _to_mark(s, quotes) for s in priced} | known
         fills = self._last_fills([s for s in symbols if s not in marks or marks[s].source == "cache"], quotes, failure)
         marks.update(fills)
+        for perpetual in fallback:  # no mark and no quote: the pair's last fill
+            if perpetual not in marks and spot_of(perpetual) in marks:
+                spot = marks[spot_of(perpetual)]
+                marks[perpetual] = Mark(perpetual, spot.price, spot.price_usdt, spot.at, spot.source, spot.stale)
         missing = [s for s in wanted if s not in quotes and s not in marks]
-        reason = f" ({failure})" if failure else " (offline, nothing cached)" if self.offline else ""
+        reason = (
+            f" ({failure})"
+            if failure
+            else " (offline, nothing cached)"
+            if self.offline
+            else " (not listed on Binance, nothing cached)"
+            if set(missing) & self.unlisted
+            else ""
+        )
         self._marks.update(marks)  # conversion pairs too: a later rate lookup needs no request
         return {s: marks[s] for s in symbols if s in marks}, missing, reason
+
+    def _mark_prices(self, perpetuals: list[str], live: bool, now: datetime) -> dict[str, tuple[Quote, str, bool]]:
+        """Mark prices: one live request for all of them, else the cache (stale, with a warning)."""
+        quotes: dict[str, tuple[Quote, str, bool]] = {}
+        failure: Exception | None = None
+        if live and not self.offline and hasattr(self.source, "mark_prices"):
+            try:
+                fetched = self._exchange().mark_prices(perpetuals)  # type: ignore[attr-defined]
+            except ExchangeUnavailable as exc:
+                failure = exc
+            else:
+                self._cache.buffer_quotes([(q.symbol, q.price, q.at, "binance mark") for q in fetched.values()], now)
+                quotes.update({s: (q, "mark", False) for s, q in fetched.items()})
+        missing = [s for s in perpetuals if s not in quotes]
+        if missing and (failure is not None or self.offline or not live):
+            cached = self._cache.cached_quotes(missing)
+            quotes.update({s: (Quote(s, p, at), "cached mark", failure is not None) for s, (p, at) in cached.items()})
+            if failure is not None and cached:
+                oldest = min(at for _, at in cached.values())
+                self._warn(
+                    f"mark prices: {failure}; using cached marks, stale since {oldest:%Y-%m-%d %H:%M} UTC "
+                    f"({', '.join(sorted(cached))})"
+                )
+        return quotes
 
     def _last_fills(
         self, symbols: list[str], quotes: Mapping[str, tuple[Quote, str, bool]], failure: Exception | None
@@ -237,6 +302,8 @@ class PriceBook:
         step = TIMEFRAMES[timeframe]
         start = floor_time(since, timeframe)
         end = min(until, floor_time(self._clock(), timeframe))  # the current candle is not complete yet
+        fetch_candles = getattr(self.source, "mark_candles", None) if is_perpetual(symbol) else self.source.candles
+        fetch = fetch and fetch_candles is not None  # a perpetual's candles are its mark-price klines
         have = {c.open_time: c for c in self._cache.cached_candles(symbol, timeframe, start, end)}
         wanted = []
         moment = start
@@ -245,9 +312,10 @@ class PriceBook:
             moment += step
         missing = [t for t in wanted if t not in have]
         failure = None
-        if missing and fetch and not self.offline:
+        if missing and fetch and fetch_candles is not None and not self.offline:
             try:
-                fetched = self._exchange().candles(symbol, timeframe, missing[0], end)
+                refuse_network(self.source.name)
+                fetched = fetch_candles(symbol, timeframe, missing[0], end)
             except ExchangeUnavailable as exc:
                 failure = str(exc)
             else:
@@ -258,15 +326,48 @@ class PriceBook:
         gaps = [t for t in wanted if t not in have]
         return CandleSeries(symbol, timeframe, tuple(candles), tuple(gaps), failure)
 
-    def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate]:
-        """Binance's funding rates, or {} offline or when they cannot be fetched (the caller falls back)."""
+    def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate] | None:
+        """Binance's funding settlements, or None offline or when they cannot be fetched (the caller
+        falls back to the configured rate every 8 hours). NotFound: the pair has no perpetual."""
         if self.offline:
-            return {}
+            return None
         try:
             return self._exchange().funding_rates(symbol, since, until)
         except ExchangeUnavailable as exc:
             self._warn(f"funding rates for {symbol} unavailable ({exc}); using the configured rate")
-            return {}
+            return None
+
+    def futures_rules(self, symbol: str) -> MarketRules | None:
+        """The perpetual's filters; None when unknown (offline with nothing cached, or a source with
+        no futures side). NotFound when Binance has no perpetual for the pair."""
+        fetch = getattr(self.source, "futures_rules", None)
+        if fetch is None:
+            return None
+        try:
+            return fetch(symbol)
+        except ExchangeUnavailable as exc:
+            self._warn(f"the perpetual's trading rules for {symbol} are unavailable ({exc}): not checked")
+            return None
+
+    def order_book(self, symbol: str):
+        """One depth request, or None (offline, a source without books, or Binance failing: why is warned
+        by the caller, which falls back to the last price)."""
+        fetch = getattr(self.source, "order_book", None)
+        if fetch is None or self.offline:
+            return None, "no order book offline" if self.offline else "no order book from this price source"
+        try:
+            return fetch(symbol), None
+        except (ExchangeUnavailable, NotFound) as exc:
+            return None, str(exc)
+
+    def perpetual_last(self, symbol: str) -> Quote | None:
+        fetch = getattr(self.source, "last_price", None)
+        if fetch is None or self.offline:
+            return None
+        try:
+            return fetch(symbol)
+        except (ExchangeUnavailable, NotFound):
+            return None
 
 
 def candle_marks(symbols: set[str] | list[str], opens: Mapping[str, Candle]) -> dict[str, Mark]:

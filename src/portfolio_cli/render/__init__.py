@@ -211,6 +211,10 @@ def fill_view(fill: Fill) -> Group:
         price(fill.price, fill.price_tick)
         + ("" if fill.price == fill.price_usdt else f" (= {money(fill.price_usdt)} USDT)"),
     )
+    if fill.market and fill.market != fill.symbol:
+        table.add_row("Market", f"{safe(fill.market)} (USDⓈ-M perpetual)")
+    if fill.fill_note:
+        table.add_row("Filled by", safe(fill.fill_note))
     table.add_row("Quantity", number(fill.qty))
     table.add_row("Notional", f"{money(fill.notional)} USDT")
     table.add_row("Fee", f"{money(fill.fee)} USDT")

@@ -38,8 +38,11 @@ def margin_view(report: MarginReport, ticks: Ticks = NO_TICKS) -> Group:
     summary.add_row("Margin used", money(a.margin_used))
     summary.add_row("Maintenance margin", money(a.maintenance_margin))
     summary.add_row("Free margin", money(a.free_margin))
-    summary.add_row("Margin level %", pct(a.margin_level_pct))
-    summary.add_row("State", state_text(a.state))
+    if a.cross_margin_ratio_pct is not None or any(p.mode == "cross" for p in a.positions):
+        summary.add_row("Cross margin balance", money(a.cross_margin_balance))
+        summary.add_row("Cross margin ratio % (Binance: liquidation at 100)", pct(a.cross_margin_ratio_pct))
+    summary.add_row("Margin level % (account rules)", pct(a.margin_level_pct))
+    summary.add_row("State (account rules)", state_text(a.state))
     parts: list = [summary]
     if a.positions:
         table = FitTable(
@@ -70,7 +73,7 @@ def margin_view(report: MarginReport, ticks: Ticks = NO_TICKS) -> Group:
                 pct(p.distance_pct),
             )
         if any(p.mode == "cross" for p in a.positions):
-            table.caption = "* cross: liquidation price estimated with every other price fixed (margin level 110 %)"
+            table.caption = "* cross: Binance's liquidation price with every other cross position at its mark"
         parts.append(table)
     else:
         parts.append(Text("\nNo margin positions"))

@@ -52,7 +52,12 @@ def current_state(session: Session, name: str) -> State:
 
 
 def engine_targets(targets: TargetSettings) -> RebalanceTargets:
-    return RebalanceTargets(dict(targets.weights), targets.drift_pct, buy_only=targets.mode == "buy-only")
+    return RebalanceTargets(
+        dict(targets.weights),
+        targets.drift_pct,
+        buy_only=targets.mode == "buy-only",
+        to_target=targets.mode == "to-target",
+    )
 
 
 @dataclass(frozen=True)

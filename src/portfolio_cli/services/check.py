@@ -1,11 +1,15 @@
 """``portfolio check``: book what happened since the last check, as it would have happened.
 
 For each portfolio: candles since the last check (1-minute when that is under 1,000 minutes ago,
-else hourly) are fetched first, outside the ledger's lock. Then, in one transaction, the candles
-and the 8-hourly funding moments are replayed in time order: funding is paid, stops, take-profits
-and isolated liquidations are booked at the time and price the candle shows (engine/triggers.py),
-and the cross margin level is tested at each candle's worst prices. The current prices close the
-replay. Funding is booked once per trade and moment (the ledger enforces it), so running ``check``
+else hourly) are fetched first, outside the ledger's lock: last-price candles for stops and
+take-profits (Binance's default trigger), mark-price candles of the perpetual for a margin
+position's liquidation, and each perpetual's funding settlements as Binance reports them (1 h, 4 h
+or 8 h, whatever its interval was at the time). Then, in one transaction, they are replayed in time
+order: funding is paid at the settlement's mark × rate, stops, take-profits and isolated
+liquidations are booked at the time and price the candle shows (engine/triggers.py), and the cross
+account is tested at each candle's worst marks (Binance's liquidation, then the account rule's
+margin call). The current prices close the replay. A portfolio that cannot be checked (a symbol with
+no price anywhere) is named and skipped, the others are checked (exit 13). Funding is booked once per trade and moment (the ledger enforces it), so running ``check``
 again books nothing twice. When candles are missing, the check is recorded as reaching only the
 first missing one, so the next check replays from there.
 """
@@ -21,10 +25,9 @@ from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
 from portfolio_cli.engine.booking import CheckMark, Entry, booking, close_entry, funding_entry
 from portfolio_cli.engine.margin import (
-    ALERT_LEVEL_PCT,
-    CRITICAL_LEVEL_PCT,
-    WARNING_LEVEL_PCT,
     MarginState,
+    cross_clearance_fees,
+    cross_liquidated,
     funding_payment,
     funding_times,
     isolated_liquidation_price,
@@ -32,14 +35,24 @@ from portfolio_cli.engine.margin import (
     margin_state,
     most_losing_cross,
 )
-from portfolio_cli.engine.records import Candle, CashFlow, Close, CloseReason, FlowKind, Kind, MarginMode, Portfolio
-from portfolio_cli.engine.symbols import conversion_pair, symbols_to_price
+from portfolio_cli.engine.records import (
+    Candle,
+    CashFlow,
+    Close,
+    CloseReason,
+    FlowKind,
+    Kind,
+    MarginMode,
+    Portfolio,
+    Side,
+)
+from portfolio_cli.engine.symbols import conversion_pair, perpetual_of, symbols_to_price
 from portfolio_cli.engine.triggers import Trigger, adverse_price, first_trigger
-from portfolio_cli.engine.valuation import Mark, value_portfolio
-from portfolio_cli.errors import ExitCode
+from portfolio_cli.engine.valuation import Mark, mark_of, value_portfolio
+from portfolio_cli.errors import ExitCode, NotFound, PriceUnavailable
 from portfolio_cli.money import ONE, q8
-from portfolio_cli.prices import FundingRate, floor_time
-from portfolio_cli.services.common import lots_of
+from portfolio_cli.prices import TIMEFRAMES, FundingRate, floor_time
+from portfolio_cli.services.common import brackets_of, lots_of
 from portfolio_cli.services.snapshots import rebuild_stale
 from portfolio_cli.session import Session
 
@@ -87,21 +100,29 @@ def run_check(
     ledger = session.ledger
     portfolios = [ledger.portfolio(n) for n in names] if names else ledger.portfolios()
     now = session.clock()
-    checks = tuple(_check(session, portfolio, now, progress) for portfolio in portfolios)
-    return CheckResult(now, _outcome(checks), checks)
+    checks = []
+    for portfolio in portfolios:
+        try:
+            checks.append(_check(session, portfolio, now, progress))
+        except (NotFound, PriceUnavailable) as exc:  # this portfolio alone: the others are still checked
+            message = f"portfolio {portfolio.name} was not checked: {exc}"
+            session.left_out(message)
+            event = CheckEvent(portfolio.name, now, "incomplete", message)
+            checks.append(PortfolioCheck(portfolio.name, now, now, None, None, MarginState.NONE, (event,)))
+    return CheckResult(now, _outcome(tuple(checks)), tuple(checks))
 
 
 def _outcome(checks: tuple[PortfolioCheck, ...]) -> ExitCode:
     kinds = {e.kind for c in checks for e in c.events}
     states = {c.state for c in checks}
+    if "gap" in kinds:
+        return ExitCode.INCOMPLETE  # committed, but a window was checked at the current price only (wins, for cron)
     if kinds & CLOSE_EVENTS:
         return ExitCode.POSITION_CLOSED
     if states & {MarginState.ALERT, MarginState.CRITICAL}:
         return ExitCode.MARGIN_ALERT
     if MarginState.WARNING in states:
         return ExitCode.MARGIN_WARNING
-    if "gap" in kinds:
-        return ExitCode.INCOMPLETE  # committed, but a window was checked at the current price only
     return ExitCode.OK
 
 
@@ -112,9 +133,13 @@ class _Market:
     timeframe: str
     candles: dict[tuple[str, datetime], Candle]
     marks: dict[str, Mark]
+    # Binance's funding settlements by symbol; symbols in ``fallback`` pay the configured rate every 8 h.
     rates: dict[str, dict[datetime, FundingRate]]
+    fallback: set[str] = field(default_factory=set)
+    incomplete: list[str] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     first_gap: datetime | None = None  # the next check starts here, so a missed candle is replayed
+    clearance: dict[str, Decimal] = field(default_factory=dict)  # each perpetual's liquidationFee
 
 
 def _check(
@@ -143,9 +168,23 @@ def _check(
         now,
         market.timeframe if live else None,
         replay.level,
-        margin_state(replay.level),
+        margin_state(replay.level, replay.rules),
         tuple(replay.events),
     )
+
+
+def first_of(side: Side, stop: Trigger | None, liquidation: Trigger | None) -> Trigger | None:
+    """The trigger that acts first when a stop (on last price) and a liquidation (on the mark) both
+    fire in one candle: one the market gapped through first (liquidation before a stop), else the
+    nearer level from the open — and a liquidation before a take-profit (the cautious reading)."""
+    if stop is None or liquidation is None:
+        return stop or liquidation
+    if liquidation.gapped or stop.reason is CloseReason.TAKE_PROFIT:
+        return liquidation
+    if stop.gapped:
+        return stop
+    stop_first = stop.price >= liquidation.price if side is Side.LONG else stop.price <= liquidation.price
+    return stop if stop_first else liquidation
 
 
 def _closed_at(lot: Lot) -> datetime:
@@ -163,14 +202,31 @@ def _fetch(
     book = session.prices
     timeframe = "1m" if now - since <= MINUTE_CANDLES_UP_TO else "1h"
     symbols = {lot.trade.symbol for lot in live}
-    marks = book.marks(symbols) if symbols else {}
+    margin = {lot.trade.symbol for lot in live if lot.trade.kind is Kind.MARGIN}
+    perpetuals = {perpetual_of(s) for s in margin}
+    marks = book.marks(symbols | perpetuals) if symbols else {}
     candles: dict[tuple[str, datetime], Candle] = {}
-    gaps, first_gap = [], None
-    replayed = symbols_to_price(symbols | {lot.trade.symbol for lot in funded})
+    gaps, first_gap, incomplete = [], None, []
+    clearance: dict[str, Decimal] = {}
+    for symbol in sorted(margin):
+        try:
+            rules = book.futures_rules(symbol)  # the futures exchangeInfo, cached: is there a perpetual?
+        except NotFound as exc:
+            incomplete.append(f"{exc}; it is checked at {symbol}'s last price")
+            continue
+        if rules is not None and rules.liquidation_fee is not None:
+            clearance[symbol] = rules.liquidation_fee
+    replayed = [*symbols_to_price(symbols), *sorted(perpetuals)]
     for done, symbol in enumerate(replayed):
         if progress:
             progress(f"{timeframe} candles {symbol}", done, len(replayed))
-        series = book.candles(symbol, timeframe, floor_time(since, timeframe), now)
+        try:
+            series = book.candles(symbol, timeframe, floor_time(since, timeframe), now)
+        except NotFound:
+            incomplete.append(
+                f"{symbol} is not on Binance's futures side: its liquidation was checked on last-price candles"
+            )
+            continue
         candles.update({(symbol, c.open_time): c for c in series.candles})
         if series.gaps:
             first_gap = min(first_gap or series.gaps[0], series.gaps[0])
@@ -179,12 +235,22 @@ def _fetch(
                 f"no {timeframe} candles for {symbol} from {fmt.moment(series.gaps[0])} to "
                 f"{fmt.moment(series.gaps[-1])}{why}; those minutes were checked at the current price only"
             )
-    moments = funding_times(since, now)
-    rates = {}
-    if moments:
+    rates: dict[str, dict[datetime, FundingRate]] = {}
+    fallback: set[str] = set()
+    if funding_times(since, now, TIMEFRAMES["1h"]):  # a settlement can fall on any whole hour
         for symbol in sorted({lot.trade.symbol for lot in funded}):
-            rates[symbol] = book.funding_rates(symbol, moments[0], moments[-1])
-    return _Market(timeframe, candles, marks, rates, gaps, first_gap)
+            try:
+                fetched = book.funding_rates(symbol, since, now)
+            except NotFound:
+                incomplete.append(f"{symbol} has no USDⓈ-M perpetual on Binance: no funding was booked for it")
+                continue
+            if fetched is None:
+                fallback.add(symbol)
+            else:
+                rates[symbol] = {t: r for t, r in fetched.items() if since < t <= now}
+    for message in incomplete:
+        session.left_out(message)
+    return _Market(timeframe, candles, marks, rates, fallback, incomplete, gaps, first_gap, clearance)
 
 
 class _Replay:
@@ -197,6 +263,8 @@ class _Replay:
         self.market = market
         self.now = now
         self.settings = session.settings.for_portfolio(portfolio.name)
+        self.brackets = brackets_of(self.settings)
+        self.rules = self.settings.margin_rules.rules()
         self.events: list[CheckEvent] = []
         self.level: Decimal | None = None
         self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
@@ -217,11 +285,16 @@ class _Replay:
         self._reload()
         opened = {lot.trade.symbol for lot in self.lots if lot.is_open} - set(self.market.marks)
         if opened:  # opened by another command since the prices were fetched: its cached quote, if any
-            found, _, _ = self.session.prices.marks_found(opened, live=False)
+            perpetuals = {perpetual_of(lot.trade.symbol) for lot in self.lots
+                          if lot.is_open and lot.trade.symbol in opened and lot.trade.kind is Kind.MARGIN}
+            found, _, _ = self.session.prices.marks_found(opened | perpetuals, live=False)
             self.market.marks.update(found)
         for gap in self.market.gaps:
             self._event(self.now, "gap", gap)
-        moments = set(funding_times(since, self.now))
+        for message in self.market.incomplete:
+            self._event(self.now, "incomplete", message)
+        self.fallback_moments = set(funding_times(since, self.now)) if self.market.fallback else set()
+        moments = {t for rates in self.market.rates.values() for t in rates} | self.fallback_moments
         times = sorted({t for (_, t) in self.market.candles} | moments)
         for t in times:
             if t in moments:
@@ -233,6 +306,9 @@ class _Replay:
     # funding
 
     def _fund(self, moment: datetime) -> None:
+        """Every margin lot open at ``moment`` whose symbol settles funding then: Binance's rate at the
+        settlement's mark price (else the mark-price candle's open, else the current mark), or the
+        configured rate every 8 hours when Binance's settlements could not be had."""
         booked = {(f.trade_id, f.at) for f in self.flows if f.kind is FlowKind.FUNDING}
         wrote = False
         for lot in self.lots:
@@ -240,17 +316,24 @@ class _Replay:
             qty = lot.open_qty_at(moment)
             if t.kind is not Kind.MARGIN or qty <= 0 or t.opened_at >= moment or (t.id, moment) in booked:
                 continue
-            fetched = self.market.rates.get(t.symbol, {}).get(moment)
-            rate = fetched.rate if fetched else self.settings.trading.funding_rate
-            candle = self.market.candles.get((t.symbol, moment))
-            if candle is not None:
-                mark = candle.open
-            elif fetched and fetched.mark_price:
-                mark = fetched.mark_price
+            if t.symbol in self.market.rates:
+                fetched = self.market.rates[t.symbol].get(moment)
+                if fetched is None:
+                    continue  # not one of this symbol's settlements
+                rate, source = fetched.rate, "Binance"
+            elif t.symbol in self.market.fallback and moment in self.fallback_moments:
+                fetched, rate, source = None, self.settings.trading.funding_rate, "configured"
             else:
-                mark = self.market.marks[t.symbol].price if t.symbol in self.market.marks else t.price
+                continue
+            candle = self.market.candles.get((perpetual_of(t.symbol), moment))
+            if fetched and fetched.mark_price:
+                mark = fetched.mark_price
+            elif candle is not None:
+                mark = candle.open
+            else:
+                current = self.market.marks.get(perpetual_of(t.symbol)) or self.market.marks.get(t.symbol)
+                mark = current.price if current is not None else t.price
             amount = funding_payment(t.side, qty, mark, rate)
-            source = "Binance" if fetched else "configured"
             note = f"funding rate {fmt.exact(rate)} ({source}) at mark {fmt.price(mark, self.ticks.get(t.symbol))}"
             self._book_entry(funding_entry(t.id, amount, moment, note))
             verb = "received" if amount >= 0 else "paid"
@@ -271,30 +354,29 @@ class _Replay:
     # stops, take-profits, isolated liquidations
 
     def _candle_triggers(self, moment: datetime) -> None:
+        """Stops and take-profits on the last-price candle; a margin position's liquidation on its
+        perpetual's mark-price candle (the last-price one when there is none)."""
         for lot in [lot for lot in self.lots if lot.is_open]:
             t = lot.trade
-            candle = self.market.candles.get((t.symbol, moment))
-            if candle is None or candle.open_time < t.opened_at:
-                continue  # only whole candles after the trade opened
-            trigger = first_trigger(
-                t.side,
-                candle.open,
-                candle.high,
-                candle.low,
-                t.stop_loss,
-                t.take_profit,
-                self._liquidation_price(lot),
-            )
+            last = self._candle(t.symbol, moment, t.opened_at)
+            mark = self._candle(perpetual_of(t.symbol), moment, t.opened_at) if t.kind is Kind.MARGIN else None
+            mark = mark or last
+            stop = first_trigger(t.side, last.open, last.high, last.low, t.stop_loss, t.take_profit) if last else None
+            liq_price = self._liquidation_price(lot)
+            liq = first_trigger(t.side, mark.open, mark.high, mark.low, liquidation=liq_price) if mark else None
+            trigger = first_of(t.side, stop, liq)
             if trigger is not None:
                 self._close(lot, trigger, moment, self._rate_at(t.symbol, moment))
+
+    def _candle(self, symbol: str, moment: datetime, opened_at: datetime) -> Candle | None:
+        candle = self.market.candles.get((symbol, moment))
+        return candle if candle is not None and candle.open_time >= opened_at else None  # whole candles only
 
     def _liquidation_price(self, lot: Lot) -> Decimal | None:
         t = lot.trade
         if t.kind is not Kind.MARGIN or lot.margin_mode is not MarginMode.ISOLATED:
             return None
-        return isolated_liquidation_price(
-            t.side, lot.open_qty, t.price_usdt, lot.margin, self.settings.trading.mmr(t.symbol)
-        )
+        return isolated_liquidation_price(t.side, lot.open_qty, t.price_usdt, lot.margin, self.brackets(t.symbol))
 
     def _rate_at(self, symbol: str, moment: datetime | None) -> Decimal:
         pair = conversion_pair(symbol)
@@ -311,9 +393,11 @@ class _Replay:
             gross, fee = liquidation_settlement(t.side, qty, t.price_usdt, lot.margin, price_usdt)
         else:
             gross = realized_pnl(t.side, qty, t.price_usdt, price_usdt)
-            rate_fee = self.settings.fees.margin_taker if t.kind is Kind.MARGIN else self.settings.fees.spot_taker
+            rate_fee = self.settings.fees.rate(t.kind is Kind.MARGIN)
             fee = fee_for(qty, price_usdt, rate_fee)
         how = "gapped through, filled at the open" if trigger.gapped else "touched"
+        if trigger.reason is CloseReason.LIQUIDATION:
+            how = f"Binance isolated liquidation price {trigger.price} {how}"
         self._book(lot, qty, trigger.price, price_usdt, gross, fee, moment, trigger.reason, how)
 
     def _book(
@@ -350,34 +434,44 @@ class _Replay:
     # cross margin
 
     def _marks_at(self, moment: datetime) -> dict[str, Mark]:
-        """Each open symbol at its worst price in the candle for the side held (else its mark)."""
+        """Each open position at its worst price in the candle for the side held (else its mark): a
+        spot position on its last-price candle, a margin position on its mark-price candle."""
         marks = dict(self.market.marks)
         for lot in self.lots:
             t = lot.trade
-            candle = self.market.candles.get((t.symbol, moment))
+            key = perpetual_of(t.symbol) if t.kind is Kind.MARGIN else t.symbol
+            candle = self.market.candles.get((key, moment)) or self.market.candles.get((t.symbol, moment))
             if lot.is_open and candle is not None:
                 price = adverse_price(t.side, candle.high, candle.low)
                 rate = self._rate_at(t.symbol, moment)
-                marks[t.symbol] = Mark(t.symbol, price, q8(price * rate), moment, "candle")
+                marks[key] = Mark(key, price, q8(price * rate), moment, "candle")
         return marks
 
     def _margin_calls(self, moment: datetime, marks: dict[str, Mark]) -> None:
-        mmr = self.settings.trading.mmr
+        """Binance's cross liquidation first (the cross margin ratio has reached 100 %), then the
+        account rule's margin call (margin level below its level: the most losing cross position)."""
         while any(lot.is_open and lot.margin_mode is MarginMode.CROSS for lot in self.lots):
             open_symbols = {lot.trade.symbol for lot in self.lots if lot.is_open}
             if not open_symbols <= set(marks):
                 return
-            valuation = value_portfolio(self.flows, self.lots, marks, mmr)
+            valuation = value_portfolio(self.flows, self.lots, marks, self.brackets)
             self.level = valuation.margin_level_pct
-            if self.level is None or self.level >= CRITICAL_LEVEL_PCT:
+            if cross_liquidated(valuation):
+                self._cross_liquidation(moment, valuation)
+                continue
+            threshold = self.rules.margin_call_pct
+            if self.level is None or threshold is None or self.level >= threshold:
                 return
             worst = most_losing_cross(valuation)
             if worst is None:
                 return
             lot = next(lot for lot in self.lots if lot.trade.id == worst.trade_id)
-            fee = q8(worst.notional * mmr(worst.symbol))
+            fee = fee_for(worst.qty, worst.mark_usdt, self.settings.fees.rate(True))
             gross = realized_pnl(worst.side, worst.qty, lot.trade.price_usdt, worst.mark_usdt)
-            how = f"margin level {fmt.pct(self.level)} % below {CRITICAL_LEVEL_PCT} %, the most losing cross position"
+            how = (
+                f"margin call by rule: margin level {fmt.pct(self.level)} % below margin_rules.margin_call_pct "
+                f"{fmt.pct(threshold)} %, the most losing cross position"
+            )
             self._book(
                 lot,
                 worst.qty,
@@ -390,6 +484,23 @@ class _Replay:
                 how,
             )
 
+    def _cross_liquidation(self, moment: datetime, valuation) -> None:
+        """Binance liquidates the cross positions at the mark, charging its clearance fee."""
+        cross = [p for p in valuation.positions if p.kind is Kind.MARGIN and p.margin_mode is MarginMode.CROSS]
+        fees = cross_clearance_fees(cross, valuation.cross_wallet_balance, self._clearance_rate)
+        how = (
+            f"Binance liquidation: cross margin ratio {valuation.cross_margin_ratio_pct or 'beyond'}% reached 100% "
+            f"(maintenance {valuation.cross_maintenance_margin} ≥ margin balance {valuation.cross_margin_balance})"
+        )
+        for p, fee in zip(cross, fees, strict=True):
+            lot = next(lot for lot in self.lots if lot.trade.id == p.trade_id)
+            gross = realized_pnl(p.side, p.qty, lot.trade.price_usdt, p.mark_usdt)
+            self._book(lot, p.qty, p.mark, p.mark_usdt, gross, fee, moment, CloseReason.LIQUIDATION, how)
+
+    def _clearance_rate(self, symbol: str) -> Decimal:
+        """The perpetual's liquidationFee from the futures exchangeInfo, else the configured rate."""
+        return self.market.clearance.get(symbol, self.settings.trading.liquidation_fee_rate)
+
     def _final(self) -> None:
         """The current prices: the part of the market no complete candle covers yet."""
         marks = self.market.marks
@@ -397,10 +508,11 @@ class _Replay:
             t = lot.trade
             if t.symbol not in marks:
                 continue
-            price = marks[t.symbol].price
-            trigger = first_trigger(
-                t.side, price, price, price, t.stop_loss, t.take_profit, self._liquidation_price(lot)
-            )
+            last = marks[t.symbol].price
+            mark = mark_of(t.symbol, t.kind, marks).price
+            stop = first_trigger(t.side, last, last, last, t.stop_loss, t.take_profit)
+            liq = first_trigger(t.side, mark, mark, mark, liquidation=self._liquidation_price(lot))
+            trigger = first_of(t.side, stop, liq)
             if trigger is not None:
                 self._close(lot, trigger, self.now, self._rate_at(t.symbol, None))
         self._margin_calls(self.now, marks)
@@ -409,13 +521,16 @@ class _Replay:
             self._event(self.now, "gap", f"no price yet for {', '.join(unpriced)} (opened during this check)")
             self.level = None
         elif any(lot.is_open for lot in self.lots):
-            valuation = value_portfolio(self.flows, self.lots, marks, self.settings.trading.mmr)
+            valuation = value_portfolio(self.flows, self.lots, marks, self.brackets)
             self.level = valuation.margin_level_pct
         else:
             self.level = None
-        state = margin_state(self.level)
+        state = margin_state(self.level, self.rules)
         if state in {MarginState.WARNING, MarginState.ALERT, MarginState.CRITICAL}:
             kind = {MarginState.WARNING: "warning", MarginState.ALERT: "alert"}.get(state, "critical")
-            lines = {MarginState.WARNING: WARNING_LEVEL_PCT, MarginState.ALERT: ALERT_LEVEL_PCT}
-            line = lines.get(state, CRITICAL_LEVEL_PCT)
-            self._event(self.now, kind, f"margin level {fmt.pct(self.level)} %, below the {line} % line")
+            lines = {
+                MarginState.WARNING: self.rules.warning_pct,
+                MarginState.ALERT: self.rules.alert_pct,
+                MarginState.CRITICAL: self.rules.margin_call_pct,
+            }
+            self._event(self.now, kind, f"margin level {fmt.pct(self.level)} %, below the {fmt.pct(lines[state])} % line")

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli.config import Settings
 from portfolio_cli.engine.accounting import Lot, build_lots
+from portfolio_cli.engine.brackets import Brackets, BracketTable
 from portfolio_cli.engine.history import records_at
 from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Portfolio, Side, Trade
-from portfolio_cli.engine.symbols import normalize_symbol
+from portfolio_cli.engine.symbols import normalize_symbol, spot_of
 from portfolio_cli.engine.timeline import Records, free_margin_conflict, later_needs
-from portfolio_cli.engine.valuation import Valuation, value_portfolio
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.engine.valuation import Valuation, price_key, value_portfolio
+from portfolio_cli.errors import InvalidInput, NotFound, PriceUnavailable, RuleRefused
 from portfolio_cli.ledger import Ledger
 from portfolio_cli.money import q8
+from portfolio_cli.prices.book import LAST_FILL
 from portfolio_cli.session import Session
 from portfolio_cli.text import MAX_TEXT, hidden_character
 
@@ -96,7 +99,7 @@ def timeline_of(ledger: Ledger, portfolio: Portfolio) -> Records:
 
 
 def later_conflicts(
-    session: Session, before: Records, after: Records, at: datetime, mmr: Callable[[str], Decimal]
+    session: Session, before: Records, after: Records, at: datetime, brackets: Brackets
 ) -> str | None:
     """Why the records in ``after`` but not ``before`` (dated ``at``) would break a record booked after
     them, or None. Each later record is valued at its own moment's prices, fetched here (before any
@@ -106,11 +109,43 @@ def later_conflicts(
     for need in needs:
         symbols = after.open_symbols_at(need.at)
         marks_at[need.at] = session.prices.marks_at(symbols, need.at) if symbols else {}
-    return free_margin_conflict(before, after, needs, marks_at, mmr)
+    return free_margin_conflict(before, after, needs, marks_at, brackets)
 
 
 def open_symbols(session: Session, portfolio: Portfolio) -> set[str]:
     return {lot.trade.symbol for lot in lots_of(session, portfolio) if lot.is_open}
+
+
+def price_keys(lots: list[Lot]) -> set[str]:
+    """What the open lots are valued at: spot pairs, and margin positions' perpetuals (mark price)."""
+    return {price_key(lot.trade.symbol, lot.trade.kind) for lot in lots if lot.is_open}
+
+
+def marks_for(session: Session, lots: list[Lot], extra: Set[str] = frozenset()) -> tuple[dict, list[Lot]]:
+    """Marks for the open lots (and ``extra`` symbols) in one batch, and the lots that can be valued.
+
+    A symbol Binance does not list is handled alone: valued at its cached price (or its last fill), or
+    its positions left out; either way it is named and the command exits 13 (committed, but incomplete). No price for a
+    listed symbol is still an error (exit 5)."""
+    book = session.prices
+    keys = price_keys(lots) | set(extra)
+    marks, missing, reason = book.marks_found(keys)
+    unlisted = [s for s in missing if spot_of(s) in book.unlisted]
+    other = [s for s in missing if s not in unlisted]
+    wanted_unlisted = sorted({spot_of(s) for s in unlisted} & set(extra))
+    if wanted_unlisted:
+        raise NotFound(f"unknown symbol {', '.join(wanted_unlisted)} on Binance")
+    if other:
+        raise PriceUnavailable(f"no price for {', '.join(sorted(other))}{reason}; pass --price SYMBOL=VALUE")
+    left = {spot_of(s) for s in unlisted}
+    for symbol in sorted(left):
+        session.left_out(f"{symbol} is not listed on Binance and has no known price: its positions are left out")
+    held = {lot.trade.symbol for lot in lots if lot.is_open}
+    for symbol in sorted((book.unlisted & held) - left):
+        source = marks[symbol].source if symbol in marks else "cache"
+        how = "its last fill price" if source == LAST_FILL else "its last cached price"
+        session.left_out(f"{symbol} is not listed on Binance: valued at {how}")
+    return marks, [lot for lot in lots if not (lot.is_open and lot.trade.symbol in left)]
 
 
 def valuation_of(
@@ -122,12 +157,35 @@ def valuation_of(
     live: bool = True,
 ) -> Valuation:
     lots = lots_of(session, portfolio) if lots is None else lots
-    symbols = {lot.trade.symbol for lot in lots if lot.is_open}
-    if symbols - set(marks):
+    symbols = {
+        key
+        for lot in lots
+        if lot.is_open and (key := price_key(lot.trade.symbol, lot.trade.kind)) not in marks
+        and lot.trade.symbol not in marks
+    }
+    if symbols:
         # A concurrent command opened a symbol we have no mark for yet.
-        marks = {**marks, **session.prices.marks(symbols - set(marks), live=live)}
+        marks = {**marks, **session.prices.marks(symbols, live=live)}
     settings = session.settings.for_portfolio(portfolio.name)
-    return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, settings.trading.mmr, aggregate)
+    return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, brackets_of(settings), aggregate)
+
+
+def check_bracket_leverage(table: BracketTable, symbol: str, notional: Decimal, leverage: int) -> None:
+    """Binance refuses a leverage above the maximum of the bracket the notional falls in."""
+    bracket = table.at(notional)
+    if leverage > bracket.max_leverage:
+        raise RuleRefused(
+            f"refused by leverage bracket: {symbol} at {notional} USDT notional is in bracket {bracket.number} "
+            f"(up to {bracket.cap.normalize():f} USDT), whose maximum leverage is {bracket.max_leverage}x, "
+            f"not {leverage}x ({table.source})"
+        )
+
+
+def brackets_of(settings: Settings) -> Brackets:
+    """The leverage brackets these settings use (prices/brackets.py says where each comes from)."""
+    from portfolio_cli.prices.brackets import bracket_source
+
+    return bracket_source(settings.trading)
 
 
 def check_text(value: str | None, what: str) -> str | None:

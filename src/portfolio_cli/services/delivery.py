@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from portfolio_cli.config import Destination
-from portfolio_cli.engine.margin import WARNING_LEVEL_PCT, MarginRestore, MarginState, restore_margin_level
+from portfolio_cli.engine.margin import MarginRestore, MarginState, restore_margin_level
 from portfolio_cli.errors import LedgerFailure, PortfolioError
 from portfolio_cli.services.notify import (
     CLOSE_KINDS,
@@ -138,12 +138,16 @@ def _restore(session: Session, name: str) -> MarginRestore | None:
     price is missing after all (the state is sent without the remedy rather than not at all)."""
     from portfolio_cli.services.valuation import value
 
-    fee_rate = session.settings.for_portfolio(name).fees.margin_taker
+    settings = session.settings.for_portfolio(name)
+    rules = settings.margin_rules.rules()
+    target = rules.warning_pct or rules.alert_pct or rules.margin_call_pct  # the first line that is on
+    if target is None:
+        return None
     try:
         valuation = value(session, name).valuation
     except PortfolioError:
         return None
-    return restore_margin_level(valuation, fee_rate, WARNING_LEVEL_PCT)
+    return restore_margin_level(valuation, settings.fees.margin_taker, target)
 
 
 def restore_text(restore: MarginRestore) -> str:

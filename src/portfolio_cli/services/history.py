@@ -9,7 +9,7 @@ from portfolio_cli.engine.history import Every, HistoryRow, day_start, history_r
 from portfolio_cli.engine.records import Portfolio, Snapshot
 from portfolio_cli.engine.valuation import value_portfolio
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
-from portfolio_cli.services.common import records_of
+from portfolio_cli.services.common import brackets_of, records_of
 from portfolio_cli.session import Session
 
 # With no --every: a table that fits a screen (the charts always use every day).
@@ -92,5 +92,5 @@ def valued_at(session: Session, portfolio: Portfolio, moment: datetime, now: dat
     lots, flows = records_of(session.ledger, portfolio).at(moment)
     symbols = {lot.trade.symbol for lot in lots if lot.is_open}
     marks = session.prices.marks(symbols) if moment >= now else session.prices.marks_at(symbols, moment)
-    mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
-    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, mmr))
+    brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
+    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, brackets))

@@ -14,9 +14,18 @@ from portfolio_cli.engine.records import Kind, MarginChange, MarginMode, Side
 from portfolio_cli.engine.rules import lot_exposure
 from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
 from portfolio_cli.engine.triggers import first_trigger
+from portfolio_cli.engine.valuation import mark_of
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
-from portfolio_cli.services.common import MAX_LEVERAGE, check_places, lots_of, parse_symbol, valuation_of
+from portfolio_cli.services.common import (
+    MAX_LEVERAGE,
+    brackets_of,
+    check_places,
+    lots_of,
+    marks_for,
+    parse_symbol,
+    valuation_of,
+)
 from portfolio_cli.services.risk import betas_to_btc
 from portfolio_cli.session import Session
 
@@ -36,12 +45,22 @@ def margin_report(session: Session, name: str) -> MarginReport:
     settings = session.settings.for_portfolio(name)
     portfolio = session.ledger.portfolio(name)
     lots = lots_of(session, portfolio)
+    marks, lots = marks_for(session, lots)
     open_symbols = {lot.trade.symbol for lot in lots if lot.is_open}
-    marks = session.prices.marks(open_symbols)
     valuation = valuation_of(session, portfolio, marks, lots=lots)
     betas = betas_to_btc(session, open_symbols, settings.risk.correlation_days) if open_symbols else {}
-    stress = stress_test(session.ledger.cash_flows(portfolio), lots, marks, settings.trading.mmr, betas)
-    account = assess_margin(valuation, settings.trading.mmr)
+    brackets = brackets_of(settings)
+    rules = settings.margin_rules.rules()
+    stress = stress_test(
+        session.ledger.cash_flows(portfolio),
+        lots,
+        marks,
+        brackets,
+        betas,
+        rules=rules,
+        clearance_rate=lambda symbol: settings.trading.liquidation_fee_rate,
+    )
+    account = assess_margin(valuation, brackets, rules)
     return MarginReport(name, session.clock(), account, tuple(stress), betas)
 
 
@@ -63,7 +82,7 @@ def change_isolated_margin(session: Session, name: str, trade_id: int, amount: D
     check_places(abs(amount), "amount")
     portfolio = session.ledger.portfolio(name)
     _margin_lot(session, portfolio, trade_id)  # unknown, closed or spot: refused before any request
-    marks = session.prices.marks({x.trade.symbol for x in lots_of(session, portfolio) if x.is_open})
+    marks, _ = marks_for(session, lots_of(session, portfolio))
     with session.ledger.transaction(session.command, session.clock()):
         lot = _margin_lot(session, portfolio, trade_id)
         if lot.margin_mode is not MarginMode.ISOLATED:
@@ -87,8 +106,7 @@ def switch_margin_mode(session: Session, name: str, trade_id: int, mode: MarginM
     """Move a margin position between isolated and cross. To cross: its added margin is released.
     To isolated: refused when the mark is already past the isolated liquidation price."""
     portfolio = session.ledger.portfolio(name)
-    symbols = {x.trade.symbol for x in lots_of(session, portfolio) if x.is_open}
-    marks = session.prices.marks(symbols)
+    marks, _ = marks_for(session, lots_of(session, portfolio))
     settings = session.settings.for_portfolio(name)
     with session.ledger.transaction(session.command, session.clock()):
         lot = _margin_lot(session, portfolio, trade_id)
@@ -97,9 +115,9 @@ def switch_margin_mode(session: Session, name: str, trade_id: int, mode: MarginM
         if mode is MarginMode.ISOLATED:
             t = lot.trade
             liq = isolated_liquidation_price(
-                t.side, lot.open_qty, t.price_usdt, lot.initial_margin, settings.trading.mmr(t.symbol)
+                t.side, lot.open_qty, t.price_usdt, lot.initial_margin, brackets_of(settings)(t.symbol)
             )
-            mark = marks[t.symbol].price_usdt
+            mark = mark_of(t.symbol, t.kind, marks).price_usdt
             if first_trigger(t.side, mark, mark, mark, liquidation=liq) is not None:
                 raise RuleRefused(
                     f"trade {trade_id} would be liquidated at once in isolated margin: mark {fmt.price(mark)} USDT, "
@@ -125,7 +143,8 @@ def _margin_lot(session: Session, portfolio, trade_id: int):
 
 def _update(session: Session, portfolio, name: str, trade_id: int, marks) -> MarginUpdate:
     valuation = valuation_of(session, portfolio, marks, live=False)
-    account = assess_margin(valuation, session.settings.for_portfolio(name).trading.mmr)
+    settings = session.settings.for_portfolio(name)
+    account = assess_margin(valuation, brackets_of(settings), settings.margin_rules.rules())
     row = next(p for p in account.positions if p.trade_id == trade_id)
     lot = next(lot for lot in lots_of(session, portfolio) if lot.trade.id == trade_id)
     return MarginUpdate(
@@ -200,7 +219,7 @@ def size_position(
     entry_usdt = entry * rate
     unit_risk = abs(entry - stop) * rate
     unit_margin = entry_usdt / leverage
-    fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    fee_rate = settings.fees.rate(kind is Kind.MARGIN)
     held = [lot_exposure(lot) for lot in lots if lot.is_open]
     asset = base_of(symbol)
     room_asset = equity * risk.max_position_pct / HUNDRED - sum((e.committed for e in held if e.asset == asset), ZERO)

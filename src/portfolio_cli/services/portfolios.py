@@ -15,6 +15,7 @@ from portfolio_cli.money import ZERO
 from portfolio_cli.services.common import (
     MAX_BALANCE,
     MIN_BALANCE,
+    brackets_of,
     check_name,
     check_places,
     check_text,
@@ -116,13 +117,13 @@ def _move_cash(
     entry = transfer_entry(kind, amount, moment, note)
     flow = entry.record
     assert isinstance(flow, CashFlow)  # a transfer books one cash flow
-    mmr = session.settings.for_portfolio(name).trading.mmr
+    brackets = brackets_of(session.settings.for_portfolio(name))
     history, version, later, then = timeline_of(ledger, portfolio), ledger.records_version(portfolio), None, None
     if at is not None and withdrawal:  # free margin then, at the prices then, and for every later record
         held_then = history.open_symbols_at(moment)
         then_marks = session.prices.marks_at(held_then, moment) if held_then else {}
-        then = free_margin_at(history, moment, then_marks, mmr)
-        later = later_conflicts(session, history, history.plus(flows=[flow]), moment, mmr)
+        then = free_margin_at(history, moment, then_marks, brackets)
+        later = later_conflicts(session, history, history.plus(flows=[flow]), moment, brackets)
     held = open_symbols(session, portfolio)
     # The marks for the figures shown after the move (and a withdrawal's free margin), fetched first.
     if withdrawal:

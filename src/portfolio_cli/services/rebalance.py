@@ -16,7 +16,16 @@ from portfolio_cli.config import Targets as TargetSettings
 from portfolio_cli.engine.accounting import Lot, fee_for
 from portfolio_cli.engine.allocation import exposures_by_asset
 from portfolio_cli.engine.booking import Entry, RebalanceLink, booking, close_entry, close_lots, open_entry
-from portfolio_cli.engine.rebalance import CASH, Account, Holding, Plan, PlannedTrade, Weight, plan_rebalance
+from portfolio_cli.engine.rebalance import (
+    CASH,
+    Account,
+    Holding,
+    Plan,
+    PlannedTrade,
+    Weight,
+    loss_sales,
+    plan_rebalance,
+)
 from portfolio_cli.engine.records import Kind, Portfolio, RebalanceEvent, Side, Trade
 from portfolio_cli.engine.rules import lot_exposure
 from portfolio_cli.engine.stats import group_of
@@ -57,18 +66,19 @@ def plan(session: Session, name: str) -> Rebalance:
     version = session.ledger.records_version(portfolio)  # before anything is read from the records
     state = current_state(session, name)
     settings = session.settings.for_portfolio(name)
+    now = session.clock()
     result = plan_rebalance(
         _account(state),
-        _holdings(session, state),
+        _holdings(session, state, targets.tax_method),
         engine_targets(targets),
-        settings.fees.spot_taker,
+        settings.fees.rate(False),
         settings.trading.slippage_bps,
         settings.risk.limits(),
         _groups(session, name, state),
+        loss_sales(state.lots, now) if targets.avoid_wash_sales else None,
     )
     history = session.ledger.rebalances(portfolio)
     last = history[-1] if history else None
-    now = session.clock()
     too_soon = last is not None and now - last.at < timedelta(hours=float(targets.min_interval_hours))
     due, why = _due(targets, result, last, now)
     return Rebalance(name, now, targets.strategy, targets.mode, result, due, why, too_soon, last, version)
@@ -80,19 +90,26 @@ def _account(state: State) -> Account:
     return Account(v.equity, v.free_margin, v.margin_equity, v.margin_used, positions)
 
 
-def _spot_lots(lots: list[Lot], asset: str) -> list[Lot]:
-    """The asset's open spot lots in its USDT pair, oldest first: what the rebalancer may sell."""
+def _spot_lots(lots: list[Lot], asset: str, method: str = "fifo") -> list[Lot]:
+    """The asset's open spot lots in its USDT pair, in the order a sale closes them (the targets'
+    ``tax_method``): fifo oldest first, lifo newest first, hifo highest cost per unit first (ties:
+    oldest first)."""
     symbol = usdt_pair(asset)
     held = [lot for lot in lots if lot.is_open and lot.trade.kind is Kind.SPOT and lot.trade.symbol == symbol]
-    return sorted(held, key=lambda lot: (lot.trade.opened_at, lot.trade.id))
+    oldest = sorted(held, key=lambda lot: (lot.trade.opened_at, lot.trade.id))
+    if method == "lifo":
+        return oldest[::-1]
+    if method == "hifo":
+        return sorted(oldest, key=lambda lot: -(lot.trade.price_usdt + lot.trade.fee / lot.trade.qty))
+    return oldest
 
 
-def _holdings(session: Session, state: State) -> dict[str, Holding]:
+def _holdings(session: Session, state: State, method: str) -> dict[str, Holding]:
     exposures = exposures_by_asset(state.valuation.positions)
     holdings = {}
     unknown = []
     for asset, price in state.prices.items():
-        lots = _spot_lots(state.lots, asset)
+        lots = _spot_lots(state.lots, asset, method)
         held = exposures.get(asset)
         rules = session.prices.rules(usdt_pair(asset))
         if rules is None:
@@ -155,6 +172,7 @@ def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
     ledger = session.ledger
     portfolio = ledger.portfolio(planned.portfolio)
     settings = session.settings.for_portfolio(planned.portfolio)
+    method = targets_of(session, planned.portfolio).tax_method
     now = planned.at
     with ledger.transaction(session.command, now):
         # The plan's cash, holdings, risk checks and interval all stand on the records it read.
@@ -166,10 +184,12 @@ def execute(session: Session, planned: Rebalance, force: bool) -> Rebalance:
         for t in planned.plan.trades:
             note = f"rebalance {event_id}"
             if t.buy:
-                booked.append(_book_buy(ledger, portfolio, t, now, note, settings.fees.spot_taker))
+                booked.append(_book_buy(ledger, portfolio, t, now, note, settings.fees.rate(False)))
             else:
                 booked.append(
-                    _book_sell(ledger, portfolio, _spot_lots(lots, t.asset), t, now, note, settings.fees.spot_taker)
+                    _book_sell(
+                        ledger, portfolio, _spot_lots(lots, t.asset, method), t, now, note, settings.fees.rate(False)
+                    )
                 )
         ledger.book(portfolio, booking([Entry(RebalanceLink(event_id, tuple(booked)))]))
     return replace(planned, executed=event_id)
@@ -215,7 +235,12 @@ def _book_buy(
 def _book_sell(
     ledger: Ledger, portfolio: Portfolio, lots: list[Lot], t: PlannedTrade, at: datetime, note: str, fee_rate: Decimal
 ) -> dict:
-    closes = [close for _, close in close_lots(lots, t.qty, t.price, t.price, fee_rate, at, note)]
+    closes, remaining = [], t.qty
+    for lot in lots:  # in the order given (the tax method's), each lot as far as it goes
+        take = min(lot.open_qty, remaining)
+        if take > 0:
+            closes += [close for _, close in close_lots([lot], take, t.price, t.price, fee_rate, at, note)]
+            remaining -= take
     close_ids = list(ledger.book(portfolio, booking(close_entry(close) for close in closes)).ids)
     fees = sum((close.fee for close in closes), ZERO)
     return {

@@ -19,16 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.booking import booking
+from portfolio_cli.engine.brackets import Brackets
 from portfolio_cli.engine.history import day_end, day_start, days_to_backfill, snapshot_of
 from portfolio_cli.engine.records import Candle, Portfolio, Snapshot
 from portfolio_cli.engine.symbols import symbols_to_price
 from portfolio_cli.engine.valuation import Mark, value_portfolio
-from portfolio_cli.prices.book import candle_close_marks
-from portfolio_cli.services.common import PortfolioRecords, records_of
+from portfolio_cli.prices.book import LAST_FILL, candle_close_marks
+from portfolio_cli.services.common import PortfolioRecords, brackets_of, records_of
 from portfolio_cli.session import Session
 
 # (what is being done, how many done, out of how many): drives a progress bar on a terminal.
@@ -102,7 +102,7 @@ def fetch_day_closes(session: Session, needed: dict[str, list[date]], progress: 
 
 
 def value_day_end(
-    portfolio: Portfolio, records: PortfolioRecords, day: date, closes: DayCloses, mmr: Callable[[str], Decimal]
+    portfolio: Portfolio, records: PortfolioRecords, day: date, closes: DayCloses, brackets: Brackets
 ) -> Snapshot | SkippedDay:
     """The snapshot of ``day``: the records up to and at its end (00:00 UTC of the next day), valued at
     the close of each open symbol's daily candle of ``day``; the day skipped, naming the symbols, when
@@ -114,18 +114,18 @@ def value_day_end(
     if lacking:
         return SkippedDay(day, lacking, _no_candle(lacking, closes.failures, closes.offline))
     marks = candle_close_marks(_open_symbols(lots), {s: closes.candles[s, day] for s in symbols})
-    return snapshot_of(portfolio.id, day, moment, True, value_portfolio(flows, lots, marks, mmr))
+    return snapshot_of(portfolio.id, day, moment, True, value_portfolio(flows, lots, marks, brackets))
 
 
 def value_day_ends(
     session: Session, portfolio: Portfolio, records: PortfolioRecords, days: list[date], closes: DayCloses
 ) -> tuple[list[Snapshot], list[SkippedDay]]:
     """``value_day_end`` over ``days``: the snapshots to save, and the days that could not be valued."""
-    mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
+    brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
     valued: list[Snapshot] = []
     skipped: list[SkippedDay] = []
     for day in days:
-        result = value_day_end(portfolio, records, day, closes, mmr)
+        result = value_day_end(portfolio, records, day, closes, brackets)
         if isinstance(result, SkippedDay):
             skipped.append(result)
         else:
@@ -203,12 +203,15 @@ def _today(
     lacking = sorted(symbols - set(marks))
     if lacking:
         return None, lacking, f"no price{why}"
+    unlisted = sorted(s for s in symbols if s in session.prices.unlisted and marks[s].source == LAST_FILL)
+    if unlisted:  # a day's equity is never a guess: a fill price is no market price for a delisted symbol
+        return None, unlisted, "not listed on Binance, only its last fill price is known"
     old = sorted(s for s in symbols if marks[s].at < day_start(now.date()))
     if old:
         since = min(marks[s].at for s in old)
         return None, old, f"the last price is from {since:%Y-%m-%d %H:%M} UTC, before today"
     settings = session.settings.for_portfolio(portfolio.name)
-    valuation = value_portfolio(flows, lots, {s: marks[s] for s in symbols}, settings.trading.mmr)
+    valuation = value_portfolio(flows, lots, {s: marks[s] for s in symbols}, brackets_of(settings))
     return snapshot_of(portfolio.id, now.date(), now, False, valuation), [], ""
 
 

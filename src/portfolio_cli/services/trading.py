@@ -9,22 +9,25 @@ from decimal import Decimal
 from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot, fee_for, fill_price, initial_margin
 from portfolio_cli.engine.booking import booking, close_entry, close_lots, open_entry
+from portfolio_cli.engine.fills import BookTooThin, walk_book
 from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import Conformed, TradeCheck, check_open, conform_qty, exposure, lot_exposure
-from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, quote_of
+from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, perpetual_of, quote_of, spot_of
 from portfolio_cli.engine.timeline import close_conflict
 from portfolio_cli.engine.valuation import Mark, value_portfolio
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
     MAX_LEVERAGE,
+    brackets_of,
+    check_bracket_leverage,
     check_places,
     check_stops,
     check_text,
     later_conflicts,
     lots_of,
+    marks_for,
     moment_or_now,
-    open_symbols,
     parse_symbol,
     timeline_of,
     valuation_of,
@@ -48,6 +51,7 @@ class OpenRequest:
     strategy: str | None = None
     note: str | None = None
     force: bool = False
+    maker: bool = False  # a --price fill that rested on the book: the maker fee
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class Fill:
     overridden_rules: tuple[str, ...]
     liquidation_price: Decimal | None = None  # a margin position's, right after the fill
     price_tick: Decimal | None = None  # the market's tick, when its rules are known
+    market: str = ""  # the market it traded: BTC/USDT, or the perpetual BTC/USDT:USDT
+    fill_note: str | None = None  # how the fill was had: the book walked, or the fallback
+    moved_pct: Decimal | None = None  # the fill's distance from the last price (the mark for a perpetual)
 
 
 def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
@@ -102,54 +109,70 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
     book = session.prices
     backdated = req.at is not None
 
+    market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
+    # A margin position trades the pair's USDⓈ-M perpetual: none on Binance is a refusal (exit 4).
+    rules = book.futures_rules(symbol) if kind is Kind.MARGIN else None
     if req.price is not None and not backdated:
         book.override(symbol, req.price)
     version = ledger.records_version(portfolio)
     history = timeline_of(ledger, portfolio)
     # Today's marks of what is held and traded (they are cached for the commands that follow). A backdated
-    # fill is priced at its moment, so its own symbol's mark today is only had where it can be.
-    marks = book.marks(open_symbols(session, portfolio) | (set() if backdated else {symbol}))
-    today = marks
-    if backdated:
-        today = {**marks, **book.marks_found({symbol})[0]}
+    # fill is priced at its moment, so its own market's mark today is only had where it can be.
+    marks, _ = marks_for(session, lots_of(session, portfolio), extra=set() if backdated else {symbol, market})
+    today = {**marks, **book.marks_found({symbol, market})[0]} if backdated else marks
+    if kind is Kind.SPOT:
+        rules = book.rules(symbol)
+    rate = book.usdt_rate_at(symbol, at if backdated else None)
+    fill_note, moved_pct = None, None
+    if req.price is not None:
+        reference = req.price
+    elif backdated:
+        reference = fill_price(book.price_at(symbol, at).price, side is Side.LONG, settings.trading.slippage_bps)
+    else:
+        reference = marks[market].price  # the pair's last price; a perpetual's mark
+    held_then: set[str] = set()
     if backdated:  # the state at that moment: the positions open then, at the prices then
         held_then = history.open_symbols_at(at)
         priced = held_then - {symbol} if req.price is not None else held_then
         marks = book.marks_at(priced, at) if priced else {}
-    if req.price is not None:
-        fill = req.price
-    else:
-        quote = book.price_at(symbol, at).price if backdated else marks[symbol].price
-        fill = fill_price(quote, buy=side is Side.LONG, slippage_bps=settings.trading.slippage_bps)
-    rate = book.usdt_rate_at(symbol, at if backdated else None)
-    fill_usdt = q8(fill * rate)
-    if backdated and symbol in held_then and symbol not in marks:  # --price: the symbol's price then
-        marks[symbol] = Mark(symbol, fill, fill_usdt, at, "override")
-    check_stops(side, fill, req.stop_loss, req.take_profit)
 
     if req.qty is not None:
         qty = req.qty
     elif req.notional is not None:
-        qty = req.notional / fill_usdt
+        qty = req.notional / q8(reference * rate)
     else:
         raise InvalidInput("give the quantity (--qty) or the notional (--notional)")
-    rules = book.rules(symbol)
     rounded_from = None
     if rules is None:
-        session.warn(f"trading rules for {symbol} unknown offline: lot step and exchange minimums not checked")
+        session.warn(f"trading rules for {market} unknown offline: lot step and exchange limits not checked")
         qty = q8(qty) if req.qty is None else qty
     else:
-        conformed = conform_qty(qty, fill, rules)
+        if req.price is not None or backdated:  # a recorded fill, not a market order: no market-order cap
+            rules = replace(rules, max_market_qty=None)
+        conformed = conform_qty(qty, reference, rules)
         if not isinstance(conformed, Conformed):
             raise RuleRefused(str(conformed))
         qty, rounded_from = conformed.qty, conformed.rounded_from
         if rounded_from is not None and req.qty is not None:
             step = fmt.qty(rules.amount_step) if rules.amount_step else "unknown"
             session.warn(f"quantity {fmt.qty(rounded_from)} rounded down to {fmt.qty(qty)} (lot step {step})")
+    if req.price is not None or backdated:
+        fill = reference
+    else:
+        fill, fill_note, moved_pct = market_fill(session, settings, market, qty, side is Side.LONG, reference)
+    fill_usdt = q8(fill * rate)
+    if backdated and symbol in held_then and symbol not in marks:  # --price: the symbol's price then
+        marks[symbol] = Mark(symbol, fill, fill_usdt, at, "override")
+    check_stops(side, fill, req.stop_loss, req.take_profit)
     if q8(qty) != qty or qty <= 0:
         raise InvalidInput(f"quantity {qty} does not fit the ledger's 8 decimal places")
 
-    rate_fee = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    brackets = brackets_of(settings)
+    if kind is Kind.MARGIN:
+        check_bracket_leverage(brackets(symbol), symbol, q8(qty * fill_usdt), req.leverage)
+    if req.maker and req.price is None:
+        raise InvalidInput("--maker needs --price: a market order is always a taker")
+    rate_fee = settings.fees.rate(kind is Kind.MARGIN, req.maker)
     fee = fee_for(qty, fill_usdt, rate_fee)
     margin = q8(initial_margin(kind, qty, fill_usdt, req.leverage))
     margin_mode = (req.margin_mode or MarginMode(settings.trading.margin_mode)) if kind is Kind.MARGIN else None
@@ -176,9 +199,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         strategy=req.strategy,
         note=req.note,
     )
-    mmr = settings.trading.mmr
     after = history.plus(trades=[trade], flows=open_entry(trade).flows)
-    later = later_conflicts(session, history, after, at, mmr) if backdated else None
+    later = later_conflicts(session, history, after, at, brackets) if backdated else None
 
     with ledger.transaction(session.command, session.clock()):
         if backdated and ledger.records_version(portfolio) != version:
@@ -188,9 +210,13 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         if backdated:
             lots, flows = history.at(at)
             lots = [lot for lot in lots if lot.is_open]
-            valuation = value_portfolio(flows, lots, marks, mmr)
+            valuation = value_portfolio(flows, lots, marks, brackets)
         else:
             lots = lots_of(session, portfolio)
+            # a held symbol Binance does not list and nothing cached prices is left out (named, exit 13)
+            lots = [
+                lot for lot in lots if not lot.is_open or {lot.trade.symbol, perpetual_of(lot.trade.symbol)} & set(marks)
+            ]
             valuation = valuation_of(session, portfolio, marks, lots=lots, live=False)
         check = TradeCheck(
             new=new,
@@ -232,6 +258,9 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         tuple(r.rule for r in refusals),
         liquidation,
         rules.price_step if rules is not None else None,
+        market,
+        fill_note,
+        moved_pct,
     )
 
 
@@ -240,8 +269,37 @@ def _liquidation_price(session: Session, portfolio, trade_id: int, marks: dict) 
     from portfolio_cli.engine.margin import assess_margin
 
     valuation = valuation_of(session, portfolio, marks, live=False)
-    margin = assess_margin(valuation, session.settings.for_portfolio(portfolio.name).trading.mmr)
+    margin = assess_margin(valuation, brackets_of(session.settings.for_portfolio(portfolio.name)))
     return next((p.liquidation_price for p in margin.positions if p.trade_id == trade_id), None)
+
+
+def market_fill(
+    session: Session, settings, market: str, qty: Decimal, buy: bool, reference: Decimal
+) -> tuple[Decimal, str, Decimal | None]:
+    """A market order's fill: Binance's book walked for its VWAP (one depth request), capped at
+    ``trading.book_cap_pct`` from the reference; when the book cannot be had, the last price moved
+    against the trader by ``trading.slippage_bps``, saying so."""
+    trading = settings.trading
+    book = session.prices
+    if trading.fills == "book" and not book.overridden(market):  # an overridden price is the market
+        order_book, why = book.order_book(market)
+        if order_book is not None:
+            walked = walk_book(order_book.asks if buy else order_book.bids, qty, reference, buy, trading.book_cap_pct)
+            if isinstance(walked, BookTooThin):
+                raise RuleRefused(f"refused by the order book: {qty.normalize():f} {market}: {walked}")
+            what = "mark" if market != spot_of(market) else "last price"
+            note = (
+                f"order book, {walked.levels} level(s), {walked.moved_pct.normalize():f} % from the {what} {reference}"
+            )
+            return walked.price, note, walked.moved_pct
+        last = book.perpetual_last(market) if market != spot_of(market) else None
+        reference = last.price if last is not None else reference
+        session.warn(
+            f"order book for {market} unavailable ({why}): filled at the last price {reference} "
+            f"± {trading.slippage_bps.normalize():f} bps"
+        )
+    price = fill_price(reference, buy=buy, slippage_bps=trading.slippage_bps)
+    return price, f"last price {reference} ± {trading.slippage_bps.normalize():f} bps", None
 
 
 @dataclass(frozen=True)
@@ -281,6 +339,7 @@ def close_trades(
     note: str | None = None,
     side: Side | None = None,
     kind: Kind | None = None,
+    maker: bool = False,
 ) -> CloseResult:
     """Close a trade, or a symbol's open trades (of one side and kind) oldest first, in whole or in part.
     A backdated close takes the lots as they stood at its moment."""
@@ -307,7 +366,7 @@ def close_trades(
         else:
             moment = moment_or_now(session, at, portfolio.created_at, "the portfolio was created", name)
         lots = _targetlots_of(history.at(moment)[0], target, side, kind)
-    plan = _close_plan(session, name, lots, qty, pct, price, moment, backdated=at is not None)
+    plan = _close_plan(session, name, lots, qty, pct, price, moment, at is not None, maker)
     return _close(session, portfolio, [plan], note, history, version)
 
 
@@ -327,9 +386,10 @@ def close_all(session: Session, name: str, at: datetime | None = None, note: str
     if not groups:
         raise NotFound(f"no open positions in {name}" + (f" at {moment:%Y-%m-%d %H:%M} UTC" if at else ""))
     if at is None:
-        session.prices.marks({symbol for symbol, _, _ in groups})  # one batched request for all of them
+        # one batched request for all of them: the pairs, and the margin positions' perpetuals
+        session.prices.marks({perpetual_of(s) if k is Kind.MARGIN else s for s, _, k in groups})
     plans = [
-        _close_plan(session, name, lots, None, None, None, moment, backdated=at is not None)
+        _close_plan(session, name, lots, None, None, None, moment, at is not None)
         for _, lots in sorted(groups.items())
     ]
     return _close(session, portfolio, plans, note, history, version)
@@ -356,6 +416,7 @@ def _close_plan(
     price: Decimal | None,
     moment: datetime,
     backdated: bool,
+    maker: bool = False,
 ) -> _ClosePlan:
     """The prices and quantity of a close, fetched before the transaction (no network inside it)."""
     settings = session.settings.for_portfolio(name)
@@ -367,27 +428,35 @@ def _close_plan(
     book = session.prices
     if price is not None and not backdated:
         book.override(symbol, price)
+    market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
+    wanted = qty if qty is not None else (open_total * pct / HUNDRED if pct is not None else None)
     if price is not None:
         exit_price = price
-    else:
-        quote = book.price_at(symbol, moment).price if backdated else book.marks([symbol])[symbol].price
+    elif backdated:
+        quote = book.price_at(symbol, moment).price
         exit_price = fill_price(quote, buy=side is Side.SHORT, slippage_bps=settings.trading.slippage_bps)
+    else:
+        reference = book.marks([market])[market].price
+        exit_price, _, _ = market_fill(
+            session, settings, market, wanted if wanted is not None else open_total, side is Side.SHORT, reference
+        )
     exit_usdt = q8(exit_price * book.usdt_rate_at(symbol, moment if backdated else None))
 
-    wanted = qty if qty is not None else (open_total * pct / HUNDRED if pct is not None else None)
     if wanted is not None and wanted < open_total:
         rules = book.rules(symbol)
         if rules is not None and rules.amount_step:
             stepped = round_down_to_step(wanted, rules.amount_step)
             if stepped != wanted:
                 session.warn(
-                    f"quantity {q8(wanted).normalize()} rounded down to {stepped.normalize()} "
-                    f"(lot step {rules.amount_step.normalize()})"
+                    f"quantity {fmt.qty(wanted)} rounded down to {fmt.qty(stepped)} "
+                    f"(lot step {fmt.qty(rules.amount_step)})"
                 )
             wanted = stepped
         if q8(wanted) <= 0:
             raise InvalidInput(f"the quantity to close rounds to 0 {symbol}")
-    fee_rate = settings.fees.margin_taker if kind is Kind.MARGIN else settings.fees.spot_taker
+    if maker and price is None:
+        raise InvalidInput("--maker needs --price: a market order is always a taker")
+    fee_rate = settings.fees.rate(kind is Kind.MARGIN, maker)
     return _ClosePlan(lots, wanted, open_total, exit_price, exit_usdt, fee_rate, moment, backdated)
 
 
@@ -410,8 +479,8 @@ def _close(
         closes = [close for _, _, close in parts]
         conflicts = (close_conflict(history, c.trade_id, c.qty, c.closed_at) for c in closes)
         after = history.plus(closes=closes, flows=[f for c in closes for f in close_entry(c).flows])
-        mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
-        later = next((c for c in conflicts if c), None) or later_conflicts(session, history, after, moment, mmr)
+        brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
+        later = next((c for c in conflicts if c), None) or later_conflicts(session, history, after, moment, brackets)
 
     with ledger.transaction(session.command, session.clock()):
         if backdated:

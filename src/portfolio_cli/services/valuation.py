@@ -12,7 +12,7 @@ from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.margin import MarginState, assess_margin
 from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.engine.valuation import Performance, Valuation, distance_pct, performance_of, value_portfolio
-from portfolio_cli.services.common import lots_of, moment_or_now, records_of, valuation_of
+from portfolio_cli.services.common import brackets_of, lots_of, marks_for, moment_or_now, records_of, valuation_of
 from portfolio_cli.session import Session
 
 
@@ -48,7 +48,7 @@ def value(session: Session, name: str, aggregate: bool = False, at: datetime | N
         return _value_at(session, name, at, aggregate)
     portfolio = session.ledger.portfolio(name)
     lots = lots_of(session, portfolio)
-    marks = session.prices.marks({lot.trade.symbol for lot in lots if lot.is_open})
+    marks, lots = marks_for(session, lots)
     valuation = valuation_of(session, portfolio, marks, lots=lots, aggregate=aggregate)
     return _with_state(session, name, session.clock(), valuation, lots)
 
@@ -59,14 +59,14 @@ def _value_at(session: Session, name: str, moment: datetime, aggregate: bool) ->
     lots, flows = records_of(session.ledger, portfolio).at(moment)
     marks = session.prices.marks_at({lot.trade.symbol for lot in lots if lot.is_open}, moment, fills=True)
     settings = session.settings.for_portfolio(name)
-    valuation = value_portfolio(flows, lots, marks, settings.trading.mmr, aggregate)
+    valuation = value_portfolio(flows, lots, marks, brackets_of(settings), aggregate)
     return _with_state(session, name, moment, valuation, lots)
 
 
 def _with_state(
     session: Session, name: str, moment: datetime, valuation: Valuation, lots: Sequence[Lot]
 ) -> PortfolioValue:
-    margin = assess_margin(valuation, session.settings.for_portfolio(name).trading.mmr)
+    margin = assess_margin(valuation, brackets_of(session.settings.for_portfolio(name)))
     liquidation = {p.trade_id: p.liquidation_price for p in margin.positions}
     trades = {lot.trade.id: lot.trade for lot in lots}
     levels = []

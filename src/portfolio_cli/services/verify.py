@@ -8,17 +8,17 @@ prices it recorded. The ledger is only read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from portfolio_cli.engine.accounting import realized_pnl
+from portfolio_cli.engine.brackets import Brackets
 from portfolio_cli.engine.history import marks_of, snapshot_of
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Portfolio, Snapshot, Trade
 from portfolio_cli.engine.valuation import value_portfolio
 from portfolio_cli.formatting import exact
 from portfolio_cli.money import ZERO
-from portfolio_cli.services.common import PortfolioRecords, records_of
+from portfolio_cli.services.common import PortfolioRecords, brackets_of, records_of
 from portfolio_cli.session import Session
 
 
@@ -58,9 +58,9 @@ def verify(session: Session) -> VerifyReport:
         differences += _check_trades(portfolio, records.trades, records.closes, records.flows)
         snapshots = ledger.snapshots(portfolio, positions=True)
         counts["snapshots"] += len(snapshots)
-        mmr = session.settings.for_portfolio(portfolio.name).trading.mmr
+        brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
         for snapshot in snapshots:
-            differences += _check_snapshot(portfolio, snapshot, records, mmr)
+            differences += _check_snapshot(portfolio, snapshot, records, brackets)
     ok = integrity == "ok" and not differences
     return VerifyReport(integrity, len(portfolios), **counts, differences=differences, ok=ok)
 
@@ -117,7 +117,7 @@ def _check_trades(
 
 
 def _check_snapshot(
-    portfolio: Portfolio, snapshot: Snapshot, records: PortfolioRecords, mmr: Callable[[str], Decimal]
+    portfolio: Portfolio, snapshot: Snapshot, records: PortfolioRecords, brackets: Brackets
 ) -> list[Difference]:
     name = f"snapshot {snapshot.day}"
     lots, flows = records.at(snapshot.taken_at)
@@ -125,7 +125,7 @@ def _check_snapshot(
     unpriced = sorted({lot.trade.symbol for lot in lots if lot.is_open} - set(marks))
     if unpriced:
         return [Difference(portfolio.name, name, f"positions in {', '.join(unpriced)} are missing from it")]
-    valuation = value_portfolio(flows, lots, marks, mmr)
+    valuation = value_portfolio(flows, lots, marks, brackets)
     rebuilt = snapshot_of(portfolio.id, snapshot.day, snapshot.taken_at, snapshot.backfilled, valuation)
     found = []
     for f in fields(Snapshot):
