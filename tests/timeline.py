@@ -48,6 +48,9 @@ class PathSource:
         self._log("rules")
         return None
 
+    def ticks(self) -> dict[str, Decimal]:
+        return {}  # no request: nothing to log
+
     def price_at(self, symbol: str, at: datetime) -> Quote:
         self._log("price_at")
         minute = floor_time(at, "1m")
