@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import typer
+import typer.testing
 from hypothesis import settings
 from typer.testing import CliRunner
 
@@ -22,6 +24,32 @@ settings.load_profile("suite")
 from fake_binance import FakeBinance, FakeBinanceServer  # noqa: E402 (after the environment above)
 from portfolio_cli import session as session_module  # noqa: E402 (after the environment above)
 from portfolio_cli.cli import app  # noqa: E402 (after the environment above)
+
+
+def _parts(typer_app: typer.Typer) -> list:
+    """What Typer builds a Click command from: the app's callback, commands and groups."""
+    parts: list = [typer_app, typer_app.registered_callback, *typer_app.registered_commands]
+    for group in typer_app.registered_groups:
+        parts += [group, *(_parts(group.typer_instance) if group.typer_instance else [])]
+    return parts
+
+
+_built: dict[tuple[int, ...], tuple[object, list]] = {}
+
+
+def click_command(typer_app: typer.Typer):
+    """The app as a Click command, built once per set of commands. Typer rebuilds it from every
+    command's signature on each ``CliRunner.invoke`` (about 0.1 s for the whole app, thousands of
+    times a run); a test that registers a command changes the set, so it gets a fresh build. The
+    parts are kept with the build, so no other object can take their ids."""
+    parts = _parts(typer_app)
+    key = tuple(map(id, parts))
+    if key not in _built:
+        _built[key] = (typer.main.get_command(typer_app), parts)
+    return _built[key][0]
+
+
+typer.testing._get_command = click_command  # what typer's CliRunner.invoke calls with the app
 
 START_PRICES = {
     "BTC/USDT": Decimal("40000"),

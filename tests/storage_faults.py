@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import warm
+
 SIZE = 8 << 20  # the tmpfs
 
 
@@ -78,9 +80,7 @@ def run_one(plan: dict, point: Path, mode: str, level: int, command: list[str]) 
             fill(point, level)
         env = {**os.environ, **plan["env"], "PORTFOLIO_HOME": str(home)}
         args = [a.replace("{out}", str(home / "out")).replace("{home}", str(home)) for a in command]
-        done = subprocess.run(
-            [sys.executable, "-m", "portfolio_cli", *args], capture_output=True, text=True, env=env, timeout=120
-        )
+        done = warm.run(args, env=env, timeout=120)  # a process of its own, inside this namespace
         if mode == "read-only":
             subprocess.run(["mount", "-o", "remount,rw", str(point)], check=True)
         (point / "filler").unlink(missing_ok=True)

@@ -1,23 +1,28 @@
 """A cron-like process (snapshot, check) and a trader's process (open, close) on one ledger at once,
 for a bounded time: no command fails, none says "database is locked", and nothing is lost: every
-trade and close is there and the cash reconciles to the unit. ``PORTFOLIO_LONG_TESTS=1`` runs longer."""
+trade and close is there and the cash reconciles to the unit. The commands run in processes of their
+own (warm: see ``warm.py``). The default run has the trader open and close 8 times while cron keeps
+going; ``PORTFOLIO_LONG_TESTS=1`` runs both for 90 s."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from decimal import Decimal as D
 from pathlib import Path
 
-SECONDS = 90 if os.environ.get("PORTFOLIO_LONG_TESTS") == "1" else 8
+import warm
+
+LONG = os.environ.get("PORTFOLIO_LONG_TESTS") == "1"
+SECONDS = 90 if LONG else 600  # the default run ends with the trader's rounds, well before this
+ROUNDS = 10**9 if LONG else 8  # the trader's opens and closes
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "portfolio_cli", *args], capture_output=True, text=True, timeout=60)
+    return warm.run(list(args), timeout=60)
 
 
 def test_cron_and_a_trader_at_once_lose_nothing(binance, ledger_path: Path):
@@ -32,13 +37,21 @@ def test_cron_and_a_trader_at_once_lose_nothing(binance, ledger_path: Path):
         if result.returncode != 0 or "locked" in result.stderr:
             failures.append(f"{name} exit {result.returncode}: {result.stderr.strip()}")
 
+    trading = threading.Event()
+    trading.set()
+
     def trader() -> None:
-        while time.monotonic() < deadline:
-            record("open", run("open", "BTC/USDT", "--qty", "0.01", "--price", "40000"))
-            record("close", run("close", "BTC/USDT", "--price", "BTC/USDT=40100"))
+        try:
+            for _ in range(ROUNDS):
+                if time.monotonic() >= deadline:
+                    break
+                record("open", run("open", "BTC/USDT", "--qty", "0.01", "--price", "40000"))
+                record("close", run("close", "BTC/USDT", "--price", "BTC/USDT=40100"))
+        finally:
+            trading.clear()
 
     def cron() -> None:
-        while time.monotonic() < deadline:
+        while trading.is_set() or counts["check"] == 0:
             record("snapshot", run("snapshot", "--all", "--quiet"))
             record("check", run("check", "--quiet"))
 
@@ -48,7 +61,7 @@ def test_cron_and_a_trader_at_once_lose_nothing(binance, ledger_path: Path):
     for thread in threads:
         thread.join(timeout=SECONDS + 120)
     assert not any(thread.is_alive() for thread in threads)
-    print(f"\nconcurrent commands run in {SECONDS} s: {counts} ({sum(counts.values())} in all)")
+    print(f"\nconcurrent commands: {counts} ({sum(counts.values())} in all)")
     assert failures == []
     assert counts["open"] == counts["close"] > 0 and counts["snapshot"] > 0 and counts["check"] > 0
 
@@ -82,13 +95,7 @@ def test_concurrent_cold_starts_never_fail(binance, ledger_path: Path, isolated_
     for _ in range(COLD_ROUNDS):
         for cached in (isolated_env / "cache").glob("*"):
             cached.unlink()
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "portfolio_cli", *commands[n % len(commands)]],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            for n in range(AT_ONCE)
-        ]
+        processes = [warm.popen(commands[n % len(commands)]) for n in range(AT_ONCE)]
         for n, process in enumerate(processes):
             _, err = process.communicate(timeout=120)
             ran += 1

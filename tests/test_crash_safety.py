@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import replace
@@ -24,6 +22,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import warm
 from portfolio_cli.cli import app
 from portfolio_cli.engine.records import FlowKind, Kind, Side, Trade
 from portfolio_cli.ledger import open_ledger
@@ -36,9 +35,14 @@ TRADES = 300  # in the file a killed import brings in
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "portfolio_cli", *args], capture_output=True, text=True, timeout=timeout
-    )
+    """The CLI in a process of its own (warm: see ``warm.py``), as the killed commands run."""
+    return warm.run(list(args), timeout=timeout)
+
+
+def setup(*args: str) -> None:
+    """A command that sets the scene: run in this process, since it is not the one killed."""
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.stdout + result.stderr
 
 
 def wal_size(ledger: Path) -> int:
@@ -54,9 +58,7 @@ def killed(args: list[str], ledger: Path, rng: random.Random, typical: float, sp
 
     Every other run is killed a random 0–30 ms after its first write reaches the log, so that kills
     land inside writes and not only during start-up; the others after a random share of ``typical``."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "portfolio_cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = warm.popen(args, capture=False)
     started, initial = time.monotonic(), wal_size(ledger)
     on_write = rng.random() < 0.5
     deadline = started + (60 if on_write else rng.uniform(*spread) * typical)
@@ -72,7 +74,7 @@ def killed(args: list[str], ledger: Path, rng: random.Random, typical: float, sp
         if now >= deadline:
             break
         time.sleep(0.0005)
-    process.send_signal(signal.SIGKILL)
+    process.kill()
     process.wait()
     return "mid-write" if wrote_at is not None else "before-write"
 
@@ -110,10 +112,8 @@ def rng() -> random.Random:
 
 @pytest.fixture
 def ledger(binance, ledger_path) -> Path:
-    assert (
-        cli("init", "--balance", "100000", "--at", (datetime.now(UTC) - timedelta(days=2)).isoformat()).returncode == 0
-    )
-    assert cli("value").returncode == 0  # markets cached: every killed command starts warm
+    setup("init", "--balance", "100000", "--at", (datetime.now(UTC) - timedelta(days=2)).isoformat())
+    setup("value")  # markets cached: every killed command starts warm
     return ledger_path
 
 
@@ -150,13 +150,13 @@ def test_a_bulk_import_killed_at_random_imports_all_or_nothing(ledger, tmp_path,
             trade_id = book.add_trade(portfolio, replace(trade, opened_at=at + timedelta(seconds=n)), forced=False)
             book.add_cash_flow(portfolio, FlowKind.FEE, D("-0.4"), at + timedelta(seconds=n), trade_id, "entry fee")
     book.close()
-    assert cli("export", "trades", "--db", str(other), "-o", str(source)).returncode == 0
-    assert cli("init", "probe", "--at", day(-2).isoformat()).returncode == 0
+    setup("export", "trades", "--db", str(other), "-o", str(source))
+    setup("init", "probe", "--at", day(-2).isoformat())
     typical = duration(["import", str(source), "-p", "probe"])
     kills: Counter[str] = Counter()
     for n in range(ROUNDS):
         name = f"copy{n}"
-        assert cli("init", name, "--at", day(-2).isoformat()).returncode == 0
+        setup("init", name, "--at", day(-2).isoformat())
         kills[killed(["import", str(source), "-p", name], ledger, rng, typical, (0.2, 1.2))] += 1
         sql = "select count(*) from trades join portfolios on portfolios.id = portfolio_id where name = ?"
         assert rows(ledger, sql, [name])[0][0] in (0, TRADES)
@@ -170,7 +170,7 @@ def test_a_rebalance_killed_at_random_books_its_trades_with_its_record_or_nothin
     config = tmp_path / "targets.toml"
     config.write_text("[targets.main]\nweights = { BTC = 30, ETH = 30, USDT = 40 }\ndrift_pct = 2\n")
     monkeypatch.setenv("PORTFOLIO_CONFIG", str(config))
-    assert cli("open", "BTC/USDT", "--qty", "1").returncode == 0  # 40 % at 40,000
+    setup("open", "BTC/USDT", "--qty", "1")  # 40 % at 40,000
     typical = duration(["rebalance", "--json"])
     kills: Counter[str] = Counter()
     for n in range(ROUNDS):
@@ -196,13 +196,8 @@ def test_a_rebalance_killed_at_random_books_its_trades_with_its_record_or_nothin
 
 def test_a_snapshot_backfill_killed_at_random_writes_every_day_or_none(binance, ledger_path, rng):
     created = day(-120)
-    assert cli("init", "--at", created.isoformat()).returncode == 0
-    assert (
-        cli(
-            "open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", (created + timedelta(hours=1)).isoformat()
-        ).returncode
-        == 0
-    )
+    setup("init", "--at", created.isoformat())
+    setup("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", (created + timedelta(hours=1)).isoformat())
     kills: Counter[str] = Counter()
     for _ in range(ROUNDS):
         kills[killed(["snapshot"], ledger_path, rng, 1.0, (0.2, 1.5))] += 1

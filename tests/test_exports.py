@@ -5,16 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
 import stat
-import subprocess
-import sys
+import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
 
+import warm
 from conftest import ledger_rows
 from portfolio_cli.export import content_hash
 
@@ -213,29 +213,44 @@ def test_a_file_with_bad_rows_imports_nothing_and_names_their_lines(cli, binance
 
 
 def test_backup_taken_while_another_process_writes_opens_and_verifies(cli, binance, tmp_path, ledger_path):
+    """Backups are taken until the writer (opens and closes, each in a process of its own) has booked
+    at least three records after the first copy, so copies fall between its commands."""
     cli("init")
     cli("value")
-    env = {**os.environ}
-    writer = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import subprocess, sys\n"
-            "for _ in range(8):\n"
-            "    for args in (['open', 'BTC/USDT', '--qty', '0.01', '--price', '40000'], ['close', 'BTC/USDT']):\n"
-            "        subprocess.run([sys.executable, '-m', 'portfolio_cli', *args], check=True, capture_output=True)\n",
-        ],
-        env=env,
-    )
+    writing = threading.Event()
+    writing.set()
+    failures: list[str] = []
+
+    def writer() -> None:
+        try:
+            while writing.is_set():
+                for args in (["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"], ["close", "BTC/USDT"]):
+                    done = warm.run(args, timeout=120)
+                    if done.returncode:
+                        failures.append(done.stderr)
+                        return
+        finally:
+            writing.clear()
+
+    def booked() -> int:
+        return len(ledger_rows(ledger_path, "trades")) + len(ledger_rows(ledger_path, "closes"))
+
+    thread = threading.Thread(target=writer)
     copies = []
     try:
-        for n in range(4):
-            target = tmp_path / f"backup-{n}.db"
+        thread.start()
+        first = None
+        while writing.is_set() and (len(copies) < 4 or first is None or booked() < first + 3):
+            target = tmp_path / f"backup-{len(copies)}.db"
             out = cli("backup", str(target)).stdout
             assert "integrity check: ok" in out
             copies.append(target)
+            first = booked() if first is None else first
+            time.sleep(0.05)
     finally:
-        assert writer.wait(timeout=600) == 0  # 16 commands; generous for a loaded machine
+        writing.clear()
+        thread.join(timeout=600)
+    assert failures == [] and not thread.is_alive()
     for copy in copies:
         assert stat.S_IMODE(copy.stat().st_mode) == 0o600
         assert cli.json("verify", "--db", str(copy))["ok"] is True

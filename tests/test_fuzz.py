@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -91,9 +92,13 @@ def _value(draw, param, workdir: Path):
     return draw(hostile)
 
 
-def ledger_dump(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
-        return list(conn.iterdump())
+def ledger_dump(path: Path) -> list:
+    """The schema and every row of every table (what ``iterdump`` holds, at a third of its cost: it
+    runs before and after each of hundreds of commands)."""
+    with closing(sqlite3.connect(path)) as conn:
+        schema = conn.execute("select type, name, sql from sqlite_master order by type, name").fetchall()
+        tables = [name for kind, name, _ in schema if kind == "table"]
+        return [schema, *(conn.execute(f'select * from "{name}" order by rowid').fetchall() for name in tables)]
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ histories run in seconds.
 The records are deposits, withdrawals and trades — spot, and isolated margin long or short with
 stops and take-profits — dated over the morning before ``NOW``; ``check`` books their stops,
 take-profits, liquidations and the 08:00 funding. Sizes stay well inside the risk rules and free
-margin, so no order refuses a record another accepts."""
+margin, so no order refuses a record another accepts. The default run tries 60 histories;
+``PORTFOLIO_LONG_TESTS=1`` tries 200."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -170,7 +172,10 @@ MEMORY = "/dev/shm" if Path("/dev/shm").is_dir() else None
 runs = st.sampled_from(["", "", "check", "snapshot", "check snapshot"])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = 200 if os.environ.get("PORTFOLIO_LONG_TESTS") == "1" else 60
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), entries=records)
 def test_records_in_any_order_with_checks_and_snapshots_between_end_in_the_same_ledger(data, entries):
     order = data.draw(st.permutations(entries))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import warm
 from portfolio_cli.ledger import store
 
 LONG = os.environ.get("PORTFOLIO_LONG_TESTS") == "1"
@@ -162,14 +162,8 @@ def test_a_failed_commit_is_exit_6_and_books_nothing(cli, binance, ledger_path, 
 def limited_open(size: int) -> subprocess.CompletedProcess:
     """``open`` where no file may grow past ``size`` bytes: a write past it fails (EFBIG), which
     SQLite reports as an I/O error."""
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-
-    return subprocess.run(
-        [sys.executable, "-m", "portfolio_cli", "open", "BTC/USDT", "--qty", "0.1", "--note", "x" * 900],
-        capture_output=True, text=True, preexec_fn=limit, timeout=60,
-    )  # fmt: skip
+    args = ["open", "BTC/USDT", "--qty", "0.1", "--note", "x" * 900]
+    return warm.run(args, timeout=60, limits={"RLIMIT_FSIZE": (size, size)})
 
 
 def test_an_io_error_while_writing_is_exit_6_and_books_nothing(cli, binance, ledger_path):

@@ -20,6 +20,7 @@ from portfolio_cli.prices import TIMEFRAMES, FundingRate, Quote, floor_time
 from portfolio_cli.session import Session
 
 MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 
 
 class PathSource:
@@ -57,9 +58,7 @@ class PathSource:
         return Quote(symbol, self.price(symbol, minute), minute)
 
     def candle(self, symbol: str, timeframe: str, open_time: datetime) -> Candle:
-        minutes = int(TIMEFRAMES[timeframe] / MINUTE)
-        prices = [self.price(symbol, open_time + n * MINUTE) for n in range(minutes + 1)]
-        return Candle(symbol, timeframe, open_time, prices[0], max(prices), min(prices), prices[-1])
+        return _candle(self.price, symbol, timeframe, open_time)
 
     def candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
         self._log("candles")
@@ -76,6 +75,22 @@ class PathSource:
     def funding_rates(self, symbol: str, since: datetime, until: datetime) -> dict[datetime, FundingRate]:
         self._log("funding_rates")
         raise ExchangeUnavailable("no funding rates in this test: the configured rate applies")
+
+
+@functools.lru_cache(maxsize=200_000)
+def _candle(price: Callable[[str, datetime], Decimal], symbol: str, timeframe: str, open_time: datetime) -> Candle:
+    """A candle of the path: its minutes' prices, the close being the next candle's open. A day is
+    its hours' candles (the same open, high, low and close), so the minutes are priced once. Kept,
+    since the path is a function of time: a property test's histories ask for the same days again."""
+    span = TIMEFRAMES[timeframe]
+    if span > HOUR and span % HOUR == timedelta(0):
+        parts = [_candle(price, symbol, "1h", open_time + n * HOUR) for n in range(span // HOUR)]
+        return Candle(
+            symbol, timeframe, open_time, parts[0].open, max(c.high for c in parts), min(c.low for c in parts),
+            parts[-1].close,
+        )  # fmt: skip
+    prices = [price(symbol, open_time + n * MINUTE) for n in range(span // MINUTE + 1)]
+    return Candle(symbol, timeframe, open_time, prices[0], max(prices), min(prices), prices[-1])
 
 
 @functools.lru_cache(maxsize=8)
