@@ -68,7 +68,7 @@ class Session:
         """The ledger, opened on first use. A missing file is an error, not a new empty ledger (a
         mistyped ``--db`` would otherwise hide every record), except for the commands that create one."""
         if self._ledger is None:
-            new = not self.paths.ledger.exists()
+            new = not self._ledger_file_exists()
             if new and not self.creates_ledger:
                 raise NotFound(f"no ledger at {self.paths.ledger}; `portfolio init` creates one")
             self._ledger = open_ledger(self.paths.ledger)
@@ -76,7 +76,13 @@ class Session:
         return self._ledger
 
     def has_ledger(self) -> bool:
-        return self._ledger is not None or self.creates_ledger or self.paths.ledger.exists()
+        return self._ledger is not None or self.creates_ledger or self._ledger_file_exists()
+
+    def _ledger_file_exists(self) -> bool:
+        try:
+            return self.paths.ledger.exists()
+        except OSError:  # a name too long, say: no ledger there (opening it says why, for init)
+            return False
 
     @property
     def prices(self) -> PriceBook:
