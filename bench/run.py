@@ -1,5 +1,5 @@
 """Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export]
-[report] [rebalance] [notify] [import] [backdated] [check]`` (all by default).
+[report] [rebalance] [notify] [import] [backdated] [check] [orders]`` (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
    median ≤ 0.25 s on a 2-core machine), and of ``portfolio --help`` (≤ 0.25 s); HTTP requests one
@@ -19,6 +19,8 @@
    which rebuilds all of them from cached daily candles (target ≤ 1 s for the whole command).
 10. check: how long ``check`` holds the ledger's write lock replaying 10 positions over a day of
    minute candles, cached (target ≤ 0.5 s).
+11. orders: ``check`` replaying a day of cached minute candles for 20 open orders and 20 positions
+   with trailing stops (target ≤ 1 s for the whole check, and the write lock held).
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
 """
@@ -564,6 +566,71 @@ def bench_check() -> None:
         describe("check: write lock held (10 positions, 1 day of 1m)", held)
 
 
+def bench_orders() -> None:
+    """20 spot positions with a trailing stop and 20 open limit orders, on 20 symbols, a day old,
+    every minute candle of that day cached: the whole ``check`` (in-process) and its write lock."""
+    from contextlib import contextmanager
+
+    from portfolio_cli.engine.records import Order, OrderType
+    from portfolio_cli.ledger.connection import Connection
+    from portfolio_cli.services import check
+    from portfolio_cli.session import Session
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ.update({"PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": "http://127.0.0.1:9"})
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        first = now - timedelta(days=1)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        symbols = [f"C{n}/USDT" for n in range(20)]
+        with ledger.transaction("bench", now):
+            book = ledger.create_portfolio("main", first)
+            ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(1_000_000), first)
+            for symbol in symbols:
+                trailing = replace(_trade(symbol, "10", Decimal(100), first, False), trailing_pct=Decimal(50))
+                ledger.add_trade(book, trailing, False)
+                # a limit buy far below the market: it rests all day, tested at every candle
+                ledger.add_order(
+                    book,
+                    Order(0, symbol, Side.LONG, Kind.SPOT, None, 1, OrderType.LIMIT, Decimal(50), Decimal(10),
+                          Decimal(500), first),
+                )  # fmt: skip
+                ledger.save_candles(_candles(symbol, "1m", first, 1440, timedelta(minutes=1), Decimal(100)))
+            ledger.save_quotes([(s, Decimal(100), now, "binance") for s in symbols], now)
+        ledger.close()
+        check.MINUTE_CANDLES_UP_TO = timedelta(days=2)  # replay the whole day minute by minute
+        whole: list[float] = []
+        held: list[float] = []
+        real = Connection.transaction
+        spans: list[float] = []
+
+        @contextmanager
+        def timed_transaction(self, command, now=None):
+            started = time.perf_counter()
+            with real(self, command, now) as inside:
+                yield inside
+            spans.append(time.perf_counter() - started)
+
+        Connection.transaction = timed_transaction
+        try:
+            for _ in range(RUNS_SLOW):
+                with sqlite3.connect(Path(home) / "ledger.db") as conn:  # each run replays the whole day again
+                    conn.execute("delete from checks")
+                spans.clear()
+                started = time.perf_counter()
+                session = Session.create("check", offline=True)
+                result = check.run_check(session, ["main"])
+                session.close()
+                whole.append(time.perf_counter() - started)
+                held.append(max(spans))
+            events = result.portfolios[0].events
+            print(f"  replayed {result.portfolios[0].timeframe} candles since {result.portfolios[0].since:%H:%M}, "
+                  f"{len(events)} events")  # fmt: skip
+        finally:
+            Connection.transaction = real
+        describe("orders: check (20 orders, 20 trailing, 1 day of 1m)", whole)
+        describe("orders: write lock held", held)
+
+
 BENCHES = {
     "value": bench_value,
     "snapshot": bench_snapshot,
@@ -575,6 +642,7 @@ BENCHES = {
     "import": bench_import,
     "backdated": bench_backdated,
     "check": bench_check,
+    "orders": bench_orders,
 }
 
 

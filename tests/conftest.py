@@ -51,6 +51,32 @@ def click_command(typer_app: typer.Typer):
 
 typer.testing._get_command = click_command  # what typer's CliRunner.invoke calls with the app
 
+# The slowest tests, slowest first, start the run: spread over workers (pytest -n, with --dist
+# worksteal), a long test started last would keep one worker busy while the others sit idle.
+SLOWEST_FIRST = (
+    "test_storage_faults.py::test_a_full_or_read_only_disk",
+    "test_order_independence.py::",
+    "test_concurrency.py::test_cron_and_a_trader",
+    "test_perpetuals.py::test_more_settlements_than_one_page",
+    "test_fuzz.py::test_every_command_survives",
+    "test_fuzz.py::",
+    "test_report.py::test_html_report_is_self_contained",
+    "test_packaging.py::test_help_and_offline_value",
+    "test_crash_safety.py::",
+    "test_exports.py::test_backup_taken_while",
+    "test_terminal.py::test_watch",
+    "test_concurrency.py::",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.nodeid.rsplit("/", 1)[-1]
+        return next((n for n, prefix in enumerate(SLOWEST_FIRST) if name.startswith(prefix)), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 START_PRICES = {
     "BTC/USDT": Decimal("40000"),
     "ETH/USDT": Decimal("2000"),

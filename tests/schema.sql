@@ -5,6 +5,10 @@ CREATE UNIQUE INDEX funding_once on cash_flows (trade_id, at) where kind = 'fund
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
 
+-- index idx_amendments_trade_id_at
+CREATE UNIQUE INDEX "idx_amendments_trade_id_at"
+    ON "amendments" ("trade_id", "at");
+
 -- index idx_cash_flows_portfolio_id
 CREATE INDEX "idx_cash_flows_portfolio_id"
     ON "cash_flows" ("portfolio_id");
@@ -28,6 +32,14 @@ CREATE INDEX "idx_closes_trade_id_closed_at_qty"
 -- index idx_margin_changes_trade_id
 CREATE INDEX "idx_margin_changes_trade_id"
     ON "margin_changes" ("trade_id");
+
+-- index idx_order_ends_order_id
+CREATE UNIQUE INDEX "idx_order_ends_order_id"
+    ON "order_ends" ("order_id");
+
+-- index idx_orders_portfolio_id
+CREATE INDEX "idx_orders_portfolio_id"
+    ON "orders" ("portfolio_id");
 
 -- index idx_portfolios_name
 CREATE UNIQUE INDEX "idx_portfolios_name"
@@ -55,6 +67,19 @@ CREATE TABLE "_sqlite_migrations" (
    "name" TEXT,
    "applied_at" TEXT
 );
+
+-- table amendments
+CREATE TABLE "amendments" (
+   "id" INTEGER PRIMARY KEY,
+   "trade_id" INTEGER NOT NULL REFERENCES "trades"("id"),
+   "at" TEXT NOT NULL,
+   "stop_loss" TEXT,
+   "take_profit" TEXT,
+   "trailing_pct" TEXT,
+   "reference" TEXT,
+   "removed" TEXT NOT NULL,
+   "note" TEXT
+) STRICT;
 
 -- table audit_log
 CREATE TABLE "audit_log" (
@@ -140,6 +165,38 @@ CREATE TABLE "notify_state" (
    "state" TEXT NOT NULL,
    "level_pct" TEXT,
    "sent_at" TEXT NOT NULL
+) STRICT;
+
+-- table order_ends
+CREATE TABLE "order_ends" (
+   "id" INTEGER PRIMARY KEY,
+   "order_id" INTEGER NOT NULL REFERENCES "orders"("id"),
+   "at" TEXT NOT NULL,
+   "status" TEXT NOT NULL,
+   "trade_id" INTEGER REFERENCES "trades"("id"),
+   "reason" TEXT
+) STRICT;
+
+-- table orders
+CREATE TABLE "orders" (
+   "id" INTEGER PRIMARY KEY,
+   "portfolio_id" INTEGER NOT NULL REFERENCES "portfolios"("id"),
+   "symbol" TEXT NOT NULL,
+   "side" TEXT NOT NULL,
+   "kind" TEXT NOT NULL,
+   "margin_mode" TEXT,
+   "leverage" INTEGER NOT NULL,
+   "order_type" TEXT NOT NULL,
+   "price" TEXT NOT NULL,
+   "qty" TEXT NOT NULL,
+   "reserved" TEXT NOT NULL,
+   "placed_at" TEXT NOT NULL,
+   "expires_at" TEXT,
+   "stop_loss" TEXT,
+   "take_profit" TEXT,
+   "trailing_pct" TEXT,
+   "strategy" TEXT,
+   "note" TEXT
 ) STRICT;
 
 -- table portfolios
@@ -235,5 +292,5 @@ CREATE TABLE "trades" (
    "strategy" TEXT,
    "note" TEXT,
    "forced" INTEGER NOT NULL
-) STRICT;
+, "trailing_pct" TEXT) STRICT;
 

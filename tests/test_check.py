@@ -216,3 +216,15 @@ def test_a_position_opened_while_check_fetched_prices_is_priced_not_a_crash(cli,
     assert "Traceback" not in result.stderr
     monkeypatch.setattr(check, "_fetch", real_fetch)  # not undo(): that would also drop the isolated home
     cli("verify")
+
+
+def test_a_gapped_isolated_liquidation_settles_at_its_price_and_says_so(cli, binance):
+    cli("init", "--at", iso(hour(-30)))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", iso(hour(-20)))
+    # The mark opens the hour at 35,000, below the liquidation price (400 − 4000)/(0.0004 − 0.1) = 36,144.58
+    binance.mark_ohlc[("BTC/USDT", "1h", ms(hour(-5)))] = (D(35000), D(35500), D(34000), D(35200))
+    shown = " ".join(cli("check", code=CLOSED).stdout.split())  # as one line, however it wrapped
+    assert "closed by liquidation at 36,144.58" in shown
+    assert "the mark opened beyond it" in shown and "filled at the open" not in shown
+    [trade] = closes(cli)
+    assert D(trade["exit"]) == D("36144.57831325")

@@ -319,3 +319,16 @@ def test_tax_gains_of_a_trade_add_up_to_its_net_pnl_in_the_ledger_exactly(cli, b
     disposals = [r for r in rows["records"] if r["section"] == "disposal"]
     assert len(disposals) == len(closes)
     assert sum(D(r["gain_or_loss"]) for r in disposals) == D(trade["net_pnl"])
+
+
+def test_import_offline_checks_the_symbols_against_the_cached_markets_only(cli, binance, tmp_path, isolated_env):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")  # caches the markets list
+    [cached] = list(isolated_env.rglob("binance-markets.json"))  # and lets it expire: offline, it still serves
+    cached.write_text(cached.read_text().replace('"fetched_at": "', '"fetched_at": "2025-01-01T00:00:00+00:00", "was": "'))
+    exported = tmp_path / "trades.csv"
+    cli("export", "trades", "-o", str(exported))
+    asked = len(binance.requests)
+    cli("import", str(exported), "-p", "copy", "--db", str(tmp_path / "copy.db"), "--offline")
+    assert len(binance.requests) == asked  # never asked Binance
+    assert [t["symbol"] for t in cli.json("trades", "-p", "copy", "--db", str(tmp_path / "copy.db"))] == ["BTC/USDT"]

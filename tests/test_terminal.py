@@ -571,3 +571,35 @@ def test_every_table_shows_prices_to_the_markets_tick(cli, binance, monkeypatch)
     closed = cli("close", "1").stdout
     assert "0.05000" in closed and "0.05230" in closed
     assert "0.05230" in cli("trades").stdout  # the exit
+
+
+def test_a_margin_position_offline_is_marked_at_its_last_fill(cli):
+    """A perpetual with no mark price and no quote cached falls back on its pair's last fill."""
+    cli("init", "--offline")
+    cli("open", "ETH/USDT", "--qty", "1", "--short", "--leverage", "5", "--price", "3000", "--offline")
+    [position] = cli.json("value", "--offline")["valuation"]["positions"]
+    assert (position["price_source"], D(position["mark"])) == ("last fill", 3000)
+    assert cli("margin", "--offline").exit_code == 0
+
+
+def test_a_recorded_fill_needs_no_exchange(cli, binance):
+    """`open --price` while Binance cannot be reached and no markets list is cached: booked, saying
+    what went unchecked; with a markets list cached long ago, that list checks the quantity."""
+    binance.fail_always("reset")
+    cli("init")
+    opened = cli("open", "BTC/USDT", "--qty", "0.01", "--price", "68000")
+    assert "Opened trade 1" in opened.stdout and "lot step and exchange limits not checked" in opened.stderr
+
+
+def test_an_expired_markets_list_serves_when_binance_is_unreachable(cli, binance, isolated_env):
+    import json as json_module
+
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")  # caches the markets list
+    [cached] = list(isolated_env.rglob("binance-markets.json"))
+    payload = json_module.loads(cached.read_text())
+    payload["fetched_at"] = "2026-01-01T00:00:00+00:00"  # long expired
+    cached.write_text(json_module.dumps(payload))
+    binance.fail_always("reset")
+    refused = cli("open", "BTC/USDT", "--qty", "0.000001", "--price", "68000", code=None)
+    assert refused.exit_code == 1 and "minimum" in refused.stderr.lower()  # the old list still knows the lot rules

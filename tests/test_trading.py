@@ -171,7 +171,10 @@ def test_risk_rules_refuse_and_force_is_audited(cli, binance, ledger_path):
     cli("open", "BTC/USDT", "--qty", "0.0002", "--force")
     actions = [row[3] for row in ledger_rows(ledger_path, "audit_log")]
     assert "rule override" in actions
-    assert ledger_rows(ledger_path, "trades")[0][-1] == 1  # forced
+    import sqlite3
+
+    with sqlite3.connect(ledger_path) as conn:
+        assert conn.execute("select forced from trades").fetchall() == [(1,)]
 
 
 def test_leverage_short_and_cross_are_recorded(cli, binance):

@@ -33,6 +33,10 @@ MODULES = {
     "allocation": "allocation",
     "rebalance": "allocation",
     "notify": "notify",
+    "amend": "orders",
+    "order": "orders",
+    "orders": "orders",
+    "cancel": "orders",
 }
 
 

@@ -196,6 +196,9 @@ def open_(
     ] = False,
     stop_loss: Annotated[str | None, typer.Option(help="Stop-loss price.")] = None,
     take_profit: Annotated[str | None, typer.Option(help="Take-profit price.")] = None,
+    trailing_stop: Annotated[
+        str | None, typer.Option(metavar="PCT", help="A stop trailing PCT % behind the best price since the fill.")
+    ] = None,
     strategy: Annotated[str | None, typer.Option(help="Strategy tag.")] = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Override the risk rules (recorded).")] = False,
@@ -226,6 +229,7 @@ def open_(
             at=parse_at(at),
             stop_loss=amount(stop_loss, "--stop-loss"),
             take_profit=amount(take_profit, "--take-profit"),
+            trailing_pct=amount(trailing_stop, "--trailing-stop"),
             strategy=strategy,
             note=note,
             force=force,
@@ -379,6 +383,8 @@ def positions(
         stdout.print(
             render.positions_table(result.valuation.positions, result.as_of, title=title, ticks=session.prices.ticks())
         )
+        for line in render.trailing_lines(result):
+            stdout.print(line)
 
 
 @app.command()

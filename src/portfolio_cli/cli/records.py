@@ -84,7 +84,9 @@ def export(
 def import_(
     file: Annotated[Path, typer.Argument(help="A trades export of this tool, CSV or JSON.", dir_okay=False)],
     portfolio: PortfolioOpt = None,
-    offline: QuietOfflineOpt = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Check the symbols against the cached markets list only.")
+    ] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -98,7 +100,7 @@ def import_(
     """
     from portfolio_cli.services.importing import ImportResult, import_trades
 
-    with running(command_line(), db, config, creates_ledger=True) as session:  # a restore into a new file
+    with running(command_line(), db, config, offline, creates_ledger=True) as session:  # a restore into a new file
         with progress_bar() as progress:
             result = import_trades(session, file, portfolio_name(session, portfolio), progress, allow_unknown)
         if json:

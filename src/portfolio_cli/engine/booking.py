@@ -7,6 +7,8 @@ A booking is a list of entries, each one record with the cash flows it carries:
   liquidation fee when the margin rules closed the position, else a trading fee);
 - a deposit (``+amount``), a withdrawal (``−amount``) or a funding payment, each a flow alone;
 - a margin change (added/removed isolated margin, or a mode switch), which moves no cash;
+- an amendment of a trade's stop-loss, take-profit or trailing stop, which moves no cash;
+- a pending order and its end (filled as a trade, cancelled, expired), which move no cash;
 - the portfolio's check watermark, a rebalance event and its trades, and snapshots (derived state).
 
 The recipe for a fill lives here once: ``open_entry`` and ``close_entry`` (and ``close_lots`` for a
@@ -23,6 +25,9 @@ from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot, allocate_close, fee_for, realized_pnl
 from portfolio_cli.engine.records import (
+    Amendment,
+    Order,
+    OrderEnd,
     CashFlow,
     Close,
     CloseReason,
@@ -50,7 +55,9 @@ class RebalanceLink:
     trades: tuple[dict, ...]
 
 
-Record = Trade | Close | CashFlow | MarginChange | CheckMark | RebalanceEvent | RebalanceLink
+Record = (
+    Trade | Close | CashFlow | MarginChange | Amendment | Order | OrderEnd | CheckMark | RebalanceEvent | RebalanceLink
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,10 @@ class Entry:
             return r.opened_at
         if isinstance(r, Close):
             return r.closed_at
-        if isinstance(r, CashFlow | MarginChange | RebalanceEvent):
+        if isinstance(r, CashFlow | MarginChange | Amendment | OrderEnd | RebalanceEvent):
             return r.at
+        if isinstance(r, Order):
+            return r.placed_at
         return None
 
 

@@ -43,6 +43,7 @@ class CloseReason(StrEnum):
     TAKE_PROFIT = "take_profit"
     LIQUIDATION = "liquidation"  # Binance's: isolated LP touched, or the cross margin ratio reached 100 %
     MARGIN_CALL = "margin_call"  # the account rule: the most losing cross position, below margin_call_pct
+    TRAILING_STOP = "trailing_stop"  # the trailing stop, the best price since it was set less its percentage
 
     @property
     def forced_out(self) -> bool:
@@ -89,6 +90,72 @@ class Trade:
     strategy: str | None = None
     note: str | None = None
     forced: bool = False  # opened with --force over the risk rules
+    trailing_pct: Decimal | None = None  # a trailing stop from the fill price, in percent
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """A change of a trade's exit levels, in force from ``at``. A level left None is unchanged; one
+    named in ``removed`` (``stop_loss``, ``take_profit``, ``trailing_stop``) is taken off. A trailing
+    stop set here follows the best price from ``reference``, the price at ``at``."""
+
+    id: int
+    trade_id: int
+    at: datetime
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    reference: Decimal | None = None
+    removed: tuple[str, ...] = ()
+    note: str | None = None
+
+
+class OrderType(StrEnum):
+    LIMIT = "limit"
+    STOP_ENTRY = "stop_entry"
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELLED = "cancelled"  # by the trader, or refused by a risk rule at the fill
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Order:
+    """A pending order to open a position: a limit at ``price`` or a stop-entry triggered at it.
+    ``reserved`` is the margin it holds while open (spot: its cost), in USDT."""
+
+    id: int
+    symbol: str
+    side: Side
+    kind: Kind
+    margin_mode: MarginMode | None
+    leverage: int
+    order_type: OrderType
+    price: Decimal
+    qty: Decimal
+    reserved: Decimal
+    placed_at: datetime
+    expires_at: datetime | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    strategy: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderEnd:
+    """An order's end, in force from ``at``: filled (as ``trade_id``), cancelled (``reason``) or expired."""
+
+    id: int
+    order_id: int
+    at: datetime
+    status: OrderStatus
+    trade_id: int | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class Valuation:
     cross_margin_balance: Decimal = ZERO
     cross_maintenance_margin: Decimal = ZERO
     cross_margin_ratio_pct: Decimal | None = None  # None without cross positions
+    reserved_margin: Decimal = ZERO  # held by open orders (engine/orders.py), out of free margin
 
 
 def value_portfolio(
@@ -105,9 +106,11 @@ def value_portfolio(
     marks: Mapping[str, Mark],
     brackets: Brackets,
     aggregate: bool = False,
+    reserved: Decimal = ZERO,
 ) -> Valuation:
     """Value the open lots at ``marks``. ``aggregate`` folds lots of one symbol, side and kind into
-    one row with a quantity-weighted entry; leverage is then ``Σ q·e / Σ IM``."""
+    one row with a quantity-weighted entry; leverage is then ``Σ q·e / Σ IM``. ``reserved`` is the
+    margin open orders hold: free margin is ``E − H − M − reserved``."""
     flows = list(flows)
     open_lots = [lot for lot in lots if lot.is_open]
     wallet = wallet_balance(flows)
@@ -137,7 +140,7 @@ def value_portfolio(
     return Valuation(
         equity=q8(equity),
         wallet_balance=q8(wallet),
-        free_margin=q8(equity - spot - margin_used),
+        free_margin=q8(equity - spot - margin_used - reserved),
         spot_holdings=q8(spot),
         margin_used=q8(margin_used),
         margin_equity=q8(margin_equity),
@@ -155,6 +158,7 @@ def value_portfolio(
         cross_margin_balance=q8(cross_balance),
         cross_maintenance_margin=q8(cross_mm),
         cross_margin_ratio_pct=cross_ratio,
+        reserved_margin=q8(reserved),
     )
 
 

@@ -10,6 +10,9 @@ from typing import Any
 
 from portfolio_cli.engine.booking import Booked, Booking, CheckMark, RebalanceLink
 from portfolio_cli.engine.records import (
+    Amendment,
+    Order,
+    OrderEnd,
     CashFlow,
     Close,
     CloseReason,
@@ -55,6 +58,12 @@ class Writes(Queries):
                 row_id, trade_id = self.add_close(portfolio, record), record.trade_id
             elif isinstance(record, MarginChange):
                 row_id, trade_id = self.add_margin_change(portfolio, record), record.trade_id
+            elif isinstance(record, Amendment):
+                row_id, trade_id = self.add_amendment(portfolio, record), record.trade_id
+            elif isinstance(record, Order):
+                row_id, trade_id = self.add_order(portfolio, record), None
+            elif isinstance(record, OrderEnd):
+                row_id, trade_id = self.add_order_end(portfolio, record), record.trade_id
             elif isinstance(record, CashFlow):
                 row_id = self._add_flow(portfolio, record)
                 trade_id = record.trade_id
@@ -179,6 +188,7 @@ class Writes(Queries):
             "strategy": trade.strategy,
             "note": trade.note,
             "forced": int(forced),
+            "trailing_pct": codec.optional_money(trade.trailing_pct),
         }
         return self._write("trades", row, "open trade", portfolio.id)
 
@@ -215,6 +225,51 @@ class Writes(Queries):
             "mode": change.mode.value if change.mode else None,
         }
         return self._write("margin_changes", row, "change margin", portfolio.id)
+
+    def add_amendment(self, portfolio: Portfolio, amendment: Amendment) -> int:
+        row = {
+            "trade_id": amendment.trade_id,
+            "at": codec.timestamp(amendment.at),
+            "stop_loss": codec.optional_money(amendment.stop_loss),
+            "take_profit": codec.optional_money(amendment.take_profit),
+            "trailing_pct": codec.optional_money(amendment.trailing_pct),
+            "reference": codec.optional_money(amendment.reference),
+            "removed": ",".join(amendment.removed),
+            "note": amendment.note,
+        }
+        return self._write("amendments", row, "amend trade", portfolio.id)
+
+    def add_order(self, portfolio: Portfolio, order: Order) -> int:
+        row = {
+            "portfolio_id": portfolio.id,
+            "symbol": order.symbol,
+            "side": order.side.value,
+            "kind": order.kind.value,
+            "margin_mode": order.margin_mode.value if order.margin_mode else None,
+            "leverage": order.leverage,
+            "order_type": order.order_type.value,
+            "price": codec.money(order.price),
+            "qty": codec.money(order.qty),
+            "reserved": codec.money(order.reserved),
+            "placed_at": codec.timestamp(order.placed_at),
+            "expires_at": codec.timestamp(order.expires_at) if order.expires_at else None,
+            "stop_loss": codec.optional_money(order.stop_loss),
+            "take_profit": codec.optional_money(order.take_profit),
+            "trailing_pct": codec.optional_money(order.trailing_pct),
+            "strategy": order.strategy,
+            "note": order.note,
+        }
+        return self._write("orders", row, "place order", portfolio.id)
+
+    def add_order_end(self, portfolio: Portfolio, end: OrderEnd) -> int:
+        row = {
+            "order_id": end.order_id,
+            "at": codec.timestamp(end.at),
+            "status": end.status.value,
+            "trade_id": end.trade_id,
+            "reason": end.reason,
+        }
+        return self._write("order_ends", row, f"order {end.status.value}", portfolio.id)
 
     def record_check(self, portfolio: Portfolio, through: datetime, events: int) -> int:
         row = {

@@ -271,6 +271,70 @@ def m010_notify_state(db: Database) -> None:
     db.execute("create index notify_pending on notify_outbox (id) where settled_at is null")
 
 
+def m011_amendments_trailing(db: Database) -> None:
+    # A trailing stop set at open (percent; null: none), and the amendments of a trade's exit levels,
+    # each in force from its own time (a level null is unchanged; ``removed`` lists those taken off).
+    db.table("trades").add_column("trailing_pct", str)
+    db.table("amendments").create(
+        {
+            "id": int,
+            "trade_id": int,
+            "at": str,
+            "stop_loss": str,
+            "take_profit": str,
+            "trailing_pct": str,
+            "reference": str,  # the price a trailing stop set here follows from
+            "removed": str,  # comma-separated: stop_loss, take_profit, trailing_stop
+            "note": str,
+        },
+        pk="id",
+        not_null={"trade_id", "at", "removed"},
+        foreign_keys=[("trade_id", "trades", "id")],
+        strict=True,
+    )
+    db.table("amendments").create_index(["trade_id", "at"], unique=True)
+
+
+def m012_orders(db: Database) -> None:
+    # Pending orders (limit and stop-entry) and their ends: filled as a trade, cancelled or expired.
+    db.table("orders").create(
+        {
+            "id": int,
+            "portfolio_id": int,
+            "symbol": str,
+            "side": str,
+            "kind": str,
+            "margin_mode": str,
+            "leverage": int,
+            "order_type": str,
+            "price": str,
+            "qty": str,
+            "reserved": str,  # USDT of free margin held while open
+            "placed_at": str,
+            "expires_at": str,
+            "stop_loss": str,
+            "take_profit": str,
+            "trailing_pct": str,
+            "strategy": str,
+            "note": str,
+        },
+        pk="id",
+        not_null={"portfolio_id", "symbol", "side", "kind", "leverage", "order_type", "price", "qty", "reserved",
+                  "placed_at"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    db.table("orders").create_index(["portfolio_id"])
+    db.table("order_ends").create(
+        {"id": int, "order_id": int, "at": str, "status": str, "trade_id": int, "reason": str},
+        pk="id",
+        not_null={"order_id", "at", "status"},
+        foreign_keys=[("order_id", "orders", "id"), ("trade_id", "trades", "id")],
+        strict=True,
+    )
+    db.table("order_ends").create_index(["order_id"], unique=True)  # an order ends once
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -280,6 +344,8 @@ MIGRATIONS = [
     m005_rebalances,
     m006_calendar_snapshots,
     m010_notify_state,
+    m011_amendments_trailing,
+    m012_orders,
 ]
 
 

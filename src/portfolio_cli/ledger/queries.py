@@ -8,6 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from portfolio_cli.engine.records import (
+    Amendment,
+    Order,
+    OrderEnd,
     CashFlow,
     Close,
     ClosedTrade,
@@ -271,6 +274,24 @@ class Queries(Connection):
             )
             for r in self._rows(sql, [portfolio.id])
         ]
+
+    def amendments(self, portfolio: Portfolio) -> list[Amendment]:
+        sql = (
+            "select amendments.* from amendments join trades on trades.id = amendments.trade_id "
+            "where trades.portfolio_id = ? order by amendments.at, amendments.id"
+        )
+        return [rowmap.amendment(r) for r in self._rows(sql, [portfolio.id])]
+
+    def orders(self, portfolio: Portfolio) -> list[Order]:
+        rows = self._rows("select * from orders where portfolio_id = ? order by id", [portfolio.id])
+        return [rowmap.order(r) for r in rows]
+
+    def order_ends(self, portfolio: Portfolio) -> list[OrderEnd]:
+        sql = (
+            "select order_ends.* from order_ends join orders on orders.id = order_ends.order_id "
+            "where orders.portfolio_id = ? order by order_ends.id"
+        )
+        return [rowmap.order_end(r) for r in self._rows(sql, [portfolio.id])]
 
     # checks
 

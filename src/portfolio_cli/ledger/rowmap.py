@@ -10,6 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from portfolio_cli.engine.records import (
+    Amendment,
+    Order,
+    OrderEnd,
+    OrderStatus,
+    OrderType,
     CashFlow,
     Close,
     CloseReason,
@@ -54,6 +59,49 @@ def trade(r: sqlite3.Row) -> Trade:
         strategy=r["strategy"],
         note=r["note"],
         forced=bool(r["forced"]),
+        trailing_pct=codec.optional_decimal(r["trailing_pct"]),
+    )
+
+
+def amendment(r: sqlite3.Row) -> Amendment:
+    return Amendment(
+        id=r["id"],
+        trade_id=r["trade_id"],
+        at=codec.moment(r["at"]),
+        stop_loss=codec.optional_decimal(r["stop_loss"]),
+        take_profit=codec.optional_decimal(r["take_profit"]),
+        trailing_pct=codec.optional_decimal(r["trailing_pct"]),
+        reference=codec.optional_decimal(r["reference"]),
+        removed=tuple(x for x in r["removed"].split(",") if x),
+        note=r["note"],
+    )
+
+
+def order(r: sqlite3.Row) -> Order:
+    return Order(
+        id=r["id"],
+        symbol=r["symbol"],
+        side=Side(r["side"]),
+        kind=Kind(r["kind"]),
+        margin_mode=MarginMode(r["margin_mode"]) if r["margin_mode"] else None,
+        leverage=r["leverage"],
+        order_type=OrderType(r["order_type"]),
+        price=codec.decimal(r["price"]),
+        qty=codec.decimal(r["qty"]),
+        reserved=codec.decimal(r["reserved"]),
+        placed_at=codec.moment(r["placed_at"]),
+        expires_at=codec.moment(r["expires_at"]) if r["expires_at"] else None,
+        stop_loss=codec.optional_decimal(r["stop_loss"]),
+        take_profit=codec.optional_decimal(r["take_profit"]),
+        trailing_pct=codec.optional_decimal(r["trailing_pct"]),
+        strategy=r["strategy"],
+        note=r["note"],
+    )
+
+
+def order_end(r: sqlite3.Row) -> OrderEnd:
+    return OrderEnd(
+        r["id"], r["order_id"], codec.moment(r["at"]), OrderStatus(r["status"]), r["trade_id"], r["reason"]
     )
 
 

@@ -364,7 +364,14 @@ class BinanceSource:
         if self._markets is None:
             cached = self._read_markets_cache(ignore_age=self._offline)
             if cached is None and not self._offline:
-                cached = self._slim(self._request(lambda exchange: exchange.load_markets()))
+                try:
+                    cached = self._slim(self._request(lambda exchange: exchange.load_markets()))
+                except ExchangeUnavailable:  # an expired list beats none: lot steps rarely change
+                    cached = self._read_markets_cache(ignore_age=True)
+                    if cached is None:
+                        raise
+                    self._markets = cached
+                    return cached
                 if CANARY not in cached:  # an empty, partial or garbled answer: never cache it
                     self._client().markets = None
                     raise ExchangeBadResponse("Binance returned an unusable markets list")
@@ -378,7 +385,14 @@ class BinanceSource:
         if self._futures is None:
             cached = self._read_cache(self._futures_file, ignore_age=self._offline)
             if cached is None and not self._offline:
-                body = self._request(lambda exchange: exchange.fapiPublicGetExchangeInfo())
+                try:
+                    body = self._request(lambda exchange: exchange.fapiPublicGetExchangeInfo())
+                except ExchangeUnavailable:  # an expired list beats none
+                    cached = self._read_cache(self._futures_file, ignore_age=True)
+                    if cached is None:
+                        raise
+                    self._futures = cached
+                    return cached
                 symbols = body.get("symbols") if isinstance(body, dict) else None
                 cached = {
                     m["symbol"]: m

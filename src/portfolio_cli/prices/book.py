@@ -154,7 +154,9 @@ class PriceBook:
         wanted = sorted(set(wanted) | set(perpetuals))
         priced = [s for s in wanted if s in quotes and (conversion_pair(s) or s) in quotes]
         marks = {s: _to_mark(s, quotes) for s in priced} | known
-        fills = self._last_fills([s for s in symbols if s not in marks or marks[s].source == "cache"], quotes, failure)
+        # A perpetual with neither a mark nor a quote falls back on its pair's last fill, priced here.
+        asked = set(symbols) | {spot_of(p) for p in fallback}
+        fills = self._last_fills([s for s in asked if s not in marks or marks[s].source == "cache"], quotes, failure)
         marks.update(fills)
         for perpetual in fallback:  # no mark and no quote: the pair's last fill
             if perpetual not in marks and spot_of(perpetual) in marks:
@@ -242,7 +244,13 @@ class PriceBook:
         return self.source.ticks()
 
     def rules(self, symbol: str) -> MarketRules | None:
-        return self._exchange().rules(symbol)
+        """The pair's trading rules; None when they cannot be known (offline or Binance unreachable, with
+        no markets list cached): the caller says what goes unchecked. NotFound for an unknown pair."""
+        try:
+            return self._exchange().rules(symbol)
+        except ExchangeUnavailable as exc:
+            self._warn(f"the markets list is unavailable ({exc})")
+            return None
 
     def marks_at(self, symbols: set[str] | list[str], moment: datetime, fills: bool = False) -> dict[str, Mark]:
         """Marks at a past ``moment``: an override, else the open of a candle, from the cache or the

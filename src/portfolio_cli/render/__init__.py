@@ -87,6 +87,7 @@ def value_view(result: PortfolioValue, title_note: str = "", ticks: Ticks = NO_T
         *([("Liquidation fees", money(v.liquidation_fees))] if v.liquidation_fees else []),
         *([("Funding (received − paid)", signed(v.funding))] if v.funding else []),
         ("Margin used", money(v.margin_used)),
+        *([("Held by open orders", money(v.reserved_margin))] if v.reserved_margin else []),
     ]
     if perf is not None:
         rows[-1:-1] = [
@@ -119,6 +120,17 @@ def value_view(result: PortfolioValue, title_note: str = "", ticks: Ticks = NO_T
     return Group(*parts)
 
 
+def trailing_lines(result: PortfolioValue) -> list[Text]:
+    """One line per trailing stop: its level now and how far behind the best price it trails."""
+    return [
+        Text(
+            f"trade {t.trade_id} {t.symbol}: trailing stop {price(t.level)} ({pct(t.pct)}% trail"
+            + (f", {pct(t.distance_pct)}% from the mark)" if t.distance_pct is not None else ")")
+        )
+        for t in result.trailing
+    ]
+
+
 def _level(level: Decimal | None, distance: Decimal | None, tick: Decimal | None) -> str:
     return "" if level is None else f"{price(level, tick)} ({pct(distance)}%)"
 
@@ -127,19 +139,23 @@ def levels_table(
     result: PortfolioValue, title: str = "Levels (distance from the mark)", ticks: Ticks = NO_TICKS
 ) -> Table:
     positions = {p.trade_id: p for p in result.valuation.positions}
+    trailing = any(lv.trailing_stop is not None for lv in result.levels)
     table = FitTable(title=title, box=box.SIMPLE_HEAD, drop=("open for", "take-profit", "stop"))
     table.add_column("id", justify="right")
     table.add_column("symbol")
-    add_numeric_columns(table, "liquidation", "stop", "take-profit", "open for", "price")
+    add_numeric_columns(table, "liquidation", "stop", *(("trailing",) if trailing else ()), "take-profit")
+    add_numeric_columns(table, "open for", "price")
     for lv in result.levels:
         p = positions[lv.trade_id]
         tick = ticks.get(p.symbol)
+        trail = (_level(lv.trailing_stop, lv.trailing_distance_pct, tick),) if trailing else ()
         table.add_row(
             str(lv.trade_id),
             safe(p.symbol),
             _level(lv.liquidation_price, lv.liquidation_distance_pct, tick)
             or ("none" if p.kind == "margin" else "spot"),
             _level(lv.stop_loss, lv.stop_distance_pct, tick),
+            *trail,
             _level(lv.take_profit, lv.take_profit_distance_pct, tick),
             duration((result.as_of - lv.opened_at).total_seconds()),
             Text(

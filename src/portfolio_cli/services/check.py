@@ -16,14 +16,14 @@ first missing one, so the next check replays from there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot, fee_for, realized_pnl
-from portfolio_cli.engine.booking import CheckMark, Entry, booking, close_entry, funding_entry
+from portfolio_cli.engine.booking import CheckMark, Entry, booking, close_entry, funding_entry, open_entry
 from portfolio_cli.engine.margin import (
     MarginState,
     cross_clearance_fees,
@@ -43,14 +43,21 @@ from portfolio_cli.engine.records import (
     FlowKind,
     Kind,
     MarginMode,
+    Order,
+    OrderEnd,
+    OrderStatus,
     Portfolio,
     Side,
+    Trade,
 )
 from portfolio_cli.engine.symbols import conversion_pair, perpetual_of, symbols_to_price
+from portfolio_cli.engine.orders import OrderFill, candle_fill, reservation, reserved_at
+from portfolio_cli.engine.rules import TradeCheck, check_open, exposure, lot_exposure
+from portfolio_cli.engine.stops import Stops, best_since, follow, stop_trigger, stops_at
 from portfolio_cli.engine.triggers import Trigger, adverse_price, first_trigger
 from portfolio_cli.engine.valuation import Mark, mark_of, value_portfolio
 from portfolio_cli.errors import ExitCode, NotFound, PriceUnavailable
-from portfolio_cli.money import ONE, q8
+from portfolio_cli.money import ONE, ZERO, q8
 from portfolio_cli.prices import TIMEFRAMES, FundingRate, floor_time
 from portfolio_cli.services.common import brackets_of, lots_of
 from portfolio_cli.services.snapshots import rebuild_stale
@@ -66,7 +73,8 @@ CLOSE_EVENTS = {r.value for r in CloseReason if r is not CloseReason.MANUAL}
 class CheckEvent:
     portfolio: str
     at: datetime
-    kind: str  # stop_loss, take_profit, liquidation, margin_call, funding, warning, alert, critical, gap
+    kind: str  # stop_loss, take_profit, trailing_stop, liquidation, margin_call, funding, order_filled,
+    # order_cancelled (expired, or refused at the fill), warning, alert, critical, gap
     message: str
     trade_id: int | None = None
     symbol: str | None = None
@@ -140,6 +148,8 @@ class _Market:
     gaps: list[str] = field(default_factory=list)
     first_gap: datetime | None = None  # the next check starts here, so a missed candle is replayed
     clearance: dict[str, Decimal] = field(default_factory=dict)  # each perpetual's liquidationFee
+    # A trailing stop set before the window: its best price up to the window, keyed (trade, set at).
+    trailed: dict[tuple[int, datetime], Decimal] = field(default_factory=dict)
 
 
 def _check(
@@ -149,10 +159,14 @@ def _check(
     lots = lots_of(session, portfolio)
     last = ledger.last_check(portfolio)
     live = [lot for lot in lots if lot.is_open]
-    since = last if last is not None else min((lot.trade.opened_at for lot in live), default=now)
+    ends = {e.order_id for e in ledger.order_ends(portfolio)}
+    pending = [o for o in ledger.orders(portfolio) if o.id not in ends]
+    starts = [lot.trade.opened_at for lot in live] + [o.placed_at for o in pending]
+    since = last if last is not None else min(starts, default=now)
     # Margin lots closed since the last check may still owe funding for a moment before their close.
     funded = [lot for lot in lots if lot.trade.kind is Kind.MARGIN and (lot.is_open or _closed_at(lot) > since)]
-    market = _fetch(session, live, funded, since, now, progress)
+    market = _fetch(session, live, funded, since, now, progress, pending)
+    market.trailed = _trailed_before(session, live, ledger.amendments(portfolio), since)
     replay = _Replay(session, portfolio, market, now)
     with ledger.transaction(session.command, now):
         replay.run(since)
@@ -166,7 +180,7 @@ def _check(
         portfolio.name,
         since,
         now,
-        market.timeframe if live else None,
+        market.timeframe if live or pending else None,
         replay.level,
         margin_state(replay.level, replay.rules),
         tuple(replay.events),
@@ -191,6 +205,22 @@ def _closed_at(lot: Lot) -> datetime:
     return max(c.closed_at for c in lot.closes) if lot.closes else lot.trade.opened_at
 
 
+def _trailed_before(session: Session, live: list[Lot], amendments: list, since: datetime) -> dict:
+    """The best price each trailing stop set before ``since`` reached until then, from the candles
+    since it was set (the ledger's cache first): the replay goes on from there."""
+    trailed = {}
+    for lot in live:
+        t = lot.trade
+        stops = stops_at(t, amendments, since)
+        trail_from, reference = stops.trail_from, stops.reference
+        if stops.trailing_pct is None or trail_from is None or reference is None or trail_from >= since:
+            continue
+        timeframe = "1m" if since - trail_from <= MINUTE_CANDLES_UP_TO else "1h"
+        series = session.prices.candles(t.symbol, timeframe, trail_from, since)
+        trailed[(t.id, trail_from)] = best_since(t.side, reference, series.candles, trail_from)
+    return trailed
+
+
 def _fetch(
     session: Session,
     live: list[Lot],
@@ -198,11 +228,13 @@ def _fetch(
     since: datetime,
     now: datetime,
     progress: Callable[[str, int, int], None] | None = None,
+    pending: Sequence[Order] = (),
 ) -> _Market:
     book = session.prices
     timeframe = "1m" if now - since <= MINUTE_CANDLES_UP_TO else "1h"
-    symbols = {lot.trade.symbol for lot in live}
+    symbols = {lot.trade.symbol for lot in live} | {o.symbol for o in pending}
     margin = {lot.trade.symbol for lot in live if lot.trade.kind is Kind.MARGIN}
+    margin |= {o.symbol for o in pending if o.kind is Kind.MARGIN}
     perpetuals = {perpetual_of(s) for s in margin}
     marks = book.marks(symbols | perpetuals) if symbols else {}
     candles: dict[tuple[str, datetime], Candle] = {}
@@ -238,7 +270,7 @@ def _fetch(
     rates: dict[str, dict[datetime, FundingRate]] = {}
     fallback: set[str] = set()
     if funding_times(since, now, TIMEFRAMES["1h"]):  # a settlement can fall on any whole hour
-        for symbol in sorted({lot.trade.symbol for lot in funded}):
+        for symbol in sorted({lot.trade.symbol for lot in funded} | {o.symbol for o in pending if o.kind is Kind.MARGIN}):
             try:
                 fetched = book.funding_rates(symbol, since, now)
             except NotFound:
@@ -269,9 +301,16 @@ class _Replay:
         self.level: Decimal | None = None
         self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
         self.ticks = session.prices.ticks()  # prices in messages are shown to the market's tick
+        self.best: dict[tuple[int, datetime], Decimal] = dict(market.trailed)  # each trailing stop's best price
 
     def _reload(self) -> None:
         self.lots = lots_of(self.session, self.portfolio)
+        self.amendments = self.ledger.amendments(self.portfolio)
+        self.orders = self.ledger.orders(self.portfolio)
+        self.order_ends = {e.order_id: e for e in self.ledger.order_ends(self.portfolio)}
+        # trades filled from orders: their fill candle's path after the fill is unknown, so their levels
+        # act from the next candle (whichever replay reaches that candle)
+        self.from_orders = {e.trade_id for e in self.order_ends.values() if e.trade_id is not None}
         self.flows: list[CashFlow] = self.ledger.cash_flows(self.portfolio)
 
     def _book_entry(self, entry: Entry) -> None:
@@ -299,6 +338,7 @@ class _Replay:
         for t in times:
             if t in moments:
                 self._fund(t)
+            self._fill_orders(t)
             self._candle_triggers(t)
             self._margin_calls(t, self._marks_at(t))
         self._final()
@@ -351,6 +391,91 @@ class _Replay:
         if wrote:
             self._reload()
 
+    # pending orders
+
+    def _expire(self, moment: datetime) -> None:
+        for order in self.orders:
+            if order.id in self.order_ends or order.expires_at is None or order.expires_at > moment:
+                continue
+            self._end_order(order, order.expires_at, OrderStatus.EXPIRED, None, "expired")
+            self._event(
+                order.expires_at, "order_cancelled", f"order {order.id} {order.side} {order.symbol} expired",
+                symbol=order.symbol, price=order.price,
+            )  # fmt: skip
+
+    def _end_order(self, order: Order, at: datetime, status: OrderStatus, trade_id: int | None, reason: str) -> None:
+        end = OrderEnd(0, order.id, at, status, trade_id, reason)
+        self._book_entry(Entry(end))
+        self.order_ends[order.id] = end
+
+    def _fill_orders(self, moment: datetime) -> None:
+        """The open orders this candle fills (engine/orders.py), each checked by the risk rules at the
+        fill: a refused one is cancelled with the reason; an expired one is cancelled first."""
+        self._expire(moment)
+        for order in self.orders:
+            if order.id in self.order_ends or moment < order.placed_at:
+                continue  # ended, or placed during this candle or later: from the next whole candle
+            candle = self.market.candles.get((order.symbol, moment))
+            if candle is None:
+                continue
+            fill = candle_fill(order, candle.open, candle.high, candle.low)
+            if fill is not None:
+                self._fill(order, fill, moment)
+
+    def _fill(self, order: Order, fill: OrderFill, moment: datetime) -> None:
+        price_usdt = q8(fill.price * self._rate_at(order.symbol, moment))
+        margin = order.kind is Kind.MARGIN
+        fee = fee_for(order.qty, price_usdt, self.settings.fees.rate(margin, fill.maker))
+        trade = Trade(
+            0, order.symbol, order.side, order.kind, order.margin_mode, order.leverage, order.qty, fill.price,
+            price_usdt, fee, moment, order.stop_loss, order.take_profit, order.strategy,
+            order.note, trailing_pct=order.trailing_pct,
+        )  # fmt: skip
+        refusals = self._refusals(order, trade)
+        how = "gapped through, filled at the open" if fill.gapped else "reached"
+        kind = order.order_type.value.replace("_", "-")
+        if refusals:
+            reason = "refused at the fill: " + "; ".join(refusals)
+            self._end_order(order, moment, OrderStatus.CANCELLED, None, reason)
+            self._event(
+                moment, "order_cancelled", f"{kind} order {order.id} {order.side} {order.symbol} {how} at "
+                f"{fmt.price(fill.price)}, cancelled: {reason}", symbol=order.symbol, price=fill.price,
+            )  # fmt: skip
+            return
+        (trade_id,) = self.ledger.book(self.portfolio, booking([open_entry(trade)])).ids
+        self._end_order(order, moment, OrderStatus.FILLED, trade_id, f"{kind} {how} at {fill.price}")
+        self._event(
+            moment, "order_filled", f"{kind} order {order.id} {order.side} {order.symbol} {how}: filled "
+            f"{order.qty.normalize():f} at {fmt.price(fill.price)} as trade {trade_id} "
+            f"({'maker' if fill.maker else 'taker'} fee {fmt.money(fee)} USDT)",
+            trade_id=trade_id, symbol=order.symbol, price=fill.price,
+        )  # fmt: skip
+        self._reload()
+
+    def _refusals(self, order: Order, trade: Trade) -> list[str]:
+        """The risk rules at the fill, against the portfolio then: the order's own reservation is released."""
+        marks = self._marks_at(trade.opened_at)
+        marks.setdefault(trade.symbol, Mark(trade.symbol, trade.price, trade.price_usdt, trade.opened_at, "candle"))
+        open_lots = [lot for lot in self.lots if lot.is_open]
+        if not {lot.trade.symbol for lot in open_lots} <= set(marks) | {perpetual_of(s) for s in marks}:
+            return []
+        reserved = reserved_at(self.orders, list(self.order_ends.values()), trade.opened_at) - order.reserved
+        valuation = value_portfolio(self.flows, open_lots, marks, self.brackets, reserved=max(reserved, ZERO))
+        committed = reservation(trade.kind, trade.qty, trade.price_usdt, trade.leverage)
+        check = TradeCheck(
+            new=exposure(trade.symbol, trade.qty, trade.price, trade.price_usdt, committed, trade.stop_loss),
+            spot=trade.kind is Kind.SPOT,
+            notional=q8(trade.qty * trade.price_usdt),
+            fee=trade.fee,
+            leverage=trade.leverage,
+            equity=valuation.equity,
+            free_margin=valuation.free_margin,
+            margin_equity=valuation.margin_equity,
+            margin_used=valuation.margin_used,
+            positions=tuple(lot_exposure(lot) for lot in open_lots),
+        )
+        return [str(r) for r in check_open(check, self.settings.risk.limits())]
+
     # stops, take-profits, isolated liquidations
 
     def _candle_triggers(self, moment: datetime) -> None:
@@ -358,15 +483,28 @@ class _Replay:
         perpetual's mark-price candle (the last-price one when there is none)."""
         for lot in [lot for lot in self.lots if lot.is_open]:
             t = lot.trade
+            if t.id in self.from_orders and t.opened_at == moment:
+                continue  # filled by an order during this candle: its levels act from the next one
             last = self._candle(t.symbol, moment, t.opened_at)
             mark = self._candle(perpetual_of(t.symbol), moment, t.opened_at) if t.kind is Kind.MARGIN else None
             mark = mark or last
-            stop = first_trigger(t.side, last.open, last.high, last.low, t.stop_loss, t.take_profit) if last else None
+            stops = stops_at(t, self.amendments, moment)
+            best = self._best(t, stops)
+            stop = stop_trigger(t.side, last.open, last.high, last.low, stops, best) if last else None
             liq_price = self._liquidation_price(lot)
             liq = first_trigger(t.side, mark.open, mark.high, mark.low, liquidation=liq_price) if mark else None
             trigger = first_of(t.side, stop, liq)
             if trigger is not None:
                 self._close(lot, trigger, moment, self._rate_at(t.symbol, moment))
+            elif best is not None and last is not None and stops.trail_from is not None:
+                if last.open_time >= stops.trail_from:  # the level moves only after the candle is tested
+                    self.best[(t.id, stops.trail_from)] = follow(t.side, best, last.high, last.low)
+
+    def _best(self, trade, stops: Stops) -> Decimal | None:
+        """The best price of the trailing stop in force so far (its reference when it was just set)."""
+        if stops.trailing_pct is None or stops.trail_from is None or stops.reference is None:
+            return None
+        return self.best.setdefault((trade.id, stops.trail_from), stops.reference)
 
     def _candle(self, symbol: str, moment: datetime, opened_at: datetime) -> Candle | None:
         candle = self.market.candles.get((symbol, moment))
@@ -395,9 +533,11 @@ class _Replay:
             gross = realized_pnl(t.side, qty, t.price_usdt, price_usdt)
             rate_fee = self.settings.fees.rate(t.kind is Kind.MARGIN)
             fee = fee_for(qty, price_usdt, rate_fee)
-        how = "gapped through, filled at the open" if trigger.gapped else "touched"
-        if trigger.reason is CloseReason.LIQUIDATION:
-            how = f"Binance isolated liquidation price {trigger.price} {how}"
+        if trigger.reason is CloseReason.LIQUIDATION:  # settled at the liquidation price, even when gapped
+            crossed = "the mark opened beyond it" if trigger.gapped else "the mark reached it"
+            how = f"Binance isolated liquidation price {fmt.price(trigger.price)}: {crossed}"
+        else:
+            how = "gapped through, filled at the open" if trigger.gapped else "touched"
         self._book(lot, qty, trigger.price, price_usdt, gross, fee, moment, trigger.reason, how)
 
     def _book(
@@ -503,6 +643,7 @@ class _Replay:
 
     def _final(self) -> None:
         """The current prices: the part of the market no complete candle covers yet."""
+        self._expire(self.now)
         marks = self.market.marks
         for lot in [lot for lot in self.lots if lot.is_open]:
             t = lot.trade
@@ -510,7 +651,8 @@ class _Replay:
                 continue
             last = marks[t.symbol].price
             mark = mark_of(t.symbol, t.kind, marks).price
-            stop = first_trigger(t.side, last, last, last, t.stop_loss, t.take_profit)
+            stops = stops_at(t, self.amendments, self.now)
+            stop = stop_trigger(t.side, last, last, last, stops, self._best(t, stops))
             liq = first_trigger(t.side, mark, mark, mark, liquidation=self._liquidation_price(lot))
             trigger = first_of(t.side, stop, liq)
             if trigger is not None:

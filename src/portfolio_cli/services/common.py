@@ -167,7 +167,19 @@ def valuation_of(
         # A concurrent command opened a symbol we have no mark for yet.
         marks = {**marks, **session.prices.marks(symbols, live=live)}
     settings = session.settings.for_portfolio(portfolio.name)
-    return value_portfolio(session.ledger.cash_flows(portfolio), lots, marks, brackets_of(settings), aggregate)
+    reserved = reserved_now(session, portfolio)
+    return value_portfolio(
+        session.ledger.cash_flows(portfolio), lots, marks, brackets_of(settings), aggregate, reserved
+    )
+
+
+def reserved_now(session: Session, portfolio: Portfolio) -> Decimal:
+    """The margin the portfolio's open orders hold now (engine/orders.py)."""
+    from portfolio_cli.engine.orders import reserved_at
+
+    ledger = session.ledger
+    orders = ledger.orders(portfolio)
+    return reserved_at(orders, ledger.order_ends(portfolio), session.clock()) if orders else Decimal(0)
 
 
 def check_bracket_leverage(table: BracketTable, symbol: str, notional: Decimal, leverage: int) -> None:

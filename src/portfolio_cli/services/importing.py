@@ -244,7 +244,7 @@ def _unknown_symbols(session: Session, symbols: set[str]) -> list[str]:
         try:
             if session.prices.rules(symbol) is None:
                 return [
-                    "no markets list to check the symbols against (offline, or the file price source); "
+                    "no markets list to check the symbols against (offline or Binance unreachable with none cached, or the file price source); "
                     "import with --allow-unknown to take them unchecked"
                 ]
         except NotFound:

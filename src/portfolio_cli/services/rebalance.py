@@ -123,7 +123,7 @@ def _holdings(session: Session, state: State, method: str) -> dict[str, Holding]
             lots=tuple((lot.open_qty, lot_exposure(lot)) for lot in lots),
         )
     if unknown:
-        session.warn(f"trading rules unknown offline for {', '.join(unknown)}: lot steps and minimums not checked")
+        session.warn(f"trading rules unknown (offline, or Binance unreachable) for {', '.join(unknown)}: lot steps and minimums not checked")
     return holdings
 
 

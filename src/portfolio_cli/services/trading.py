@@ -52,6 +52,7 @@ class OpenRequest:
     note: str | None = None
     force: bool = False
     maker: bool = False  # a --price fill that rested on the book: the maker fee
+    trailing_pct: Decimal | None = None  # a trailing stop from the fill price
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,10 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
             check_places(value, what)
     check_text(req.strategy, "--strategy")
     check_text(req.note, "--note")
+    if req.trailing_pct is not None:
+        from portfolio_cli.services.amend import check_trailing_pct
+
+        check_trailing_pct(req.trailing_pct)
     side = Side.SHORT if req.short else Side.LONG
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
@@ -144,7 +149,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         raise InvalidInput("give the quantity (--qty) or the notional (--notional)")
     rounded_from = None
     if rules is None:
-        session.warn(f"trading rules for {market} unknown offline: lot step and exchange limits not checked")
+        session.warn(f"trading rules for {market} unknown (offline, or Binance unreachable): lot step and exchange limits not checked")
         qty = q8(qty) if req.qty is None else qty
     else:
         if req.price is not None or backdated:  # a recorded fill, not a market order: no market-order cap
@@ -198,6 +203,7 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
         take_profit=req.take_profit,
         strategy=req.strategy,
         note=req.note,
+        trailing_pct=req.trailing_pct,
     )
     after = history.plus(trades=[trade], flows=open_entry(trade).flows)
     later = later_conflicts(session, history, after, at, brackets) if backdated else None

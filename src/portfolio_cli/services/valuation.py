@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.margin import MarginState, assess_margin
+from portfolio_cli.engine.stops import nearer_stop, stops_at
 from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.engine.valuation import Performance, Valuation, distance_pct, performance_of, value_portfolio
 from portfolio_cli.services.common import brackets_of, lots_of, marks_for, moment_or_now, records_of, valuation_of
@@ -29,6 +30,20 @@ class PositionLevels:
     take_profit: Decimal | None
     take_profit_distance_pct: Decimal | None
     crossed: str | None  # the level the mark is already past ('take_profit', ...): check will close it
+    trailing_pct: Decimal | None = None
+    trailing_stop: Decimal | None = None  # the trailing level now, from the best price since it was set
+    trailing_distance_pct: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class TrailingStop:
+    """An open trade's trailing stop now: ``pct`` behind the best price since it was set."""
+
+    trade_id: int
+    symbol: str
+    pct: Decimal
+    level: Decimal
+    distance_pct: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class PortfolioValue:
     margin_state: MarginState = MarginState.NONE
     performance: Performance | None = None
     levels: tuple[PositionLevels, ...] = ()
+    trailing: tuple[TrailingStop, ...] = ()
 
 
 def value(session: Session, name: str, aggregate: bool = False, at: datetime | None = None) -> PortfolioValue:
@@ -66,27 +82,51 @@ def _value_at(session: Session, name: str, moment: datetime, aggregate: bool) ->
 def _with_state(
     session: Session, name: str, moment: datetime, valuation: Valuation, lots: Sequence[Lot]
 ) -> PortfolioValue:
+    from portfolio_cli.services.amend import trailing_level
+
     margin = assess_margin(valuation, brackets_of(session.settings.for_portfolio(name)))
     liquidation = {p.trade_id: p.liquidation_price for p in margin.positions}
     trades = {lot.trade.id: lot.trade for lot in lots}
+    amendments = session.ledger.amendments(session.ledger.portfolio(name))
     levels = []
+    trailing_stops = []
+    marks = {(p.symbol, p.side): p.mark for p in valuation.positions}
+    for lot in lots:
+        t = lot.trade
+        stops = stops_at(t, amendments, moment)
+        mark = marks.get((t.symbol, t.side))
+        level = trailing_level(session, t, stops, mark, moment) if lot.open_qty_at(moment) > 0 else None
+        if level is not None and stops.trailing_pct is not None:
+            distance = distance_pct(mark, level) if mark is not None else None
+            trailing_stops.append(TrailingStop(t.id, t.symbol, stops.trailing_pct, level, distance))
     for p in valuation.positions:
         if p.trade_id is None:  # an aggregated row has no single set of levels
             continue
         t = trades[p.trade_id]
         liq = liquidation.get(p.trade_id)
-        trigger = first_trigger(p.side, p.mark, p.mark, p.mark, t.stop_loss, t.take_profit, liq)
+        stops = stops_at(t, amendments, moment)
+        trailing = trailing_level(session, t, stops, p.mark, moment)
+        stop, _ = nearer_stop(p.side, stops.stop_loss, trailing)
+        trigger = first_trigger(p.side, p.mark, p.mark, p.mark, stop, stops.take_profit, liq)
+        crossed = trigger.reason.value if trigger else None
+        if trigger is not None and trailing is not None and stop == trailing and crossed == "stop_loss":
+            crossed = "trailing_stop"
         levels.append(
             PositionLevels(
                 p.trade_id,
                 t.opened_at,
                 liq,
                 distance_pct(p.mark_usdt, liq),
-                t.stop_loss,
-                distance_pct(p.mark, t.stop_loss),
-                t.take_profit,
-                distance_pct(p.mark, t.take_profit),
-                trigger.reason.value if trigger else None,
+                stops.stop_loss,
+                distance_pct(p.mark, stops.stop_loss),
+                stops.take_profit,
+                distance_pct(p.mark, stops.take_profit),
+                crossed,
+                stops.trailing_pct,
+                trailing,
+                distance_pct(p.mark, trailing),
             )
         )
-    return PortfolioValue(name, moment, valuation, margin.state, performance_of(valuation), tuple(levels))
+    return PortfolioValue(
+        name, moment, valuation, margin.state, performance_of(valuation), tuple(levels), tuple(trailing_stops)
+    )

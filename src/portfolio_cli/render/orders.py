@@ -1,0 +1,76 @@
+"""Amendments and pending orders as rich renderables."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from portfolio_cli.engine.records import Kind, OrderStatus, OrderType
+from portfolio_cli.formatting import money, pct, price, qty
+from portfolio_cli.render import safe
+from portfolio_cli.render.fit import FitTable
+from portfolio_cli.services.amend import AmendResult, Levels
+from portfolio_cli.services.orders import OrderRow
+
+
+def _levels(levels: Levels) -> str:
+    parts = [
+        f"stop-loss {price(levels.stop_loss) if levels.stop_loss is not None else 'none'}",
+        f"take-profit {price(levels.take_profit) if levels.take_profit is not None else 'none'}",
+    ]
+    if levels.trailing_pct is not None:
+        level = f" at {price(levels.trailing_stop)}" if levels.trailing_stop is not None else ""
+        parts.append(f"trailing stop {pct(levels.trailing_pct)}%{level}")
+    else:
+        parts.append("trailing stop none")
+    return ", ".join(parts)
+
+
+def amend_view(result: AmendResult) -> Group:
+    head = Text(
+        f"Amended trade {result.trade_id} {result.side} {result.symbol} from {result.at:%Y-%m-%d %H:%M} UTC "
+        f"(price {price(result.price)})"
+    )
+    return Group(head, Text(f"  before: {_levels(result.before)}"), Text(f"  after:  {_levels(result.after)}"))
+
+
+def order_line(verb: str, o: OrderRow) -> Text:
+    kind = "limit" if o.order_type is OrderType.LIMIT else "stop-entry"
+    lev = "" if o.kind is Kind.SPOT else f" {o.leverage}x {o.margin_mode}"
+    expires = f", expires {o.expires_at:%Y-%m-%d %H:%M} UTC" if o.expires_at else ""
+    return Text(
+        f"{verb} order {o.id}: {kind} {o.side} {qty(o.qty)} {o.symbol}{lev} at {price(o.price)}, "
+        f"reserving {money(o.reserved)} USDT{expires}"
+    )
+
+
+def orders_table(rows: list[OrderRow]) -> Table:
+    ended = any(r.status is not OrderStatus.OPEN for r in rows)
+    table = FitTable(box=box.SIMPLE_HEAD, drop=("expires", "placed", "reserved"))
+    table.add_column("id", justify="right")
+    table.add_column("symbol", no_wrap=True)
+    table.add_column("type")
+    table.add_column("side")
+    for name in ("qty", "price", "reserved"):
+        table.add_column(name, justify="right")
+    table.add_column("placed")
+    table.add_column("expires")
+    if ended:
+        table.add_column("status")
+    for r in rows:
+        status = (f"{r.status.value}" + (f" (trade {r.trade_id})" if r.trade_id else ""),) if ended else ()
+        table.add_row(
+            str(r.id),
+            safe(r.symbol),
+            "limit" if r.order_type is OrderType.LIMIT else "stop-entry",
+            r.side.value if r.kind is Kind.SPOT else f"{r.side.value} {r.leverage}x",
+            qty(r.qty),
+            price(r.price),
+            money(r.reserved),
+            f"{r.placed_at:%m-%d %H:%M}",
+            f"{r.expires_at:%m-%d %H:%M}" if r.expires_at else "",
+            *status,
+        )
+    return table

@@ -1,0 +1,194 @@
+"""Pending orders: ``order`` places a limit or stop-entry order, ``orders`` lists them, ``cancel`` ends one.
+
+An open order reserves its margin (spot: its cost), out of free margin, so ``open``, ``withdraw`` and
+the next order see it. ``check`` fills orders from candles (engine/orders.py has the rules), runs the
+risk rules at the fill moment, and cancels an order they refuse, or one that expires, saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from portfolio_cli.engine.booking import Entry, booking
+from portfolio_cli.engine.orders import reservation, status_of, wrong_side
+from portfolio_cli.engine.records import Kind, MarginMode, Order, OrderEnd, OrderStatus, OrderType, Side
+from portfolio_cli.engine.rules import Conformed, conform_qty
+from portfolio_cli.engine.symbols import BASE_CURRENCY, quote_of
+from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
+from portfolio_cli.money import q8
+from portfolio_cli.services.common import (
+    MAX_LEVERAGE,
+    brackets_of,
+    check_bracket_leverage,
+    check_places,
+    check_stops,
+    check_text,
+    marks_for,
+    lots_of,
+    moment_or_now,
+    parse_symbol,
+    valuation_of,
+)
+from portfolio_cli.session import Session
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    limit: Decimal | None = None
+    stop_entry: Decimal | None = None
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    short: bool = False
+    leverage: int = 1
+    margin_mode: MarginMode | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    strategy: str | None = None
+    note: str | None = None
+    expires: datetime | timedelta | None = None  # a moment, or a time from the placement
+    at: datetime | None = None  # placed at a past moment (the next check replays from it)
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    id: int
+    symbol: str
+    side: Side
+    kind: Kind
+    margin_mode: MarginMode | None
+    leverage: int
+    order_type: OrderType
+    price: Decimal
+    qty: Decimal
+    reserved: Decimal
+    placed_at: datetime
+    expires_at: datetime | None
+    status: OrderStatus
+    ended_at: datetime | None = None
+    trade_id: int | None = None
+    reason: str | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trailing_pct: Decimal | None = None
+    strategy: str | None = None
+    note: str | None = None
+
+
+def place_order(session: Session, name: str, req: OrderRequest) -> OrderRow:
+    symbol = parse_symbol(req.symbol)
+    if (req.limit is None) == (req.stop_entry is None):
+        raise InvalidInput("give exactly one of --limit and --stop-entry")
+    if (req.qty is None) == (req.notional is None):
+        raise InvalidInput("give exactly one of --qty and --notional")
+    if not 1 <= req.leverage <= MAX_LEVERAGE:
+        raise InvalidInput(f"leverage must be between 1 and {MAX_LEVERAGE}, got {req.leverage}")
+    kind = Kind.MARGIN if req.short or req.leverage > 1 else Kind.SPOT
+    if kind is Kind.MARGIN and quote_of(symbol) != BASE_CURRENCY:
+        raise InvalidInput(f"margin positions are USDT-margined perpetuals: use a /USDT pair, not {symbol}")
+    if kind is Kind.SPOT and req.margin_mode is not None:
+        raise InvalidInput("--isolated/--cross apply to margin positions (--leverage above 1 or --short)")
+    order_type = OrderType.LIMIT if req.limit is not None else OrderType.STOP_ENTRY
+    price = req.limit if req.limit is not None else req.stop_entry
+    assert price is not None
+    for value, what in (
+        (req.qty, "--qty"),
+        (req.notional, "--notional"),
+        (price, "--limit" if order_type is OrderType.LIMIT else "--stop-entry"),
+        (req.stop_loss, "--stop-loss"),
+        (req.take_profit, "--take-profit"),
+    ):
+        if value is not None:
+            check_places(value, what)
+    check_text(req.strategy, "--strategy")
+    check_text(req.note, "--note")
+    if req.trailing_pct is not None:
+        from portfolio_cli.services.amend import check_trailing_pct
+
+        check_trailing_pct(req.trailing_pct)
+    side = Side.SHORT if req.short else Side.LONG
+    check_stops(side, price, req.stop_loss, req.take_profit)
+    settings = session.settings.for_portfolio(name)
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    now = moment_or_now(session, req.at, portfolio.created_at, "the portfolio was created", name)
+    expires = now + req.expires if isinstance(req.expires, timedelta) else req.expires
+    if expires is not None and expires <= now:
+        raise InvalidInput(f"--expires {expires:%Y-%m-%d %H:%M} UTC is not after the order is placed")
+    book = session.prices
+    rules = book.futures_rules(symbol) if kind is Kind.MARGIN else book.rules(symbol)
+    marks, _ = marks_for(session, lots_of(session, portfolio), extra={symbol})
+    market = book.price_at(symbol, now).price if req.at is not None else marks[symbol].price
+    why = wrong_side(side, order_type, price, market)
+    if why is not None:
+        raise InvalidInput(why)
+    rate = book.usdt_rate_at(symbol, None)
+    price_usdt = q8(price * rate)
+    qty = req.qty if req.qty is not None else q8(req.notional / price_usdt) if req.notional is not None else None
+    assert qty is not None
+    if rules is None:
+        session.warn(f"trading rules for {symbol} unknown offline: lot step and exchange limits not checked")
+    else:
+        conformed = conform_qty(qty, price, replace(rules, max_market_qty=None))
+        if not isinstance(conformed, Conformed):
+            raise RuleRefused(str(conformed))
+        if conformed.rounded_from is not None and req.qty is not None:
+            session.warn(f"quantity {conformed.rounded_from} rounded down to {conformed.qty}")
+        qty = conformed.qty
+    if q8(qty) != qty or qty <= 0:
+        raise InvalidInput(f"quantity {qty} does not fit the ledger's 8 decimal places")
+    if kind is Kind.MARGIN:
+        check_bracket_leverage(brackets_of(settings)(symbol), symbol, q8(qty * price_usdt), req.leverage)
+    margin_mode = (req.margin_mode or MarginMode(settings.trading.margin_mode)) if kind is Kind.MARGIN else None
+    reserved = reservation(kind, qty, price_usdt, req.leverage)
+    order = Order(
+        0, symbol, side, kind, margin_mode, req.leverage, order_type, price, qty, reserved, now, expires,
+        req.stop_loss, req.take_profit, req.trailing_pct, req.strategy, req.note,
+    )  # fmt: skip
+    with ledger.transaction(session.command, session.clock()):
+        free = valuation_of(session, portfolio, marks, live=False).free_margin  # other orders' reservations out
+        if reserved > free:
+            raise RuleRefused(
+                f"refused by free margin: the order reserves {reserved} USDT "
+                f"({'its cost' if kind is Kind.SPOT else 'its margin'}), free margin is {free} USDT"
+            )
+        (order_id,) = ledger.book(portfolio, booking([Entry(order)])).ids
+    return _row(replace(order, id=order_id), {})
+
+
+def list_orders(session: Session, name: str, every: bool = False) -> list[OrderRow]:
+    """The open orders (every order with ``every``), oldest first."""
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    ends = {e.order_id: e for e in ledger.order_ends(portfolio)}
+    rows = [_row(o, ends) for o in ledger.orders(portfolio)]
+    return rows if every else [r for r in rows if r.status is OrderStatus.OPEN]
+
+
+def cancel_order(session: Session, name: str, order_id: int) -> OrderRow:
+    ledger = session.ledger
+    portfolio = ledger.portfolio(name)
+    now = session.clock()
+    with ledger.transaction(session.command, now):
+        order = next((o for o in ledger.orders(portfolio) if o.id == order_id), None)
+        if order is None:
+            raise NotFound(f"no order {order_id} in portfolio {name}")
+        ends = {e.order_id: e for e in ledger.order_ends(portfolio)}
+        status = status_of(order, ends)
+        if status is not OrderStatus.OPEN:
+            raise RuleRefused(f"order {order_id} is already {status.value}")
+        end = OrderEnd(0, order_id, now, OrderStatus.CANCELLED, None, "cancelled by the trader")
+        ledger.book(portfolio, booking([Entry(end)]))
+    return _row(order, {order_id: end})
+
+
+def _row(o: Order, ends: dict[int, OrderEnd]) -> OrderRow:
+    end = ends.get(o.id)
+    return OrderRow(
+        o.id, o.symbol, o.side, o.kind, o.margin_mode, o.leverage, o.order_type, o.price, o.qty, o.reserved,
+        o.placed_at, o.expires_at, status_of(o, ends), end.at if end else None, end.trade_id if end else None,
+        end.reason if end else None, o.stop_loss, o.take_profit, o.trailing_pct, o.strategy, o.note,
+    )  # fmt: skip
