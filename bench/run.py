@@ -10,7 +10,7 @@
 3. history: ``portfolio history`` over 5 years of daily snapshots (target ≤ 0.5 s).
 4. export: ``portfolio export trades`` of 100,000 trades, CSV and JSON (target ≤ 2 s).
 5. report: ``portfolio report`` over 100,000 closed trades and 5 years of daily snapshots (target
-   ≤ 1.5 s, peak memory ≤ 300 MB).
+   ≤ 1.5 s, peak memory ≤ 300 MB; ``--pdf`` ≤ 5 s).
 6. rebalance: a plan for a 100-asset portfolio (target ≤ 0.2 s), the planner and the whole command.
 7. notify: what [notify] adds to a ``portfolio check`` with nothing to send (target ≤ 20 ms).
 8. import: ``portfolio import`` of a trades export of 1,000,000 trades into an empty ledger (target
@@ -245,7 +245,11 @@ def bench_report() -> None:
             candles.append(("BTC/USDT", "1d", codec.timestamp(first + timedelta(days=n)), price, price, price, price))
         conn = ledger.conn
         conn.execute("begin")
-        conn.executemany(f"insert into trades values ({','.join('?' * 17)})", trades)
+        conn.executemany(
+            "insert into trades (id, portfolio_id, symbol, side, kind, margin_mode, leverage, qty, price, price_usdt, "
+            "fee, opened_at, stop_loss, take_profit, strategy, note, forced) values (" + ",".join("?" * 17) + ")",
+            trades,
+        )
         conn.executemany(
             "insert into closes (trade_id, qty, price, price_usdt, fee, realized_pnl, closed_at, note, reason) "
             "values (?,?,?,?,?,?,?,?,?)",
@@ -261,7 +265,9 @@ def bench_report() -> None:
         describe("portfolio report (100,000 trades, 5 years)", timed(env, "report", "--offline", **runs))
         describe("portfolio report --json (same)", timed(env, "report", "--offline", "--json", **runs))
         html = str(Path(home) / "report.html")
-        describe("portfolio report --html (same)", timed(env, "report", "--offline", "--html", html, **runs))
+        describe("portfolio report --html (same)", timed(env, "report", "--offline", "--html", html, "--force", **runs))
+        pdf = str(Path(home) / "report.pdf")
+        describe("portfolio report --pdf (same)", timed(env, "report", "--offline", "--pdf", pdf, "--force", **runs))
         print(f"peak memory, portfolio report: {peak_memory_mb(env, 'report', '--offline'):.0f} MB")
         print(f"peak memory, portfolio report --json: {peak_memory_mb(env, 'report', '--offline', '--json'):.0f} MB")
         closed = portfolio(env, "report", "--offline", "--json").stdout
@@ -302,7 +308,11 @@ def bench_export() -> None:
                 closes.append((n, "0.00100000", price, price, "0.04000000", "0.00000000", at, None, "manual"))
         conn = ledger.conn
         conn.execute("begin")
-        conn.executemany(f"insert into trades values ({','.join('?' * 17)})", trades)
+        conn.executemany(
+            "insert into trades (id, portfolio_id, symbol, side, kind, margin_mode, leverage, qty, price, price_usdt, "
+            "fee, opened_at, stop_loss, take_profit, strategy, note, forced) values (" + ",".join("?" * 17) + ")",
+            trades,
+        )
         conn.executemany(
             "insert into cash_flows (portfolio_id, kind, amount, at, trade_id, note) values (?,?,?,?,?,?)", flows
         )

@@ -30,7 +30,7 @@ from portfolio_cli.engine.metrics import (
     trailing_returns,
     value_at_risk,
 )
-from portfolio_cli.engine.trades import ClosedTrade, breakdowns, trade_stats
+from portfolio_cli.engine.trades import ClosedTrade, breakdowns, exposure_time, trade_stats
 
 
 def curve(start: date, *equity: str) -> list[DailyEquity]:
@@ -180,6 +180,17 @@ def test_payoff_ratio_and_breakeven_count():
     assert only_wins.payoff_ratio == Undefined("no losing trades") and only_wins.breakevens == 0
 
 
+def test_exposure_time_is_the_union_of_the_holding_spans_within_the_range():
+    hours = [T0 + timedelta(hours=h) for h in range(25)]
+    # Range 0 h … 20 h. Held 2–6 h and 4–8 h (overlapping: 2–8 h), 10–11 h, and from 18 h on, still open;
+    # one trade closed before the range began (−5 … 0 h) adds nothing.
+    spans = [(hours[2], hours[6]), (hours[4], hours[8]), (hours[10], hours[11]), (hours[18], None)]
+    spans.append((T0 - timedelta(hours=5), T0))
+    assert exposure_time(spans, hours[0], hours[20]) == pytest.approx((6 + 1 + 2) / 20)
+    assert exposure_time([], hours[0], hours[20]) == 0.0
+    assert exposure_time(spans, hours[3], hours[3]) == Undefined("the range has no length")
+
+
 def test_correlation_and_beta_over_the_days_both_assets_have():
     days = [date(2026, 1, 1) + timedelta(n) for n in range(25)]
     a = {d: ((n * 7) % 11 - 5) / 100 for n, d in enumerate(days)}
@@ -214,11 +225,15 @@ def test_report_json_and_csv_carry_the_new_figures(traded):  # noqa: F811
     worst = r["drawdowns"][0]
     assert worst["depth"] == pytest.approx(r["metrics"]["max_drawdown"])
     assert {"value_at_risk", "conditional_value_at_risk", "skew", "kurtosis"} <= set(r["metrics"])
+    # Held from the first trade's opening (01:00 of the range's first day) to the end: trade 3 is open.
+    start, end = (datetime.fromisoformat(r["range"][k].replace("Z", "+00:00")) for k in ("start", "end"))
+    assert r["exposure_time"] == pytest.approx((end - start - timedelta(hours=1)) / (end - start))
 
     rows = list(csv.reader(io.StringIO(traded("report", "--csv").stdout)))
     cells = {(s, n): v for s, n, v, _ in rows[1:]}
     assert cells[("trades by symbol: BTC/USDT", "net_pnl")] == by_symbol["BTC/USDT"]["net_pnl"]
     assert float(cells[("drawdown 1", "depth")]) == worst["depth"]
+    assert float(cells[("trades", "exposure_time")]) == r["exposure_time"]
     assert float(cells[("trailing return", "inception")]) == r["trailing_returns"]["inception"]
     best_day = r["periods"]["day"]["best"]
     assert float(cells[("best day", best_day["period"])]) == best_day["return"]

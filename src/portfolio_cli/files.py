@@ -43,6 +43,14 @@ def write_text(path: Path, write: Callable[[TextIO], None], force: bool = False)
         os.fsync(handle.fileno())
 
 
+def write_bytes(path: Path, data: bytes, force: bool = False) -> None:
+    """Write ``path`` with ``data``, all or nothing, as ``write_text`` does."""
+    with replacing(path, force) as (fd, _), open(os.dup(fd), "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 @contextmanager
 def replacing(path: Path, force: bool = False) -> Iterator[tuple[int, Path]]:
     """A new, empty, owner-only temporary file beside ``path`` (its descriptor and its path); when

@@ -41,6 +41,9 @@ def export(
     at: Annotated[str | None, typer.Option("--at", help="positions: as they stood at this moment.")] = None,
     year: Annotated[int | None, typer.Option(help="tax: the calendar year (UTC).")] = None,
     method: Annotated[Method, typer.Option(help="tax: the lot matching.")] = Method.FIFO,
+    currency: Annotated[
+        str, typer.Option(help="tax: also value every row in this currency (EUR, GBP, USD…) at each day's rate.")
+    ] = "USDT",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists (a regular file only).")] = False,
     portfolio: PortfolioOpt = None,
@@ -52,7 +55,7 @@ def export(
     """Export records as CSV or JSON: stable columns, exact decimals as text, UTC times.
 
     Examples: [bold]portfolio export trades --format json -o trades.json[/] ·
-    [bold]portfolio export tax --year 2026 --method hifo -o tax-2026.csv[/]
+    [bold]portfolio export tax --year 2026 --method hifo --currency EUR -o tax-2026.csv[/]
     """
     from portfolio_cli.export import write_csv, write_json
     from portfolio_cli.services.exports import export as export_records
@@ -70,6 +73,7 @@ def export(
             year,
             method,
             file_format is FileFormat.JSON,
+            currency,
         )
         write = write_csv if file_format is FileFormat.CSV else partial(write_json, meta=result.meta)
         if output is None:

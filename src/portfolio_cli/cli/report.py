@@ -55,7 +55,8 @@ def report(
     until: UntilOpt = None,
     period: PeriodOpt = None,
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report to FILE.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace the HTML file if it exists.")] = False,
+    pdf: Annotated[Path | None, typer.Option(help="Also write the report as a paginated PDF to FILE.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the HTML or PDF file if it exists.")] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     db: DbOpt = None,
@@ -66,7 +67,8 @@ def report(
     """Performance over daily snapshots: returns, risk, drawdowns, trades, attribution, a BTC benchmark.
 
     Examples: [bold]portfolio report[/] · [bold]portfolio report --period 30d[/] ·
-    [bold]portfolio report --from 2026-01-01 --to 2026-06-30 --json[/] · [bold]portfolio report --html report.html[/]
+    [bold]portfolio report --from 2026-01-01 --to 2026-06-30 --json[/] · [bold]portfolio report --html report.html[/] ·
+    [bold]portfolio report --pdf report.pdf[/]
     """
     from portfolio_cli.render.report import report_json, report_rows
     from portfolio_cli.services.report import report as report_of
@@ -84,11 +86,18 @@ def report(
                 handle.write(report_html(result))
 
             write_file(html, write_page, force)
+        if pdf is not None:
+            from portfolio_cli.files import write_bytes
+            from portfolio_cli.render.pdf import report_pdf
+
+            write_bytes(pdf, report_pdf(result), force)
         from portfolio_cli.render.report import report_view
 
         emit(result, json, as_csv, report_json, report_rows, report_view)
         if html is not None:
             stderr.print(f"Wrote the HTML report to {html}", highlight=False, soft_wrap=True, markup=False)
+        if pdf is not None:
+            stderr.print(f"Wrote the PDF report to {pdf}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command()

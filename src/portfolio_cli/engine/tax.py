@@ -14,13 +14,19 @@
   net PnL in the ledger exactly, with no rounding of its own: the ledger rounds each close's PnL once,
   and recomputing cost and proceeds separately would round twice.
 - Long term when disposed of after the first anniversary of the acquisition (held more than one year).
+- In the trader's currency: each USDT amount divided by that currency's rate (USDT per unit) on the
+  day it happened — an acquisition's cost and buy fee on the day of the buy, a disposal's proceeds and
+  sell fee on the day of the sale — each rounded to 8 places; the gain is proceeds − cost − fees.
+- Fees as their own column: a row's share of the buy fee and of the sell fee, by quantity.
+- Wash sale (informational): a disposal at a loss with another acquisition of the same asset within
+  ``WASH_SALE_DAYS`` (30) days before or after it (the US rule, IRC §1091).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -134,6 +140,38 @@ def match_lots(acquisitions: Iterable[Acquisition], disposals: Iterable[Disposal
         if remaining > 0:
             raise ValueError(f"close {disposal.close_id} disposes of {remaining} {disposal.asset} more than was held")
     return rows
+
+
+WASH_SALE_DAYS = 30
+
+
+def fee_share(fee: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """A fee's share for ``part`` of ``whole`` units, to 8 places (all of it for the whole)."""
+    return fee if part == whole else q8(fee * part / whole)
+
+
+def in_currency(amount: Decimal, rate: Decimal) -> Decimal:
+    """A USDT amount in a currency quoted at ``rate`` USDT per unit, to 8 places."""
+    return q8(amount / rate)
+
+
+def wash_sales(rows: Iterable[TaxLotRow], acquisitions: Iterable[Acquisition], days: int = WASH_SALE_DAYS) -> set[int]:
+    """The indexes of the rows that are losses with another acquisition of their asset within ``days``
+    days before or after the sale (the acquisition the row's own units came from does not count)."""
+    bought: dict[str, list[tuple[datetime, int]]] = {}
+    for a in acquisitions:
+        bought.setdefault(a.asset, []).append((a.at, a.trade_id))
+    window = timedelta(days=days)
+    flagged = set()
+    for i, row in enumerate(rows):
+        if row.gain >= 0:
+            continue
+        if any(
+            abs(at - row.disposed_at) <= window and trade_id != row.acquired_trade_id
+            for at, trade_id in bought.get(row.asset, ())
+        ):
+            flagged.add(i)
+    return flagged
 
 
 def term_totals(rows: Iterable[TaxLotRow]) -> dict[Term, Decimal]:

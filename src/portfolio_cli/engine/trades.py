@@ -6,6 +6,8 @@
 - Win rate ``wins / trades``; a breakeven trade (net 0) is neither a win nor a loss and ends both
   streaks (``breakevens`` counts them). Profit factor ``Σ wins / |Σ losses|``; expectancy
   ``Σ net / trades``; payoff ratio ``average win / |average loss|``.
+- Exposure time: the share of the range during which at least one position was open, the union of
+  the trades' holding spans (opening to last close) clipped to the range, over the range's length.
 - Breakdowns group the closed trades by symbol, strategy, side and exit reason (the reason of the
   close that closed the trade: manual, stop_loss, take_profit, liquidation, margin_call), each with
   its count, win rate, net PnL, profit factor and average holding time (open to last close).
@@ -83,6 +85,22 @@ def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
         max_consecutive_losses=most_losses,
         average_duration=durations / count if count else NO_TRADES,
     )
+
+
+def exposure_time(
+    spans: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime
+) -> float | Undefined:
+    """The fraction of ``[start, end]`` covered by the union of ``spans`` (an open end: still held)."""
+    if end <= start:
+        return Undefined("the range has no length")
+    clipped = sorted((max(a, start), min(b or end, end)) for a, b in spans)
+    covered, reach = timedelta(), start
+    for a, b in clipped:
+        if b <= reach:
+            continue
+        covered += b - max(a, reach)
+        reach = b
+    return covered / (end - start)
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,27 @@ class Queries(Connection):
         rows = self._rows("select * from rebalances where portfolio_id = ? order by at, id", [portfolio.id])
         return [rowmap.rebalance(r) for r in rows]
 
+    def holding_spans(
+        self, portfolio: Portfolio, since: datetime, until: datetime
+    ) -> list[tuple[datetime, datetime | None]]:
+        """When each trade that was open at some moment of ``(since, until]`` was held: from its opening
+        to its last close once closes cover its quantity (None: still open)."""
+        sql = """
+            select t.opened_at, t.qty, c.last, c.closes, c.qtys
+            from trades t
+            left join (select trade_id, max(closed_at) as last, count(*) as closes, group_concat(qty) as qtys
+                       from closes group by trade_id) c on c.trade_id = t.id
+            where t.portfolio_id = ? and t.opened_at <= ? and (c.last is null or c.last > ?)"""
+        spans: list[tuple[datetime, datetime | None]] = []
+        for opened, qty, last, closes, qtys in self.conn.execute(
+            sql, [portfolio.id, codec.timestamp(until), codec.timestamp(since)]
+        ):
+            done = last is not None and (
+                (closes == 1 and qtys == qty) or sum(map(Decimal, qtys.split(",")), ZERO) >= Decimal(qty)
+            )
+            spans.append((codec.moment(opened), codec.moment(last) if done else None))
+        return spans
+
     def traded(self, portfolio: Portfolio, since: datetime, until: datetime) -> bool:
         """Whether a trade was opened or closed in ``(since, until]``."""
         window = [portfolio.id, codec.timestamp(since), codec.timestamp(until)]

@@ -226,6 +226,7 @@ def _trades(report: Report) -> str:
         value = getattr(report.trades, name)
         rows.append([label, value if isinstance(value, Decimal | int) else _metric(value, kind)])
     rows += [["fees paid", _plain(report.fees)], ["funding", report.funding]]
+    rows.append(["time with a position open", _metric(report.exposure, "%")])
     return _table(["closed trades (net PnL)", "value"], rows)
 
 
@@ -288,6 +289,10 @@ def _png(figure) -> bytes:
 
 
 def _equity_chart(report: Report) -> bytes:
+    return _png(equity_figure(report))
+
+
+def equity_figure(report: Report):  # -> matplotlib.figure.Figure
     figure, (ax,) = _figure()
     days = [row.day for row in report.daily]
     ax.plot(days, [float(r.equity) for r in report.daily], color=PORTFOLIO_COLOUR, linewidth=2, label="portfolio")
@@ -300,7 +305,7 @@ def _equity_chart(report: Report) -> bytes:
     ax.set_title("Equity (USDT)", loc="left")
     ax.legend(loc="upper left", frameon=False)
     _date_axis(ax, days)
-    return _png(figure)
+    return figure
 
 
 def _every(days: Sequence[date]) -> int:
@@ -309,16 +314,25 @@ def _every(days: Sequence[date]) -> int:
 
 
 def _drawdown_chart(report: Report) -> bytes:
+    return _png(drawdown_figure(report))
+
+
+def drawdown_figure(report: Report):  # -> matplotlib.figure.Figure
     figure, (ax,) = _figure()
     days = [row.day for row in report.daily]
     drawdown = [row.drawdown_pct for row in report.daily]
     ax.fill_between(days, drawdown, 0, color=DRAWDOWN_COLOUR, alpha=0.8, linewidth=0)
     ax.set_title("Drawdown (%)", loc="left")
     _date_axis(ax, days)
-    return _png(figure)
+    return figure
 
 
 def _rolling_chart(report: Report) -> bytes | None:
+    figure = rolling_figure(report)
+    return None if figure is None else _png(figure)
+
+
+def rolling_figure(report: Report):  # -> matplotlib.figure.Figure | None
     """The rolling windows that have data (a range shorter than a window has none)."""
     sharpe = [(d, v) for d, v in report.rolling_sharpe if v is not None]
     drawdown = [(d, v * 100) for d, v in report.rolling_max_drawdown]
@@ -338,7 +352,7 @@ def _rolling_chart(report: Report) -> bytes | None:
         ax.plot(days, [v for _, v in points], color=colour)
         ax.set_title(title, loc="left")
         _date_axis(ax, days)
-    return _png(figure)
+    return figure
 
 
 def _date_axis(ax: Axes, days: Sequence[date]) -> None:

@@ -84,7 +84,8 @@ GAP_NOTE = (
 # terminal
 
 
-def report_view(report: Report, width: int) -> RenderableType:
+def report_view(report: Report, width: int, charts: bool = True) -> RenderableType:
+    """The whole report for a terminal ``width`` columns wide (``charts``: with its line charts)."""
     span = (
         f"{report.first_day} to {report.last_day}, {report.snapshots} daily snapshots"
         if report.first_day
@@ -104,13 +105,13 @@ def report_view(report: Report, width: int) -> RenderableType:
         parts += [_monthly_grid(report, width), periods]
     if report.drawdown_episodes:
         parts.append(_episodes_table(report.drawdown_episodes))
-    if len(report.daily) >= 2:
+    if len(report.daily) >= 2 and charts:
         parts += _charts(report, width)
     if report.active:
         parts.append(
             Columns(
                 [
-                    _trades_table(report.trades, report.fees, report.funding),
+                    _trades_table(report.trades, report.fees, report.funding, report.exposure),
                     _contribution_table("by strategy", report.attribution.by_strategy),
                     _contribution_table("by asset", report.attribution.by_asset),
                     _contribution_table("long / short", report.attribution.by_side),
@@ -325,7 +326,7 @@ TRADE_ROWS: dict[str, tuple[str, str]] = {
 }
 
 
-def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal) -> Table:
+def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal, exposure: Any) -> Table:
     table = FitTable(title="Closed trades (net PnL)", box=box.SIMPLE_HEAD)
     table.add_column("")
     add_numeric_columns(table, "value")
@@ -337,7 +338,12 @@ def _trades_table(stats: TradeStats, fees: Decimal, funding: Decimal) -> Table:
             table.add_row(label, show(value, kind))
     table.add_row("fees paid", money(fees))
     table.add_row("funding", signed(funding))
+    _exposure_row(table, exposure)
     return table
+
+
+def _exposure_row(table: Table, exposure: Any) -> None:
+    table.add_row("time with a position open", show(exposure, "%"))
 
 
 def _contribution_table(title: str, rows: list[Contribution]) -> Table:
@@ -461,6 +467,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "drawdowns": [_episode_json(e) for e in report.drawdown_episodes],
         "trading_activity": report.active,
         "trades": trades,
+        "exposure_time": value("exposure_time", report.exposure),
         "breakdowns": {
             key: [_breakdown_json(row, f"breakdowns.{key}.{i}", value) for i, row in enumerate(rows)]
             for key, rows in report.breakdowns.items()
@@ -489,6 +496,7 @@ def report_rows(report: Report) -> Iterator[list[str]]:
         for name, item in payload[section].items():
             gap = GAP_NOTE if (section, name) == ("range", "missing_days") and item else ""
             yield [section, name, _cell(item), why.get(f"{section}.{name}", gap)]
+    yield ["trades", "exposure_time", _cell(payload["exposure_time"]), why.get("exposure_time", "")]
     for name, item in payload["trailing_returns"].items():
         yield ["trailing return", name, _cell(item), why.get(f"trailing_returns.{name}", "")]
     for every, entry in payload["periods"].items():

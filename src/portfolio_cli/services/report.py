@@ -47,7 +47,15 @@ from portfolio_cli.engine.metrics import (
     trailing_returns,
 )
 from portfolio_cli.engine.records import CashFlow, FlowKind, Portfolio, Snapshot
-from portfolio_cli.engine.trades import Attribution, Breakdown, TradeStats, attribute, breakdowns, trade_stats
+from portfolio_cli.engine.trades import (
+    Attribution,
+    Breakdown,
+    TradeStats,
+    attribute,
+    breakdowns,
+    exposure_time,
+    trade_stats,
+)
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
 from portfolio_cli.services.history import range_snapshots, range_start, valued_at
 from portfolio_cli.session import Session
@@ -98,6 +106,7 @@ class Report:
     trailing: dict[str, Value]  # "1m", "3m", "6m", "ytd", "1y", "inception"
     trades: TradeStats
     breakdowns: dict[str, list[Breakdown]]  # by "symbol", "strategy", "side", "exit_reason"
+    exposure: Value  # the fraction of the range with a position open
     active: bool  # a trade was opened or closed in the range
     attribution: Attribution
     benchmark: Benchmark | Undefined
@@ -229,6 +238,7 @@ def report(
         trailing=trailing_returns(days if series else [], returns),
         trades=trade_stats(closed),
         breakdowns=breakdowns(closed),
+        exposure=exposure_time(ledger.holding_spans(portfolio, start, end), start, end),
         active=ledger.traded(portfolio, start, end),
         attribution=attribute(parts, change),
         benchmark=(
