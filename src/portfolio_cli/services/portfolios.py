@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.booking import booking, transfer_entry
 from portfolio_cli.engine.records import CashFlow, FlowKind
 from portfolio_cli.engine.rules import Refusal
