@@ -112,7 +112,7 @@ def withdraw(
 
 
 def withdrawal_refusals(
-    amount: Decimal, before: Valuation, margin_call_pct: Decimal | None, min_level_pct: Decimal
+    amount: Decimal, before: Valuation, margin_call_pct: Decimal | None, min_level_pct: Decimal, when: str = "now"
 ) -> list[Refusal]:
     """What a withdrawal of ``amount`` breaks, valued ``before`` it: solvency — more than the free margin
     ``F``, or a margin level ``(Em − amount) / M × 100`` below the account's auto-close line
@@ -123,8 +123,8 @@ def withdrawal_refusals(
         refusals.append(
             Refusal(
                 "free margin",
-                f"withdrawing {amount} USDT would leave free margin at {before.free_margin - amount} USDT "
-                f"(free: {before.free_margin} USDT)",
+                f"withdrawing {fmt.money(amount)} USDT would leave free margin at "
+                f"{fmt.money(before.free_margin - amount)} USDT (free {when}: {fmt.money(before.free_margin)} USDT)",
                 solvency=True,
             )
         )
@@ -194,7 +194,11 @@ def _move_cash(
             before = then if then is not None else valuation_of(session, portfolio, marks, live=False)
             call = settings.margin_rules.margin_call_pct
             refusals = withdrawal_refusals(
-                amount, before, None if call == "off" else Decimal(call), settings.risk.min_margin_level_pct
+                amount,
+                before,
+                None if call == "off" else Decimal(call),
+                settings.risk.min_margin_level_pct,
+                f"at {moment:%Y-%m-%d %H:%M} UTC" if then is not None else "now",
             )
             when = f" at {moment:%Y-%m-%d %H:%M} UTC" if then is not None else ""
             binding = [r for r in refusals if r.solvency]
