@@ -275,7 +275,7 @@ def _section_rows(cls, table: str, env_prefix: str | None) -> list[str]:
 
 
 def configuration_reference() -> str:
-    from portfolio_cli import config
+    from portfolio_cli import config, paths
     from portfolio_cli.config import Settings, Targets
 
     header = ["| key | type | default | environment | what it is |", "|---|---|---|---|---|"]
@@ -293,7 +293,7 @@ def configuration_reference() -> str:
         *_section_rows(Settings, "", None),
         "",
         "Environment variables with a meaning of their own: "
-        + ", ".join(f"`{getattr(config, n)}`" for n in sorted(dir(config)) if n.startswith("ENV_") and n != "ENV_PREFIX")
+        + ", ".join(f"`{getattr(paths, n)}`" for n in sorted(dir(paths)) if n.startswith("ENV_") and n != "ENV_PREFIX")
         + " (see above).",
         "",
     ]

@@ -90,5 +90,11 @@ def test_corrupt_ledger_is_exit_6(cli, tmp_path):
 
 
 def test_unknown_portfolio_names_the_fix(cli):
+    cli("init", "other")
     result = cli("value", "--offline", code=4)
     assert "portfolio init main" in result.stderr
+
+
+def test_no_ledger_yet_names_the_fix(cli, ledger_path):
+    result = cli("value", "--offline", code=4)
+    assert result.stderr == f"error: no ledger at {ledger_path}; `portfolio init` creates one\n"

@@ -98,7 +98,7 @@ def test_strategies_split_the_portfolios_returns_and_pnl_exactly(three):
     [
         (("a",), 2, "name two or more portfolios (or one with --benchmark)"),
         (("a", "a"), 2, "a portfolio is named twice"),
-        (("a", "b", "--by", "asset"), 2, "Invalid value for '--by': Value error, 'asset' is not one of 'strategy'"),
+        (("a", "b", "--by", "asset"), 2, "Invalid value for '--by': 'asset' is not one of 'strategy'"),
         (("a", "--by", "strategy"), 2, "--by strategy compares inside one portfolio"),
         (("a", "b", "--to", day(-4).date().isoformat()), 4, "b has fewer than two daily snapshots in the range"),
         (("a", "nope"), 4, "no portfolio named 'nope'"),

@@ -57,6 +57,69 @@ def test_default_ledger_is_in_the_user_dir_not_the_cwd(cli, isolated_env, tmp_pa
     assert cli.json("paths")["ledger"] == str(isolated_env / "ledger.db")
 
 
+def test_paths_names_the_data_directory_that_holds_the_demo_ledger(cli, isolated_env):
+    """The README sends the trader to the data directory `portfolio paths` shows, for demo.db."""
+    cli("demo")
+    shown = cli.json("paths")
+    assert shown["data"] == str(isolated_env)
+    assert (isolated_env / "demo.db").exists()
+    assert f"data    {isolated_env}" in cli("paths").stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["value", "--offline"],
+        ["trades"],
+        ["deposit", "100"],
+        ["check", "--offline"],
+        ["snapshot", "--offline"],
+        ["history"],
+        ["portfolios"],
+        ["verify"],
+        ["backup", "copy.db"],
+        ["export", "trades"],
+    ],
+)
+@pytest.mark.parametrize("how", ["--db", "PORTFOLIO_DB"])
+def test_a_mistyped_ledger_path_is_not_found_not_a_new_empty_ledger(cli, tmp_path, monkeypatch, args, how):
+    cli("init", "--db", str(tmp_path / "ledger.db"))
+    typo = tmp_path / "ledgr.db"
+    args = [str(tmp_path / a) if a == "copy.db" else a for a in args]
+    if how == "--db":
+        result = cli(*args, "--db", str(typo), code=4)
+    else:
+        monkeypatch.setenv("PORTFOLIO_DB", str(typo))
+        result = cli(*args, code=4)
+    assert result.stderr == f"error: no ledger at {typo}; `portfolio init` creates one\n"
+    assert not typo.exists() and not (tmp_path / "copy.db").exists()
+    assert result.stdout == ""
+
+
+def test_an_init_that_fails_after_creating_the_ledger_leaves_no_file_behind(cli, tmp_path, monkeypatch):
+    """Say the disk fills on init's first commit: the new file must not stay as an empty ledger that
+    every later command would take for a real one."""
+    from portfolio_cli import services
+    from portfolio_cli.errors import StorageFailure
+
+    def fails_on_commit(session, *args):
+        assert session.ledger is not None  # the file is created here
+        raise StorageFailure("cannot write the ledger: the disk is full")
+
+    monkeypatch.setattr(services, "init_portfolio", fails_on_commit)
+    new = tmp_path / "new.db"
+    cli("init", "--db", str(new), code=6)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("new.db")) == []
+
+
+def test_paths_and_help_work_before_any_ledger_exists(cli, ledger_path):
+    assert cli.json("paths")["ledger"] == str(ledger_path)
+    cli("value", "--help")
+    assert not ledger_path.exists()
+    cli("init")  # the one command (with demo) that creates a ledger
+    assert ledger_path.exists()
+
+
 def test_settings_layering_file_then_env(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text(

@@ -161,5 +161,5 @@ def test_moving_to_isolated_past_the_liquidation_price_is_refused(cli, binance, 
     cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "20", "--cross")
     binance.prices["BTC/USDT"] = D(38000)  # isolated 20x would liquidate at 40000 × 0.95 / 0.996 = 38152.61
     result = cli("margin-mode", "1", "--isolated", code=1)
-    assert "liquidated at once" in result.stderr and "38152.61044177" in result.stderr
+    assert "liquidated at once" in result.stderr and "isolated liquidation price 38,152.61 USDT" in result.stderr
     assert ledger_rows(ledger_path, "margin_changes") == []

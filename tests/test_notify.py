@@ -164,7 +164,7 @@ def test_a_check_gap_is_sent_as_a_gap(cli, binance, webhook):
     stop_loss_hit(cli, binance)
     cli("value")
     binance.fail_always("500")
-    cli("check", "--quiet")
+    cli("check", "--quiet", code=13)
     [message] = webhook.messages
     assert message["title"] == "portfolio check (main): 1 gap"
     assert "no 1m candles for BTC/USDT from" in message["message"]

@@ -134,7 +134,7 @@ def test_terminal_report_shows_every_section(traded):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--period", "2w"), "Invalid value for '--period': Value error, '2w' is not one of '7d', '30d', '90d', 'ytd'"),
+        (("--period", "2w"), "Invalid value for '--period': '2w' is not one of '7d', '30d', '90d', 'ytd'"),
         (("--period", "7d", "--from", "2026-01-01"), "give either --period or --from/--to"),
         (("--json", "--csv"), "give either --json or --csv"),
         (("--from", "2026-02-01", "--to", "2026-01-01"), "--from 2026-02-01 is after --to 2026-01-01"),
@@ -284,4 +284,25 @@ def test_without_snapshots_the_report_reckons_from_the_records_and_a_live_valuat
     assert r["metrics"]["total_return"] == pytest.approx(189.9 / 10000)
     assert r["trades"]["count"] == 1 and D(r["trades"]["largest_win"]) == D("91.9")
     assert sum(D(row["pnl"]) for row in r["attribution"]["asset"]) == D(pnl["total"])
-    assert any("figures come from the records" in note for note in r["notes"])
+    assert any("figures run from the records" in note for note in r["notes"])
+
+
+def test_with_one_snapshot_history_and_report_tie_out(cli, binance):
+    """One snapshot and none before it: `history` measures its row from the portfolio's start, as
+    `report` does, and `report` ends at that snapshot, as `history` shows it. (History once showed
+    no return and a total of 0 % while the report, valued live, said 0.96 %.)"""
+    cli("init")  # 10,000 USDT
+    cli("open", "BTC/USDT", "--qty", "0.1")  # at 40,000, fee 4
+    binance.prices["BTC/USDT"] = D("41000")  # +100 unrealized
+    cli("snapshot")  # equity 9,996 + 100 = 10,096
+    binance.prices["BTC/USDT"] = D("45000")  # after the snapshot: in neither
+    history = cli.json("history")
+    report = cli.json("report")
+    [row] = history["daily"]
+    assert D(row["equity"]) == D(report["equity"]["end"]) == D("10096")
+    assert D(row["pnl"]) == D(report["pnl"]["total"]) == D(96)  # 10,096 − 10,000 deposited
+    assert row["return_pct"] == pytest.approx(0.96)
+    assert row["cumulative_return_pct"] == pytest.approx(report["metrics"]["total_return"] * 100)
+    assert report["metrics"]["total_return"] == pytest.approx(96 / 10000)
+    shown = cli("history").stdout
+    assert "time-weighted return 0.96 %" in shown and "96.00" in shown

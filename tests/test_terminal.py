@@ -212,6 +212,11 @@ def test_json_has_no_exponent_zeros(cli):
     out = cli("value", "--offline", "--json").stdout
     assert "E-" not in out and "E+" not in out
     assert json.loads(out)["valuation"]["unrealized_pnl"] == "0.00000000"
+    cli("snapshot", "--offline")
+    for args in (["report", "--json"], ["report", "--csv"], ["history", "--json"], ["trades", "--json"]):
+        out = cli(*args, "--offline").stdout if args[0] == "report" else cli(*args).stdout
+        assert not re.search(r"\dE[-+]\d", out), (args, out)
+    assert json.loads(cli("report", "--json", "--offline").stdout)["pnl"]["realized"] == "0.00000000"
 
 
 # What value shows
@@ -305,7 +310,7 @@ def test_watch_on_a_pipe_writes_one_json_line_per_refresh_and_stops_on_sigterm(c
             _, err = watcher.communicate(timeout=20)
         finally:
             watcher.kill()
-    assert watcher.returncode == 0, err
+    assert watcher.returncode == 143, err  # 128 + SIGTERM, as documented
     assert D(first["valuation"]["positions"][0]["mark"]) == 40000
     assert first["valuation"]["positions"][0]["change_24h_pct"] == "2.5"
     assert later["updated_at"] > first["updated_at"]
@@ -328,7 +333,7 @@ def test_watch_on_a_pipe_writes_frames_with_warnings_inside(cli, binance):
             _, err = watcher.communicate(timeout=20)
         finally:
             watcher.kill()
-    assert watcher.returncode == 0, err
+    assert watcher.returncode == 130, err  # Ctrl-C, as documented
     text = "".join(frame)
     assert "Updated " in text and "every 1 s" in text
     assert "stale since" in text
@@ -383,15 +388,21 @@ def test_watch_in_a_terminal_redraws_the_frame_as_the_price_moves(cli, binance):
                 break
             if select.select([master], [], [], 0.25)[0]:
                 try:
-                    os.read(master, 65536)
+                    screen += os.read(master, 65536)
                 except OSError:
                     break
         try:
             watcher.wait(timeout=20)
+            while select.select([master], [], [], 0.5)[0]:  # what it wrote as it left
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:
+                    break
         finally:
             watcher.kill()  # never leave it running, whatever happened
             os.close(master)
-    assert watcher.returncode == 0
+    assert watcher.returncode == 130  # Ctrl-C in the terminal, as documented
+    assert b"\x1b[?1049l" in screen  # the terminal's own screen is back
     assert last > first
 
 
@@ -500,6 +511,67 @@ def test_value_at_a_past_moment_offline_uses_the_last_fill_then(cli):
     [position] = cli.json("value", "--at", "2026-02-05", "--offline")["valuation"]["positions"]
     assert D(position["mark"]) == 150
     assert "last fill, 18 d" in cli("value", "--at", "2026-02-28T12:00", "--offline").stdout
+
+
+# Messages: figures through the one formatter, never a raw Decimal
+
+RAW_DECIMAL = re.compile(r"\d\.\d{9,}|\dE[-+]?\d|\.\d\d\d*0{3,}(?!\d)")  # 34 digits, 0E-8, 65000.00000000
+
+
+@pytest.mark.parametrize(
+    "args, shown",
+    [
+        # 0.15 USDT at 0.0523 × 40,000 = 2,092 USDT per ETH: 0.0000717017208413001912045889101338 ETH
+        (["open", "ETH/BTC", "--notional", "0.15"], "0.0000717 ETH/BTC is below the minimum of 0.0001"),
+        # 0.0001 × 0.0523 = 0.00000523 BTC, under Binance's 0.0001 BTC
+        (["open", "ETH/BTC", "--qty", "0.0001"], "= 0.00000523 BTC is below ETH/BTC's minimum of 0.0001 BTC"),
+        # free: 10,000 − 400 − 0.4 (BTC) − 50 − 0.05 (SOL's margin and fee) = 9,549.55; less 100,000
+        (["withdraw", "100000"], "at -90,450.45 USDT (free now: 9,549.55 USDT)"),
+        (["close", "1", "--qty", "5"], "cannot close 5 BTC/USDT: only 0.01 is open"),
+        (["add-margin", "2", "1000000"], "adding 1,000,000.00 USDT needs free margin, only 9,"),
+    ],
+)
+def test_messages_write_figures_as_the_tables_do(cli, binance, args, shown):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")  # 400 USDT, fee 0.4
+    cli("open", "SOL/USDT", "--qty", "1", "--leverage", "2")  # 50 USDT of margin, fee 0.1
+    binance.prices["ETH/BTC"] = D("0.0523")
+    result = cli(*args, code=None)
+    assert result.exit_code in (1, 2), result.stdout
+    assert shown in result.stderr
+    assert not RAW_DECIMAL.search(result.stderr), result.stderr
+
+
+def test_check_messages_write_funding_and_closes_as_the_tables_do(cli, binance, monkeypatch):
+    cli("init", "--at", (datetime.now(UTC) - timedelta(hours=30)).isoformat())
+    at = (datetime.now(UTC) - timedelta(hours=20)).isoformat()
+    cli("open", "ETH/USDT", "--qty", "1", "--leverage", "2", "--price", "2000", "--stop-loss", "1000", "--at", at)
+    monkeypatch.setenv("PORTFOLIO_TRADING__FUNDING_RATE", "0.0003")
+    report = json.loads(cli("check", "--offline", "--price", "ETH/USDT=2000", "--json", code=None).stdout)
+    messages = [e["message"] for p in report["portfolios"] for e in p["events"]]
+    assert any("paid 0.6 USDT funding (rate 0.0003, configured)" in m for m in messages), messages
+    assert not any(RAW_DECIMAL.search(m) for m in messages), messages
+
+
+def test_every_table_shows_prices_to_the_markets_tick(cli, binance, monkeypatch):
+    """ETH/BTC ticks in 0.00001 BTC and BTC/USDT in 0.01 USDT (the fake's ticks are Binance's): every
+    table writes a price to its market's tick, as `open` does, not by the significant-digit rule."""
+    monkeypatch.setenv("COLUMNS", "200")
+    cli("init", "--balance", "100000")
+    cli("open", "ETH/BTC", "--qty", "1")  # at 0.05 BTC
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "5", "--stop-loss", "35000.5")
+    binance.prices["ETH/BTC"] = D("0.0523")
+    for args in (["value"], ["positions"], ["trades"], ["value", "--offline"]):
+        shown = cli(*args).stdout
+        assert "0.05000" in shown and "40,000.00" in shown, (args, shown)
+    assert "0.05230" in cli("value").stdout  # the mark
+    assert "35,000.50" in cli("value").stdout  # the stop, in the levels table
+    margin = cli("margin").stdout
+    liquidation = D(cli.json("margin")["account"]["positions"][0]["liquidation_price"])
+    assert "40,000.00" in margin and price(liquidation, D("0.01")) in margin  # entry, liquidation to the tick
+    closed = cli("close", "1").stdout
+    assert "0.05000" in closed and "0.05230" in closed
+    assert "0.05230" in cli("trades").stdout  # the exit
 
 
 def test_a_margin_position_offline_is_marked_at_its_last_fill(cli):

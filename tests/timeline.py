@@ -49,6 +49,9 @@ class PathSource:
         self._log("rules")
         return None
 
+    def ticks(self) -> dict[str, Decimal]:
+        return {}  # no request: nothing to log
+
     def price_at(self, symbol: str, at: datetime) -> Quote:
         self._log("price_at")
         minute = floor_time(at, "1m")
@@ -102,7 +105,7 @@ def session_for(
     settings = _settings(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PORTFOLIO_"))))
     paths = resolve_paths(ledger, None, settings.ledger)
     warn = warnings.append if warnings is not None else (lambda message: None)
-    return Session(settings, paths, command, clock=clock, source=source, warn=warn)
+    return Session(settings, paths, command, clock=clock, source=source, warn=warn, creates_ledger=True)
 
 
 def run(ledger: Path, source: PathSource, clock: Callable[[], datetime], command: str, use_case, *args, **kwargs):

@@ -22,18 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from portfolio_cli.engine.fees import fee_rate
 from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
+from portfolio_cli.paths import ENV_BINANCE_URL, ENV_PREFIX  # the environment's names live with the paths
 
 if TYPE_CHECKING:
     from portfolio_cli.engine.margin import AccountRules
-
-APP_NAME = "portfolio-cli"
-ENV_PREFIX = "PORTFOLIO_"
-# Environment variables with a meaning of their own rather than a config key.
-ENV_HOME = "PORTFOLIO_HOME"
-ENV_DB = "PORTFOLIO_DB"
-ENV_CONFIG = "PORTFOLIO_CONFIG"
-ENV_PORTFOLIO = "PORTFOLIO_NAME"
-ENV_BINANCE_URL = "PORTFOLIO_BINANCE_URL"
 
 Rate = Annotated[Decimal, Field(ge=0, lt=1)]
 

@@ -24,7 +24,8 @@ class ExitCode(IntEnum):
     INCOMPLETE = 13  # committed, but a day, symbol or candle window could not be processed (named on stderr)
     NOT_NOTIFIED = 14  # committed, but a notification could not be sent
     INTERNAL = 70  # a bug: one line, "this is a bug", and the path of the saved traceback
-    ABORTED = 130  # interrupted (Ctrl-C) or a prompt was aborted
+    ABORTED = 130  # interrupted (Ctrl-C, SIGINT) or a prompt was aborted
+    TERMINATED = 143  # stopped by SIGTERM (`value --watch`)
 
 
 class PortfolioError(Exception):

@@ -72,6 +72,8 @@ def qty(value: Decimal | None, step: Decimal | None = None) -> str:
     """A quantity as recorded, with thousands separators; padded to the lot step's decimals."""
     if value is None:
         return NA
+    if value.as_tuple().exponent < -MAX_PLACES:  # type: ignore[operator]
+        value = _places(value, MAX_PLACES)  # a computed quantity (notional / price): the ledger's places
     shown = _grouped(value.normalize() if value else Decimal(0))
     if step is not None and step > 0:
         places = max(0, -step.normalize().as_tuple().exponent)  # type: ignore[operator]

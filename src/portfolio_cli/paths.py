@@ -11,7 +11,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from portfolio_cli.config import APP_NAME, ENV_CONFIG, ENV_DB, ENV_HOME
+APP_NAME = "portfolio-cli"
+ENV_PREFIX = "PORTFOLIO_"
+# Environment variables with a meaning of their own rather than a config key.
+ENV_HOME = "PORTFOLIO_HOME"
+ENV_DB = "PORTFOLIO_DB"
+ENV_CONFIG = "PORTFOLIO_CONFIG"
+ENV_PORTFOLIO = "PORTFOLIO_NAME"
+ENV_BINANCE_URL = "PORTFOLIO_BINANCE_URL"
 
 
 def user_dir() -> Path:
@@ -27,6 +34,7 @@ class Paths:
     ledger: Path
     config: Path | None
     cache: Path
+    data: Path  # the user directory: the default ledger, demo.db, config.toml, the cache
 
 
 def config_path(option: Path | None) -> Path | None:
@@ -48,4 +56,5 @@ def resolve_paths(db_option: Path | None, config_file: Path | None, config_ledge
         ledger = config_ledger
     else:
         ledger = user_dir() / "ledger.db"
-    return Paths(ledger=ledger.expanduser().absolute(), config=config_file, cache=user_dir() / "cache")
+    home = user_dir()
+    return Paths(ledger=ledger.expanduser().absolute(), config=config_file, cache=home / "cache", data=home)

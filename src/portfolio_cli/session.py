@@ -11,7 +11,7 @@ from pathlib import Path
 
 from portfolio_cli.config import Settings, load_settings
 from portfolio_cli.engine.records import Candle
-from portfolio_cli.errors import LedgerFailure
+from portfolio_cli.errors import LedgerFailure, NotFound
 from portfolio_cli.ledger import Ledger, open_ledger
 from portfolio_cli.paths import Paths, config_path, resolve_paths
 from portfolio_cli.prices import PriceSource
@@ -39,6 +39,8 @@ class Session:
     sleep: Callable[[float], None] = field(default_factory=lambda: pause)
     warn: Callable[[str], None] = lambda message: None
     source: PriceSource | None = None
+    creates_ledger: bool = False  # only `init`, `import` and `demo` make a new ledger file; the others need one
+    created_ledger: bool = False  # this command made the ledger file (removed again if the command fails)
     _ledger: Ledger | None = None
     _book: PriceBook | None = None
     # What a command could not process (a symbol, a portfolio): it still commits, and exits 13.
@@ -54,17 +56,33 @@ class Session:
         config: Path | None = None,
         offline: bool = False,
         warn: Callable[[str], None] = lambda message: None,
+        creates_ledger: bool = False,
     ) -> Session:
         config_file = config_path(config)
         settings = load_settings(config_file)
         paths = resolve_paths(db, config_file, settings.ledger)
-        return cls(settings, paths, command, offline, warn=warn)
+        return cls(settings, paths, command, offline, warn=warn, creates_ledger=creates_ledger)
 
     @property
     def ledger(self) -> Ledger:
+        """The ledger, opened on first use. A missing file is an error, not a new empty ledger (a
+        mistyped ``--db`` would otherwise hide every record), except for the commands that create one."""
         if self._ledger is None:
+            new = not self._ledger_file_exists()
+            if new and not self.creates_ledger:
+                raise NotFound(f"no ledger at {self.paths.ledger}; `portfolio init` creates one")
             self._ledger = open_ledger(self.paths.ledger)
+            self.created_ledger = new
         return self._ledger
+
+    def has_ledger(self) -> bool:
+        return self._ledger is not None or self.creates_ledger or self._ledger_file_exists()
+
+    def _ledger_file_exists(self) -> bool:
+        try:
+            return self.paths.ledger.exists()
+        except OSError:  # a name too long, say: no ledger there (opening it says why, for init)
+            return False
 
     @property
     def prices(self) -> PriceBook:
@@ -107,7 +125,7 @@ class Session:
         """Write the quotes and candles this command fetched to the ledger's cache. A cache is best
         effort: this runs after the command's own transaction has committed, so failing to write it
         (a full disk, say) is a warning, never a failure of the command."""
-        if self._fetched or self._fetched_candles:
+        if (self._fetched or self._fetched_candles) and self.has_ledger():
             try:
                 with self.ledger.transaction(self.command, self.clock()):
                     self.ledger.save_quotes(self._fetched, self.clock())
@@ -138,3 +156,12 @@ class Session:
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+
+    def discard_new_ledger(self) -> None:
+        """After a failed command that created the ledger file: remove it, so a refused `init` or
+        `import` leaves no empty ledger behind for the next command to mistake for a real one."""
+        if self.created_ledger:
+            self.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.paths.ledger}{suffix}").unlink(missing_ok=True)
+            self.created_ledger = False

@@ -19,6 +19,13 @@ def printable(text: str) -> str:
     return _HIDDEN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def safe(text: str) -> str:
+    """User text inside rich markup: control characters escaped (``printable``), markup escaped."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
 def hidden_character(text: str) -> str | None:
     """The first character of ``text`` that must not reach a terminal, escaped; None if there is none."""
     found = _HIDDEN.search(text)

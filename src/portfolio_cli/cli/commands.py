@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from portfolio_cli import __version__, render, services
+from portfolio_cli import __version__, services
 from portfolio_cli.choices import TradeStatus
 from portfolio_cli.cli.exits import ExitCodes
 from portfolio_cli.cli.support import (
@@ -29,8 +29,7 @@ from portfolio_cli.cli.support import (
     stdout,
 )
 from portfolio_cli.engine.records import Kind, MarginMode, Side
-from portfolio_cli.engine.valuation import PositionValue
-from portfolio_cli.errors import InvalidInput
+from portfolio_cli.errors import ExitCode, InvalidInput
 
 app = typer.Typer(
     cls=ExitCodes,
@@ -75,7 +74,9 @@ def init(
 
     Example: [bold]portfolio init momentum --balance 25000[/]
     """
-    with running(command_line(), db, config) as session:
+    from portfolio_cli import render
+
+    with running(command_line(), db, config, creates_ledger=True) as session:
         result = services.init_portfolio(
             session, name or session.settings.default_portfolio, amount(balance, "--balance"), parse_at(at)
         )
@@ -99,6 +100,8 @@ def portfolios(
 
     Example: [bold]portfolio portfolios[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config) as session:
         rows = services.list_portfolios(session)
         if json:
@@ -118,6 +121,8 @@ def _cash(
     prices,
     json: bool,
 ) -> None:
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         move = services.deposit if kind == "deposit" else services.withdraw
@@ -208,6 +213,8 @@ def open_(
     Examples: [bold]portfolio open BTC/USDT --qty 0.05[/] ·
     [bold]portfolio open ETH/USDT --notional 2000 --leverage 5 --short --stop-loss 3900[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         fill_price, overrides = split_prices(prices, allow_bare=True)
         session.overrides.update(overrides)
@@ -272,6 +279,8 @@ def close(
     Examples: [bold]portfolio close 7[/] · [bold]portfolio close BTC/USDT --pct 50[/] ·
     [bold]portfolio close ETH/USDT --side short[/] · [bold]portfolio close --all[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         exit_price, overrides = split_prices(prices, allow_bare=not every)
         session.overrides.update(overrides)
@@ -300,7 +309,7 @@ def close(
             )
         if json:
             return print_json(result)
-        stdout.print(render.close_view(result))
+        stdout.print(render.close_view(result, ticks=session.prices.ticks()))
         stdout.print(
             f"Realized PnL {render.money(result.realized_pnl)} USDT gross, fees {render.money(result.fees)} USDT, "
             f"net {render.money(result.net_pnl)} USDT"
@@ -328,6 +337,8 @@ def trades(
     Examples: [bold]portfolio trades --status closed --symbol BTC/USDT --from 2026-01-01[/] ·
     [bold]portfolio trades --costs[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config) as session:
         rows = services.list_trades(
             session,
@@ -340,7 +351,7 @@ def trades(
         )
         if json:
             return print_json(rows, list[services.TradeRow])
-        stdout.print(render.trades_table(rows, costs=costs) if rows else "No trades")
+        stdout.print(render.trades_table(rows, costs=costs, ticks=session.prices.ticks()) if rows else "No trades")
 
 
 @app.command()
@@ -357,15 +368,21 @@ def positions(
 
     Examples: [bold]portfolio positions --offline[/] · [bold]portfolio positions --at 2026-03-01[/]
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         result = services.value(session, portfolio_name(session, portfolio), aggregate=True, at=parse_at(at))
         if json:
+            from portfolio_cli.engine.valuation import PositionValue
+
             return print_json(list(result.valuation.positions), list[PositionValue])
         if not result.valuation.positions:
             return stdout.print("No open positions" + (f" at {result.as_of:%Y-%m-%d %H:%M} UTC" if at else ""))
         title = f"Positions at {result.as_of:%Y-%m-%d %H:%M} UTC" if at else "Positions"
-        stdout.print(render.positions_table(result.valuation.positions, result.as_of, title=title))
+        stdout.print(
+            render.positions_table(result.valuation.positions, result.as_of, title=title, ticks=session.prices.ticks())
+        )
         for line in render.trailing_lines(result):
             stdout.print(line)
 
@@ -388,12 +405,16 @@ def value(
     db: DbOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
-) -> None:
+) -> ExitCode | None:
     """Where you stand: equity, cash, margin and every open position at current prices.
 
     Examples: [bold]portfolio value[/] · [bold]portfolio value --watch -n 5[/] ·
     [bold]portfolio value --offline --json[/] · [bold]portfolio value --at 2026-03-01T12:00[/]
+
+    --watch ends with exit code 130 on Ctrl-C (SIGINT) and 143 on SIGTERM.
     """
+    from portfolio_cli import render
+
     with running(command_line(), db, config, offline) as session:
         session.overrides.update(split_prices(prices, allow_bare=False)[1])
         name = portfolio_name(session, portfolio)
@@ -406,9 +427,11 @@ def value(
             return watch_value(session, name, interval, json, stdout)
         result = services.value(session, name, at=moment)
         if json:
-            return print_json(result)
-        note = f" at {render.moment(moment)}" if moment else ""
-        stdout.print(render.value_view(result, title_note=note))
+            print_json(result)
+        else:
+            note = f" at {render.moment(moment)}" if moment else ""
+            stdout.print(render.value_view(result, title_note=note, ticks=session.prices.ticks()))
+    return ExitCode.OK
 
 
 @app.command()
@@ -418,7 +441,7 @@ def paths(
     config: ConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show which ledger, config file and cache directory are in use.
+    """Show which ledger, config file, data directory and cache directory are in use.
 
     Example: [bold]portfolio paths[/]
     """
@@ -426,6 +449,7 @@ def paths(
         found = {
             "ledger": str(session.paths.ledger),
             "config": str(session.paths.config) if session.paths.config else None,
+            "data": str(session.paths.data),
             "cache": str(session.paths.cache),
         }
         from portfolio_cli.services.notify import destinations_of
@@ -450,9 +474,10 @@ def demo(
     It uses its own ledger (demo.db in the data directory), rebuilt on every run.
     Example: [bold]portfolio demo[/]
     """
+    from portfolio_cli import render
     from portfolio_cli.demo import demo_ledger, run_demo
 
-    with running(command_line()) as session:
+    with running(command_line(), creates_ledger=True) as session:
         result, history, as_of = run_demo(session)
         if json:
             return print_json(result)

@@ -9,6 +9,7 @@ terminal, whether or not the command remembered to catch anything itself.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -44,8 +45,7 @@ class ExitCodes(TyperGroup):
             outcome = exc.exit_code
         except ClickError as exc:
             command = getattr(getattr(exc, "ctx", None), "command_path", "portfolio")
-            message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
-            _error(f"{message} (see: {command} --help)")
+            _error(f"{usage_message(exc.format_message())} (see: {command} --help)")  # type: ignore[attr-defined]
             outcome = ExitCode.USAGE
         except typer.Abort:
             _error("aborted")
@@ -54,6 +54,15 @@ class ExitCodes(TyperGroup):
             _error(bug_line(exc))
             outcome = ExitCode.INTERNAL
         sys.exit(int(outcome or ExitCode.OK))
+
+
+# Typer checks choices and paths through pydantic, whose messages begin with the error's kind.
+VALIDATION_PREFIX = re.compile(r"\b(?:Value error|Assertion failed), ")
+
+
+def usage_message(text: str) -> str:
+    """A usage error as one line: no pydantic prefix, no full stop before the hint that follows."""
+    return VALIDATION_PREFIX.sub("", " ".join(text.split())).rstrip(".")
 
 
 def _error(message: str) -> None:

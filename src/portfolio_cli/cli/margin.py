@@ -55,7 +55,7 @@ def margin(
         report = margin_report(session, portfolio_name(session, portfolio))
         if json:
             return print_json(report, MarginReport)
-        stdout.print(margin_view(report))
+        stdout.print(margin_view(report, ticks=session.prices.ticks()))
 
 
 def _change_margin(trade_id: int, value: str, sign: int, portfolio, offline, prices, db, config, json) -> None:
@@ -68,7 +68,7 @@ def _change_margin(trade_id: int, value: str, sign: int, portfolio, offline, pri
         update = change_isolated_margin(session, portfolio_name(session, portfolio), trade_id, change)
         if json:
             return print_json(update)
-        stdout.print(margin_update_view(update))
+        stdout.print(margin_update_view(update, session.prices.ticks()))
 
 
 @app.command("add-margin")
@@ -138,7 +138,7 @@ def margin_mode(
         update = switch_margin_mode(session, portfolio_name(session, portfolio), trade_id, mode)
         if json:
             return print_json(update)
-        stdout.print(margin_update_view(update))
+        stdout.print(margin_update_view(update, session.prices.ticks()))
 
 
 @app.command()
@@ -180,7 +180,7 @@ def size(
         )
         if json:
             return print_json(result)
-        stdout.print(size_view(result))
+        stdout.print(size_view(result, session.prices.ticks()))
 
 
 @app.command()
@@ -201,10 +201,11 @@ def check(
     the time and price they happened, from 1-minute or hourly candles.
 
     Exit codes: 0 nothing to report · 10 margin level below 200 % · 11 below 150 % ·
-    12 a position was closed · 14 booked, but a notification could not be sent.
+    12 a position was closed · 13 booked, but candles were missing for a window (named on stderr) ·
+    14 booked, but a notification could not be sent.
     Example (crontab): [bold]*/5 * * * * portfolio check --quiet[/]
     """
-    from portfolio_cli.render.margin import check_view
+    from portfolio_cli.render.margin import check_view, gap_lines
     from portfolio_cli.services.check import CheckResult, run_check
     from portfolio_cli.services.notify import after_check
 
@@ -221,5 +222,7 @@ def check(
             view = check_view(result, quiet)
             if view is not None:
                 stdout.print(view)
+        for line in gap_lines(result):  # named on stderr as incomplete: exit 13
+            session.left_out(line)
         sent = notified(after_check(session, result))
     return result.outcome if sent else ExitCode.NOT_NOTIFIED

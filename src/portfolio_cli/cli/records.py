@@ -104,7 +104,7 @@ def import_(
     """
     from portfolio_cli.services.importing import ImportResult, import_trades
 
-    with running(command_line(), db, config, offline) as session:
+    with running(command_line(), db, config, offline, creates_ledger=True) as session:  # a restore into a new file
         with progress_bar() as progress:
             result = import_trades(session, file, portfolio_name(session, portfolio), progress, allow_unknown)
         if json:

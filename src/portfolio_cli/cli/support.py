@@ -13,15 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, overload
 import typer
 from rich.console import Console
 
-from portfolio_cli.config import ENV_PORTFOLIO
 from portfolio_cli.errors import ExitCode, InvalidInput
 from portfolio_cli.money import parse_positive
-from portfolio_cli.render import safe
-from portfolio_cli.session import Session
-from portfolio_cli.text import printable
+from portfolio_cli.paths import ENV_PORTFOLIO
+from portfolio_cli.text import printable, safe
 
 if TYPE_CHECKING:
     from portfolio_cli.services.delivery import Delivery
+    from portfolio_cli.session import Session
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -75,13 +74,22 @@ def running(
     db: Path | None = None,
     config: Path | None = None,
     offline: bool = False,
+    creates_ledger: bool = False,
 ) -> Iterator[Session]:
     """A session for one command, closed however the command ends; the quotes and candles it fetched
-    are cached only when it succeeds. (A failure becomes its exit code in ``cli.exits``.)"""
-    session = Session.create(command, db=db, config=config, offline=offline, warn=warn)
+    are cached only when it succeeds. (A failure becomes its exit code in ``cli.exits``.) Only a
+    command that ``creates_ledger`` may make a new ledger file (removed again if the command fails);
+    the others exit 4 when it is missing."""
+    from portfolio_cli.session import Session  # the config, the ledger: not needed for --help
+
+    session = Session.create(command, db=db, config=config, offline=offline, warn=warn, creates_ledger=creates_ledger)
     try:
-        yield session
-        session.keep_fetched_quotes()
+        try:
+            yield session
+            session.keep_fetched_quotes()
+        except BaseException:
+            session.discard_new_ledger()  # a failed init or import leaves no empty ledger behind
+            raise
         if session.incomplete:  # committed, but something could not be processed: named, exit 13
             for message in session.incomplete:
                 stderr.print(f"incomplete: {printable(message)}", markup=False, highlight=False, soft_wrap=True)

@@ -15,15 +15,28 @@ from contextlib import contextmanager
 from rich.console import Console
 
 from portfolio_cli import render, services
-from portfolio_cli.errors import PortfolioError
+from portfolio_cli.errors import ExitCode, PortfolioError
 from portfolio_cli.session import Session
+
+# The exit code of a watch stopped by each signal: 128 + the signal's number, as a shell reports it.
+STOPPED_BY = {signal.SIGINT: ExitCode.ABORTED, signal.SIGTERM: ExitCode.TERMINATED}
+
+
+class _Stop(threading.Event):
+    """Set by SIGINT or SIGTERM; remembers which, for the exit code."""
+
+    code = ExitCode.ABORTED
+
+    def by(self, signum: int, _frame: object) -> None:
+        self.code = STOPPED_BY[signal.Signals(signum)]
+        self.set()
 
 
 @contextmanager
-def _stopped_by_signals() -> Iterator[threading.Event]:
+def _stopped_by_signals() -> Iterator[_Stop]:
     """An event set by SIGINT or SIGTERM (the previous handlers come back afterwards)."""
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop.by) for sig in STOPPED_BY}
     try:
         yield stop
     finally:
@@ -31,7 +44,8 @@ def _stopped_by_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def watch(session: Session, name: str, interval: float, as_json: bool, console: Console) -> None:
+def watch(session: Session, name: str, interval: float, as_json: bool, console: Console) -> ExitCode:
+    """Refresh until a signal stops it; the exit code says which (130 Ctrl-C, 143 SIGTERM)."""
     warnings: list[str] = []
     session.warn = warnings.append  # into the frame, not across it on stderr
     last: services.PortfolioValue | None = None
@@ -56,18 +70,24 @@ def watch(session: Session, name: str, interval: float, as_json: bool, console: 
                 while not stop.is_set():
                     result = refresh()
                     if result is not None:
-                        live.update(render.watch_view(result, session.clock(), interval, warnings), refresh=True)
+                        live.update(
+                            render.watch_view(result, session.clock(), interval, warnings, session.prices.ticks()),
+                            refresh=True,
+                        )
                     stop.wait(interval)
-            return
+            return stop.code
         while not stop.is_set():
             result = refresh()
             if result is not None:
                 if as_json:
                     _json_line(result, session, warnings)
                 else:
-                    console.print(render.watch_view(result, session.clock(), interval, warnings))
+                    console.print(
+                        render.watch_view(result, session.clock(), interval, warnings, session.prices.ticks())
+                    )
                     console.file.flush()
             stop.wait(interval)
+    return stop.code
 
 
 def _json_line(result: services.PortfolioValue, session: Session, warnings: list[str]) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot
-from portfolio_cli.engine.symbols import base_of
+from portfolio_cli.engine.symbols import base_of, quote_of
 from portfolio_cli.money import HUNDRED, ZERO, pct_of, round_down_to_step
 
 
@@ -52,7 +53,7 @@ def conform_qty(qty: Decimal, price: Decimal, rules: MarketRules) -> Conformed |
     if conformed <= 0 or (rules.min_qty is not None and conformed < rules.min_qty):
         return Refusal(
             "exchange minimum quantity",
-            f"{qty} {rules.symbol} is below the minimum of {rules.min_qty or rules.amount_step}",
+            f"{fmt.qty(qty)} {rules.symbol} is below the minimum of {fmt.qty(rules.min_qty or rules.amount_step)}",
         )
     if rules.max_market_qty and conformed > rules.max_market_qty:
         return Refusal(
@@ -61,10 +62,12 @@ def conform_qty(qty: Decimal, price: Decimal, rules: MarketRules) -> Conformed |
             f"{rules.max_market_qty.normalize():f} (MARKET_LOT_SIZE)",
         )
     notional = conformed * price
+    quote = quote_of(rules.symbol)
     if rules.min_notional is not None and notional < rules.min_notional:
         return Refusal(
             "exchange minimum notional",
-            f"{conformed} × {price} = {notional} is below {rules.symbol}'s minimum of {rules.min_notional}",
+            f"{fmt.qty(conformed)} × {fmt.price(price, rules.price_step)} = {fmt.qty(notional)} {quote} is below "
+            f"{rules.symbol}'s minimum of {fmt.qty(rules.min_notional)} {quote}",
         )
     return Conformed(conformed, qty if conformed != qty else None)
 
@@ -147,7 +150,8 @@ def check_open(check: TradeCheck, limits: RiskLimits) -> list[Refusal]:
             Refusal(
                 "minimum position size",
                 f"notional {usdt(check.notional)} USDT is below {usdt(floor)} USDT "
-                f"(the larger of {limits.min_notional_usdt} USDT and {limits.min_notional_equity_pct}% of equity)",
+                f"(the larger of {usdt(limits.min_notional_usdt)} USDT and "
+                f"{fmt.pct(limits.min_notional_equity_pct)}% of equity)",
                 "risk.min_notional_usdt / risk.min_notional_equity_pct",
             )
         )
@@ -214,7 +218,7 @@ def check_open(check: TradeCheck, limits: RiskLimits) -> list[Refusal]:
         refusals.append(
             Refusal(
                 "minimum margin level",
-                f"margin level would be {level:.2f}%, below {limits.min_margin_level_pct}%",
+                f"margin level would be {fmt.pct(level)}%, below {fmt.pct(limits.min_margin_level_pct)}%",
                 "risk.min_margin_level_pct",
             )
         )
@@ -243,4 +247,4 @@ def margin_level_after(check: TradeCheck) -> Decimal | None:
 
 def usdt(value: Decimal) -> str:
     """Figures in a refusal: two places, rounded half up."""
-    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+    return fmt.money(value)

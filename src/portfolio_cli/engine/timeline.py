@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.brackets import Brackets
 from portfolio_cli.engine.history import records_at
@@ -110,7 +111,7 @@ def free_margin_conflict(
         if now_free < 0 <= free_margin_at(before, need.at, marks, brackets):
             return (
                 f"it would leave {need.what} without the free margin it needed "
-                f"(free margin then would be {now_free} USDT)"
+                f"(free margin then would be {fmt.money(now_free)} USDT)"
             )
     return None
 

@@ -30,6 +30,10 @@ class PriceSource(Protocol):
         """The pair's trading rules, or None when they cannot be known (offline without a cache)."""
         ...
 
+    def ticks(self) -> dict[str, Decimal]:
+        """Each market's price tick, as far as it is known without a request (for showing prices)."""
+        ...
+
     def price_at(self, symbol: str, at: datetime) -> Quote:
         """The price at a past moment (the open of the minute containing ``at``)."""
         ...

@@ -195,6 +195,13 @@ class BinanceSource:
             price_step=_decimal((market.get("precision") or {}).get("price")),
         )
 
+    def ticks(self) -> dict[str, Decimal]:
+        """From the markets this command loaded, else the cached list however old (ticks rarely
+        change): never a request, so a command that prices nothing stays off the network."""
+        markets = self._markets if self._markets is not None else self._read_markets_cache(ignore_age=True) or {}
+        found = {s: _decimal((m.get("precision") or {}).get("price")) for s, m in markets.items()}
+        return {s: tick for s, tick in found.items() if tick}
+
     # USDⓈ-M perpetuals
 
     def futures_rules(self, symbol: str) -> MarketRules | None:

@@ -239,6 +239,10 @@ class PriceBook:
             return self.marks([pair])[pair].price
         return self.price_at(pair, at).price
 
+    def ticks(self) -> dict[str, Decimal]:
+        """The price tick of each market known without a request: prices are shown to it."""
+        return self.source.ticks()
+
     def rules(self, symbol: str) -> MarketRules | None:
         """The pair's trading rules; None when they cannot be known (offline or Binance unreachable, with
         no markets list cached): the caller says what goes unchecked. NotFound for an unknown pair."""

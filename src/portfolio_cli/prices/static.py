@@ -33,6 +33,9 @@ class StaticSource:
     def rules(self, symbol: str) -> MarketRules | None:
         return self._rules.get(symbol)
 
+    def ticks(self) -> dict[str, Decimal]:
+        return {s: r.price_step for s, r in self._rules.items() if r.price_step}
+
     def price_at(self, symbol: str, at: datetime) -> Quote:
         raise PriceUnavailable(
             f"no price for {symbol} at {at:%Y-%m-%d %H:%M} UTC in the {self.name} prices; pass --price"

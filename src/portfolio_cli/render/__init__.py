@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -18,17 +18,16 @@ from portfolio_cli.formatting import NA as NA  # re-exported: the render modules
 from portfolio_cli.formatting import age, day, duration, leverage, moment, money, pct, price, qty
 from portfolio_cli.render.fit import FitTable
 from portfolio_cli.text import printable
+from portfolio_cli.text import safe as safe  # re-exported: the render modules import it from here
 
 if TYPE_CHECKING:
     from portfolio_cli.services import CloseResult, Fill, PortfolioSummary, PortfolioValue, TradeRow
 
 
-def safe(text: str) -> str:
-    """User text inside rich markup: control characters escaped (``printable``), markup escaped."""
-    return escape(printable(text))
-
-
 number = qty  # quantities: as recorded, see formatting.qty
+
+Ticks = Mapping[str, Decimal]  # each symbol's price tick, where its market is known
+NO_TICKS: Ticks = MappingProxyType({})
 
 
 def signed(value: Decimal | None, text: str | None = None) -> Text:
@@ -71,7 +70,7 @@ def margin_state_text(state: str, level: Decimal | None) -> Text:
     return Text(shown, style=MARGIN_STYLE.get(state, ""))
 
 
-def value_view(result: PortfolioValue, title_note: str = "") -> Group:
+def value_view(result: PortfolioValue, title_note: str = "", ticks: Ticks = NO_TICKS) -> Group:
     v = result.valuation
     summary = FitTable(title=f"Portfolio {safe(result.portfolio)}{title_note}", show_header=False, box=None)
     summary.add_column("figure")
@@ -101,9 +100,13 @@ def value_view(result: PortfolioValue, title_note: str = "") -> Group:
     state = Text.assemble("Margin level: ", margin_state_text(str(result.margin_state), v.margin_level_pct))
     if not v.positions:
         return Group(summary, state, Text("\nNo open positions"))
-    parts: list = [summary, state, positions_table(v.positions, result.as_of, show_price=not result.levels)]
+    parts: list = [
+        summary,
+        state,
+        positions_table(v.positions, result.as_of, show_price=not result.levels, ticks=ticks),
+    ]
     if result.levels:
-        parts.append(levels_table(result))
+        parts.append(levels_table(result, ticks=ticks))
     for lv in result.levels:
         if lv.crossed is None:
             continue
@@ -128,11 +131,13 @@ def trailing_lines(result: PortfolioValue) -> list[Text]:
     ]
 
 
-def _level(level: Decimal | None, distance: Decimal | None) -> str:
-    return "" if level is None else f"{price(level)} ({pct(distance)}%)"
+def _level(level: Decimal | None, distance: Decimal | None, tick: Decimal | None) -> str:
+    return "" if level is None else f"{price(level, tick)} ({pct(distance)}%)"
 
 
-def levels_table(result: PortfolioValue, title: str = "Levels (distance from the mark)") -> Table:
+def levels_table(
+    result: PortfolioValue, title: str = "Levels (distance from the mark)", ticks: Ticks = NO_TICKS
+) -> Table:
     positions = {p.trade_id: p for p in result.valuation.positions}
     trailing = any(lv.trailing_stop is not None for lv in result.levels)
     table = FitTable(title=title, box=box.SIMPLE_HEAD, drop=("open for", "take-profit", "stop"))
@@ -142,14 +147,16 @@ def levels_table(result: PortfolioValue, title: str = "Levels (distance from the
     add_numeric_columns(table, "open for", "price")
     for lv in result.levels:
         p = positions[lv.trade_id]
-        trail = (_level(lv.trailing_stop, lv.trailing_distance_pct),) if trailing else ()
+        tick = ticks.get(p.symbol)
+        trail = (_level(lv.trailing_stop, lv.trailing_distance_pct, tick),) if trailing else ()
         table.add_row(
             str(lv.trade_id),
             safe(p.symbol),
-            _level(lv.liquidation_price, lv.liquidation_distance_pct) or ("none" if p.kind == "margin" else "spot"),
-            _level(lv.stop_loss, lv.stop_distance_pct),
+            _level(lv.liquidation_price, lv.liquidation_distance_pct, tick)
+            or ("none" if p.kind == "margin" else "spot"),
+            _level(lv.stop_loss, lv.stop_distance_pct, tick),
             *trail,
-            _level(lv.take_profit, lv.take_profit_distance_pct),
+            _level(lv.take_profit, lv.take_profit_distance_pct, tick),
             duration((result.as_of - lv.opened_at).total_seconds()),
             Text(
                 price_label(p.price_source, p.price_at, result.as_of, p.price_stale),
@@ -160,7 +167,11 @@ def levels_table(result: PortfolioValue, title: str = "Levels (distance from the
 
 
 def positions_table(
-    positions: Sequence[PositionValue], now: datetime, title: str = "Open positions", show_price: bool = True
+    positions: Sequence[PositionValue],
+    now: datetime,
+    title: str = "Open positions",
+    show_price: bool = True,
+    ticks: Ticks = NO_TICKS,
 ) -> Table:
     stale = any(p.price_stale for p in positions)
     caption = "value and uPnL in USDT" + ("; * stale: the exchange could not be reached" if stale else "")
@@ -189,8 +200,11 @@ def positions_table(
             safe(p.symbol),
             p.side,
             number(p.qty),
-            price(p.entry),
-            Text(price(p.mark) + ("*" if p.price_stale else ""), style="yellow" if p.price_stale else ""),
+            price(p.entry, ticks.get(p.symbol)),
+            Text(
+                price(p.mark, ticks.get(p.symbol)) + ("*" if p.price_stale else ""),
+                style="yellow" if p.price_stale else "",
+            ),
             money(p.value),
             signed(p.unrealized_pnl),
             signed(p.unrealized_pnl_pct, pct(p.unrealized_pnl_pct)),
@@ -230,7 +244,7 @@ def fill_view(fill: Fill) -> Group:
     return Group(heading, table)
 
 
-def close_view(result: CloseResult) -> Table:
+def close_view(result: CloseResult, ticks: Ticks = NO_TICKS) -> Table:
     table = FitTable(
         title=f"Closed at {moment(result.at)}",
         box=box.SIMPLE_HEAD,
@@ -245,8 +259,8 @@ def close_view(result: CloseResult) -> Table:
             str(s.trade_id),
             safe(s.symbol),
             number(s.qty),
-            price(s.entry),
-            price(s.exit),
+            price(s.entry, ticks.get(s.symbol)),
+            price(s.exit, ticks.get(s.symbol)),
             signed(s.realized_pnl),
             money(s.entry_fee + s.exit_fee),
             signed(s.net_pnl),
@@ -259,7 +273,7 @@ def close_view(result: CloseResult) -> Table:
     return table
 
 
-def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
+def trades_table(rows: Sequence[TradeRow], costs: bool = False, ticks: Ticks = NO_TICKS) -> Table:
     """One row per trade; ``costs`` splits its costs into trading fees, liquidation and funding."""
     caption = (
         "USDT · gross: realized PnL of the closed part · fees: its trading fees (its share of the entry fee "
@@ -289,16 +303,16 @@ def trades_table(rows: Sequence[TradeRow], costs: bool = False) -> Table:
     for r in rows:
         side = f"{r.side} " + (f"{r.leverage}x" if r.kind == "margin" else "spot")
         lead = (str(r.id), day(r.opened_at), safe(r.symbol), side, r.status)
-        table.add_row(*lead, *(_cost_cells(r) if costs else _fill_cells(r)))
+        table.add_row(*lead, *(_cost_cells(r) if costs else _fill_cells(r, ticks.get(r.symbol))))
     return table
 
 
-def _fill_cells(r: TradeRow) -> tuple:
+def _fill_cells(r: TradeRow, tick: Decimal | None) -> tuple:
     qty = number(r.qty) if r.status != "partial" else f"{number(r.open_qty)}/{number(r.qty)}"
     return (
         qty,
-        price(r.entry),
-        price(r.exit) if r.exit is not None else "",
+        price(r.entry, tick),
+        price(r.exit, tick) if r.exit is not None else "",
         signed(r.net_pnl) if r.status != "open" else "",
         money(r.fees),
         safe(r.strategy or ""),
@@ -333,7 +347,9 @@ def portfolios_table(rows: Sequence[PortfolioSummary]) -> Table:
     return table
 
 
-def watch_view(result: PortfolioValue, updated: datetime, interval: float, warnings: Sequence[str]) -> Group:
+def watch_view(
+    result: PortfolioValue, updated: datetime, interval: float, warnings: Sequence[str], ticks: Ticks = NO_TICKS
+) -> Group:
     """One frame of ``value --watch``: when it was drawn, how often, the value view, and the warnings
     of this refresh inside the frame (a stale price is also marked in its row)."""
     header = Text.assemble(
@@ -342,4 +358,4 @@ def watch_view(result: PortfolioValue, updated: datetime, interval: float, warni
         f" · every {duration(interval)} · Ctrl-C to stop",
     )
     lines = [Text(f"warning: {printable(w)}", style="yellow") for w in warnings]
-    return Group(header, value_view(result), *lines)
+    return Group(header, value_view(result, ticks=ticks), *lines)

@@ -10,7 +10,7 @@ from rich.text import Text
 from portfolio_cli.engine.margin import MarginState
 from portfolio_cli.formatting import leverage, moment
 from portfolio_cli.money import ZERO
-from portfolio_cli.render import money, number, pct, price, safe, signed
+from portfolio_cli.render import NO_TICKS, Ticks, money, number, pct, price, safe, signed
 from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.check import CheckResult
 from portfolio_cli.services.margin import MarginReport, MarginUpdate, PositionSize
@@ -28,7 +28,7 @@ def state_text(state: MarginState) -> Text:
     return Text(str(state), style=STATE_STYLE[state])
 
 
-def margin_view(report: MarginReport) -> Group:
+def margin_view(report: MarginReport, ticks: Ticks = NO_TICKS) -> Group:
     a = report.account
     summary = FitTable(title=f"Margin — {safe(report.portfolio)}", show_header=False, box=None)
     summary.add_column("figure")
@@ -64,12 +64,12 @@ def margin_view(report: MarginReport) -> Group:
                 p.mode + ("*" if p.mode == "cross" else ""),
                 leverage(p.leverage),
                 number(p.qty),
-                price(p.entry),
-                price(p.mark),
+                price(p.entry, ticks.get(p.symbol)),
+                price(p.mark, ticks.get(p.symbol)),
                 money(p.margin),
                 money(p.maintenance_margin),
                 signed(p.unrealized_pnl),
-                price(p.liquidation_price),
+                price(p.liquidation_price, ticks.get(p.symbol)),
                 pct(p.distance_pct),
             )
         if any(p.mode == "cross" for p in a.positions):
@@ -101,21 +101,22 @@ def stress_table(report: MarginReport) -> Table:
     return table
 
 
-def margin_update_view(update: MarginUpdate) -> str:
-    liq = price(update.liquidation_price)
+def margin_update_view(update: MarginUpdate, ticks: Ticks = NO_TICKS) -> str:
+    liq = price(update.liquidation_price, ticks.get(update.symbol))
     return (
         f"Trade {update.trade_id} {update.symbol}: {update.mode} margin {money(update.margin)} USDT "
         f"(added {money(update.added_margin)}), liquidation price {liq}; free margin {money(update.free_margin)} USDT"
     )
 
 
-def size_view(size: PositionSize) -> Group:
+def size_view(size: PositionSize, ticks: Ticks = NO_TICKS) -> Group:
     what = f"{size.side} {size.kind}" + (f" {size.leverage}x" if size.kind == "margin" else "")
     heading = Text(f"Position size for {what} {size.symbol}: {number(size.qty)}", style="bold")
     table = FitTable(show_header=False, box=None)
     table.add_column("field")
     table.add_column("value", justify="right")
-    table.add_row("Entry / stop", f"{price(size.entry)} / {price(size.stop)}")
+    tick = ticks.get(size.symbol)
+    table.add_row("Entry / stop", f"{price(size.entry, tick)} / {price(size.stop, tick)}")
     table.add_row("Notional", f"{money(size.notional)} USDT")
     table.add_row("Margin", f"{money(size.margin)} USDT")
     table.add_row("Loss at the stop", f"{money(size.risk)} USDT of equity {money(size.equity)}")
@@ -129,15 +130,20 @@ def size_view(size: PositionSize) -> Group:
     return Group(heading, table, caps)
 
 
+def gap_lines(result: CheckResult) -> list[str]:
+    """Each window ``check`` could not replay (its symbol, timeframe and minutes), one line each."""
+    return [f"{e.portfolio}: {e.message}" for c in result.portfolios for e in c.events if e.kind == "gap"]
+
+
 def check_view(result: CheckResult, quiet: bool) -> Group | None:
-    """Notable events (closes, margin warnings, gaps) line by line; funding, being routine, as one
-    total per portfolio. ``quiet`` prints the notable events only, so cron mails only when one
-    happened."""
+    """Notable events (closes, margin warnings) line by line; funding, being routine, as one total
+    per portfolio. ``quiet`` prints the notable events only, so cron mails only when one happened.
+    Gaps are not here: they go to stderr (``gap_lines``) with exit 13."""
     lines: list = []
     for c in result.portfolios:
         for e in c.events:
-            if e.kind != "funding":
-                style = "yellow" if e.kind in {"gap", "warning"} else "bold red"
+            if e.kind not in {"funding", "gap"}:
+                style = "yellow" if e.kind == "warning" else "bold red"
                 lines.append(Text(f"{moment(e.at)} {e.portfolio}: {e.kind}: {e.message}", style=style))
     if quiet:
         return Group(*lines) if lines else None

@@ -18,7 +18,7 @@ from rich.text import Text
 from portfolio_cli.engine.history import Every
 from portfolio_cli.engine.metrics import Episode, Performance, PeriodReturn, Undefined
 from portfolio_cli.engine.trades import BREAKDOWN_KEYS, Breakdown, Contribution, TradeStats
-from portfolio_cli.formatting import moment
+from portfolio_cli.formatting import json_value, moment
 from portfolio_cli.render import NA, add_numeric_columns, money, safe, signed
 from portfolio_cli.render.charts import line_chart
 from portfolio_cli.render.fit import FitTable
@@ -386,7 +386,7 @@ class Reasons:
             self.why[path] = value.why
             return None
         if isinstance(value, Decimal):
-            return str(value)
+            return fixed(value)
         if isinstance(value, timedelta):
             return value.total_seconds()
         return value
@@ -412,8 +412,8 @@ def report_json(report: Report) -> dict[str, Any]:
         b = report.benchmark
         benchmark = {
             "symbol": b.symbol,
-            "start_equity": str(b.start_equity),
-            "end_equity": str(b.end_equity),
+            "start_equity": fixed(b.start_equity),
+            "end_equity": fixed(b.end_equity),
             "metrics": performance_json(b.performance, "benchmark.metrics", value),
             "excess_return": value("benchmark.excess_return", b.excess_return),
             "alpha": value("benchmark.alpha", b.alpha),
@@ -446,16 +446,16 @@ def report_json(report: Report) -> dict[str, Any]:
         "equity": {
             "start": _str(report.start_equity),
             "end": _str(report.end_equity),
-            "deposits": str(report.deposits),
-            "withdrawals": str(report.withdrawals),
+            "deposits": fixed(report.deposits),
+            "withdrawals": fixed(report.withdrawals),
         },
         "pnl": {
-            "realized": str(report.realized_pnl),
-            "fees": str(report.fees),
-            "funding": str(report.funding),
-            "unrealized_change": str(report.unrealized_change),
-            "unrealized_open": str(report.unrealized_pnl),
-            "total": str(report.total_pnl),
+            "realized": fixed(report.realized_pnl),
+            "fees": fixed(report.fees),
+            "funding": fixed(report.funding),
+            "unrealized_change": fixed(report.unrealized_change),
+            "unrealized_open": fixed(report.unrealized_pnl),
+            "total": fixed(report.total_pnl),
         },
         "metrics": performance_json(report.performance, "metrics", value),
         "rolling": {
@@ -478,7 +478,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "side": _contributions(report.attribution.by_side),
         },
         "benchmark": benchmark,
-        "cash_flows": [{"at": f.at, "kind": f.kind.value, "amount": str(f.amount)} for f in report.transfers],
+        "cash_flows": [{"at": f.at, "kind": f.kind.value, "amount": fixed(f.amount)} for f in report.transfers],
         "notes": report.notes,
         "undefined": value.why,
     }
@@ -556,7 +556,7 @@ def _breakdown_json(row: Breakdown, path: str, value: Reasons) -> dict[str, Any]
         "name": row.name,
         "count": row.count,
         "win_rate": row.win_rate,
-        "net_pnl": str(row.net_pnl),
+        "net_pnl": fixed(row.net_pnl),
         "profit_factor": value(f"{path}.profit_factor", row.profit_factor),
         "average_holding_seconds": row.average_holding.total_seconds(),
     }
@@ -567,7 +567,7 @@ def _period_json(period: PeriodReturn, every: Every) -> dict[str, Any]:
 
 
 def _contributions(rows: list[Contribution]) -> list[dict[str, Any]]:
-    return [{"name": r.name, "trades": r.trades, "pnl": str(r.pnl)} for r in rows]
+    return [{"name": r.name, "trades": r.trades, "pnl": fixed(r.pnl)} for r in rows]
 
 
 def _cell(value: Any) -> str:
@@ -577,6 +577,8 @@ def _cell(value: Any) -> str:
         return " ".join(map(str, value))
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, Decimal):
+        return fixed(value)
     return str(value)
 
 
@@ -584,5 +586,10 @@ def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
+def fixed(value: Decimal) -> str:
+    """A decimal in JSON and CSV: fixed point, exact (``0.00000000``, never ``0E-8``)."""
+    return str(json_value(value))
+
+
 def _str(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else fixed(value)

@@ -123,6 +123,8 @@ def run_check(
 def _outcome(checks: tuple[PortfolioCheck, ...]) -> ExitCode:
     kinds = {e.kind for c in checks for e in c.events}
     states = {c.state for c in checks}
+    if "gap" in kinds:
+        return ExitCode.INCOMPLETE  # committed, but a window was checked at the current price only (wins, for cron)
     if kinds & CLOSE_EVENTS:
         return ExitCode.POSITION_CLOSED
     if states & {MarginState.ALERT, MarginState.CRITICAL}:
@@ -262,8 +264,8 @@ def _fetch(
             first_gap = min(first_gap or series.gaps[0], series.gaps[0])
             why = f": {series.failure}" if series.failure else " (offline)" if book.offline else ""
             gaps.append(
-                f"no {timeframe} candles for {symbol} from {series.gaps[0]:%Y-%m-%d %H:%M} to "
-                f"{series.gaps[-1]:%Y-%m-%d %H:%M} UTC{why}; those minutes were checked at the current price only"
+                f"no {timeframe} candles for {symbol} from {fmt.moment(series.gaps[0])} to "
+                f"{fmt.moment(series.gaps[-1])}{why}; those minutes were checked at the current price only"
             )
     rates: dict[str, dict[datetime, FundingRate]] = {}
     fallback: set[str] = set()
@@ -298,6 +300,7 @@ class _Replay:
         self.events: list[CheckEvent] = []
         self.level: Decimal | None = None
         self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
+        self.ticks = session.prices.ticks()  # prices in messages are shown to the market's tick
         self.best: dict[tuple[int, datetime], Decimal] = dict(market.trailed)  # each trailing stop's best price
 
     def _reload(self) -> None:
@@ -371,13 +374,14 @@ class _Replay:
                 current = self.market.marks.get(perpetual_of(t.symbol)) or self.market.marks.get(t.symbol)
                 mark = current.price if current is not None else t.price
             amount = funding_payment(t.side, qty, mark, rate)
-            note = f"funding rate {rate} ({source}) at mark {mark}"
+            note = f"funding rate {fmt.exact(rate)} ({source}) at mark {fmt.price(mark, self.ticks.get(t.symbol))}"
             self._book_entry(funding_entry(t.id, amount, moment, note))
             verb = "received" if amount >= 0 else "paid"
             self._event(
                 moment,
                 "funding",
-                f"trade {t.id} {t.symbol} {verb} {abs(amount)} USDT funding (rate {rate}, {source})",
+                f"trade {t.id} {t.symbol} {verb} {fmt.exact(abs(amount))} USDT funding "
+                f"(rate {fmt.exact(rate)}, {source})",
                 trade_id=t.id,
                 symbol=t.symbol,
                 price=mark,
@@ -557,7 +561,8 @@ class _Replay:
         self._event(
             moment,
             reason.value,
-            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at {fmt.price(price)} "
+            f"trade {t.id} {t.side} {t.symbol} closed by {reason.value.replace('_', ' ')} at "
+            f"{fmt.price(price, self.ticks.get(t.symbol))} "
             f"({how}), net PnL {fmt.money(net)} USDT",
             trade_id=t.id,
             symbol=t.symbol,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.booking import booking, margin_entry
 from portfolio_cli.engine.margin import AccountMargin, StressRow, assess_margin, isolated_liquidation_price, stress_test
 from portfolio_cli.engine.records import Kind, MarginChange, MarginMode, Side
@@ -89,12 +90,13 @@ def change_isolated_margin(session: Session, name: str, trade_id: int, amount: D
         valuation = valuation_of(session, portfolio, marks, live=False)
         if amount > valuation.free_margin:
             raise RuleRefused(
-                f"refused by free margin: adding {amount} USDT needs free margin, only {valuation.free_margin} is free"
+                f"refused by free margin: adding {fmt.money(amount)} USDT needs free margin, "
+                f"only {fmt.money(valuation.free_margin)} USDT is free"
             )
         if -amount > lot.added_margin:
             raise RuleRefused(
-                f"only the {lot.added_margin} USDT added to trade {trade_id} can be removed; "
-                f"its initial margin ({q8(lot.initial_margin)} USDT) stays"
+                f"only the {fmt.money(lot.added_margin)} USDT added to trade {trade_id} can be removed; "
+                f"its initial margin ({fmt.money(lot.initial_margin)} USDT) stays"
             )
         session.ledger.book(portfolio, booking([margin_entry(MarginChange(0, trade_id, session.clock(), amount))]))
     return _update(session, portfolio, name, trade_id, marks)
@@ -118,8 +120,8 @@ def switch_margin_mode(session: Session, name: str, trade_id: int, mode: MarginM
             mark = mark_of(t.symbol, t.kind, marks).price_usdt
             if first_trigger(t.side, mark, mark, mark, liquidation=liq) is not None:
                 raise RuleRefused(
-                    f"trade {trade_id} would be liquidated at once in isolated margin: mark {mark}, "
-                    f"isolated liquidation price {liq}"
+                    f"trade {trade_id} would be liquidated at once in isolated margin: mark {fmt.price(mark)} USDT, "
+                    f"isolated liquidation price {fmt.price(liq)} USDT"
                 )
         released = -lot.added_margin if mode is MarginMode.CROSS else ZERO
         change = MarginChange(0, trade_id, session.clock(), released, mode)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.booking import booking, transfer_entry
 from portfolio_cli.engine.records import CashFlow, FlowKind
 from portfolio_cli.engine.timeline import free_margin_at
@@ -140,8 +141,8 @@ def _move_cash(
         when = f"at {moment:%Y-%m-%d %H:%M} UTC" if then is not None else "now"
         if free is not None and amount > free:
             raise RuleRefused(
-                f"refused by free margin: withdrawing {amount} USDT would leave free margin at "
-                f"{free - amount} USDT (free {when}: {free} USDT)"
+                f"refused by free margin: withdrawing {fmt.money(amount)} USDT would leave free margin at "
+                f"{fmt.money(free - amount)} USDT (free {when}: {fmt.money(free)} USDT)"
             )
         if later is not None:
             raise RuleRefused(f"refused: a withdrawal at {moment:%Y-%m-%d %H:%M} UTC breaks a later record: {later}")

@@ -25,7 +25,6 @@ from portfolio_cli.engine.history import (
     history_rows,
     is_provisional,
     net_deposits,
-    snapshot_of,
 )
 from portfolio_cli.engine.metrics import (
     DailyEquity,
@@ -57,10 +56,8 @@ from portfolio_cli.engine.trades import (
     exposure_time,
     trade_stats,
 )
-from portfolio_cli.engine.valuation import value_portfolio
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
-from portfolio_cli.services.common import brackets_of, records_of
-from portfolio_cli.services.history import range_snapshots
+from portfolio_cli.services.history import range_snapshots, range_start, valued_at
 from portfolio_cli.session import Session
 
 PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90, "1y": 365}
@@ -166,17 +163,20 @@ def report(
                 f"no snapshot of {since - timedelta(1)}, where the range starts: it starts at the end of {first.day}"
             )
     else:
-        # Too few snapshots for a daily series: the range's two ends valued from the records instead.
-        start = max(day_start(since), portfolio.created_at) if since else portfolio.created_at
-        end = max(start, min(now, day_end(until)) if until else now)
+        # Too few snapshots for a daily series: the range starts at the records valued at its start;
+        # it ends at its one snapshot (the figures `history` shows for it), else at the records now.
+        start = range_start(portfolio, since)
+        only = snapshots[0] if taken == 1 and (since is None or snapshots[0].day >= since) else None
+        end = only.taken_at if only else max(start, min(now, day_end(until)) if until else now)
+        ends = f"the snapshot of {only.day}" if only else f"{end:%Y-%m-%d %H:%M} UTC"
         notes.append(
-            f"{taken} daily snapshot(s) in the range: its figures come from the records valued at "
-            f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC; daily statistics need two snapshots "
-            "(`portfolio snapshot`)"
+            f"{taken} daily snapshot(s) in the range: its figures run from the records valued at "
+            f"{start:%Y-%m-%d %H:%M} UTC to {ends}; daily statistics need two snapshots (`portfolio snapshot`)"
         )
     provisional = [s.day for s in snapshots if s.day < now.date() and is_provisional(s)]
     if not series:
-        first, last = (_valued_at(session, portfolio, moment, now) for moment in (start, end))
+        first = valued_at(session, portfolio, start, now)
+        last = _with_positions(session, portfolio, only) if only else valued_at(session, portfolio, end, now)
         snapshots = [first] if start == end else [first, last]
     if provisional:
         notes.append(
@@ -256,16 +256,6 @@ def report(
 def _days(days: list[date]) -> str:
     shown = ", ".join(str(d) for d in days[:5])
     return shown + (f" and {len(days) - 5} more" if len(days) > 5 else "")
-
-
-def _valued_at(session: Session, portfolio: Portfolio, moment: datetime, now: datetime) -> Snapshot:
-    """The portfolio as it stood at ``moment``, as a snapshot would hold it: the records up to then,
-    valued at that moment's prices (now: live, else cached quotes; before: candles)."""
-    lots, flows = records_of(session.ledger, portfolio).at(moment)
-    symbols = {lot.trade.symbol for lot in lots if lot.is_open}
-    marks = session.prices.marks(symbols) if moment >= now else session.prices.marks_at(symbols, moment)
-    brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
-    return snapshot_of(portfolio.id, moment.date(), moment, False, value_portfolio(flows, lots, marks, brackets))
 
 
 def _with_positions(session: Session, portfolio: Portfolio, snapshot: Snapshot) -> Snapshot:

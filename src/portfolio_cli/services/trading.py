@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot, fee_for, fill_price, initial_margin
 from portfolio_cli.engine.booking import booking, close_entry, close_lots, open_entry
 from portfolio_cli.engine.fills import BookTooThin, walk_book
@@ -158,8 +159,8 @@ def open_trade(session: Session, name: str, req: OpenRequest) -> Fill:
             raise RuleRefused(str(conformed))
         qty, rounded_from = conformed.qty, conformed.rounded_from
         if rounded_from is not None and req.qty is not None:
-            step = rules.amount_step.normalize() if rules.amount_step else "unknown"
-            session.warn(f"quantity {rounded_from} rounded down to {qty} (lot step {step})")
+            step = fmt.qty(rules.amount_step) if rules.amount_step else "unknown"
+            session.warn(f"quantity {fmt.qty(rounded_from)} rounded down to {fmt.qty(qty)} (lot step {step})")
     if req.price is not None or backdated:
         fill = reference
     else:
@@ -428,7 +429,7 @@ def _close_plan(
     symbol, side, kind = lots[0].trade.symbol, lots[0].trade.side, lots[0].trade.kind
     open_total = sum((lot.open_qty for lot in lots), ZERO)
     if qty is not None and qty > open_total:
-        raise InvalidInput(f"cannot close {qty} {symbol}: only {open_total.normalize()} is open")
+        raise InvalidInput(f"cannot close {fmt.qty(qty)} {symbol}: only {fmt.qty(open_total)} is open")
 
     book = session.prices
     if price is not None and not backdated:
@@ -453,8 +454,8 @@ def _close_plan(
             stepped = round_down_to_step(wanted, rules.amount_step)
             if stepped != wanted:
                 session.warn(
-                    f"quantity {q8(wanted).normalize()} rounded down to {stepped.normalize()} "
-                    f"(lot step {rules.amount_step.normalize()})"
+                    f"quantity {fmt.qty(wanted)} rounded down to {fmt.qty(stepped)} "
+                    f"(lot step {fmt.qty(rules.amount_step)})"
                 )
             wanted = stepped
         if q8(wanted) <= 0:

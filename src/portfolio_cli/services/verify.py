@@ -103,7 +103,7 @@ def _check_trades(
         fees = trade.fee + charged.get(trade.id, ZERO)
         if paid.get(trade.id, ZERO) != fees:
             paid_fees = exact(paid.get(trade.id, ZERO))
-            found.append(Difference(portfolio.name, name, f"fee flows {paid_fees}, fills {exact(fees)}"))
+            found.append(Difference(portfolio.name, name, f"fee flows {exact(paid_fees)}, fills {exact(fees)}"))
         if realized.get(trade.id, ZERO) != booked.get(trade.id, ZERO):
             found.append(
                 Difference(
