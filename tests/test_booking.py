@@ -146,3 +146,41 @@ def test_a_position_opened_between_the_fetch_and_the_lock_is_not_priced_under_th
     source.requests.clear()
     run(db, source, source.clock, command, use_case, *args)
     assert source.requests and [r for r in source.requests if r[1]] == []
+
+
+def test_a_live_open_committed_after_a_later_snapshot_leaves_no_snapshot_without_it(tmp_path, monkeypatch):
+    """The race of cron and a trader: ``open`` takes its moment, then fetches prices; meanwhile a
+    ``snapshot`` a minute later commits first, without the trade. The open, dated before it, drops
+    that snapshot and rebuilds it: the day's snapshot holds the position, and verify finds nothing."""
+    from portfolio_cli.services.verify import verify
+
+    moment = [T0 + timedelta(days=2)]
+    source = PathSource(lambda s, t: D(600), lambda: moment[0])
+    db = tmp_path / "l.db"
+
+    def clock() -> datetime:
+        return moment[0]
+
+    run(db, source, clock, "init", portfolios.init_portfolio, "fund", D(10000), T0)
+    run(db, source, clock, "snapshot", snapshots.take_snapshots, ["fund"])
+    opened_at = moment[0]
+
+    def cron_snapshots_meanwhile(*args, **kwargs):
+        held = real(*args, **kwargs)
+        moment[0] = opened_at + timedelta(minutes=1)
+        run(db, source, clock, "snapshot", snapshots.take_snapshots, ["fund"])
+        return held
+
+    real = trading.marks_for  # the open's price fetch, after its moment is taken
+    monkeypatch.setattr(trading, "marks_for", cron_snapshots_meanwhile)
+    fill = run(db, source, clock, "open", trading.open_trade, "fund", trading.OpenRequest("BTC/USDT", qty=D("0.1")))
+    assert fill.at == opened_at
+    session = session_for(db, source, clock, "verify")
+    try:
+        report = verify(session)
+        [today] = [s for s in session.ledger.snapshots(session.ledger.portfolio("fund"), positions=True)
+                   if s.day == opened_at.date()]
+    finally:
+        session.close()
+    assert report.differences == [] and report.ok
+    assert today.taken_at > opened_at and [p.trade_id for p in today.positions] == [fill.trade_id]
