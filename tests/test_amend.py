@@ -16,8 +16,18 @@ CLOSED = 12
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
+_started: list[datetime] = []
+
+
+@pytest.fixture(autouse=True)
+def _one_clock_per_test():
+    """Every ``minute()`` of a test counts from the minute it started, so a test that crosses a minute
+    boundary still scripts and asserts the same candles."""
+    _started[:] = [datetime.now(UTC).replace(second=0, microsecond=0)]
+
+
 def minute(offset: int) -> datetime:
-    return datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=offset)
+    return _started[0] + timedelta(minutes=offset)
 
 
 def ms(moment: datetime) -> int:
