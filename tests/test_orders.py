@@ -204,3 +204,31 @@ def test_an_order_the_risk_rules_refuse_at_the_fill_is_cancelled_with_the_reason
     [ended] = cli.json("orders", "--all")
     assert ended["status"] == "cancelled" and "refused at the fill" in ended["reason"]
     assert D(cli.json("value")["valuation"]["free_margin"]) == D(10000)
+
+
+def test_a_backdated_open_may_not_take_the_margin_a_later_order_reserved(cli, btc):
+    """The order placed now needed its 3,900 free; a spot buy of 6,400 an hour ago would leave it 3,606.4."""
+    cli("init", "--balance", "10000", "--at", minute(-24 * 60).isoformat())
+    placed = cli.json("order", "BTC/USDT", "--limit", "39000", "--qty", "0.1", "--expires", "24h")
+    args = ("open", "BTC/USDT", "--qty", "0.16", "--price", "40000", "--at", minute(-60).isoformat())
+    refused = cli(*args, code=1)
+    assert f"order {placed['id']} (BTC/USDT, placed" in refused.stderr
+    assert "without the free margin it needed" in refused.stderr
+    assert cli.json("trades") == []
+    cli("open", "BTC/USDT", "--qty", "0.15", "--price", "40000", "--at", minute(-60).isoformat())  # leaves 94
+
+
+def test_free_margin_at_a_moment_holds_back_what_the_orders_open_then_reserve():
+    from portfolio_cli.engine.brackets import flat_table
+    from portfolio_cli.engine.records import CashFlow, FlowKind
+    from portfolio_cli.engine.timeline import Records, free_margin_at
+
+    deposit = CashFlow(1, FlowKind.DEPOSIT, D(10000), T0 - timedelta(days=1), None, None)
+    placed = order(Side.LONG, OrderType.LIMIT, "39000", 1, "3900")  # placed at T0
+    ended = OrderEnd(1, 1, T0 + timedelta(hours=1), OrderStatus.CANCELLED)
+    records = Records(flows=(deposit,), orders=(placed,), order_ends=(ended,))
+    def brackets(symbol):
+        return flat_table(symbol, D("0.004"))
+    assert free_margin_at(records, T0 - timedelta(seconds=1), {}, brackets) == D(10000)
+    assert free_margin_at(records, T0, {}, brackets) == D(6100)
+    assert free_margin_at(records, T0 + timedelta(hours=1), {}, brackets) == D(10000)

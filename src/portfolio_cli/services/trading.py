@@ -353,7 +353,7 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
         if backdated:
             lots, flows = history.at(at)
             lots = [lot for lot in lots if lot.is_open]
-            valuation = value_portfolio(flows, lots, marks, brackets)
+            valuation = value_portfolio(flows, lots, marks, brackets, reserved=history.reserved_at(at))
         else:
             lots = lots_of(session, portfolio)
             # a held symbol Binance does not list and nothing cached prices is left out (named, exit 13)
@@ -387,7 +387,7 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
             marks_after.setdefault(key, Mark(key, fill, fill_usdt, at, "fill"))
         lots_after, flows_after = after.at(at)
         open_after = [lot for lot in lots_after if lot.is_open]
-        valuation_after = value_portfolio(flows_after, open_after, marks_after, brackets)
+        valuation_after = value_portfolio(flows_after, open_after, marks_after, brackets, reserved=after.reserved_at(at))
         new_id = max(t.id for t in after.trades)
         session.discard_fetched()  # a dry run leaves the ledger byte for byte as it was: nothing is cached
         return _what_if(
