@@ -55,6 +55,7 @@ class Records:
         trades: Iterable[Trade] = (),
         closes: Iterable[Close] = (),
         flows: Iterable[CashFlow] = (),
+        orders: Iterable[Order] = (),
     ) -> Records:
         """These records with new ones added (a new trade is given a free id)."""
         new_id = max((t.id for t in self.trades), default=0) + 1
@@ -64,7 +65,11 @@ class Records:
                 t, new_id = replace(t, id=new_id), new_id + 1
             added.append(t)
         return replace(
-            self, trades=self.trades + tuple(added), closes=self.closes + tuple(closes), flows=self.flows + tuple(flows)
+            self,
+            trades=self.trades + tuple(added),
+            closes=self.closes + tuple(closes),
+            flows=self.flows + tuple(flows),
+            orders=self.orders + tuple(orders),
         )
 
 
