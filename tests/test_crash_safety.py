@@ -29,7 +29,7 @@ from portfolio_cli.ledger import open_ledger
 from test_snapshots import day
 
 LONG = os.environ.get("PORTFOLIO_LONG_TESTS") == "1"
-ROUNDS = 130 if LONG else 4  # long: over 500 kills in all
+ROUNDS = 150 if LONG else 4  # long: 750 runs, over 500 of them killed
 SEED = int(os.environ.get("PORTFOLIO_CRASH_SEED", "20261121"))
 TRADES = 300  # in the file a killed import brings in
 
