@@ -59,7 +59,6 @@ MAX_FILE_BYTES = 2 << 30
 MAX_JSON_DEPTH = 64  # an export nests 3 deep
 MAX_JSON_VALUE = 16 << 20  # characters of one record (or header value): an export's are a few hundred
 CHUNK_RECORDS = 5_000  # records read, checked and booked together
-IMPORT_CACHE_KIB = 64 << 10
 _READ = 1 << 20  # characters read at a time
 _BRACKETS = re.compile(r"[\[\]{}]")
 _NOT_SPACE = re.compile(r"[^ \t\n\r]")  # JSON's whitespace
@@ -118,9 +117,6 @@ def _import(
     with source:
         symbols = _Symbols(session, allow_unknown)  # before the transaction: it may fetch the markets list
         ledger = session.ledger
-        # A larger page cache for this connection (64 MiB, SQLite's default is 2): the indexes of a
-        # million rows written in one transaction otherwise spill to the log and are read back.
-        ledger.conn.execute(f"pragma cache_size = -{IMPORT_CACHE_KIB}")
         with ledger.transaction(session.command, session.clock()):
             importer = _Importer(session, path.name, name, symbols, keep_ids)
             for chunk in _chunks(source.records()):
