@@ -53,8 +53,11 @@ class Queries(Connection):
 
     # records
 
-    def cash_flows(self, portfolio: Portfolio) -> list[CashFlow]:
-        rows = self._rows("select * from cash_flows where portfolio_id = ? order by id", [portfolio.id])
+    def cash_flows(self, portfolio: Portfolio, after_id: int = 0) -> list[CashFlow]:
+        """The portfolio's cash flows in booking order; ``after_id`` reads only those booked after it."""
+        rows = self._rows(
+            "select * from cash_flows where portfolio_id = ? and id > ? order by id", [portfolio.id, after_id]
+        )
         return [rowmap.cash_flow(r) for r in rows]
 
     def trade_ids_taken(self, ids: list[int]) -> bool:
@@ -68,6 +71,16 @@ class Queries(Connection):
                 return True
         return False
 
+
+    def trades_by_id(self, ids: list[int]) -> dict[int, Trade]:
+        """The trades with these ids, asked in chunks like ``trade_ids_taken``."""
+        size = max(1, min(ID_CHUNK, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)))
+        found = {}
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            for row in self._rows(f"select * from trades where id in ({','.join('?' * len(chunk))})", chunk):
+                found[row["id"]] = rowmap.trade(row)
+        return found
 
     def trades(self, portfolio: Portfolio) -> list[Trade]:
         return [
