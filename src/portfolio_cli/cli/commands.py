@@ -134,7 +134,8 @@ def _cash(
         if json:
             return print_json(result)
         stdout.print(
-            f"{kind.capitalize()} {result.id} of {render.money(result.amount)} USDT recorded in {result.portfolio}: wallet "
+            f"{kind.capitalize()} {result.id} of {render.money(result.amount)} USDT recorded in {result.portfolio}: "
+            "wallet "
             f"{render.money(result.wallet_balance)} USDT, free margin {render.money(result.free_margin)} USDT"
         )
 

@@ -8,9 +8,11 @@ while no later record depends on the voided one:
 - a trade: no close of it (void the closes first), no funding booked on it, no margin change and no
   amendment of it (void those first), and no pending order it was filled from;
 - a close: no funding of its trade booked after it (that funding was paid on the quantity then open);
-- a margin change: no later margin change of its trade, and no liquidation or margin call of it
-  after it (both followed from its margin);
-- an amendment: no close of its trade at or after it (a close booked with the levels it set);
+- a margin change: no later margin change of its trade, no liquidation or margin call of it after
+  it (both followed from its margin), and no funding of it booked after it;
+- an amendment: no close of its trade at or after it (a close booked with the levels it set), and no
+  funding of it booked after it (without the amendment, the next replay could close the trade
+  before that funding);
 - any record: each later record that needed free margin (a trade opened, a withdrawal, margin
   added) still has it without the voided one — ``timeline.free_margin_conflict``, at those
   moments' prices, as for a record dated in the past.
@@ -105,6 +107,15 @@ def void_refusal(held: Held, kind: VoidKind, record: Voided) -> str | None:
                 "open: funding cannot be voided"
             )
         return None
+    if isinstance(record, MarginChange | Amendment):
+        what = "margin change" if isinstance(record, MarginChange) else "amendment"
+        funded = _funding_of(held, record.trade_id, after=record.at)
+        if funded:  # without it, the next replay could close the trade before that funding
+            return (
+                f"{what} {record.id} of trade {record.trade_id} is followed by funding of that trade "
+                f"(cash flow {funded[0].id} at {funded[0].at:{WHEN}} UTC), paid on the position as it stood: "
+                "funding cannot be voided"
+            )
     if isinstance(record, MarginChange):
         later = [m for m in held.margin_changes if m.trade_id == record.trade_id and m.at > record.at]
         if later:

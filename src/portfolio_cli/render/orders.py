@@ -97,7 +97,10 @@ def void_view(result: VoidResult) -> Group:
         lines.append(Text(f"  snapshots {would}rebuilt: {span} ({len(days)})"))
     if result.rewound_to is not None:
         lines.append(
-            Text(f"  check watermark {would}rewound to {result.rewound_to:%Y-%m-%d %H:%M} UTC: the next check replays from it")
+            Text(
+                f"  check watermark {would}rewound to {result.rewound_to:%Y-%m-%d %H:%M} UTC: "
+                "the next check replays from it"
+            )
         )
     return Group(*lines)
 
