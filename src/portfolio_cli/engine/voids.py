@@ -24,7 +24,7 @@ rebuilt and the check watermark rewinds to it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -35,6 +35,8 @@ from portfolio_cli.engine.records import (
     CloseReason,
     FlowKind,
     MarginChange,
+    Order,
+    OrderEnd,
     Trade,
     Void,
     VoidKind,
@@ -48,14 +50,20 @@ WHEN = "%Y-%m-%d %H:%M"
 
 @dataclass(frozen=True)
 class Held:
-    """A portfolio's live records, and the trades filled from a pending order (trade id → order id)."""
+    """A portfolio's live records, with its pending orders and their ends."""
 
     trades: Sequence[Trade] = ()
     closes: Sequence[Close] = ()
     flows: Sequence[CashFlow] = ()
     margin_changes: Sequence[MarginChange] = ()
     amendments: Sequence[Amendment] = ()
-    filled_from: Mapping[int, int] = field(default_factory=dict)
+    orders: Sequence[Order] = ()
+    order_ends: Sequence[OrderEnd] = ()
+
+    @property
+    def filled_from(self) -> Mapping[int, int]:
+        """The trades filled from a pending order: trade id → order id."""
+        return {e.trade_id: e.order_id for e in self.order_ends if e.trade_id is not None}
 
     def timeline(self, void: Void | None = None) -> Records:
         """The records as the timeline folds them; without what ``void`` takes out, if given."""
@@ -65,6 +73,8 @@ class Held:
             tuple(c for c in self.closes if ("close", c.id) not in gone),
             tuple(m for m in self.margin_changes if ("margin_change", m.id) not in gone),
             tuple(f for f in self.flows if ("cash_flow", f.id) not in gone),
+            tuple(self.orders),
+            tuple(self.order_ends),
         )
 
 

@@ -79,14 +79,14 @@ def parse_record(text: str) -> tuple[VoidKind, int]:
 
 def held_of(ledger: Ledger, portfolio: Portfolio) -> Held:
     """The portfolio's live records, as the void rules read them."""
-    filled = {e.trade_id: e.order_id for e in ledger.order_ends(portfolio) if e.trade_id is not None}
     return Held(
         ledger.trades(portfolio),
         ledger.closes(portfolio),
         ledger.cash_flows(portfolio),
         ledger.margin_changes(portfolio),
         ledger.amendments(portfolio),
-        filled,
+        ledger.orders(portfolio),
+        ledger.order_ends(portfolio),
     )
 
 
