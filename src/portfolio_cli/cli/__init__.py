@@ -37,6 +37,7 @@ MODULES = {
     "order": "orders",
     "orders": "orders",
     "cancel": "orders",
+    "void": "orders",
 }
 
 
