@@ -64,6 +64,10 @@ def test_the_dry_run_view_fits_the_terminal(cli, binance, monkeypatch, columns):
     assert "Dry run: long margin 3x isolated BTC/USDT would be booked; nothing booked" in out
     assert "Liquidation price" in out and "Margin level" in out and "minimum margin level" in out
     assert max(len(line) for line in out.splitlines()) <= int(columns)
+    ordered = cli("order", "BTC/USDT", "--stop-entry", "41000", "--qty", "0.01", "--leverage", "3", "--dry-run").stdout
+    assert "At its fill, were the market at 41,000.0" in " ".join(ordered.split()) and "taker fee" in ordered
+    assert "Liquidation price" in ordered and "…" not in ordered
+    assert max(len(line) for line in ordered.splitlines()) <= int(columns)
 
 
 def test_a_close_dry_run_books_nothing_and_matches_the_close(cli, binance, ledger_path):

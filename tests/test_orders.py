@@ -204,3 +204,95 @@ def test_an_order_the_risk_rules_refuse_at_the_fill_is_cancelled_with_the_reason
     [ended] = cli.json("orders", "--all")
     assert ended["status"] == "cancelled" and "refused at the fill" in ended["reason"]
     assert D(cli.json("value")["valuation"]["free_margin"]) == D(10000)
+
+
+def test_a_backdated_open_may_not_take_the_margin_a_later_order_reserved(cli, btc):
+    """The order placed now needed its 3,900 free; a spot buy of 6,400 an hour ago would leave it 3,606.4."""
+    cli("init", "--balance", "10000", "--at", minute(-24 * 60).isoformat())
+    placed = cli.json("order", "BTC/USDT", "--limit", "39000", "--qty", "0.1", "--expires", "24h")
+    args = ("open", "BTC/USDT", "--qty", "0.16", "--price", "40000", "--at", minute(-60).isoformat())
+    refused = cli(*args, code=1)
+    assert f"order {placed['id']} (BTC/USDT, placed" in refused.stderr
+    assert "without the free margin it needed" in refused.stderr
+    assert cli.json("trades") == []
+    cli("open", "BTC/USDT", "--qty", "0.15", "--price", "40000", "--at", minute(-60).isoformat())  # leaves 94
+
+
+def test_free_margin_at_a_moment_holds_back_what_the_orders_open_then_reserve():
+    from portfolio_cli.engine.brackets import flat_table
+    from portfolio_cli.engine.records import CashFlow, FlowKind
+    from portfolio_cli.engine.timeline import Records, free_margin_at
+
+    deposit = CashFlow(1, FlowKind.DEPOSIT, D(10000), T0 - timedelta(days=1), None, None)
+    placed = order(Side.LONG, OrderType.LIMIT, "39000", 1, "3900")  # placed at T0
+    ended = OrderEnd(1, 1, T0 + timedelta(hours=1), OrderStatus.CANCELLED)
+    records = Records(flows=(deposit,), orders=(placed,), order_ends=(ended,))
+    def brackets(symbol):
+        return flat_table(symbol, D("0.004"))
+    assert free_margin_at(records, T0 - timedelta(seconds=1), {}, brackets) == D(10000)
+    assert free_margin_at(records, T0, {}, brackets) == D(6100)
+    assert free_margin_at(records, T0 + timedelta(hours=1), {}, brackets) == D(10000)
+
+
+def test_a_limit_outside_the_price_band_is_refused_unless_off_market(cli, btc, ledger_path):
+    cli("init", "--balance", "10000")
+    # a perpetual's band is 0.95-1.05 of the mark: a 2x long limit at 37,000 is 7.5 % under 40,000
+    args = ("order", "BTC/USDT", "--limit", "37000", "--qty", "0.1", "--leverage", "2")
+    refused = cli(*args, code=1)
+    assert "price band" in refused.stderr and "--off-market" in refused.stderr
+    assert cli.json("orders") == []
+    placed = cli.json(*args, "--off-market")
+    [details] = off_market_audit(ledger_path)
+    assert details["order_id"] == placed["id"]
+    # a stop-entry's trigger is not held to the band: Binance checks a stop once it triggers
+    cli("order", "BTC/USDT", "--stop-entry", "43000", "--qty", "0.01", "--leverage", "2")
+
+
+def off_market_audit(ledger_path) -> list[dict]:
+    with sqlite3.connect(ledger_path) as conn:
+        rows = conn.execute("select details from audit_log where action = 'off-market price' order by id").fetchall()
+    return [json.loads(d) for (d,) in rows]
+
+
+def test_an_order_dry_run_places_nothing_and_its_fill_matches_the_check(cli, btc, ledger_path):
+    cli("init", "--balance", "10000", "--at", minute(-120).isoformat())
+    args = ("order", "BTC/USDT", "--limit", "39000", "--qty", "0.1", "--leverage", "2", "--at", minute(-60).isoformat())
+    before = ledger_path.read_bytes()
+    preview = cli.json(*args, "--dry-run")
+    assert ledger_path.read_bytes() == before
+    assert (D(preview["order"]["reserved"]), preview["would_place"]) == (D(1950), True)
+    assert (D(preview["free_margin_before"]), D(preview["free_margin_after"])) == (D(10000), D(8050))
+    fill = preview["at_fill"]
+    assert (D(fill["price"]), D(fill["fee"]), D(fill["margin"])) == (D(39000), D("0.78"), D(1950))  # maker fee
+    assert fill["liquidation_price"] is not None
+    text = cli(*args, "--dry-run").stdout
+    assert "nothing placed" in text and "Reserves 1,950.00 USDT" in text and "maker fee" in text
+    placed = cli.json(*args)
+    assert D(placed["reserved"]) == D(preview["order"]["reserved"])
+    flat(btc, -59, -31, "40000")
+    btc.ohlc[("BTC/USDT", "1m", ms(minute(-30)))] = (D(39500), D(39600), D(38800), D(39200))
+    flat(btc, -29, -1, "39200")
+    cli("check")
+    [trade] = cli.json("trades")
+    assert (D(trade["entry"]), D(trade["fees"])) == (D(fill["price"]), D(fill["fee"]))
+    [position] = cli.json("margin")["account"]["positions"]
+    assert D(position["liquidation_price"]) == D(fill["liquidation_price"])
+
+
+def test_an_order_dry_run_that_would_not_fit_exits_1(cli, btc, ledger_path):
+    cli("init", "--balance", "1000")
+    before = ledger_path.read_bytes()
+    result = cli("order", "BTC/USDT", "--limit", "39000", "--qty", "0.1", "--dry-run", code=1)
+    assert "would be refused (free margin)" in result.stdout and "nothing was placed" in result.stderr
+    assert ledger_path.read_bytes() == before
+
+
+def test_a_backdated_order_may_not_take_the_margin_a_later_trade_needed(cli, btc):
+    cli("init", "--balance", "10000", "--at", minute(-24 * 60).isoformat())
+    cli("open", "BTC/USDT", "--qty", "0.16", "--price", "40000", "--at", minute(-30).isoformat())  # 6,406.4 of cash
+    args = ("order", "BTC/USDT", "--limit", "39000", "--qty", "0.1", "--at", minute(-60).isoformat())
+    refused = cli(*args, code=1)
+    assert "trade 1 (BTC/USDT, opened" in refused.stderr and "without the free margin it needed" in refused.stderr
+    assert "an order placed at" in cli(*args, "--dry-run", code=1).stderr  # the dry run says why it would not place
+    assert cli.json("orders") == []
+    cli("order", "BTC/USDT", "--limit", "39000", "--qty", "0.05", "--at", minute(-60).isoformat())  # 1,950 fits

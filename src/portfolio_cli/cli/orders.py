@@ -120,6 +120,14 @@ def order(
     at: AtOpt = None,
     strategy: Annotated[str | None, typer.Option(help="Strategy tag.")] = None,
     note: Annotated[str | None, typer.Option(help="A note for the record.")] = None,
+    off_market: Annotated[
+        bool,
+        typer.Option("--off-market", help="Take a --limit outside Binance's price band around the market (recorded)."),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show the reservation and what its fill would book; place nothing."),
+    ] = False,
     portfolio: PortfolioOpt = None,
     offline: OfflineOpt = False,
     prices: PricesOpt = None,
@@ -155,13 +163,33 @@ def order(
             note=note,
             expires=_expires(expires),
             at=parse_at(at),
+            off_market=off_market,
         )
+        if dry_run:
+            return _preview(session, portfolio_name(session, portfolio), request, json)
         placed = place_order(session, portfolio_name(session, portfolio), request)
         if json:
             return print_json(placed, OrderRow)
         from portfolio_cli.render.orders import order_line
 
         stdout.print(order_line("Placed", placed))
+
+
+def _preview(session, name: str, request, json: bool) -> None:
+    from portfolio_cli.errors import RuleRefused
+    from portfolio_cli.render.orders import order_what_if_view
+    from portfolio_cli.services.orders import preview_order
+
+    what_if = preview_order(session, name, request)
+    if json:
+        print_json(what_if)
+    else:
+        stdout.print(order_what_if_view(what_if))
+    if not what_if.would_place:
+        raise RuleRefused("dry run: refused by free margin; nothing was placed")
+    if not what_if.at_fill.would_book:
+        refused = ", ".join(what_if.at_fill.refused_by)
+        raise RuleRefused(f"dry run: its fill would be cancelled by {refused} as things stand; nothing was placed")
 
 
 @app.command()

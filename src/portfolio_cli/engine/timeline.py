@@ -6,10 +6,10 @@ already booked after it:
 
 - a close may not close more than the trade's later closes leave open, nor change the quantity a
   later funding payment was booked on;
-- free margin: each later record that needed free margin (a trade opened, a withdrawal, margin
-  added) had ``F ≥ 0`` after it. If the backdated record turns that ``F`` negative where it was
-  not, the record is refused, naming the later one. ``F = E − H − M`` at that record's moment, at
-  that moment's prices.
+- free margin: each later record that needed free margin (a trade opened, an order placed, a
+  withdrawal, margin added) had ``F ≥ 0`` after it. If the backdated record turns that ``F``
+  negative where it was not, the record is refused, naming the later one. ``F = E − H − M − R`` at
+  that record's moment, at that moment's prices, ``R`` the margin the orders open then reserve.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.brackets import Brackets
 from portfolio_cli.engine.history import records_at
-from portfolio_cli.engine.records import CashFlow, Close, FlowKind, MarginChange, Trade
+from portfolio_cli.engine.orders import reserved_at
+from portfolio_cli.engine.records import CashFlow, Close, FlowKind, MarginChange, Order, OrderEnd, Trade
 from portfolio_cli.engine.valuation import Mark, value_portfolio
 
 
@@ -35,9 +36,15 @@ class Records:
     closes: tuple[Close, ...] = ()
     margin_changes: tuple[MarginChange, ...] = ()
     flows: tuple[CashFlow, ...] = field(default=())
+    orders: tuple[Order, ...] = ()
+    order_ends: tuple[OrderEnd, ...] = ()
 
     def at(self, moment: datetime) -> tuple[list[Lot], list[CashFlow]]:
         return records_at(moment, self.trades, self.closes, self.margin_changes, self.flows)
+
+    def reserved_at(self, moment: datetime) -> Decimal:
+        """The margin the orders open at ``moment`` hold."""
+        return reserved_at(list(self.orders), list(self.order_ends), moment)
 
     def open_symbols_at(self, moment: datetime) -> set[str]:
         lots, _ = self.at(moment)
@@ -48,6 +55,7 @@ class Records:
         trades: Iterable[Trade] = (),
         closes: Iterable[Close] = (),
         flows: Iterable[CashFlow] = (),
+        orders: Iterable[Order] = (),
     ) -> Records:
         """These records with new ones added (a new trade is given a free id)."""
         new_id = max((t.id for t in self.trades), default=0) + 1
@@ -56,8 +64,12 @@ class Records:
             if t.id == 0:
                 t, new_id = replace(t, id=new_id), new_id + 1
             added.append(t)
-        return Records(
-            self.trades + tuple(added), self.closes + tuple(closes), self.margin_changes, self.flows + tuple(flows)
+        return replace(
+            self,
+            trades=self.trades + tuple(added),
+            closes=self.closes + tuple(closes),
+            flows=self.flows + tuple(flows),
+            orders=self.orders + tuple(orders),
         )
 
 
@@ -70,12 +82,18 @@ class LaterNeed:
 
 
 def later_needs(records: Records, after: datetime) -> list[LaterNeed]:
-    """Records dated after ``after`` that needed free margin: trades opened, withdrawals, margin added."""
+    """Records dated after ``after`` that needed free margin: trades opened, orders placed, withdrawals,
+    margin added."""
     when = "%Y-%m-%d %H:%M"
     needs = [
         LaterNeed(t.opened_at, f"trade {t.id} ({t.symbol}, opened {t.opened_at:{when}} UTC)")
         for t in records.trades
         if t.opened_at > after
+    ]
+    needs += [
+        LaterNeed(o.placed_at, f"order {o.id} ({o.symbol}, placed {o.placed_at:{when}} UTC)")
+        for o in records.orders
+        if o.placed_at > after
     ]
     needs += [
         LaterNeed(f.at, f"the withdrawal of {-f.amount} USDT at {f.at:{when}} UTC")
@@ -94,7 +112,7 @@ def free_margin_at(
     records: Records, moment: datetime, marks: Mapping[str, Mark], brackets: Brackets
 ) -> Decimal:
     lots, flows = records.at(moment)
-    return value_portfolio(flows, lots, marks, brackets).free_margin
+    return value_portfolio(flows, lots, marks, brackets, reserved=records.reserved_at(moment)).free_margin
 
 
 def free_margin_conflict(

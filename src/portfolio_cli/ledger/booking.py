@@ -77,7 +77,11 @@ class Writes(Queries):
                 which = {"cash_flow_id": row_id} if isinstance(record, CashFlow) else {"trade_id": trade_id}
                 self.audit("rule override", portfolio.id, {**which, "rules": list(entry.overridden)})
             if entry.off_market:
-                which = {"close_id": row_id} if isinstance(record, Close) else {"trade_id": trade_id}
+                which = (
+                    {"close_id": row_id} if isinstance(record, Close)
+                    else {"order_id": row_id} if isinstance(record, Order)
+                    else {"trade_id": trade_id}
+                )  # fmt: skip
                 self.audit("off-market price", portfolio.id, {**which, "detail": entry.off_market})
             ids.append(row_id)
         stale, rewound = self._invalidate(portfolio, booking)

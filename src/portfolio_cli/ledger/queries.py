@@ -54,8 +54,11 @@ class Queries(Connection):
 
     # records
 
-    def cash_flows(self, portfolio: Portfolio) -> list[CashFlow]:
-        rows = self._rows("select * from cash_flows where portfolio_id = ? order by id", [portfolio.id])
+    def cash_flows(self, portfolio: Portfolio, after_id: int = 0) -> list[CashFlow]:
+        """The portfolio's cash flows in booking order; ``after_id`` reads only those booked after it."""
+        rows = self._rows(
+            "select * from cash_flows where portfolio_id = ? and id > ? order by id", [portfolio.id, after_id]
+        )
         return [rowmap.cash_flow(r) for r in rows]
 
     def trade_ids_taken(self, ids: list[int]) -> bool:

@@ -12,7 +12,7 @@ from portfolio_cli.formatting import money, pct, price, qty
 from portfolio_cli.render import safe
 from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.amend import AmendResult, Levels
-from portfolio_cli.services.orders import OrderRow
+from portfolio_cli.services.orders import OrderRow, OrderWhatIf
 
 
 def _levels(levels: Levels) -> str:
@@ -74,3 +74,26 @@ def orders_table(rows: list[OrderRow]) -> Table:
             *status,
         )
     return table
+
+
+def order_what_if_view(result: OrderWhatIf) -> Group:
+    """The order a dry run would place, the margin it would hold, and its fill were the market there now."""
+    from portfolio_cli.render.whatif import what_if_view
+
+    o, fill = result.order, result.at_fill
+    kind = "limit" if o.order_type is OrderType.LIMIT else "stop-entry"
+    placed = "would be placed" if result.would_place else "would be refused (free margin)"
+    tick = fill.price_tick
+    heading = Text(f"Dry run: {kind} {o.side} {qty(o.qty)} {o.symbol} at {price(o.price, tick)} {placed}; "
+                   "nothing placed", style="bold")  # fmt: skip
+    held = Text(
+        f"Reserves {money(o.reserved)} USDT while it waits: free margin {money(result.free_margin_before)} → "
+        f"{money(result.free_margin_after)} USDT"
+    )
+    parts: list = [heading, held]
+    if result.off_market:
+        parts.append(Text(f"Off market: {safe(result.off_market)}"))
+    verdict = "would be booked" if fill.would_book else f"would be cancelled ({', '.join(fill.refused_by)})"
+    fee = "maker" if o.order_type is OrderType.LIMIT else "taker"
+    parts.append(what_if_view(fill, f"At its fill, were the market at {price(o.price, tick)} now ({fee} fee): {verdict}"))
+    return Group(*parts)

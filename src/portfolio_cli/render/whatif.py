@@ -16,12 +16,12 @@ if TYPE_CHECKING:
     from portfolio_cli.services.trading import CloseWhatIf, WhatIf
 
 
-def what_if_view(result: WhatIf) -> Group:
+def what_if_view(result: WhatIf, heading_text: str | None = None) -> Group:
     what = f"{result.side} {result.kind}" + (
         f" {result.leverage}x {result.margin_mode}" if result.margin_mode else ""
     )
     verdict = "would be booked" if result.would_book else f"would be refused ({', '.join(result.refused_by)})"
-    heading = Text(f"Dry run: {what} {result.symbol} {verdict}; nothing booked", style="bold")
+    heading = Text(heading_text or f"Dry run: {what} {result.symbol} {verdict}; nothing booked", style="bold")
     fill = FitTable(show_header=False, box=None)
     fill.add_column("field")
     fill.add_column("value", justify="right")

@@ -312,6 +312,14 @@ class _Replay:
         # act from the next candle (whichever replay reaches that candle)
         self.from_orders = {e.trade_id for e in self.order_ends.values() if e.trade_id is not None}
         self.flows: list[CashFlow] = self.ledger.cash_flows(self.portfolio)
+        self.funded = {(f.trade_id, f.at) for f in self.flows if f.kind is FlowKind.FUNDING}
+
+    def _read_new_flows(self) -> None:
+        """Funding changes only cash: read the flows booked since, not the whole ledger again (a
+        replay over a thousand settlements would otherwise read the ledger a thousand times)."""
+        new = self.ledger.cash_flows(self.portfolio, after_id=self.flows[-1].id if self.flows else 0)
+        self.flows.extend(new)
+        self.funded.update((f.trade_id, f.at) for f in new if f.kind is FlowKind.FUNDING)
 
     def _book_entry(self, entry: Entry) -> None:
         self.stale.update(self.ledger.book(self.portfolio, booking([entry])).stale_days)
@@ -349,12 +357,11 @@ class _Replay:
         """Every margin lot open at ``moment`` whose symbol settles funding then: Binance's rate at the
         settlement's mark price (else the mark-price candle's open, else the current mark), or the
         configured rate every 8 hours when Binance's settlements could not be had."""
-        booked = {(f.trade_id, f.at) for f in self.flows if f.kind is FlowKind.FUNDING}
         wrote = False
         for lot in self.lots:
             t = lot.trade
             qty = lot.open_qty_at(moment)
-            if t.kind is not Kind.MARGIN or qty <= 0 or t.opened_at >= moment or (t.id, moment) in booked:
+            if t.kind is not Kind.MARGIN or qty <= 0 or t.opened_at >= moment or (t.id, moment) in self.funded:
                 continue
             if t.symbol in self.market.rates:
                 fetched = self.market.rates[t.symbol].get(moment)
@@ -389,7 +396,7 @@ class _Replay:
             )
             wrote = True
         if wrote:
-            self._reload()
+            self._read_new_flows()
 
     # pending orders
 

@@ -95,6 +95,8 @@ def timeline_of(ledger: Ledger, portfolio: Portfolio) -> Records:
         tuple(ledger.closes(portfolio)),
         tuple(ledger.margin_changes(portfolio)),
         tuple(ledger.cash_flows(portfolio)),
+        tuple(ledger.orders(portfolio)),
+        tuple(ledger.order_ends(portfolio)),
     )
 
 

@@ -11,11 +11,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.booking import Entry, booking
 from portfolio_cli.engine.orders import reservation, status_of, wrong_side
 from portfolio_cli.engine.records import Kind, MarginMode, Order, OrderEnd, OrderStatus, OrderType, Side
 from portfolio_cli.engine.rules import Conformed, conform_qty
-from portfolio_cli.engine.symbols import BASE_CURRENCY, quote_of
+from portfolio_cli.engine.records import Portfolio
+from portfolio_cli.engine.symbols import BASE_CURRENCY, perpetual_of, quote_of
+from portfolio_cli.engine.timeline import free_margin_at
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import q8
 from portfolio_cli.services.common import (
@@ -25,12 +28,15 @@ from portfolio_cli.services.common import (
     check_places,
     check_stops,
     check_text,
-    marks_for,
+    later_conflicts,
     lots_of,
+    marks_for,
     moment_or_now,
     parse_symbol,
+    timeline_of,
     valuation_of,
 )
+from portfolio_cli.services.trading import OpenRequest, WhatIf, band_reference, check_band, preview_open
 from portfolio_cli.session import Session
 
 
@@ -51,6 +57,7 @@ class OrderRequest:
     note: str | None = None
     expires: datetime | timedelta | None = None  # a moment, or a time from the placement
     at: datetime | None = None  # placed at a past moment (the next check replays from it)
+    off_market: bool = False  # take a limit outside Binance's price band (recorded)
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,84 @@ class OrderRow:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class OrderWhatIf:
+    """What ``order --dry-run`` would place, and what its fill would do were the market to reach its
+    price now: the open what-if at that price (maker fee for a limit, taker for a stop-entry)."""
+
+    order: OrderRow
+    free_margin_before: Decimal
+    free_margin_after: Decimal  # once the order holds its reservation
+    would_place: bool  # the reservation fits in free margin (never overridden)
+    at_fill: WhatIf
+    off_market: str | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    portfolio: Portfolio
+    order: Order
+    off_market: str | None
+    later: str | None  # a later record a backdated order would break
+    marks: dict  # what is held, now (or at a backdated placement), fetched before any transaction
+
+
 def place_order(session: Session, name: str, req: OrderRequest) -> OrderRow:
+    plan = _plan(session, name, req)
+    order, portfolio, ledger = plan.order, plan.portfolio, session.ledger
+    with ledger.transaction(session.command, session.clock()):
+        if plan.later is not None:
+            raise RuleRefused(f"refused: {_breaks(order, plan.later)}")
+        free = _free_margin(session, plan, backdated=req.at is not None)
+        if order.reserved > free:
+            raise RuleRefused(_no_room(order, free))
+        (order_id,) = ledger.book(portfolio, booking([Entry(order, off_market=plan.off_market)])).ids
+    return _row(replace(order, id=order_id), {})
+
+
+def preview_order(session: Session, name: str, req: OrderRequest) -> OrderWhatIf:
+    """What ``place_order`` would do with ``req``, checked the same way, booking nothing."""
+    plan = _plan(session, name, req)
+    order = plan.order
+    if plan.later is not None:
+        raise RuleRefused(f"dry run: {_breaks(order, plan.later)}; nothing was placed")
+    free = _free_margin(session, plan, backdated=req.at is not None)
+    at_fill = preview_open(session, name, OpenRequest(
+        order.symbol, qty=order.qty, short=order.side is Side.SHORT, leverage=order.leverage,
+        margin_mode=order.margin_mode, price=order.price, at=req.at, stop_loss=order.stop_loss,
+        take_profit=order.take_profit, strategy=order.strategy, note=order.note,
+        maker=order.order_type is OrderType.LIMIT, trailing_pct=order.trailing_pct, off_market=True,
+        price_band=False,  # held to the band at placement, below; at the fill the market is at its price
+    ))  # fmt: skip
+    session.discard_fetched()  # a dry run leaves the ledger byte for byte as it was
+    would_place = order.reserved <= free
+    return OrderWhatIf(_row(order, {}), free, q8(free - order.reserved), would_place, at_fill, plan.off_market)
+
+
+def _free_margin(session: Session, plan: _Plan, backdated: bool) -> Decimal:
+    """Free margin now (other orders' reservations out), or at a backdated placement's moment, from
+    the records as they are (read again inside the transaction) at the plan's prices."""
+    portfolio = plan.portfolio
+    if not backdated:
+        return valuation_of(session, portfolio, plan.marks, live=False).free_margin
+    brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
+    return free_margin_at(timeline_of(session.ledger, portfolio), plan.order.placed_at, plan.marks, brackets)
+
+
+def _breaks(order: Order, later: str) -> str:
+    return f"an order placed at {order.placed_at:%Y-%m-%d %H:%M} UTC breaks a later record: {later}"
+
+
+def _no_room(order: Order, free: Decimal) -> str:
+    return (
+        f"refused by free margin: the order reserves {fmt.money(order.reserved)} USDT "
+        f"({'its cost' if order.kind is Kind.SPOT else 'its margin'}), free margin is {fmt.money(free)} USDT"
+    )
+
+
+def _plan(session: Session, name: str, req: OrderRequest) -> _Plan:
+    """The order ``req`` describes, validated as ``order`` places it: its side of the market, Binance's
+    lot step, price band and leverage bracket, its reservation."""
     symbol = parse_symbol(req.symbol)
     if (req.limit is None) == (req.stop_entry is None):
         raise InvalidInput("give exactly one of --limit and --stop-entry")
@@ -125,6 +209,11 @@ def place_order(session: Session, name: str, req: OrderRequest) -> OrderRow:
     why = wrong_side(side, order_type, price, market)
     if why is not None:
         raise InvalidInput(why)
+    off_market = None
+    if order_type is OrderType.LIMIT:  # Binance holds a limit's price to its PERCENT_PRICE band
+        traded = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
+        around = band_reference(session, symbol, traded, now if req.at is not None else None)
+        off_market = check_band(session, price, around, rules, side is Side.LONG, traded, req.off_market)
     rate = book.usdt_rate_at(symbol, None)
     price_usdt = q8(price * rate)
     qty = req.qty if req.qty is not None else q8(req.notional / price_usdt) if req.notional is not None else None
@@ -148,15 +237,13 @@ def place_order(session: Session, name: str, req: OrderRequest) -> OrderRow:
         0, symbol, side, kind, margin_mode, req.leverage, order_type, price, qty, reserved, now, expires,
         req.stop_loss, req.take_profit, req.trailing_pct, req.strategy, req.note,
     )  # fmt: skip
-    with ledger.transaction(session.command, session.clock()):
-        free = valuation_of(session, portfolio, marks, live=False).free_margin  # other orders' reservations out
-        if reserved > free:
-            raise RuleRefused(
-                f"refused by free margin: the order reserves {reserved} USDT "
-                f"({'its cost' if kind is Kind.SPOT else 'its margin'}), free margin is {free} USDT"
-            )
-        (order_id,) = ledger.book(portfolio, booking([Entry(order)])).ids
-    return _row(replace(order, id=order_id), {})
+    later = None
+    if req.at is not None:  # a backdated order must leave every later record the free margin it needed
+        history = timeline_of(ledger, portfolio)
+        later = later_conflicts(session, history, history.plus(orders=[order]), now, brackets_of(settings))
+        held = history.open_symbols_at(now)
+        marks = session.prices.marks_at(held, now) if held else {}
+    return _Plan(portfolio, order, off_market, later, marks)
 
 
 def list_orders(session: Session, name: str, every: bool = False) -> list[OrderRow]:

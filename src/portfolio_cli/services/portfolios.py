@@ -177,7 +177,7 @@ def _move_cash(
         held_then = history.open_symbols_at(moment)
         then_marks = session.prices.marks_at(held_then, moment) if held_then else {}
         lots_then, flows_then = history.at(moment)
-        then = value_portfolio(flows_then, lots_then, then_marks, brackets)
+        then = value_portfolio(flows_then, lots_then, then_marks, brackets, reserved=history.reserved_at(moment))
         later = later_conflicts(session, history, history.plus(flows=[flow]), moment, brackets)
     held = open_symbols(session, portfolio)
     # The marks for the figures shown after the move (and a withdrawal's free margin), fetched first.

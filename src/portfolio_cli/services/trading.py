@@ -65,6 +65,7 @@ class OpenRequest:
     maker: bool = False  # a --price fill that rested on the book: the maker fee
     trailing_pct: Decimal | None = None  # a trailing stop from the fill price
     off_market: bool = False  # take a --price outside Binance's price band (recorded)
+    price_band: bool = True  # hold --price to Binance's price band (False: an order's stop-entry trigger)
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,10 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
     market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
     # A margin position trades the pair's USDⓈ-M perpetual: none on Binance is a refusal (exit 4).
     rules = book.futures_rules(symbol) if kind is Kind.MARGIN else None
-    band_reference = _band_reference(session, symbol, market, at if backdated else None) if req.price else None
+    # the band a --price is held to (Binance's PERCENT_PRICE), around the market before the override;
+    # an order's stop-entry trigger is not held to it (Binance checks a stop only once it triggers)
+    banded = req.price is not None and req.price_band
+    around = band_reference(session, symbol, market, at if backdated else None) if banded else None
     if req.price is not None and not backdated:
         book.override(symbol, req.price)
     version = ledger.records_version(portfolio)
@@ -298,8 +302,8 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
             step = fmt.qty(rules.amount_step) if rules.amount_step else "unknown"
             session.warn(f"quantity {fmt.qty(rounded_from)} rounded down to {fmt.qty(qty)} (lot step {step})")
     off_market = None
-    if req.price is not None:
-        off_market = _check_band(session, req.price, band_reference, rules, side is Side.LONG, market, req.off_market)
+    if req.price is not None and banded:
+        off_market = check_band(session, req.price, around, rules, side is Side.LONG, market, req.off_market)
     if req.price is not None or backdated:
         fill = reference
     else:
@@ -353,7 +357,7 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
         if backdated:
             lots, flows = history.at(at)
             lots = [lot for lot in lots if lot.is_open]
-            valuation = value_portfolio(flows, lots, marks, brackets)
+            valuation = value_portfolio(flows, lots, marks, brackets, reserved=history.reserved_at(at))
         else:
             lots = lots_of(session, portfolio)
             # a held symbol Binance does not list and nothing cached prices is left out (named, exit 13)
@@ -387,7 +391,7 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
             marks_after.setdefault(key, Mark(key, fill, fill_usdt, at, "fill"))
         lots_after, flows_after = after.at(at)
         open_after = [lot for lot in lots_after if lot.is_open]
-        valuation_after = value_portfolio(flows_after, open_after, marks_after, brackets)
+        valuation_after = value_portfolio(flows_after, open_after, marks_after, brackets, reserved=after.reserved_at(at))
         new_id = max(t.id for t in after.trades)
         session.discard_fetched()  # a dry run leaves the ledger byte for byte as it was: nothing is cached
         return _what_if(
@@ -435,7 +439,7 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
     )
 
 
-def _band_reference(
+def band_reference(
     session: Session, symbol: str, market: str, at: datetime | None
 ) -> tuple[Decimal, str] | None:
     """What a ``--price`` is held against: the market's price now (a pair's last price, a perpetual's
@@ -454,7 +458,7 @@ def _band_reference(
     return None
 
 
-def _check_band(
+def check_band(
     session: Session,
     price: Decimal,
     reference: tuple[Decimal, str] | None,
@@ -686,9 +690,9 @@ def _close_plan(
     market = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
     off_market = None
     if price is not None:
-        around = _band_reference(session, symbol, market, moment if backdated else None)
+        around = band_reference(session, symbol, market, moment if backdated else None)
         rules = book.futures_rules(symbol) if kind is Kind.MARGIN else book.rules(symbol)
-        off_market = _check_band(session, price, around, rules, side is Side.SHORT, market, take_off_market)
+        off_market = check_band(session, price, around, rules, side is Side.SHORT, market, take_off_market)
     if price is not None and not backdated:
         book.override(symbol, price)
     wanted = qty if qty is not None else (open_total * pct / HUNDRED if pct is not None else None)
