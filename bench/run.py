@@ -27,6 +27,7 @@ Nothing here touches the internet or the user's ledger: everything lives in a te
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -280,17 +281,25 @@ def bench_report() -> None:
 
 
 def peak_memory_mb(env: dict[str, str], *args: str) -> float:
-    """The largest resident set of one run of the command. It is started from a small interpreter:
-    a child forked from this one would count this process's memory as its own until it execs."""
+    """The largest resident set of one run of the command (see ``child_usage``)."""
+    return child_usage(env, *args)[0]
+
+
+def child_usage(env: dict[str, str], *args: str) -> tuple[float, float]:
+    """The largest resident set (MB) and the CPU time (user + system, s) of one run of the command.
+    It is started from a small interpreter whose children are only that command: a child forked
+    from this one would count this process's memory as its own until it execs."""
     probe = (
         "import resource, subprocess, sys; "
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime)"
     )
     result = subprocess.run([sys.executable, "-c", probe, PORTFOLIO, *args], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"portfolio {' '.join(args)} failed: {result.stderr.strip()}")
-    return int(result.stdout) / 1024  # Linux reports KiB
+    maxrss, cpu = result.stdout.split()
+    return int(maxrss) / 1024, float(cpu)  # Linux reports KiB
 
 
 def bench_export() -> None:
@@ -420,9 +429,13 @@ def bench_import() -> None:
         assert portfolio(env, "init", "copy", "--balance", "1000000", "--at", start.isoformat()).returncode == 0
         args = ("import", str(source), "-p", "copy", "--allow-unknown")
         started = time.monotonic()
-        peak = peak_memory_mb(env, *args)
+        peak, cpu = child_usage(env, *args)
         elapsed = time.monotonic() - started
-        print(f"portfolio import, {count:,} trades: {elapsed:.1f} s, peak memory {peak:.0f} MB")
+        load = os.getloadavg()[0]
+        print(f"portfolio import, {count:,} trades ({source.stat().st_size / 2**20:.0f} MiB CSV): {elapsed:.1f} s, "
+              f"CPU {cpu:.1f} s, peak memory {peak:.0f} MB (load average {load:.1f})")  # fmt: skip
+        verified = json.loads(portfolio(env, "verify", "--json").stdout)
+        print(f"  verify after the import: ok {verified['ok']}")
 
 
 def bench_notify() -> None:

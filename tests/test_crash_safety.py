@@ -29,7 +29,7 @@ from portfolio_cli.ledger import open_ledger
 from test_snapshots import day
 
 LONG = os.environ.get("PORTFOLIO_LONG_TESTS") == "1"
-ROUNDS = 130 if LONG else 4  # long: over 500 kills in all
+ROUNDS = 150 if LONG else 4  # long: 750 runs, over 500 of them killed
 SEED = int(os.environ.get("PORTFOLIO_CRASH_SEED", "20261121"))
 TRADES = 300  # in the file a killed import brings in
 
@@ -52,9 +52,12 @@ def wal_size(ledger: Path) -> int:
         return 0
 
 
-def killed(args: list[str], ledger: Path, rng: random.Random, typical: float, spread=(0.1, 1.3)) -> str:
-    """Run the CLI and SIGKILL it; "done" if it finished first, else where the kill landed: "mid-write"
-    (its write-ahead log had grown: a write was under way or just committed) or "before-write".
+def killed(
+    args: list[str], ledger: Path, rng: random.Random, typical: float, committed, spread=(0.1, 1.3)
+) -> str:
+    """Run the CLI and SIGKILL it; "done" if it finished first, else where the kill landed:
+    "before-write" (its write-ahead log had not grown), "mid-write" (it had, and ``committed()`` says
+    the command's records are not there: the kill landed inside the write) or "after-commit".
 
     Every other run is killed a random 0–30 ms after its first write reaches the log, so that kills
     land inside writes and not only during start-up; the others after a random share of ``typical``."""
@@ -76,13 +79,18 @@ def killed(args: list[str], ledger: Path, rng: random.Random, typical: float, sp
         time.sleep(0.0005)
     process.kill()
     process.wait()
-    return "mid-write" if wrote_at is not None else "before-write"
+    if wrote_at is None:
+        return "before-write"
+    return "after-commit" if committed() else "mid-write"
 
 
 def report(kills: Counter[str]) -> None:
-    """Where the kills landed (shown with ``pytest -s``); some must land inside a write."""
-    print(f"\n{os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}: {dict(kills)}")
-    assert kills["mid-write"] > 0, kills
+    """Where the kills landed (shown with ``pytest -rA`` or ``-s``); some must land once the command
+    has begun writing (inside its write, or once it has committed)."""
+    landed = sum(n for where, n in kills.items() if where != "done")
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    print(f"\nkills: {test}: {landed} landed ({dict(kills)})")
+    assert kills["mid-write"] + kills["after-commit"] > 0, kills
 
 
 def rows(ledger: Path, sql: str, params=()) -> list[tuple]:
@@ -124,11 +132,14 @@ def test_open_and_close_killed_at_random_either_happen_or_not(ledger, rng):
         before = rows(ledger, "select count(*) from trades")[0][0]
         closes = rows(ledger, "select count(*) from closes")[0][0]
         if n % 2 == 0:
-            kills[killed(["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"], ledger, rng, typical)] += 1
+            opened = lambda before=before: rows(ledger, "select count(*) from trades")[0][0] > before  # noqa: E731
+            opening = ["open", "BTC/USDT", "--qty", "0.01", "--price", "40000"]
+            kills[killed(opening, ledger, rng, typical, opened)] += 1
             after = rows(ledger, "select count(*) from trades")[0][0]
             assert after - before in (0, 1)
         else:
-            kills[killed(["close", "BTC/USDT", "--price", "BTC/USDT=40100"], ledger, rng, typical)] += 1
+            shut = lambda closes=closes: rows(ledger, "select count(*) from closes")[0][0] > closes  # noqa: E731
+            kills[killed(["close", "BTC/USDT", "--price", "BTC/USDT=40100"], ledger, rng, typical, shut)] += 1
             assert rows(ledger, "select count(*) from closes")[0][0] - closes in range(0, before + 1)
         sound(ledger)
     report(kills)
@@ -157,8 +168,9 @@ def test_a_bulk_import_killed_at_random_imports_all_or_nothing(ledger, tmp_path,
     for n in range(ROUNDS):
         name = f"copy{n}"
         setup("init", name, "--at", day(-2).isoformat())
-        kills[killed(["import", str(source), "-p", name], ledger, rng, typical, (0.2, 1.2))] += 1
         sql = "select count(*) from trades join portfolios on portfolios.id = portfolio_id where name = ?"
+        imported = lambda name=name, sql=sql: rows(ledger, sql, [name])[0][0] == TRADES  # noqa: E731
+        kills[killed(["import", str(source), "-p", name], ledger, rng, typical, imported, (0.2, 1.2))] += 1
         assert rows(ledger, sql, [name])[0][0] in (0, TRADES)
         sound(ledger)
     report(kills)
@@ -176,7 +188,10 @@ def test_a_rebalance_killed_at_random_books_its_trades_with_its_record_or_nothin
     for n in range(ROUNDS):
         binance.prices["BTC/USDT"] = D(40000) + D(6000) * (n % 2)  # out of the band again each round
         binance.prices["ETH/USDT"] = D(2000) - D(300) * (n % 2)
-        kills[killed(["rebalance", "--execute", "--yes", "--force"], ledger, rng, typical, (0.3, 1.3))] += 1
+        done = len(rows(ledger, "select id from rebalances"))
+        executed = lambda done=done: len(rows(ledger, "select id from rebalances")) > done  # noqa: E731
+        executing = ["rebalance", "--execute", "--yes", "--force"]
+        kills[killed(executing, ledger, rng, typical, executed, (0.3, 1.3))] += 1
         events = dict(rows(ledger, "select id, trades from rebalances"))
         noted = {
             int(note.split()[1])
@@ -200,7 +215,8 @@ def test_a_snapshot_backfill_killed_at_random_writes_every_day_or_none(binance, 
     setup("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", (created + timedelta(hours=1)).isoformat())
     kills: Counter[str] = Counter()
     for _ in range(ROUNDS):
-        kills[killed(["snapshot"], ledger_path, rng, 1.0, (0.2, 1.5))] += 1
+        backfilled = lambda: rows(ledger_path, "select count(*) from snapshots")[0][0] > 0  # noqa: E731
+        kills[killed(["snapshot"], ledger_path, rng, 1.0, backfilled, (0.2, 1.5))] += 1
         count = rows(ledger_path, "select count(*) from snapshots")[0][0]
         assert count in (0, 122), count  # days −121 (its end is the start) … −1 and today, in one transaction
         sound(ledger_path)

@@ -135,6 +135,7 @@ def test_every_command_survives_hostile_arguments(seeded, ledger_path):
         seen[result.exit_code] = seen.get(result.exit_code, 0) + 1
 
     run()
+    print(f"\nargument lists fuzzed: {sum(seen.values())}, exit codes {dict(sorted(seen.items()))}")
     assert seen.get(0) and seen.get(2), seen  # both paths were exercised
 
 
@@ -167,6 +168,7 @@ config_files = st.one_of(
 def test_hostile_config_files_are_exit_3_or_accepted(seeded, ledger_path):
     runner = CliRunner()
     config = seeded / "config.toml"
+    seen: dict[int, int] = {}
 
     @settings(
         max_examples=1000 if LONG else max(50, EXAMPLES // 3),
@@ -186,8 +188,10 @@ def test_hostile_config_files_are_exit_3_or_accepted(seeded, ledger_path):
         if result.exit_code == 3:
             assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
             assert ledger_dump(ledger_path) == before
+        seen[result.exit_code] = seen.get(result.exit_code, 0) + 1
 
     run()
+    print(f"\nconfig files fuzzed: {sum(seen.values())}, exit codes {dict(sorted(seen.items()))}")
 
 
 def test_a_secret_in_the_config_is_never_printed(seeded):
@@ -295,5 +299,5 @@ def test_hostile_import_files_are_refused_cleanly_or_imported(seeded, ledger_pat
         seen[result.exit_code] = seen.get(result.exit_code, 0) + 1
 
     run()
-    print(f"\nimport files fuzzed: {sum(seen.values())}, exit codes {seen}")
+    print(f"\nimport files fuzzed: {sum(seen.values())}, exit codes {dict(sorted(seen.items()))}")
     assert seen.get(2)

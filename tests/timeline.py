@@ -49,6 +49,10 @@ class PathSource:
         self._log("rules")
         return None
 
+    def pairs(self) -> frozenset[str] | None:
+        self._log("rules")
+        return None
+
     def ticks(self) -> dict[str, Decimal]:
         return {}  # no request: nothing to log
 

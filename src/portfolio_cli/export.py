@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -55,10 +54,6 @@ def write_rows(rows: Iterable[Sequence[str | None]], out: TextIO) -> None:
     writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
 
 
-def restore(text: str) -> str:
-    return text[1:] if text.startswith("'") else text
-
-
 def content_hash(records: Sequence[Any]) -> str:
     """SHA-256 of the records as one canonical JSON array (the recipe docs/exports.md gives)."""
     return _digest([_canonical(record) for record in records])
@@ -92,17 +87,3 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 def _canonical(value: Any) -> str:
     return _CANONICAL.encode(value)
-
-
-def read_csv(text: str) -> tuple[list[str], list[tuple[int, Record]]]:
-    """The header and each record with the line it starts on, free text restored."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, [])
-    records = []
-    start = reader.line_num + 1
-    for row in reader:
-        if any(row):
-            values = [restore(v) if v else None for v in row] + [None] * (len(header) - len(row))
-            records.append((start, dict(zip(header, values, strict=False))))
-        start = reader.line_num + 1
-    return header, records

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from portfolio_cli.engine.booking import Booked, Booking, CheckMark, RebalanceLink
+from portfolio_cli.engine.booking import Booked, Booking, CheckMark, Entry, RebalanceLink
 from portfolio_cli.engine.records import (
     Amendment,
     Order,
@@ -38,6 +38,9 @@ class Writes(Queries):
         written). Snapshots may belong to several portfolios (``portfolio`` None)."""
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        if portfolio is not None and len(booking.entries) >= BULK_ENTRIES and all(map(_plain, booking.entries)):
+            stale, rewound = self._invalidate(portfolio, booking)
+            return Booked(tuple(self._book_in_bulk(portfolio, booking.entries)), stale, rewound)
         ids = []
         for entry in booking.entries:
             record = entry.record
@@ -88,6 +91,49 @@ class Writes(Queries):
         if booking.snapshots:
             self.save_snapshots(list(booking.snapshots))
         return Booked(tuple(ids), stale, rewound)
+
+    def _book_in_bulk(self, portfolio: Portfolio, entries: tuple[Entry, ...]) -> list[int]:
+        """Many fills and flows at once (an import): the rows ``book`` writes one by one, with the ids
+        SQLite would give them (the next after the largest, or the kept one), written with
+        ``executemany`` and audited with one entry per table naming the ids, not one per row."""
+        rows: dict[str, list[tuple]] = {table: [] for table in BULK_TABLES}
+        next_id = {
+            table: self.conn.execute(f"select coalesce(max(id), 0) + 1 from {table}").fetchone()[0]
+            for table in BULK_TABLES
+        }
+
+        def add(table: str, values: tuple, wanted: int | None = None) -> int:
+            row_id = next_id[table] if wanted is None else wanted
+            if row_id >= next_id[table]:
+                next_id[table] = row_id + 1
+            rows[table].append((row_id, *values))
+            return row_id
+
+        ids = []
+        for entry in entries:
+            record = entry.record
+            trade_id: int | None
+            if isinstance(record, Trade):
+                values = trade_values(portfolio, record, record.forced)
+                row_id = trade_id = add("trades", values, record.id if entry.keep_id else None)
+            elif isinstance(record, Close):
+                row_id, trade_id = add("closes", close_values(record)), record.trade_id
+            elif isinstance(record, MarginChange):
+                row_id, trade_id = add("margin_changes", margin_values(record)), record.trade_id
+            else:
+                assert isinstance(record, CashFlow)
+                row_id, trade_id = add("cash_flows", flow_values(portfolio, record)), record.trade_id
+            for flow in entry.flows:
+                add("cash_flows", flow_values(portfolio, flow if flow.trade_id else _with_trade(flow, trade_id)))
+            ids.append(row_id)
+        for table in BULK_TABLES:  # trades first: the others refer to them
+            if rows[table]:
+                columns = ("id", *BULK_COLUMNS[table])
+                sql = f"insert into {table} ({','.join(columns)}) values ({','.join('?' * len(columns))})"
+                self.conn.executemany(sql, rows[table])
+                given = _runs([row[0] for row in rows[table]])
+                self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
+        return ids
 
     def _invalidate(self, portfolio: Portfolio | None, booking: Booking) -> tuple[tuple[date, ...], datetime | None]:
         """A record dated at or before derived state invalidates it (DESIGN §2, time): the snapshots
@@ -141,6 +187,16 @@ class Writes(Queries):
         row_id = self._write("portfolios", {"name": name, "created_at": codec.timestamp(at)}, "create portfolio", None)
         return Portfolio(row_id, name, at)
 
+    def date_creation(self, portfolio: Portfolio, at: datetime) -> Portfolio:
+        """Date the creation of a portfolio this transaction created, and that holds no starting
+        balance of its own, at ``at`` (an import creates it before it has read its earliest record)."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        old, new = codec.timestamp(portfolio.created_at), codec.timestamp(at)
+        self.conn.execute("update portfolios set created_at = ? where id = ?", [new, portfolio.id])
+        self.audit("date creation", portfolio.id, {"from": old, "to": new})
+        return Portfolio(portfolio.id, portfolio.name, at)
+
     def move_creation_back(self, portfolio: Portfolio, at: datetime) -> Portfolio:
         """Date a portfolio's creation, and its starting balance with it, earlier: every record stays
         after it, so nothing booked changes meaning. Logged for audit like any write."""
@@ -166,52 +222,16 @@ class Writes(Queries):
         trade_id: int | None = None,
         note: str | None = None,
     ) -> int:
-        row = {
-            "portfolio_id": portfolio.id,
-            "kind": kind.value,
-            "amount": codec.money(amount),
-            "at": codec.timestamp(at),
-            "trade_id": trade_id,
-            "note": note,
-        }
+        row = flow_row(portfolio, CashFlow(0, kind, amount, at, trade_id, note))
         return self._write("cash_flows", row, f"record {kind.value}", portfolio.id)
 
     def add_trade(self, portfolio: Portfolio, trade: Trade, forced: bool, trade_id: int | None = None) -> int:
         """Record a trade; ``trade_id`` keeps an imported trade's id (the caller checks it is free)."""
-        row = {
-            **({"id": trade_id} if trade_id is not None else {}),
-            "portfolio_id": portfolio.id,
-            "symbol": trade.symbol,
-            "side": trade.side.value,
-            "kind": trade.kind.value,
-            "margin_mode": trade.margin_mode.value if trade.margin_mode else None,
-            "leverage": trade.leverage,
-            "qty": codec.money(trade.qty),
-            "price": codec.money(trade.price),
-            "price_usdt": codec.money(trade.price_usdt),
-            "fee": codec.money(trade.fee),
-            "opened_at": codec.timestamp(trade.opened_at),
-            "stop_loss": codec.optional_money(trade.stop_loss),
-            "take_profit": codec.optional_money(trade.take_profit),
-            "strategy": trade.strategy,
-            "note": trade.note,
-            "forced": int(forced),
-            "trailing_pct": codec.optional_money(trade.trailing_pct),
-        }
+        row = {**({"id": trade_id} if trade_id is not None else {}), **trade_row(portfolio, trade, forced)}
         return self._write("trades", row, "open trade", portfolio.id)
 
     def add_close(self, portfolio: Portfolio, close: Close) -> int:
-        row = {
-            "trade_id": close.trade_id,
-            "qty": codec.money(close.qty),
-            "price": codec.money(close.price),
-            "price_usdt": codec.money(close.price_usdt),
-            "fee": codec.money(close.fee),
-            "realized_pnl": codec.money(close.realized_pnl),
-            "closed_at": codec.timestamp(close.closed_at),
-            "note": close.note,
-            "reason": close.reason.value,
-        }
+        row = close_row(close)
         action = "close trade" if close.reason is CloseReason.MANUAL else f"close trade ({close.reason.value})"
         return self._write("closes", row, action, portfolio.id)
 
@@ -226,12 +246,7 @@ class Writes(Queries):
         self.audit("rebalance trades", None, {"rebalance_id": rebalance_id, "trades": trades})
 
     def add_margin_change(self, portfolio: Portfolio, change: MarginChange) -> int:
-        row = {
-            "trade_id": change.trade_id,
-            "at": codec.timestamp(change.at),
-            "amount": codec.money(change.amount),
-            "mode": change.mode.value if change.mode else None,
-        }
+        row = margin_row(change)
         return self._write("margin_changes", row, "change margin", portfolio.id)
 
     def add_amendment(self, portfolio: Portfolio, amendment: Amendment) -> int:
@@ -342,3 +357,115 @@ class Writes(Queries):
 
 def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
     return replace(flow, trade_id=trade_id)
+
+
+# A booking of at least this many fills and flows, and nothing else, is written in bulk (``_book_in_bulk``).
+BULK_ENTRIES = 100
+BULK_TABLES = ("trades", "closes", "margin_changes", "cash_flows")
+BULK_ACTIONS = {
+    "trades": "open trades",
+    "closes": "close trades",
+    "margin_changes": "change margins",
+    "cash_flows": "record cash flows",
+}
+
+
+def _plain(entry: Entry) -> bool:
+    """An entry the bulk path writes: a fill, margin change or flow with nothing else to log."""
+    return isinstance(entry.record, Trade | Close | MarginChange | CashFlow) and not (
+        entry.overridden or entry.off_market
+    )
+
+
+def _runs(ids: list[int]) -> list[list[int]]:
+    """``[[first, last], ...]`` runs of consecutive ids: an audit entry for 10,000 rows stays short."""
+    runs: list[list[int]] = []
+    for row_id in ids:
+        if runs and row_id == runs[-1][1] + 1:
+            runs[-1][1] = row_id
+        else:
+            runs.append([row_id, row_id])
+    return runs
+
+
+TRADE_COLUMNS = (
+    "portfolio_id", "symbol", "side", "kind", "margin_mode", "leverage", "qty", "price", "price_usdt", "fee",
+    "opened_at", "stop_loss", "take_profit", "strategy", "note", "forced", "trailing_pct",
+)  # fmt: skip
+CLOSE_COLUMNS = ("trade_id", "qty", "price", "price_usdt", "fee", "realized_pnl", "closed_at", "note", "reason")
+MARGIN_COLUMNS = ("trade_id", "at", "amount", "mode")
+FLOW_COLUMNS = ("portfolio_id", "kind", "amount", "at", "trade_id", "note")
+BULK_COLUMNS = {
+    "trades": TRADE_COLUMNS,
+    "closes": CLOSE_COLUMNS,
+    "margin_changes": MARGIN_COLUMNS,
+    "cash_flows": FLOW_COLUMNS,
+}
+
+
+def trade_values(portfolio: Portfolio, trade: Trade, forced: bool) -> tuple:
+    """A trade as the ledger stores it, in ``TRADE_COLUMNS`` order (the one encoding of a trade)."""
+    money, optional = codec.money, codec.optional_money
+    return (
+        portfolio.id,
+        trade.symbol,
+        trade.side.value,
+        trade.kind.value,
+        trade.margin_mode.value if trade.margin_mode else None,
+        trade.leverage,
+        money(trade.qty),
+        money(trade.price),
+        money(trade.price_usdt),
+        money(trade.fee),
+        codec.timestamp(trade.opened_at),
+        optional(trade.stop_loss),
+        optional(trade.take_profit),
+        trade.strategy,
+        trade.note,
+        int(forced),
+        optional(trade.trailing_pct),
+    )
+
+
+def close_values(close: Close) -> tuple:
+    money = codec.money
+    return (
+        close.trade_id,
+        money(close.qty),
+        money(close.price),
+        money(close.price_usdt),
+        money(close.fee),
+        money(close.realized_pnl),
+        codec.timestamp(close.closed_at),
+        close.note,
+        close.reason.value,
+    )
+
+
+def margin_values(change: MarginChange) -> tuple:
+    return (
+        change.trade_id,
+        codec.timestamp(change.at),
+        codec.money(change.amount),
+        change.mode.value if change.mode else None,
+    )
+
+
+def flow_values(portfolio: Portfolio, flow: CashFlow) -> tuple:
+    return (portfolio.id, flow.kind.value, codec.money(flow.amount), codec.timestamp(flow.at), flow.trade_id, flow.note)
+
+
+def trade_row(portfolio: Portfolio, trade: Trade, forced: bool) -> dict[str, Any]:
+    return dict(zip(TRADE_COLUMNS, trade_values(portfolio, trade, forced), strict=True))
+
+
+def close_row(close: Close) -> dict[str, Any]:
+    return dict(zip(CLOSE_COLUMNS, close_values(close), strict=True))
+
+
+def margin_row(change: MarginChange) -> dict[str, Any]:
+    return dict(zip(MARGIN_COLUMNS, margin_values(change), strict=True))
+
+
+def flow_row(portfolio: Portfolio, flow: CashFlow) -> dict[str, Any]:
+    return dict(zip(FLOW_COLUMNS, flow_values(portfolio, flow), strict=True))

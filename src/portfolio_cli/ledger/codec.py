@@ -69,7 +69,9 @@ def from_units(units: int | float | None) -> Decimal:
 
 def timestamp(moment: datetime) -> str:
     """UTC ISO-8601 with microseconds, so that text order is time order."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if moment.tzinfo is not UTC:  # already UTC: most are, and an import writes millions
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 moment = datetime.fromisoformat  # the inverse of ``timestamp`` (a report parses 200,000 of them)

@@ -73,6 +73,16 @@ class Queries(Connection):
         return False
 
 
+    def trades_by_id(self, ids: list[int]) -> dict[int, Trade]:
+        """The trades with these ids, asked in chunks like ``trade_ids_taken``."""
+        size = max(1, min(ID_CHUNK, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)))
+        found = {}
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            for row in self._rows(f"select * from trades where id in ({','.join('?' * len(chunk))})", chunk):
+                found[row["id"]] = rowmap.trade(row)
+        return found
+
     def trades(self, portfolio: Portfolio) -> list[Trade]:
         return [
             rowmap.trade(r)

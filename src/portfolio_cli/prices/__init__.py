@@ -30,6 +30,10 @@ class PriceSource(Protocol):
         """The pair's trading rules, or None when they cannot be known (offline without a cache)."""
         ...
 
+    def pairs(self) -> frozenset[str] | None:
+        """Every pair the markets list holds (loaded as ``rules`` loads it), or None when it cannot be known."""
+        ...
+
     def ticks(self) -> dict[str, Decimal]:
         """Each market's price tick, as far as it is known without a request (for showing prices)."""
         ...

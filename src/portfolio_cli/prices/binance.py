@@ -196,6 +196,9 @@ class BinanceSource:
             price_band=price_band_of(market.get(BAND_FILTERS) or []),
         )
 
+    def pairs(self) -> frozenset[str] | None:
+        return frozenset(self._load_markets()) or None  # offline with no markets cached: cannot be known
+
     def ticks(self) -> dict[str, Decimal]:
         """From the markets this command loaded, else the cached list however old (ticks rarely
         change): never a request, so a command that prices nothing stays off the network."""

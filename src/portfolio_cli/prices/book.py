@@ -280,6 +280,15 @@ class PriceBook:
             self._warn(f"the markets list is unavailable ({exc})")
             return None
 
+    def pairs(self) -> frozenset[str] | None:
+        """Every pair the markets list holds, loaded now: a command that checks many symbols inside its
+        transaction (an import) asks once, before it. None when it cannot be known, as for ``rules``."""
+        try:
+            return self._exchange().pairs()
+        except ExchangeUnavailable as exc:
+            self._warn(f"the markets list is unavailable ({exc})")
+            return None
+
     def marks_at(self, symbols: set[str] | list[str], moment: datetime, fills: bool = False) -> dict[str, Mark]:
         """Marks at a past ``moment``: an override, else the open of a candle, from the cache or the
         exchange. At midnight that is the day's candle (the price a backfilled snapshot uses); otherwise

@@ -33,6 +33,9 @@ class StaticSource:
     def rules(self, symbol: str) -> MarketRules | None:
         return self._rules.get(symbol)
 
+    def pairs(self) -> frozenset[str] | None:
+        return frozenset(self._rules) or None
+
     def ticks(self) -> dict[str, Decimal]:
         return {s: r.price_step for s, r in self._rules.items() if r.price_step}
 

@@ -2,27 +2,34 @@
 
 The export holds the portfolio's records: fills (open, close), margin changes (margin added or
 removed, mode switches) and the cash flows that are not a fill's (deposits, withdrawals, funding).
-Every record is checked first; a file with any bad record imports nothing and names each bad line.
+Every record is checked; a file with any bad record imports nothing and names the bad lines.
 A trade already in the portfolio (same symbol, side, kind, margin, quantity, prices, fee and time),
 a close, margin change or cash flow already booked are skipped, so importing a file twice does not
 duplicate anything. Each fill is booked as the trading commands book it: the trade or close, its fee
 and its realized PnL. A portfolio that does not exist yet is created, at the file's first record
 (its starting deposit), so export → import gives the same portfolio.
+
+The file is streamed: read, checked and booked ``CHUNK_RECORDS`` records at a time inside the one
+transaction, which is rolled back at the end if any record was bad. Memory holds a chunk and, per
+trade of the file, its id in the ledger (and the quantity closed so far, for closed ones); the
+trades a close refers to are read back from the ledger. So 1,000,000 trades restore in bounded
+memory (``bench/run.py import``).
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal, overload
+from typing import IO, Literal, overload
 
 from portfolio_cli.engine.accounting import realized_pnl
 from portfolio_cli.engine.booking import Entry, booking, close_entry, margin_entry, open_entry
@@ -37,8 +44,8 @@ from portfolio_cli.engine.records import (
     Side,
     Trade,
 )
-from portfolio_cli.errors import InvalidInput, NotFound, PortfolioError
-from portfolio_cli.export import Record, read_csv
+from portfolio_cli.errors import InvalidInput, PortfolioError
+from portfolio_cli.export import Record
 from portfolio_cli.money import ABSURD, ZERO, D, q8
 from portfolio_cli.services.common import MAX_LEVERAGE, parse_symbol, records_of
 from portfolio_cli.services.exports import TRADE_COLUMNS
@@ -50,7 +57,12 @@ SHOWN_ERRORS = 5
 EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
 MAX_FILE_BYTES = 2 << 30
 MAX_JSON_DEPTH = 64  # an export nests 3 deep
+MAX_JSON_VALUE = 16 << 20  # characters of one record (or header value): an export's are a few hundred
+CHUNK_RECORDS = 5_000  # records read, checked and booked together
+_READ = 1 << 20  # characters read at a time
 _BRACKETS = re.compile(r"[\[\]{}]")
+_NOT_SPACE = re.compile(r"[^ \t\n\r]")  # JSON's whitespace
+_PLAIN = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,8})?")  # below ABSURD (10^15), at most 8 places
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,10 @@ class _BadRecord(ValueError):
     pass
 
 
+class _IdsTaken(Exception):
+    """A trade id of the file is already a trade's in the ledger: the ledger numbers them instead."""
+
+
 def import_trades(
     session: Session,
     path: Path,
@@ -79,231 +95,500 @@ def import_trades(
 ) -> ImportResult:
     """All of ``path``'s records or none. ``progress`` is told (what, done, total) while they are read;
     ``allow_unknown`` takes symbols the markets list does not know (or without checking, when there is
-    no markets list: an offline restore)."""
-    records = _read(path)
-    now = session.clock()
-    opens: dict[int, Trade] = {}  # by the file's trade id
-    closes: list[tuple[int, Close]] = []
-    closed: dict[int, Decimal] = {}
-    margins: list[tuple[int, MarginChange]] = []
-    flows: list[tuple[int | None, CashFlow]] = []
-    errors = []
-    for done, (where, record) in enumerate(records):
-        if progress and done % 500 == 0:
-            progress(f"checking {path.name}", done, len(records))
-        try:
-            kind = record.get("record")
-            if kind == "open":
-                file_id, trade = _trade(record)
-                if file_id in opens:
-                    raise _BadRecord(f"trade {file_id} is opened twice")
-                if trade.opened_at > now:
-                    raise _BadRecord(f"trade {file_id} opens in the future ({trade.opened_at:%Y-%m-%d %H:%M} UTC)")
-                opens[file_id] = trade
-            elif kind == "close":
-                file_id, close = _close(record, opens)
-                if close.closed_at > now:
-                    raise _BadRecord(f"trade {file_id} closes in the future ({close.closed_at:%Y-%m-%d %H:%M} UTC)")
-                closed[file_id] = closed.get(file_id, ZERO) + close.qty
-                if closed[file_id] > opens[file_id].qty:
-                    raise _BadRecord(f"closes of trade {file_id} add up to more than its {opens[file_id].qty}")
-                closes.append((file_id, close))
-            elif kind == "margin":
-                margins.append(_margin(record, opens))
-            elif kind in FLOW_RECORDS:
-                flows.append(_flow(record, FlowKind(kind), opens))
-            else:
-                raise _BadRecord(f"record must be one of {', '.join(RECORDS)}, got {kind!r}")
-        except _BadRecord as exc:
-            errors.append(f"{where}: {exc}")
-    if not allow_unknown:
-        errors += _unknown_symbols(session, {trade.symbol for trade in opens.values()})
-    if errors:
-        shown = "; ".join(errors[:SHOWN_ERRORS])
-        more = f"; and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
-        raise InvalidInput(f"{path.name}: {len(errors)} bad record(s), nothing imported: {shown}{more}")
+    no markets list: an offline restore). The file's trade ids are kept where none is taken (a restore
+    into another ledger round-trips exactly); otherwise the ledger numbers them (a second pass)."""
+    try:
+        importer = _import(session, path, name, progress, allow_unknown, keep_ids=True)
+    except _IdsTaken:
+        importer = _import(session, path, name, progress, allow_unknown, keep_ids=False)
+    rebuild_stale(session, name, tuple(sorted(importer.stale)))
+    return importer.result()
 
-    ledger = session.ledger
-    if ledger.find_portfolio(name) is None and not records:
-        raise InvalidInput(f"{path.name} holds no records to create portfolio {name!r} from")
-    added = present = closes_added = closes_present = 0
-    stale: set[date] = set()
-    with ledger.transaction(session.command, session.clock()):
-        portfolio = ledger.find_portfolio(name) or ledger.create_portfolio(
-            name, _first_moment(opens, closes, margins, flows)
-        )
-        held = records_of(ledger, portfolio)
-        known = {_fingerprint(t): t.id for t in held.trades}
-        booked = {(c.trade_id, c.closed_at, c.qty, c.price, c.fee) for c in held.closes}
-        ids: dict[int, int] = {}
-        new = [file_id for file_id, trade in opens.items() if _fingerprint(trade) not in known]
-        # The file's trade ids are kept where none is taken (a restore into another ledger round-trips
-        # exactly); otherwise the ledger numbers them.
-        keep_ids = bool(new) and not ledger.trade_ids_taken(new)
-        for file_id, trade in sorted(opens.items()):
-            if _fingerprint(trade) in known:
-                ids[file_id] = known[_fingerprint(trade)]
-                present += 1
-                continue
-            entry = open_entry(replace(trade, id=file_id if keep_ids else 0), keep_id=keep_ids)
-            booked_open = ledger.book(portfolio, booking([entry]))
-            (ids[file_id],) = booked_open.ids
-            stale.update(booked_open.stale_days)
-            added += 1
-        qty_of = {t.id: t.qty for t in held.trades} | {ids[f]: t.qty for f, t in opens.items()}
-        closed_qty: dict[int, Decimal] = {}
-        for c in held.closes:
-            closed_qty[c.trade_id] = closed_qty.get(c.trade_id, ZERO) + c.qty
-        for file_id, close in closes:
-            trade_id = ids[file_id]
-            if (trade_id, close.closed_at, close.qty, close.price, close.fee) in booked:
-                closes_present += 1
-                continue
-            closed_qty[trade_id] = closed_qty.get(trade_id, ZERO) + close.qty
-            if closed_qty[trade_id] > qty_of[trade_id]:  # the ledger closed some of it differently
-                raise InvalidInput(
-                    f"{path.name}: closes of trade {file_id} would close more than its {qty_of[trade_id]} "
-                    f"together with the closes trade {trade_id} already has; nothing imported"
+
+def _import(
+    session: Session,
+    path: Path,
+    name: str,
+    progress: Callable[[str, int, int], None] | None,
+    allow_unknown: bool,
+    keep_ids: bool,
+) -> _Importer:
+    source = _Source(path)
+    with source:
+        symbols = _Symbols(session, allow_unknown)  # before the transaction: it may fetch the markets list
+        ledger = session.ledger
+        with ledger.transaction(session.command, session.clock()):
+            importer = _Importer(session, path.name, name, symbols, keep_ids)
+            for chunk in _chunks(source.records()):
+                importer.take(chunk)
+                if progress:
+                    progress(f"importing {path.name}", source.done, source.size)
+            importer.finish()
+    return importer
+
+
+def _chunks(records: Iterable[tuple[str, Record]]) -> Iterator[list[tuple[str, Record]]]:
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, CHUNK_RECORDS)):
+        yield chunk
+
+
+class _Symbols:
+    """The file's symbols checked against the markets list, loaded once before the transaction
+    (nothing inside one reaches the network); unchecked with ``allow_unknown``."""
+
+    def __init__(self, session: Session, allow_unknown: bool):
+        self.listed: frozenset[str] | None = None
+        self.problem: str | None = None  # why the symbols cannot be checked
+        self.seen: set[str] = set()
+        self.complaints: list[str] = []
+        self.count = 0
+        self.unchecked = allow_unknown
+        if allow_unknown:
+            return
+        try:
+            self.listed = session.prices.pairs()
+        except PortfolioError as exc:
+            self.problem = f"cannot check the symbols: {exc}; import with --allow-unknown to take them unchecked"
+        if self.listed is None and self.problem is None:
+            self.problem = (
+                "no markets list to check the symbols against (offline or Binance unreachable with none cached, "
+                "or the file price source); import with --allow-unknown to take them unchecked"
+            )
+
+    def check(self, symbol: str) -> None:
+        if self.unchecked or symbol in self.seen:
+            return
+        self.seen.add(symbol)
+        if self.problem is not None:  # said once, for the first symbol
+            self.complaints, self.count, self.unchecked = [self.problem], 1, True
+        elif self.listed is not None and symbol not in self.listed:
+            self.count += 1
+            if len(self.complaints) < SHOWN_ERRORS:
+                self.complaints.append(
+                    f"{symbol} is not a symbol Binance lists (import with --allow-unknown to take it)"
                 )
-            stale.update(ledger.book(portfolio, booking([close_entry(replace(close, trade_id=trade_id))])).stale_days)
-            closes_added += 1
-        changed = {(m.trade_id, m.at, m.amount, m.mode) for m in held.margin_changes}
-        margins_added = 0
-        for file_id, change in margins:
-            change = replace(change, trade_id=ids[file_id])
-            if (change.trade_id, change.at, change.amount, change.mode) not in changed:
-                stale.update(ledger.book(portfolio, booking([margin_entry(change)])).stale_days)
-                margins_added += 1
-        moved = {(f.kind, f.at, f.amount, f.trade_id) for f in held.flows}
-        flows_added = 0
-        for flow_trade, flow in flows:
-            owner = ids[flow_trade] if flow_trade is not None else None
-            if (flow.kind, flow.at, flow.amount, owner) not in moved:
-                entry = Entry(CashFlow(0, flow.kind, flow.amount, flow.at, owner, flow.note))
-                stale.update(ledger.book(portfolio, booking([entry])).stale_days)
-                flows_added += 1
-        details = {"file": path.name, "trades": added, "closes": closes_added}
-        ledger.audit("import", portfolio.id, details | {"margin_changes": margins_added, "cash_flows": flows_added})
-    rebuild_stale(session, name, tuple(sorted(stale)))
-    return ImportResult(
-        name,
-        added,
-        closes_added,
-        present,
-        closes_present,
-        margins_added,
-        flows_added,
-        len(margins) - margins_added,
-        len(flows) - flows_added,
-    )
+
+
+class _Importer:
+    """The import's state inside its transaction: what the portfolio held before, each file trade's
+    id in the ledger, what was added, and the bad records."""
+
+    def __init__(self, session: Session, file: str, name: str, symbols: _Symbols, keep_ids: bool):
+        self.ledger, self.file, self.name, self.symbols, self.keep_ids = session.ledger, file, name, symbols, keep_ids
+        self.now = session.clock()
+        self.portfolio = self.ledger.find_portfolio(name)
+        self.existed = self.portfolio is not None
+        self.earliest: datetime | None = None
+        self.next_id = self.ledger.conn.execute("select coalesce(max(id), 0) + 1 from trades").fetchone()[0]
+        self.ids: dict[int, int] = {}  # the file's trade id -> the ledger's
+        self.present: set[int] = set()  # file trades already in the portfolio
+        self.closed: dict[int, Decimal] = {}  # by file trade id: what the file's closes of it add up to
+        self.known: dict[tuple, int] = {}
+        self.booked: set[tuple] = set()
+        self.closed_before: dict[int, Decimal] = {}  # by ledger trade id, for trades already there
+        self.changed: set[tuple] = set()
+        self.moved: set[tuple] = set()
+        if self.portfolio is not None:  # what it holds already: skipped when the file has it too
+            held = records_of(self.ledger, self.portfolio)
+            self.known = {_fingerprint(t): t.id for t in held.trades}
+            self.booked = {(c.trade_id, c.closed_at, c.qty, c.price, c.fee) for c in held.closes}
+            for c in held.closes:
+                self.closed_before[c.trade_id] = self.closed_before.get(c.trade_id, ZERO) + c.qty
+            self.changed = {(m.trade_id, m.at, m.amount, m.mode) for m in held.margin_changes}
+            self.moved = {(f.kind, f.at, f.amount, f.trade_id) for f in held.flows}
+        self.records = 0
+        self.added = self.trades_present = self.closes_added = self.closes_present = 0
+        self.margins_added = self.margins_present = self.flows_added = self.flows_present = 0
+        self.errors: list[str] = []
+        self.error_count = 0
+        self.stale: set[date] = set()
+
+    def take(self, chunk: list[tuple[str, Record]]) -> None:
+        """Check a chunk of records in order and book the good ones (all rolled back at the end if
+        any was bad, so that every bad record is found and named)."""
+        self.records += len(chunk)
+        referred = set()
+        for _, record in chunk:  # the trades of earlier chunks these records refer to, read back at once
+            text = record.get("trade_id")
+            if record.get("record") == "open" or not (isinstance(text, str) and text.isascii() and text.isdigit()):
+                continue
+            if (ledger_id := self.ids.get(int(text))) is not None:
+                referred.add(ledger_id)
+        earlier = self.ledger.trades_by_id(sorted(referred)) if referred else {}
+        here: dict[int, Trade] = {}  # this chunk's trades, by file id, with their ledger ids
+
+        def opened(file_id: int) -> Trade | None:
+            if file_id in here:
+                return here[file_id]
+            ledger_id = self.ids.get(file_id)
+            return earlier.get(ledger_id) if ledger_id is not None else None
+
+        entries: list[Entry] = []
+        new_ids: list[int] = []
+        for where, record in chunk:
+            try:
+                kind = record.get("record")
+                if kind == "open":
+                    self._open(record, here, entries, new_ids)
+                elif kind == "close":
+                    self._close(record, opened, entries)
+                elif kind == "margin":
+                    self._margin(record, opened, entries)
+                elif kind in FLOW_RECORDS:
+                    self._flow(record, FlowKind(kind), opened, entries)
+                else:
+                    raise _BadRecord(f"record must be one of {', '.join(RECORDS)}, got {kind!r}")
+            except _BadRecord as exc:
+                self.error_count += 1
+                if len(self.errors) < SHOWN_ERRORS:
+                    self.errors.append(f"{where}: {exc}")
+        if self.keep_ids and new_ids and self.ledger.trade_ids_taken(new_ids):
+            raise _IdsTaken
+        if entries:
+            if self.portfolio is None:
+                assert self.earliest is not None
+                self.portfolio = self.ledger.create_portfolio(self.name, self.earliest)
+            self.stale.update(self.ledger.book(self.portfolio, booking(entries)).stale_days)
+
+    def _seen_at(self, moment: datetime) -> None:
+        if self.earliest is None or moment < self.earliest:
+            self.earliest = moment
+
+    def _open(self, record: Record, here: dict[int, Trade], entries: list[Entry], new_ids: list[int]) -> None:
+        file_id, trade = _trade(record)
+        if file_id in self.ids:
+            raise _BadRecord(f"trade {file_id} is opened twice")
+        if trade.opened_at > self.now:
+            raise _BadRecord(f"trade {file_id} opens in the future ({trade.opened_at:%Y-%m-%d %H:%M} UTC)")
+        self.symbols.check(trade.symbol)
+        self._seen_at(trade.opened_at)
+        ledger_id = self.known.get(_fingerprint(trade)) if self.known else None
+        if ledger_id is not None:
+            self.present.add(file_id)
+            self.trades_present += 1
+        elif self.keep_ids:
+            ledger_id = file_id
+            new_ids.append(file_id)
+        else:
+            ledger_id, self.next_id = self.next_id, self.next_id + 1
+        if trade.id != ledger_id:
+            trade = replace(trade, id=ledger_id)
+        if file_id not in self.present:
+            entries.append(open_entry(trade, keep_id=True))
+            self.added += 1
+        self.ids[file_id] = ledger_id
+        here[file_id] = trade
+
+    def _close(self, record: Record, opened: Callable[[int], Trade | None], entries: list[Entry]) -> None:
+        file_id, trade, close = _close(record, opened)
+        if close.closed_at > self.now:
+            raise _BadRecord(f"trade {file_id} closes in the future ({close.closed_at:%Y-%m-%d %H:%M} UTC)")
+        closed = self.closed.get(file_id, ZERO) + close.qty
+        if closed > trade.qty:
+            raise _BadRecord(f"closes of trade {file_id} add up to more than its {trade.qty}")
+        self.closed[file_id] = closed
+        self._seen_at(close.closed_at)
+        if file_id in self.present:  # a trade the portfolio had: its closes may be there, or others
+            if (trade.id, close.closed_at, close.qty, close.price, close.fee) in self.booked:
+                self.closes_present += 1
+                return
+            before = self.closed_before.get(trade.id, ZERO) + close.qty
+            if before > trade.qty:
+                raise _BadRecord(
+                    f"closes of trade {file_id} would close more than its {trade.qty} together with the "
+                    f"closes trade {trade.id} already has"
+                )
+            self.closed_before[trade.id] = before
+        entries.append(close_entry(close))  # of the trade's id in the ledger
+        self.closes_added += 1
+
+    def _margin(self, record: Record, opened: Callable[[int], Trade | None], entries: list[Entry]) -> None:
+        trade, change = _margin(record, opened)
+        self._seen_at(change.at)
+        if (trade.id, change.at, change.amount, change.mode) in self.changed:
+            self.margins_present += 1
+            return
+        entries.append(margin_entry(replace(change, trade_id=trade.id)))
+        self.margins_added += 1
+
+    def _flow(self, record: Record, kind: FlowKind, opened: Callable[[int], Trade | None], entries: list) -> None:
+        trade, flow = _flow(record, kind, opened)
+        self._seen_at(flow.at)
+        owner = trade.id if trade is not None else None
+        if (flow.kind, flow.at, flow.amount, owner) in self.moved:
+            self.flows_present += 1
+            return
+        entries.append(Entry(CashFlow(0, flow.kind, flow.amount, flow.at, owner, flow.note)))
+        self.flows_added += 1
+
+    def finish(self) -> None:
+        """Refuse the whole file if any record was bad (the caller's transaction rolls back), else
+        date a portfolio it created at its earliest record and log the import."""
+        count = self.error_count + self.symbols.count
+        if count:
+            errors = (self.errors + self.symbols.complaints)[:SHOWN_ERRORS]
+            more = f"; and {count - len(errors)} more" if count > len(errors) else ""
+            raise InvalidInput(f"{self.file}: {count} bad record(s), nothing imported: {'; '.join(errors)}{more}")
+        if self.portfolio is None:
+            raise InvalidInput(f"{self.file} holds no records to create portfolio {self.name!r} from")
+        if not self.existed and self.earliest is not None and self.earliest < self.portfolio.created_at:
+            self.portfolio = self.ledger.date_creation(self.portfolio, self.earliest)
+        details = {"file": self.file, "trades": self.added, "closes": self.closes_added}
+        details |= {"margin_changes": self.margins_added, "cash_flows": self.flows_added}
+        self.ledger.audit("import", self.portfolio.id, details)
+
+    def result(self) -> ImportResult:
+        return ImportResult(
+            self.name,
+            self.added,
+            self.closes_added,
+            self.trades_present,
+            self.closes_present,
+            self.margins_added,
+            self.flows_added,
+            self.margins_present,
+            self.flows_present,
+        )
 
 
 FLOW_RECORDS = ("deposit", "withdrawal", "funding")
 RECORDS = ("open", "close", "margin", *FLOW_RECORDS)
 
 
-def _first_moment(opens, closes, margins, flows) -> datetime:
-    """When a portfolio created by the import begins: its first record (the starting deposit)."""
-    moments = [t.opened_at for t in opens.values()] + [c.closed_at for _, c in closes]
-    return min(moments + [m.at for _, m in margins] + [f.at for _, f in flows])
-
-
-def _margin(r: Record, opens: dict[int, Trade]) -> tuple[int, MarginChange]:
+def _margin(r: Record, opened: Callable[[int], Trade | None]) -> tuple[Trade, MarginChange]:
     """Margin added (+) or removed (−) on an isolated position, or a switch of its mode."""
-    file_id = _opened(r, opens, "changes the margin of")
-    if opens[file_id].kind is not Kind.MARGIN:
-        raise _BadRecord(f"trade {file_id} is spot: it has no margin to change")
+    trade = _opened(r, opened, "changes the margin of")
+    if trade.kind is not Kind.MARGIN:
+        raise _BadRecord(f"trade {_integer(r, 'trade_id', 1, None)} is spot: it has no margin to change")
     mode = _choice(r, "margin_mode", MarginMode) if _value(r, "margin_mode") else None
-    return file_id, MarginChange(0, 0, _moment(r), _number(r, "amount", signed=True), mode)
+    return trade, MarginChange(0, 0, _moment(r), _number(r, "amount", signed=True), mode)
 
 
-def _flow(r: Record, kind: FlowKind, opens: dict[int, Trade]) -> tuple[int | None, CashFlow]:
+def _flow(r: Record, kind: FlowKind, opened: Callable[[int], Trade | None]) -> tuple[Trade | None, CashFlow]:
     """A deposit (+), a withdrawal (−) or a trade's funding (signed)."""
-    file_id = _opened(r, opens, "pays funding on") if kind is FlowKind.FUNDING else None
+    trade = _opened(r, opened, "pays funding on") if kind is FlowKind.FUNDING else None
     if kind is not FlowKind.FUNDING and _value(r, "trade_id"):
         raise _BadRecord(f"a {kind.value} belongs to no trade")
     amount = _number(r, "amount", signed=True)
     if kind is FlowKind.DEPOSIT and amount <= 0 or kind is FlowKind.WITHDRAWAL and amount >= 0:
         raise _BadRecord(f"a {kind.value}'s amount is {'positive' if kind is FlowKind.DEPOSIT else 'negative'}")
-    return file_id, CashFlow(0, kind, amount, _moment(r), None, _free_text(r, "note"))
+    return trade, CashFlow(0, kind, amount, _moment(r), None, _free_text(r, "note"))
 
 
-def _opened(r: Record, opens: dict[int, Trade], what: str) -> int:
+def _opened(r: Record, opened: Callable[[int], Trade | None], what: str) -> Trade:
     file_id = _integer(r, "trade_id", 1, None)
-    if file_id not in opens:
+    trade = opened(file_id)
+    if trade is None:
         raise _BadRecord(f"{what} trade {file_id}, which the file does not open before it")
-    if _moment(r) < opens[file_id].opened_at:
+    if _moment(r) < trade.opened_at:
         raise _BadRecord(f"{what} trade {file_id} before it was opened")
-    return file_id
-
-
-def _unknown_symbols(session: Session, symbols: set[str]) -> list[str]:
-    """A complaint for each symbol the markets list does not know; one if there is no list to ask."""
-    unknown = []
-    for symbol in sorted(symbols):
-        try:
-            if session.prices.rules(symbol) is None:
-                return [
-                    "no markets list to check the symbols against (offline or Binance unreachable with none cached, or the file price source); "
-                    "import with --allow-unknown to take them unchecked"
-                ]
-        except NotFound:
-            unknown.append(f"{symbol} is not a symbol Binance lists (import with --allow-unknown to take it)")
-        except PortfolioError as exc:
-            return [f"cannot check the symbols: {exc}; import with --allow-unknown to take them unchecked"]
-    return unknown
+    return trade
 
 
 def _fingerprint(t: Trade) -> tuple:
     return (t.symbol, t.side, t.kind, t.margin_mode, t.leverage, t.qty, t.price, t.price_usdt, t.fee, t.opened_at)
 
 
-def _read(path: Path) -> list[tuple[str, Record]]:
-    """The file's records, with where each is. Only a regular file of at most MAX_FILE_BYTES is
-    read (never a device such as /dev/zero); a UTF-8 byte-order mark is allowed; JSON nesting and
+class _Source:
+    """An import file, opened for streaming. Only a regular file of at most MAX_FILE_BYTES is read
+    (never a device such as /dev/zero); a UTF-8 byte-order mark is allowed; JSON nesting, values and
     integers, and CSV fields, are bounded."""
-    try:
-        found = os.stat(path)
-        if not stat.S_ISREG(found.st_mode):
-            raise InvalidInput(f"cannot import {path}: not a regular file")
-        if found.st_size > MAX_FILE_BYTES:
-            raise InvalidInput(f"cannot import {path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
-        if _nesting(text) > MAX_JSON_DEPTH:
-            raise InvalidInput(f"{path.name} nests deeper than {MAX_JSON_DEPTH} levels: not a trades export")
+
+    def __init__(self, path: Path):
+        self.path = path
         try:
-            payload = json.loads(text, parse_int=_json_integer)
-        except (ValueError, RecursionError) as exc:
-            raise InvalidInput(f"{path.name} is not valid JSON: {str(exc)[:200]}") from None
-        if not isinstance(payload, dict) or payload.get("kind") != "trades":
-            raise InvalidInput(f"{path.name} is not a trades export (its kind must be 'trades')")
-        records = payload.get("records")
-        if not isinstance(records, list):
-            raise InvalidInput(f"{path.name} has no list of records")
-        return [(f"record {n}", r if isinstance(r, dict) else {}) for n, r in enumerate(records, start=1)]
+            found = os.stat(path)
+            if not stat.S_ISREG(found.st_mode):
+                raise InvalidInput(f"cannot import {path}: not a regular file")
+            if found.st_size > MAX_FILE_BYTES:
+                raise InvalidInput(f"cannot import {path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+            self.size = found.st_size
+            self.json = path.suffix.lower() == ".json" or self._starts_with_brace()
+            self.handle: IO[str] = path.open(encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise self._unreadable(exc) from None
+        self.done = 0  # characters read so far
+
+    def _starts_with_brace(self) -> bool:
+        with self.path.open("rb") as raw:
+            start = raw.read(3).removeprefix(b"\xef\xbb\xbf")
+            while start or (start := raw.read(_READ)):
+                first = start.lstrip()
+                if first:
+                    return first.startswith(b"{")
+                start = b""
+        return False
+
+    def _unreadable(self, exc: BaseException) -> InvalidInput:
+        return InvalidInput(f"cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}")
+
+    def __enter__(self) -> _Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+    def read(self, size: int = -1) -> str:
+        try:
+            text = self.handle.read(size)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self._unreadable(exc) from None
+        self.done += len(text)
+        return text
+
+    def lines(self) -> Iterator[str]:
+        while True:
+            try:
+                line = self.handle.readline()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise self._unreadable(exc) from None
+            if not line:
+                return
+            self.done += len(line)
+            yield line
+
+    def records(self) -> Iterator[tuple[str, Record]]:
+        return _JsonRecords(self).records() if self.json else _csv_records(self)
+
+
+def _csv_records(source: _Source) -> Iterator[tuple[str, Record]]:
+    """Each record with the line it starts on, free text restored (see ``export.spreadsheet_safe``)."""
+    name = source.path.name
+    reader = csv.reader(source.lines())
     try:
-        header, rows = read_csv(text)
+        header = next(reader, [])
+        missing = [c for c in TRADE_COLUMNS if c not in header and c != "amount"]  # amount: not in older files
+        if missing:
+            raise InvalidInput(f"{name} is not a trades export: no column {', '.join(missing)}")
+        width = len(header)
+        start = reader.line_num + 1
+        for row in reader:
+            if any(row):
+                # Free text restored: the leading ' that spreadsheet_safe adds is dropped.
+                values = [(v[1:] if v[0] == "'" else v) if v else None for v in row]
+                if len(values) < width:
+                    values += [None] * (width - len(values))
+                yield f"line {start}", dict(zip(header, values, strict=False))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise InvalidInput(f"{path.name} is not a readable CSV file: {exc}") from None
-    missing = [c for c in TRADE_COLUMNS if c not in header and c != "amount"]  # amount: not in older files
-    if missing:
-        raise InvalidInput(f"{path.name} is not a trades export: no column {', '.join(missing)}")
-    return [(f"line {n}", r) for n, r in rows]
+        raise InvalidInput(f"{name} is not a readable CSV file: {exc}") from None
 
 
-def _nesting(text: str) -> int:
-    """How deep the JSON's arrays and objects nest (brackets inside strings are counted too: an
-    export's deepest is 3, so that only ever over-counts)."""
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(text):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-        if deepest > MAX_JSON_DEPTH:
-            break
-    return deepest
+class _JsonRecords:
+    """The records of a JSON trades export, one at a time: the top-level object is walked here and
+    each value decoded alone (``raw_decode``), so memory holds a block of the file, not all of it.
+    Nesting is counted over every block read before anything in it is decoded."""
+
+    _DECODER = json.JSONDecoder(parse_int=lambda text: _json_integer(text))
+
+    def __init__(self, source: _Source):
+        self.source, self.name = source, source.path.name
+        self.buf, self.pos, self.eof = "", 0, False
+        self.depth = self.deepest = 0
+
+    def _more(self) -> bool:
+        """Read another block into the buffer (dropping what is consumed); False at the end."""
+        if self.eof:
+            return False
+        block = self.source.read(_READ)
+        if not block:
+            self.eof = True
+            return False
+        # Brackets inside strings count too: an export nests 3 deep, so this only ever over-counts.
+        for bracket in _BRACKETS.findall(block):
+            self.depth += 1 if bracket in "[{" else -1
+            if self.depth > self.deepest:
+                self.deepest = self.depth
+                if self.deepest > MAX_JSON_DEPTH:
+                    raise InvalidInput(f"{self.name} nests deeper than {MAX_JSON_DEPTH} levels: not a trades export")
+        self.buf, self.pos = self.buf[self.pos :] + block, 0
+        return True
+
+    def _next(self) -> str:
+        """The next character that is not whitespace, left unconsumed; "" at the end."""
+        while True:
+            found = _NOT_SPACE.search(self.buf, self.pos)
+            if found:
+                self.pos = found.start()
+                return self.buf[self.pos]
+            self.pos = len(self.buf)
+            if not self._more():
+                return ""
+
+    def _expect(self, allowed: str) -> str:
+        char = self._next()
+        if not char or char not in allowed:
+            raise self._invalid(f"expected {' or '.join(repr(c) for c in allowed)}")
+        self.pos += 1
+        return char
+
+    def _value(self) -> object:
+        self._next()
+        while True:
+            try:
+                value, end = self._DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:  # perhaps only cut off at the block's end: read on
+                if len(self.buf) - self.pos <= MAX_JSON_VALUE and self._more():
+                    continue
+                if len(self.buf) - self.pos > MAX_JSON_VALUE:
+                    raise InvalidInput(f"{self.name} holds a value longer than {MAX_JSON_VALUE >> 20} MiB") from None
+                raise self._invalid(exc.msg) from None
+            except (ValueError, RecursionError) as exc:
+                raise InvalidInput(f"{self.name} is not valid JSON: {str(exc)[:200]}") from None
+            if end == len(self.buf) and self._more():  # a number may go on in the next block
+                continue
+            self.pos = end
+            return value
+
+    def _invalid(self, why: str) -> InvalidInput:
+        where = self.source.done - len(self.buf) + self.pos
+        return InvalidInput(f"{self.name} is not valid JSON: {why} (character {where})")
+
+    def _not_trades(self) -> InvalidInput:
+        return InvalidInput(f"{self.name} is not a trades export (its kind must be 'trades')")
+
+    def records(self) -> Iterator[tuple[str, Record]]:
+        if self._next() != "{":
+            self._value()
+            raise self._not_trades()
+        self.pos += 1
+        kind, listed = None, False
+        if self._next() == "}":
+            self.pos += 1
+        else:
+            while True:
+                if self._next() != '"':
+                    raise self._invalid("expected a property name")
+                key = self._value()
+                self._expect(":")
+                if key == "records":
+                    if listed or self._next() != "[":
+                        raise InvalidInput(f"{self.name} has no list of records")
+                    listed = True
+                    self.pos += 1
+                    if self._next() == "]":
+                        self.pos += 1
+                    else:
+                        for n in itertools.count(1):
+                            record = self._value()
+                            yield f"record {n}", record if isinstance(record, dict) else {}
+                            if self._expect(",]") == "]":
+                                break
+                else:
+                    value = self._value()
+                    if key == "kind":
+                        kind = value
+                        if kind != "trades":
+                            raise self._not_trades()
+                if self._expect(",}") == "}":
+                    break
+        if self._next():
+            raise self._invalid("extra data after the export")
+        if kind != "trades":
+            raise self._not_trades()
+        if not listed:
+            raise InvalidInput(f"{self.name} has no list of records")
 
 
 def _json_integer(text: str) -> int:
@@ -318,8 +603,9 @@ def _trade(r: Record) -> tuple[int, Trade]:
     mode = _choice(r, "margin_mode", MarginMode) if kind is Kind.MARGIN else None
     if kind is Kind.SPOT and (side is Side.SHORT or leverage != 1 or r.get("margin_mode")):
         raise _BadRecord("a spot trade is long, at leverage 1, with no margin mode")
-    return _integer(r, "trade_id", 1, None), Trade(
-        id=0,
+    file_id = _integer(r, "trade_id", 1, None)
+    return file_id, Trade(
+        id=file_id,
         symbol=_symbol(r),
         side=side,
         kind=kind,
@@ -330,17 +616,17 @@ def _trade(r: Record) -> tuple[int, Trade]:
         price_usdt=_number(r, "price_usdt"),
         fee=_number(r, "fee", zero_ok=True),
         opened_at=_moment(r),
-        stop_loss=_number(r, "stop_loss", optional=True),
-        take_profit=_number(r, "take_profit", optional=True),
-        strategy=_free_text(r, "strategy"),
-        note=_free_text(r, "note"),
+        stop_loss=_number(r, "stop_loss", optional=True) if r.get("stop_loss") is not None else None,
+        take_profit=_number(r, "take_profit", optional=True) if r.get("take_profit") is not None else None,
+        strategy=_free_text(r, "strategy") if r.get("strategy") is not None else None,
+        note=_free_text(r, "note") if r.get("note") is not None else None,
         forced=_integer(r, "forced", 0, 1) == 1,
     )
 
 
-def _close(r: Record, opens: dict[int, Trade]) -> tuple[int, Close]:
+def _close(r: Record, opened: Callable[[int], Trade | None]) -> tuple[int, Trade, Close]:
     file_id = _integer(r, "trade_id", 1, None)
-    trade = opens.get(file_id)
+    trade = opened(file_id)
     if trade is None:
         raise _BadRecord(f"closes trade {file_id}, which the file does not open before it")
     if _symbol(r) != trade.symbol or r.get("side") != trade.side.value:
@@ -355,7 +641,8 @@ def _close(r: Record, opens: dict[int, Trade]) -> tuple[int, Close]:
         raise _BadRecord(f"realized_pnl {gross} does not match its prices ({expected})")
     reason = _choice(r, "reason", CloseReason)
     fee = _number(r, "fee", zero_ok=True)
-    return file_id, Close(0, 0, qty, _number(r, "price"), price_usdt, fee, gross, at, _free_text(r, "note"), reason)
+    close = Close(0, trade.id, qty, _number(r, "price"), price_usdt, fee, gross, at, _free_text(r, "note"), reason)
+    return file_id, trade, close
 
 
 def _value(r: Record, column: str) -> str | None:
@@ -378,6 +665,12 @@ def _number(r: Record, column: str, optional: bool, zero_ok: bool = False, signe
 def _number(
     r: Record, column: str, optional: bool = False, zero_ok: bool = False, signed: bool = False
 ) -> Decimal | None:
+    text = r.get(column)
+    if text.__class__ is str and _PLAIN.fullmatch(text):  # the export's own form: the common case, quickly
+        number = Decimal(text)
+        if (number < 0 and not signed) or (number == 0 and not (zero_ok or signed)):
+            raise _BadRecord(f"{column} is out of range: {text[:40]}")
+        return number
     text = _value(r, column)
     if text is None:
         if optional:
@@ -395,6 +688,11 @@ def _number(
 
 
 def _integer(r: Record, column: str, low: int, high: int | None) -> int:
+    text = r.get(column)
+    if text.__class__ is str and text.isascii() and text.isdigit() and len(text) <= 18:
+        number = int(text)
+        if number >= low and (high is None or number <= high):
+            return number
     text = _value(r, column)
     if text is None or not (text.isascii() and text.isdigit() and len(text) <= 18) or int(text) < low or (high is not None and int(text) > high):
         bound = f"{low}-{high}" if high is not None else f"{low} or more"
@@ -403,6 +701,9 @@ def _integer(r: Record, column: str, low: int, high: int | None) -> int:
 
 
 def _choice(r: Record, column: str, choices):
+    value = r.get(column)
+    if value.__class__ is str and (found := _CHOICES.get((choices, value))) is not None:
+        return found
     text = _value(r, column)
     try:
         return choices(text)
@@ -411,12 +712,22 @@ def _choice(r: Record, column: str, choices):
         raise _BadRecord(f"{column} must be one of {allowed}, got {(text or '')[:40]!r}") from None
 
 
+_CHOICES = {(choices, c.value): c for choices in (Side, Kind, MarginMode, CloseReason) for c in choices}
+_SYMBOLS: dict[str, str] = {}  # symbols as written -> as parsed: a file names a few thousand at most
+
+
 def _symbol(r: Record) -> str:
+    written = r.get("symbol")
+    if written.__class__ is str and written in _SYMBOLS:
+        return _SYMBOLS[written]
     text = _value(r, "symbol") or ""
     try:
-        return parse_symbol(text)
+        symbol = parse_symbol(text)
     except InvalidInput as exc:
         raise _BadRecord(str(exc)) from None
+    if isinstance(written, str) and len(_SYMBOLS) < 10_000:
+        _SYMBOLS[written] = symbol
+    return symbol
 
 
 def _moment(r: Record) -> datetime:
@@ -425,6 +736,10 @@ def _moment(r: Record) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise _BadRecord(f"at is not an ISO-8601 time: {text[:40]!r}") from None
+    if moment.tzinfo is UTC:  # as exported
+        if moment < EARLIEST:
+            raise _BadRecord(f"at is before 2009-01-03, when Bitcoin began: {text[:40]!r}")
+        return moment
     if moment.tzinfo is None:
         raise _BadRecord(f"at has no UTC offset: {text[:40]!r}")
     try:

@@ -1,0 +1,163 @@
+"""Import streams its file: read in blocks, checked and booked in chunks inside one transaction.
+Here blocks and chunks are made tiny, so that every record, JSON value and reference between records
+falls across a boundary somewhere; the result must be exactly what the export held. And the bulk
+path of ``Ledger.book`` (what a chunk is written with) writes the rows one-by-one booking writes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from conftest import ledger_rows
+from portfolio_cli.engine.booking import Entry, booking, close_entry, margin_entry, open_entry
+from portfolio_cli.engine.records import (
+    CashFlow,
+    Close,
+    CloseReason,
+    FlowKind,
+    Kind,
+    MarginChange,
+    MarginMode,
+    Side,
+    Trade,
+)
+from portfolio_cli.ledger import booking as ledger_booking
+from portfolio_cli.ledger import open_ledger
+from portfolio_cli.services import importing
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+RECORD_TABLES = ("trades", "closes", "cash_flows", "margin_changes")
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch):
+    monkeypatch.setattr(importing, "_READ", 97)  # characters read at a time: values split everywhere
+    monkeypatch.setattr(importing, "CHUNK_RECORDS", 2)  # most closes refer to a trade of an earlier chunk
+
+
+def a_ledger_with_every_kind_of_record(cli) -> None:
+    from test_check import hour, iso
+
+    cli("init", "--balance", "5000", "--at", iso(hour(-30)))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", iso(hour(-20)))
+    cli("open", "ETH/USDT", "--qty", "1", "--leverage", "5", "--short", "--price", "2000", "--at", iso(hour(-20)))
+    cli("open", "SOL/USDT", "--qty", "3", "--price", "100", "--note", 'a "quoted" note, with a comma')
+    cli("check")  # the funding of the 20 hours
+    cli("add-margin", "1", "100")
+    cli("remove-margin", "1", "30")
+    cli("margin-mode", "2", "--cross")
+    cli("close", "3", "--qty", "1", "--price", "SOL/USDT=101")
+    cli("close", "3", "--price", "SOL/USDT=99")
+    cli("deposit", "500")
+    cli("withdraw", "200")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_an_import_read_in_tiny_blocks_and_chunks_restores_the_export_exactly(
+    cli, binance, tmp_path, tiny_blocks, fmt
+):
+    a_ledger_with_every_kind_of_record(cli)
+    exported = tmp_path / f"all.{fmt}"
+    cli("export", "trades", "--format", fmt, "-o", str(exported))
+    fresh = ["--db", str(tmp_path / "copy.db")]
+    result = cli.json("import", str(exported), "-p", "main", *fresh)
+    assert (result["trades_added"], result["closes_added"], result["margin_changes_added"]) == (3, 2, 3)
+    again = cli("export", "trades", "--format", fmt, *fresh).stdout
+    if fmt == "json":
+        assert json.loads(again)["records"] == json.loads(exported.read_text())["records"]
+    else:
+        assert again == exported.read_text()
+    assert cli.json("verify", *fresh)["ok"] is True
+    twice = cli.json("import", str(exported), "-p", "main", *fresh)  # every record present, in every chunk
+    assert (twice["trades_added"], twice["closes_added"], twice["cash_flows_added"]) == (0, 0, 0)
+    assert (twice["trades_present"], twice["closes_present"]) == (3, 2)
+
+
+def test_a_json_export_whose_kind_comes_after_its_records_is_read_and_checked(cli, binance, tmp_path, ledger_path):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000")
+    payload = json.loads(cli("export", "trades", "--format", "json").stdout)
+    reordered = tmp_path / "reordered.json"
+    reordered.write_text(json.dumps({"records": payload["records"], **payload}))  # "records" first
+    assert cli.json("import", str(reordered), "-p", "copy")["trades_added"] == 1
+    before = [ledger_rows(ledger_path, table) for table in RECORD_TABLES]
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"records": payload["records"], **payload, "kind": "cashflows"}))
+    assert "not a trades export" in cli("import", str(wrong), "-p", "other", code=2).stderr
+    assert [ledger_rows(ledger_path, table) for table in RECORD_TABLES] == before  # its records were rolled back
+    names = sqlite3.connect(ledger_path).execute("select name from portfolios order by id").fetchall()
+    assert names == [("main",), ("copy",)]
+
+
+def test_trade_ids_taken_only_in_a_later_chunk_are_numbered_by_the_ledger_throughout(
+    cli, binance, tmp_path, monkeypatch
+):
+    """The file's ids are kept only if none is taken; the taken one here is read in the last chunk,
+    after earlier chunks were booked with their own ids: those are numbered again, with their closes."""
+    cli("init")
+    for n in range(4):
+        cli("open", "BTC/USDT", "--qty", "0.01", "--price", str(40000 + n))
+    cli("close", "1", "--price", "BTC/USDT=41000")
+    exported = tmp_path / "trades.csv"
+    cli("export", "trades", "-o", str(exported))
+    lines = exported.read_text().splitlines()
+    only_the_last = tmp_path / "last.csv"
+    only_the_last.write_text("\n".join([lines[0], lines[1], lines[5]]) + "\n")  # header, deposit, trade 4
+    other = ["--db", str(tmp_path / "other.db")]
+    cli("import", str(only_the_last), "-p", "first", *other)  # takes id 4 in the other ledger
+    monkeypatch.setattr(importing, "CHUNK_RECORDS", 2)
+    result = cli.json("import", str(exported), "-p", "copy", *other)
+    assert (result["trades_added"], result["closes_added"]) == (4, 1)
+    copied = cli.json("trades", "-p", "copy", *other)
+    assert [t["id"] for t in copied] == [5, 6, 7, 8]  # all after the ledger's 4, in the file's order
+    assert [t["status"] for t in copied] == ["closed", "open", "open", "open"]  # the close went with trade 1's copy
+    assert cli.json("verify", *other)["ok"] is True
+
+
+def trade(trade_id: int, kind: Kind = Kind.SPOT) -> Trade:
+    margin = kind is Kind.MARGIN
+    mode, leverage = (MarginMode.ISOLATED, 5) if margin else (None, 1)
+    return Trade(trade_id, "BTC/USDT", Side.LONG, kind, mode, leverage, D("0.01"), D(40000), D(40000), D("0.4"), T0)
+
+
+def entries() -> list[Entry]:
+    """116 entries: kept ids 1000–1049 (1049 a margin trade), 20 the ledger numbers, 40 closes, a
+    margin change and 5 deposits."""
+    kept = [open_entry(trade(1000 + n, Kind.MARGIN if n == 49 else Kind.SPOT), keep_id=True) for n in range(50)]
+    numbered = [open_entry(trade(0)) for _ in range(20)]
+    at = T0 + timedelta(hours=1)
+    closes = [
+        close_entry(Close(0, 1000 + n, D("0.01"), D(40100), D(40100), D("0.401"), D(1), at, None, CloseReason.MANUAL))
+        for n in range(40)
+    ]
+    margin = [margin_entry(MarginChange(0, 1049, at, D(25), None))]
+    deposits = [Entry(CashFlow(0, FlowKind.DEPOSIT, D(100 + n), at, None, f"deposit {n}")) for n in range(5)]
+    return kept + numbered + closes + margin + deposits
+
+
+def test_the_bulk_path_of_book_writes_the_rows_booking_one_by_one_writes(tmp_path: Path):
+    books = []
+    for name, together in (("one-by-one", False), ("bulk", True)):
+        ledger = open_ledger(tmp_path / f"{name}.db")
+        with ledger.transaction("test", T0):
+            portfolio = ledger.create_portfolio("main", T0)
+            ledger.add_cash_flow(portfolio, FlowKind.DEPOSIT, D(1_000_000), T0)
+            if together:
+                assert len(entries()) >= ledger_booking.BULK_ENTRIES
+                booked = ledger.book(portfolio, booking(entries()))
+            else:
+                ids = [ledger.book(portfolio, booking([entry])).ids for entry in entries()]
+        books.append(ledger)
+    one, bulk = books
+    assert booked.ids == tuple(i for (i,) in ids)
+    for table in RECORD_TABLES:
+        rows = f"select * from {table} order by id"
+        assert bulk.conn.execute(rows).fetchall() == one.conn.execute(rows).fetchall(), table
+    audited = {r["action"]: json.loads(r["details"]) for r in bulk.audit_entries()}
+    assert audited["open trades"] == {"table": "trades", "ids": [[1000, 1069]]}
+    assert audited["record cash flows"]["ids"] == [[2, 2 + 50 + 20 + 80 + 5 - 1]]  # entry fees, closes' two, deposits
