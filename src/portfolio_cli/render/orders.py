@@ -95,5 +95,6 @@ def order_what_if_view(result: OrderWhatIf) -> Group:
         parts.append(Text(f"Off market: {safe(result.off_market)}"))
     verdict = "would be booked" if fill.would_book else f"would be cancelled ({', '.join(fill.refused_by)})"
     fee = "maker" if o.order_type is OrderType.LIMIT else "taker"
-    parts.append(what_if_view(fill, f"At its fill, were the market at {price(o.price, tick)} now ({fee} fee): {verdict}"))
+    at_fill = f"At its fill, were the market at {price(o.price, tick)} now ({fee} fee): {verdict}"
+    parts.append(what_if_view(fill, at_fill))
     return Group(*parts)
