@@ -283,7 +283,7 @@ def rebalance(r: sqlite3.Row) -> RebalanceEvent:
 
 
 # A void's rows by the engine's names (engine/records.py, ``Void.rows``), to the tables the ``live_*``
-# views filter (migrations.m013_voids).
+# views filter (migrations.m014_voids).
 VOIDED_TABLES = {
     "trade": "trades",
     "close": "closes",
