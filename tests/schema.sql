@@ -1,3 +1,15 @@
+-- index cash_flows_at
+CREATE INDEX cash_flows_at on cash_flows (portfolio_id, at);
+
+-- index cash_flows_odd_amounts
+CREATE INDEX cash_flows_odd_amounts on cash_flows (portfolio_id, at, id) where length(ltrim(amount, '-')) > 19 or instr(amount, 'E') > 0;
+
+-- index cash_flows_transfers
+CREATE INDEX cash_flows_transfers on cash_flows (portfolio_id, at) where kind in ('deposit', 'withdrawal');
+
+-- index closes_by_trade
+CREATE INDEX closes_by_trade on closes (trade_id, closed_at, qty, reason);
+
 -- index funding_once
 CREATE UNIQUE INDEX funding_once on cash_flows (trade_id, at) where kind = 'funding';
 
