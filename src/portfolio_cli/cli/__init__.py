@@ -44,6 +44,7 @@ MODULES = {
     "order": "orders",
     "orders": "orders",
     "cancel": "orders",
+    "void": "orders",
 }
 
 
