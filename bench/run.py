@@ -96,6 +96,9 @@ def bench_value() -> None:
             env = {**os.environ, "PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": url, "COLUMNS": "120"}
             env.pop("PORTFOLIO_DB", None)
             env.pop("PORTFOLIO_CONFIG", None)
+            # As installed: an installed package runs from its bytecode, written here by the set-up runs;
+            # without it every timed run would compile the package's sources afresh.
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
             config = Path(home) / "bench.toml"
             # 100 positions, 25 per symbol: the risk limits are opened up for the benchmark ledger.
             config.write_text(
@@ -111,7 +114,7 @@ def bench_value() -> None:
                 symbol = symbols[i % len(symbols)]
                 short = ["--short"] if i % 5 == 0 and symbol != "ETH/BTC" else []
                 portfolio(env, "open", symbol, "--qty", sizes[symbol], *short)
-            positions = portfolio(env, "value", "--offline", "--json").stdout.count('"trade_id"')
+            positions = len(json.loads(portfolio(env, "value", "--offline", "--json").stdout)["valuation"]["positions"])
             print(f"ledger with {positions} open positions")
 
             describe("portfolio value --offline (100 positions)", timed(env, "value", "--offline"))
@@ -217,51 +220,56 @@ def bench_history() -> None:
         describe("portfolio history --json (5 years)", timed(env, "history", "--json"))
 
 
+def report_ledger(home: str) -> None:
+    """A ledger in ``home`` with 5 years of daily snapshots and 100,000 closed trades (each with its
+    entry fee, realized PnL and exit fee flows), BTC's daily candles cached for the benchmark."""
+    ledger, book, first = _five_year_ledger(home)
+    trades, closes, flows, candles = [], [], [], []
+    symbols, strategies = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "DOGE/USDT"], ["trend", "swing", "dca", None]
+    for n in range(2, 100_002):  # trade 1 is the snapshots' BTC position
+        opened = first + timedelta(minutes=26 * n)
+        closed = opened + timedelta(hours=n % 48 + 1)
+        price = Decimal(40000 + n % 1000)
+        exit_price = price + Decimal(n % 7 - 3)
+        pnl = codec.money((exit_price - price) * Decimal("0.001"))
+        symbol, strategy = symbols[n % 4], strategies[n % 7 % 4]
+        trades.append((n, book.id, symbol, "long", "spot", None, 1, "0.00100000", f"{price}", f"{price}",
+                       "0.04000000", codec.timestamp(opened), None, None, strategy, None, 0))  # fmt: skip
+        closes.append((n, "0.00100000", f"{exit_price}", f"{exit_price}", "0.04000000", pnl,
+                       codec.timestamp(closed), None, "manual"))  # fmt: skip
+        flows += [
+            (book.id, "fee", "-0.04000000", codec.timestamp(opened), n, "entry fee"),
+            (book.id, "realized_pnl", pnl, codec.timestamp(closed), n, None),
+            (book.id, "fee", "-0.04000000", codec.timestamp(closed), n, "exit fee"),
+        ]
+    for n in range(5 * 365 + 1):
+        price = f"{PRICES['BTC/USDT'] * (1 + Decimal(n % 89 - 44) / 300):.2f}"
+        candles.append(("BTC/USDT", "1d", codec.timestamp(first + timedelta(days=n)), price, price, price, price))
+    conn = ledger.conn
+    conn.execute("begin")
+    conn.executemany(
+        "insert into trades (id, portfolio_id, symbol, side, kind, margin_mode, leverage, qty, price, price_usdt, "
+        "fee, opened_at, stop_loss, take_profit, strategy, note, forced) values (" + ",".join("?" * 17) + ")",
+        trades,
+    )
+    conn.executemany(
+        "insert into closes (trade_id, qty, price, price_usdt, fee, realized_pnl, closed_at, note, reason) "
+        "values (?,?,?,?,?,?,?,?,?)",
+        closes,
+    )
+    conn.executemany(
+        "insert into cash_flows (portfolio_id, kind, amount, at, trade_id, note) values (?,?,?,?,?,?)", flows
+    )
+    conn.executemany("insert into candles values (?,?,?,?,?,?,?)", candles)
+    conn.execute("commit")
+    ledger.close()
+
+
 def bench_report() -> None:
-    """5 years of daily snapshots and 100,000 closed trades (each with its entry fee, realized PnL and
-    exit fee flows), BTC's daily candles cached for the benchmark; the full report, offline."""
+    """The full report over ``report_ledger``, offline: wall time and peak memory."""
     with tempfile.TemporaryDirectory() as home:
         env = _offline_env(home)
-        ledger, book, first = _five_year_ledger(home)
-        trades, closes, flows, candles = [], [], [], []
-        symbols, strategies = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "DOGE/USDT"], ["trend", "swing", "dca", None]
-        for n in range(2, 100_002):  # trade 1 is the snapshots' BTC position
-            opened = first + timedelta(minutes=26 * n)
-            closed = opened + timedelta(hours=n % 48 + 1)
-            price = Decimal(40000 + n % 1000)
-            exit_price = price + Decimal(n % 7 - 3)
-            pnl = codec.money((exit_price - price) * Decimal("0.001"))
-            symbol, strategy = symbols[n % 4], strategies[n % 7 % 4]
-            trades.append((n, book.id, symbol, "long", "spot", None, 1, "0.00100000", f"{price}", f"{price}",
-                           "0.04000000", codec.timestamp(opened), None, None, strategy, None, 0))  # fmt: skip
-            closes.append((n, "0.00100000", f"{exit_price}", f"{exit_price}", "0.04000000", pnl,
-                           codec.timestamp(closed), None, "manual"))  # fmt: skip
-            flows += [
-                (book.id, "fee", "-0.04000000", codec.timestamp(opened), n, "entry fee"),
-                (book.id, "realized_pnl", pnl, codec.timestamp(closed), n, None),
-                (book.id, "fee", "-0.04000000", codec.timestamp(closed), n, "exit fee"),
-            ]
-        for n in range(5 * 365 + 1):
-            price = f"{PRICES['BTC/USDT'] * (1 + Decimal(n % 89 - 44) / 300):.2f}"
-            candles.append(("BTC/USDT", "1d", codec.timestamp(first + timedelta(days=n)), price, price, price, price))
-        conn = ledger.conn
-        conn.execute("begin")
-        conn.executemany(
-            "insert into trades (id, portfolio_id, symbol, side, kind, margin_mode, leverage, qty, price, price_usdt, "
-            "fee, opened_at, stop_loss, take_profit, strategy, note, forced) values (" + ",".join("?" * 17) + ")",
-            trades,
-        )
-        conn.executemany(
-            "insert into closes (trade_id, qty, price, price_usdt, fee, realized_pnl, closed_at, note, reason) "
-            "values (?,?,?,?,?,?,?,?,?)",
-            closes,
-        )
-        conn.executemany(
-            "insert into cash_flows (portfolio_id, kind, amount, at, trade_id, note) values (?,?,?,?,?,?)", flows
-        )
-        conn.executemany("insert into candles values (?,?,?,?,?,?,?)", candles)
-        conn.execute("commit")
-        ledger.close()
+        report_ledger(home)
         runs = {"runs": RUNS_SLOW}
         describe("portfolio report (100,000 trades, 5 years)", timed(env, "report", "--offline", **runs))
         describe("portfolio report --json (same)", timed(env, "report", "--offline", "--json", **runs))

@@ -137,6 +137,22 @@ class Connection:
     def _rows(self, sql: str, params: list[Any] | tuple = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
 
+    def _tuples(self, sql: str, params: list[Any] | tuple = ()) -> list[tuple[Any, ...]]:
+        """All rows as plain tuples: for the large reads (100,000 rows and more), where building a
+        ``sqlite3.Row`` for each costs as much as the query itself."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, params).fetchall()
+
+    def _batches(self, sql: str, params: list[Any] | tuple = (), size: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """The rows as plain tuples, fetched ``size`` at a time: a large read without holding all of it
+        in memory at once, nor a call into the cursor for each row."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(size):
+            yield from batch
+
     @contextmanager
     def transaction(self, command: str, now: datetime | None = None) -> Iterator[Self]:
         """All of a command's writes, or none of them. ``BEGIN IMMEDIATE`` takes the write lock up

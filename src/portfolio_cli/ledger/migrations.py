@@ -335,6 +335,60 @@ def m012_orders(db: Database) -> None:
     db.table("order_ends").create_index(["order_id"], unique=True)  # an order ends once
 
 
+def m013_report_lookups(db: Database) -> None:
+    # What the report looks up on a ledger of 100,000 trades, each at once instead of by a scan of
+    # every cash flow: the latest flow, the deposits and withdrawals of a range, the odd amounts
+    # (``codec.ODD_AMOUNT_SQL``: none, usually, so sums take the plain integer path); and each
+    # trade's closes with their reasons, read from the index alone.
+    db.execute("create index cash_flows_at on cash_flows (portfolio_id, at)")
+    db.execute(
+        "create index cash_flows_transfers on cash_flows (portfolio_id, at) where kind in ('deposit', 'withdrawal')"
+    )
+    db.execute("create index cash_flows_odd_amounts on cash_flows (portfolio_id, at, id) where "
+               "length(ltrim(amount, '-')) > 19 or instr(amount, 'E') > 0")  # fmt: skip
+    db.execute("create index closes_by_trade on closes (trade_id, closed_at, qty, reason)")
+
+
+# What a void takes out of the fold: each voided row, by its table (one row once: a void cannot be
+# voided, nor a row voided twice). The ``live_*`` views are the records that count; every read that
+# folds records reads them, so the filter lives here once.
+LIVE_VIEWS = ("trades", "closes", "cash_flows", "margin_changes", "amendments")
+
+
+def m014_voids(db: Database) -> None:
+    # A void: a mistaken record reversed as if it never happened, itself a record (append-only), in
+    # force from when it was entered (``at``); ``record`` and ``record_id`` name what it voided.
+    db.table("voids").create(
+        {
+            "id": int,
+            "portfolio_id": int,
+            "at": str,
+            "record": str,  # trade, close, deposit, withdrawal, margin_change, amendment
+            "record_id": int,
+            "record_at": str,  # the voided record's effective time
+            "reason": str,
+            "summary": str,  # what was voided, in words, as it stood
+        },
+        pk="id",
+        not_null={"portfolio_id", "at", "record", "record_id", "record_at", "reason", "summary"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    db.table("voids").create_index(["portfolio_id", "at"])
+    db.table("voided_rows").create(
+        {"tbl": str, "row_id": int, "void_id": int},
+        pk=("tbl", "row_id"),
+        not_null={"void_id"},
+        foreign_keys=[("void_id", "voids", "id")],
+        strict=True,
+    )
+    for table in LIVE_VIEWS:
+        db.execute(
+            f"create view live_{table} as select * from {table} "
+            f"where id not in (select row_id from voided_rows where tbl = '{table}')"
+        )
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -346,6 +400,8 @@ MIGRATIONS = [
     m010_notify_state,
     m011_amendments_trailing,
     m012_orders,
+    m013_report_lookups,
+    m014_voids,
 ]
 
 

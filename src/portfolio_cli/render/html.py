@@ -270,10 +270,11 @@ def _image(png: bytes) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
-def _figure(rows: int = 1):
+def _figure(rows: int = 1, within=None):
+    """A chart's figure with ``rows`` panels, or ``within`` a part of a larger one (a PDF page)."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
-    figure = Figure(figsize=(11, 3.2 * rows), dpi=100, layout="constrained")
+    figure = within if within is not None else Figure(figsize=(11, 3.2 * rows), dpi=100, layout="constrained")
     axes = figure.subplots(rows, 1, squeeze=False)[:, 0]
     for ax in axes:
         ax.grid(True, color="#e3e6ec")
@@ -292,8 +293,8 @@ def _equity_chart(report: Report) -> bytes:
     return _png(equity_figure(report))
 
 
-def equity_figure(report: Report):  # -> matplotlib.figure.Figure
-    figure, (ax,) = _figure()
+def equity_figure(report: Report, within=None):  # -> matplotlib.figure.Figure
+    figure, (ax,) = _figure(within=within)
     days = [row.day for row in report.daily]
     ax.plot(days, [float(r.equity) for r in report.daily], color=PORTFOLIO_COLOUR, linewidth=2, label="portfolio")
     if isinstance(report.benchmark, Benchmark):
@@ -317,8 +318,8 @@ def _drawdown_chart(report: Report) -> bytes:
     return _png(drawdown_figure(report))
 
 
-def drawdown_figure(report: Report):  # -> matplotlib.figure.Figure
-    figure, (ax,) = _figure()
+def drawdown_figure(report: Report, within=None):  # -> matplotlib.figure.Figure
+    figure, (ax,) = _figure(within=within)
     days = [row.day for row in report.daily]
     drawdown = [row.drawdown_pct for row in report.daily]
     ax.fill_between(days, drawdown, 0, color=DRAWDOWN_COLOUR, alpha=0.8, linewidth=0)
@@ -332,11 +333,11 @@ def _rolling_chart(report: Report) -> bytes | None:
     return None if figure is None else _png(figure)
 
 
-def rolling_figure(report: Report):  # -> matplotlib.figure.Figure | None
+def rolling_panels(report: Report) -> list[tuple[str, list[tuple[date, float]], str]]:
     """The rolling windows that have data (a range shorter than a window has none)."""
     sharpe = [(d, v) for d, v in report.rolling_sharpe if v is not None]
     drawdown = [(d, v * 100) for d, v in report.rolling_max_drawdown]
-    panels = [
+    return [
         (title, points, colour)
         for title, points, colour in (
             ("Rolling 30-day Sharpe", sharpe, PORTFOLIO_COLOUR),
@@ -344,9 +345,14 @@ def rolling_figure(report: Report):  # -> matplotlib.figure.Figure | None
         )
         if len(points) >= 2
     ]
+
+
+def rolling_figure(report: Report, within=None):  # -> matplotlib.figure.Figure | None
+    """The rolling windows that have data, one panel each (None: none has)."""
+    panels = rolling_panels(report)
     if not panels:
         return None
-    figure, axes = _figure(len(panels))
+    figure, axes = _figure(len(panels), within)
     for ax, (title, points, colour) in zip(axes, panels, strict=True):
         days = [d for d, _ in points]
         ax.plot(days, [v for _, v in points], color=colour)

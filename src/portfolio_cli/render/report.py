@@ -86,6 +86,12 @@ GAP_NOTE = (
 
 def report_view(report: Report, width: int, charts: bool = True) -> RenderableType:
     """The whole report for a terminal ``width`` columns wide (``charts``: with its line charts)."""
+    return Group(*report_parts(report, width, charts))
+
+
+def report_parts(report: Report, width: int, charts: bool = True) -> list[RenderableType]:
+    """The report's parts, top to bottom: its headings and lines (``Text``), then its tables, alone or
+    side by side (``Columns``). A paginated rendering keeps each part whole where it can."""
     span = (
         f"{report.first_day} to {report.last_day}, {report.snapshots} daily snapshots"
         if report.first_day
@@ -128,7 +134,7 @@ def report_view(report: Report, width: int, charts: bool = True) -> RenderableTy
     else:
         parts += [Text(f"No trading activity from {report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC")]
         parts.append(_transfers_table(report))
-    return Group(*parts)
+    return parts
 
 
 def _summary_table(report: Report) -> Table:

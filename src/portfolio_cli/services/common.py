@@ -12,8 +12,8 @@ from portfolio_cli.config import Settings
 from portfolio_cli.engine.accounting import Lot, build_lots
 from portfolio_cli.engine.brackets import Brackets, BracketTable
 from portfolio_cli.engine.history import records_at
-from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Portfolio, Side, Trade
-from portfolio_cli.engine.symbols import normalize_symbol, spot_of
+from portfolio_cli.engine.records import CashFlow, Close, Kind, MarginChange, MarginMode, Portfolio, Side, Trade
+from portfolio_cli.engine.symbols import BASE_CURRENCY, normalize_symbol, quote_of, spot_of
 from portfolio_cli.engine.timeline import Records, free_margin_conflict, later_needs
 from portfolio_cli.engine.valuation import Valuation, price_key, value_portfolio
 from portfolio_cli.errors import InvalidInput, NotFound, PriceUnavailable, RuleRefused
@@ -217,6 +217,42 @@ def check_text(value: str | None, what: str) -> str | None:
 def check_places(value: Decimal, what: str) -> None:
     if q8(value) != value:
         raise InvalidInput(f"{what} has more than 8 decimal places: {value}")
+
+
+def check_position_request(
+    symbol_text: str,
+    qty: Decimal | None,
+    notional: Decimal | None,
+    short: bool,
+    leverage: int,
+    margin_mode: MarginMode | None,
+    prices: dict[str, Decimal | None],
+    strategy: str | None,
+    note: str | None,
+    trailing_pct: Decimal | None,
+) -> tuple[str, Kind, Side]:
+    """What ``open`` and ``order`` both ask of a position: one size, a leverage Binance offers, a margin
+    position on a USDT pair, prices to 8 places, clean text. Returns its symbol, kind and side."""
+    symbol = parse_symbol(symbol_text)
+    if (qty is None) == (notional is None):
+        raise InvalidInput("give exactly one of --qty and --notional")
+    if not 1 <= leverage <= MAX_LEVERAGE:
+        raise InvalidInput(f"leverage must be between 1 and {MAX_LEVERAGE}, got {leverage}")
+    kind = Kind.MARGIN if short or leverage > 1 else Kind.SPOT
+    if kind is Kind.MARGIN and quote_of(symbol) != BASE_CURRENCY:
+        raise InvalidInput(f"margin positions are USDT-margined perpetuals: use a /USDT pair, not {symbol}")
+    if kind is Kind.SPOT and margin_mode is not None:
+        raise InvalidInput("--isolated/--cross apply to margin positions (--leverage above 1 or --short)")
+    for what, value in {"--qty": qty, "--notional": notional, **prices}.items():
+        if value is not None:
+            check_places(value, what)
+    check_text(strategy, "--strategy")
+    check_text(note, "--note")
+    if trailing_pct is not None:
+        from portfolio_cli.services.amend import check_trailing_pct
+
+        check_trailing_pct(trailing_pct)
+    return symbol, kind, Side.SHORT if short else Side.LONG
 
 
 def check_stops(side: Side, fill: Decimal, stop: Decimal | None, take: Decimal | None) -> None:

@@ -14,25 +14,21 @@ from decimal import Decimal
 from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.booking import Entry, booking
 from portfolio_cli.engine.orders import reservation, status_of, wrong_side
-from portfolio_cli.engine.records import Kind, MarginMode, Order, OrderEnd, OrderStatus, OrderType, Side
+from portfolio_cli.engine.records import Kind, MarginMode, Order, OrderEnd, OrderStatus, OrderType, Portfolio, Side
 from portfolio_cli.engine.rules import Conformed, conform_qty
-from portfolio_cli.engine.records import Portfolio
-from portfolio_cli.engine.symbols import BASE_CURRENCY, perpetual_of, quote_of
+from portfolio_cli.engine.symbols import perpetual_of
 from portfolio_cli.engine.timeline import free_margin_at
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import q8
 from portfolio_cli.services.common import (
-    MAX_LEVERAGE,
     brackets_of,
     check_bracket_leverage,
-    check_places,
+    check_position_request,
     check_stops,
-    check_text,
     later_conflicts,
     lots_of,
     marks_for,
     moment_or_now,
-    parse_symbol,
     timeline_of,
     valuation_of,
 )
@@ -163,37 +159,17 @@ def _no_room(order: Order, free: Decimal) -> str:
 def _plan(session: Session, name: str, req: OrderRequest) -> _Plan:
     """The order ``req`` describes, validated as ``order`` places it: its side of the market, Binance's
     lot step, price band and leverage bracket, its reservation."""
-    symbol = parse_symbol(req.symbol)
     if (req.limit is None) == (req.stop_entry is None):
         raise InvalidInput("give exactly one of --limit and --stop-entry")
-    if (req.qty is None) == (req.notional is None):
-        raise InvalidInput("give exactly one of --qty and --notional")
-    if not 1 <= req.leverage <= MAX_LEVERAGE:
-        raise InvalidInput(f"leverage must be between 1 and {MAX_LEVERAGE}, got {req.leverage}")
-    kind = Kind.MARGIN if req.short or req.leverage > 1 else Kind.SPOT
-    if kind is Kind.MARGIN and quote_of(symbol) != BASE_CURRENCY:
-        raise InvalidInput(f"margin positions are USDT-margined perpetuals: use a /USDT pair, not {symbol}")
-    if kind is Kind.SPOT and req.margin_mode is not None:
-        raise InvalidInput("--isolated/--cross apply to margin positions (--leverage above 1 or --short)")
     order_type = OrderType.LIMIT if req.limit is not None else OrderType.STOP_ENTRY
     price = req.limit if req.limit is not None else req.stop_entry
     assert price is not None
-    for value, what in (
-        (req.qty, "--qty"),
-        (req.notional, "--notional"),
-        (price, "--limit" if order_type is OrderType.LIMIT else "--stop-entry"),
-        (req.stop_loss, "--stop-loss"),
-        (req.take_profit, "--take-profit"),
-    ):
-        if value is not None:
-            check_places(value, what)
-    check_text(req.strategy, "--strategy")
-    check_text(req.note, "--note")
-    if req.trailing_pct is not None:
-        from portfolio_cli.services.amend import check_trailing_pct
-
-        check_trailing_pct(req.trailing_pct)
-    side = Side.SHORT if req.short else Side.LONG
+    given = "--limit" if order_type is OrderType.LIMIT else "--stop-entry"
+    prices = {given: price, "--stop-loss": req.stop_loss, "--take-profit": req.take_profit}
+    symbol, kind, side = check_position_request(
+        req.symbol, req.qty, req.notional, req.short, req.leverage, req.margin_mode, prices, req.strategy,
+        req.note, req.trailing_pct,
+    )  # fmt: skip
     check_stops(side, price, req.stop_loss, req.take_profit)
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
@@ -210,8 +186,8 @@ def _plan(session: Session, name: str, req: OrderRequest) -> _Plan:
     if why is not None:
         raise InvalidInput(why)
     off_market = None
+    traded = perpetual_of(symbol) if kind is Kind.MARGIN else symbol  # a margin position trades the perpetual
     if order_type is OrderType.LIMIT:  # Binance holds a limit's price to its PERCENT_PRICE band
-        traded = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
         around = band_reference(session, symbol, traded, now if req.at is not None else None)
         off_market = check_band(session, price, around, rules, side is Side.LONG, traded, req.off_market)
     rate = book.usdt_rate_at(symbol, None)
@@ -219,7 +195,10 @@ def _plan(session: Session, name: str, req: OrderRequest) -> _Plan:
     qty = req.qty if req.qty is not None else q8(req.notional / price_usdt) if req.notional is not None else None
     assert qty is not None
     if rules is None:
-        session.warn(f"trading rules for {symbol} unknown offline: lot step and exchange limits not checked")
+        session.warn(
+            f"trading rules for {traded} unknown (offline, or Binance unreachable): lot step and exchange limits "
+            "not checked"
+        )
     else:
         conformed = conform_qty(qty, price, replace(rules, max_market_qty=None))
         if not isinstance(conformed, Conformed):

@@ -209,7 +209,7 @@ def report(
         )
     change = _unrealized_change(first, last)
     parts = ledger.trade_parts(portfolio, start, end, single=set(change))
-    closed = ledger.closed_trades(portfolio, start, end)
+    closed, held = ledger.closed_and_held(portfolio, start, end)
     deposits = sum((f.amount for f in transfers if f.kind is FlowKind.DEPOSIT), Decimal(0))
     withdrawals = -sum((f.amount for f in transfers if f.kind is FlowKind.WITHDRAWAL), Decimal(0))
     return Report(
@@ -238,7 +238,7 @@ def report(
         trailing=trailing_returns(days if series else [], returns),
         trades=trade_stats(closed),
         breakdowns=breakdowns(closed),
-        exposure=exposure_time(ledger.holding_spans(portfolio, start, end), start, end),
+        exposure=exposure_time(held, start, end),
         active=ledger.traded(portfolio, start, end),
         attribution=attribute(parts, change),
         benchmark=(

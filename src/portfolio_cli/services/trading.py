@@ -23,16 +23,16 @@ from portfolio_cli.engine.rules import (
     lot_exposure,
     price_band_refusal,
 )
-from portfolio_cli.engine.symbols import BASE_CURRENCY, base_of, perpetual_of, quote_of, spot_of
+from portfolio_cli.engine.symbols import base_of, perpetual_of, spot_of
 from portfolio_cli.engine.timeline import Records, close_conflict
 from portfolio_cli.engine.valuation import Mark, Valuation, value_portfolio
 from portfolio_cli.errors import InvalidInput, NotFound, PriceUnavailable, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO, q8, round_down_to_step
 from portfolio_cli.services.common import (
-    MAX_LEVERAGE,
     brackets_of,
     check_bracket_leverage,
     check_places,
+    check_position_request,
     check_stops,
     check_text,
     later_conflicts,
@@ -217,32 +217,11 @@ def preview_open(session: Session, name: str, req: OpenRequest) -> WhatIf:
 
 
 def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill | WhatIf:
-    symbol = parse_symbol(req.symbol)
-    if (req.qty is None) == (req.notional is None):
-        raise InvalidInput("give exactly one of --qty and --notional")
-    if not 1 <= req.leverage <= MAX_LEVERAGE:
-        raise InvalidInput(f"leverage must be between 1 and {MAX_LEVERAGE}, got {req.leverage}")
-    kind = Kind.MARGIN if req.short or req.leverage > 1 else Kind.SPOT
-    if kind is Kind.MARGIN and quote_of(symbol) != BASE_CURRENCY:
-        raise InvalidInput(f"margin positions are USDT-margined perpetuals: use a /USDT pair, not {symbol}")
-    if kind is Kind.SPOT and req.margin_mode is not None:
-        raise InvalidInput("--isolated/--cross apply to margin positions (--leverage above 1 or --short)")
-    for value, what in (
-        (req.qty, "--qty"),
-        (req.notional, "--notional"),
-        (req.price, "--price"),
-        (req.stop_loss, "--stop-loss"),
-        (req.take_profit, "--take-profit"),
-    ):
-        if value is not None:
-            check_places(value, what)
-    check_text(req.strategy, "--strategy")
-    check_text(req.note, "--note")
-    if req.trailing_pct is not None:
-        from portfolio_cli.services.amend import check_trailing_pct
-
-        check_trailing_pct(req.trailing_pct)
-    side = Side.SHORT if req.short else Side.LONG
+    prices = {"--price": req.price, "--stop-loss": req.stop_loss, "--take-profit": req.take_profit}
+    symbol, kind, side = check_position_request(
+        req.symbol, req.qty, req.notional, req.short, req.leverage, req.margin_mode, prices, req.strategy,
+        req.note, req.trailing_pct,
+    )  # fmt: skip
     settings = session.settings.for_portfolio(name)
     ledger = session.ledger
     portfolio = ledger.portfolio(name)
@@ -391,7 +370,8 @@ def _open(session: Session, name: str, req: OpenRequest, dry_run: bool) -> Fill 
             marks_after.setdefault(key, Mark(key, fill, fill_usdt, at, "fill"))
         lots_after, flows_after = after.at(at)
         open_after = [lot for lot in lots_after if lot.is_open]
-        valuation_after = value_portfolio(flows_after, open_after, marks_after, brackets, reserved=after.reserved_at(at))
+        reserved_after = after.reserved_at(at)
+        valuation_after = value_portfolio(flows_after, open_after, marks_after, brackets, reserved=reserved_after)
         new_id = max(t.id for t in after.trades)
         session.discard_fetched()  # a dry run leaves the ledger byte for byte as it was: nothing is cached
         return _what_if(
@@ -571,6 +551,7 @@ class ClosedSlice:
     exit_fee: Decimal
     net_pnl: Decimal
     remaining_qty: Decimal
+    close_id: int = 0  # the close's id once booked (0: a dry run)
 
 
 @dataclass(frozen=True)
@@ -820,12 +801,14 @@ def _close(
         entries = (replace(close_entry(close), off_market=plan.off_market) for plan, _, close in parts)
         booked = ledger.book(portfolio, booking(entries))
     rebuild_stale(session, portfolio.name, booked.stale_days)
-    return _close_result(portfolio.name, moment, parts)
+    return _close_result(portfolio.name, moment, parts, booked.ids)
 
 
-def _close_result(name: str, moment: datetime, parts: list[tuple[_ClosePlan, Lot, Close]]) -> CloseResult:
+def _close_result(
+    name: str, moment: datetime, parts: list[tuple[_ClosePlan, Lot, Close]], ids: tuple[int, ...] = ()
+) -> CloseResult:
     slices = []
-    for plan, lot, close in parts:
+    for n, (plan, lot, close) in enumerate(parts):
         entry_fee = lot.entry_fee_share(close.qty, lot.trade.qty - lot.open_qty)
         slices.append(
             ClosedSlice(
@@ -841,6 +824,7 @@ def _close_result(name: str, moment: datetime, parts: list[tuple[_ClosePlan, Lot
                 close.fee,
                 close.realized_pnl - entry_fee - close.fee,
                 lot.open_qty - close.qty,
+                ids[n] if n < len(ids) else 0,
             )
         )
     return CloseResult(
