@@ -8,16 +8,14 @@ whole 1e-8 units as integers (``units_sql``), which is exact.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-from portfolio_cli.money import LEDGER_PLACES, ZERO
+from portfolio_cli.money import ZERO, q8
 
 
 def money(value: Decimal) -> str:
-    """Fixed-point text with the ledger's 8 places (``0.00000000``, never ``0E-8``): ``q8``, inlined
-    (an import of a million trades writes ten million of these)."""
-    rounded = value.quantize(LEDGER_PLACES, rounding=ROUND_HALF_UP)
-    return f"{rounded if rounded else abs(rounded):f}"
+    """Fixed-point text with the ledger's 8 places (``0.00000000``, never ``0E-8``)."""
+    return f"{q8(value):f}"
 
 
 def optional_money(value: Decimal | None) -> str | None:
