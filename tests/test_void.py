@@ -215,3 +215,60 @@ def test_export_and_import_of_a_ledger_with_a_void_reproduce_the_portfolio(cli, 
 
 def equity_by_day_of(cli, *db: str) -> dict[str, D]:
     return {row["day"]: D(row["equity"]) for row in cli.json("history", *db)["rows"]}
+
+
+def minute(offset: int) -> datetime:
+    return datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=offset)
+
+
+def test_a_voided_amendment_is_replayed_without_it_so_the_stop_it_removed_acts(cli, binance):
+    """The stop at 39,000 was removed at −50 min; a candle at −40 min dips to 38,000. Voided, the
+    removal never happened: the watermark rewinds to it and the next check closes at the stop."""
+    start = minute(0)
+    at = lambda offset: (start + timedelta(minutes=offset)).isoformat()  # noqa: E731 (one clock for the test)
+    cli("init", "--at", at(-120))
+    cli("open", "BTC/USDT", "--qty", "0.1", "--price", "40000", "--at", at(-60), "--stop-loss", "39000")
+    cli("amend", "1", "--no-stop-loss", "--at", at(-50))
+    dip = int((start + timedelta(minutes=-40)).timestamp() * 1000)
+    binance.ohlc[("BTC/USDT", "1m", dip)] = (D(40000), D(40000), D(38000), D(40000))
+    cli("check")  # nothing to close: the stop was removed
+    refused = cli("void", "1", "--reason", "x", code=1)
+    assert "trade 1 is amended by amendment 1: void it first" in refused.stderr
+
+    voided = cli.json("void", "amendment:1", "--reason", "removed the stop by mistake")
+    assert voided["summary"].startswith("amendment of trade 1: no stop-loss (")
+    assert datetime.fromisoformat(voided["rewound_to"]) == start + timedelta(minutes=-50)
+    cli("check", code=12)  # a position was closed: by its stop, on the candle at −40 min
+    [trade] = cli.json("trades")
+    assert (trade["status"], trade["closed_by"], D(trade["exit"])) == ("closed", "stop_loss", D(39000))
+    # now the close that followed from the restored stop stands in the way of the trade's void
+    assert "trade 1 is closed by close 1: void the close first" in cli("void", "1", "--reason", "x", code=1).stderr
+    cli("verify")
+
+
+def test_a_voided_margin_change_gives_the_margin_back_to_free_margin(cli, binance):
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "4", "--isolated")  # 4,000 notional: 1,000 margin
+    before = cli.json("value")["valuation"]
+    cli("add-margin", "1", "250")
+    assert D(cli.json("value")["valuation"]["free_margin"]) == D(before["free_margin"]) - 250
+    assert "trade 1 has margin change 1: void it first" in cli("void", "1", "--reason", "x", code=1).stderr
+    voided = cli.json("void", "margin:1", "--reason", "meant 25")
+    assert voided["summary"].startswith("250 USDT of margin added to trade 1 (")
+    assert D(cli.json("value")["valuation"]["free_margin"]) == D(before["free_margin"])
+    cli("verify")
+    cli("void", "1", "--reason", "the whole trade was a mistake")  # nothing of it is left: it goes too
+    assert D(cli.json("value")["valuation"]["wallet_balance"]) == D(10000)
+
+
+def test_verify_finds_a_void_that_takes_out_a_row_of_another_portfolio(cli, binance, ledger_path):
+    cli("init")
+    cli("init", "other")
+    cli("deposit", "100", "-p", "other")  # cash flow 3, of "other"
+    cli("deposit", "200")
+    cli("void", "deposit:4", "--reason", "typo")
+    cli("verify")
+    with sqlite3.connect(ledger_path) as conn:  # edited by hand: the void now names other's deposit
+        conn.execute("update voided_rows set row_id = 3 where tbl = 'cash_flows'")
+    found = cli("verify", code=6)
+    assert "void 1" in found.stdout and "takes out cash_flows row 3, no record of this portfolio" in found.stdout

@@ -382,6 +382,24 @@ class Queries(Connection):
             taken.setdefault(void_id, []).append((names[table], row_id))
         return [rowmap.void(r, tuple(taken.get(r["id"], ()))) for r in rows]
 
+    def void_strays(self, portfolio: Portfolio) -> list[tuple[int, str, int]]:
+        """The rows the portfolio's voids take out that are no record of it (void id, table, row id):
+        none, unless the ledger was edited by hand."""
+        owner = {
+            "trades": "select portfolio_id from trades where id = v.row_id",
+            "cash_flows": "select portfolio_id from cash_flows where id = v.row_id",
+            "closes": "select t.portfolio_id from closes x join trades t on t.id = x.trade_id where x.id = v.row_id",
+            "margin_changes": "select t.portfolio_id from margin_changes x join trades t on t.id = x.trade_id "
+            "where x.id = v.row_id",
+            "amendments": "select t.portfolio_id from amendments x join trades t on t.id = x.trade_id "
+            "where x.id = v.row_id",
+        }
+        cases = " ".join(f"when '{table}' then ({sql})" for table, sql in owner.items())
+        sql = f"""
+            select v.void_id, v.tbl, v.row_id from voided_rows v join voids on voids.id = v.void_id
+            where voids.portfolio_id = ?1 and (case v.tbl {cases} end) is not ?1 order by v.void_id, v.tbl, v.row_id"""
+        return [tuple(row) for row in self.conn.execute(sql, [portfolio.id])]
+
     def void_of(self, portfolio: Portfolio, record: VoidKind, record_id: int) -> Void | None:
         """The void that took ``record`` ``record_id`` out of the portfolio's records, if one did."""
         rows = self._rows(
