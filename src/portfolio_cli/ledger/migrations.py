@@ -349,6 +349,12 @@ def m013_report_lookups(db: Database) -> None:
     db.execute("create index closes_by_trade on closes (trade_id, closed_at, qty, reason)")
 
 
+def m014_drop_superseded_close_index(db: Database) -> None:
+    # m013's index of each trade's closes extends m004's (trade, time, quantity) with the reason, so
+    # m004's serves no query any more: a close is written to as many indexes as before m013.
+    db.execute("drop index if exists idx_closes_trade_id_closed_at_qty")
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -361,6 +367,7 @@ MIGRATIONS = [
     m011_amendments_trailing,
     m012_orders,
     m013_report_lookups,
+    m014_drop_superseded_close_index,
 ]
 
 
