@@ -296,3 +296,11 @@ def test_a_backdated_order_may_not_take_the_margin_a_later_trade_needed(cli, btc
     assert "an order placed at" in cli(*args, "--dry-run", code=1).stderr  # the dry run says why it would not place
     assert cli.json("orders") == []
     cli("order", "BTC/USDT", "--limit", "39000", "--qty", "0.05", "--at", minute(-60).isoformat())  # 1,950 fits
+
+
+def test_an_offline_order_dry_run_says_each_warning_once(cli, btc):
+    cli("init", "--balance", "10000")
+    args = ("order", "BTC/USDT", "--limit", "39000", "--qty", "0.01", "--offline", "--price", "BTC/USDT=40000")
+    result = cli(*args, "--dry-run")
+    assert result.stderr.count("trading rules for BTC/USDT unknown") == 1, result.stderr
+    assert "would be placed" in result.stdout

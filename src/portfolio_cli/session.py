@@ -48,6 +48,19 @@ class Session:
     _fetched: list[tuple[str, Decimal, datetime, str]] = field(default_factory=list)
     _fetched_candles: dict[tuple[str, str, datetime], Candle] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A warning is said once per command, however many of its steps meet the same condition
+        # (a dry run of an order checks the order, then its fill).
+        said: set[str] = set()
+        tell = self.warn
+
+        def once(message: str) -> None:
+            if message not in said:
+                said.add(message)
+                tell(message)
+
+        self.warn = once
+
     @classmethod
     def create(
         cls,

@@ -186,8 +186,8 @@ def _plan(session: Session, name: str, req: OrderRequest) -> _Plan:
     if why is not None:
         raise InvalidInput(why)
     off_market = None
+    traded = perpetual_of(symbol) if kind is Kind.MARGIN else symbol  # a margin position trades the perpetual
     if order_type is OrderType.LIMIT:  # Binance holds a limit's price to its PERCENT_PRICE band
-        traded = perpetual_of(symbol) if kind is Kind.MARGIN else symbol
         around = band_reference(session, symbol, traded, now if req.at is not None else None)
         off_market = check_band(session, price, around, rules, side is Side.LONG, traded, req.off_market)
     rate = book.usdt_rate_at(symbol, None)
@@ -195,7 +195,10 @@ def _plan(session: Session, name: str, req: OrderRequest) -> _Plan:
     qty = req.qty if req.qty is not None else q8(req.notional / price_usdt) if req.notional is not None else None
     assert qty is not None
     if rules is None:
-        session.warn(f"trading rules for {symbol} unknown offline: lot step and exchange limits not checked")
+        session.warn(
+            f"trading rules for {traded} unknown (offline, or Binance unreachable): lot step and exchange limits "
+            "not checked"
+        )
     else:
         conformed = conform_qty(qty, price, replace(rules, max_market_qty=None))
         if not isinstance(conformed, Conformed):
