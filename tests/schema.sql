@@ -65,6 +65,10 @@ CREATE UNIQUE INDEX "idx_snapshots_portfolio_id_day"
 CREATE INDEX "idx_trades_portfolio_id_symbol"
     ON "trades" ("portfolio_id", "symbol");
 
+-- index idx_voids_portfolio_id_at
+CREATE INDEX "idx_voids_portfolio_id_at"
+    ON "voids" ("portfolio_id", "at");
+
 -- index notify_pending
 CREATE INDEX notify_pending on notify_outbox (id) where settled_at is null;
 
@@ -301,4 +305,39 @@ CREATE TABLE "trades" (
    "note" TEXT,
    "forced" INTEGER NOT NULL
 , "trailing_pct" TEXT) STRICT;
+
+-- table voided_rows
+CREATE TABLE "voided_rows" (
+   "tbl" TEXT,
+   "row_id" INTEGER,
+   "void_id" INTEGER NOT NULL REFERENCES "voids"("id"),
+   PRIMARY KEY ("tbl", "row_id")
+) STRICT;
+
+-- table voids
+CREATE TABLE "voids" (
+   "id" INTEGER PRIMARY KEY,
+   "portfolio_id" INTEGER NOT NULL REFERENCES "portfolios"("id"),
+   "at" TEXT NOT NULL,
+   "record" TEXT NOT NULL,
+   "record_id" INTEGER NOT NULL,
+   "record_at" TEXT NOT NULL,
+   "reason" TEXT NOT NULL,
+   "summary" TEXT NOT NULL
+) STRICT;
+
+-- view live_amendments
+CREATE VIEW live_amendments as select * from amendments where id not in (select row_id from voided_rows where tbl = 'amendments');
+
+-- view live_cash_flows
+CREATE VIEW live_cash_flows as select * from cash_flows where id not in (select row_id from voided_rows where tbl = 'cash_flows');
+
+-- view live_closes
+CREATE VIEW live_closes as select * from closes where id not in (select row_id from voided_rows where tbl = 'closes');
+
+-- view live_margin_changes
+CREATE VIEW live_margin_changes as select * from margin_changes where id not in (select row_id from voided_rows where tbl = 'margin_changes');
+
+-- view live_trades
+CREATE VIEW live_trades as select * from trades where id not in (select row_id from voided_rows where tbl = 'trades');
 

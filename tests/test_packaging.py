@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -39,23 +40,69 @@ def test_demo_runs_offline_and_says_it_is_demo_data(cli, isolated_env):
     assert cli.json("verify", "--db", str(isolated_env / "demo.db"))["snapshots"] == 33
 
 
-def _imported_modules(*argv: str) -> set[str]:
-    code = (
-        "import sys, json\n"
-        "from portfolio_cli.cli import app\n"
-        f"try:\n    app({list(argv)!r})\nexcept SystemExit:\n    pass\n"
-        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))\n"
+def _imported_modules(*argv: str, code: int = 0) -> set[str]:
+    """The top-level packages that ``portfolio ARGV`` imports, run as the installed script runs."""
+    program = (
+        "import sys, json, atexit\n"
+        "atexit.register(lambda: print(json.dumps(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+        f"sys.argv = ['portfolio', *{list(argv)!r}]\n"
+        "from portfolio_cli.cli import main\n"
+        "main()\n"
     )
-    result = run("-c", code)
+    result = run("-c", program)
+    assert result.returncode == code, result.stderr
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def test_help_and_offline_value_import_neither_ccxt_nor_pandas(cli, binance):
+HEAVY = ("ccxt", "pandas", "matplotlib", "sqlite_utils")
+
+
+def test_help_and_offline_value_import_none_of_the_heavy_libraries(cli, binance):
     cli("init")
     cli("open", "BTC/USDT", "--qty", "0.1")
-    for argv in (["--help"], ["value", "--offline"], ["trades"]):
+    for argv in (["--help"], ["value", "--offline"], ["value", "--help"], ["trades"]):
         modules = _imported_modules(*argv)
-        assert "ccxt" not in modules and "pandas" not in modules, argv
+        assert not modules & set(HEAVY), (argv, sorted(modules & set(HEAVY)))
+
+
+def test_help_imports_neither_markdown_nor_pygments():
+    # Typer's help renderer imports rich's Markdown and Traceback, which a help screen never uses.
+    for argv in (["--help"], [], ["open", "--help"]):
+        modules = _imported_modules(*argv, code=0 if argv else 2)  # `portfolio` alone: the help, exit 2
+        assert not modules & {"markdown_it", "pygments"}, (argv, sorted(modules & {"markdown_it", "pygments"}))
+
+
+def test_the_help_renderer_still_renders_markdown_and_tracebacks_when_asked():
+    # The stand-ins load the real classes on first use.
+    code = (
+        "import io, sys\n"
+        "from portfolio_cli.cli.help import load_help_renderer\n"
+        "load_help_renderer()\n"
+        "import typer.rich_utils as r\n"
+        "assert 'markdown_it' not in sys.modules\n"
+        "from rich.console import Console\n"
+        "console = Console(file=io.StringIO(), width=40)\n"
+        "console.print(r.Markdown('**bold** text'))\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n"
+        "    console.print(r.Traceback.from_exception(type(e), e, e.__traceback__))\n"
+        "import rich.markdown, rich.traceback\n"
+        "print(type(r.Markdown('x')) is rich.markdown.Markdown)\n"
+        "print('ZeroDivisionError' in console.file.getvalue())\n"
+    )
+    result = run("-c", code)
+    assert result.stdout.split() == ["True", "True"], result.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], [], ["valu"], ["value", "--help"], ["close", "--help"]])
+def test_the_entry_point_shows_what_the_whole_app_shows(argv):
+    # main() builds only what the run can use (the named command, or the commands' names and help).
+    env = {**os.environ, "COLUMNS": "100"}
+    whole = run("-c", f"from portfolio_cli.cli import app; app({argv!r}, prog_name='portfolio')", env=env)
+    entry = run(
+        "-c", f"import sys; sys.argv = ['portfolio', *{argv!r}]; from portfolio_cli.cli import main; main()", env=env
+    )
+    assert (entry.returncode, entry.stdout, entry.stderr) == (whole.returncode, whole.stdout, whole.stderr)
+    assert entry.stdout or entry.stderr
 
 
 def test_every_service_name_resolves_from_its_module():

@@ -228,6 +228,15 @@ def test_money_sums_in_sql_are_exact_integer_units_or_refused(cli, binance):
     assert "(realized_pnl of trade 1," in result.stderr and "is 1000000000000.00000000 USDT" in result.stderr
     trades = cli.json("report")["trades"]
     assert trades["count"] == 1 and D(trades["largest_win"]) == D(10**12) - D(10**9) - D(2 * 10**9)  # net of fees
+    # each names the record that undoes it: the close's flows their close, a deposit itself
+    assert "is 1000000000000.00000000 USDT (a mistake is undone by: portfolio void close:1 --reason TEXT)" in (
+        result.stderr
+    )
+    cli("void", "close:1", "--reason", "price typo")
+    cli("void", "1", "--reason", "price typo")
+    after = cli("report")
+    assert "of trade 1" not in after.stderr and "portfolio void deposit:2 --reason TEXT" in after.stderr
+    assert cli.json("report")["trades"]["count"] == 0
 
 
 def test_a_missing_day_is_named_and_left_out_of_the_daily_statistics(traded, ledger_path):

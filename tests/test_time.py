@@ -172,3 +172,22 @@ def test_a_stale_day_that_cannot_be_priced_is_named_and_rebuilt_by_the_next_snap
     h.source.failing.clear()
     h("snapshot", snapshots.take_snapshots, ["fund"])
     assert len(h.snapshots()) == days and h.verified()
+
+
+def test_a_backdated_amendment_before_funding_already_booked_on_its_trade_is_refused(tmp_path):
+    """Found by the order-independence property: levels set before a funding payment already booked
+    could close the position earlier on the next replay, and that funding would stay booked on a
+    position that was no longer open. As a backdated close is, the amendment is refused."""
+    from portfolio_cli.services import amend
+
+    h = History(tmp_path, "amend")
+    h.init()
+    opened = h.open("BNB/USDT", "0.5", AT_0100 - timedelta(days=1), leverage=2, short=True, price=D(600))
+    h.check()  # funding every 8 hours from 28 November 08:00 (the configured rate), on the open short
+    stop_before_the_rise = amend.AmendRequest(opened.trade_id, stop_loss=D(640), at=AT_0100)
+    booked_after = r"funding of trade 1 was booked after 2026-11-29 01:00 UTC \(at 2026-11-29 08:00"
+    with pytest.raises(RuleRefused, match=booked_after):
+        h("amend", amend.amend_trade, "fund", stop_before_the_rise)
+    assert h.closes() == [] and h.verified()
+    # after the last funding it is taken: BNB is at 650 by then, so the short's stop goes above it
+    h("amend", amend.amend_trade, "fund", amend.AmendRequest(opened.trade_id, stop_loss=D(700), at=NOW))

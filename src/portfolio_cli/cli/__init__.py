@@ -2,13 +2,20 @@
 
 The core commands live in ``commands``; the others in modules loaded only when their command runs
 (or for ``--help``), so that a quick command does not pay for building thirty others at startup.
+Typer builds a Click command from every registered function's signature each time the app runs
+(about 3 ms a command), so ``main`` hands it only what this run can use: the one command named on
+the line, or, when none is (``portfolio``, ``portfolio --help``, a mistyped name), every command's
+name and help without their options.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
+import os
 import sys
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import typer
@@ -37,6 +44,7 @@ MODULES = {
     "order": "orders",
     "orders": "orders",
     "cancel": "orders",
+    "void": "orders",
 }
 
 
@@ -52,9 +60,54 @@ def _app(command: str | None = None) -> typer.Typer:
     return app
 
 
+def _name(info: Any) -> str:
+    return str(info.name or info.callback.__name__).replace("_", "-")
+
+
+def _only(app: typer.Typer, command: str) -> typer.Typer:
+    """``app`` with ``command`` its only command (the root options and callback unchanged)."""
+    narrowed = copy.copy(app)
+    narrowed.registered_commands = [c for c in app.registered_commands if _name(c) == command]
+    return narrowed
+
+
+def _listed_only(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError("a command built for the help listing was run")
+
+
+def _listing(app: typer.Typer) -> typer.Typer:
+    """``app`` with each command as its name and help only: what the root's help and its
+    "No such command" hint show. No command can run from it, since none was named."""
+    listed = copy.copy(app)
+    listed.registered_commands = []
+    for info in app.registered_commands:
+        entry = copy.copy(info)
+        entry.name = _name(info)
+        entry.help = inspect.getdoc(info.callback) if info.help is None else info.help
+        entry.callback = _listed_only
+        listed.registered_commands.append(entry)
+    return listed
+
+
 def main() -> None:
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    _app(command)()
+    app = _app(command)
+    if command is None or "--help" in sys.argv:
+        from portfolio_cli.cli.help import load_help_renderer
+
+        load_help_renderer()
+    if any(n.startswith("_") and n.endswith("_COMPLETE") for n in os.environ):  # completion: every option
+        app()
+    elif command in MODULES or command in _core():
+        _only(app, command)()
+    else:
+        _listing(app)()
+
+
+def _core() -> frozenset[str]:
+    from portfolio_cli.cli.commands import CORE
+
+    return CORE
 
 
 def __getattr__(name: str):

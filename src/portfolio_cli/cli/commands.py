@@ -134,7 +134,8 @@ def _cash(
         if json:
             return print_json(result)
         stdout.print(
-            f"{kind.capitalize()} of {render.money(result.amount)} USDT recorded in {result.portfolio}: wallet "
+            f"{kind.capitalize()} {result.id} of {render.money(result.amount)} USDT recorded in {result.portfolio}: "
+            "wallet "
             f"{render.money(result.wallet_balance)} USDT, free margin {render.money(result.free_margin)} USDT"
         )
 
@@ -369,6 +370,9 @@ def trades(
     costs: Annotated[
         bool, typer.Option("--costs", help="Show each trade's fees, liquidation fees and funding.")
     ] = False,
+    voided: Annotated[
+        bool, typer.Option("--voided", help="List the voided records instead: what, when, when voided and why.")
+    ] = False,
     portfolio: PortfolioOpt = None,
     offline: QuietOfflineOpt = False,
     db: DbOpt = None,
@@ -378,11 +382,22 @@ def trades(
     """List trades with their fills and realized PnL.
 
     Examples: [bold]portfolio trades --status closed --symbol BTC/USDT --from 2026-01-01[/] ·
-    [bold]portfolio trades --costs[/]
+    [bold]portfolio trades --costs[/] · [bold]portfolio trades --voided[/]
     """
     from portfolio_cli import render
 
     with running(command_line(), db, config) as session:
+        if voided:
+            from portfolio_cli.render.orders import voids_table
+            from portfolio_cli.services.voids import VoidRow, list_voids
+
+            if costs or symbol or strategy or since or until or status is not TradeStatus.ALL:
+                raise InvalidInput("--voided lists every voided record: give no other filter")
+            void_rows = list_voids(session, portfolio_name(session, portfolio))
+            if json:
+                return print_json(void_rows, list[VoidRow])
+            stdout.print(voids_table(void_rows) if void_rows else "No voided records")
+            return None
         rows = services.list_trades(
             session,
             portfolio_name(session, portfolio),

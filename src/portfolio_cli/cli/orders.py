@@ -1,4 +1,4 @@
-"""Exit levels and pending orders: amend, order, orders, cancel."""
+"""Exit levels, pending orders and corrections: amend, order, orders, cancel, void."""
 
 from __future__ import annotations
 
@@ -238,3 +238,40 @@ def cancel(
         from portfolio_cli.render.orders import order_line
 
         stdout.print(order_line("Cancelled", cancelled))
+
+
+@app.command()
+def void(
+    record: Annotated[
+        str,
+        typer.Argument(
+            metavar="RECORD",
+            help="A trade id, or KIND:ID with KIND one of trade, close, deposit, withdrawal, margin, amendment.",
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="Why the record is voided (kept with the void).")] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be undone and rebuilt; book nothing.")
+    ] = False,
+    portfolio: PortfolioOpt = None,
+    offline: OfflineOpt = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Reverse a mistaken record as if it never happened, while no later record depends on it.
+
+    The void is a record of its own (listed by trades --voided); the snapshots from the voided
+    record's day are rebuilt and the next check replays from its moment.
+    Examples: [bold]portfolio void 7 --reason "price typo"[/] ·
+    [bold]portfolio void close:12 --reason "closed the wrong trade"[/]
+    """
+    from portfolio_cli.services.voids import VoidResult, void_record
+
+    with running(command_line(), db, config, offline) as session:
+        result = void_record(session, portfolio_name(session, portfolio), record, reason, dry_run)
+        if json:
+            return print_json(result, VoidResult)
+        from portfolio_cli.render.orders import void_view
+
+        stdout.print(void_view(result))

@@ -9,6 +9,7 @@ A booking is a list of entries, each one record with the cash flows it carries:
 - a margin change (added/removed isolated margin, or a mode switch), which moves no cash;
 - an amendment of a trade's stop-loss, take-profit or trailing stop, which moves no cash;
 - a pending order and its end (filled as a trade, cancelled, expired), which move no cash;
+- a void, which takes a mistaken record and the flows booked with it out of every fold (engine/voids.py);
 - the portfolio's check watermark, a rebalance event and its trades, and snapshots (derived state).
 
 The recipe for a fill lives here once: ``open_entry`` and ``close_entry`` (and ``close_lots`` for a
@@ -36,6 +37,7 @@ from portfolio_cli.engine.records import (
     RebalanceEvent,
     Snapshot,
     Trade,
+    Void,
 )
 
 
@@ -56,7 +58,17 @@ class RebalanceLink:
 
 
 Record = (
-    Trade | Close | CashFlow | MarginChange | Amendment | Order | OrderEnd | CheckMark | RebalanceEvent | RebalanceLink
+    Trade
+    | Close
+    | CashFlow
+    | MarginChange
+    | Amendment
+    | Order
+    | OrderEnd
+    | Void
+    | CheckMark
+    | RebalanceEvent
+    | RebalanceLink
 )
 
 
@@ -83,6 +95,8 @@ class Entry:
             return r.at
         if isinstance(r, Order):
             return r.placed_at
+        if isinstance(r, Void):  # the state changes from the voided record's moment on
+            return r.record_at
         return None
 
 

@@ -188,6 +188,36 @@ class MarginChange:
     mode: MarginMode | None = None
 
 
+class VoidKind(StrEnum):
+    """What a void can reverse (``portfolio void KIND:ID``)."""
+
+    TRADE = "trade"  # an opening fill, with its entry fee
+    CLOSE = "close"  # a closing fill, with its realized PnL and fee
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    MARGIN_CHANGE = "margin_change"  # margin added or removed, or a mode switch
+    AMENDMENT = "amendment"  # a change of a trade's exit levels
+
+
+@dataclass(frozen=True)
+class Void:
+    """A mistaken record reversed as if it had never been booked: itself a record, in force from when
+    it was entered (``at``). ``rows`` are what it takes out of every fold: the voided record and the
+    cash flows booked with it, each as (``trade``, ``close``, ``cash_flow``, ``margin_change`` or
+    ``amendment``, id). ``record_at`` is the voided record's own effective time: the derived state
+    from it on is rebuilt, as after a record dated then."""
+
+    id: int
+    at: datetime
+    record: VoidKind
+    record_id: int
+    record_at: datetime
+    reason: str
+    summary: str  # what was voided, in words
+    rows: tuple[tuple[str, int], ...] = ()
+    cash: Decimal = Decimal(0)  # the wallet moves the voided record booked (undone by the void)
+
+
 @dataclass(frozen=True)
 class Candle:
     """One exchange candle (prices in the pair's quote currency); ``timeframe`` as ccxt names it."""

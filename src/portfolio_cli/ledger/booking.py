@@ -22,6 +22,7 @@ from portfolio_cli.engine.records import (
     RebalanceEvent,
     Snapshot,
     Trade,
+    Void,
 )
 from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.ledger import codec, rowmap
@@ -70,6 +71,8 @@ class Writes(Queries):
             elif isinstance(record, CashFlow):
                 row_id = self._add_flow(portfolio, record)
                 trade_id = record.trade_id
+            elif isinstance(record, Void):
+                row_id, trade_id = self.add_void(portfolio, record), None
             elif isinstance(record, CheckMark):
                 row_id, trade_id = self.record_check(portfolio, record.through, record.events), None
             else:
@@ -261,6 +264,24 @@ class Writes(Queries):
             "note": amendment.note,
         }
         return self._write("amendments", row, "amend trade", portfolio.id)
+
+    def add_void(self, portfolio: Portfolio, void: Void) -> int:
+        """Record a void and the rows it takes out of the fold (each row once: the key refuses a second)."""
+        row = {
+            "portfolio_id": portfolio.id,
+            "at": codec.timestamp(void.at),
+            "record": void.record.value,
+            "record_id": void.record_id,
+            "record_at": codec.timestamp(void.record_at),
+            "reason": void.reason,
+            "summary": void.summary,
+        }
+        void_id = self._write("voids", row, f"void {void.record.value}", portfolio.id)
+        self.conn.executemany(
+            "insert into voided_rows (tbl, row_id, void_id) values (?, ?, ?)",
+            [(rowmap.VOIDED_TABLES[kind], row_id, void_id) for kind, row_id in void.rows],
+        )
+        return void_id
 
     def add_order(self, portfolio: Portfolio, order: Order) -> int:
         row = {

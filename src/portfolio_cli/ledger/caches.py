@@ -84,8 +84,8 @@ class Caches(Connection):
             return {}
         marks = ",".join("?" * len(symbols))
         sql = (
-            f"select symbol, price, price_usdt, opened_at as at from trades where symbol in ({marks}) "
-            "union all select t.symbol, c.price, c.price_usdt, c.closed_at from closes c "
+            f"select symbol, price, price_usdt, opened_at as at from live_trades where symbol in ({marks}) "
+            "union all select t.symbol, c.price, c.price_usdt, c.closed_at from live_closes c "
             f"join trades t on t.id = c.trade_id where t.symbol in ({marks})"
         )
         found: dict[str, tuple[Decimal, Decimal, datetime]] = {}

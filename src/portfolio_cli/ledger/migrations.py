@@ -349,7 +349,47 @@ def m013_report_lookups(db: Database) -> None:
     db.execute("create index closes_by_trade on closes (trade_id, closed_at, qty, reason)")
 
 
-def m014_drop_superseded_close_index(db: Database) -> None:
+# What a void takes out of the fold: each voided row, by its table (one row once: a void cannot be
+# voided, nor a row voided twice). The ``live_*`` views are the records that count; every read that
+# folds records reads them, so the filter lives here once.
+LIVE_VIEWS = ("trades", "closes", "cash_flows", "margin_changes", "amendments")
+
+
+def m014_voids(db: Database) -> None:
+    # A void: a mistaken record reversed as if it never happened, itself a record (append-only), in
+    # force from when it was entered (``at``); ``record`` and ``record_id`` name what it voided.
+    db.table("voids").create(
+        {
+            "id": int,
+            "portfolio_id": int,
+            "at": str,
+            "record": str,  # trade, close, deposit, withdrawal, margin_change, amendment
+            "record_id": int,
+            "record_at": str,  # the voided record's effective time
+            "reason": str,
+            "summary": str,  # what was voided, in words, as it stood
+        },
+        pk="id",
+        not_null={"portfolio_id", "at", "record", "record_id", "record_at", "reason", "summary"},
+        foreign_keys=[("portfolio_id", "portfolios", "id")],
+        strict=True,
+    )
+    db.table("voids").create_index(["portfolio_id", "at"])
+    db.table("voided_rows").create(
+        {"tbl": str, "row_id": int, "void_id": int},
+        pk=("tbl", "row_id"),
+        not_null={"void_id"},
+        foreign_keys=[("void_id", "voids", "id")],
+        strict=True,
+    )
+    for table in LIVE_VIEWS:
+        db.execute(
+            f"create view live_{table} as select * from {table} "
+            f"where id not in (select row_id from voided_rows where tbl = '{table}')"
+        )
+
+
+def m015_drop_superseded_close_index(db: Database) -> None:
     # m013's index of each trade's closes extends m004's (trade, time, quantity) with the reason, so
     # m004's serves no query any more: a close is written to as many indexes as before m013.
     db.execute("drop index if exists idx_closes_trade_id_closed_at_qty")
@@ -367,7 +407,8 @@ MIGRATIONS = [
     m011_amendments_trailing,
     m012_orders,
     m013_report_lookups,
-    m014_drop_superseded_close_index,
+    m014_voids,
+    m015_drop_superseded_close_index,
 ]
 
 

@@ -1,4 +1,9 @@
-"""Reading records: plain parameterised SQL, money summed only in exact integer units."""
+"""Reading records: plain parameterised SQL, money summed only in exact integer units.
+
+Records are read from the ``live_*`` views (``migrations.m014_voids``): a voided record is in no fold,
+no figure and no export. A join to ``trades`` for a live row's trade needs no filter: a trade can be
+voided only once nothing else of it is live (``engine.voids``). Reads by id (``trades_by_id``) and
+the checks of which ids are taken see every row."""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from portfolio_cli.engine.records import (
     SnapshotPosition,
     Trade,
     TradePart,
+    Void,
+    VoidKind,
 )
 from portfolio_cli.errors import NotFound
 from portfolio_cli.ledger import codec, rowmap
@@ -57,7 +64,7 @@ class Queries(Connection):
     def cash_flows(self, portfolio: Portfolio, after_id: int = 0) -> list[CashFlow]:
         """The portfolio's cash flows in booking order; ``after_id`` reads only those booked after it."""
         rows = self._rows(
-            "select * from cash_flows where portfolio_id = ? and id > ? order by id", [portfolio.id, after_id]
+            "select * from live_cash_flows where portfolio_id = ? and id > ? order by id", [portfolio.id, after_id]
         )
         return [rowmap.cash_flow(r) for r in rows]
 
@@ -86,7 +93,7 @@ class Queries(Connection):
     def trades(self, portfolio: Portfolio) -> list[Trade]:
         return [
             rowmap.trade(r)
-            for r in self._rows("select * from trades where portfolio_id = ? order by id", [portfolio.id])
+            for r in self._rows("select * from live_trades where portfolio_id = ? order by id", [portfolio.id])
         ]
 
     def fill_rows(self, portfolio: Portfolio, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
@@ -125,8 +132,8 @@ class Queries(Connection):
 
     def closes(self, portfolio: Portfolio) -> list[Close]:
         sql = (
-            "select closes.* from closes join trades on trades.id = closes.trade_id "
-            "where trades.portfolio_id = ? order by closes.id"
+            "select c.* from live_closes c join trades on trades.id = c.trade_id "
+            "where trades.portfolio_id = ? order by c.id"
         )
         return [rowmap.close(r) for r in self._rows(sql, [portfolio.id])]
 
@@ -175,12 +182,12 @@ class Queries(Connection):
                 t.opened_at <= ?3 and (c.last is null or c.last > ?2) as held,
                 c.last > ?2 and c.last <= ?3 as ended,
                 iif(c.last > ?2 and c.last <= ?3, (
-                    select {net} from cash_flows f
+                    select {net} from live_cash_flows f
                     where f.portfolio_id = t.portfolio_id and f.trade_id = t.id and f.kind != 'funding'), null),
                 t.strategy, t.symbol, t.side, c.reason
-            from trades t
+            from live_trades t
             left join (select trade_id, max(closed_at) as last, count(*) as closes, group_concat(qty) as qtys, reason
-                       from closes group by trade_id) c on c.trade_id = t.id
+                       from live_closes group by trade_id) c on c.trade_id = t.id
             where t.portfolio_id = ?1
                 and ((t.opened_at <= ?3 and (c.last is null or c.last > ?2)) or (c.last > ?2 and c.last <= ?3))"""
         moment, total = codec.moment, (codec.from_units if in_sql else _decimal_sum)
@@ -236,7 +243,7 @@ class Queries(Connection):
         sql = f"""
             select t.strategy, t.symbol, t.side, count(*), {outer}, t.id in ({listed}) as alone,
                 max(t.id) as trade_id
-            from (select trade_id, {inner} as units from cash_flows
+            from (select trade_id, {inner} as units from live_cash_flows
                   where portfolio_id = ? and trade_id is not null and at > ? and at <= ? group by trade_id) s
             join trades t on t.id = s.trade_id
             group by t.strategy, t.symbol, t.side, case when t.id in ({listed}) then t.id end"""
@@ -249,32 +256,45 @@ class Queries(Connection):
 
     def amounts_out_of_range(self, portfolio: Portfolio, limit: int = 5) -> list[str]:
         """The portfolio's records with an amount of 10 billion USDT or more (a mistyped price, say),
-        described so that the trader can find them: such amounts are summed the slow exact way."""
+        described so that the trader can find them, with the record that voids them (a close's flows
+        go with the close, an entry fee with its trade): such amounts are summed the slow exact way."""
         # The odd amounts' condition first, so that SQLite reads their partial index, not every flow.
         sql = f"""
-            select f.id, f.kind, f.amount, f.at, f.trade_id from cash_flows f
+            select f.id, f.kind, f.amount, f.at, f.trade_id,
+                (select c.id from live_closes c where c.trade_id = f.trade_id and c.closed_at = f.at
+                 order by c.id limit 1) as close_id
+            from live_cash_flows f
             where f.portfolio_id = ? and {codec.ODD_AMOUNT_SQL} and length(ltrim(f.amount, '-')) > {codec.UNIT_DIGITS}
             order by f.at, f.id limit ?"""
-        return [
-            f"cash flow {flow_id} ({kind}{f' of trade {trade_id}' if trade_id else ''}, {at[:16]} UTC) "
-            f"is {amount} USDT"
-            for flow_id, kind, amount, at, trade_id in self.conn.execute(sql, [portfolio.id, limit])
-        ]
+        found = []
+        for flow_id, kind, amount, at, trade_id, close_id in self.conn.execute(sql, [portfolio.id, limit]):
+            if kind in (FlowKind.DEPOSIT, FlowKind.WITHDRAWAL):
+                record: str | None = f"{kind}:{flow_id}"
+            elif kind == FlowKind.FUNDING:
+                record = None  # booked by check from the position: void the trade's records instead
+            else:
+                record = f"close:{close_id}" if close_id is not None else f"trade:{trade_id}"
+            hint = f" (a mistake is undone by: portfolio void {record} --reason TEXT)" if record else ""
+            found.append(
+                f"cash flow {flow_id} ({kind}{f' of trade {trade_id}' if trade_id else ''}, {at[:16]} UTC) "
+                f"is {amount} USDT{hint}"
+            )
+        return found
 
     def strategy_flows(
         self, portfolio: Portfolio, since: datetime, until: datetime
     ) -> list[tuple[str | None, FlowKind, datetime, Decimal]]:
         """Every flow a trade booked in ``(since, until]`` with its trade's strategy, oldest first."""
         sql = """
-            select strategy, cash_flows.kind, at, amount from cash_flows join trades on trades.id = trade_id
-            where cash_flows.portfolio_id = ? and at > ? and at <= ? order by at, cash_flows.id"""
+            select strategy, f.kind, at, amount from live_cash_flows f join trades on trades.id = trade_id
+            where f.portfolio_id = ? and at > ? and at <= ? order by at, f.id"""
         rows = self.conn.execute(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
         return [
             (strategy, FlowKind(kind), codec.moment(at), codec.decimal(amount)) for strategy, kind, at, amount in rows
         ]
 
     def trade_strategies(self, portfolio: Portfolio) -> dict[int, str | None]:
-        rows = self.conn.execute("select id, strategy from trades where portfolio_id = ?", [portfolio.id])
+        rows = self.conn.execute("select id, strategy from live_trades where portfolio_id = ?", [portfolio.id])
         return dict(rows.fetchall())
 
     def rebalances(self, portfolio: Portfolio) -> list[RebalanceEvent]:
@@ -285,29 +305,31 @@ class Queries(Connection):
         """Whether a trade was opened or closed in ``(since, until]``."""
         window = [portfolio.id, codec.timestamp(since), codec.timestamp(until)]
         sql = """
-            select exists (select 1 from trades where portfolio_id = ?1 and opened_at > ?2 and opened_at <= ?3)
-                or exists (select 1 from closes join trades on trades.id = trade_id
+            select exists (select 1 from live_trades where portfolio_id = ?1 and opened_at > ?2 and opened_at <= ?3)
+                or exists (select 1 from live_closes join trades on trades.id = trade_id
                            where portfolio_id = ?1 and closed_at > ?2 and closed_at <= ?3)"""
         return bool(self.conn.execute(sql, window).fetchone()[0])
 
-    def records_version(self, portfolio: Portfolio) -> tuple[int | None, int | None]:
+    def records_version(self, portfolio: Portfolio) -> tuple[int | None, ...]:
         """Changes whenever the portfolio's records do: every trade, close, deposit, withdrawal, fee
-        and funding books a cash flow, and margin moves are margin changes (ids only ever grow)."""
+        and funding books a cash flow, margin moves are margin changes, and a void takes records out
+        (ids only ever grow)."""
         sql = """
             select (select max(id) from cash_flows where portfolio_id = ?1),
                    (select max(margin_changes.id) from margin_changes join trades on trades.id = trade_id
-                    where portfolio_id = ?1)"""
+                    where portfolio_id = ?1),
+                   (select max(id) from voids where portfolio_id = ?1)"""
         return tuple(self.conn.execute(sql, [portfolio.id]).fetchone())
 
     def last_booked_at(self, portfolio: Portfolio) -> datetime | None:
         """When the portfolio's latest cash flow was booked (every trade and close books one)."""
-        (at,) = self.conn.execute("select max(at) from cash_flows where portfolio_id = ?", [portfolio.id]).fetchone()
+        (at,) = self.conn.execute("select max(at) from live_cash_flows where portfolio_id = ?", [portfolio.id]).fetchone()
         return None if at is None else codec.moment(at)
 
     def transfers(self, portfolio: Portfolio, since: datetime, until: datetime) -> list[CashFlow]:
         """Deposits and withdrawals booked in ``(since, until]``, oldest first."""
         sql = (
-            "select * from cash_flows where portfolio_id = ? and kind in ('deposit', 'withdrawal') "
+            "select * from live_cash_flows where portfolio_id = ? and kind in ('deposit', 'withdrawal') "
             "and at > ? and at <= ? order by at, id"
         )
         rows = self._rows(sql, [portfolio.id, codec.timestamp(since), codec.timestamp(until)])
@@ -315,8 +337,8 @@ class Queries(Connection):
 
     def margin_changes(self, portfolio: Portfolio) -> list[MarginChange]:
         sql = (
-            "select margin_changes.* from margin_changes join trades on trades.id = margin_changes.trade_id "
-            "where trades.portfolio_id = ? order by margin_changes.id"
+            "select m.* from live_margin_changes m join trades on trades.id = m.trade_id "
+            "where trades.portfolio_id = ? order by m.id"
         )
         return [
             MarginChange(
@@ -331,8 +353,8 @@ class Queries(Connection):
 
     def amendments(self, portfolio: Portfolio) -> list[Amendment]:
         sql = (
-            "select amendments.* from amendments join trades on trades.id = amendments.trade_id "
-            "where trades.portfolio_id = ? order by amendments.at, amendments.id"
+            "select a.* from live_amendments a join trades on trades.id = a.trade_id "
+            "where trades.portfolio_id = ? order by a.at, a.id"
         )
         return [rowmap.amendment(r) for r in self._rows(sql, [portfolio.id])]
 
@@ -346,6 +368,45 @@ class Queries(Connection):
             "where orders.portfolio_id = ? order by order_ends.id"
         )
         return [rowmap.order_end(r) for r in self._rows(sql, [portfolio.id])]
+
+    def voids(self, portfolio: Portfolio) -> list[Void]:
+        """The portfolio's voids, oldest first, each with the rows it took out of the fold."""
+        rows = self._rows("select * from voids where portfolio_id = ? order by id", [portfolio.id])
+        taken: dict[int, list[tuple[str, int]]] = {}
+        sql = (
+            "select v.void_id, v.tbl, v.row_id from voided_rows v join voids on voids.id = v.void_id "
+            "where voids.portfolio_id = ? order by v.void_id, v.tbl, v.row_id"
+        )
+        names = {table: name for name, table in rowmap.VOIDED_TABLES.items()}
+        for void_id, table, row_id in self.conn.execute(sql, [portfolio.id]):
+            taken.setdefault(void_id, []).append((names[table], row_id))
+        return [rowmap.void(r, tuple(taken.get(r["id"], ()))) for r in rows]
+
+    def void_strays(self, portfolio: Portfolio) -> list[tuple[int, str, int]]:
+        """The rows the portfolio's voids take out that are no record of it (void id, table, row id):
+        none, unless the ledger was edited by hand."""
+        owner = {
+            "trades": "select portfolio_id from trades where id = v.row_id",
+            "cash_flows": "select portfolio_id from cash_flows where id = v.row_id",
+            "closes": "select t.portfolio_id from closes x join trades t on t.id = x.trade_id where x.id = v.row_id",
+            "margin_changes": "select t.portfolio_id from margin_changes x join trades t on t.id = x.trade_id "
+            "where x.id = v.row_id",
+            "amendments": "select t.portfolio_id from amendments x join trades t on t.id = x.trade_id "
+            "where x.id = v.row_id",
+        }
+        cases = " ".join(f"when '{table}' then ({sql})" for table, sql in owner.items())
+        sql = f"""
+            select v.void_id, v.tbl, v.row_id from voided_rows v join voids on voids.id = v.void_id
+            where voids.portfolio_id = ?1 and (case v.tbl {cases} end) is not ?1 order by v.void_id, v.tbl, v.row_id"""
+        return [tuple(row) for row in self.conn.execute(sql, [portfolio.id])]
+
+    def void_of(self, portfolio: Portfolio, record: VoidKind, record_id: int) -> Void | None:
+        """The void that took ``record`` ``record_id`` out of the portfolio's records, if one did."""
+        rows = self._rows(
+            "select * from voids where portfolio_id = ? and record = ? and record_id = ?",
+            [portfolio.id, record.value, record_id],
+        )
+        return rowmap.void(rows[0], ()) if rows else None
 
     # checks
 

@@ -27,6 +27,8 @@ from portfolio_cli.engine.records import (
     Snapshot,
     SnapshotPosition,
     Trade,
+    Void,
+    VoidKind,
 )
 from portfolio_cli.ledger import codec
 
@@ -142,25 +144,25 @@ FILL_SQL = """
            instr(qty || price || price_usdt || fee || coalesce(stop_loss, '') || coalesce(take_profit, ''), 'E')
                as legacy,
            0 as part, id as fill_id
-    from trades where portfolio_id = ? and opened_at >= ? and opened_at < ?
+    from live_trades where portfolio_id = ? and opened_at >= ? and opened_at < ?
     union all
     select 'close', cast(t.id as text), c.closed_at, t.symbol, t.side, t.kind,
            null, null, c.qty, c.price, c.price_usdt, c.fee,
            c.realized_pnl, c.reason, null, null, null, c.note,
            null, null, instr(c.qty || c.price || c.price_usdt || c.fee || c.realized_pnl, 'E'), 1, c.id
-    from closes c join trades t on t.id = c.trade_id
+    from live_closes c join trades t on t.id = c.trade_id
     where t.portfolio_id = ? and c.closed_at >= ? and c.closed_at < ?
     union all
     select 'margin', cast(t.id as text), m.at, t.symbol, t.side, t.kind,
            m.mode, null, null, null, null, null, null, null, null, null, null, null,
            null, m.amount, instr(m.amount, 'E'), 2, m.id
-    from margin_changes m join trades t on t.id = m.trade_id
+    from live_margin_changes m join trades t on t.id = m.trade_id
     where t.portfolio_id = ? and m.at >= ? and m.at < ?
     union all
     select f.kind, cast(f.trade_id as text), f.at, t.symbol, t.side, t.kind,
            null, null, null, null, null, null, null, null, null, null, null, f.note,
            null, f.amount, instr(f.amount, 'E'), 3, f.id
-    from cash_flows f left join trades t on t.id = f.trade_id
+    from live_cash_flows f left join trades t on t.id = f.trade_id
     where f.portfolio_id = ? and f.kind in ('deposit', 'withdrawal', 'funding') and f.at >= ? and f.at < ?
 """
 # Text that exercises every escaping rule of JSON: quotes, backslashes, control characters, non-ASCII.
@@ -277,4 +279,28 @@ def rebalance(r: sqlite3.Row) -> RebalanceEvent:
         before=weights(r["before"]),
         after=weights(r["after"]),
         trades=tuple(json.loads(r["trades"])),
+    )
+
+
+# A void's rows by the engine's names (engine/records.py, ``Void.rows``), to the tables the ``live_*``
+# views filter (migrations.m014_voids).
+VOIDED_TABLES = {
+    "trade": "trades",
+    "close": "closes",
+    "cash_flow": "cash_flows",
+    "margin_change": "margin_changes",
+    "amendment": "amendments",
+}
+
+
+def void(r: sqlite3.Row, rows: tuple[tuple[str, int], ...]) -> Void:
+    return Void(
+        id=r["id"],
+        at=codec.moment(r["at"]),
+        record=VoidKind(r["record"]),
+        record_id=r["record_id"],
+        record_at=codec.moment(r["record_at"]),
+        reason=r["reason"],
+        summary=r["summary"],
+        rows=rows,
     )

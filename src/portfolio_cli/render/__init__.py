@@ -249,14 +249,16 @@ def close_view(result: CloseResult, ticks: Ticks = NO_TICKS) -> Table:
         title=f"Closed at {moment(result.at)}",
         box=box.SIMPLE_HEAD,
         caption="PnL and fees in USDT",
-        drop=("left open", "gross PnL", "entry", "fees"),
+        drop=("left open", "close", "gross PnL", "entry", "fees"),
     )
     table.add_column("trade", justify="right")
+    table.add_column("close", justify="right")  # the close's own id (what `portfolio void close:ID` takes)
     table.add_column("symbol")
     add_numeric_columns(table, "qty", "entry", "exit", "gross PnL", "fees", "net PnL", "left open")
     for s in result.slices:
         table.add_row(
             str(s.trade_id),
+            str(s.close_id) if s.close_id else "",
             safe(s.symbol),
             number(s.qty),
             price(s.entry, ticks.get(s.symbol)),
@@ -268,7 +270,7 @@ def close_view(result: CloseResult, ticks: Ticks = NO_TICKS) -> Table:
         )
     if len(result.slices) > 1:
         table.add_row(
-            "total", "", "", "", "", signed(result.realized_pnl), money(result.fees), signed(result.net_pnl), ""
+            "total", "", "", "", "", "", signed(result.realized_pnl), money(result.fees), signed(result.net_pnl), ""
         )
     return table
 

@@ -1,4 +1,4 @@
-"""Amendments and pending orders as rich renderables."""
+"""Amendments, pending orders and voids as rich renderables."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from portfolio_cli.render import safe
 from portfolio_cli.render.fit import FitTable
 from portfolio_cli.services.amend import AmendResult, Levels
 from portfolio_cli.services.orders import OrderRow, OrderWhatIf
+from portfolio_cli.services.voids import VoidResult, VoidRow
 
 
 def _levels(levels: Levels) -> str:
@@ -98,3 +99,47 @@ def order_what_if_view(result: OrderWhatIf) -> Group:
     at_fill = f"At its fill, were the market at {price(o.price, tick)} now ({fee} fee): {verdict}"
     parts.append(what_if_view(fill, at_fill))
     return Group(*parts)
+
+
+def void_view(result: VoidResult) -> Group:
+    """What a void undid (or, a dry run, would undo), and what it rebuilt."""
+    kind, record_id = result.record.split(":")
+    verb = "Would void" if result.dry_run else f"Voided (void {result.void_id})"
+    lines = [
+        Text(f"{verb} {kind.replace('margin', 'margin change')} {record_id} of {result.portfolio}: {result.summary}"),
+        Text(f"  reason: {result.reason}"),
+        Text(f"  out of every figure: {', '.join(result.undone)}"),
+        Text(
+            f"  wallet {money(result.wallet_before)} → {money(result.wallet_after)} USDT "
+            f"(the record's cash flows, {money(result.cash_undone)} USDT, undone)"
+        ),
+    ]
+    would = "would be " if result.dry_run else ""
+    if result.stale_days:
+        days = result.stale_days
+        span = f"{days[0]}" if len(days) == 1 else f"{days[0]} to {days[-1]}"
+        lines.append(Text(f"  snapshots {would}rebuilt: {span} ({len(days)})"))
+    if result.rewound_to is not None:
+        lines.append(
+            Text(
+                f"  check watermark {would}rewound to {result.rewound_to:%Y-%m-%d %H:%M} UTC: "
+                "the next check replays from it"
+            )
+        )
+    return Group(*lines)
+
+
+def voids_table(rows: list[VoidRow]) -> Table:
+    table = FitTable(title="Voided records", box=box.SIMPLE_HEAD, drop=("voided",))
+    table.add_column("void", justify="right")
+    table.add_column("record", no_wrap=True)
+    table.add_column("dated", no_wrap=True)
+    table.add_column("voided", no_wrap=True)
+    table.add_column("reason", wrap=True, min_width=12)
+    table.add_column("what", wrap=True, min_width=28)
+    for r in rows:
+        table.add_row(
+            str(r.void_id), r.record, f"{r.record_at:%Y-%m-%d %H:%M}", f"{r.voided_at:%Y-%m-%d %H:%M}",
+            safe(r.reason), safe(r.summary),
+        )  # fmt: skip
+    return table

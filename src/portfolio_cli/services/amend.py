@@ -4,7 +4,8 @@ An amendment is a record with its own effective time (now, or ``--at``): ``check
 with the levels in force at it (engine/stops.py). A level is validated as at open, against the price
 at that moment (a long's stop below it, its take-profit above; a short's the other way round). A
 backdated amendment must come after the trade's last close (a close replayed with the old levels
-would no longer follow), and rewinds the check watermark so the next ``check`` replays from it.
+would no longer follow) and after the last funding booked on it (paid on the position the old levels
+left open), and rewinds the check watermark so the next ``check`` replays from it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.booking import Entry, booking
-from portfolio_cli.engine.records import Amendment, Portfolio, Side, Trade
+from portfolio_cli.engine.records import Amendment, CashFlow, FlowKind, Portfolio, Side, Trade
 from portfolio_cli.engine.stops import STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, Stops, best_since, stops_at, trail_level
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO
@@ -111,6 +112,7 @@ def amend_trade(session: Session, name: str, req: AmendRequest) -> AmendResult:
     with ledger.transaction(session.command, session.clock()):
         lot = _lot(session, portfolio, req.trade_id)  # read again under the lock
         _refuse_conflicts(lot, at)
+        _refuse_after_funding(ledger.cash_flows(portfolio), t.id, at)
         amendments = [a for a in ledger.amendments(portfolio) if a.trade_id == t.id]
         if any(a.at == at for a in amendments):
             raise RuleRefused(f"trade {t.id} already has an amendment at {at:%Y-%m-%d %H:%M:%S} UTC")
@@ -152,6 +154,18 @@ def _refuse_conflicts(lot: Lot, at: datetime) -> None:
         raise RuleRefused(
             f"refused: trade {t.id} was partly closed at {c.closed_at:%Y-%m-%d %H:%M} UTC ({c.reason.value}), "
             f"after {at:%Y-%m-%d %H:%M} UTC; amend it from after its last close"
+        )
+
+
+def _refuse_after_funding(flows: list[CashFlow], trade_id: int, at: datetime) -> None:
+    """Funding booked after ``at`` was paid on the position as the levels then in force left it open:
+    new levels from ``at`` could close it earlier on the next replay, under that funding."""
+    funded = [f.at for f in flows if f.kind is FlowKind.FUNDING and f.trade_id == trade_id and f.at > at]
+    if funded:
+        raise RuleRefused(
+            f"refused: funding of trade {trade_id} was booked after {at:%Y-%m-%d %H:%M} UTC (at "
+            f"{min(funded):%Y-%m-%d %H:%M} UTC), on the position the levels then in force left open; "
+            f"amend it from {max(funded):%Y-%m-%d %H:%M} UTC on"
         )
 
 

@@ -92,6 +92,7 @@ class CashMovement:
     at: datetime
     wallet_balance: Decimal
     free_margin: Decimal
+    id: int = 0  # the cash flow's id (what `portfolio void deposit:ID` takes)
 
 
 def deposit(
@@ -213,4 +214,4 @@ def _move_cash(
         booked = ledger.book(portfolio, booking([entry]))
         after = valuation_of(session, portfolio, marks, live=False)
     rebuild_stale(session, name, booked.stale_days)
-    return CashMovement(name, kind, amount, moment, after.wallet_balance, after.free_margin)
+    return CashMovement(name, kind, amount, moment, after.wallet_balance, after.free_margin, booked.ids[0])

@@ -49,7 +49,7 @@ class Rebalance:
     why: str  # why it is (not) due
     too_soon: bool  # within min_interval_hours of the last rebalance
     last: RebalanceEvent | None
-    version: tuple[int | None, int | None]  # the portfolio's records as planned (Ledger.records_version)
+    version: tuple[int | None, ...]  # the portfolio's records as planned (Ledger.records_version)
     executed: int | None = None  # the rebalance event's id once booked
 
 

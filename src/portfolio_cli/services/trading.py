@@ -551,6 +551,7 @@ class ClosedSlice:
     exit_fee: Decimal
     net_pnl: Decimal
     remaining_qty: Decimal
+    close_id: int = 0  # the close's id once booked (0: a dry run)
 
 
 @dataclass(frozen=True)
@@ -800,12 +801,14 @@ def _close(
         entries = (replace(close_entry(close), off_market=plan.off_market) for plan, _, close in parts)
         booked = ledger.book(portfolio, booking(entries))
     rebuild_stale(session, portfolio.name, booked.stale_days)
-    return _close_result(portfolio.name, moment, parts)
+    return _close_result(portfolio.name, moment, parts, booked.ids)
 
 
-def _close_result(name: str, moment: datetime, parts: list[tuple[_ClosePlan, Lot, Close]]) -> CloseResult:
+def _close_result(
+    name: str, moment: datetime, parts: list[tuple[_ClosePlan, Lot, Close]], ids: tuple[int, ...] = ()
+) -> CloseResult:
     slices = []
-    for plan, lot, close in parts:
+    for n, (plan, lot, close) in enumerate(parts):
         entry_fee = lot.entry_fee_share(close.qty, lot.trade.qty - lot.open_qty)
         slices.append(
             ClosedSlice(
@@ -821,6 +824,7 @@ def _close_result(name: str, moment: datetime, parts: list[tuple[_ClosePlan, Lot
                 close.fee,
                 close.realized_pnl - entry_fee - close.fee,
                 lot.open_qty - close.qty,
+                ids[n] if n < len(ids) else 0,
             )
         )
     return CloseResult(

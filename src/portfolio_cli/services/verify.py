@@ -2,8 +2,9 @@
 
 What is checked: SQLite's integrity and foreign keys; every close's realized PnL against its fill
 prices; each trade's cash flows (realized PnL and fees) against its trade and closes; no lot closed
-beyond its quantity; and every stored snapshot, recomputed from the records up to its moment at the
-prices it recorded. The ledger is only read.
+beyond its quantity; that every row a void takes out is a record of the void's portfolio; and every
+stored snapshot, recomputed from the records up to its moment at the prices it recorded. The records
+are the live ones (a voided record is in no figure). The ledger is only read.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def verify(session: Session) -> VerifyReport:
         counts["closes"] += len(records.closes)
         counts["cash_flows"] += len(records.flows)
         differences += _check_trades(portfolio, records.trades, records.closes, records.flows)
+        differences += [
+            Difference(portfolio.name, f"void {void_id}", f"takes out {table} row {row_id}, no record of this portfolio")
+            for void_id, table, row_id in ledger.void_strays(portfolio)
+        ]
         snapshots = ledger.snapshots(portfolio, positions=True)
         counts["snapshots"] += len(snapshots)
         brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
