@@ -89,13 +89,17 @@ def test_the_example_configs_values_are_the_built_in_defaults():
             assert value == default, key
 
 
-def _quick_start() -> list[list[str]]:
-    text = README.read_text()
-    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+def _sh_block(page: Path, heading: str) -> list[list[str]]:
+    """The ``portfolio`` command lines of the first ``sh`` block under ``heading``, without ``portfolio``."""
+    section = page.read_text().split(heading, 1)[1].split("\n#", 1)[0]
     block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
     commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines() if line.strip()]
     assert commands and all(c[0] == "portfolio" for c in commands), commands
     return [c[1:] for c in commands]
+
+
+def _quick_start() -> list[list[str]]:
+    return _sh_block(README, "## Quick start")
 
 
 def test_readme_quick_start_runs_on_a_fresh_default_account(cli, binance, default_risk_rules):
@@ -104,6 +108,27 @@ def test_readme_quick_start_runs_on_a_fresh_default_account(cli, binance, defaul
     assert "BTC/USDT" in results[-1].stdout and "ETH/USDT" in results[-1].stdout
     trades = cli.json("trades", "--status", "all")
     assert len(trades) == 2
+
+
+def test_readme_offline_workflow_runs_as_written(cli, binance, default_risk_rules):
+    # After `portfolio init` on the shipped defaults; the last command goes back online (the fake Binance).
+    cli("init")
+    *offline, online = _sh_block(README, "## Offline")
+    assert all("--offline" in argv for argv in offline) and "--offline" not in online
+    binance.requests.clear()
+    results = [cli(*argv) for argv in offline]
+    assert not binance.requests  # offline never touches the network
+    assert results[-1].stdout.count("last fill, ") == 2  # both marks: their fills, labelled
+    assert cli(*online).stdout.count("live, 0 s") == 2
+    assert cli.json("trades")[1]["symbol"] == "ETH/USDT"
+
+
+def test_the_offline_workflow_on_the_terminal_page_runs_as_written(cli, binance, default_risk_rules):
+    commands = _sh_block(ROOT / "docs" / "terminal.md", "## Offline")
+    binance.requests.clear()
+    results = [cli(*argv) for argv in commands]
+    assert not binance.requests
+    assert results[-1].stdout.count("last fill, ") == 2
 
 
 def _table_examples() -> list[str]:

@@ -169,7 +169,7 @@ def test_concurrent_cold_starts_never_collide_on_the_markets_cache(tmp_path):
         thread.join()
     assert errors == [] and warnings == []
     assert json.loads(source._markets_file.read_text())["markets"] == markets
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["binance-markets.json"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["binance-markets.json", "binance-ticks.json"]
     assert mode(source._markets_file) == 0o600
 
 

@@ -83,7 +83,7 @@ def run_plan(home: Path, tmp_path: Path, modes: dict) -> list[dict]:
                 "home": str(home),
                 "mount": str(tmp_path / "mnt"),
                 "env": {},
-                "cold": ["binance-markets.json"],  # a cold start: the markets cache is written too
+                "cold": ["binance-markets.json", "binance-ticks.json"],  # a cold start: the markets cache too
                 "commands": COMMANDS,
                 "modes": modes,
             }

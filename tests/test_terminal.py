@@ -574,6 +574,27 @@ def test_every_table_shows_prices_to_the_markets_tick(cli, binance, monkeypatch)
     assert "0.05230" in cli("trades").stdout  # the exit
 
 
+def test_offline_prices_are_shown_to_the_tick_from_the_small_ticks_file(cli, binance, isolated_env, monkeypatch):
+    """Offline, the ticks come from the file written beside the markets list (Binance's spot list is a
+    few MB to parse on every command); a markets list cached without it still gives them."""
+    import json as json_module
+
+    monkeypatch.setenv("COLUMNS", "200")
+    cli("init")
+    cli("open", "ETH/BTC", "--qty", "0.01")  # at 0.05 BTC; caches the markets list and its ticks
+    cache = isolated_env / "cache"
+    ticks = json_module.loads((cache / "binance-ticks.json").read_text())["markets"]
+    assert ticks["ETH/BTC"] == "0.00001" and ticks["BTC/USDT"] == "0.01"
+    markets = (cache / "binance-markets.json").read_text()
+    (cache / "binance-markets.json").write_text("{}")  # unreadable: only the ticks file can give ticks
+    assert "0.05000" in cli("value", "--offline").stdout
+    (cache / "binance-markets.json").write_text(markets)
+    (cache / "binance-ticks.json").unlink()  # a list cached before the ticks file existed
+    assert "0.05000" in cli("value", "--offline").stdout
+    (cache / "binance-markets.json").unlink()  # nothing known: the significant-digit rule, no padding
+    assert "0.05000" not in cli("value", "--offline").stdout
+
+
 def test_a_margin_position_offline_is_marked_at_its_last_fill(cli):
     """A perpetual with no mark price and no quote cached falls back on its pair's last fill."""
     cli("init", "--offline")

@@ -148,6 +148,9 @@ class BinanceSource:
         self._settings = settings
         self._warn = warn
         self._markets_file = cache_dir / "binance-markets.json"
+        # Each market's price tick, written with the markets list: showing prices to the tick reads this
+        # small file rather than the whole list (a few MB for Binance's spot markets).
+        self._ticks_file = cache_dir / "binance-ticks.json"
         self._futures_file = cache_dir / "binance-futures.json"
         self._futures: dict[str, Any] | None = None
         self._ban_file = cache_dir / "binance-ban.json"
@@ -202,9 +205,12 @@ class BinanceSource:
     def ticks(self) -> dict[str, Decimal]:
         """From the markets this command loaded, else the cached list however old (ticks rarely
         change): never a request, so a command that prices nothing stays off the network."""
-        markets = self._markets if self._markets is not None else self._read_markets_cache(ignore_age=True) or {}
-        found = {s: _decimal((m.get("precision") or {}).get("price")) for s, m in markets.items()}
-        return {s: tick for s, tick in found.items() if tick}
+        if self._markets is None:
+            cached = self._read_cache(self._ticks_file, ignore_age=True)
+            if isinstance(cached, dict):
+                found = {s: _decimal(tick) for s, tick in cached.items()}
+                return {s: tick for s, tick in found.items() if tick}
+        return _ticks_of(self._markets if self._markets is not None else self._read_markets_cache(ignore_age=True))
 
     # USDⓈ-M perpetuals
 
@@ -468,11 +474,12 @@ class BinanceSource:
         }
 
     def _write_markets_cache(self, markets: dict) -> None:
-        self._write_markets_to(self._markets_file, markets)
+        if self._write_markets_to(self._markets_file, markets):
+            self._write_markets_to(self._ticks_file, {s: str(tick) for s, tick in _ticks_of(markets).items()})
 
-    def _write_markets_to(self, path: Path, markets: dict) -> None:
+    def _write_markets_to(self, path: Path, markets: dict) -> bool:
         payload = {"fetched_at": self._clock().isoformat(), "url": self._settings.binance_url, "markets": markets}
-        self._write_cache(path, payload)
+        return self._write_cache(path, payload)
 
     def _market_id(self, symbol: str) -> str:
         return str(self._load_markets()[symbol]["id"])
@@ -521,7 +528,7 @@ class BinanceSource:
     def _remember_ban(self, until: datetime) -> None:
         self._write_cache(self._ban_file, {"until": until.isoformat()})
 
-    def _write_cache(self, path: Path, payload: dict) -> None:
+    def _write_cache(self, path: Path, payload: dict) -> bool:
         """A cache file through the one file writer (a unique temporary name, renamed into place, so
         concurrent cold starts never collide). A cache is best effort: failing to write one (a full
         disk, say) is a warning, never the command's failure."""
@@ -533,6 +540,8 @@ class BinanceSource:
             write_text(path, lambda handle: print(json.dumps(payload), end="", file=handle), force=True)
         except (OSError, PortfolioError) as exc:
             self._warn(f"could not cache {path.name}: {exc}")
+            return False
+        return True
 
 
 BAND_FILTERS = "percent_price_filters"  # the raw PERCENT_PRICE filters, kept in the markets cache
@@ -631,6 +640,12 @@ def _candle(symbol: str, timeframe: str, row: Any) -> Candle:
     if min(o, h, low, c) <= 0 or low > min(o, c) or h < max(o, c):
         raise ExchangeBadResponse(f"Binance returned an inconsistent candle for {symbol}")
     return candle
+
+
+def _ticks_of(markets: dict | None) -> dict[str, Decimal]:
+    """Each market's price tick (``precision.price``), where it lists one."""
+    found = {s: _decimal((m.get("precision") or {}).get("price")) for s, m in (markets or {}).items()}
+    return {s: tick for s, tick in found.items() if tick}
 
 
 def _decimal(value: Any) -> Decimal | None:
