@@ -74,13 +74,17 @@ def test_cron_and_a_trader_at_once_lose_nothing(binance, ledger_path: Path):
     assert run("verify").returncode == 0
 
 
-COLD_ROUNDS = 85 if os.environ.get("PORTFOLIO_LONG_TESTS") == "1" else 2
+COLD_ROUNDS = int(os.environ.get("PORTFOLIO_COLD_ROUNDS", "85" if LONG else "2"))
 AT_ONCE = 6  # commands started together in each round
 
 
-def test_concurrent_cold_starts_never_fail(binance, ledger_path: Path, isolated_env: Path):
+def test_concurrent_cold_starts_never_fail(binance, ledger_path: Path, isolated_env: Path, monkeypatch):
     """Rounds of commands started at once, each round with no markets cache: every one fetches the
     markets and writes the cache at the same moment (they once collided on one temporary file)."""
+    # Each round opens a position: the long run's 85 would meet the per-symbol (5) and open-position
+    # (10) limits, whose refusals (exit 1) are the rules at work, not cold starts failing.
+    monkeypatch.setenv("PORTFOLIO_RISK__MAX_POSITIONS_PER_SYMBOL", "1000")
+    monkeypatch.setenv("PORTFOLIO_RISK__MAX_OPEN_POSITIONS", "1000")
     assert run("init", "--balance", "100000").returncode == 0
     commands = [
         ["value"],

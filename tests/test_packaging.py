@@ -24,6 +24,15 @@ def test_every_command_has_help_with_an_example(cli, command):
     assert "Example" in out and "portfolio" in out
 
 
+def test_help_wraps_its_paragraphs_at_the_terminal_not_at_the_source(cli, monkeypatch):
+    """The docstring breaks ``order``'s paragraph after "is cancelled"; the help joins it, and the
+    terminal wraps it: at 200 columns the sentence runs on one line."""
+    monkeypatch.setenv("COLUMNS", "200")
+    out = cli("order", "--help").stdout
+    assert "until it fills, is cancelled or expires. The risk rules run when it fills" in out
+    assert "\n Examples: " in out  # the examples still start a line
+
+
 def test_python_dash_m_runs(isolated_env):
     result = run("-m", "portfolio_cli", "--version")
     assert result.returncode == 0 and result.stdout.startswith("portfolio-cli ")

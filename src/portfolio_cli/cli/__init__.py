@@ -57,7 +57,24 @@ def _app(command: str | None = None) -> typer.Typer:
     elif command not in CORE:
         for module in sorted(set(MODULES.values())):
             import_module(f"portfolio_cli.cli.{module}")
+    for info in app.registered_commands:
+        if info.help is None:
+            info.help = reflowed(inspect.getdoc(info.callback) or "")
     return app
+
+
+def reflowed(doc: str) -> str:
+    """A docstring as a command's help: each paragraph's lines joined, so that the terminal wraps it
+    at its own width (Typer's rich mode keeps every line break of the source, which cut sentences in
+    two at 80 columns); an example line still starts a line of its own."""
+    paragraphs = []
+    for paragraph in doc.split("\n\n"):
+        first, *rest = paragraph.split("\n")
+        text = first
+        for line in rest:
+            text += ("\n" if line.startswith("Example") else " ") + line.strip()
+        paragraphs.append(text)
+    return "\n\n".join(paragraphs)
 
 
 def _name(info: Any) -> str:
