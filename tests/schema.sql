@@ -37,10 +37,6 @@ CREATE INDEX "idx_checks_portfolio_id_through"
 CREATE INDEX "idx_closes_trade_id"
     ON "closes" ("trade_id");
 
--- index idx_closes_trade_id_closed_at_qty
-CREATE INDEX "idx_closes_trade_id_closed_at_qty"
-    ON "closes" ("trade_id", "closed_at", "qty");
-
 -- index idx_margin_changes_trade_id
 CREATE INDEX "idx_margin_changes_trade_id"
     ON "margin_changes" ("trade_id");

@@ -205,9 +205,9 @@ def test_trade_stats_and_breakdowns_match_a_straightforward_fold(tmp_path, seed)
 def test_the_reports_lookups_read_their_indexes_not_every_cash_flow(tmp_path):
     ledger, book = random_ledger(tmp_path / "ledger.db", 0)
     plans = {
-        "latest flow": ("select max(at) from cash_flows where portfolio_id = ?", [book.id]),
+        "latest flow": ("select max(at) from live_cash_flows where portfolio_id = ?", [book.id]),
         "transfers": (
-            "select * from cash_flows where portfolio_id = ? and kind in ('deposit', 'withdrawal') "
+            "select * from live_cash_flows where portfolio_id = ? and kind in ('deposit', 'withdrawal') "
             "and at > ? and at <= ? order by at, id",
             [book.id, "", "9999"],
         ),

@@ -389,6 +389,12 @@ def m014_voids(db: Database) -> None:
         )
 
 
+def m015_drop_superseded_close_index(db: Database) -> None:
+    # m013's index of each trade's closes extends m004's (trade, time, quantity) with the reason, so
+    # m004's serves no query any more: a close is written to as many indexes as before m013.
+    db.execute("drop index if exists idx_closes_trade_id_closed_at_qty")
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -402,6 +408,7 @@ MIGRATIONS = [
     m012_orders,
     m013_report_lookups,
     m014_voids,
+    m015_drop_superseded_close_index,
 ]
 
 

@@ -87,10 +87,11 @@ def _chart_page(report: Report):  # -> matplotlib.figure.Figure | None
     charts = [(equity_figure, 1), (drawdown_figure, 1)]
     if rolling_panels(report):
         charts.append((rolling_figure, len(rolling_panels(report))))
-    page = Figure(figsize=A4, layout="constrained")
+    page = Figure(figsize=A4)  # fixed margins: a constrained layout costs a third of the page's time
     parts = page.subfigures(len(charts), 1, height_ratios=[rows for _, rows in charts], squeeze=False)[:, 0]
-    for (draw, _), part in zip(charts, parts, strict=True):
+    for (draw, rows), part in zip(charts, parts, strict=True):
         draw(report, within=part)
+        part.subplots_adjust(left=0.1, right=0.97, top=1 - 0.12 / rows, bottom=0.12 / rows, hspace=0.45)
     return page
 
 

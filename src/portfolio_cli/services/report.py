@@ -147,6 +147,7 @@ def report_range(
 def report(
     session: Session, name: str, since: date | None = None, until: date | None = None, period: str | None = None
 ) -> Report:
+    _import_meanwhile("pandas")
     now = session.clock()
     since, until, requested = report_range(now.date(), since, until, period)
     ledger = session.ledger
@@ -251,6 +252,21 @@ def report(
         missing_days=gaps,
         notes=notes,
     )
+
+
+def _import_meanwhile(module: str) -> None:
+    """Start importing ``module`` (the series maths' pandas, half a second) in a thread while this one
+    reads the ledger: SQLite lets go of the interpreter while it runs a query, so on a machine with a
+    core to spare the import costs the report no time. The maths imports it as usual and waits for
+    this import if it has not finished; a failure is left for that import to raise."""
+    import threading
+    from importlib import import_module
+
+    def load() -> None:
+        with suppress(Exception):
+            import_module(module)
+
+    threading.Thread(target=load, name=f"import {module}", daemon=True).start()
 
 
 def _days(days: list[date]) -> str:
