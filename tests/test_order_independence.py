@@ -206,10 +206,14 @@ def enter(db: Path, source: PathSource, r: Record) -> str | None:
 
 
 def trade_of(db: Path, symbol: str, opened_at: datetime | None) -> int:
+    """The trade an amendment names: the one opened at ``opened_at`` in ``symbol`` by ``open`` (an
+    order may have filled as a trade at the same minute)."""
     ledger = open_ledger(db)
     try:
-        trades = ledger.trades(ledger.portfolio("fund"))
-        return next(t.id for t in trades if (t.symbol, t.opened_at) == (symbol, opened_at))
+        p = ledger.portfolio("fund")
+        filled = {e.trade_id for e in ledger.order_ends(p)}
+        opened = [t for t in ledger.trades(p) if (t.symbol, t.opened_at) == (symbol, opened_at)]
+        return next(t.id for t in opened if t.id not in filled)
     finally:
         ledger.close()
 

@@ -113,6 +113,13 @@ def test_void_of_a_close_reopens_the_position(cli, binance, ledger_path):
     binance.prices["BTC/USDT"] = D(41000)
     cli("close", "1")  # realized +10, fee 0.41
     assert cli.json("trades")[0]["status"] == "closed"
+    year = str(datetime.now(UTC).year)
+
+    def disposals() -> list[dict]:
+        tax = json.loads(cli("export", "tax", "--year", year, "--format", "json").stdout)
+        return [r for r in tax["records"] if r["section"] == "disposal"]
+
+    assert len(disposals()) == 1
 
     voided = cli.json("void", "close:1", "--reason", "meant to close the ETH trade")
     assert voided["undone"] == ["close 1", "cash flow 3", "cash flow 4"]  # the close, its PnL and its fee
@@ -122,6 +129,7 @@ def test_void_of_a_close_reopens_the_position(cli, binance, ledger_path):
     value = cli.json("value")["valuation"]
     assert D(value["wallet_balance"]) == D("9999.60")
     assert D(value["positions"][0]["unrealized_pnl"]) == D(10)  # 0.01 × (41,000 − 40,000), open again
+    assert disposals() == []  # nothing was sold, for the tax export either
     cli("verify")
     # the close is gone, so the trade itself can now be voided
     cli("void", "1", "--reason", "the whole trade was a mistake")
