@@ -218,6 +218,37 @@ def test_a_position_opened_while_check_fetched_prices_is_priced_not_a_crash(cli,
     cli("verify")
 
 
+def test_a_trade_opened_while_check_fetched_prices_is_left_to_the_next_check(
+    cli, binance, monkeypatch, ledger_path
+):
+    """The concurrency test's race: a trade another command books after check fetched its prices,
+    before that command's quote is cached, has only an older cached quote. Check leaves it (exit 0,
+    not 13) and the next check replays its stops from its open."""
+    import sqlite3
+
+    from portfolio_cli.services import check
+
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.01")  # a quote of BTC/USDT is cached
+    cli("close", "1")
+    real_fetch = check._fetch
+
+    def fetch_then_someone_opens(*args, **kwargs):
+        market = real_fetch(*args, **kwargs)  # nothing was open: no price of BTC/USDT fetched
+        cli("open", "BTC/USDT", "--qty", "0.01", "--price", "40000", "--stop-loss", "39500")
+        with sqlite3.connect(ledger_path) as conn:  # its quote not yet written: the cache is a minute old
+            conn.execute("update quotes set at = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-1 minute')")
+        return market
+
+    monkeypatch.setattr(check, "_fetch", fetch_then_someone_opens)
+    result = cli("check", "--json", code=0)
+    assert "before trade 2 was opened" not in result.stdout + result.stderr
+    monkeypatch.setattr(check, "_fetch", real_fetch)
+    binance.prices["BTC/USDT"] = D(39000)  # below its stop: the next check closes it
+    cli("check", code=12)
+    assert [t["status"] for t in cli.json("trades") if t["id"] == 2] == ["closed"]
+
+
 def test_a_gapped_isolated_liquidation_settles_at_its_price_and_says_so(cli, binance):
     cli("init", "--at", iso(hour(-30)))
     cli("open", "BTC/USDT", "--qty", "0.1", "--leverage", "10", "--price", "40000", "--at", iso(hour(-20)))

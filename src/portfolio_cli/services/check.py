@@ -150,6 +150,7 @@ class _Market:
     clearance: dict[str, Decimal] = field(default_factory=dict)  # each perpetual's liquidationFee
     # A trailing stop set before the window: its best price up to the window, keyed (trade, set at).
     trailed: dict[tuple[int, datetime], Decimal] = field(default_factory=dict)
+    seen: set[int] = field(default_factory=set)  # the open trades the prices were fetched for
 
 
 def _check(
@@ -167,10 +168,13 @@ def _check(
     funded = [lot for lot in lots if lot.trade.kind is Kind.MARGIN and (lot.is_open or _closed_at(lot) > since)]
     market = _fetch(session, live, funded, since, now, progress, pending)
     market.trailed = _trailed_before(session, live, ledger.amendments(portfolio), since)
+    market.seen = {lot.trade.id for lot in live}
     replay = _Replay(session, portfolio, market, now)
     with ledger.transaction(session.command, now):
         replay.run(since)
-        through = min(now, market.first_gap or now)
+        # a trade opened meanwhile by another command is replayed by the next check, from its open
+        unseen = [lot.trade.opened_at for lot in replay.lots if lot.trade.id in replay.unseen]
+        through = min([now, market.first_gap or now, *unseen])
         current = ledger.last_check(portfolio)
         if current is not None and current != last and current < through:
             through = current  # a backdated record rewound it meanwhile: the next check replays from there
@@ -302,6 +306,7 @@ class _Replay:
         self.stale: set[date] = set()  # days whose snapshots a replayed record made stale
         self.ticks = session.prices.ticks()  # prices in messages are shown to the market's tick
         self.best: dict[tuple[int, datetime], Decimal] = dict(market.trailed)  # each trailing stop's best price
+        self.unseen: set[int] = set()
 
     def _reload(self) -> None:
         self.lots = lots_of(self.session, self.portfolio)
@@ -330,6 +335,9 @@ class _Replay:
     def run(self, since: datetime) -> None:
         """Inside the transaction: the state is read again, so a concurrent command is not lost."""
         self._reload()
+        # Booked by another command after the prices were fetched: no candles or fresh quote of its own
+        # were had for it, so this check leaves its stops to the next, which replays from its open.
+        self.unseen = {lot.trade.id for lot in self.lots if lot.is_open and lot.trade.id not in self.market.seen}
         opened = {lot.trade.symbol for lot in self.lots if lot.is_open} - set(self.market.marks)
         if opened:  # opened by another command since the prices were fetched: its cached quote, if any
             perpetuals = {perpetual_of(lot.trade.symbol) for lot in self.lots
@@ -675,8 +683,8 @@ class _Replay:
         marks = self.market.marks
         for lot in [lot for lot in self.lots if lot.is_open]:
             t = lot.trade
-            if t.symbol not in marks:
-                continue
+            if t.symbol not in marks or t.id in self.unseen:
+                continue  # opened by another command after this check read the ledger: the next one's
             stale = self._too_old(lot, marks)
             if stale is not None:
                 self._event(self.now, "gap", stale)
@@ -692,7 +700,9 @@ class _Replay:
         self._margin_calls(self.now, marks)
         unpriced = sorted({lot.trade.symbol for lot in self.lots if lot.is_open} - set(marks))
         if unpriced:
-            self._event(self.now, "gap", f"no price yet for {', '.join(unpriced)} (opened during this check)")
+            seen = {lot.trade.symbol for lot in self.lots if lot.is_open and lot.trade.id not in self.unseen}
+            if set(unpriced) & seen:
+                self._event(self.now, "gap", f"no price yet for {', '.join(unpriced)}")
             self.level = None
         elif any(lot.is_open for lot in self.lots):
             valuation = value_portfolio(self.flows, self.lots, marks, self.brackets)
