@@ -6,7 +6,7 @@ most ``max_attempts`` requests per command however many calls it makes, and a bo
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -88,8 +88,11 @@ def test_a_backfill_without_candles_is_exit_13_naming_the_days(cli, binance, tim
 def test_a_command_of_many_requests_sends_at_most_max_attempts_to_a_failing_exchange(cli, binance, timed, fault):
     """``check`` over four symbols asks for each one's candles: against an exchange that keeps
     failing, the retries are the command's, not each call's (it once sent 16 requests for 4)."""
-    cli("init", "--balance", "60000", "--at", (day(0) - timedelta(hours=3)).isoformat())
-    at = (day(0) - timedelta(hours=2)).isoformat()
+    # Hours before now, not before midnight: from 14:40 UTC a window from yesterday's 22:00 is longer
+    # than the 1,000 minutes check takes in 1-minute candles, and the test asked for the wrong ones.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    cli("init", "--balance", "60000", "--at", (now - timedelta(hours=3)).isoformat())
+    at = (now - timedelta(hours=2)).isoformat()
     positions = (("BTC/USDT", 1, 40000), ("ETH/USDT", 1, 2000), ("SOL/USDT", 10, 100), ("DOGE/USDT", 10000, 0.1))
     for symbol, qty, price in positions:
         cli("open", symbol, "--qty", str(qty), "--price", str(price), "--stop-loss", str(price / 2), "--at", at)
