@@ -458,13 +458,15 @@ def test_margin_mode_without_a_mode_says_what_to_type(cli, binance):
 
 
 def test_shell_completion_can_be_shown_and_completes_commands(cli, monkeypatch):
-    shown = cli("--show-completion", "bash")
-    assert "_portfolio_completion" in shown.stdout
     import subprocess
     import sys
     from pathlib import Path
 
     script = Path(sys.executable).parent / "portfolio"  # the installed command, as a shell runs it
+    # Typer finds the shell from the process tree: run it from bash, as a trader would (under make,
+    # or any `sh -c`, it would find sh, which it does not support)
+    shown = subprocess.run(["bash", "-c", f"'{script}' --show-completion; exit $?"], capture_output=True, text=True)
+    assert "_portfolio_completion" in shown.stdout, shown.stderr
     env = {**__import__("os").environ, "_PORTFOLIO_COMPLETE": "complete_bash"}
     env |= {"COMP_WORDS": "portfolio mar", "COMP_CWORD": "1"}
     completed = subprocess.run([str(script)], env=env, capture_output=True, text=True, check=True)
