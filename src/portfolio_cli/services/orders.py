@@ -128,7 +128,7 @@ def preview_order(session: Session, name: str, req: OrderRequest) -> OrderWhatIf
         margin_mode=order.margin_mode, price=order.price, at=req.at, stop_loss=order.stop_loss,
         take_profit=order.take_profit, strategy=order.strategy, note=order.note,
         maker=order.order_type is OrderType.LIMIT, trailing_pct=order.trailing_pct, off_market=True,
-        price_band=False,  # held to the band at placement, below; at the fill the market is at its price
+        price_band=False,  # _plan held a limit to the band at placement; at the fill the market is at its price
     ))  # fmt: skip
     session.discard_fetched()  # a dry run leaves the ledger byte for byte as it was
     would_place = order.reserved <= free
