@@ -15,7 +15,14 @@ from portfolio_cli.money import ZERO, q8
 
 def money(value: Decimal) -> str:
     """Fixed-point text with the ledger's 8 places (``0.00000000``, never ``0E-8``)."""
+    text = str(value)
+    if text[-9:-8] == "." and "E" not in text and len(text) <= _EXACT_CHARS:
+        # Already 8 places in fixed point (most amounts; an import writes millions): what q8 and "f" give.
+        return text
     return f"{q8(value):f}"
+
+
+_EXACT_CHARS = 28  # within the context's 28 digits: q8 leaves such a number as it is (a longer one may raise)
 
 
 def optional_money(value: Decimal | None) -> str | None:
@@ -69,9 +76,19 @@ def from_units(units: int | float | None) -> Decimal:
 
 def timestamp(moment: datetime) -> str:
     """UTC ISO-8601 with microseconds, so that text order is time order."""
-    if moment.tzinfo is not UTC:  # already UTC: most are, and an import writes millions
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
+    global _last_written
+    last, text = _last_written
+    if moment is last:  # the same moment again: a fill and its flows share one (an import writes millions)
+        return text
+    if moment.tzinfo is not UTC:  # already UTC: most are
+        text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    else:
+        text = moment.isoformat(timespec="microseconds")
+    _last_written = (moment, text)
+    return text
+
+
+_last_written: tuple[datetime | None, str] = (None, "")  # the last moment written (held, so never reused)
 
 
 moment = datetime.fromisoformat  # the inverse of ``timestamp`` (a report parses 200,000 of them)
