@@ -7,6 +7,7 @@ whole 1e-8 units as integers (``units_sql``), which is exact.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -23,6 +24,21 @@ def money(value: Decimal) -> str:
 
 
 _EXACT_CHARS = 28  # within the context's 28 digits: q8 leaves such a number as it is (a longer one may raise)
+_MONEY = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]{8}")
+_ZERO_TEXT = "0.00000000"
+
+
+def is_money(text: str) -> bool:
+    """Whether ``text`` is already what ``money`` writes for it: ``money(Decimal(text)) == text``
+    (fixed point, 8 places, no leading zero, no negative zero). An import's amounts mostly are."""
+    return len(text) <= _EXACT_CHARS and text != "-" + _ZERO_TEXT and _MONEY.fullmatch(text) is not None
+
+
+def negated_money(text: str) -> str:
+    """``money(-Decimal(text))`` for ``text`` that ``is_money``: the sign turned, zero left as it is."""
+    if text[0] == "-":
+        return text[1:]
+    return text if text == _ZERO_TEXT else "-" + text
 
 
 def optional_money(value: Decimal | None) -> str | None:
@@ -89,6 +105,15 @@ def timestamp(moment: datetime) -> str:
 
 
 _last_written: tuple[datetime | None, str] = (None, "")  # the last moment written (held, so never reused)
+
+
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00")
+
+
+def is_timestamp(text: str) -> bool:
+    """Whether ``text`` is in the form ``timestamp`` writes, so that the moment it parses to (if it is
+    one) is written back as this very text: each field has its fixed width, and the offset is UTC."""
+    return _TIMESTAMP.fullmatch(text) is not None
 
 
 moment = datetime.fromisoformat  # the inverse of ``timestamp`` (a report parses 200,000 of them)
