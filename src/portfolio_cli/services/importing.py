@@ -611,24 +611,43 @@ class _Source:
 def _csv_records(source: _Source) -> Iterator[tuple[str, Record]]:
     """Each record with the line it starts on, free text restored (see ``export.spreadsheet_safe``)."""
     name = source.path.name
-    reader = csv.reader(source.lines())
     try:
-        header = next(reader, [])
+        rows = _csv_rows(source.lines())
+        header = next(rows, (0, [], False))[1]
         missing = [c for c in TRADE_COLUMNS if c not in header and c != "amount"]  # amount: not in older files
         if missing:
             raise InvalidInput(f"{name} is not a trades export: no column {', '.join(missing)}")
         width = len(header)
-        start = reader.line_num + 1
-        for row in reader:
+        for start, row, unquoted in rows:
             if any(row):
-                # Free text restored: the leading ' that spreadsheet_safe adds is dropped.
-                values = [(v[1:] if v[0] == "'" else v) if v else None for v in row]
+                if unquoted:  # no ' anywhere: nothing to restore
+                    values = [v or None for v in row]
+                else:  # free text restored: the leading ' that spreadsheet_safe adds is dropped
+                    values = [(v[1:] if v[0] == "'" else v) if v else None for v in row]
                 if len(values) < width:
                     values += [None] * (width - len(values))
                 yield f"line {start}", dict(zip(header, values, strict=False))
-            start = reader.line_num + 1
     except csv.Error as exc:
         raise InvalidInput(f"{name} is not a readable CSV file: {exc}") from None
+
+
+def _csv_rows(lines: Iterator[str]) -> Iterator[tuple[int, list[str], bool]]:
+    """The CSV rows of ``lines`` as ``csv.reader`` reads them, each with the line it starts on and
+    whether it has no ``'``. A line without a quote, carriage return or NUL, and within the field
+    size limit (most lines of an export), is split at its commas, which is what the reader would do
+    with it; any other line is read by the reader, with the lines after it that its row spans."""
+    limit = csv.field_size_limit()
+    read = 0  # lines read so far
+    for line in lines:
+        start = read + 1
+        if '"' in line or "\r" in line or "\0" in line or len(line) > limit:
+            reader = csv.reader(itertools.chain((line,), lines))
+            row = next(reader, [])
+            read += reader.line_num
+            yield start, row, False
+        else:
+            read += 1
+            yield start, (line[:-1] if line[-1:] == "\n" else line).split(","), "'" not in line
 
 
 class _JsonRecords:
