@@ -53,6 +53,8 @@ class CloseReason(StrEnum):
 
 @dataclass(frozen=True)
 class Portfolio:
+    """A named portfolio and the moment it was created (its first possible record)."""
+
     id: int
     name: str
     created_at: datetime
