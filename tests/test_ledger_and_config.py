@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ledger_rows
 from portfolio_cli.config import load_settings
@@ -24,6 +27,63 @@ def test_money_is_exact_text_with_8_places(tmp_path):
     assert ledger.cash_flows(p)[0].amount == D("12345678901234567.89")
     raw = tuple(ledger.conn.execute("select amount, typeof(amount) from cash_flows").fetchone())
     assert raw == ("12345678901234567.89000000", "text")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**19), max_value=10**19, places=None))
+def test_money_text_is_the_ledger_rounding_whatever_the_decimal(value):
+    """``codec.money`` takes a quick path for numbers already at 8 places: the same text as rounding
+    half up to 8 places and writing fixed point, for every shape (exponents, zeros, signs)."""
+    from portfolio_cli.ledger import codec
+    from portfolio_cli.money import q8
+
+    assert codec.money(value) == f"{q8(value):f}"
+    at_8 = value.quantize(D("0.00000001"))
+    assert codec.money(at_8) == f"{q8(at_8):f}"
+    assert codec.money(-at_8) == f"{q8(-at_8):f}"
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    )
+)
+def test_timestamps_are_utc_with_microseconds_also_when_repeated(moment):
+    from portfolio_cli.ledger import codec
+
+    expected = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    assert codec.timestamp(moment) == codec.timestamp(moment) == expected  # the second from the memo
+    assert codec.timestamp(moment.replace(microsecond=0)).endswith(".000000+00:00")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.from_regex(r"-?[0-9]{1,22}(\.[0-9]{0,10})?", fullmatch=True) | st.sampled_from(["0.00000000", "-0.00000000"]))
+def test_text_the_import_writes_as_it_is_is_what_money_writes(text):
+    """An import writes an amount whose text ``is_money`` as that text, and its negation (a fee's
+    flow) by turning the sign: both exactly what encoding the Decimal gives."""
+    from portfolio_cli.ledger import codec
+
+    if codec.is_money(text):
+        assert codec.money(D(text)) == text
+        assert codec.negated_money(text) == codec.money(-D(text))
+    elif "." in text and len(text.split(".")[1]) == 8 and len(text) <= 28:
+        assert codec.money(D(text)) != text or text == "-0.00000000"  # a leading zero, or a negative zero
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00", fullmatch=True))
+def test_a_moment_in_the_form_timestamp_writes_is_written_back_as_the_same_text(text):
+    from portfolio_cli.ledger import codec
+
+    assert codec.is_timestamp(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:  # month 13, say: the import then refuses it
+        return
+    assert moment.tzinfo is UTC and codec.timestamp(moment) == text
+    assert not codec.is_timestamp(text.replace("T", " ")) and not codec.is_timestamp(text[:-6] + "+01:00")
 
 
 def test_a_failed_command_writes_nothing(tmp_path):

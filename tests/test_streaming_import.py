@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -161,3 +161,117 @@ def test_the_bulk_path_of_book_writes_the_rows_booking_one_by_one_writes(tmp_pat
     audited = {r["action"]: json.loads(r["details"]) for r in bulk.audit_entries()}
     assert audited["open trades"] == {"table": "trades", "ids": [[1000, 1069]]}
     assert audited["record cash flows"]["ids"] == [[2, 2 + 50 + 20 + 80 + 5 - 1]]  # entry fees, closes' two, deposits
+
+
+def a_varied_export(path: Path, trades: int) -> None:
+    """A trades export (CSV) of ``trades`` trades of every kind: spot and margin (isolated, cross,
+    long and short, leverage), stops, strategies, notes (formula-like ones quoted as the export
+    quotes them), partial and full closes with real PnL and every reason, margin changes, funding,
+    deposits and withdrawals, ETH/BTC priced in BTC; and some records not in the export's own form
+    (fewer places, an offset, padded or zero-padded numbers, a negative zero PnL), read as the
+    general path reads them."""
+    import csv
+    import random
+
+    from portfolio_cli.engine.accounting import realized_pnl
+    from portfolio_cli.export import spreadsheet_safe
+    from portfolio_cli.ledger import codec
+    from portfolio_cli.services.exports import TRADE_COLUMNS
+
+    rnd, m = random.Random(21), lambda x: codec.money(D(x))
+    rows: list[dict] = []
+    for n in range(1, trades + 1):
+        at = T0 - timedelta(days=30) + timedelta(minutes=n, microseconds=rnd.choice([0, 123456]))
+        symbol = rnd.choice(["BTC/USDT", "ETH/USDT", "ETH/BTC", "SOL/USDT"])
+        price = D(rnd.randint(1, 99999)) / 1_000_000 if symbol == "ETH/BTC" else D(rnd.randint(100, 5_000_000)) / 100
+        usdt = price * 40000 if symbol == "ETH/BTC" else price
+        margin = symbol != "ETH/BTC" and rnd.random() < 0.5
+        side = "short" if margin and rnd.random() < 0.5 else "long"
+        qty = D(rnd.randint(1, 100_000)) / 10_000
+        opened = {
+            "record": "open", "trade_id": str(n), "symbol": symbol, "side": side,
+            "kind": "margin" if margin else "spot",
+            "margin_mode": rnd.choice(["isolated", "cross"]) if margin else None,
+            "leverage": str(rnd.randint(1, 20)) if margin else "1", "qty": m(qty), "price": m(price),
+            "price_usdt": m(usdt), "fee": m(qty * usdt / 1000), "at": codec.timestamp(at), "forced": rnd.choice("01"),
+            "stop_loss": m(usdt * D("0.9")) if rnd.random() < 0.2 else None,
+            "take_profit": m(usdt * D("1.1")) if rnd.random() < 0.2 else None,
+            "strategy": rnd.choice([None, None, "swing", "=SUM(A1)"]),
+            "note": rnd.choice([None, None, 'a "quoted" note, with a comma', "'quoted", "+1 plus", "naïve"]),
+        }  # fmt: skip
+        if n % 17 == 0:  # the general path's forms
+            opened |= {"qty": str(qty.normalize()), "at": at.astimezone(timezone(timedelta(hours=2))).isoformat()}
+        if n % 19 == 0:
+            opened |= {"leverage": "01" if not margin else opened["leverage"], "fee": " " + opened["fee"]}
+        rows.append(opened)
+        if margin and rnd.random() < 0.3:
+            rows.append({"record": "margin", "trade_id": str(n), "symbol": symbol, "side": side, "kind": "margin",
+                         "at": codec.timestamp(at + timedelta(seconds=5)), "amount": rnd.choice(["12.50000000", "-3"]),
+                         "margin_mode": rnd.choice([None, "cross"])})  # fmt: skip
+        if margin and rnd.random() < 0.3:
+            rows.append({"record": "funding", "trade_id": str(n), "symbol": symbol, "side": side, "kind": "margin",
+                         "at": codec.timestamp(at + timedelta(seconds=8)),
+                         "amount": m(D(rnd.randint(-500, 500)) / 1000), "note": "funding"})  # fmt: skip
+        left = qty
+        for k in range(rnd.choice([0, 0, 1, 2])):
+            part = left if k == 1 or rnd.random() < 0.5 else (left / 2).quantize(D("0.00000001"))
+            left -= part
+            exit_usdt = usdt * D(rnd.choice(["0.95", "1.02", "1"]))
+            pnl = m(realized_pnl(Side(side), part, D(opened["price_usdt"]), D(m(exit_usdt))))
+            rows.append({
+                "record": "close", "trade_id": str(n), "symbol": symbol, "side": side, "kind": opened["kind"],
+                "margin_mode": opened["margin_mode"], "leverage": opened["leverage"], "qty": m(part),
+                "price": m(exit_usdt / 40000 if symbol == "ETH/BTC" else exit_usdt), "price_usdt": m(exit_usdt),
+                "fee": m(part * exit_usdt / 1000), "realized_pnl": "-0.00000000" if pnl == "0.00000000" and k else pnl,
+                "reason": rnd.choice(list(CloseReason)).value if margin else "manual",
+                "at": codec.timestamp(at + timedelta(seconds=10 + k)), "note": rnd.choice([None, "-minus"]),
+            })  # fmt: skip
+            if left <= 0:
+                break
+        if n % 37 == 0:
+            rows.append({"record": "deposit", "at": codec.timestamp(at + timedelta(seconds=20)), "amount": "1000"})
+        if n % 41 == 0:
+            rows.append({"record": "withdrawal", "at": codec.timestamp(at + timedelta(seconds=21)), "amount": "-10.5"})
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(TRADE_COLUMNS)
+        writer.writerows([spreadsheet_safe(r.get(c)) for c in TRADE_COLUMNS] for r in rows)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_fills_in_the_exports_own_form_are_booked_as_the_general_path_books_them(
+    cli, tmp_path, monkeypatch, fmt
+):
+    """An import's fills in the export's own form skip building records only to encode them again:
+    the ledger it writes is row for row, audit log included, the one the general path writes."""
+    source = tmp_path / "varied.csv"
+    a_varied_export(source, 400)
+    if fmt == "json":  # the same records as a JSON export
+        staged = ["--db", str(tmp_path / "staged.db")]
+        cli("import", str(source), "-p", "main", "--allow-unknown", *staged)
+        cli("export", "trades", "--format", "json", "-o", str(tmp_path / "varied.json"), *staged)
+        source = tmp_path / "varied.json"
+    monkeypatch.setattr(importing, "CHUNK_RECORDS", 150)  # several chunks, and closes of earlier chunks' trades
+    taken = {"open": 0, "close": 0}
+    for name, general in (("plain", False), ("general", True)):
+        if general:
+            monkeypatch.setattr(importing, "_plain_open", lambda r: None)
+            monkeypatch.setattr(importing, "_plain_close", lambda r, opened: None)
+        else:
+            for kind, plain in (("open", importing._plain_open), ("close", importing._plain_close)):
+                def counting(*args, plain=plain, kind=kind):
+                    found = plain(*args)
+                    taken[kind] += found is not None
+                    return found
+                monkeypatch.setattr(importing, f"_plain_{kind}", counting)
+        db = ["--db", str(tmp_path / f"{name}.db")]
+        cli("init", "--balance", "100000", "--at", (T0 - timedelta(days=31)).isoformat(), *db)
+        cli("import", str(source), "-p", "main", "--allow-unknown", *db)
+        assert cli.json("verify", *db)["ok"] is True
+    assert taken["open"] > 300 and taken["close"] > 100  # most went the quick way, not all
+    for table in (*RECORD_TABLES, "portfolios", "audit_log"):
+        plain, general = (ledger_rows(tmp_path / f"{name}.db", table) for name in ("plain", "general"))
+        if table == "audit_log":  # the moment each command ran differs between the two
+            plain, general = ([(row[0], *row[2:]) for row in rows] for rows in (plain, general))
+        assert plain == general, table
+    assert len(ledger_rows(tmp_path / "plain.db", "trades")) == 400

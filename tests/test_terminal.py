@@ -12,11 +12,15 @@ from io import StringIO
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich import box
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from conftest import ledger_rows
 from portfolio_cli.formatting import duration, json_value, moment, money, pct, price, qty, to_json
 from portfolio_cli.ledger import codec
+from portfolio_cli.render import fit
 from portfolio_cli.render.fit import FitTable
 
 
@@ -98,6 +102,74 @@ def test_a_fit_table_drops_columns_instead_of_cutting_figures(rows):
         assert any(all(c.search(line) for c in cells) for line in out.splitlines() if "BTC/USDT" in line)
 
 
+# FitTable lays out one-line cells itself; what it draws must be what Rich's Table draws.
+
+words = st.sampled_from(
+    ["BTC/USDT", "0.00", "-1,234.56", "spot", "3x", "cached mark, 9 min", "", " pad ", "Ⓢ-M", "日本", "a b c",
+     "[bold]x[/]", "12:30", ":smile:", "tab\there", "two\nlines", "x" * 30, "price [1]", "€5"]
+)  # fmt: skip
+styles = st.sampled_from(["", "yellow", "bold red", "green on black", "dim"])
+
+
+@st.composite
+def cells(draw):
+    text = draw(words)
+    kind = draw(st.sampled_from(["str", "text", "spans"]))
+    if kind == "str":
+        return text
+    cell = Text(text, style=draw(styles), justify=draw(st.sampled_from([None, "left", "right", "center"])))
+    if kind == "spans" and text:
+        cell.stylize(draw(styles) or "bold", 0, draw(st.integers(0, len(text))))
+    return cell
+
+
+@st.composite
+def fit_tables(draw):
+    ncols = draw(st.integers(1, 6))
+    table = FitTable(
+        title=draw(st.sampled_from([None, "Open positions", "[bold]t[/]"])),
+        caption=draw(st.sampled_from([None, "value in USDT"])),
+        box=draw(st.sampled_from([None, box.SIMPLE_HEAD, box.SQUARE, box.MINIMAL, box.ASCII])),
+        show_header=draw(st.booleans()),
+        show_edge=draw(st.booleans()),
+        header_style=draw(st.sampled_from([None, "bold", "cyan"])),
+        row_styles=draw(st.sampled_from([None, ["", "dim"]])),
+        drop=draw(st.sampled_from([(), ("c1", "c0")])),
+    )
+    for n in range(ncols):
+        table.add_column(
+            f"c{n}",
+            justify=draw(st.sampled_from(["left", "right", "center"])),
+            wrap=draw(st.booleans()),
+            style=draw(st.sampled_from([None, "", "magenta"])),
+        )
+    for _ in range(draw(st.integers(0, 5))):
+        table.add_row(
+            *draw(st.lists(cells(), min_size=ncols, max_size=ncols)), style=draw(st.sampled_from([None, "on blue"]))
+        )
+    return table
+
+
+@settings(max_examples=300, deadline=None)
+@given(table=fit_tables(), width=st.integers(8, 130), color=st.booleans())
+def test_a_fit_table_draws_what_rich_draws(table, width, color):
+    console = Console(file=StringIO(), width=width, color_system="truecolor" if color else None, force_terminal=color)
+    options = console.options
+    for column in table.columns:  # the widths it fits to, as Rich measures them
+        assert fit._measure_column(table, console, options, column) == table._measure_column(console, options, column)
+    drawn = list(table.__rich_console__(console, options))
+    assert drawn == list(Table.__rich_console__(table.fitted(console, options), console, options))
+
+
+def test_a_fit_table_of_one_line_cells_is_drawn_without_rich_s_cell_machinery():
+    console = Console(file=StringIO(), width=80)
+    table = FitTable(title="t", box=box.SIMPLE_HEAD)
+    table.add_column("id", justify="right")
+    table.add_column("mark", justify="right")
+    table.add_row("1", Text("40,000.00*", style="yellow"))
+    assert fit._drawn(table, console, console.options) is not None
+
+
 CUT = re.compile(r"\S…")  # rich's mark of a cell it cut short
 
 
@@ -148,6 +220,37 @@ def test_every_table_fits_without_cutting_a_number(cli, busy_ledger, monkeypatch
     assert "3,512.88" in outputs["positions"]
     assert "67,910.12" in outputs["close"] or "0.1" in outputs["close"]
     assert re.search(r"\d{2},\d{3}\.\d{2}", outputs["margin"])
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_every_table_prints_as_rich_would_draw_it(cli, busy_ledger, monkeypatch, width):
+    """Each renderable a command prints, drawn with FitTable's own layout and then with Rich's
+    Table for every table, at the same moment (the tables show ages)."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    real_print, real_drawn = Console.print, fit._drawn
+    laid_out, differ = [], []
+
+    def drawn(table, console, options):
+        segments = real_drawn(table, console, options)
+        laid_out.append(segments is not None)
+        return segments
+
+    def print_both_ways(console, *objects, **kwargs):
+        for renderable in objects:
+            ours = list(console.render(renderable, console.options))
+            monkeypatch.setattr(fit, "_drawn", lambda table, console, options: None)
+            theirs = list(console.render(renderable, console.options))
+            monkeypatch.setattr(fit, "_drawn", drawn)
+            if ours != theirs:
+                differ.append(renderable)
+        return real_print(console, *objects, **kwargs)
+
+    monkeypatch.setattr(fit, "_drawn", drawn)
+    monkeypatch.setattr(Console, "print", print_both_ways)
+    for args in TABLE_COMMANDS:
+        cli(*args, code=None)
+    assert not differ
+    assert sum(laid_out) > len(TABLE_COMMANDS)  # most tables take FitTable's own layout
 
 
 # Offline that just works

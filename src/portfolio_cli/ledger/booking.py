@@ -40,8 +40,10 @@ class Writes(Queries):
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         if portfolio is not None and len(booking.entries) >= BULK_ENTRIES and all(map(_plain, booking.entries)):
-            stale, rewound = self._invalidate(portfolio, booking)
-            return Booked(tuple(self._book_in_bulk(portfolio, booking.entries)), stale, rewound)
+            rows = self.bulk_rows()
+            ids = [rows.entry(entry) for entry in booking.entries]
+            booked = self.book_bulk(portfolio, rows)
+            return Booked(tuple(ids), booked.stale_days, booked.rewound_to)
         ids = []
         for entry in booking.entries:
             record = entry.record
@@ -90,66 +92,62 @@ class Writes(Queries):
                 )  # fmt: skip
                 self.audit("off-market price", portfolio.id, {**which, "detail": entry.off_market})
             ids.append(row_id)
-        stale, rewound = self._invalidate(portfolio, booking)
+        checked = any(isinstance(e.record, CheckMark) for e in booking.entries)
+        stale, rewound = self._invalidate(portfolio, booking.earliest, checked)
         if booking.snapshots:
             self.save_snapshots(list(booking.snapshots))
         return Booked(tuple(ids), stale, rewound)
 
-    def _book_in_bulk(self, portfolio: Portfolio, entries: tuple[Entry, ...]) -> list[int]:
+    def bulk_rows(self) -> BulkRows:
+        """An empty set of rows to book in bulk (``book_bulk``), numbering trades after the ledger's."""
+        return BulkRows(
+            {
+                table: self.conn.execute(f"select coalesce(max(id), 0) + 1 from {table}").fetchone()[0]
+                for table in BULK_TABLES
+            }
+        )
+
+    def book_bulk(self, portfolio: Portfolio, rows: BulkRows) -> Booked:
         """Many fills and flows at once (an import): the rows ``book`` writes one by one, with the ids
         SQLite would give them (the next after the largest, or the kept one), written with
-        ``executemany`` and audited with one entry per table naming the ids, not one per row."""
-        rows: dict[str, list[tuple]] = {table: [] for table in BULK_TABLES}
-        next_id = {
-            table: self.conn.execute(f"select coalesce(max(id), 0) + 1 from {table}").fetchone()[0]
-            for table in BULK_TABLES
-        }
-
-        def add(table: str, values: tuple, wanted: int | None = None) -> int:
-            row_id = next_id[table] if wanted is None else wanted
-            if row_id >= next_id[table]:
-                next_id[table] = row_id + 1
-            rows[table].append((row_id, *values))
-            return row_id
-
-        ids = []
-        for entry in entries:
-            record = entry.record
-            trade_id: int | None
-            if isinstance(record, Trade):
-                values = trade_values(portfolio, record, record.forced)
-                row_id = trade_id = add("trades", values, record.id if entry.keep_id else None)
-            elif isinstance(record, Close):
-                row_id, trade_id = add("closes", close_values(record)), record.trade_id
-            elif isinstance(record, MarginChange):
-                row_id, trade_id = add("margin_changes", margin_values(record)), record.trade_id
-            else:
-                assert isinstance(record, CashFlow)
-                row_id, trade_id = add("cash_flows", flow_values(portfolio, record)), record.trade_id
-            for flow in entry.flows:
-                add("cash_flows", flow_values(portfolio, flow if flow.trade_id else _with_trade(flow, trade_id)))
-            ids.append(row_id)
+        ``executemany`` and audited with one entry per table naming the ids, not one per row. The
+        booking invalidates derived state from its earliest record, as ``book`` does."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        stale, rewound = self._invalidate(portfolio, rows.earliest)
         for table in BULK_TABLES:  # trades first: the others refer to them
-            if rows[table]:
-                columns = ("id", *BULK_COLUMNS[table])
-                sql = f"insert into {table} ({','.join(columns)}) values ({','.join('?' * len(columns))})"
-                self.conn.executemany(sql, rows[table])
-                given = _runs([row[0] for row in rows[table]])
-                self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
-        return ids
+            written = rows.tables[table]
+            if not written:
+                continue
+            columns = BULK_COLUMNS[table]
+            # The portfolio is the same on every row: written into the statement, not bound per row.
+            owned = "portfolio_id" in columns
+            names = ("id", *columns) if table == "trades" else columns
+            marks = ["?"] * len(names)
+            if owned:
+                marks[names.index("portfolio_id")] = str(int(portfolio.id))
+            if table == "trades":  # kept or numbered here (an entry's flows carry the id)
+                given = _runs([row[0] for row in written])
+            else:  # numbered by SQLite, as one by one: the next after the largest, in order
+                given = [[rows.first[table], rows.first[table] + len(written) - 1]]
+            sql = f"insert into {table} ({','.join(names)}) values ({','.join(marks)})"
+            self.conn.executemany(sql, written)
+            self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
+        return Booked((), stale, rewound)
 
-    def _invalidate(self, portfolio: Portfolio | None, booking: Booking) -> tuple[tuple[date, ...], datetime | None]:
+    def _invalidate(
+        self, portfolio: Portfolio | None, earliest: datetime | None, checked: bool = False
+    ) -> tuple[tuple[date, ...], datetime | None]:
         """A record dated at or before derived state invalidates it (DESIGN §2, time): the snapshots
-        valued at or after the record are dropped (the command rebuilds them once committed), and the
-        check watermark rewinds to the record, so the next ``check`` replays from it. ``check``'s own
-        booking records its watermark itself."""
-        earliest = booking.earliest
+        valued at or after ``earliest`` (the booking's earliest record) are dropped (the command
+        rebuilds them once committed), and the check watermark rewinds to the record, so the next
+        ``check`` replays from it. ``check``'s own booking (``checked``) records its watermark itself."""
         if portfolio is None or earliest is None:
             return (), None
         stale = self.drop_snapshots_from(portfolio, earliest)
         rewound = None
         last = self.last_check(portfolio)
-        if last is not None and earliest < last and not any(isinstance(e.record, CheckMark) for e in booking.entries):
+        if last is not None and earliest < last and not checked:
             row = {
                 "portfolio_id": portfolio.id,
                 "through": codec.timestamp(earliest),
@@ -391,6 +389,75 @@ BULK_ACTIONS = {
 }
 
 
+class BulkRows:
+    """The rows of a bulk booking (``Writes.book_bulk``), per table in booking order, in the ledger's
+    encoding, without the portfolio (the same on every row): built from entries (``entry``), or, for
+    an import's fills whose every value is already the ledger's text (``open_fill``, ``close_fill``),
+    from those values, skipping records and entries built only to be encoded again."""
+
+    def __init__(self, next_ids: dict[str, int]):
+        self.first = next_ids  # per table, the id its first row here gets (the next after the ledger's)
+        self.next_trade = next_ids["trades"]  # the id a trade the ledger numbers gets
+        self.tables: dict[str, list[tuple]] = {table: [] for table in BULK_TABLES}
+        self.trades, self.closes = self.tables["trades"], self.tables["closes"]
+        self.margin_changes, self.cash_flows = self.tables["margin_changes"], self.tables["cash_flows"]
+        self.earliest: datetime | None = None  # the earliest record's time: derived state after it is stale
+
+    def entry(self, entry: Entry) -> int:
+        """Add an entry's rows (a fill, margin change or flow, with its flows); returns its row's id."""
+        record = entry.record
+        at = entry.at
+        if at is not None and (self.earliest is None or at < self.earliest):
+            self.earliest = at
+        trade_id: int | None
+        if isinstance(record, Trade):
+            row_id = trade_id = record.id if entry.keep_id else self.next_trade
+            self.next_trade = max(self.next_trade, row_id + 1)
+            self.trades.append((row_id, *trade_fields(record, record.forced)))
+        elif isinstance(record, Close):
+            row_id, trade_id = self.first["closes"] + len(self.closes), record.trade_id
+            self.closes.append(close_values(record))
+        elif isinstance(record, MarginChange):
+            row_id, trade_id = self.first["margin_changes"] + len(self.margin_changes), record.trade_id
+            self.margin_changes.append(margin_values(record))
+        else:
+            assert isinstance(record, CashFlow)
+            row_id, trade_id = self.first["cash_flows"] + len(self.cash_flows), record.trade_id
+            self.cash_flows.append(flow_fields(record))
+        for flow in entry.flows:
+            self.cash_flows.append(flow_fields(flow if flow.trade_id else _with_trade(flow, trade_id)))
+        return row_id
+
+    def __bool__(self) -> bool:
+        return any(self.tables.values())
+
+    def open_fill(self, trade_id: int, at: datetime, fields: tuple) -> None:
+        """The rows of ``open_entry(trade, keep_id=True)`` for a trade whose ``trade_fields`` are
+        ``fields`` (every value the ledger's text: ``codec.is_money``, ``codec.is_timestamp``): the
+        trade and its entry fee ``−fee``."""
+        if self.earliest is None or at < self.earliest:
+            self.earliest = at
+        if trade_id >= self.next_trade:
+            self.next_trade = trade_id + 1
+        self.trades.append((trade_id, *fields))
+        self.cash_flows.append((_FEE, codec.negated_money(fields[8]), fields[9], trade_id, "entry fee"))
+
+    def close_fill(self, at: datetime, values: tuple, forced_out: bool) -> None:
+        """The rows of ``close_entry(close)`` for a close whose ``close_values`` are ``values``, every
+        value the ledger's text: the close, its gross realized PnL and its fee ``−fee`` (a liquidation
+        fee when the margin rules closed the position)."""
+        if self.earliest is None or at < self.earliest:
+            self.earliest = at
+        trade_id, fee, pnl, stamp = values[0], values[4], values[5], values[6]
+        kind, note = (_LIQUIDATION_FEE, "liquidation fee") if forced_out else (_FEE, "exit fee")
+        self.closes.append(values)
+        self.cash_flows.append((_REALIZED_PNL, pnl, stamp, trade_id, None))
+        self.cash_flows.append((kind, codec.negated_money(fee), stamp, trade_id, note))
+
+
+_FEE, _LIQUIDATION_FEE, _REALIZED_PNL = FlowKind.FEE.value, FlowKind.LIQUIDATION_FEE.value, FlowKind.REALIZED_PNL.value
+
+
 def _plain(entry: Entry) -> bool:
     """An entry the bulk path writes: a fill, margin change or flow with nothing else to log."""
     return isinstance(entry.record, Trade | Close | MarginChange | CashFlow) and not (
@@ -426,9 +493,13 @@ BULK_COLUMNS = {
 
 def trade_values(portfolio: Portfolio, trade: Trade, forced: bool) -> tuple:
     """A trade as the ledger stores it, in ``TRADE_COLUMNS`` order (the one encoding of a trade)."""
+    return (portfolio.id, *trade_fields(trade, forced))
+
+
+def trade_fields(trade: Trade, forced: bool) -> tuple:
+    """``trade_values`` without the portfolio: the columns after ``portfolio_id``."""
     money, optional = codec.money, codec.optional_money
     return (
-        portfolio.id,
         trade.symbol,
         trade.side.value,
         trade.kind.value,
@@ -473,7 +544,12 @@ def margin_values(change: MarginChange) -> tuple:
 
 
 def flow_values(portfolio: Portfolio, flow: CashFlow) -> tuple:
-    return (portfolio.id, flow.kind.value, codec.money(flow.amount), codec.timestamp(flow.at), flow.trade_id, flow.note)
+    return (portfolio.id, *flow_fields(flow))
+
+
+def flow_fields(flow: CashFlow) -> tuple:
+    """``flow_values`` without the portfolio."""
+    return (flow.kind.value, codec.money(flow.amount), codec.timestamp(flow.at), flow.trade_id, flow.note)
 
 
 def trade_row(portfolio: Portfolio, trade: Trade, forced: bool) -> dict[str, Any]:

@@ -7,6 +7,7 @@ whole 1e-8 units as integers (``units_sql``), which is exact.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,7 +16,29 @@ from portfolio_cli.money import ZERO, q8
 
 def money(value: Decimal) -> str:
     """Fixed-point text with the ledger's 8 places (``0.00000000``, never ``0E-8``)."""
+    text = str(value)
+    if text[-9:-8] == "." and "E" not in text and len(text) <= _EXACT_CHARS:
+        # Already 8 places in fixed point (most amounts; an import writes millions): what q8 and "f" give.
+        return text
     return f"{q8(value):f}"
+
+
+_EXACT_CHARS = 28  # within the context's 28 digits: q8 leaves such a number as it is (a longer one may raise)
+_MONEY = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]{8}")
+_ZERO_TEXT = "0.00000000"
+
+
+def is_money(text: str) -> bool:
+    """Whether ``text`` is already what ``money`` writes for it: ``money(Decimal(text)) == text``
+    (fixed point, 8 places, no leading zero, no negative zero). An import's amounts mostly are."""
+    return len(text) <= _EXACT_CHARS and text != "-" + _ZERO_TEXT and _MONEY.fullmatch(text) is not None
+
+
+def negated_money(text: str) -> str:
+    """``money(-Decimal(text))`` for ``text`` that ``is_money``: the sign turned, zero left as it is."""
+    if text[0] == "-":
+        return text[1:]
+    return text if text == _ZERO_TEXT else "-" + text
 
 
 def optional_money(value: Decimal | None) -> str | None:
@@ -69,9 +92,28 @@ def from_units(units: int | float | None) -> Decimal:
 
 def timestamp(moment: datetime) -> str:
     """UTC ISO-8601 with microseconds, so that text order is time order."""
-    if moment.tzinfo is not UTC:  # already UTC: most are, and an import writes millions
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
+    global _last_written
+    last, text = _last_written
+    if moment is last:  # the same moment again: a fill and its flows share one (an import writes millions)
+        return text
+    if moment.tzinfo is not UTC:  # already UTC: most are
+        text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    else:
+        text = moment.isoformat(timespec="microseconds")
+    _last_written = (moment, text)
+    return text
+
+
+_last_written: tuple[datetime | None, str] = (None, "")  # the last moment written (held, so never reused)
+
+
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00")
+
+
+def is_timestamp(text: str) -> bool:
+    """Whether ``text`` is in the form ``timestamp`` writes, so that the moment it parses to (if it is
+    one) is written back as this very text: each field has its fixed width, and the offset is UTC."""
+    return _TIMESTAMP.fullmatch(text) is not None
 
 
 moment = datetime.fromisoformat  # the inverse of ``timestamp`` (a report parses 200,000 of them)

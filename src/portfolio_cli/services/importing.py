@@ -13,7 +13,10 @@ The file is streamed: read, checked and booked ``CHUNK_RECORDS`` records at a ti
 transaction, which is rolled back at the end if any record was bad. Memory holds a chunk and, per
 trade of the file, its id in the ledger (and the quantity closed so far, for closed ones); the
 trades a close refers to are read back from the ledger. So 1,000,000 trades restore in bounded
-memory (``bench/run.py import``).
+memory (``bench/run.py import``). A chunk booked in bulk takes its fills in the export's own form
+(``_plain_open``, ``_plain_close``: the same checks, every value already the ledger's text) straight
+to the ledger's rows, without building the records and entries it would only encode again; any other
+form goes the general way, which names what is wrong.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Literal, overload
+from typing import IO, Any, Literal, NamedTuple, overload
 
 from portfolio_cli.engine.accounting import realized_pnl
 from portfolio_cli.engine.booking import Entry, booking, close_entry, margin_entry, open_entry
@@ -46,6 +49,8 @@ from portfolio_cli.engine.records import (
 )
 from portfolio_cli.errors import InvalidInput, PortfolioError
 from portfolio_cli.export import Record
+from portfolio_cli.ledger import codec
+from portfolio_cli.ledger.booking import BULK_ENTRIES, BulkRows
 from portfolio_cli.money import ABSURD, ZERO, D, q8
 from portfolio_cli.services.common import MAX_LEVERAGE, parse_symbol, records_of
 from portfolio_cli.services.exports import TRADE_COLUMNS
@@ -63,6 +68,10 @@ _READ = 1 << 20  # characters read at a time
 _BRACKETS = re.compile(r"[\[\]{}]")
 _NOT_SPACE = re.compile(r"[^ \t\n\r]")  # JSON's whitespace
 _PLAIN = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,8})?")  # below ABSURD (10^15), at most 8 places
+# The export's own amounts, which are the ledger's text already (``codec.is_money``): exactly 8 places.
+_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,14})\.[0-9]{8}")  # _PLAIN's, not negative
+_SIGNED = re.compile(r"-?(?:0|[1-9][0-9]{0,14})\.[0-9]{8}")  # _PLAIN's; not "-0.00000000" (see _plain_close)
+_ZERO_AMOUNT = "0.00000000"
 
 
 @dataclass(frozen=True)
@@ -216,27 +225,31 @@ class _Importer:
             if (ledger_id := self.ids.get(int(text))) is not None:
                 referred.add(ledger_id)
         earlier = self.ledger.trades_by_id(sorted(referred)) if referred else {}
-        here: dict[int, Trade] = {}  # this chunk's trades, by file id, with their ledger ids
+        here: dict[int, _Held] = {}  # this chunk's trades, by file id, with their ledger ids
 
-        def opened(file_id: int) -> Trade | None:
+        def opened(file_id: int) -> _Held | None:
             if file_id in here:
                 return here[file_id]
             ledger_id = self.ids.get(file_id)
             return earlier.get(ledger_id) if ledger_id is not None else None
 
+        # A chunk that ``Ledger.book`` would write in bulk (nothing in it can be present already) is
+        # gathered as the rows themselves: fills in the export's own form go there without a record.
+        rows = self.ledger.bulk_rows() if not self.known and len(chunk) >= BULK_ENTRIES else None
         entries: list[Entry] = []
+        add: Callable[[Entry], object] = rows.entry if rows is not None else entries.append
         new_ids: list[int] = []
         for where, record in chunk:
             try:
                 kind = record.get("record")
                 if kind == "open":
-                    self._open(record, here, entries, new_ids)
+                    self._open(record, here, add, new_ids, rows)
                 elif kind == "close":
-                    self._close(record, opened, entries)
+                    self._close(record, opened, add, rows)
                 elif kind == "margin":
-                    self._margin(record, opened, entries)
+                    self._margin(record, opened, add)
                 elif kind in FLOW_RECORDS:
-                    self._flow(record, FlowKind(kind), opened, entries)
+                    self._flow(record, FlowKind(kind), opened, add)
                 else:
                     raise _BadRecord(f"record must be one of {', '.join(RECORDS)}, got {kind!r}")
             except _BadRecord as exc:
@@ -245,25 +258,41 @@ class _Importer:
                     self.errors.append(f"{where}: {exc}")
         if self.keep_ids and new_ids and self.ledger.trade_ids_taken(new_ids):
             raise _IdsTaken
-        if entries:
+        if entries or rows:
             if self.portfolio is None:
                 assert self.earliest is not None
                 self.portfolio = self.ledger.create_portfolio(self.name, self.earliest)
-            self.stale.update(self.ledger.book(self.portfolio, booking(entries)).stale_days)
+            if rows is not None:
+                self.stale.update(self.ledger.book_bulk(self.portfolio, rows).stale_days)
+            else:
+                self.stale.update(self.ledger.book(self.portfolio, booking(entries)).stale_days)
 
     def _seen_at(self, moment: datetime) -> None:
         if self.earliest is None or moment < self.earliest:
             self.earliest = moment
 
-    def _open(self, record: Record, here: dict[int, Trade], entries: list[Entry], new_ids: list[int]) -> None:
-        file_id, trade = _trade(record)
+    def _open(
+        self,
+        record: Record,
+        here: dict[int, _Held],
+        add: Callable[[Entry], object],
+        new_ids: list[int],
+        rows: BulkRows | None,
+    ) -> None:
+        plain = _plain_open(record) if rows is not None else None
+        if plain is not None:
+            file_id, at, side, kind, fields = plain
+            symbol = fields[0]
+        else:
+            file_id, trade = _trade(record)
+            at, symbol = trade.opened_at, trade.symbol
         if file_id in self.ids:
             raise _BadRecord(f"trade {file_id} is opened twice")
-        if trade.opened_at > self.now:
-            raise _BadRecord(f"trade {file_id} opens in the future ({trade.opened_at:%Y-%m-%d %H:%M} UTC)")
-        self.symbols.check(trade.symbol)
-        self._seen_at(trade.opened_at)
-        ledger_id = self.known.get(_fingerprint(trade)) if self.known else None
+        if at > self.now:
+            raise _BadRecord(f"trade {file_id} opens in the future ({at:%Y-%m-%d %H:%M} UTC)")
+        self.symbols.check(symbol)
+        self._seen_at(at)
+        ledger_id = self.known.get(_fingerprint(trade)) if plain is None and self.known else None
         if ledger_id is not None:
             self.present.add(file_id)
             self.trades_present += 1
@@ -272,23 +301,45 @@ class _Importer:
             new_ids.append(file_id)
         else:
             ledger_id, self.next_id = self.next_id, self.next_id + 1
+        self.ids[file_id] = ledger_id
+        if plain is not None:
+            assert rows is not None
+            rows.open_fill(ledger_id, at, fields)
+            here[file_id] = _Opened(ledger_id, symbol, side, kind, Decimal(fields[5]), Decimal(fields[7]), at)
+            self.added += 1
+            return
         if trade.id != ledger_id:
             trade = replace(trade, id=ledger_id)
         if file_id not in self.present:
-            entries.append(open_entry(trade, keep_id=True))
+            add(open_entry(trade, keep_id=True))
             self.added += 1
-        self.ids[file_id] = ledger_id
         here[file_id] = trade
 
-    def _close(self, record: Record, opened: Callable[[int], Trade | None], entries: list[Entry]) -> None:
-        file_id, trade, close = _close(record, opened)
-        if close.closed_at > self.now:
-            raise _BadRecord(f"trade {file_id} closes in the future ({close.closed_at:%Y-%m-%d %H:%M} UTC)")
-        closed = self.closed.get(file_id, ZERO) + close.qty
+    def _close(
+        self,
+        record: Record,
+        opened: Callable[[int], _Held | None],
+        add: Callable[[Entry], object],
+        rows: BulkRows | None,
+    ) -> None:
+        plain = _plain_close(record, opened) if rows is not None else None
+        if plain is not None:
+            file_id, trade, at, qty, values, reason = plain
+        else:
+            file_id, trade, close = _close(record, opened)
+            at, qty = close.closed_at, close.qty
+        if at > self.now:
+            raise _BadRecord(f"trade {file_id} closes in the future ({at:%Y-%m-%d %H:%M} UTC)")
+        closed = self.closed.get(file_id, ZERO) + qty
         if closed > trade.qty:
             raise _BadRecord(f"closes of trade {file_id} add up to more than its {trade.qty}")
         self.closed[file_id] = closed
-        self._seen_at(close.closed_at)
+        self._seen_at(at)
+        if plain is not None:  # a new portfolio's: nothing of it is there already
+            assert rows is not None
+            rows.close_fill(at, values, reason.forced_out)
+            self.closes_added += 1
+            return
         if file_id in self.present:  # a trade the portfolio had: its closes may be there, or others
             if (trade.id, close.closed_at, close.qty, close.price, close.fee) in self.booked:
                 self.closes_present += 1
@@ -300,26 +351,28 @@ class _Importer:
                     f"closes trade {trade.id} already has"
                 )
             self.closed_before[trade.id] = before
-        entries.append(close_entry(close))  # of the trade's id in the ledger
+        add(close_entry(close))  # of the trade's id in the ledger
         self.closes_added += 1
 
-    def _margin(self, record: Record, opened: Callable[[int], Trade | None], entries: list[Entry]) -> None:
+    def _margin(self, record: Record, opened: Callable[[int], _Held | None], add: Callable[[Entry], object]) -> None:
         trade, change = _margin(record, opened)
         self._seen_at(change.at)
         if (trade.id, change.at, change.amount, change.mode) in self.changed:
             self.margins_present += 1
             return
-        entries.append(margin_entry(replace(change, trade_id=trade.id)))
+        add(margin_entry(replace(change, trade_id=trade.id)))
         self.margins_added += 1
 
-    def _flow(self, record: Record, kind: FlowKind, opened: Callable[[int], Trade | None], entries: list) -> None:
+    def _flow(
+        self, record: Record, kind: FlowKind, opened: Callable[[int], _Held | None], add: Callable[[Entry], object]
+    ) -> None:
         trade, flow = _flow(record, kind, opened)
         self._seen_at(flow.at)
         owner = trade.id if trade is not None else None
         if (flow.kind, flow.at, flow.amount, owner) in self.moved:
             self.flows_present += 1
             return
-        entries.append(Entry(CashFlow(0, flow.kind, flow.amount, flow.at, owner, flow.note)))
+        add(Entry(CashFlow(0, flow.kind, flow.amount, flow.at, owner, flow.note)))
         self.flows_added += 1
 
     def finish(self) -> None:
@@ -356,7 +409,7 @@ FLOW_RECORDS = ("deposit", "withdrawal", "funding")
 RECORDS = ("open", "close", "margin", *FLOW_RECORDS)
 
 
-def _margin(r: Record, opened: Callable[[int], Trade | None]) -> tuple[Trade, MarginChange]:
+def _margin(r: Record, opened: Callable[[int], _Held | None]) -> tuple[_Held, MarginChange]:
     """Margin added (+) or removed (−) on an isolated position, or a switch of its mode."""
     trade = _opened(r, opened, "changes the margin of")
     if trade.kind is not Kind.MARGIN:
@@ -365,7 +418,7 @@ def _margin(r: Record, opened: Callable[[int], Trade | None]) -> tuple[Trade, Ma
     return trade, MarginChange(0, 0, _moment(r), _number(r, "amount", signed=True), mode)
 
 
-def _flow(r: Record, kind: FlowKind, opened: Callable[[int], Trade | None]) -> tuple[Trade | None, CashFlow]:
+def _flow(r: Record, kind: FlowKind, opened: Callable[[int], _Held | None]) -> tuple[_Held | None, CashFlow]:
     """A deposit (+), a withdrawal (−) or a trade's funding (signed)."""
     trade = _opened(r, opened, "pays funding on") if kind is FlowKind.FUNDING else None
     if kind is not FlowKind.FUNDING and _value(r, "trade_id"):
@@ -376,7 +429,7 @@ def _flow(r: Record, kind: FlowKind, opened: Callable[[int], Trade | None]) -> t
     return trade, CashFlow(0, kind, amount, _moment(r), None, _free_text(r, "note"))
 
 
-def _opened(r: Record, opened: Callable[[int], Trade | None], what: str) -> Trade:
+def _opened(r: Record, opened: Callable[[int], _Held | None], what: str) -> _Held:
     file_id = _integer(r, "trade_id", 1, None)
     trade = opened(file_id)
     if trade is None:
@@ -388,6 +441,109 @@ def _opened(r: Record, opened: Callable[[int], Trade | None], what: str) -> Trad
 
 def _fingerprint(t: Trade) -> tuple:
     return (t.symbol, t.side, t.kind, t.margin_mode, t.leverage, t.qty, t.price, t.price_usdt, t.fee, t.opened_at)
+
+
+class _Opened(NamedTuple):
+    """What the records after an open need of its trade (``_plain_open``): a ``Trade``'s fields."""
+
+    id: int  # in the ledger
+    symbol: str
+    side: Side
+    kind: Kind
+    qty: Decimal
+    price_usdt: Decimal
+    opened_at: datetime
+
+
+_Held = Trade | _Opened  # a trade the file opened, as later records check against it
+_LEVERAGES = {str(n): n for n in range(1, MAX_LEVERAGE + 1)}
+_FLAGS = {"0": 0, "1": 1}
+_SIDES: dict[object, Side] = {c.value: c for c in Side}
+_KINDS: dict[object, Kind] = {c.value: c for c in Kind}
+_MODES: dict[object, MarginMode] = {c.value: c for c in MarginMode}
+_REASONS: dict[object, CloseReason] = {c.value: c for c in CloseReason}
+
+
+def _plain_open(r: Record) -> tuple[int, datetime, Side, Kind, tuple] | None:
+    """An open record in the export's own form, checked as ``_trade`` checks it, with every value
+    already the ledger's text: its file id, time, side, kind and ``trade_fields``. None for any
+    other form, which ``_trade`` then checks (and names what is wrong): this only skips the work."""
+    v: dict[str, Any] = r  # a JSON record's values may be of any type: each is checked
+    try:
+        side, kind = _SIDES[v["side"]], _KINDS[v["kind"]]
+        leverage, forced, symbol = _LEVERAGES[v["leverage"]], _FLAGS[v["forced"]], _SYMBOLS[v["symbol"]]
+        text_id, at = v["trade_id"], v["at"]
+        qty, price, price_usdt, fee = v["qty"], v["price"], v["price_usdt"], v["fee"]
+        mode_text, stop_loss, take_profit = v.get("margin_mode"), v.get("stop_loss"), v.get("take_profit")
+        if kind is Kind.SPOT:
+            if side is not Side.LONG or leverage != 1 or mode_text:
+                return None
+            mode_text = None
+        elif mode_text not in _MODES:
+            return None
+        if not (text_id.__class__ is str and text_id.isascii() and text_id.isdigit() and len(text_id) <= 18):
+            return None
+        file_id = int(text_id)
+        if file_id < 1 or not (_positive(qty) and _positive(price) and _positive(price_usdt)):
+            return None
+        if not _AMOUNT.fullmatch(fee):
+            return None
+        if stop_loss is not None and not _positive(stop_loss) or take_profit is not None and not _positive(take_profit):
+            return None
+        if not codec.is_timestamp(at):
+            return None
+        moment = datetime.fromisoformat(at)
+        strategy, note = v.get("strategy"), v.get("note")
+    except (KeyError, TypeError, ValueError):  # a column missing, a value not text, or not in the plain form
+        return None
+    if moment < EARLIEST or not (_plain_text(strategy) and _plain_text(note)):
+        return None
+    fields = (symbol, side.value, kind.value, mode_text, leverage, qty, price, price_usdt, fee, at, stop_loss,
+              take_profit, strategy or None, note or None, forced, None)  # fmt: skip
+    return file_id, moment, side, kind, fields
+
+
+def _plain_close(
+    r: Record, opened: Callable[[int], _Held | None]
+) -> tuple[int, _Held, datetime, Decimal, tuple, CloseReason] | None:
+    """A close record in the export's own form, checked as ``_close`` checks it, with every value the
+    ledger's text: its trade's file id, the trade, its time, quantity, ``close_values`` and reason.
+    None for any other form (``_close`` then checks it)."""
+    v: dict[str, Any] = r  # a JSON record's values may be of any type: each is checked
+    try:
+        text_id, at, reason = v["trade_id"], v["at"], _REASONS[v["reason"]]
+        qty, price, price_usdt, fee, gross = v["qty"], v["price"], v["price_usdt"], v["fee"], v["realized_pnl"]
+        if not (text_id.__class__ is str and text_id.isascii() and text_id.isdigit() and len(text_id) <= 18):
+            return None
+        file_id = int(text_id)
+        trade = opened(file_id) if file_id >= 1 else None
+        if trade is None or _SYMBOLS[v["symbol"]] != trade.symbol or v["side"] != trade.side.value:
+            return None
+        if not (_positive(qty) and _positive(price) and _positive(price_usdt) and _AMOUNT.fullmatch(fee)):
+            return None
+        # A negative zero is a number _close takes, but not the ledger's text of it.
+        if not _SIGNED.fullmatch(gross) or gross == "-" + _ZERO_AMOUNT or not codec.is_timestamp(at):
+            return None
+        moment = datetime.fromisoformat(at)
+        note = v.get("note")
+    except (KeyError, TypeError, ValueError):
+        return None
+    if moment < EARLIEST or moment < trade.opened_at or not _plain_text(note):
+        return None
+    closed = Decimal(qty)
+    if Decimal(gross) != realized_pnl(trade.side, closed, trade.price_usdt, Decimal(price_usdt)):
+        return None
+    values = (trade.id, qty, price, price_usdt, fee, gross, at, note or None, reason.value)
+    return file_id, trade, moment, closed, values, reason
+
+
+def _positive(text: object) -> bool:
+    return isinstance(text, str) and text != _ZERO_AMOUNT and _AMOUNT.fullmatch(text) is not None
+
+
+def _plain_text(value: object) -> bool:
+    """Free text ``_free_text`` takes as it is (or none)."""
+    return value is None or (isinstance(value, str) and len(value) <= MAX_TEXT and hidden_character(value) is None)
 
 
 class _Source:
@@ -624,7 +780,7 @@ def _trade(r: Record) -> tuple[int, Trade]:
     )
 
 
-def _close(r: Record, opened: Callable[[int], Trade | None]) -> tuple[int, Trade, Close]:
+def _close(r: Record, opened: Callable[[int], _Held | None]) -> tuple[int, _Held, Close]:
     file_id = _integer(r, "trade_id", 1, None)
     trade = opened(file_id)
     if trade is None:
