@@ -12,6 +12,8 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ledger_rows
 from portfolio_cli.engine.booking import Entry, booking, close_entry, margin_entry, open_entry
@@ -275,3 +277,33 @@ def test_fills_in_the_exports_own_form_are_booked_as_the_general_path_books_them
             plain, general = ([(row[0], *row[2:]) for row in rows] for rows in (plain, general))
         assert plain == general, table
     assert len(ledger_rows(tmp_path / "plain.db", "trades")) == 400
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=["a", "1", ",", '"', "'", "\r", "\n", "\0", " "], max_size=60))
+def test_csv_rows_are_the_csv_readers_rows_with_the_lines_they_start_on(text):
+    """Lines split at their commas where that is what ``csv.reader`` would do; the reader reads the
+    rest. Same rows, same starting lines, same errors."""
+    import csv
+    import io
+
+    def lines():
+        return iter(io.StringIO(text, newline="").readline, "")
+
+    def read(rows) -> tuple[list, str | None]:
+        found: list = []
+        try:
+            for start, row in rows:
+                found.append((start, [] if row == [""] else row))  # a blank line: no row, or one empty field
+        except csv.Error as exc:
+            return found, str(exc)
+        return found, None
+
+    def by_the_reader():
+        reader, start = csv.reader(lines()), 1
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+
+    split = ((start, row) for start, row, _ in importing._csv_rows(lines()))
+    assert read(split) == read(by_the_reader())

@@ -107,7 +107,8 @@ def timestamp(moment: datetime) -> str:
 _last_written: tuple[datetime | None, str] = (None, "")  # the last moment written (held, so never reused)
 
 
-_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00")
+TIMESTAMP_FORM = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00"  # what ``timestamp`` writes
+_TIMESTAMP = re.compile(TIMESTAMP_FORM)
 
 
 def is_timestamp(text: str) -> bool:

@@ -69,9 +69,14 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 _NOT_SPACE = re.compile(r"[^ \t\n\r]")  # JSON's whitespace
 _PLAIN = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,8})?")  # below ABSURD (10^15), at most 8 places
 # The export's own amounts, which are the ledger's text already (``codec.is_money``): exactly 8 places.
-_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,14})\.[0-9]{8}")  # _PLAIN's, not negative
-_SIGNED = re.compile(r"-?(?:0|[1-9][0-9]{0,14})\.[0-9]{8}")  # _PLAIN's; not "-0.00000000" (see _plain_close)
+_AMOUNT_FORM = r"(?:0|[1-9][0-9]{0,14})\.[0-9]{8}"  # _PLAIN's, not negative
+_POSITIVE_FORM = r"(?:0\.(?!0{8})[0-9]{8}|[1-9][0-9]{0,14}\.[0-9]{8})"  # _AMOUNT_FORM's, above zero
+_SIGNED_FORM = r"(?!-0\.0{8}\0)-?(?:0|[1-9][0-9]{0,14})\.[0-9]{8}"  # _PLAIN's, but a negative zero (see _plain_close)
+_AMOUNT = re.compile(_AMOUNT_FORM)
 _ZERO_AMOUNT = "0.00000000"
+# A fill's amounts and time, joined by NULs (which none of them can hold): one match checks them all.
+_OPEN_VALUES = re.compile("\0".join((*[_POSITIVE_FORM] * 3, _AMOUNT_FORM, codec.TIMESTAMP_FORM)))
+_CLOSE_VALUES = re.compile("\0".join((*[_POSITIVE_FORM] * 3, _AMOUNT_FORM, _SIGNED_FORM, codec.TIMESTAMP_FORM)))
 
 
 @dataclass(frozen=True)
@@ -305,7 +310,7 @@ class _Importer:
         if plain is not None:
             assert rows is not None
             rows.open_fill(ledger_id, at, fields)
-            here[file_id] = _Opened(ledger_id, symbol, side, kind, Decimal(fields[5]), Decimal(fields[7]), at)
+            here[file_id] = _Opened(ledger_id, symbol, side, kind, fields[5], fields[7], at)
             self.added += 1
             return
         if trade.id != ledger_id:
@@ -450,9 +455,17 @@ class _Opened(NamedTuple):
     symbol: str
     side: Side
     kind: Kind
-    qty: Decimal
-    price_usdt: Decimal
+    qty_text: str  # the ledger's text: read as a number only if a close refers to it
+    price_usdt_text: str
     opened_at: datetime
+
+    @property
+    def qty(self) -> Decimal:
+        return Decimal(self.qty_text)
+
+    @property
+    def price_usdt(self) -> Decimal:
+        return Decimal(self.price_usdt_text)
 
 
 _Held = Trade | _Opened  # a trade the file opened, as later records check against it
@@ -470,7 +483,8 @@ def _plain_open(r: Record) -> tuple[int, datetime, Side, Kind, tuple] | None:
     other form, which ``_trade`` then checks (and names what is wrong): this only skips the work."""
     v: dict[str, Any] = r  # a JSON record's values may be of any type: each is checked
     try:
-        side, kind = _SIDES[v["side"]], _KINDS[v["kind"]]
+        side_text, kind_text = v["side"], v["kind"]
+        side, kind = _SIDES[side_text], _KINDS[kind_text]
         leverage, forced, symbol = _LEVERAGES[v["leverage"]], _FLAGS[v["forced"]], _SYMBOLS[v["symbol"]]
         text_id, at = v["trade_id"], v["at"]
         qty, price, price_usdt, fee = v["qty"], v["price"], v["price_usdt"], v["fee"]
@@ -484,13 +498,9 @@ def _plain_open(r: Record) -> tuple[int, datetime, Side, Kind, tuple] | None:
         if not (text_id.__class__ is str and text_id.isascii() and text_id.isdigit() and len(text_id) <= 18):
             return None
         file_id = int(text_id)
-        if file_id < 1 or not (_positive(qty) and _positive(price) and _positive(price_usdt)):
-            return None
-        if not _AMOUNT.fullmatch(fee):
-            return None
+        if file_id < 1 or not _OPEN_VALUES.fullmatch("\0".join((qty, price, price_usdt, fee, at))):
+            return None  # (a value that is not text cannot be joined: TypeError)
         if stop_loss is not None and not _positive(stop_loss) or take_profit is not None and not _positive(take_profit):
-            return None
-        if not codec.is_timestamp(at):
             return None
         moment = datetime.fromisoformat(at)
         strategy, note = v.get("strategy"), v.get("note")
@@ -498,7 +508,7 @@ def _plain_open(r: Record) -> tuple[int, datetime, Side, Kind, tuple] | None:
         return None
     if moment < EARLIEST or not (_plain_text(strategy) and _plain_text(note)):
         return None
-    fields = (symbol, side.value, kind.value, mode_text, leverage, qty, price, price_usdt, fee, at, stop_loss,
+    fields = (symbol, side_text, kind_text, mode_text, leverage, qty, price, price_usdt, fee, at, stop_loss,
               take_profit, strategy or None, note or None, forced, None)  # fmt: skip
     return file_id, moment, side, kind, fields
 
@@ -511,18 +521,17 @@ def _plain_close(
     None for any other form (``_close`` then checks it)."""
     v: dict[str, Any] = r  # a JSON record's values may be of any type: each is checked
     try:
-        text_id, at, reason = v["trade_id"], v["at"], _REASONS[v["reason"]]
+        text_id, at, reason_text = v["trade_id"], v["at"], v["reason"]
+        reason = _REASONS[reason_text]
         qty, price, price_usdt, fee, gross = v["qty"], v["price"], v["price_usdt"], v["fee"], v["realized_pnl"]
         if not (text_id.__class__ is str and text_id.isascii() and text_id.isdigit() and len(text_id) <= 18):
             return None
         file_id = int(text_id)
         trade = opened(file_id) if file_id >= 1 else None
-        if trade is None or _SYMBOLS[v["symbol"]] != trade.symbol or v["side"] != trade.side.value:
+        if trade is None or _SYMBOLS[v["symbol"]] != trade.symbol or v["side"] != trade.side:  # (a StrEnum)
             return None
-        if not (_positive(qty) and _positive(price) and _positive(price_usdt) and _AMOUNT.fullmatch(fee)):
-            return None
-        # A negative zero is a number _close takes, but not the ledger's text of it.
-        if not _SIGNED.fullmatch(gross) or gross == "-" + _ZERO_AMOUNT or not codec.is_timestamp(at):
+        # A negative zero PnL is a number _close takes, but not the ledger's text of it: not matched.
+        if not _CLOSE_VALUES.fullmatch("\0".join((qty, price, price_usdt, fee, gross, at))):
             return None
         moment = datetime.fromisoformat(at)
         note = v.get("note")
@@ -533,7 +542,7 @@ def _plain_close(
     closed = Decimal(qty)
     if Decimal(gross) != realized_pnl(trade.side, closed, trade.price_usdt, Decimal(price_usdt)):
         return None
-    values = (trade.id, qty, price, price_usdt, fee, gross, at, note or None, reason.value)
+    values = (trade.id, qty, price, price_usdt, fee, gross, at, note or None, reason_text)
     return file_id, trade, moment, closed, values, reason
 
 
@@ -611,24 +620,43 @@ class _Source:
 def _csv_records(source: _Source) -> Iterator[tuple[str, Record]]:
     """Each record with the line it starts on, free text restored (see ``export.spreadsheet_safe``)."""
     name = source.path.name
-    reader = csv.reader(source.lines())
     try:
-        header = next(reader, [])
+        rows = _csv_rows(source.lines())
+        header = next(rows, (0, [], False))[1]
         missing = [c for c in TRADE_COLUMNS if c not in header and c != "amount"]  # amount: not in older files
         if missing:
             raise InvalidInput(f"{name} is not a trades export: no column {', '.join(missing)}")
         width = len(header)
-        start = reader.line_num + 1
-        for row in reader:
+        for start, row, unquoted in rows:
             if any(row):
-                # Free text restored: the leading ' that spreadsheet_safe adds is dropped.
-                values = [(v[1:] if v[0] == "'" else v) if v else None for v in row]
+                if unquoted:  # no ' anywhere: nothing to restore
+                    values = [v or None for v in row]
+                else:  # free text restored: the leading ' that spreadsheet_safe adds is dropped
+                    values = [(v[1:] if v[0] == "'" else v) if v else None for v in row]
                 if len(values) < width:
                     values += [None] * (width - len(values))
                 yield f"line {start}", dict(zip(header, values, strict=False))
-            start = reader.line_num + 1
     except csv.Error as exc:
         raise InvalidInput(f"{name} is not a readable CSV file: {exc}") from None
+
+
+def _csv_rows(lines: Iterator[str]) -> Iterator[tuple[int, list[str], bool]]:
+    """The CSV rows of ``lines`` as ``csv.reader`` reads them, each with the line it starts on and
+    whether it has no ``'``. A line without a quote, carriage return or NUL, and within the field
+    size limit (most lines of an export), is split at its commas, which is what the reader would do
+    with it; any other line is read by the reader, with the lines after it that its row spans."""
+    limit = csv.field_size_limit()
+    read = 0  # lines read so far
+    for line in lines:
+        start = read + 1
+        if '"' in line or "\r" in line or "\0" in line or len(line) > limit:
+            reader = csv.reader(itertools.chain((line,), lines))
+            row = next(reader, [])
+            read += reader.line_num
+            yield start, row, False
+        else:
+            read += 1
+            yield start, (line[:-1] if line[-1:] == "\n" else line).split(","), "'" not in line
 
 
 class _JsonRecords:
