@@ -69,6 +69,29 @@ SLOWEST_FIRST = (
 )
 
 
+MEMORY = Path("/dev/shm")
+_made_basetemp: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary directories in memory where the system has it: every ledger commit waits for the disk
+    (SQLite syncs it), which no test is about (the crash tests kill processes, which a sync does not
+    change). pytest-xdist's workers are given directories under the controller's, so this runs once."""
+    if config.option.basetemp is None and MEMORY.is_dir() and os.access(MEMORY, os.W_OK):
+        import tempfile
+
+        made = Path(tempfile.mkdtemp(prefix="portfolio-tests-", dir=MEMORY))
+        _made_basetemp.append(made)
+        config.option.basetemp = str(made)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    for made in _made_basetemp:
+        shutil.rmtree(made, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         name = item.nodeid.rsplit("/", 1)[-1]

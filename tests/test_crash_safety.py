@@ -29,7 +29,9 @@ from portfolio_cli.ledger import open_ledger
 from test_snapshots import day
 
 LONG = os.environ.get("PORTFOLIO_LONG_TESTS") == "1"
-ROUNDS = 150 if LONG else 4  # long: 750 runs, over 500 of them killed
+# Rounds per kind of write (open and close count twice). Long: 900 runs, of which about two thirds
+# are killed (the rest finish first); PORTFOLIO_CRASH_ROUNDS sets another number.
+ROUNDS = int(os.environ.get("PORTFOLIO_CRASH_ROUNDS", "180" if LONG else "4"))
 SEED = int(os.environ.get("PORTFOLIO_CRASH_SEED", "20261121"))
 TRADES = 300  # in the file a killed import brings in
 

@@ -1,8 +1,9 @@
-"""The schema is what the migrations build, nothing else: a fresh ledger's schema is the one recorded in
-``tests/schema.sql``, and a ledger made by the first released schema upgrades to exactly that schema
-with its records intact.
+"""The schema is what the migrations build, nothing else: the migrations applied one by one build
+exactly ``ledger/schema.sql``, the script a new ledger is created from; a new ledger equals one built
+by the migrations; and a ledger made by the first released schema upgrades to exactly that schema with
+its records intact.
 
-A schema change is a new migration plus a new ``tests/schema.sql``; after adding the migration, write
+A schema change is a new migration plus a new ``ledger/schema.sql``; after adding the migration, write
 the file with ``PORTFOLIO_WRITE_SCHEMA=1 python -m pytest tests/test_migrations.py`` and review its diff.
 """
 
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from portfolio_cli.ledger import migrations, open_ledger
+from portfolio_cli.ledger.connection import connect
 
-EXPECTED = Path(__file__).with_name("schema.sql")
+EXPECTED = migrations.SCHEMA
 # Read at import: the suite's isolated environment removes every PORTFOLIO_* variable before a test.
 WRITE = os.environ.get("PORTFOLIO_WRITE_SCHEMA") == "1"
 FIRST_RELEASE = migrations.MIGRATIONS[:1]  # m001_initial: what version 0.1's first ledgers hold
@@ -76,15 +78,42 @@ def first_release_ledger(path: Path) -> None:
     db.close()
 
 
-def test_a_fresh_ledger_has_exactly_the_recorded_schema(tmp_path):
-    open_ledger(tmp_path / "fresh.db").close()
-    built = schema(tmp_path / "fresh.db")
+def migrated(path: Path) -> None:
+    """A ledger built by applying every migration one by one, as an old ledger is upgraded."""
+    from sqlite_utils import Database
+
+    db = Database(connect(path))  # the ledger's own connection settings (WAL, foreign keys)
+    migrations.apply(db)
+    db.close()
+
+
+def test_the_migrations_build_exactly_the_schema_a_new_ledger_is_created_from(tmp_path):
+    migrated(tmp_path / "migrated.db")
+    with sqlite3.connect(tmp_path / "migrated.db") as conn:
+        built = migrations.schema_script(conn)
     if WRITE:
         EXPECTED.write_text(built)
     assert built == EXPECTED.read_text(), (
-        "the migrations build a schema other than tests/schema.sql: if that is intended, write it with "
+        "the migrations build a schema other than ledger/schema.sql: if that is intended, write it with "
         "PORTFOLIO_WRITE_SCHEMA=1 python -m pytest tests/test_migrations.py and review the diff"
     )
+
+
+def test_a_new_ledger_is_what_the_migrations_build(tmp_path):
+    new, old = tmp_path / "new.db", tmp_path / "migrated.db"
+    open_ledger(new).close()
+    migrated(old)
+    assert schema(new) == schema(old)
+
+    def contents(path: Path) -> list:
+        with sqlite3.connect(path) as conn:
+            names = [n for (n,) in conn.execute("select name from sqlite_master where type = 'table'")]
+            rows = {n: conn.execute(f'select * from "{n}"').fetchall() for n in names if n != "_sqlite_migrations"}
+            applied = conn.execute("select migration_set, name from _sqlite_migrations order by id").fetchall()
+            return [rows, applied, conn.execute("pragma journal_mode").fetchone()]
+
+    assert contents(new) == contents(old)
+    assert contents(new)[1] == [(migrations.MIGRATION_SET, m.__name__) for m in migrations.MIGRATIONS]
 
 
 def test_every_migration_is_recorded_once_in_order(tmp_path):

@@ -18,19 +18,25 @@ class Caches(Connection):
 
     def save_candles(self, candles: list[Candle]) -> None:
         rows = [
-            {
-                "symbol": c.symbol,
-                "timeframe": c.timeframe,
-                "open_time": codec.timestamp(c.open_time),
-                "open": str(c.open),
-                "high": str(c.high),
-                "low": str(c.low),
-                "close": str(c.close),
-            }
+            (
+                c.symbol,
+                c.timeframe,
+                codec.timestamp(c.open_time),
+                str(c.open),
+                str(c.high),
+                str(c.low),
+                str(c.close),
+            )
             for c in candles
         ]
-        if rows:
-            self.db.table("candles").upsert_all(rows, pk=("symbol", "timeframe", "open_time"))
+        # One prepared statement for every row: sqlite-utils' upsert_all runs an insert and an update
+        # per row, which cost a check replaying minute candles most of its time.
+        self.conn.executemany(
+            "insert into candles (symbol, timeframe, open_time, open, high, low, close) values (?, ?, ?, ?, ?, ?, ?) "
+            "on conflict (symbol, timeframe, open_time) do update set open = excluded.open, "
+            "high = excluded.high, low = excluded.low, close = excluded.close",
+            rows,
+        )
 
     def cached_candles(self, symbol: str, timeframe: str, since: datetime, until: datetime) -> list[Candle]:
         sql = (
@@ -54,18 +60,13 @@ class Caches(Connection):
     # quote cache (a cache, not a record: not audited)
 
     def save_quotes(self, quotes: list[tuple[str, Decimal, datetime, str]], fetched_at: datetime) -> None:
-        rows = [
-            {
-                "symbol": s,
-                "price": str(p),
-                "at": codec.timestamp(at),
-                "fetched_at": codec.timestamp(fetched_at),
-                "source": source,
-            }
-            for s, p, at, source in quotes
-        ]
-        if rows:
-            self.db.table("quotes").upsert_all(rows, pk="symbol")  # inside the caller's transaction
+        fetched = codec.timestamp(fetched_at)
+        self.conn.executemany(  # inside the caller's transaction
+            "insert into quotes (symbol, price, at, fetched_at, source) values (?, ?, ?, ?, ?) "
+            "on conflict (symbol) do update set price = excluded.price, at = excluded.at, "
+            "fetched_at = excluded.fetched_at, source = excluded.source",
+            [(s, str(p), codec.timestamp(at), fetched, source) for s, p, at, source in quotes],
+        )
 
     def cached_quotes(self, symbols: list[str]) -> dict[str, tuple[Decimal, datetime]]:
         if not symbols:

@@ -82,7 +82,10 @@ class Connection:
         if migrations.pending(self.conn):
             # Two processes opening a new ledger at once: the second waits, then finds nothing to do.
             with self.transaction("migrate"):
-                migrations.apply(self.db)
+                if migrations.is_new(self.conn):
+                    migrations.create(self.conn)
+                else:
+                    migrations.apply(self.db)
 
     def close(self) -> None:
         self.conn.close()

@@ -356,7 +356,8 @@ class _Replay:
                 self._fund(t)
             self._fill_orders(t)
             self._candle_triggers(t)
-            self._margin_calls(t, self._marks_at(t))
+            if self._holds_cross():  # the marks of every position cost more than the rest of the minute
+                self._margin_calls(t, self._marks_at(t))
         self._final()
 
     # funding
@@ -602,10 +603,13 @@ class _Replay:
                 marks[key] = Mark(key, price, q8(price * rate), moment, "candle")
         return marks
 
+    def _holds_cross(self) -> bool:
+        return any(lot.is_open and lot.margin_mode is MarginMode.CROSS for lot in self.lots)
+
     def _margin_calls(self, moment: datetime, marks: dict[str, Mark]) -> None:
         """Binance's cross liquidation first (the cross margin ratio has reached 100 %), then the
         account rule's margin call (margin level below its level: the most losing cross position)."""
-        while any(lot.is_open and lot.margin_mode is MarginMode.CROSS for lot in self.lots):
+        while self._holds_cross():
             open_symbols = {lot.trade.symbol for lot in self.lots if lot.is_open}
             if not open_symbols <= set(marks):
                 return
