@@ -271,7 +271,7 @@ def test_fills_in_the_exports_own_form_are_booked_as_the_general_path_books_them
         cli("import", str(source), "-p", "main", "--allow-unknown", *db)
         assert cli.json("verify", *db)["ok"] is True
     assert taken["open"] > 300 and taken["close"] > 100  # most went the quick way, not all
-    for table in (*RECORD_TABLES, "portfolios", "audit_log"):
+    for table in (*RECORD_TABLES, "trade_totals", "portfolios", "audit_log"):
         plain, general = (ledger_rows(tmp_path / f"{name}.db", table) for name in ("plain", "general"))
         if table == "audit_log":  # the moment each command ran differs between the two
             plain, general = ([(row[0], *row[2:]) for row in rows] for rows in (plain, general))
@@ -333,7 +333,7 @@ def test_a_large_import_builds_its_indexes_at_the_end_and_books_the_same_ledger(
         cli("import", str(source), "-p", "main", "--allow-unknown", *db)
         assert cli.json("verify", *db)["ok"] is True
         assert len(deferred) == 1  # the first import deferred them, the second (at its bound) did not
-    for table in (*RECORD_TABLES, "portfolios", "audit_log"):
+    for table in (*RECORD_TABLES, "trade_totals", "portfolios", "audit_log"):
         ours, theirs = (ledger_rows(tmp_path / f"{name}.db", table) for name in ("deferred", "kept"))
         if table == "audit_log":
             ours, theirs = ([(row[0], *row[2:]) for row in rows] for rows in (ours, theirs))
