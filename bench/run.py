@@ -303,15 +303,16 @@ def bench_report() -> None:
         describe("portfolio report --html (same)", timed(env, "report", "--offline", "--html", html, "--force", **runs))
         pdf = str(Path(home) / "report.pdf")
         describe("portfolio report --pdf (same)", timed(env, "report", "--offline", "--pdf", pdf, "--force", **runs))
-        print(f"peak memory, portfolio report: {peak_memory_mb(env, 'report', '--offline'):.0f} MB")
-        print(f"peak memory, portfolio report --json: {peak_memory_mb(env, 'report', '--offline', '--json'):.0f} MB")
+        for shown, args in (
+            ("report", ("report", "--offline")),
+            ("report --json", ("report", "--offline", "--json")),
+            ("report --pdf", ("report", "--offline", "--pdf", pdf, "--force")),
+        ):
+            peak, cpu = child_usage(env, *args)
+            load = os.getloadavg()[0]
+            print(f"peak memory, portfolio {shown}: {peak:.0f} MB, CPU {cpu:.2f} s (load average {load:.1f})")
         closed = portfolio(env, "report", "--offline", "--json").stdout
         print("closed trades in the report:", closed.split('"count": ')[1].split(",")[0])
-
-
-def peak_memory_mb(env: dict[str, str], *args: str) -> float:
-    """The largest resident set of one run of the command (see ``child_usage``)."""
-    return child_usage(env, *args)[0]
 
 
 def child_usage(env: dict[str, str], *args: str) -> tuple[float, float]:
