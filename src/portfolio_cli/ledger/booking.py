@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -33,6 +35,8 @@ from portfolio_cli.ledger.queries import Queries
 class Writes(Queries):
     """The ledger's writes (records, checks, snapshots); they read through ``Queries`` to refuse
     what would break a record already booked."""
+
+    _totals_deferred = False  # inside ``totals_deferred``
 
     def book(self, portfolio: Portfolio | None, booking: Booking) -> Booked:
         """Write a booking the engine decided, in its order, inside the caller's transaction: the one
@@ -119,11 +123,7 @@ class Writes(Queries):
         # The triggers that keep each trade's totals would cost an import of a million trades more
         # than its own writes: they are off while its rows go in (inside this transaction: a failure
         # rolls them back too), and the totals of the trades it touched are summed again at once.
-        paused = self.conn.execute(
-            "select sql from sqlite_master where type = 'trigger' and name in (?, ?, ?)", TOTALS_TRIGGERS
-        ).fetchall()
-        for name in TOTALS_TRIGGERS:
-            self.conn.execute(f"drop trigger if exists {name}")
+        paused = [] if self._totals_deferred else self._pause_totals()
         for table in BULK_TABLES:  # trades first: the others refer to them
             written = rows.tables[table]
             if not written:
@@ -142,15 +142,54 @@ class Writes(Queries):
             sql = f"insert into {table} ({','.join(names)}) values ({','.join(marks)})"
             self.conn.executemany(sql, written)
             self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
-        touched = {row[0] for row in rows.trades} | {row[0] for row in rows.closes}
-        touched |= {row[3] for row in rows.cash_flows if row[3] is not None}
-        self._total_trades(portfolio, touched)
-        for (sql,) in paused:
-            self.conn.execute(sql)
+        if not self._totals_deferred:
+            touched = {row[0] for row in rows.trades} | {row[0] for row in rows.closes}
+            touched |= {row[3] for row in rows.cash_flows if row[3] is not None}
+            self._total_trades(touched)
+            for (sql,) in paused:
+                self.conn.execute(sql)
         return Booked((), stale, rewound)
 
-    def _total_trades(self, portfolio: Portfolio, trade_ids: set[int]) -> None:
-        """Write the totals of these trades of ``portfolio`` (``migrations.m016_trade_totals``) afresh from their live
+    @contextmanager
+    def totals_deferred(self) -> Iterator[None]:
+        """Inside the caller's transaction, write the totals of the trades that bulk bookings touch once
+        at the end, not batch by batch (a large import; outside ``indexes_deferred``, so that the
+        indexes are back when they are summed): the totals' triggers stay off until then."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        before = {t: self.conn.execute(f"select coalesce(max(id), 0) from {t}").fetchone()[0] for t in BULK_TABLES}
+        paused = self._pause_totals()
+        self._totals_deferred = True
+        try:
+            yield
+        finally:
+            self._totals_deferred = False
+        # Every trade a record after ``before`` belongs to, and any trade without totals (one that
+        # kept an id below the largest, and booked no flow).
+        touched = {
+            trade_id
+            for (trade_id,) in self.conn.execute(
+                "select id from trades where id > ?1 union select trade_id from closes where id > ?2 "
+                "union select trade_id from cash_flows where id > ?3 and trade_id is not null "
+                "union select id from live_trades where id not in (select trade_id from trade_totals)",
+                [before["trades"], before["closes"], before["cash_flows"]],
+            )
+        }
+        self._total_trades(touched)
+        for (sql,) in paused:
+            self.conn.execute(sql)
+
+    def _pause_totals(self) -> list[tuple[str]]:
+        """Drop the triggers that keep ``trade_totals`` as records are inserted; returns their SQL."""
+        paused = self.conn.execute(
+            "select sql from sqlite_master where type = 'trigger' and name in (?, ?, ?)", TOTALS_TRIGGERS
+        ).fetchall()
+        for name in TOTALS_TRIGGERS:
+            self.conn.execute(f"drop trigger if exists {name}")
+        return paused
+
+    def _total_trades(self, trade_ids: set[int]) -> None:
+        """Write the totals of these trades (``migrations.m016_trade_totals``) afresh from their live
         records, in one statement; a sum beyond 64-bit integers leaves the figures NULL (the report
         then folds the records, as for any total that is not an exact integer)."""
         if not trade_ids:
@@ -161,12 +200,34 @@ class Writes(Queries):
         conn.executemany("insert into temp.totalled values (?)", [(i,) for i in trade_ids])
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
         try:
-            conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"), [portfolio.id])
+            conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"))
         except sqlite3.OperationalError as exc:
             if "overflow" not in str(exc):
                 raise
-            conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"), [portfolio.id])
+            conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
         conn.execute("delete from temp.totalled")
+
+    @contextmanager
+    def indexes_deferred(self, tables: tuple[str, ...]) -> Iterator[None]:
+        """Inside the caller's transaction, build the non-unique indexes of ``tables`` once at the end,
+        from their rows (one sort), instead of adding every row to each of them: for a large import
+        into a small ledger. They are dropped first and created again with their own SQL, all in the
+        one transaction: an error or a kill rolls the drop back with everything else. A unique index
+        stays, and refuses a duplicate as it is written."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        deferred = [
+            (name, sql)
+            for table in tables
+            for _, name, unique, origin, _ in self.conn.execute(f"pragma index_list({table})").fetchall()
+            if not unique and origin == "c"  # made by CREATE INDEX (not a key's)
+            for (sql,) in self.conn.execute("select sql from sqlite_master where type = 'index' and name = ?", [name])
+        ]
+        for name, _ in deferred:
+            self.conn.execute(f'drop index "{name}"')
+        yield
+        for _, sql in deferred:
+            self.conn.execute(sql)
 
     def _invalidate(
         self, portfolio: Portfolio | None, earliest: datetime | None, checked: bool = False
@@ -433,7 +494,8 @@ TOTALS_SQL = f"""
         select trade_id, portfolio_id, sum(iif(kind = 'funding', 0, {_UNITS("amount")})) as net,
             sum(kind != 'funding') as net_flows, sum(iif(kind = 'funding', {_UNITS("amount")}, 0)) as funding,
             min(at) as first_at, max(at) as last_at
-        from live_cash_flows where portfolio_id = ?1 and trade_id in (select trade_id from temp.totalled)
+        from (select f.* from temp.totalled x join trades t on t.id = x.trade_id
+              join live_cash_flows f on f.portfolio_id = t.portfolio_id and f.trade_id = x.trade_id)
         group by trade_id, portfolio_id
     ) f on f.trade_id = t.id and f.portfolio_id = t.portfolio_id
     where t.id in (select trade_id from temp.totalled)"""

@@ -74,6 +74,10 @@ class Queries(Connection):
         )
         return [rowmap.cash_flow(r) for r in rows]
 
+    def largest_id(self, table: str) -> int:
+        """The largest id of ``table`` (0 when empty): about its size, at once (records are not deleted)."""
+        return self.conn.execute(f"select coalesce(max(id), 0) from {table}").fetchone()[0]
+
     def trade_ids_taken(self, ids: list[int]) -> bool:
         """Whether any of ``ids`` is already a trade's id, in any portfolio. Asked in chunks that fit
         this SQLite build's limit on variables in one statement (999 on some)."""
