@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -43,6 +44,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+# BENCH_SOURCE=DIR measures the package in DIR/src (a checkout not installed in this interpreter's
+# environment) as its console script would run it; by default the installed console script.
+SOURCE = os.environ.get("BENCH_SOURCE")
+if SOURCE:
+    sys.path.insert(0, str(Path(SOURCE, "src").resolve()))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(SOURCE, "src").resolve()), os.environ.get("PYTHONPATH")])
+    )
 
 from fake_binance import FakeBinance, FakeBinanceServer  # noqa: E402
 from portfolio_cli.engine.accounting import Lot  # noqa: E402
@@ -52,9 +61,15 @@ from portfolio_cli.engine.records import CashFlow, FlowKind, Kind, MarginMode, S
 from portfolio_cli.engine.valuation import Mark, value_portfolio  # noqa: E402
 from portfolio_cli.ledger import codec, open_ledger  # noqa: E402
 
-# The console script installed beside this interpreter (a venv's bin/), else the one on PATH.
+# The console script installed beside this interpreter (a venv's bin/), else the one on PATH; with
+# BENCH_SOURCE, this interpreter running what the console script runs.
 _BESIDE = Path(sys.executable).parent / "portfolio"
-PORTFOLIO = str(_BESIDE) if _BESIDE.exists() else shutil.which("portfolio") or "portfolio"
+_SCRIPT = "import sys; from portfolio_cli.cli import main; sys.argv[0] = 'portfolio'; sys.exit(main())"
+PORTFOLIO = (
+    [sys.executable, "-c", _SCRIPT]
+    if SOURCE
+    else [str(_BESIDE) if _BESIDE.exists() else shutil.which("portfolio") or "portfolio"]
+)
 RUNS = int(os.environ.get("BENCH_RUNS", "21"))
 PRICES = {
     "BTC/USDT": Decimal("40000"),
@@ -67,18 +82,24 @@ RUNS_SLOW = int(os.environ.get("BENCH_RUNS_SLOW", "7"))
 
 
 def portfolio(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([PORTFOLIO, *args], env=env, capture_output=True, text=True)
+    result = subprocess.run([*PORTFOLIO, *args], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"portfolio {' '.join(args)} failed: {result.stderr.strip()}")
     return result
 
 
-def timed(env: dict[str, str], *args: str, runs: int = RUNS) -> list[float]:
+def timed(env: dict[str, str], *args: str, runs: int = RUNS, cpu: list[float] | None = None) -> list[float]:
+    """Wall times of ``runs`` runs; their CPU times (user + system), less sensitive to the load,
+    are appended to ``cpu`` when given."""
     times = []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         portfolio(env, *args)
         times.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if cpu is not None:
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     return times
 
 
@@ -117,8 +138,13 @@ def bench_value() -> None:
             positions = len(json.loads(portfolio(env, "value", "--offline", "--json").stdout)["valuation"]["positions"])
             print(f"ledger with {positions} open positions")
 
-            describe("portfolio value --offline (100 positions)", timed(env, "value", "--offline"))
-            describe("portfolio --help", timed(env, "--help"))
+            print(f"load average {os.getloadavg()[0]:.2f} (2 cores)")
+            for label, args in (("portfolio value --offline (100 positions)", ("value", "--offline")),
+                                ("portfolio --help", ("--help",))):  # fmt: skip
+                cpu: list[float] = []
+                describe(label, timed(env, *args, cpu=cpu))
+                print(f"  CPU (user + system) median {statistics.median(cpu):.3f} s  min {min(cpu):.3f} s")
+            print(f"load average {os.getloadavg()[0]:.2f}")
 
             (Path(home) / "cache" / "binance-markets.json").unlink()
             fake.requests.clear()
@@ -277,15 +303,16 @@ def bench_report() -> None:
         describe("portfolio report --html (same)", timed(env, "report", "--offline", "--html", html, "--force", **runs))
         pdf = str(Path(home) / "report.pdf")
         describe("portfolio report --pdf (same)", timed(env, "report", "--offline", "--pdf", pdf, "--force", **runs))
-        print(f"peak memory, portfolio report: {peak_memory_mb(env, 'report', '--offline'):.0f} MB")
-        print(f"peak memory, portfolio report --json: {peak_memory_mb(env, 'report', '--offline', '--json'):.0f} MB")
+        for shown, args in (
+            ("report", ("report", "--offline")),
+            ("report --json", ("report", "--offline", "--json")),
+            ("report --pdf", ("report", "--offline", "--pdf", pdf, "--force")),
+        ):
+            peak, cpu = child_usage(env, *args)
+            load = os.getloadavg()[0]
+            print(f"peak memory, portfolio {shown}: {peak:.0f} MB, CPU {cpu:.2f} s (load average {load:.1f})")
         closed = portfolio(env, "report", "--offline", "--json").stdout
         print("closed trades in the report:", closed.split('"count": ')[1].split(",")[0])
-
-
-def peak_memory_mb(env: dict[str, str], *args: str) -> float:
-    """The largest resident set of one run of the command (see ``child_usage``)."""
-    return child_usage(env, *args)[0]
 
 
 def child_usage(env: dict[str, str], *args: str) -> tuple[float, float]:
@@ -298,7 +325,7 @@ def child_usage(env: dict[str, str], *args: str) -> tuple[float, float]:
         "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
         "print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime)"
     )
-    result = subprocess.run([sys.executable, "-c", probe, PORTFOLIO, *args], env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", probe, *PORTFOLIO, *args], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"portfolio {' '.join(args)} failed: {result.stderr.strip()}")
     maxrss, cpu = result.stdout.split()
@@ -538,7 +565,7 @@ def bench_backdated() -> None:
             "deposit --at a year ago (rebuilds the year)",
             timed(env, "deposit", "1", "--at", at, runs=RUNS_SLOW),  # cached prices: no request
         )
-        verified = subprocess.run([PORTFOLIO, "verify"], env=env, capture_output=True, text=True)
+        verified = subprocess.run([*PORTFOLIO, "verify"], env=env, capture_output=True, text=True)
         print(f"  verify after the rebuilds: exit {verified.returncode}")
         if verified.returncode:
             print(verified.stdout[-2000:])

@@ -178,6 +178,49 @@ def test_a_bulk_import_killed_at_random_imports_all_or_nothing(ledger, tmp_path,
     report(kills)
 
 
+def test_a_large_import_killed_while_it_builds_its_indexes_imports_all_or_nothing(binance, tmp_path, rng):
+    """An import large enough to build the record tables' indexes at the end (dropped, then created
+    again, in its transaction): after every kill the ledger has all its trades or none, and every
+    index it had."""
+    import csv
+    import shutil
+
+    from portfolio_cli.ledger import codec
+    from portfolio_cli.services import importing
+    from portfolio_cli.services.exports import TRADE_COLUMNS
+
+    count = 40_000
+    source, template = tmp_path / "large.csv", tmp_path / "template.db"
+    at = day(-1)
+    with source.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, TRADE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for n in range(1, count + 1):
+            writer.writerow({
+                "record": "open", "trade_id": str(n), "symbol": "BTC/USDT", "side": "long", "kind": "spot",
+                "leverage": "1", "qty": "0.00100000", "price": "40000.12345678", "price_usdt": "40000.12345678",
+                "fee": "0.04000000", "at": codec.timestamp(at + timedelta(seconds=n)), "forced": "0",
+            })  # fmt: skip
+    assert source.stat().st_size // importing.LONGEST_RECORD >= importing.DEFER_INDEXES  # large enough
+    setup("init", "--balance", "100000", "--at", day(-2).isoformat(), "--db", str(template))
+    schema = "select type, name, sql from sqlite_master order by type, name"
+    indexes = rows(template, schema)
+    probe = tmp_path / "probe.db"
+    shutil.copy(template, probe)
+    typical = duration(["import", str(source), "-p", "main", "--allow-unknown", "--db", str(probe)])
+    kills: Counter[str] = Counter()
+    for n in range(ROUNDS):
+        ledger = tmp_path / f"copy{n}.db"
+        shutil.copy(template, ledger)
+        imported = lambda ledger=ledger: rows(ledger, "select count(*) from trades")[0][0] == count  # noqa: E731
+        args = ["import", str(source), "-p", "main", "--allow-unknown", "--db", str(ledger)]
+        kills[killed(args, ledger, rng, typical, imported, (0.3, 1.2))] += 1
+        assert rows(ledger, "select count(*) from trades")[0][0] in (0, count)
+        assert rows(ledger, schema) == indexes
+        sound(ledger)
+    report(kills)
+
+
 def test_a_rebalance_killed_at_random_books_its_trades_with_its_record_or_nothing(
     ledger, binance, tmp_path, monkeypatch, rng
 ):

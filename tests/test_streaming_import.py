@@ -271,7 +271,7 @@ def test_fills_in_the_exports_own_form_are_booked_as_the_general_path_books_them
         cli("import", str(source), "-p", "main", "--allow-unknown", *db)
         assert cli.json("verify", *db)["ok"] is True
     assert taken["open"] > 300 and taken["close"] > 100  # most went the quick way, not all
-    for table in (*RECORD_TABLES, "portfolios", "audit_log"):
+    for table in (*RECORD_TABLES, "trade_totals", "portfolios", "audit_log"):
         plain, general = (ledger_rows(tmp_path / f"{name}.db", table) for name in ("plain", "general"))
         if table == "audit_log":  # the moment each command ran differs between the two
             plain, general = ([(row[0], *row[2:]) for row in rows] for rows in (plain, general))
@@ -307,3 +307,52 @@ def test_csv_rows_are_the_csv_readers_rows_with_the_lines_they_start_on(text):
 
     split = ((start, row) for start, row, _ in importing._csv_rows(lines()))
     assert read(split) == read(by_the_reader())
+
+
+def test_a_large_import_builds_its_indexes_at_the_end_and_books_the_same_ledger(cli, tmp_path, monkeypatch):
+    """A file larger than the ledger has its record tables' indexes built once, at the end, in its
+    transaction: the same rows and the same schema as adding each row to them; and a file with a bad
+    record leaves the indexes, like everything else, as they were."""
+    from portfolio_cli.ledger.booking import Writes
+
+    source = tmp_path / "varied.csv"
+    a_varied_export(source, 400)
+    deferring = Writes.indexes_deferred
+    deferred: list[tuple[str, ...]] = []
+
+    def spy(self, tables):
+        deferred.append(tables)
+        return deferring(self, tables)
+
+    monkeypatch.setattr(Writes, "indexes_deferred", spy)
+    schema = "select type, name, sql from sqlite_master order by type, name"
+    for name, least in (("deferred", 0), ("kept", 10**9)):
+        monkeypatch.setattr(importing, "DEFER_INDEXES", least)
+        db = ["--db", str(tmp_path / f"{name}.db")]
+        cli("init", "--balance", "100000", "--at", (T0 - timedelta(days=31)).isoformat(), *db)
+        cli("import", str(source), "-p", "main", "--allow-unknown", *db)
+        assert cli.json("verify", *db)["ok"] is True
+        assert len(deferred) == 1  # the first import deferred them, the second (at its bound) did not
+    for table in (*RECORD_TABLES, "trade_totals", "portfolios", "audit_log"):
+        ours, theirs = (ledger_rows(tmp_path / f"{name}.db", table) for name in ("deferred", "kept"))
+        if table == "audit_log":
+            ours, theirs = ([(row[0], *row[2:]) for row in rows] for rows in (ours, theirs))
+        assert ours == theirs, table
+    with sqlite3.connect(tmp_path / "deferred.db") as conn, sqlite3.connect(tmp_path / "kept.db") as other:
+        assert conn.execute(schema).fetchall() == other.execute(schema).fetchall()
+        assert conn.execute("pragma integrity_check").fetchall() == [("ok",)]
+
+    monkeypatch.setattr(importing, "DEFER_INDEXES", 0)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(source.read_text().replace(",BTC/USDT,", ",BTC/XYZ!,", 1))
+    db = ["--db", str(tmp_path / "fresh.db")]
+    cli("init", "--balance", "100000", "--at", (T0 - timedelta(days=31)).isoformat(), *db)
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:
+        before = conn.execute(schema).fetchall()
+    result = cli("import", str(bad), "-p", "main", "--allow-unknown", *db, code=2)
+    assert "nothing imported" in result.stderr
+    assert len(deferred) == 2
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:
+        assert conn.execute(schema).fetchall() == before
+        assert sum(kind == "index" for kind, _, _ in before) > 10
+    assert ledger_rows(tmp_path / "fresh.db", "trades") == []

@@ -135,13 +135,23 @@ def fit_tables(draw):
         header_style=draw(st.sampled_from([None, "bold", "cyan"])),
         row_styles=draw(st.sampled_from([None, ["", "dim"]])),
         drop=draw(st.sampled_from([(), ("c1", "c0")])),
+        width=draw(st.sampled_from([None, None, 30, 70])),
+        padding=draw(st.sampled_from([(0, 1), (0, 1), (0, 2), (0, 0), (1, 1), (0, 1, 0, 0)])),
+        pad_edge=draw(st.booleans()),
+        collapse_padding=draw(st.booleans()),
+        border_style=draw(st.sampled_from([None, "blue"])),
+        style=draw(st.sampled_from([None, "on black"])),
+        safe_box=draw(st.sampled_from([None, True])),
     )
     for n in range(ncols):
         table.add_column(
-            f"c{n}",
-            justify=draw(st.sampled_from(["left", "right", "center"])),
+            draw(st.sampled_from([f"c{n}", Text(f"c{n}", style="red")])),
+            justify=draw(st.sampled_from(["left", "right", "center", "full"])),
             wrap=draw(st.booleans()),
             style=draw(st.sampled_from([None, "", "magenta"])),
+            min_width=draw(st.sampled_from([None, None, 3, 12])),
+            max_width=draw(st.sampled_from([None, None, 6])),
+            overflow=draw(st.sampled_from([None, None, "crop", "ellipsis", "ignore"])),
         )
     for _ in range(draw(st.integers(0, 5))):
         table.add_row(

@@ -31,6 +31,8 @@ def user_dir() -> Path:
 
 @dataclass(frozen=True)
 class Paths:
+    """The files a command uses: the ledger, the config file, the cache and the user directory."""
+
     ledger: Path
     config: Path | None
     cache: Path

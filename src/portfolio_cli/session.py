@@ -30,6 +30,8 @@ def pause(seconds: float) -> None:
 
 @dataclass
 class Session:
+    """One command's settings, paths, ledger, prices and clock."""
+
     settings: Settings
     paths: Paths
     command: str

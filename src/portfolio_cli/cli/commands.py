@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from portfolio_cli import __version__, services
-from portfolio_cli.choices import TradeStatus
+from portfolio_cli.choices import Kind, MarginMode, Side, TradeStatus
 from portfolio_cli.cli.exits import ExitCodes
 from portfolio_cli.cli.support import (
     AsOfOpt,
@@ -28,7 +28,6 @@ from portfolio_cli.cli.support import (
     split_prices,
     stdout,
 )
-from portfolio_cli.engine.records import Kind, MarginMode, Side
 from portfolio_cli.errors import ExitCode, InvalidInput, RuleRefused
 
 app = typer.Typer(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from portfolio_cli.choices import Every
 from portfolio_cli.cli.commands import app
 from portfolio_cli.cli.support import (
     ConfigOpt,
@@ -24,7 +25,6 @@ from portfolio_cli.cli.support import (
     stdout,
     warn,
 )
-from portfolio_cli.engine.history import Every
 from portfolio_cli.errors import ExitCode
 
 

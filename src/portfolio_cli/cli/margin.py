@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from portfolio_cli.choices import MarginMode
 from portfolio_cli.cli.commands import app
 from portfolio_cli.cli.support import (
     ConfigOpt,
@@ -24,7 +25,6 @@ from portfolio_cli.cli.support import (
     split_prices,
     stdout,
 )
-from portfolio_cli.engine.records import MarginMode
 from portfolio_cli.errors import ExitCode, InvalidInput
 from portfolio_cli.money import parse_positive
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from portfolio_cli.choices import ExportKind, FileFormat
+from portfolio_cli.choices import ExportKind, FileFormat, Method
 from portfolio_cli.cli.commands import app
 from portfolio_cli.cli.support import (
     ConfigOpt,
@@ -29,7 +29,6 @@ from portfolio_cli.cli.support import (
     stdout,
     write_file,
 )
-from portfolio_cli.engine.tax import Method
 
 
 @app.command()

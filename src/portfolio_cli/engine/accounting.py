@@ -137,6 +137,8 @@ def flow_total(flows: Iterable[CashFlow], kind: FlowKind) -> Decimal:
 
 @dataclass(frozen=True)
 class LotToClose:
+    """How much of one open lot a close takes."""
+
     lot: Lot
     qty: Decimal
 

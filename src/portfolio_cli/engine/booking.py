@@ -102,6 +102,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Booking:
+    """What the engine decided: the entries to book, the snapshots to write, and what it saw."""
+
     entries: tuple[Entry, ...] = ()
     snapshots: tuple[Snapshot, ...] = ()
     events: tuple = field(default=(), compare=False)  # what the engine saw, for the command's output

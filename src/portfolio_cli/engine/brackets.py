@@ -23,6 +23,9 @@ from portfolio_cli.money import ZERO, D
 
 @dataclass(frozen=True)
 class Bracket:
+    """One leverage bracket: notional from ``floor`` up to ``cap``, its maximum leverage, maintenance rate and
+    amount."""
+
     number: int
     floor: Decimal
     cap: Decimal

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from enum import StrEnum
 
+from portfolio_cli.choices import Every
 from portfolio_cli.engine.accounting import Lot, build_lots
 from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Snapshot, SnapshotPosition, Trade
 from portfolio_cli.engine.valuation import Mark, Valuation
@@ -122,26 +122,6 @@ def snapshot_of(portfolio_id: int, day: date, taken_at: datetime, backfilled: bo
 def marks_of(snapshot: Snapshot) -> dict[str, Mark]:
     """The marks a snapshot was valued at, as it recorded them."""
     return {p.symbol: Mark(p.symbol, p.mark, p.mark_usdt, p.price_at, p.price_source) for p in snapshot.positions}
-
-
-class Every(StrEnum):
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-    QUARTER = "quarter"
-    YEAR = "year"
-
-    def period_of(self, day: date) -> date:
-        """The first day of the period holding ``day`` (weeks start on Monday, as ISO weeks do)."""
-        if self is Every.WEEK:
-            return day - timedelta(day.weekday())
-        if self is Every.MONTH:
-            return day.replace(day=1)
-        if self is Every.QUARTER:
-            return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-        if self is Every.YEAR:
-            return day.replace(month=1, day=1)
-        return day
 
 
 @dataclass(frozen=True)

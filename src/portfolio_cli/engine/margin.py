@@ -141,6 +141,8 @@ def cross_clearance_fees(
 
 @dataclass(frozen=True)
 class PositionMargin:
+    """One margin position's maintenance margin, liquidation price and margin ratio at its mark."""
+
     trade_id: int
     symbol: str
     side: Side
@@ -163,6 +165,8 @@ class PositionMargin:
 
 @dataclass(frozen=True)
 class AccountMargin:
+    """The account's margin figures at the marks: equity, margin used, maintenance, the cross wallet."""
+
     equity: Decimal
     margin_equity: Decimal
     margin_used: Decimal
@@ -280,6 +284,8 @@ def _up8(value: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class StressRow:
+    """The account after BTC moves by ``btc_move_pct`` (the others with it, by their beta)."""
+
     btc_move_pct: int
     equity: Decimal
     margin_level_pct: Decimal | None

@@ -344,7 +344,9 @@ def period_returns(days: Sequence[DailyEquity], returns: Sequence[float | None],
     if growth.empty:
         return []
     chained = growth.groupby(growth.index.to_period(PERIOD_FREQ[every])).prod()
-    return [PeriodReturn(period.start_time.date(), float(g) - 1) for period, g in chained.items()]
+    # The periods' first days at once: one Period at a time costs a 5-year report a tenth of a second.
+    starts = chained.index.start_time.date
+    return [PeriodReturn(start, g - 1) for start, g in zip(starts, chained.tolist(), strict=True)]
 
 
 def trailing_start(last: date, months: int) -> date:

@@ -24,6 +24,8 @@ from portfolio_cli.money import q8
 
 @dataclass(frozen=True)
 class OrderFill:
+    """Where a resting order fills: its price, whether as a maker, whether the market gapped through it."""
+
     price: Decimal
     maker: bool
     gapped: bool

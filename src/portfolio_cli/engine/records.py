@@ -8,24 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-
-class Side(StrEnum):
-    LONG = "long"
-    SHORT = "short"
-
-    @property
-    def sign(self) -> int:
-        return 1 if self is Side.LONG else -1
-
-
-class Kind(StrEnum):
-    SPOT = "spot"
-    MARGIN = "margin"
-
-
-class MarginMode(StrEnum):
-    ISOLATED = "isolated"
-    CROSS = "cross"
+from portfolio_cli.choices import Kind, MarginMode, Side  # the command line's choices too
 
 
 class FlowKind(StrEnum):
@@ -53,6 +36,8 @@ class CloseReason(StrEnum):
 
 @dataclass(frozen=True)
 class Portfolio:
+    """A named portfolio and the moment it was created (its first possible record)."""
+
     id: int
     name: str
     created_at: datetime

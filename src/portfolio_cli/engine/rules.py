@@ -64,6 +64,8 @@ class MarketRules:
 
 @dataclass(frozen=True)
 class Conformed:
+    """A quantity put to the market's lot step."""
+
     qty: Decimal
     rounded_from: Decimal | None  # the asked quantity when it was rounded down to the step
 
@@ -153,6 +155,8 @@ class TradeCheck:
 
 @dataclass(frozen=True)
 class RiskLimits:
+    """The pre-trade risk rules (config [risk]), as the engine checks them."""
+
     min_notional_usdt: Decimal
     min_notional_equity_pct: Decimal
     max_position_pct: Decimal

@@ -30,13 +30,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from portfolio_cli.choices import Method
 from portfolio_cli.money import ZERO, q8
-
-
-class Method(StrEnum):
-    FIFO = "fifo"
-    LIFO = "lifo"
-    HIFO = "hifo"
 
 
 class Term(StrEnum):

@@ -18,12 +18,14 @@
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from operator import attrgetter
+from typing import NamedTuple
 
 from portfolio_cli.engine.metrics import Undefined
 from portfolio_cli.engine.records import ClosedTrade, TradePart
@@ -53,49 +55,102 @@ class TradeStats:
     average_duration: timedelta | Undefined
 
 
+class TradeGroup(NamedTuple):
+    """The closed trades of one symbol, strategy, side and exit reason, totalled: the statistics and
+    breakdowns are built from these (100,000 trades make a few dozen groups), summed here from a list
+    or by the ledger in SQL in exact integer units."""
+
+    symbol: str
+    strategy: str | None
+    side: str
+    exit_reason: str
+    trades: int
+    wins: int  # net PnL > 0
+    losses: int  # net PnL < 0
+    net: Decimal  # Σ net PnL (ZERO when the group is empty)
+    won: Decimal  # Σ net PnL of the wins (ZERO when none)
+    lost: Decimal  # −Σ net PnL of the losses (ZERO when none)
+    held: timedelta  # Σ (last close − opening)
+    largest_win: Decimal | None
+    largest_loss: Decimal | None
+
+
+class ClosedTotals(NamedTuple):
+    """Closed trades as the statistics need them: their groups, and their outcomes in closing order,
+    one character each: ``W`` a win, ``L`` a loss, ``0`` a breakeven."""
+
+    groups: list[TradeGroup]
+    outcomes: str
+
+
 _CLOSED_AT = attrgetter("closed_at")
+
+
+def total_closed(trades: Sequence[ClosedTrade]) -> ClosedTotals:
+    """The groups and outcomes of ``trades`` (closing order: by ``closed_at``, ties in list order)."""
+    combined: dict[tuple[str, str | None, str, str], list] = {}
+    for t in trades:
+        key = (t.symbol, t.strategy, t.side, t.exit_reason)
+        entry = combined.get(key)
+        if entry is None:
+            # count, wins, losses, net, won, lost, held, largest win, largest loss
+            entry = combined[key] = [0, 0, 0, ZERO, ZERO, ZERO, timedelta(), None, None]
+        entry[0] += 1
+        pnl = t.net_pnl
+        entry[3] += pnl
+        if pnl > 0:
+            entry[1] += 1
+            entry[4] += pnl
+            if entry[7] is None or pnl > entry[7]:
+                entry[7] = pnl
+        elif pnl < 0:
+            entry[2] += 1
+            entry[5] -= pnl
+            if entry[8] is None or pnl < entry[8]:
+                entry[8] = pnl
+        entry[6] += t.closed_at - t.opened_at
+    groups = [TradeGroup(*key, *totals) for key, totals in combined.items()]
+    outcomes = "".join("W" if t.net_pnl > 0 else "L" if t.net_pnl < 0 else "0" for t in sorted(trades, key=_CLOSED_AT))
+    return ClosedTotals(groups, outcomes)
 
 
 def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
     """Statistics of closed trades in closing order, on net PnL. A breakeven trade ends both streaks."""
-    ordered = sorted(trades, key=_CLOSED_AT)
-    wins, losses = [], []
-    streak_wins = streak_losses = most_wins = most_losses = 0
-    durations = timedelta()
-    for t in ordered:
-        pnl = t.net_pnl
-        if pnl > 0:
-            wins.append(pnl)
-            streak_wins, streak_losses = streak_wins + 1, 0
-            most_wins = max(most_wins, streak_wins)
-        elif pnl < 0:
-            losses.append(pnl)
-            streak_wins, streak_losses = 0, streak_losses + 1
-            most_losses = max(most_losses, streak_losses)
-        else:
-            streak_wins = streak_losses = 0
-        durations += t.closed_at - t.opened_at
-    count = len(ordered)
-    won, lost = sum(wins, ZERO), -sum(losses, ZERO)
+    return stats_of(total_closed(trades))
+
+
+_RUNS = {"W": re.compile("W+"), "L": re.compile("L+")}
+
+
+def stats_of(totals: ClosedTotals) -> TradeStats:
+    """``TradeStats`` from the totals of the closed trades (see ``trade_stats``)."""
+    groups, outcomes = totals.groups, totals.outcomes
+    count = sum(g.trades for g in groups)
+    wins, losses = sum(g.wins for g in groups), sum(g.losses for g in groups)
+    won, lost = sum((g.won for g in groups), ZERO), sum((g.lost for g in groups), ZERO)
+    net = sum((g.net for g in groups), ZERO)
+    held = sum((g.held for g in groups), timedelta())
+    best = [g.largest_win for g in groups if g.largest_win is not None]
+    worst = [g.largest_loss for g in groups if g.largest_loss is not None]
     no_wins, no_losses = Undefined("no winning trades"), Undefined("no losing trades")
     return TradeStats(
         count=count,
-        wins=len(wins),
-        losses=len(losses),
-        win_rate=len(wins) / count if count else NO_TRADES,
-        average_win=won / len(wins) if wins else no_wins,
-        average_loss=-lost / len(losses) if losses else no_losses,
+        wins=wins,
+        losses=losses,
+        win_rate=wins / count if count else NO_TRADES,
+        average_win=won / wins if wins else no_wins,
+        average_loss=-lost / losses if losses else no_losses,
         profit_factor=float(won / lost) if lost else no_losses,
-        payoff_ratio=(float((won / len(wins)) / (lost / len(losses))) if wins else no_wins) if losses else no_losses,
-        breakevens=count - len(wins) - len(losses),
-        expectancy=sum((t.net_pnl for t in ordered), ZERO) / count if count else NO_TRADES,
-        largest_win=max(wins) if wins else no_wins,
-        largest_loss=min(losses) if losses else no_losses,
-        current_wins=streak_wins,
-        current_losses=streak_losses,
-        max_consecutive_wins=most_wins,
-        max_consecutive_losses=most_losses,
-        average_duration=durations / count if count else NO_TRADES,
+        payoff_ratio=(float((won / wins) / (lost / losses)) if wins else no_wins) if losses else no_losses,
+        breakevens=count - wins - losses,
+        expectancy=net / count if count else NO_TRADES,
+        largest_win=max(best) if best else no_wins,
+        largest_loss=min(worst) if worst else no_losses,
+        current_wins=len(outcomes) - len(outcomes.rstrip("W")),
+        current_losses=len(outcomes) - len(outcomes.rstrip("L")),
+        max_consecutive_wins=max(map(len, _RUNS["W"].findall(outcomes)), default=0),
+        max_consecutive_losses=max(map(len, _RUNS["L"].findall(outcomes)), default=0),
+        average_duration=held / count if count else NO_TRADES,
     )
 
 
@@ -103,8 +158,11 @@ def exposure_time(
     spans: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime
 ) -> float | Undefined:
     """The fraction of ``[start, end]`` covered by the union of ``spans`` (an open end: still held)."""
-    if end <= start:
-        return Undefined("the range has no length")
+    return exposure(held_time(spans, start, end), start, end)
+
+
+def held_time(spans: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime) -> timedelta:
+    """How much of ``[start, end]`` the union of ``spans`` covers (an open end: still held)."""
     clipped = sorted((max(a, start), min(b or end, end)) for a, b in spans)
     covered, reach = timedelta(), start
     for a, b in clipped:
@@ -112,6 +170,13 @@ def exposure_time(
             continue
         covered += b - max(a, reach)
         reach = b
+    return covered
+
+
+def exposure(covered: timedelta, start: datetime, end: datetime) -> float | Undefined:
+    """``covered`` (``held_time``) as a fraction of the range ``[start, end]``."""
+    if end <= start:
+        return Undefined("the range has no length")
     return covered / (end - start)
 
 
@@ -130,32 +195,23 @@ class Breakdown:
 BREAKDOWN_KEYS = ("symbol", "strategy", "side", "exit_reason")
 
 
-def breakdowns(trades: Iterable[ClosedTrade]) -> dict[str, list[Breakdown]]:
+def breakdowns(trades: Sequence[ClosedTrade]) -> dict[str, list[Breakdown]]:
+    """The closed trades grouped by each of ``BREAKDOWN_KEYS`` (see ``breakdowns_of``)."""
+    return breakdowns_of(total_closed(trades).groups)
+
+
+def breakdowns_of(groups: Iterable[TradeGroup]) -> dict[str, list[Breakdown]]:
     """The closed trades grouped by each of ``BREAKDOWN_KEYS`` (an untagged trade's strategy is
-    "(untagged)"), each group's rows by net PnL, largest first. Exact sums, in one pass that adds each
-    trade once, to the totals of its (symbol, strategy, side, exit reason): there are few of those,
-    so the groups are then added up from them (100,000 trades, four groups each)."""
-    combined: dict[tuple[str, str | None, str, str], list] = {}
-    for t in trades:
-        entry = combined.get((t.symbol, t.strategy, t.side, t.exit_reason))
-        if entry is None:
-            entry = combined[(t.symbol, t.strategy, t.side, t.exit_reason)] = [0, 0, ZERO, ZERO, timedelta()]
-        entry[0] += 1  # count, wins, won, lost, held
-        pnl = t.net_pnl
-        if pnl > 0:
-            entry[1] += 1
-            entry[2] += pnl
-        elif pnl < 0:
-            entry[3] -= pnl
-        entry[4] += t.closed_at - t.opened_at
-    groups: dict[str, dict[str, list]] = {key: {} for key in BREAKDOWN_KEYS}
-    for (symbol, strategy, side, reason), totals in combined.items():
-        for key, name in zip(BREAKDOWN_KEYS, (symbol, strategy or UNTAGGED, side, reason), strict=True):
-            entry = groups[key].get(name)
+    "(untagged)"), each group's rows by net PnL, largest first. Exact sums, added up from the totals
+    of each (symbol, strategy, side, exit reason): there are few of those."""
+    rows: dict[str, dict[str, list]] = {key: {} for key in BREAKDOWN_KEYS}
+    for g in groups:
+        for key, name in zip(BREAKDOWN_KEYS, (g.symbol, g.strategy or UNTAGGED, g.side, g.exit_reason), strict=True):
+            entry = rows[key].get(name)
             if entry is None:
-                groups[key][name] = list(totals)
+                rows[key][name] = [g.trades, g.wins, g.won, g.lost, g.held]
             else:
-                for i, value in enumerate(totals):
+                for i, value in enumerate((g.trades, g.wins, g.won, g.lost, g.held)):
                     entry[i] += value
     return {
         key: sorted(
@@ -168,11 +224,11 @@ def breakdowns(trades: Iterable[ClosedTrade]) -> dict[str, list[Breakdown]]:
                     profit_factor=float(won / lost) if lost else Undefined("no losing trades"),
                     average_holding=held / count,
                 )
-                for name, (count, wins, won, lost, held) in rows.items()
+                for name, (count, wins, won, lost, held) in named.items()
             ),
             key=lambda b: (-b.net_pnl, b.name),
         )
-        for key, rows in groups.items()
+        for key, named in rows.items()
     }
 
 

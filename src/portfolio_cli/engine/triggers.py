@@ -19,6 +19,8 @@ from portfolio_cli.engine.records import CloseReason, Side
 
 @dataclass(frozen=True)
 class Trigger:
+    """Why and at what price a position closes within a candle."""
+
     reason: CloseReason
     price: Decimal  # the fill, in the pair's quote currency
     gapped: bool

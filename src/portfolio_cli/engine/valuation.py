@@ -47,6 +47,8 @@ class Mark:
 
 @dataclass(frozen=True)
 class PositionValue:
+    """One open position (or several trades of a symbol, aggregated) valued at its mark."""
+
     trade_id: int | None  # None for a row aggregated over several trades
     symbol: str
     side: Side
@@ -77,6 +79,8 @@ class PositionValue:
 
 @dataclass(frozen=True)
 class Valuation:
+    """A portfolio valued at its marks: equity, wallet, margin and every open position."""
+
     equity: Decimal
     wallet_balance: Decimal
     free_margin: Decimal

@@ -13,6 +13,8 @@ from portfolio_cli.ledger.connection import Connection
 
 @dataclass(frozen=True)
 class OutboxMessage:
+    """A notification waiting to be sent (again) to one destination."""
+
     id: int
     destination: str  # a key derived from the URL (see services.notify.destination_key)
     scheme: str

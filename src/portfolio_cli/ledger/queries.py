@@ -8,7 +8,7 @@ the checks of which ids are taken see every row."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,12 +31,18 @@ from portfolio_cli.engine.records import (
     Void,
     VoidKind,
 )
+from portfolio_cli.engine.trades import ClosedTotals, TradeGroup, held_time, total_closed
 from portfolio_cli.errors import NotFound
 from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.connection import Connection
 from portfolio_cli.money import ZERO
 
 ID_CHUNK = 500  # ids per IN (...) list at most
+# A row of ``trade_totals`` whose figures are not all exact integers (``migrations.m016_trade_totals``).
+INEXACT_TOTALS = (
+    "not (typeof(qty) = 'integer' and typeof(closed) = 'integer' and typeof(net) = 'integer' and "
+    "typeof(funding) = 'integer' and opened_us is not null and (last_close is null or last_close_us is not null))"
+)
 Span = tuple[datetime, datetime | None]  # a trade held from its opening to its last close (None: still open)
 
 
@@ -67,6 +73,10 @@ class Queries(Connection):
             "select * from live_cash_flows where portfolio_id = ? and id > ? order by id", [portfolio.id, after_id]
         )
         return [rowmap.cash_flow(r) for r in rows]
+
+    def largest_id(self, table: str) -> int:
+        """The largest id of ``table`` (0 when empty): about its size, at once (records are not deleted)."""
+        return self.conn.execute(f"select coalesce(max(id), 0) from {table}").fetchone()[0]
 
     def trade_ids_taken(self, ids: list[int]) -> bool:
         """Whether any of ``ids`` is already a trade's id, in any portfolio. Asked in chunks that fit
@@ -173,7 +183,8 @@ class Queries(Connection):
         self, portfolio: Portfolio, since: datetime, until: datetime, in_sql: bool
     ) -> tuple[list[ClosedTrade], list[Span]]:
         net = f"sum({self._units_sql(portfolio)})" if in_sql else "group_concat(amount)"
-        # SQLite takes a bare column (reason) from the row that holds the max(): the last close's reason.
+        # SQLite takes a bare column (reason) from the row that holds the max(): the last close's reason
+        # (the latest, and of closes at one moment the last booked).
         # A row costs by the values it carries: the quantities' texts come only where one close does not
         # match the trade's quantity, the flows are summed only for the trades closed in the range.
         sql = f"""
@@ -186,10 +197,13 @@ class Queries(Connection):
                     where f.portfolio_id = t.portfolio_id and f.trade_id = t.id and f.kind != 'funding'), null),
                 t.strategy, t.symbol, t.side, c.reason
             from live_trades t
-            left join (select trade_id, max(closed_at) as last, count(*) as closes, group_concat(qty) as qtys, reason
-                       from live_closes group by trade_id) c on c.trade_id = t.id
+            left join (select trade_id, substr(latest, 1, length(latest) - 12) as last, closes, qtys, reason
+                       from (select trade_id, max(closed_at || printf('%012d', id)) as latest, count(*) as closes,
+                                 group_concat(qty) as qtys, reason
+                             from live_closes group by trade_id)) c on c.trade_id = t.id
             where t.portfolio_id = ?1
-                and ((t.opened_at <= ?3 and (c.last is null or c.last > ?2)) or (c.last > ?2 and c.last <= ?3))"""
+                and ((t.opened_at <= ?3 and (c.last is null or c.last > ?2)) or (c.last > ?2 and c.last <= ?3))
+            order by t.id"""
         moment, total = codec.moment, (codec.from_units if in_sql else _decimal_sum)
         closed: list[ClosedTrade] = []
         spans: list[Span] = []
@@ -205,19 +219,75 @@ class Queries(Connection):
                 closed.append(ClosedTrade(total(pnl), opened_at, last_at, strategy, symbol, side, reason))
         return closed, spans
 
+    def closed_totals(self, portfolio: Portfolio, since: datetime, until: datetime) -> tuple[ClosedTotals, timedelta]:
+        """The trades closed in ``(since, until]``, totalled (``engine.trades.ClosedTotals``), and how much
+        of ``[since, until]`` a position was held (``engine.trades.held_time``), by the definitions of
+        ``closed_and_held``: summed in SQL in exact integer units from each trade's totals (a row per
+        trade, kept by the ledger with its records: ``migrations.m016_trade_totals``); folded from
+        the records when a total the range needs is not an exact integer (an amount of 10 billion or
+        more). Closing order breaks ties by trade id."""
+        try:
+            fast = self._totals_in_sql(portfolio, since, until)
+        except (sqlite3.OperationalError, OverflowError) as exc:
+            if not self._too_large(exc):
+                raise
+            fast = None
+        if fast is not None:
+            return fast
+        closed, spans = self.closed_and_held(portfolio, since, until)
+        return total_closed(closed), held_time(spans, since, until)
+
+    def _totals_in_sql(
+        self, portfolio: Portfolio, since: datetime, until: datetime
+    ) -> tuple[ClosedTotals, timedelta] | None:
+        window = [portfolio.id, codec.timestamp(since), codec.timestamp(until)]
+        closed = "portfolio_id = ?1 and last_close > ?2 and last_close <= ?3"
+        held = "portfolio_id = ?1 and opened_at <= ?3 and (last_close is null or last_close > ?2)"
+        if self._inexact_totals(portfolio):
+            return None
+        groups_sql = f"""
+            select symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0), sum(net), sum(net_flows > 0),
+                sum(iif(net > 0, net, 0)), -sum(iif(net < 0, net, 0)), sum(last_close_us - opened_us),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from trade_totals where {closed} and closed >= qty
+            group by symbol, strategy, side, exit_reason"""
+        units = codec.from_units
+        groups = [
+            TradeGroup(symbol, strategy, side, reason, count, wins, losses, units(net) if flowing else ZERO,
+                       units(won) if wins else ZERO, units(lost) if losses else ZERO, timedelta(microseconds=spent),
+                       None if best is None else units(best), None if worst is None else units(worst))  # fmt: skip
+            for symbol, strategy, side, reason, count, wins, losses, net, flowing, won, lost, spent, best, worst in self._tuples(
+                groups_sql, window
+            )
+        ]
+        outcomes_sql = f"select (net > 0) - (net < 0) from trade_totals where {closed} and closed >= qty " \
+            "order by last_close, trade_id"  # fmt: skip
+        marks = ("0", "W", "L")
+        outcomes = "".join([marks[sign] for (sign,) in self._tuples(outcomes_sql, window)])
+        # The union of the holding spans clipped to the range, as ``held_time`` adds it up: in order of
+        # their starts, each adds what reaches beyond the furthest end before it.
+        start, end = _micros(since), _micros(until)
+        spans_sql = f"""
+            select sum(iif(b <= reach, 0, b - max(a, reach))) from (
+                select a, b, max(?4, coalesce(max(b) over (order by a, b rows between unbounded preceding
+                                                             and 1 preceding), ?4)) as reach
+                from (select max(opened_us, ?4) as a,
+                             min(coalesce(iif(closed >= qty, last_close_us, null), ?5), ?5) as b
+                      from trade_totals where {held}))"""
+        (covered,) = self.conn.execute(spans_sql, [*window, start, end]).fetchone()
+        return ClosedTotals(groups, outcomes), timedelta(microseconds=covered or 0)
+
     def _units_sql(self, portfolio: Portfolio) -> str:
-        """SQL for a cash flow's ``amount`` in integer units: the plain form when none of the portfolio's
-        amounts is odd (asked of the partial index of odd amounts), else the one that handles them."""
-        sql = f"select 1 from cash_flows where portfolio_id = ? and {codec.ODD_AMOUNT_SQL} order by at, id limit 1"
-        odd = self.conn.execute(sql, [portfolio.id]).fetchone() is not None
-        return codec.units_sql("amount") if odd else codec.plain_units_sql("amount")
+        """SQL for a cash flow's ``amount`` in integer units (``codec.units_sql``)."""
+        return codec.units_sql("amount")
 
     def trade_parts(self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]) -> list[TradePart]:
         """The flows booked in ``(since, until]`` by trades (fees, realized PnL, funding), summed per
         strategy, symbol and side in exact integer units (in Python's decimals when an amount is too
         large for them); the trades in ``single`` each on their own, with or without flows in the range."""
         try:
-            parts = self._trade_parts(portfolio, since, until, single, in_sql=True)
+            found = self._parts_from_totals(portfolio, since, until, single)
+            parts = self._trade_parts(portfolio, since, until, single, in_sql=True) if found is None else found
         except (sqlite3.OperationalError, OverflowError) as exc:
             if not self._too_large(exc):
                 raise
@@ -230,6 +300,47 @@ class Queries(Connection):
                 if trade_id in quiet:
                     parts.append(TradePart(strategy, symbol, side, 1, ZERO, trade_id))
         return parts
+
+    def _parts_from_totals(
+        self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]
+    ) -> list[TradePart] | None:
+        """``trade_parts`` from each trade's totals where all its flows are in the range, from its flows
+        where only some are; None when a total is not an exact integer (then fold the flows)."""
+        if self._inexact_totals(portfolio):
+            return None
+        listed = ",".join(str(int(trade_id)) for trade_id in sorted(single))
+        window = [portfolio.id, codec.timestamp(since), codec.timestamp(until)]
+        inside = "first_flow_at > ?2 and last_flow_at <= ?3"
+        some = f"first_flow_at <= ?3 and last_flow_at > ?2 and not ({inside})"
+        groups = f"group by t.strategy, t.symbol, t.side, case when t.trade_id in ({listed}) then t.trade_id end"
+        whole = f"""
+            select t.strategy, t.symbol, t.side, count(*), sum(t.net + t.funding), t.trade_id in ({listed}),
+                max(t.trade_id)
+            from trade_totals t where t.portfolio_id = ?1 and {inside} {groups}"""
+        partly = f"""
+            select t.strategy, t.symbol, t.side, count(*), sum(s.units), t.trade_id in ({listed}), max(t.trade_id)
+            from (select trade_id, sum({self._units_sql(portfolio)}) as units from live_cash_flows
+                  where portfolio_id = ?1 and at > ?2 and at <= ?3
+                      and trade_id in (select trade_id from trade_totals where portfolio_id = ?1 and {some})
+                  group by trade_id) s
+            join trade_totals t on t.trade_id = s.trade_id {groups}"""
+        parts: dict[tuple[str | None, str, str, int | None], list] = {}
+        for sql in (whole, partly):
+            for strategy, symbol, side, count, units, alone, trade_id in self._tuples(sql, window):
+                key = (strategy, symbol, side, trade_id if alone else None)
+                entry = parts.get(key)
+                if entry is None:
+                    parts[key] = [count, codec.from_units(units)]
+                else:
+                    entry[0] += count
+                    entry[1] += codec.from_units(units)
+        return [TradePart(*key[:3], count, flows, key[3]) for key, (count, flows) in parts.items()]
+
+    def _inexact_totals(self, portfolio: Portfolio) -> bool:
+        """Whether a trade's totals in ``trade_totals`` are not all exact integers (asked of its partial
+        index of such rows)."""
+        sql = f"select 1 from trade_totals where portfolio_id = ? and {INEXACT_TOTALS} limit 1"
+        return self.conn.execute(sql, [portfolio.id]).fetchone() is not None
 
     def _trade_parts(
         self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int], in_sql: bool
@@ -382,6 +493,16 @@ class Queries(Connection):
             taken.setdefault(void_id, []).append((names[table], row_id))
         return [rowmap.void(r, tuple(taken.get(r["id"], ()))) for r in rows]
 
+    def trade_totals(self, portfolio: Portfolio) -> dict[int, tuple[Any, ...]]:
+        """The portfolio's rows of ``trade_totals`` as stored, by trade id: symbol, side, strategy,
+        opened_at, opened_us, qty, closed, last_close, last_close_us, last_close_id, exit_reason, net,
+        net_flows, funding, first_flow_at, last_flow_at (for `verify` to compare with the records)."""
+        sql = """
+            select trade_id, symbol, side, strategy, opened_at, opened_us, qty, closed, last_close, last_close_us,
+                last_close_id, exit_reason, net, net_flows, funding, first_flow_at, last_flow_at
+            from trade_totals where portfolio_id = ?"""
+        return {row[0]: tuple(row[1:]) for row in self._tuples(sql, [portfolio.id])}
+
     def void_strays(self, portfolio: Portfolio) -> list[tuple[int, str, int]]:
         """The rows the portfolio's voids take out that are no record of it (void id, table, row id):
         none, unless the ledger was edited by hand."""
@@ -450,3 +571,11 @@ class Queries(Connection):
 def _decimal_sum(joined: str | None) -> Decimal:
     """The exact sum of money texts joined by commas (``group_concat``)."""
     return sum((Decimal(text) for text in joined.split(",")), ZERO) if joined else ZERO
+
+
+_EPOCH, _MICRO = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+
+
+def _micros(moment: datetime) -> int:
+    """Microseconds since 1970, as ``trade_totals`` keeps times."""
+    return (moment - _EPOCH) // _MICRO

@@ -255,6 +255,28 @@ CREATE TABLE "voided_rows" (
    PRIMARY KEY ("tbl", "row_id")
 ) STRICT;
 
+-- table trade_totals
+CREATE TABLE trade_totals (
+            trade_id integer primary key,
+            portfolio_id integer not null,
+            symbol text not null,
+            side text not null,
+            strategy text,
+            opened_at text not null,
+            opened_us integer,           -- opened_at in microseconds since 1970
+            qty any,                     -- the trade's quantity, in 1e-8 units
+            closed any,                  -- Σ its live closes' quantities, in 1e-8 units
+            last_close text,             -- its latest live close: time, microseconds, id, reason
+            last_close_us integer,
+            last_close_id integer,
+            exit_reason text,
+            net any,                     -- Σ its live flows but funding (fees, realized PnL), 1e-8 units
+            net_flows integer not null,  -- how many flows that is
+            funding any,                 -- Σ its live funding flows, 1e-8 units
+            first_flow_at text,          -- its earliest and latest live flow
+            last_flow_at text
+        ) strict;
+
 -- index idx__sqlite_migrations_migration_set_name
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
@@ -329,6 +351,9 @@ CREATE INDEX closes_by_trade on closes (trade_id, closed_at, qty, reason);
 CREATE INDEX "idx_voids_portfolio_id_at"
     ON "voids" ("portfolio_id", "at");
 
+-- index trade_totals_inexact
+CREATE INDEX trade_totals_inexact on trade_totals (portfolio_id) where not (typeof(qty) = 'integer' and typeof(closed) = 'integer' and typeof(net) = 'integer' and typeof(funding) = 'integer' and opened_us is not null and (last_close is null or last_close_us is not null));
+
 -- view live_trades
 CREATE VIEW live_trades as select * from trades where id not in (select row_id from voided_rows where tbl = 'trades');
 
@@ -343,4 +368,90 @@ CREATE VIEW live_margin_changes as select * from margin_changes where id not in 
 
 -- view live_amendments
 CREATE VIEW live_amendments as select * from amendments where id not in (select row_id from voided_rows where tbl = 'amendments');
+
+-- trigger trade_totals_open
+CREATE TRIGGER trade_totals_open after insert on trades begin
+            insert into trade_totals (trade_id, portfolio_id, symbol, side, strategy, opened_at, opened_us, qty,
+                                      closed, net, net_flows, funding)
+            values (new.id, new.portfolio_id, new.symbol, new.side, new.strategy, new.opened_at,
+                    (case when substr(new.opened_at, -6) = '+00:00' and length(new.opened_at) in (25, 32) then cast(strftime('%s', substr(new.opened_at, 1, 19)) as integer) * 1000000 + iif(length(new.opened_at) = 32, cast(substr(new.opened_at, 21, 6) as integer), 0) end), (case when instr(new.qty, 'E') or instr(new.qty, 'e') then cast(round(new.qty * 100000000) as integer) when instr(new.qty, '.') = 0 then new.qty * 100000000 when length(new.qty) - instr(new.qty, '.') > 8 or instr(new.qty, '.') > 12 then 9e999 else cast(substr(new.qty, 1, instr(new.qty, '.') - 1) || substr(substr(new.qty, instr(new.qty, '.') + 1) || '00000000', 1, 8) as integer) end), 0, 0, 0, 0);
+        end;
+
+-- trigger trade_totals_close
+CREATE TRIGGER trade_totals_close after insert on closes begin
+            update trade_totals set
+                closed = closed + (case when instr(new.qty, 'E') or instr(new.qty, 'e') then cast(round(new.qty * 100000000) as integer) when instr(new.qty, '.') = 0 then new.qty * 100000000 when length(new.qty) - instr(new.qty, '.') > 8 or instr(new.qty, '.') > 12 then 9e999 else cast(substr(new.qty, 1, instr(new.qty, '.') - 1) || substr(substr(new.qty, instr(new.qty, '.') + 1) || '00000000', 1, 8) as integer) end),
+                last_close_us = iif((last_close is null or new.closed_at > last_close or (new.closed_at = last_close and new.id > last_close_id)), (case when substr(new.closed_at, -6) = '+00:00' and length(new.closed_at) in (25, 32) then cast(strftime('%s', substr(new.closed_at, 1, 19)) as integer) * 1000000 + iif(length(new.closed_at) = 32, cast(substr(new.closed_at, 21, 6) as integer), 0) end), last_close_us),
+                exit_reason = iif((last_close is null or new.closed_at > last_close or (new.closed_at = last_close and new.id > last_close_id)), new.reason, exit_reason),
+                last_close_id = iif((last_close is null or new.closed_at > last_close or (new.closed_at = last_close and new.id > last_close_id)), new.id, last_close_id),
+                last_close = iif((last_close is null or new.closed_at > last_close or (new.closed_at = last_close and new.id > last_close_id)), new.closed_at, last_close)
+            where trade_id = new.trade_id;
+        end;
+
+-- trigger trade_totals_flow
+CREATE TRIGGER trade_totals_flow after insert on cash_flows when new.trade_id is not null begin
+            update trade_totals set
+                net = net + iif(new.kind = 'funding', 0, (case when instr(new.amount, 'E') or instr(new.amount, 'e') then cast(round(new.amount * 100000000) as integer) when instr(new.amount, '.') = 0 then new.amount * 100000000 when length(new.amount) - instr(new.amount, '.') > 8 or instr(new.amount, '.') > 12 then 9e999 else cast(substr(new.amount, 1, instr(new.amount, '.') - 1) || substr(substr(new.amount, instr(new.amount, '.') + 1) || '00000000', 1, 8) as integer) end)),
+                net_flows = net_flows + (new.kind != 'funding'),
+                funding = funding + iif(new.kind = 'funding', (case when instr(new.amount, 'E') or instr(new.amount, 'e') then cast(round(new.amount * 100000000) as integer) when instr(new.amount, '.') = 0 then new.amount * 100000000 when length(new.amount) - instr(new.amount, '.') > 8 or instr(new.amount, '.') > 12 then 9e999 else cast(substr(new.amount, 1, instr(new.amount, '.') - 1) || substr(substr(new.amount, instr(new.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0),
+                first_flow_at = iif(first_flow_at is null or new.at < first_flow_at, new.at, first_flow_at),
+                last_flow_at = iif(last_flow_at is null or new.at > last_flow_at, new.at, last_flow_at)
+            where trade_id = new.trade_id and portfolio_id = new.portfolio_id;
+        end;
+
+-- trigger trade_totals_void
+CREATE TRIGGER trade_totals_void after insert on voided_rows begin
+            delete from trade_totals where new.tbl = 'trades' and trade_id = new.row_id;
+            update trade_totals set
+                closed = closed - (select (case when instr(qty, 'E') or instr(qty, 'e') then cast(round(qty * 100000000) as integer) when instr(qty, '.') = 0 then qty * 100000000 when length(qty) - instr(qty, '.') > 8 or instr(qty, '.') > 12 then 9e999 else cast(substr(qty, 1, instr(qty, '.') - 1) || substr(substr(qty, instr(qty, '.') + 1) || '00000000', 1, 8) as integer) end) from closes where id = new.row_id),
+                (last_close, last_close_us, last_close_id, exit_reason) = (
+                    select closed_at, (case when substr(closed_at, -6) = '+00:00' and length(closed_at) in (25, 32) then cast(strftime('%s', substr(closed_at, 1, 19)) as integer) * 1000000 + iif(length(closed_at) = 32, cast(substr(closed_at, 21, 6) as integer), 0) end), id, reason from live_closes
+                    where trade_id = trade_totals.trade_id order by closed_at desc, id desc limit 1)
+            where new.tbl = 'closes' and trade_id = (select trade_id from closes where id = new.row_id);
+            update trade_totals set
+                net = net - (select iif(kind = 'funding', 0, (case when instr(amount, 'E') or instr(amount, 'e') then cast(round(amount * 100000000) as integer) when instr(amount, '.') = 0 then amount * 100000000 when length(amount) - instr(amount, '.') > 8 or instr(amount, '.') > 12 then 9e999 else cast(substr(amount, 1, instr(amount, '.') - 1) || substr(substr(amount, instr(amount, '.') + 1) || '00000000', 1, 8) as integer) end)) from cash_flows where id = new.row_id),
+                net_flows = net_flows - (select kind != 'funding' from cash_flows where id = new.row_id),
+                funding = funding - (select iif(kind = 'funding', (case when instr(amount, 'E') or instr(amount, 'e') then cast(round(amount * 100000000) as integer) when instr(amount, '.') = 0 then amount * 100000000 when length(amount) - instr(amount, '.') > 8 or instr(amount, '.') > 12 then 9e999 else cast(substr(amount, 1, instr(amount, '.') - 1) || substr(substr(amount, instr(amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0) from cash_flows where id = new.row_id),
+                (first_flow_at, last_flow_at) = (
+                    select min(at), max(at) from live_cash_flows
+                    where portfolio_id = trade_totals.portfolio_id and trade_id = trade_totals.trade_id)
+            where new.tbl = 'cash_flows'
+                and (trade_id, portfolio_id) = (select trade_id, portfolio_id from cash_flows where id = new.row_id);
+        end;
+
+-- trigger trade_totals_trades_update
+CREATE TRIGGER trade_totals_trades_update after update on trades begin
+                    update trade_totals set net = null
+                    where trade_id in (old.id, new.id);
+                end;
+
+-- trigger trade_totals_trades_delete
+CREATE TRIGGER trade_totals_trades_delete after delete on trades begin
+                    update trade_totals set net = null
+                    where trade_id in (old.id);
+                end;
+
+-- trigger trade_totals_closes_update
+CREATE TRIGGER trade_totals_closes_update after update on closes begin
+                    update trade_totals set net = null
+                    where trade_id in (old.trade_id, new.trade_id);
+                end;
+
+-- trigger trade_totals_closes_delete
+CREATE TRIGGER trade_totals_closes_delete after delete on closes begin
+                    update trade_totals set net = null
+                    where trade_id in (old.trade_id);
+                end;
+
+-- trigger trade_totals_cash_flows_update
+CREATE TRIGGER trade_totals_cash_flows_update after update on cash_flows begin
+                    update trade_totals set net = null
+                    where trade_id in (old.trade_id, new.trade_id);
+                end;
+
+-- trigger trade_totals_cash_flows_delete
+CREATE TRIGGER trade_totals_cash_flows_delete after delete on cash_flows begin
+                    update trade_totals set net = null
+                    where trade_id in (old.trade_id);
+                end;
 

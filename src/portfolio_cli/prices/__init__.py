@@ -13,6 +13,8 @@ from portfolio_cli.engine.rules import MarketRules
 
 @dataclass(frozen=True)
 class Quote:
+    """A symbol's last price at a moment."""
+
     symbol: str
     price: Decimal  # in the pair's quote currency
     at: datetime
@@ -53,6 +55,8 @@ class PriceSource(Protocol):
 
 @dataclass(frozen=True)
 class FundingRate:
+    """A perpetual's funding rate at one funding time."""
+
     at: datetime
     rate: Decimal
     mark_price: Decimal | None = None

@@ -31,6 +31,8 @@ from portfolio_cli.prices import TIMEFRAMES, FundingRate, PriceSource, Quote, fl
 
 @dataclass(frozen=True)
 class CandleSeries:
+    """A symbol's candles over a window, with the open times that have none."""
+
     symbol: str
     timeframe: str
     candles: tuple[Candle, ...]

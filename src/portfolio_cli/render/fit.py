@@ -118,7 +118,12 @@ def _texts(table: Table, console: Console, options: ConsoleOptions, column: Colu
 
 def _extent(text: str | Text) -> tuple[int, int]:
     """Text.__rich_measure__: the longest word and the longest line."""
-    plain = text if isinstance(text, str) else text.plain
+    if isinstance(text, str):  # printable: one line, words split by spaces only
+        longest = cell_len(text)
+        if " " not in text or not text.strip():
+            return longest, longest
+        return max(map(cell_len, text.split())), longest
+    plain = text.plain
     lines = plain.splitlines()
     longest = max(map(cell_len, lines)) if lines else 0
     words = plain.split()
@@ -148,18 +153,15 @@ def _measure_column(
         texts = _texts(table, console, options, column)
     if texts is None or table.show_footer or column.width is not None or max_width - left - right < 1:
         return table._measure_column(console, options, column)
+    # Measurement.get of each text (clamped to the width), of its Padding (the padding added, clamped
+    # again), then the largest: every step is monotonic and a text's longest word is never longer than
+    # its longest line, so clamping the largest gives the same figures.
     minimum = maximum = 0
-    padded = left + right
-    for text in texts:
-        # Measurement.get of the text, then of its Padding (which measures the text at the full width)
-        low, high = _extent(text)
-        low, high = min(low, high, max_width), min(high, max_width)
-        if high < 1:
-            low = high = 0
-        low, high = min(low + padded, max_width), min(high + padded, max_width)
-        if high < 1:
-            low = high = 0
-        minimum, maximum = max(minimum, low), max(maximum, high)
+    if texts:
+        lows, highs = zip(*map(_extent, texts), strict=True)
+        padded = left + right
+        minimum = min(min(max(lows), max_width) + padded, max_width)
+        maximum = min(min(max(highs), max_width) + padded, max_width)
     padding_width = table._get_padding_width(column._index)
     measurement = Measurement(minimum if texts else 1, maximum if texts else max_width).with_maximum(max_width)
     return measurement.clamp(
@@ -275,6 +277,15 @@ def _rows(
         if show_edge:
             out += [Segment(box.get_top(widths), border_style), new_line]
     count = min(len(column_texts) for column_texts in texts)
+    # A plain string in a no-wrap column it fits, justified left, right or centre: one segment, as
+    # _cell gives it; the columns where that shortcut holds, and their padding segments.
+    quick = [bool(c.no_wrap) and c.justify in ("left", "right", "center") and c.overflow != "ignore" for c in columns]
+    pads = [
+        (Segment(" " * left, pad_style) if left else None, Segment(" " * right, pad_style) if right else None)
+        for left, right in paddings
+    ]
+    inner = [width - left - right for width, (left, right) in zip(widths, paddings, strict=True)]
+    plain_dividers: dict[int, Segment] = {}
     for index in range(count):
         first, last = index == 0, index == count - 1
         header_row = first and table.show_header
@@ -284,19 +295,30 @@ def _rows(
         if box:
             divider = edges[edge][2]
             if not divider.text.strip():  # a blank divider takes the row's background
-                divider = Segment(divider.text, row_style.background_style + divider.style)
+                if row_style:
+                    divider = Segment(divider.text, row_style.background_style + divider.style)
+                elif edge in plain_dividers:
+                    divider = plain_dividers[edge]
+                else:
+                    divider = plain_dividers[edge] = Segment(divider.text, row_style.background_style + divider.style)
         for n, column in enumerate(columns):
             style = header_styles[n] if header_row else cell_styles[n]
             if row_style:
                 style += row_style
-            left, right = paddings[n]
-            cell = _cell(console, texts[n][index], widths[n] - left - right, column, tab_size, pad_style)
-            if cell is None:
-                return None
-            if left:
-                cell.insert(0, Segment(" " * left, pad_style))
-            if right:
-                cell.append(Segment(" " * right, pad_style))
+            text = texts[n][index]
+            width = inner[n]
+            cell: list[Segment] | None
+            if quick[n] and isinstance(text, str) and width >= 1 and cell_len(text) <= width:
+                cell = [Segment(_justified(text, width, column.justify))]
+            else:
+                cell = _cell(console, text, width, column, tab_size, pad_style)
+                if cell is None:
+                    return None
+            left_pad, right_pad = pads[n]
+            if left_pad:
+                cell.insert(0, left_pad)
+            if right_pad:
+                cell.append(right_pad)
             if style:
                 cell = [Segment(text, style + segment_style) for text, segment_style, _ in cell]
             if box and n:
@@ -342,14 +364,7 @@ def _cell(
         and end in ("", "\n")
         and cell_len(plain) <= width
     ):
-        # Lines.justify on the one line, then Text.render with no spans.
-        if justify == "left":
-            shown = plain + " " * (width - cell_len(plain))
-        else:
-            stripped = plain.rstrip()
-            pad = width - cell_len(stripped)
-            shown = " " * (pad if justify == "right" else pad // 2) + stripped
-            shown += " " * (width - cell_len(shown))
+        shown = _justified(plain, width, justify)  # Lines.justify on the one line, then Text.render
         if not style:
             return [Segment(shown)]
         return [Segment(shown, console.get_style(style, default=Style.null()))]
@@ -363,3 +378,14 @@ def _cell(
     if any("\n" in s.text for s in segments):
         return None
     return Segment.adjust_line_length(segments, width, style=pad_style, pad=True)
+
+
+def _justified(plain: str, width: int, justify: str) -> str:
+    """One line no wider than ``width`` justified as Lines.justify does it: left pads on the right,
+    right and centre strip trailing spaces first."""
+    if justify == "left":
+        return plain + " " * (width - cell_len(plain))
+    stripped = plain.rstrip()
+    pad = width - cell_len(stripped)
+    shown = " " * (pad if justify == "right" else pad // 2) + stripped
+    return shown + " " * (width - cell_len(shown))

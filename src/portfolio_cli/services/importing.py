@@ -21,6 +21,7 @@ form goes the general way, which names what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -64,6 +65,12 @@ MAX_FILE_BYTES = 2 << 30
 MAX_JSON_DEPTH = 64  # an export nests 3 deep
 MAX_JSON_VALUE = 16 << 20  # characters of one record (or header value): an export's are a few hundred
 CHUNK_RECORDS = 5_000  # records read, checked and booked together
+# A file of at least DEFER_INDEXES records, and of more than the ledger's cash flows, builds the
+# record tables' indexes once at the end (``Ledger.indexes_deferred``): a sort of all their rows costs
+# about a third of adding each new row to them. The records are counted low, at their longest.
+DEFER_INDEXES = 20_000
+LONGEST_RECORD = 200  # characters of an export's longer records, fills with notes
+RECORD_TABLES = ("trades", "closes", "margin_changes", "cash_flows")
 _READ = 1 << 20  # characters read at a time
 _BRACKETS = re.compile(r"[\[\]{}]")
 _NOT_SPACE = re.compile(r"[^ \t\n\r]")  # JSON's whitespace
@@ -133,11 +140,13 @@ def _import(
         ledger = session.ledger
         with ledger.transaction(session.command, session.clock()):
             importer = _Importer(session, path.name, name, symbols, keep_ids)
-            for chunk in _chunks(source.records()):
-                importer.take(chunk)
-                if progress:
-                    progress(f"importing {path.name}", source.done, source.size)
-            importer.finish()
+            large = source.size // LONGEST_RECORD >= max(DEFER_INDEXES, ledger.largest_id("cash_flows"))
+            with ledger.indexes_deferred(RECORD_TABLES) if large else contextlib.nullcontext():
+                for chunk in _chunks(source.records()):
+                    importer.take(chunk)
+                    if progress:
+                        progress(f"importing {path.name}", source.done, source.size)
+                importer.finish()
     return importer
 
 

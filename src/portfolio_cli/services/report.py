@@ -52,9 +52,9 @@ from portfolio_cli.engine.trades import (
     Breakdown,
     TradeStats,
     attribute,
-    breakdowns,
-    exposure_time,
-    trade_stats,
+    breakdowns_of,
+    exposure,
+    stats_of,
 )
 from portfolio_cli.errors import InvalidInput, PriceUnavailable
 from portfolio_cli.services.history import range_snapshots, range_start, valued_at
@@ -210,7 +210,7 @@ def report(
         )
     change = _unrealized_change(first, last)
     parts = ledger.trade_parts(portfolio, start, end, single=set(change))
-    closed, held = ledger.closed_and_held(portfolio, start, end)
+    closed, held = ledger.closed_totals(portfolio, start, end)
     deposits = sum((f.amount for f in transfers if f.kind is FlowKind.DEPOSIT), Decimal(0))
     withdrawals = -sum((f.amount for f in transfers if f.kind is FlowKind.WITHDRAWAL), Decimal(0))
     return Report(
@@ -237,9 +237,9 @@ def report(
         rolling_max_drawdown=rolling_max_drawdown(days, returns) if series else [],
         drawdown_episodes=deepest(drawdown_episodes(days, returns)) if series else [],
         trailing=trailing_returns(days if series else [], returns),
-        trades=trade_stats(closed),
-        breakdowns=breakdowns(closed),
-        exposure=exposure_time(held, start, end),
+        trades=stats_of(closed),
+        breakdowns=breakdowns_of(closed.groups),
+        exposure=exposure(held, start, end),
         active=ledger.traded(portfolio, start, end),
         attribution=attribute(parts, change),
         benchmark=(

@@ -48,6 +48,8 @@ class TrailingStop:
 
 @dataclass(frozen=True)
 class PortfolioValue:
+    """What ``portfolio value`` shows: the valuation, margin state, performance and levels."""
+
     portfolio: str
     as_of: datetime
     valuation: Valuation
