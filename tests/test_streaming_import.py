@@ -160,6 +160,12 @@ def test_the_bulk_path_of_book_writes_the_rows_booking_one_by_one_writes(tmp_pat
     for table in RECORD_TABLES:
         rows = f"select * from {table} order by id"
         assert bulk.conn.execute(rows).fetchall() == one.conn.execute(rows).fetchall(), table
+    # The report's per-trade totals: summed at once by the bulk path (its triggers off meanwhile, and
+    # back after), kept row by row by the triggers one by one.
+    totals = "select * from trade_totals order by trade_id"
+    assert bulk.conn.execute(totals).fetchall() == one.conn.execute(totals).fetchall()
+    triggers = "select name, sql from sqlite_master where type = 'trigger' order by name"
+    assert bulk.conn.execute(triggers).fetchall() == one.conn.execute(triggers).fetchall()
     audited = {r["action"]: json.loads(r["details"]) for r in bulk.audit_entries()}
     assert audited["open trades"] == {"table": "trades", "ids": [[1000, 1069]]}
     assert audited["record cash flows"]["ids"] == [[2, 2 + 50 + 20 + 80 + 5 - 1]]  # entry fees, closes' two, deposits

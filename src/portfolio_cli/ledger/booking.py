@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -34,6 +35,8 @@ from portfolio_cli.ledger.queries import Queries
 class Writes(Queries):
     """The ledger's writes (records, checks, snapshots); they read through ``Queries`` to refuse
     what would break a record already booked."""
+
+    _totals_deferred = False  # inside ``totals_deferred``
 
     def book(self, portfolio: Portfolio | None, booking: Booking) -> Booked:
         """Write a booking the engine decided, in its order, inside the caller's transaction: the one
@@ -117,6 +120,10 @@ class Writes(Queries):
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         stale, rewound = self._invalidate(portfolio, rows.earliest)
+        # The triggers that keep each trade's totals would cost an import of a million trades more
+        # than its own writes: they are off while its rows go in (inside this transaction: a failure
+        # rolls them back too), and the totals of the trades it touched are summed again at once.
+        paused = [] if self._totals_deferred else self._pause_totals()
         for table in BULK_TABLES:  # trades first: the others refer to them
             written = rows.tables[table]
             if not written:
@@ -135,7 +142,70 @@ class Writes(Queries):
             sql = f"insert into {table} ({','.join(names)}) values ({','.join(marks)})"
             self.conn.executemany(sql, written)
             self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
+        if not self._totals_deferred:
+            touched = {row[0] for row in rows.trades} | {row[0] for row in rows.closes}
+            touched |= {row[3] for row in rows.cash_flows if row[3] is not None}
+            self._total_trades(touched)
+            for (sql,) in paused:
+                self.conn.execute(sql)
         return Booked((), stale, rewound)
+
+    @contextmanager
+    def totals_deferred(self) -> Iterator[None]:
+        """Inside the caller's transaction, write the totals of the trades that bulk bookings touch once
+        at the end, not batch by batch (a large import; outside ``indexes_deferred``, so that the
+        indexes are back when they are summed): the totals' triggers stay off until then."""
+        if self._command is None:
+            raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
+        before = {t: self.conn.execute(f"select coalesce(max(id), 0) from {t}").fetchone()[0] for t in BULK_TABLES}
+        paused = self._pause_totals()
+        self._totals_deferred = True
+        try:
+            yield
+        finally:
+            self._totals_deferred = False
+        # Every trade a record after ``before`` belongs to, and any trade without totals (one that
+        # kept an id below the largest, and booked no flow).
+        touched = {
+            trade_id
+            for (trade_id,) in self.conn.execute(
+                "select id from trades where id > ?1 union select trade_id from closes where id > ?2 "
+                "union select trade_id from cash_flows where id > ?3 and trade_id is not null "
+                "union select id from live_trades where id not in (select trade_id from trade_totals)",
+                [before["trades"], before["closes"], before["cash_flows"]],
+            )
+        }
+        self._total_trades(touched)
+        for (sql,) in paused:
+            self.conn.execute(sql)
+
+    def _pause_totals(self) -> list[tuple[str]]:
+        """Drop the triggers that keep ``trade_totals`` as records are inserted; returns their SQL."""
+        paused = self.conn.execute(
+            "select sql from sqlite_master where type = 'trigger' and name in (?, ?, ?)", TOTALS_TRIGGERS
+        ).fetchall()
+        for name in TOTALS_TRIGGERS:
+            self.conn.execute(f"drop trigger if exists {name}")
+        return paused
+
+    def _total_trades(self, trade_ids: set[int]) -> None:
+        """Write the totals of these trades (``migrations.m016_trade_totals``) afresh from their live
+        records, in one statement; a sum beyond 64-bit integers leaves the figures NULL (the report
+        then folds the records, as for any total that is not an exact integer)."""
+        if not trade_ids:
+            return
+        conn = self.conn
+        conn.execute("create temp table if not exists totalled (trade_id integer primary key)")
+        conn.execute("delete from temp.totalled")
+        conn.executemany("insert into temp.totalled values (?)", [(i,) for i in trade_ids])
+        conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
+        try:
+            conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"))
+        except sqlite3.OperationalError as exc:
+            if "overflow" not in str(exc):
+                raise
+            conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
+        conn.execute("delete from temp.totalled")
 
     @contextmanager
     def indexes_deferred(self, tables: tuple[str, ...]) -> Iterator[None]:
@@ -401,6 +471,34 @@ class Writes(Queries):
 def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
     return replace(flow, trade_id=trade_id)
 
+
+# The triggers that keep ``trade_totals`` as records are inserted (``migrations.m016_trade_totals``).
+TOTALS_TRIGGERS = ("trade_totals_open", "trade_totals_close", "trade_totals_flow")
+_UNITS, _MICROS = codec.units_sql, codec.micros_sql
+# Each trade's totals as the triggers keep them, folded at once from its live records: its latest
+# close by time, then id (one max() over both, so that SQLite takes its reason from that row).
+TOTALS_SQL = f"""
+    insert into trade_totals (trade_id, portfolio_id, symbol, side, strategy, opened_at, opened_us, qty, closed,
+        last_close, last_close_us, last_close_id, exit_reason, net, net_flows, funding, first_flow_at, last_flow_at)
+    select t.id, t.portfolio_id, t.symbol, t.side, t.strategy, t.opened_at, {_MICROS("t.opened_at")}, {_UNITS("t.qty")},
+        coalesce({{closed}}, 0), c.last_close, {_MICROS("c.last_close")}, c.last_close_id, c.reason,
+        coalesce({{net}}, 0), coalesce(f.net_flows, 0), coalesce({{funding}}, 0), f.first_at, f.last_at
+    from live_trades t
+    left join (
+        select trade_id, closed, reason, substr(latest, 1, length(latest) - 12) as last_close,
+            cast(substr(latest, -12) as integer) as last_close_id
+        from (select trade_id, sum({_UNITS("qty")}) as closed, max(closed_at || printf('%012d', id)) as latest, reason
+              from live_closes where trade_id in (select trade_id from temp.totalled) group by trade_id)
+    ) c on c.trade_id = t.id
+    left join (
+        select trade_id, portfolio_id, sum(iif(kind = 'funding', 0, {_UNITS("amount")})) as net,
+            sum(kind != 'funding') as net_flows, sum(iif(kind = 'funding', {_UNITS("amount")}, 0)) as funding,
+            min(at) as first_at, max(at) as last_at
+        from (select f.* from temp.totalled x join trades t on t.id = x.trade_id
+              join live_cash_flows f on f.portfolio_id = t.portfolio_id and f.trade_id = x.trade_id)
+        group by trade_id, portfolio_id
+    ) f on f.trade_id = t.id and f.portfolio_id = t.portfolio_id
+    where t.id in (select trade_id from temp.totalled)"""
 
 # A booking of at least this many fills and flows, and nothing else, is written in bulk (``_book_in_bulk``).
 BULK_ENTRIES = 100

@@ -73,6 +73,16 @@ def units_sql(column: str) -> str:
     )
 
 
+def micros_sql(column: str) -> str:
+    """SQL for a UTC ISO-8601 text (with microseconds, or without as the first release wrote it) in
+    microseconds since 1970; NULL for any other text."""
+    return (
+        f"(case when substr({column}, -6) = '+00:00' and length({column}) in (25, 32) "
+        f"then cast(strftime('%s', substr({column}, 1, 19)) as integer) * 1000000 "
+        f"+ iif(length({column}) = 32, cast(substr({column}, 21, 6) as integer), 0) end)"
+    )
+
+
 ODD_AMOUNT_SQL = "(length(ltrim(amount, '-')) > 19 or instr(amount, 'E') > 0)"  # amounts of 10 billion or more, or 1E-7
 
 

@@ -141,12 +141,14 @@ def _import(
         with ledger.transaction(session.command, session.clock()):
             importer = _Importer(session, path.name, name, symbols, keep_ids)
             large = source.size // LONGEST_RECORD >= max(DEFER_INDEXES, ledger.largest_id("cash_flows"))
-            with ledger.indexes_deferred(RECORD_TABLES) if large else contextlib.nullcontext():
-                for chunk in _chunks(source.records()):
-                    importer.take(chunk)
-                    if progress:
-                        progress(f"importing {path.name}", source.done, source.size)
-                importer.finish()
+            # The trades' totals are summed once the indexes are back (``Ledger.totals_deferred``).
+            with ledger.totals_deferred() if large else contextlib.nullcontext():
+                with ledger.indexes_deferred(RECORD_TABLES) if large else contextlib.nullcontext():
+                    for chunk in _chunks(source.records()):
+                        importer.take(chunk)
+                        if progress:
+                            progress(f"importing {path.name}", source.done, source.size)
+                    importer.finish()
     return importer
 
 
