@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -195,6 +195,33 @@ def test_an_io_error_after_the_commit_is_a_warning_and_exit_0(cli, binance, ledg
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("warning: the fetched prices were not cached") and "I/O error" in done.stderr
     assert len(cli.json("trades")) == 2
+
+
+def test_a_backdated_record_committed_on_a_full_disk_is_exit_0_and_its_snapshots_wait(cli, binance, ledger_path):
+    """A record dated before existing snapshots commits, then its stale snapshots are rebuilt in a
+    transaction of their own: when the disk has room for the record only, the command still says it
+    committed (exit 0, a warning), and the next snapshot rebuilds the days."""
+    start = datetime.now(UTC) - timedelta(days=4)
+    cli("init", "--at", start.isoformat())
+    cli("snapshot")
+    deposit = ["deposit", "100", "--at", (start + timedelta(days=1, hours=12)).isoformat(), "--note", "x" * 900]
+
+    def deposits() -> int:
+        with sqlite3.connect(ledger_path) as conn:
+            return conn.execute("select count(*) from cash_flows where kind = 'deposit'").fetchone()[0]
+
+    for frames in range(1, 40):  # the smallest limit at which the deposit commits (see above)
+        with sqlite3.connect(ledger_path) as conn:
+            conn.execute("pragma wal_checkpoint(truncate)")
+        done = warm.run(deposit, timeout=60, limits={"RLIMIT_FSIZE": (32 + frames * 4120,) * 2})
+        if done.returncode != 6:
+            break
+        assert deposits() == 1, f"exit 6, but the deposit was booked: {done.stderr}"
+    assert done.returncode == 0, done.stderr
+    assert "could not be rebuilt" in done.stderr and "next 'portfolio snapshot'" in done.stderr
+    assert deposits() == 2
+    cli("snapshot")
+    cli("verify")
 
 
 def test_a_ledger_from_a_newer_version_is_refused_and_left_untouched(cli, binance, ledger_path):

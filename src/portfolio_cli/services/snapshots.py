@@ -27,6 +27,7 @@ from portfolio_cli.engine.history import day_end, day_start, days_to_backfill, s
 from portfolio_cli.engine.records import Candle, Portfolio, Snapshot
 from portfolio_cli.engine.symbols import symbols_to_price
 from portfolio_cli.engine.valuation import Mark, value_portfolio
+from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.prices.book import LAST_FILL, candle_close_marks
 from portfolio_cli.services.common import PortfolioRecords, brackets_of, records_of
 from portfolio_cli.session import Session
@@ -226,7 +227,14 @@ def rebuild_stale(session: Session, name: str, days: tuple[date, ...]) -> list[S
     is rebuilt by the next ``portfolio snapshot`` (which backfills every missing day)."""
     if not days:
         return []
-    run = take_snapshots(session, [name], rebuild=set(days))
+    try:
+        run = take_snapshots(session, [name], rebuild=set(days))
+    except LedgerFailure as exc:  # the record is committed: a full disk now must not call it failed
+        session.warn(
+            f"the snapshots from {days[0]} are stale (a record dated before them was booked) and could not be "
+            f"rebuilt: {exc}; the next 'portfolio snapshot' rebuilds them"
+        )
+        return []
     skipped = [s for p in run.portfolios for s in p.skipped]
     for s in skipped:
         session.warn(
