@@ -15,6 +15,10 @@ from portfolio_cli.engine.records import FlowKind
 from portfolio_cli.errors import ConfigInvalid
 from portfolio_cli.ledger import open_ledger
 
+# The codec's quick paths against the full formulas: 500 decimals and 250 texts by default, four times
+# as many in long mode.
+CODEC_EXAMPLES = 500 if os.environ.get("PORTFOLIO_LONG_TESTS") == "1" else 125
+
 
 def test_money_is_exact_text_with_8_places(tmp_path):
     from datetime import UTC, datetime
@@ -29,7 +33,7 @@ def test_money_is_exact_text_with_8_places(tmp_path):
     assert raw == ("12345678901234567.89000000", "text")
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=CODEC_EXAMPLES * 4, deadline=None)
 @given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**19), max_value=10**19, places=None))
 def test_money_text_is_the_ledger_rounding_whatever_the_decimal(value):
     """``codec.money`` takes a quick path for numbers already at 8 places: the same text as rounding
@@ -58,7 +62,7 @@ def test_timestamps_are_utc_with_microseconds_also_when_repeated(moment):
     assert codec.timestamp(moment.replace(microsecond=0)).endswith(".000000+00:00")
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=CODEC_EXAMPLES * 2, deadline=None)
 @given(st.from_regex(r"-?[0-9]{1,22}(\.[0-9]{0,10})?", fullmatch=True) | st.sampled_from(["0.00000000", "-0.00000000"]))
 def test_text_the_import_writes_as_it_is_is_what_money_writes(text):
     """An import writes an amount whose text ``is_money`` as that text, and its negation (a fee's
@@ -72,7 +76,7 @@ def test_text_the_import_writes_as_it_is_is_what_money_writes(text):
         assert codec.money(D(text)) != text or text == "-0.00000000"  # a leading zero, or a negative zero
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=CODEC_EXAMPLES * 2, deadline=None)
 @given(st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00", fullmatch=True))
 def test_a_moment_in_the_form_timestamp_writes_is_written_back_as_the_same_text(text):
     from portfolio_cli.ledger import codec
