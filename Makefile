@@ -29,10 +29,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # pip compiles every installed module on one core; compileall does it on every core, skipping what
-# nothing here imports (the libraries' own tests, ccxt's async and websocket clients). The bytecode
+# nothing here imports (the libraries' own tests, ccxt's async and websocket clients, pip and
+# setuptools, mypy's sources beside its compiled modules). The bytecode
 # matters where PYTHONDONTWRITEBYTECODE is set: each process would compile ccxt and pandas again.
 # A file that does not compile is only left uncompiled.
-COMPILE = $(BIN)/python -m compileall -q -j 0 -x '/(tests|ccxt/async_support|ccxt/pro)/' \
+COMPILE = $(BIN)/python -m compileall -q -j 0 -x '/(tests|ccxt/async_support|ccxt/pro|pip|setuptools|pkg_resources|mypy|mypyc)/' \
 	"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null || true
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
