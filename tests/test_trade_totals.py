@@ -35,7 +35,7 @@ from portfolio_cli.engine.records import (
 )
 from portfolio_cli.engine.trades import breakdowns_of, held_time, stats_of, total_closed
 from portfolio_cli.ledger import Ledger, codec, open_ledger
-from portfolio_cli.ledger.migrations import _fill_trade_totals
+from portfolio_cli.ledger.migrations import CLOSED_DAY_TRIGGERS, _fill_trade_totals, refresh_closed_days
 from portfolio_cli.ledger.queries import INEXACT_TOTALS
 from portfolio_cli.money import ZERO
 from portfolio_cli.services.common import records_of
@@ -47,8 +47,12 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT")
 STRATEGIES = ("trend", "", None)
 TRADE_FLOWS = (FlowKind.FEE, FlowKind.REALIZED_PNL, FlowKind.FUNDING, FlowKind.LIQUIDATION_FEE)
 
-# A few coarse moments, so that closes and openings share them (ties in closing order).
-moments = st.integers(0, 40).map(lambda n: T0 + timedelta(hours=6 * n))
+# A few coarse moments, so that closes and openings share them (ties in closing order), some of them
+# days and months apart (the report sums whole days and months from their statistics).
+moments = st.one_of(
+    st.integers(0, 40).map(lambda n: T0 + timedelta(hours=6 * n)),
+    st.integers(0, 12).map(lambda n: T0 + timedelta(days=9 * n)),
+)
 closes = st.lists(
     st.tuples(st.sampled_from(("whole", "half", "over", "sliver")), moments, st.sampled_from(list(CloseReason))),
     max_size=3,
@@ -174,12 +178,26 @@ def stored_totals(ledger: Ledger) -> list[tuple]:
     ]
 
 
+def stored_days(ledger: Ledger) -> list[list[tuple]]:
+    """The rows of the days' and months' statistics and outcomes, in order, their sums that are no
+    exact integer all alike."""
+    found = []
+    for table in ("closed_days", "closed_months", "closed_outcomes"):
+        rows = ledger.conn.execute(f"select * from {table}").fetchall()
+        found.append(sorted((tuple("inexact" if v.__class__ is float else v for v in row) for row in rows), key=repr))
+    return found
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(drawn=trades, odd=odd_amounts, since=moments, length=st.integers(0, 60))
 def test_the_reports_trade_figures_from_the_totals_equal_the_fold_of_the_records(drawn, odd, since, length):
     with tempfile.TemporaryDirectory() as home:
         ledger, book = build(Path(home) / "ledger.db", drawn, odd)
-        windows = [(T0 - timedelta(days=1), T0 + timedelta(days=60)), (since, since + timedelta(hours=6 * length))]
+        windows = [
+            (T0 - timedelta(days=1), T0 + timedelta(days=120)),
+            (since, since + timedelta(hours=6 * length)),
+            (since, since + timedelta(days=length)),
+        ]
         for start, end in windows:
             totals, held = ledger.closed_totals(book, start, end)
             want_closed, want_spans = folded(ledger, book, start, end)
@@ -196,11 +214,15 @@ def test_the_reports_trade_figures_from_the_totals_equal_the_fold_of_the_records
         # The totals are what verify folds from the records, and what the migration fills in.
         for portfolio in ledger.portfolios():
             assert _check_totals(portfolio, records_of(ledger, portfolio), ledger.trade_totals(portfolio)) == []
-        kept = stored_totals(ledger)
+        kept = stored_totals(ledger), stored_days(ledger)
         with ledger.transaction("test", T0):
-            ledger.conn.execute("delete from trade_totals")
+            for table in ("trade_totals", "closed_days", "closed_months", "closed_outcomes"):
+                ledger.conn.execute(f"delete from {table}")
+            for name in CLOSED_DAY_TRIGGERS:  # as the migration: the totals first, then the days from them
+                ledger.conn.execute(f"drop trigger {name}")
             _fill_trade_totals(ledger.conn)
-        assert stored_totals(ledger) == kept
+            refresh_closed_days(ledger.conn)
+        assert (stored_totals(ledger), stored_days(ledger)) == kept
         ledger.close()
 
 

@@ -31,6 +31,7 @@ from portfolio_cli.engine.records import (
 )
 from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.ledger import codec, rowmap
+from portfolio_cli.ledger.migrations import CLOSED_DAY_TRIGGERS, refresh_closed_days
 from portfolio_cli.ledger.queries import Queries
 
 
@@ -185,8 +186,9 @@ class Writes(Queries):
 
     def _pause_totals(self) -> list[tuple[str]]:
         """Drop the triggers that keep ``trade_totals`` as records are inserted; returns their SQL."""
+        marks = ", ".join("?" * len(TOTALS_TRIGGERS))
         paused = self.conn.execute(
-            "select sql from sqlite_master where type = 'trigger' and name in (?, ?, ?)", TOTALS_TRIGGERS
+            f"select sql from sqlite_master where type = 'trigger' and name in ({marks})", TOTALS_TRIGGERS
         ).fetchall()
         for name in TOTALS_TRIGGERS:
             self.conn.execute(f"drop trigger if exists {name}")
@@ -202,6 +204,11 @@ class Writes(Queries):
         conn.execute("create temp table if not exists totalled (trade_id integer primary key)")
         conn.execute("delete from temp.totalled")
         conn.executemany("insert into temp.totalled values (?)", [(i,) for i in trade_ids])
+        days_sql = (
+            "select distinct portfolio_id, substr(last_close, 1, 10) from trade_totals "
+            "where trade_id in (select trade_id from temp.totalled) and last_close is not null"
+        )
+        days = set(conn.execute(days_sql).fetchall())  # of the closes before and after
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
         try:
             conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"))
@@ -209,6 +216,8 @@ class Writes(Queries):
             if "overflow" not in str(exc):
                 raise
             conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
+        days.update(conn.execute(days_sql).fetchall())
+        refresh_closed_days(conn, sorted(days))
         conn.execute("delete from temp.totalled")
 
     @contextmanager
@@ -481,7 +490,8 @@ def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
 
 
 # The triggers that keep ``trade_totals`` as records are inserted (``migrations.m016_trade_totals``).
-TOTALS_TRIGGERS = ("trade_totals_open", "trade_totals_close", "trade_totals_flow")
+# With them, those that keep the days' closed-trade statistics from the totals (``m017_closed_days``).
+TOTALS_TRIGGERS = ("trade_totals_open", "trade_totals_close", "trade_totals_flow", *CLOSED_DAY_TRIGGERS)
 _UNITS, _MICROS = codec.units_sql, codec.micros_sql
 # Each trade's totals as the triggers keep them, folded at once from its live records: its latest
 # close by time, then id (one max() over both, so that SQLite takes its reason from that row).
