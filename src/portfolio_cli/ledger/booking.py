@@ -40,7 +40,8 @@ class Writes(Queries):
     what would break a record already booked."""
 
     _totals_deferred = False  # inside ``totals_deferred``
-    _untotalled: set[int] = set()  # there: the trades whose totals are to be summed at its end
+    _untotalled: set[int] = set()  # there: the trades whose totals are to be summed at its end,
+    _closed_days: set[tuple[int, str]] = set()  # and the days (portfolio, YYYY-MM-DD) to write afresh
 
     def book(self, portfolio: Portfolio | None, booking: Booking) -> Booked:
         """Write a booking the engine decided, in its order, inside the caller's transaction: the one
@@ -145,16 +146,21 @@ class Writes(Queries):
                 given = [[rows.first[table], rows.first[table] + len(written) - 1]]
             _insert_rows(self.conn, table, names, marks, written)
             self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
-        # The totals of the trades this booking opens are folded from its own rows, here; those of the
-        # trades it closes or pays for that it did not open (or that the fold leaves to SQL) are summed
-        # again from the ledger: now, or once at the end of ``totals_deferred``.
+        # The totals of the trades this booking opens are folded from its own rows, here (a new
+        # trade has none to replace), with the days their closes count in; those of the trades it
+        # closes or pays for that it did not open (or that the fold leaves to SQL) are summed again
+        # from the ledger, and those days' statistics written afresh: now, or once at the end of
+        # ``totals_deferred``.
         totals, touched = fold_totals(portfolio.id, rows)
         for group in totals:
-            _insert_rows(self.conn, "trade_totals", TOTALS_COLUMNS, ["?"] * len(TOTALS_COLUMNS), group, "or replace")
+            _insert_rows(self.conn, "trade_totals", TOTALS_COLUMNS, ["?"] * len(TOTALS_COLUMNS), group)
+        days = {(portfolio.id, row[9][:10]) for group in totals for row in group if row[9] and row[8] >= row[7]}
         if self._totals_deferred:
             self._untotalled |= touched
+            self._closed_days |= days
         else:
             self._total_trades(touched)
+            refresh_closed_days(self.conn, sorted(days))
             for (sql,) in paused:
                 self.conn.execute(sql)
         return Booked((), stale, rewound)
@@ -168,13 +174,14 @@ class Writes(Queries):
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         paused = self._pause_totals()
-        self._totals_deferred, self._untotalled = True, set()
+        self._totals_deferred, self._untotalled, self._closed_days = True, set(), set()
         try:
             yield
-            touched = self._untotalled
+            touched, days = self._untotalled, self._closed_days
         finally:
-            self._totals_deferred, self._untotalled = False, set()
+            self._totals_deferred, self._untotalled, self._closed_days = False, set(), set()
         self._total_trades(touched)
+        refresh_closed_days(self.conn, sorted(days))
         for (sql,) in paused:
             self.conn.execute(sql)
 
@@ -208,7 +215,7 @@ class Writes(Queries):
             "select distinct portfolio_id, substr(last_close, 1, 10) from trade_totals "
             "where trade_id in (select trade_id from temp.totalled) and last_close is not null"
         )
-        days = set(conn.execute(days_sql).fetchall())  # of the closes before and after
+        days = {(pid, day) for pid, day in conn.execute(days_sql)}  # of the closes before and after
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
         try:
             conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"))
@@ -216,7 +223,7 @@ class Writes(Queries):
             if "overflow" not in str(exc):
                 raise
             conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
-        days.update(conn.execute(days_sql).fetchall())
+        days.update((pid, day) for pid, day in conn.execute(days_sql))
         refresh_closed_days(conn, sorted(days))
         conn.execute("delete from temp.totalled")
 
