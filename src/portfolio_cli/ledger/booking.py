@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from portfolio_cli.engine.booking import Booked, Booking, CheckMark, Entry, RebalanceLink
@@ -29,6 +31,7 @@ from portfolio_cli.engine.records import (
 )
 from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.ledger import codec, rowmap
+from portfolio_cli.ledger.migrations import CLOSED_DAY_TRIGGERS, refresh_closed_days
 from portfolio_cli.ledger.queries import Queries
 
 
@@ -37,6 +40,8 @@ class Writes(Queries):
     what would break a record already booked."""
 
     _totals_deferred = False  # inside ``totals_deferred``
+    _untotalled: set[int] = set()  # there: the trades whose totals are to be summed at its end,
+    _closed_days: set[tuple[int, str]] = set()  # and the days (portfolio, YYYY-MM-DD) to write afresh
 
     def book(self, portfolio: Portfolio | None, booking: Booking) -> Booked:
         """Write a booking the engine decided, in its order, inside the caller's transaction: the one
@@ -139,50 +144,58 @@ class Writes(Queries):
                 given = _runs([row[0] for row in written])
             else:  # numbered by SQLite, as one by one: the next after the largest, in order
                 given = [[rows.first[table], rows.first[table] + len(written) - 1]]
-            sql = f"insert into {table} ({','.join(names)}) values ({','.join(marks)})"
-            self.conn.executemany(sql, written)
+            _insert_rows(self.conn, table, names, marks, written)
             self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
-        if not self._totals_deferred:
-            touched = {row[0] for row in rows.trades} | {row[0] for row in rows.closes}
-            touched |= {row[3] for row in rows.cash_flows if row[3] is not None}
+        # The totals of the trades this booking opens are folded from its own rows, here (a new
+        # trade has none to replace), with the days their closes count in; those of the trades it
+        # closes or pays for that it did not open (or that the fold leaves to SQL) are summed again
+        # from the ledger, and those days' statistics written afresh: now, or once at the end of
+        # ``totals_deferred``.
+        totals, touched = fold_totals(portfolio.id, rows)
+        for group in totals:
+            _insert_rows(self.conn, "trade_totals", TOTALS_COLUMNS, ["?"] * len(TOTALS_COLUMNS), group)
+        days = {(portfolio.id, row[9][:10]) for group in totals for row in group if row[9] and row[8] >= row[7]}
+        if self._totals_deferred:
+            self._untotalled |= touched
+            self._closed_days |= days
+        else:
             self._total_trades(touched)
+            refresh_closed_days(self.conn, sorted(days))
             for (sql,) in paused:
                 self.conn.execute(sql)
         return Booked((), stale, rewound)
 
     @contextmanager
     def totals_deferred(self) -> Iterator[None]:
-        """Inside the caller's transaction, write the totals of the trades that bulk bookings touch once
-        at the end, not batch by batch (a large import; outside ``indexes_deferred``, so that the
-        indexes are back when they are summed): the totals' triggers stay off until then."""
+        """Inside the caller's transaction, sum the totals of the trades that its bookings touch but do
+        not fold themselves (``fold_totals``) once at the end, not booking by booking (a large import;
+        outside ``indexes_deferred``, so that the indexes are back when they are summed): the totals'
+        triggers stay off until then, and every trade a record is written for meanwhile is noted."""
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
-        before = {t: self.conn.execute(f"select coalesce(max(id), 0) from {t}").fetchone()[0] for t in BULK_TABLES}
         paused = self._pause_totals()
-        self._totals_deferred = True
+        self._totals_deferred, self._untotalled, self._closed_days = True, set(), set()
         try:
             yield
+            touched, days = self._untotalled, self._closed_days
         finally:
-            self._totals_deferred = False
-        # Every trade a record after ``before`` belongs to, and any trade without totals (one that
-        # kept an id below the largest, and booked no flow).
-        touched = {
-            trade_id
-            for (trade_id,) in self.conn.execute(
-                "select id from trades where id > ?1 union select trade_id from closes where id > ?2 "
-                "union select trade_id from cash_flows where id > ?3 and trade_id is not null "
-                "union select id from live_trades where id not in (select trade_id from trade_totals)",
-                [before["trades"], before["closes"], before["cash_flows"]],
-            )
-        }
+            self._totals_deferred, self._untotalled, self._closed_days = False, set(), set()
         self._total_trades(touched)
+        refresh_closed_days(self.conn, sorted(days))
         for (sql,) in paused:
             self.conn.execute(sql)
 
+    def _untotal(self, trade_id: int | None) -> None:
+        """Inside ``totals_deferred``, note a trade a record was written for one by one (its totals'
+        triggers are off): its totals are summed at the end."""
+        if self._totals_deferred and trade_id is not None:
+            self._untotalled.add(trade_id)
+
     def _pause_totals(self) -> list[tuple[str]]:
         """Drop the triggers that keep ``trade_totals`` as records are inserted; returns their SQL."""
+        marks = ", ".join("?" * len(TOTALS_TRIGGERS))
         paused = self.conn.execute(
-            "select sql from sqlite_master where type = 'trigger' and name in (?, ?, ?)", TOTALS_TRIGGERS
+            f"select sql from sqlite_master where type = 'trigger' and name in ({marks})", TOTALS_TRIGGERS
         ).fetchall()
         for name in TOTALS_TRIGGERS:
             self.conn.execute(f"drop trigger if exists {name}")
@@ -198,6 +211,11 @@ class Writes(Queries):
         conn.execute("create temp table if not exists totalled (trade_id integer primary key)")
         conn.execute("delete from temp.totalled")
         conn.executemany("insert into temp.totalled values (?)", [(i,) for i in trade_ids])
+        days_sql = (
+            "select distinct portfolio_id, substr(last_close, 1, 10) from trade_totals "
+            "where trade_id in (select trade_id from temp.totalled) and last_close is not null"
+        )
+        days = {(pid, day) for pid, day in conn.execute(days_sql)}  # of the closes before and after
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
         try:
             conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"))
@@ -205,6 +223,8 @@ class Writes(Queries):
             if "overflow" not in str(exc):
                 raise
             conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
+        days.update((pid, day) for pid, day in conn.execute(days_sql))
+        refresh_closed_days(conn, sorted(days))
         conn.execute("delete from temp.totalled")
 
     @contextmanager
@@ -318,16 +338,20 @@ class Writes(Queries):
         note: str | None = None,
     ) -> int:
         row = flow_row(portfolio, CashFlow(0, kind, amount, at, trade_id, note))
+        self._untotal(trade_id)
         return self._write("cash_flows", row, f"record {kind.value}", portfolio.id)
 
     def add_trade(self, portfolio: Portfolio, trade: Trade, forced: bool, trade_id: int | None = None) -> int:
         """Record a trade; ``trade_id`` keeps an imported trade's id (the caller checks it is free)."""
         row = {**({"id": trade_id} if trade_id is not None else {}), **trade_row(portfolio, trade, forced)}
-        return self._write("trades", row, "open trade", portfolio.id)
+        row_id = self._write("trades", row, "open trade", portfolio.id)
+        self._untotal(row_id)
+        return row_id
 
     def add_close(self, portfolio: Portfolio, close: Close) -> int:
         row = close_row(close)
         action = "close trade" if close.reason is CloseReason.MANUAL else f"close trade ({close.reason.value})"
+        self._untotal(close.trade_id)
         return self._write("closes", row, action, portfolio.id)
 
     def add_rebalance(self, event: RebalanceEvent) -> int:
@@ -473,7 +497,8 @@ def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
 
 
 # The triggers that keep ``trade_totals`` as records are inserted (``migrations.m016_trade_totals``).
-TOTALS_TRIGGERS = ("trade_totals_open", "trade_totals_close", "trade_totals_flow")
+# With them, those that keep the days' closed-trade statistics from the totals (``m017_closed_days``).
+TOTALS_TRIGGERS = ("trade_totals_open", "trade_totals_close", "trade_totals_flow", *CLOSED_DAY_TRIGGERS)
 _UNITS, _MICROS = codec.units_sql, codec.micros_sql
 # Each trade's totals as the triggers keep them, folded at once from its live records: its latest
 # close by time, then id (one max() over both, so that SQLite takes its reason from that row).
@@ -578,6 +603,126 @@ class BulkRows:
 
 
 _FEE, _LIQUIDATION_FEE, _REALIZED_PNL = FlowKind.FEE.value, FlowKind.LIQUIDATION_FEE.value, FlowKind.REALIZED_PNL.value
+
+
+TOTALS_COLUMNS = (
+    "trade_id", "portfolio_id", "symbol", "side", "strategy", "opened_at", "opened_us", "qty", "closed", "last_close",
+    "last_close_us", "last_close_id", "exit_reason", "net", "net_flows", "funding", "first_flow_at", "last_flow_at",
+)  # fmt: skip
+# Money text that ``codec.units_sql`` turns into whole 1e-8 units exactly, its digits without the
+# point (below 10^10: 64 bits hold it), the form the ledger writes; a time in the form
+# ``codec.timestamp`` writes.
+_UNIT_TEXT = re.compile(r"-?[0-9]{1,10}\.[0-9]{8}")
+_TIMESTAMP = re.compile(codec.TIMESTAMP_FORM)
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_INT64 = 1 << 63
+_FUNDING = FlowKind.FUNDING.value
+
+
+def fold_totals(portfolio_id: int, rows: BulkRows) -> tuple[list[list[tuple]], set[int]]:
+    """The ``trade_totals`` rows of the trades a bulk booking opens, folded from its own rows as
+    ``TOTALS_SQL`` folds them from the ledger (which it cannot be told from: a test holds them to
+    it), in two groups, trades closed and not; and the trades whose totals are left to
+    ``TOTALS_SQL``: those its closes and flows belong to that it does not open, and those with a
+    value in a form other than the ledger's own (``_UNIT_TEXT``, ``_TIMESTAMP``) or sums that 64
+    bits might not hold. Nothing of a booking's rows can be voided yet: every one is new.
+    (Hot: a million trades pass through here.)"""
+    amount_form, time_form, get = _UNIT_TEXT.fullmatch, _TIMESTAMP.fullmatch, dict.get
+    opened: dict[int, list] = {}
+    others: set[int] = set()
+    for row in rows.trades:
+        trade_id, qty, at = row[0], row[6], row[10]
+        us = _micros(at)
+        if us is None or not amount_form(qty) or trade_id in opened:
+            others.add(trade_id)
+            continue
+        # TOTALS_COLUMNS, then the sum of the magnitudes of the trade's closes and flows
+        opened[trade_id] = [trade_id, portfolio_id, row[1], row[2], row[13], at, us, int(qty.replace(".", "")), 0,
+                            None, None, None, None, 0, 0, 0, None, None, 0]  # fmt: skip
+    close_id = rows.first["closes"] - 1
+    for trade_id, qty, _, _, _, _, at, _, reason in rows.closes:
+        close_id += 1
+        totals = get(opened, trade_id)
+        if totals is None or not (amount_form(qty) and time_form(at)):
+            others.add(trade_id)
+            continue
+        units = int(qty.replace(".", ""))
+        totals[8] += units
+        totals[18] += abs(units)
+        # the latest close by time, then id: TOTALS_SQL's max(closed_at || printf('%012d', id))
+        if totals[9] is None or at > totals[9] or at == totals[9] and close_id > totals[11]:
+            totals[9], totals[11], totals[12] = at, close_id, reason
+    for kind, amount, at, trade_id, _ in rows.cash_flows:
+        if trade_id is None:
+            continue
+        totals = get(opened, trade_id)
+        if totals is None or not amount_form(amount):
+            others.add(trade_id)
+            continue
+        units = int(amount.replace(".", ""))
+        if kind == _FUNDING:
+            totals[15] += units
+        else:
+            totals[13] += units
+            totals[14] += 1
+        totals[18] += abs(units)
+        if totals[16] is None or at < totals[16]:
+            totals[16] = at
+        if totals[17] is None or at > totals[17]:
+            totals[17] = at
+    closed: list[tuple] = []
+    open_: list[tuple] = []
+    for trade_id, totals in opened.items():
+        if trade_id in others or totals.pop() >= _INT64:  # a sum SQLite's could overflow: summed there
+            continue
+        if totals[9] is None:
+            open_.append(tuple(totals))
+        elif (us := _micros(totals[9])) is None:
+            others.add(trade_id)
+        else:
+            totals[10] = us
+            closed.append(tuple(totals))
+    return [group for group in (open_, closed) if group], others
+
+
+def _micros(text: str) -> int | None:
+    """``codec.micros_sql`` of a time in the ledger's form: microseconds since 1970 (None for any
+    other text, which is left to SQL)."""
+    if not _TIMESTAMP.fullmatch(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:  # the form, but no such day
+        return None
+    seconds = (moment.toordinal() - _EPOCH_DAY) * 86_400 + moment.hour * 3600 + moment.minute * 60 + moment.second
+    return seconds * 1_000_000 + moment.microsecond
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, names: tuple[str, ...], marks: list[str], rows: list[tuple], verb: str = ""
+) -> None:
+    """``insert into table (names) values (marks)`` for each row (its values bound to the ``?`` marks,
+    in order), leaving out the columns that are NULL on every row and NULL by default: binding None
+    costs Python's sqlite3 more than binding text, and a million rows bind millions of them."""
+    bound = [n for n, mark in enumerate(marks) if mark == "?"]  # the column each value of a row goes to
+    nullable = _null_by_default(conn, table)
+    empty = {
+        i
+        for i, value in enumerate(rows[0])
+        if value is None and names[bound[i]] in nullable and list(map(itemgetter(i), rows)).count(None) == len(rows)
+    }
+    if empty:
+        kept = [i for i in range(len(bound)) if i not in empty]
+        rows = list(map(itemgetter(*kept), rows)) if len(kept) > 1 else [(row[kept[0]],) for row in rows]
+        left_out = {bound[i] for i in empty}
+        names = tuple(name for n, name in enumerate(names) if n not in left_out)
+        marks = [mark for n, mark in enumerate(marks) if n not in left_out]
+    conn.executemany(f"insert {verb} into {table} ({','.join(names)}) values ({','.join(marks)})", rows)
+
+
+def _null_by_default(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The columns of ``table`` that are NULL when a row gives them no value."""
+    return {name for _, name, _, _, default, _ in conn.execute(f"pragma table_info({table})") if default is None}
 
 
 def _plain(entry: Entry) -> bool:

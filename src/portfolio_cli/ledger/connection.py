@@ -140,7 +140,7 @@ class Connection:
     def _rows(self, sql: str, params: list[Any] | tuple = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
 
-    def _tuples(self, sql: str, params: list[Any] | tuple = ()) -> list[tuple[Any, ...]]:
+    def _tuples(self, sql: str, params: list[Any] | tuple | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         """All rows as plain tuples: for the large reads (100,000 rows and more), where building a
         ``sqlite3.Row`` for each costs as much as the query itself."""
         cursor = self.conn.cursor()

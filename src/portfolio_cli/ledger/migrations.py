@@ -579,6 +579,161 @@ def _fill_trade_totals(conn: sqlite3.Connection) -> None:
     )
 
 
+# The closed-trade statistics of each UTC day, kept beside ``trade_totals`` by triggers on it, so that a
+# report over 100,000 trades sums a few rows per day (``Queries.closed_totals``) instead of grouping
+# and sorting every trade: per day (of a trade's last close) and symbol, strategy, side and exit
+# reason the count, wins, losses, net PnL, wins' and losses' sums, holding time and largest win and
+# loss, all in whole units as ``trade_totals`` keeps them; and per day the outcomes of its closed
+# trades in closing order (``W``, ``L``, ``0``), from which streaks run across days; and each month's
+# sums of its days. A day is summed afresh from its trades whenever one of them changes (a largest win
+# cannot be taken back), and its month from its days. A sum that could pass 64 bits is kept as a
+# float, which the report refuses (it then folds the records).
+def _closed_day_sql(pid: str, day: str, extra: str = "1") -> list[str]:
+    """The statements that write day ``day`` of portfolio ``pid`` (SQL expressions) afresh from
+    ``trade_totals``, each only where ``extra`` holds."""
+    rows = (
+        f"from trade_totals where portfolio_id = {pid} and last_close > {day} and last_close < {day} || 'U' "
+        f"and closed >= qty and {extra}"
+    )
+    # Whether a sum of this day could leave 64-bit integers: then it is summed in floats.
+    risky = (
+        "(select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), "
+        "max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) "
+        f"* count(*) >= 4e18 {rows})"
+    )
+    month_days = f"portfolio_id = {pid} and day >= substr({day}, 1, 7) || '-01' and day <= substr({day}, 1, 7) || '-31'"
+    month_risky = (
+        "(select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), "
+        f"max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where {month_days})"
+    )
+    exact = "iif(r.risky, {0} * 1.0, {0})".format
+    return [
+        f"delete from closed_days where portfolio_id = {pid} and day = {day} and {extra}",
+        f"delete from closed_outcomes where portfolio_id = {pid} and day = {day} and {extra}",
+        f"""insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, {day}, symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum({exact("net")}), sum(net_flows > 0), sum(iif(net > 0, {exact("net")}, 0)),
+                sum(iif(net < 0, {exact("-net")}, 0)), sum({exact("(last_close_us - opened_us)")}),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select {risky} as risky) r, trade_totals
+            where portfolio_id = {pid} and last_close > {day} and last_close < {day} || 'U' and closed >= qty
+                and {extra}
+            group by symbol, strategy, side, exit_reason""",
+        # Closing order is the index's (last close, then trade id); a day's text is never longer
+        # than 100,000 characters per 100,000 trades.
+        # Its month, from its days.
+        f"delete from closed_months where portfolio_id = {pid} and month = substr({day}, 1, 7) and {extra}",
+        f"""insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr({day}, 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum({exact("net")}), sum(flowing), sum({exact("won")}), sum({exact("lost")}),
+                sum({exact("held_us")}), max(largest_win), min(largest_loss)
+            from (select {month_risky} as risky) r, closed_days
+            where {month_days} and {extra}
+            group by symbol, strategy, side, exit_reason""",
+        f"""insert into closed_outcomes (portfolio_id, day, outcomes)
+            select {pid}, {day}, outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome {rows}
+                    order by last_close, trade_id))
+            where outcomes is not null""",
+    ]
+
+
+CLOSED_DAY_TRIGGERS = ("closed_days_open", "closed_days_change", "closed_days_void")
+
+
+def m017_closed_days(db: Database) -> None:
+    db.execute("create index trade_totals_by_close on trade_totals (portfolio_id, last_close)")
+    db.execute(
+        """create table closed_days (
+            portfolio_id integer not null,
+            day text not null,           -- the UTC day of the trades' last close, YYYY-MM-DD
+            symbol text not null,
+            strategy text,
+            side text not null,
+            exit_reason text,
+            trades integer not null,
+            wins any,                    -- net > 0
+            losses any,                  -- net < 0
+            net any,                     -- Σ net, 1e-8 units (as trade_totals)
+            flowing any,                 -- how many of them booked a flow but funding
+            won any,                     -- Σ net of the wins
+            lost any,                    -- −Σ net of the losses
+            held_us any,                 -- Σ (last close − opening), microseconds
+            largest_win any,
+            largest_loss any
+        ) strict"""
+    )
+    db.execute("create index closed_days_by_day on closed_days (portfolio_id, day)")
+    db.execute(
+        """create table closed_months (
+            portfolio_id integer not null,
+            month text not null,         -- YYYY-MM: the sums of its days in closed_days
+            symbol text not null,
+            strategy text,
+            side text not null,
+            exit_reason text,
+            trades integer not null,
+            wins any,
+            losses any,
+            net any,
+            flowing any,
+            won any,
+            lost any,
+            held_us any,
+            largest_win any,
+            largest_loss any
+        ) strict"""
+    )
+    db.execute("create index closed_months_by_month on closed_months (portfolio_id, month)")
+    db.execute(
+        """create table closed_outcomes (
+            portfolio_id integer not null,
+            day text not null,
+            outcomes text not null,      -- W, L or 0 per closed trade, in closing order
+            primary key (portfolio_id, day)
+        ) strict"""
+    )
+    counted = "{0}.last_close is not null and {0}.closed >= {0}.qty".format
+    day = "substr({0}.last_close, 1, 10)".format
+    body = "; ".join
+    db.execute(
+        f"""create trigger closed_days_open after insert on trade_totals when {counted("new")} begin
+            {body(_closed_day_sql("new.portfolio_id", day("new")))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger closed_days_void after delete on trade_totals when {counted("old")} begin
+            {body(_closed_day_sql("old.portfolio_id", day("old")))};
+        end"""
+    )
+    other = f"(new.portfolio_id is not old.portfolio_id or {day('new')} is not {day('old')})"
+    db.execute(
+        f"""create trigger closed_days_change after update on trade_totals
+            when ({counted("old")}) or ({counted("new")}) begin
+            {body(_closed_day_sql("old.portfolio_id", day("old")))};
+            {body(_closed_day_sql("new.portfolio_id", day("new"), other))};
+        end"""
+    )
+    refresh_closed_days(db.conn)
+
+
+def refresh_closed_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | None = None) -> None:
+    """Write these days (portfolio id, YYYY-MM-DD) of ``closed_days`` and ``closed_outcomes`` afresh
+    from ``trade_totals`` (every day when None), as the triggers do."""
+    if days is None:
+        days = conn.execute(
+            "select distinct portfolio_id, substr(last_close, 1, 10) from trade_totals "
+            "where last_close is not null and closed >= qty"
+        ).fetchall()
+    statements = _closed_day_sql(":pid", ":day")
+    for pid, day in days:
+        for sql in statements:
+            conn.execute(sql, {"pid": pid, "day": day})
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -594,6 +749,7 @@ MIGRATIONS = [
     m014_voids,
     m015_drop_superseded_close_index,
     m016_trade_totals,
+    m017_closed_days,
 ]
 
 

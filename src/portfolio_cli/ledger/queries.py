@@ -240,33 +240,67 @@ class Queries(Connection):
     def _totals_in_sql(
         self, portfolio: Portfolio, since: datetime, until: datetime
     ) -> tuple[ClosedTotals, timedelta] | None:
-        window = [portfolio.id, codec.timestamp(since), codec.timestamp(until)]
-        closed = "portfolio_id = ?1 and last_close > ?2 and last_close <= ?3"
-        held = "portfolio_id = ?1 and opened_at <= ?3 and (last_close is null or last_close > ?2)"
         if self._inexact_totals(portfolio):
             return None
+        low, high = codec.timestamp(since), codec.timestamp(until)
+        # The days wholly inside the range, ``first <= day < last``, are read from their statistics
+        # (``migrations.m017_closed_days``); the trades closed in the rest of it, from their totals.
+        # Of those, the months wholly inside, ``months <= month < end``, from their sums of days.
+        first_day, last_day = date.fromisoformat(low[:10]) + timedelta(1), date.fromisoformat(high[:10])
+        months = first_day if first_day.day == 1 else _next_month(first_day)
+        end = last_day.replace(day=1)
+        first, last = first_day.isoformat(), last_day.isoformat()
+        window = {"id": portfolio.id, "low": low, "high": high, "first": first, "last": last,
+                  "months": months.isoformat()[:7], "end": end.isoformat()[:7]}  # fmt: skip
+        counted = "portfolio_id = :id and closed >= qty and "
+        if first < last:
+            before, after = "last_close > :low and last_close < :first", "last_close >= :last and last_close <= :high"
+            edges = f"{counted}(({before}) or ({after}))"
+            days = "portfolio_id = :id and day >= :first and day < :last"
+        else:
+            before, after = "last_close > :low and last_close <= :high", "0"
+            edges, days = counted + before, "0"
+        if months < end:
+            whole = "portfolio_id = :id and month >= :months and month < :end"
+            parts = f"{days} and (day < :months or day >= :end)"
+        else:
+            whole, parts = "0", days
+        figures = "symbol, strategy, side, exit_reason, trades, wins, losses, net, flowing, won, lost, held_us, " \
+            "largest_win, largest_loss"  # fmt: skip
         groups_sql = f"""
-            select symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0), sum(net), sum(net_flows > 0),
-                sum(iif(net > 0, net, 0)), -sum(iif(net < 0, net, 0)), sum(last_close_us - opened_us),
-                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
-            from trade_totals where {closed} and closed >= qty
+            select symbol, strategy, side, exit_reason, sum(trades), sum(wins), sum(losses), sum(net), sum(flowing),
+                sum(won), sum(lost), sum(held_us), max(largest_win), min(largest_loss)
+            from (select {figures} from closed_months where {whole}
+                  union all
+                  select {figures} from closed_days where {parts}
+                  union all
+                  select symbol, strategy, side, exit_reason, 1, net > 0, net < 0, net, net_flows > 0,
+                      iif(net > 0, net, 0), iif(net < 0, -net, 0), last_close_us - opened_us,
+                      iif(net > 0, net, null), iif(net < 0, net, null)
+                  from trade_totals where {edges})
             group by symbol, strategy, side, exit_reason"""
+        rows = self._tuples(groups_sql, window)
+        if any(value.__class__ is float for row in rows for value in row[4:]):
+            return None  # a day summed in floats: beyond 64-bit integers
         units = codec.from_units
         groups = [
             TradeGroup(symbol, strategy, side, reason, count, wins, losses, units(net) if flowing else ZERO,
                        units(won) if wins else ZERO, units(lost) if losses else ZERO, timedelta(microseconds=spent),
                        None if best is None else units(best), None if worst is None else units(worst))  # fmt: skip
-            for symbol, strategy, side, reason, count, wins, losses, net, flowing, won, lost, spent, best, worst in self._tuples(
-                groups_sql, window
-            )
+            for symbol, strategy, side, reason, count, wins, losses, net, flowing, won, lost, spent, best, worst in rows
         ]
-        outcomes_sql = f"select (net > 0) - (net < 0) from trade_totals where {closed} and closed >= qty " \
-            "order by last_close, trade_id"  # fmt: skip
-        marks = ("0", "W", "L")
-        outcomes = "".join([marks[sign] for (sign,) in self._tuples(outcomes_sql, window)])
+        outcomes_sql = (
+            "select group_concat(outcome, '') from (select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome "
+            f"from trade_totals where {counted}{{0}} order by last_close, trade_id)"
+        )
+        (head,) = self.conn.execute(outcomes_sql.format(before), window).fetchone()
+        (tail,) = self.conn.execute(outcomes_sql.format(after), window).fetchone()
+        inside = self.conn.execute(f"select outcomes from closed_outcomes where {days} order by day", window)
+        outcomes = "".join([head or "", *(text for (text,) in inside), tail or ""])
         # The union of the holding spans clipped to the range, as ``held_time`` adds it up: in order of
         # their starts, each adds what reaches beyond the furthest end before it.
-        start, end = _micros(since), _micros(until)
+        start_us, end_us = _micros(since), _micros(until)
+        held = "portfolio_id = ?1 and opened_at <= ?3 and (last_close is null or last_close > ?2)"
         spans_sql = f"""
             select sum(iif(b <= reach, 0, b - max(a, reach))) from (
                 select a, b, max(?4, coalesce(max(b) over (order by a, b rows between unbounded preceding
@@ -274,7 +308,7 @@ class Queries(Connection):
                 from (select max(opened_us, ?4) as a,
                              min(coalesce(iif(closed >= qty, last_close_us, null), ?5), ?5) as b
                       from trade_totals where {held}))"""
-        (covered,) = self.conn.execute(spans_sql, [*window, start, end]).fetchone()
+        (covered,) = self.conn.execute(spans_sql, [portfolio.id, low, high, start_us, end_us]).fetchone()
         return ClosedTotals(groups, outcomes), timedelta(microseconds=covered or 0)
 
     def _units_sql(self, portfolio: Portfolio) -> str:
@@ -566,6 +600,10 @@ class Queries(Connection):
             for r in self._rows(sql, [portfolio.id, low, high]):
                 held.setdefault(r["snapshot_id"], []).append(rowmap.snapshot_position(r))
         return [rowmap.snapshot(r, tuple(held.get(r["id"], ()))) for r in rows]
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def _decimal_sum(joined: str | None) -> Decimal:

@@ -277,6 +277,54 @@ CREATE TABLE trade_totals (
             last_flow_at text
         ) strict;
 
+-- table closed_days
+CREATE TABLE closed_days (
+            portfolio_id integer not null,
+            day text not null,           -- the UTC day of the trades' last close, YYYY-MM-DD
+            symbol text not null,
+            strategy text,
+            side text not null,
+            exit_reason text,
+            trades integer not null,
+            wins any,                    -- net > 0
+            losses any,                  -- net < 0
+            net any,                     -- Σ net, 1e-8 units (as trade_totals)
+            flowing any,                 -- how many of them booked a flow but funding
+            won any,                     -- Σ net of the wins
+            lost any,                    -- −Σ net of the losses
+            held_us any,                 -- Σ (last close − opening), microseconds
+            largest_win any,
+            largest_loss any
+        ) strict;
+
+-- table closed_months
+CREATE TABLE closed_months (
+            portfolio_id integer not null,
+            month text not null,         -- YYYY-MM: the sums of its days in closed_days
+            symbol text not null,
+            strategy text,
+            side text not null,
+            exit_reason text,
+            trades integer not null,
+            wins any,
+            losses any,
+            net any,
+            flowing any,
+            won any,
+            lost any,
+            held_us any,
+            largest_win any,
+            largest_loss any
+        ) strict;
+
+-- table closed_outcomes
+CREATE TABLE closed_outcomes (
+            portfolio_id integer not null,
+            day text not null,
+            outcomes text not null,      -- W, L or 0 per closed trade, in closing order
+            primary key (portfolio_id, day)
+        ) strict;
+
 -- index idx__sqlite_migrations_migration_set_name
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
@@ -353,6 +401,15 @@ CREATE INDEX "idx_voids_portfolio_id_at"
 
 -- index trade_totals_inexact
 CREATE INDEX trade_totals_inexact on trade_totals (portfolio_id) where not (typeof(qty) = 'integer' and typeof(closed) = 'integer' and typeof(net) = 'integer' and typeof(funding) = 'integer' and opened_us is not null and (last_close is null or last_close_us is not null));
+
+-- index trade_totals_by_close
+CREATE INDEX trade_totals_by_close on trade_totals (portfolio_id, last_close);
+
+-- index closed_days_by_day
+CREATE INDEX closed_days_by_day on closed_days (portfolio_id, day);
+
+-- index closed_months_by_month
+CREATE INDEX closed_months_by_month on closed_months (portfolio_id, month);
 
 -- view live_trades
 CREATE VIEW live_trades as select * from trades where id not in (select row_id from voided_rows where tbl = 'trades');
@@ -454,4 +511,105 @@ CREATE TRIGGER trade_totals_cash_flows_delete after delete on cash_flows begin
                     update trade_totals set net = null
                     where trade_id in (old.trade_id);
                 end;
+
+-- trigger closed_days_open
+CREATE TRIGGER closed_days_open after insert on trade_totals when new.last_close is not null and new.closed >= new.qty begin
+            delete from closed_days where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(new.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
+                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) * count(*) >= 4e18 from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
+            where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty
+                and 1
+            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = new.portfolio_id and month = substr(substr(new.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(substr(new.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
+                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
+            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
+            where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31' and 1
+            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
+            select new.portfolio_id, substr(new.last_close, 1, 10), outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and 1
+                    order by last_close, trade_id))
+            where outcomes is not null;
+        end;
+
+-- trigger closed_days_void
+CREATE TRIGGER closed_days_void after delete on trade_totals when old.last_close is not null and old.closed >= old.qty begin
+            delete from closed_days where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(old.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
+                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) * count(*) >= 4e18 from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
+            where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty
+                and 1
+            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = old.portfolio_id and month = substr(substr(old.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(substr(old.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
+                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
+            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
+            where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31' and 1
+            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
+            select old.portfolio_id, substr(old.last_close, 1, 10), outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1
+                    order by last_close, trade_id))
+            where outcomes is not null;
+        end;
+
+-- trigger closed_days_change
+CREATE TRIGGER closed_days_change after update on trade_totals
+            when (old.last_close is not null and old.closed >= old.qty) or (new.last_close is not null and new.closed >= new.qty) begin
+            delete from closed_days where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(old.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
+                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) * count(*) >= 4e18 from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
+            where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty
+                and 1
+            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = old.portfolio_id and month = substr(substr(old.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(substr(old.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
+                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
+            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
+            where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31' and 1
+            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
+            select old.portfolio_id, substr(old.last_close, 1, 10), outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1
+                    order by last_close, trade_id))
+            where outcomes is not null;
+            delete from closed_days where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); delete from closed_outcomes where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(new.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
+                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) * count(*) >= 4e18 from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))) as risky) r, trade_totals
+            where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty
+                and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
+            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = new.portfolio_id and month = substr(substr(new.last_close, 1, 10), 1, 7) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(substr(new.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
+                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
+            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
+            where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31' and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
+            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
+            select new.portfolio_id, substr(new.last_close, 1, 10), outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
+                    order by last_close, trade_id))
+            where outcomes is not null;
+        end;
 
