@@ -71,6 +71,7 @@ CHUNK_RECORDS = 5_000  # records read, checked and booked together
 # about a third of adding each new row to them. The records are counted low, at their longest.
 DEFER_INDEXES = 20_000
 LONGEST_RECORD = 200  # characters of an export's longer records, fills with notes
+LARGE_CACHE_MIB = 48  # SQLite's page cache for such a file (``Ledger.page_cache``): within the memory bound
 RECORD_TABLES = ("trades", "closes", "margin_changes", "cash_flows")
 _READ = 1 << 20  # characters read at a time
 _BRACKETS = re.compile(r"[\[\]{}]")
@@ -142,14 +143,16 @@ def _import(
         with ledger.transaction(session.command, session.clock()):
             importer = _Importer(session, path.name, name, symbols, keep_ids)
             large = source.size // LONGEST_RECORD >= max(DEFER_INDEXES, ledger.largest_id("cash_flows"))
-            # The trades' totals are summed once the indexes are back (``Ledger.totals_deferred``).
-            with ledger.totals_deferred() if large else contextlib.nullcontext():
-                with ledger.indexes_deferred(RECORD_TABLES) if large else contextlib.nullcontext():
-                    for chunk in _chunks(source.records()):
-                        importer.take(chunk)
-                        if progress:
-                            progress(f"importing {path.name}", source.done, source.size)
-                    importer.finish()
+            with contextlib.ExitStack() as large_write:
+                if large:  # left in reverse: the indexes built, then the trades' totals summed, then the cache
+                    large_write.enter_context(ledger.page_cache(LARGE_CACHE_MIB))
+                    large_write.enter_context(ledger.totals_deferred())
+                    large_write.enter_context(ledger.indexes_deferred(RECORD_TABLES))
+                for chunk in _chunks(source.records()):
+                    importer.take(chunk)
+                    if progress:
+                        progress(f"importing {path.name}", source.done, source.size)
+                importer.finish()
     return importer
 
 
