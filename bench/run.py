@@ -1,5 +1,5 @@
 """Benchmarks named in docs/development.md: ``python bench/run.py [value] [snapshot] [history] [export]
-[report] [rebalance] [notify] [import] [backdated] [check] [orders]`` (all by default).
+[report] [rebalance] [notify] [import] [backdated] [check] [orders] [verify]`` (all by default).
 
 1. value: wall time of ``portfolio value --offline`` on a ledger with 100 open positions (target:
    median ≤ 0.25 s on a 2-core machine), and of ``portfolio --help`` (≤ 0.25 s); HTTP requests one
@@ -21,6 +21,8 @@
    minute candles, cached (target ≤ 0.5 s).
 11. orders: ``check`` replaying a day of cached minute candles for 20 open orders and 20 positions
    with trailing stops (target ≤ 1 s for the whole check, and the write lock held).
+12. verify: ``deposit --at`` five years back on the report's ledger (100,000 trades), which rebuilds
+   its 1,826 daily snapshots, then ``verify``; each values every day's end once over the history.
 
 Nothing here touches the internet or the user's ledger: everything lives in a temp directory.
 """
@@ -596,6 +598,27 @@ def bench_backdated() -> None:
             print(verified.stdout[-2000:])
 
 
+def bench_verify() -> None:
+    """The report's ledger (100,000 closed trades, five years of daily snapshots), then a deposit dated
+    five years ago, which rebuilds every snapshot from the records, and ``verify``, which rebuilds them
+    all again to compare: each values 1,826 days' ends over the whole history."""
+    with tempfile.TemporaryDirectory() as home:
+        env = _offline_env(home)
+        report_ledger(home)
+        first = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=5 * 365)
+        ledger = open_ledger(Path(home) / "ledger.db")
+        with ledger.transaction("bench", first):  # every traded symbol's days priced: all can be rebuilt
+            for symbol, price in (("ETH/USDT", 2000), ("SOL/USDT", 100), ("DOGE/USDT", "0.1")):
+                ledger.save_candles(_candles(symbol, "1d", first - timedelta(days=1), 5 * 365 + 2, timedelta(days=1),
+                                             Decimal(price)))  # fmt: skip
+        ledger.close()
+        at = (first + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        describe("deposit --at five years ago (100,000 trades)", timed(env, "deposit", "1", "--at", at, runs=1))
+        cpu: list[float] = []
+        describe("verify (100,000 trades, 1,826 snapshots)", timed(env, "verify", runs=RUNS_SLOW, cpu=cpu))
+        print(f"  CPU (user + system) median {statistics.median(cpu):.3f} s")
+
+
 def bench_check() -> None:
     """10 margin positions opened a day ago, every minute candle of that day cached: the time from
     check's BEGIN IMMEDIATE to its COMMIT (the replay itself), measured in-process."""
@@ -726,6 +749,7 @@ BENCHES = {
     "backdated": bench_backdated,
     "check": bench_check,
     "orders": bench_orders,
+    "verify": bench_verify,
 }
 
 

@@ -27,7 +27,7 @@ from decimal import Decimal
 
 from portfolio_cli.choices import Every
 from portfolio_cli.engine.accounting import Lot, build_lots
-from portfolio_cli.engine.records import CashFlow, Close, MarginChange, Snapshot, SnapshotPosition, Trade
+from portfolio_cli.engine.records import CashFlow, Close, FlowKind, MarginChange, Snapshot, SnapshotPosition, Trade
 from portfolio_cli.engine.valuation import Mark, Valuation
 from portfolio_cli.money import ZERO
 
@@ -46,6 +46,82 @@ def records_at(
         [m for m in margin_changes if m.at <= moment],
     )
     return lots, [f for f in flows if f.at <= moment]
+
+
+class RecordsSweep:
+    """``records_at`` for moments asked in increasing order (the ends of days, oldest first), each
+    record folded in once: valuing every day of a long history costs the records plus the open lots
+    of each day, not the records once per day.
+
+    ``at`` returns what valuing the moment reads: the lots open then, each as ``records_at`` builds
+    it (its closes and margin changes up to the moment, in the order given), and one cash flow per
+    kind holding the sum of that kind's flows up to the moment (wallet balance and every total are
+    sums, and the sums of exact amounts are the same in any order). A moment before the last one asked
+    starts the sweep again from the first record."""
+
+    def __init__(
+        self,
+        trades: Sequence[Trade],
+        closes: Sequence[Close],
+        margin_changes: Sequence[MarginChange],
+        flows: Sequence[CashFlow],
+    ) -> None:
+        # each record with its place in the list given, which orders a lot's closes and changes
+        events: list[tuple[datetime, int, int, Trade | Close | MarginChange | CashFlow]] = [
+            *((t.opened_at, 0, n, t) for n, t in enumerate(trades)),
+            *((c.closed_at, 1, n, c) for n, c in enumerate(closes)),
+            *((m.at, 2, n, m) for n, m in enumerate(margin_changes)),
+            *((f.at, 3, n, f) for n, f in enumerate(flows)),
+        ]
+        events.sort(key=lambda event: event[:3])
+        self._events = events
+        self._restart()
+
+    def _restart(self) -> None:
+        self._next = 0
+        self._moment: datetime | None = None
+        self._trades: dict[int, Trade] = {}
+        self._parts: dict[int, tuple[list[tuple[int, Close]], list[tuple[int, MarginChange]]]] = {}
+        self._lots: dict[int, Lot] = {}  # open lots, kept until a record of their trade arrives
+        self._totals: dict[FlowKind, Decimal] = {}
+
+    def at(self, moment: datetime) -> tuple[list[Lot], list[CashFlow]]:
+        if self._moment is not None and moment < self._moment:
+            self._restart()
+        self._moment = moment
+        changed: set[int] = set()
+        events = self._events
+        while self._next < len(events) and events[self._next][0] <= moment:
+            _, _, n, record = events[self._next]
+            self._next += 1
+            if isinstance(record, Trade):
+                self._trades[record.id] = record
+                self._parts.setdefault(record.id, ([], []))
+                changed.add(record.id)
+            elif isinstance(record, CashFlow):
+                self._totals[record.kind] = self._totals.get(record.kind, ZERO) + record.amount
+            else:  # a close or margin change: its lot is rebuilt once its trade is there
+                closes, margin_changes = self._parts.setdefault(record.trade_id, ([], []))
+                if isinstance(record, Close):
+                    closes.append((n, record))
+                else:
+                    margin_changes.append((n, record))
+                if record.trade_id in self._trades:
+                    changed.add(record.trade_id)
+        for trade_id in changed:
+            closes, margin_changes = self._parts[trade_id]
+            lot = Lot(
+                self._trades[trade_id],
+                tuple(c for _, c in sorted(closes, key=lambda p: p[0])),
+                tuple(m for _, m in sorted(margin_changes, key=lambda p: p[0])),
+            )
+            if lot.is_open:
+                self._lots[trade_id] = lot
+            else:
+                self._lots.pop(trade_id, None)
+        lots = [self._lots[trade_id] for trade_id in sorted(self._lots)]
+        flows = [CashFlow(0, kind, total, moment) for kind, total in self._totals.items()]
+        return lots, flows
 
 
 def day_start(day: date) -> datetime:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from portfolio_cli.config import Settings
 from portfolio_cli.engine.accounting import Lot, build_lots
 from portfolio_cli.engine.brackets import Brackets, BracketTable
-from portfolio_cli.engine.history import records_at
+from portfolio_cli.engine.history import RecordsSweep, records_at
 from portfolio_cli.engine.records import CashFlow, Close, Kind, MarginChange, MarginMode, Portfolio, Side, Trade
 from portfolio_cli.engine.symbols import BASE_CURRENCY, normalize_symbol, quote_of, spot_of
 from portfolio_cli.engine.timeline import Records, free_margin_conflict, later_needs
@@ -77,6 +77,10 @@ class PortfolioRecords:
 
     def at(self, moment: datetime) -> tuple[list[Lot], list[CashFlow]]:
         return records_at(moment, self.trades, self.closes, self.margin_changes, self.flows)
+
+    def sweep(self) -> RecordsSweep:
+        """``at`` for moments in increasing order, each record folded in once (see ``RecordsSweep``)."""
+        return RecordsSweep(self.trades, self.closes, self.margin_changes, self.flows)
 
 
 def records_of(ledger: Ledger, portfolio: Portfolio) -> PortfolioRecords:

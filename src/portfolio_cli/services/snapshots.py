@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.booking import booking
 from portfolio_cli.engine.brackets import Brackets
-from portfolio_cli.engine.history import day_end, day_start, days_to_backfill, snapshot_of
+from portfolio_cli.engine.history import RecordsSweep, day_end, day_start, days_to_backfill, snapshot_of
 from portfolio_cli.engine.records import Candle, Portfolio, Snapshot
 from portfolio_cli.engine.symbols import symbols_to_price
 from portfolio_cli.engine.valuation import Mark, value_portfolio
@@ -78,8 +78,9 @@ def closes_needed(
     """Add to ``needed`` (symbol → days) the daily candles that valuing the ends of ``days`` takes:
     each symbol open at a day's end, and the USDT pair its quote currency converts through."""
     needed = {} if needed is None else needed
-    for day in days:
-        for symbol in symbols_to_price(_open_symbols(records.at(day_end(day))[0])):
+    sweep = records.sweep()
+    for day in sorted(days):
+        for symbol in symbols_to_price(_open_symbols(sweep.at(day_end(day))[0])):
             needed.setdefault(symbol, []).append(day)
     return needed
 
@@ -103,13 +104,13 @@ def fetch_day_closes(session: Session, needed: dict[str, list[date]], progress: 
 
 
 def value_day_end(
-    portfolio: Portfolio, records: PortfolioRecords, day: date, closes: DayCloses, brackets: Brackets
+    portfolio: Portfolio, sweep: RecordsSweep, day: date, closes: DayCloses, brackets: Brackets
 ) -> Snapshot | SkippedDay:
     """The snapshot of ``day``: the records up to and at its end (00:00 UTC of the next day), valued at
     the close of each open symbol's daily candle of ``day``; the day skipped, naming the symbols, when
     a candle is missing. No I/O."""
     moment = day_end(day)
-    lots, flows = records.at(moment)
+    lots, flows = sweep.at(moment)
     symbols = symbols_to_price(_open_symbols(lots))
     lacking = [s for s in symbols if (s, day) not in closes.candles]
     if lacking:
@@ -125,8 +126,9 @@ def value_day_ends(
     brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
     valued: list[Snapshot] = []
     skipped: list[SkippedDay] = []
-    for day in days:
-        result = value_day_end(portfolio, records, day, closes, brackets)
+    sweep = records.sweep()
+    for day in sorted(days):
+        result = value_day_end(portfolio, sweep, day, closes, brackets)
         if isinstance(result, SkippedDay):
             skipped.append(result)
         else:

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from portfolio_cli.engine.accounting import realized_pnl
 from portfolio_cli.engine.brackets import Brackets
-from portfolio_cli.engine.history import marks_of, snapshot_of
+from portfolio_cli.engine.history import RecordsSweep, marks_of, snapshot_of
 from portfolio_cli.engine.records import CashFlow, Close, FlowKind, Portfolio, Snapshot, Trade
 from portfolio_cli.engine.valuation import value_portfolio
 from portfolio_cli.formatting import exact
@@ -68,8 +68,9 @@ def verify(session: Session) -> VerifyReport:
         snapshots = ledger.snapshots(portfolio, positions=True)
         counts["snapshots"] += len(snapshots)
         brackets = brackets_of(session.settings.for_portfolio(portfolio.name))
-        for snapshot in snapshots:
-            differences += _check_snapshot(portfolio, snapshot, records, brackets)
+        sweep = records.sweep()
+        for snapshot in sorted(snapshots, key=lambda s: s.taken_at):
+            differences += _check_snapshot(portfolio, snapshot, sweep, brackets)
     ok = integrity == "ok" and not differences
     return VerifyReport(integrity, len(portfolios), **counts, differences=differences, ok=ok)
 
@@ -193,11 +194,9 @@ def _add(total: int | None, part: int | None) -> int | None:
     return None if total is None or part is None else total + part
 
 
-def _check_snapshot(
-    portfolio: Portfolio, snapshot: Snapshot, records: PortfolioRecords, brackets: Brackets
-) -> list[Difference]:
+def _check_snapshot(portfolio: Portfolio, snapshot: Snapshot, sweep: RecordsSweep, brackets: Brackets) -> list[Difference]:
     name = f"snapshot {snapshot.day}"
-    lots, flows = records.at(snapshot.taken_at)
+    lots, flows = sweep.at(snapshot.taken_at)
     marks = marks_of(snapshot)
     unpriced = sorted({lot.trade.symbol for lot in lots if lot.is_open} - set(marks))
     if unpriced:
