@@ -608,6 +608,8 @@ def bench_verify() -> None:
         first = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=5 * 365)
         ledger = open_ledger(Path(home) / "ledger.db")
         with ledger.transaction("bench", first):  # every traded symbol's days priced: all can be rebuilt
+            book = ledger.portfolio("main")  # the snapshots' BTC position (trade 1) pays its entry fee
+            ledger.add_cash_flow(book, FlowKind.FEE, Decimal("-0.4"), first, trade_id=1, note="entry fee")
             for symbol, price in (("ETH/USDT", 2000), ("SOL/USDT", 100), ("DOGE/USDT", "0.1")):
                 ledger.save_candles(_candles(symbol, "1d", first - timedelta(days=1), 5 * 365 + 2, timedelta(days=1),
                                              Decimal(price)))  # fmt: skip
