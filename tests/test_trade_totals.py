@@ -373,3 +373,12 @@ def test_the_totals_a_bulk_booking_folds_itself_are_the_ones_summed_from_the_led
         triggers = "select count(*) from sqlite_master where type = 'trigger' and name like 'trade_totals_%'"
         assert ledger.conn.execute(triggers).fetchone()[0] == 10  # all back
         ledger.close()
+
+
+def test_a_bulk_bookings_column_is_checked_at_once_only_when_every_value_is_in_the_ledgers_form():
+    from portfolio_cli.ledger.booking import _UNIT_LINES, _all_match
+
+    assert _all_match(_UNIT_LINES, ["1.00000000", "-0.04000000", "9999999999.99999999"])
+    assert not _all_match(_UNIT_LINES, ["1.00000000", "2.1"])  # then each is checked alone
+    assert not _all_match(_UNIT_LINES, ["1.00000000\n2.00000000"])  # one value of two lines
+    assert not _all_match(_UNIT_LINES, ["12345678901.00000000"])  # 11 digits: more than the fold takes

@@ -612,8 +612,10 @@ TOTALS_COLUMNS = (
 # Money text that ``codec.units_sql`` turns into whole 1e-8 units exactly, its digits without the
 # point (below 10^10: 64 bits hold it), the form the ledger writes; a time in the form
 # ``codec.timestamp`` writes.
-_UNIT_TEXT = re.compile(r"-?[0-9]{1,10}\.[0-9]{8}")
+_UNIT_FORM = r"-?[0-9]{1,10}\.[0-9]{8}"
+_UNIT_TEXT, _UNIT_LINES = re.compile(_UNIT_FORM), re.compile(rf"{_UNIT_FORM}(?:\n{_UNIT_FORM})*")
 _TIMESTAMP = re.compile(codec.TIMESTAMP_FORM)
+_TIMESTAMP_LINES = re.compile(rf"{codec.TIMESTAMP_FORM}(?:\n{codec.TIMESTAMP_FORM})*")
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _INT64 = 1 << 63
 _FUNDING = FlowKind.FUNDING.value
@@ -626,24 +628,31 @@ def fold_totals(portfolio_id: int, rows: BulkRows) -> tuple[list[list[tuple]], s
     ``TOTALS_SQL``: those its closes and flows belong to that it does not open, and those with a
     value in a form other than the ledger's own (``_UNIT_TEXT``, ``_TIMESTAMP``) or sums that 64
     bits might not hold. Nothing of a booking's rows can be voided yet: every one is new.
-    (Hot: a million trades pass through here.)"""
-    amount_form, time_form, get = _UNIT_TEXT.fullmatch, _TIMESTAMP.fullmatch, dict.get
+    (Hot: a million trades pass through here. Each column's values are checked at once, and one by
+    one only if one of them is not in the ledger's form.)"""
+    trades, closes, flows = rows.trades, rows.closes, rows.cash_flows
+    amounts, times = _UNIT_TEXT.fullmatch, _TIMESTAMP.fullmatch
+    qty_checked = _all_match(_UNIT_LINES, [row[6] for row in trades])
+    opened_checked = _all_match(_TIMESTAMP_LINES, [row[10] for row in trades])
     opened: dict[int, list] = {}
     others: set[int] = set()
-    for row in rows.trades:
+    for row in trades:
         trade_id, qty, at = row[0], row[6], row[10]
-        us = _micros(at)
-        if us is None or not amount_form(qty) or trade_id in opened:
+        us = _micros(at) if opened_checked or times(at) else None
+        if us is None or not (qty_checked or amounts(qty)) or trade_id in opened:
             others.add(trade_id)
             continue
         # TOTALS_COLUMNS, then the sum of the magnitudes of the trade's closes and flows
         opened[trade_id] = [trade_id, portfolio_id, row[1], row[2], row[13], at, us, int(qty.replace(".", "")), 0,
                             None, None, None, None, 0, 0, 0, None, None, 0]  # fmt: skip
+    get = opened.get
+    close_qty_checked = _all_match(_UNIT_LINES, [row[1] for row in closes])
+    closed_checked = _all_match(_TIMESTAMP_LINES, [row[6] for row in closes])
     close_id = rows.first["closes"] - 1
-    for trade_id, qty, _, _, _, _, at, _, reason in rows.closes:
+    for trade_id, qty, _, _, _, _, at, _, reason in closes:
         close_id += 1
-        totals = get(opened, trade_id)
-        if totals is None or not (amount_form(qty) and time_form(at)):
+        totals = get(trade_id)
+        if totals is None or not ((close_qty_checked or amounts(qty)) and (closed_checked or times(at))):
             others.add(trade_id)
             continue
         units = int(qty.replace(".", ""))
@@ -652,11 +661,12 @@ def fold_totals(portfolio_id: int, rows: BulkRows) -> tuple[list[list[tuple]], s
         # the latest close by time, then id: TOTALS_SQL's max(closed_at || printf('%012d', id))
         if totals[9] is None or at > totals[9] or at == totals[9] and close_id > totals[11]:
             totals[9], totals[11], totals[12] = at, close_id, reason
-    for kind, amount, at, trade_id, _ in rows.cash_flows:
+    amount_checked = _all_match(_UNIT_LINES, [row[1] for row in flows if row[3] is not None])
+    for kind, amount, at, trade_id, _ in flows:
         if trade_id is None:
             continue
-        totals = get(opened, trade_id)
-        if totals is None or not amount_form(amount):
+        totals = get(trade_id)
+        if totals is None or not (amount_checked or amounts(amount)):
             others.add(trade_id)
             continue
         units = int(amount.replace(".", ""))
@@ -685,14 +695,19 @@ def fold_totals(portfolio_id: int, rows: BulkRows) -> tuple[list[list[tuple]], s
     return [group for group in (open_, closed) if group], others
 
 
+def _all_match(lines: re.Pattern[str], texts: list[str]) -> bool:
+    """Whether every one of ``texts`` is in the form that ``lines`` repeats, one per line: one match
+    for them all (and no line break inside one of them)."""
+    joined = "\n".join(texts)
+    return joined.count("\n") == len(texts) - 1 and lines.fullmatch(joined) is not None
+
+
 def _micros(text: str) -> int | None:
-    """``codec.micros_sql`` of a time in the ledger's form: microseconds since 1970 (None for any
-    other text, which is left to SQL)."""
-    if not _TIMESTAMP.fullmatch(text):
-        return None
+    """``codec.micros_sql`` of a time in the ledger's form (``_TIMESTAMP``): microseconds since 1970
+    (None for a day there is not, which SQL reads otherwise)."""
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:  # the form, but no such day
+    except ValueError:
         return None
     seconds = (moment.toordinal() - _EPOCH_DAY) * 86_400 + moment.hour * 3600 + moment.minute * 60 + moment.second
     return seconds * 1_000_000 + moment.microsecond
