@@ -34,7 +34,13 @@ from portfolio_cli.engine.records import (
 )
 from portfolio_cli.engine.trades import breakdowns_of, held_time, stats_of, total_closed
 from portfolio_cli.ledger import Ledger, codec, open_ledger
-from portfolio_cli.ledger.migrations import CLOSED_DAY_TRIGGERS, _fill_trade_totals, refresh_closed_days
+from portfolio_cli.ledger.migrations import (
+    CLOSED_DAY_TRIGGERS,
+    CLOSED_SPAN_TRIGGERS,
+    _fill_trade_totals,
+    refill_closed_spans,
+    refresh_closed_days,
+)
 from portfolio_cli.ledger.queries import INEXACT_TOTALS
 from portfolio_cli.money import ZERO
 from portfolio_cli.services.common import records_of
@@ -181,7 +187,7 @@ def stored_days(ledger: Ledger) -> list[list[tuple]]:
     """The rows of the days' and months' statistics and outcomes, in order, their sums that are no
     exact integer all alike."""
     found = []
-    for table in ("closed_days", "closed_months", "closed_outcomes"):
+    for table in ("closed_days", "closed_months", "closed_outcomes", "closed_spans"):
         rows = ledger.conn.execute(f"select * from {table}").fetchall()
         found.append(sorted((tuple("inexact" if v.__class__ is float else v for v in row) for row in rows), key=repr))
     return found
@@ -215,12 +221,13 @@ def test_the_reports_trade_figures_from_the_totals_equal_the_fold_of_the_records
             assert _check_totals(portfolio, records_of(ledger, portfolio), ledger.trade_totals(portfolio)) == []
         kept = stored_totals(ledger), stored_days(ledger)
         with ledger.transaction("test", T0):
-            for table in ("trade_totals", "closed_days", "closed_months", "closed_outcomes"):
+            for table in ("trade_totals", "closed_days", "closed_months", "closed_outcomes", "closed_spans"):
                 ledger.conn.execute(f"delete from {table}")
-            for name in CLOSED_DAY_TRIGGERS:  # as the migration: the totals first, then the days from them
+            for name in CLOSED_DAY_TRIGGERS + CLOSED_SPAN_TRIGGERS:  # as the migrations: the totals, then from them
                 ledger.conn.execute(f"drop trigger {name}")
             _fill_trade_totals(ledger.conn)
             refresh_closed_days(ledger.conn)
+            refill_closed_spans(ledger.conn)
         assert (stored_totals(ledger), stored_days(ledger)) == kept
         ledger.close()
 

@@ -29,7 +29,12 @@ from portfolio_cli.engine.records import (
 )
 from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.ledger import codec, rowmap
-from portfolio_cli.ledger.migrations import CLOSED_DAY_TRIGGERS, refresh_closed_days
+from portfolio_cli.ledger.migrations import (
+    CLOSED_DAY_TRIGGERS,
+    CLOSED_SPAN_TRIGGERS,
+    refill_closed_spans,
+    refresh_closed_days,
+)
 from portfolio_cli.ledger.queries import Queries
 
 
@@ -205,6 +210,8 @@ class Writes(Queries):
             "where trade_id in (select trade_id from temp.totalled) and last_close is not null"
         )
         days = set(conn.execute(days_sql).fetchall())  # of the closes before and after
+        pids_sql = "select distinct portfolio_id from trade_totals where trade_id in (select trade_id from temp.totalled)"
+        pids = {pid for (pid,) in conn.execute(pids_sql)}
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
         try:
             conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"))
@@ -214,6 +221,8 @@ class Writes(Queries):
             conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
         days.update(conn.execute(days_sql).fetchall())
         refresh_closed_days(conn, sorted(days))
+        pids.update(pid for (pid,) in conn.execute(pids_sql))
+        refill_closed_spans(conn, sorted(pids))
         conn.execute("delete from temp.totalled")
 
     @contextmanager
@@ -482,8 +491,15 @@ def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
 
 
 # The triggers that keep ``trade_totals`` as records are inserted (``migrations.m016_trade_totals``).
-# With them, those that keep the days' closed-trade statistics from the totals (``m017_closed_days``).
-TOTALS_TRIGGERS = ("trade_totals_open", "trade_totals_close", "trade_totals_flow", *CLOSED_DAY_TRIGGERS)
+# With them, those that keep the days' closed-trade statistics and the closed trades' spans from the
+# totals (``m017_closed_days``, ``m018_closed_spans``).
+TOTALS_TRIGGERS = (
+    "trade_totals_open",
+    "trade_totals_close",
+    "trade_totals_flow",
+    *CLOSED_DAY_TRIGGERS,
+    *CLOSED_SPAN_TRIGGERS,
+)
 _UNITS, _MICROS = codec.units_sql, codec.micros_sql
 # Each trade's totals as the triggers keep them, folded at once from its live records: its latest
 # close by time, then id (one max() over both, so that SQLite takes its reason from that row).

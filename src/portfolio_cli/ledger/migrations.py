@@ -734,6 +734,114 @@ def refresh_closed_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | 
             conn.execute(sql, {"pid": pid, "day": day})
 
 
+# The union of the holding spans (opening to last close) of the trades closed in full, as disjoint
+# intervals in microseconds, kept by triggers on ``trade_totals``: a report's exposure time is this
+# union clipped to its range, with the trades still open (which reach its end) added, read from a few
+# rows instead of sorting every trade's span (``Queries.closed_totals``). A closed span joins the
+# intervals it overlaps or touches; one taken back (a void, a later close) has the interval that held
+# it built again from the spans inside it. `verify` compares them with the spans.
+CLOSED_SPAN_TRIGGERS = ("closed_spans_open", "closed_spans_change", "closed_spans_void")
+_SPAN = "iif({0}.closed >= {0}.qty and {0}.last_close_us is not null, {0}.{1}, null)"
+
+
+def _islands_sql(source: str) -> str:
+    """SQL selecting (portfolio id, start, end) of the union of the spans ``source`` selects as
+    (pid, a, b): in order of their starts, a span that starts beyond every end before it begins an
+    interval."""
+    return f"""
+        select pid, min(a), max(b) from (
+            select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
+            from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
+                                                             rows between unbounded preceding and 1 preceding), 0) as fresh
+                  from ({source})))
+        group by pid, island"""
+
+
+def _span_removed_sql(row: str, extra: str = "1") -> list[str]:
+    a, b = _SPAN.format(row, "opened_us"), _SPAN.format(row, "last_close_us")
+    inside = (
+        "select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t "
+        "join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us "
+        "and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us is not null"
+    )
+    return [
+        f"""insert into closed_spans_redo select portfolio_id, start_us, end_us from closed_spans
+            where portfolio_id = {row}.portfolio_id and start_us <= {a} and end_us >= {b} and {extra}""",
+        "delete from closed_spans where (portfolio_id, start_us) in (select portfolio_id, start_us from closed_spans_redo)",
+        f"insert into closed_spans (portfolio_id, start_us, end_us) {_islands_sql(inside)}",
+        "delete from closed_spans_redo",
+    ]
+
+
+def _span_added_sql(row: str, extra: str = "1") -> list[str]:
+    a, b = _SPAN.format(row, "opened_us"), _SPAN.format(row, "last_close_us")
+    touching = f"portfolio_id = {row}.portfolio_id and start_us <= {b} and end_us >= {a}"
+    return [
+        f"""insert or replace into closed_spans (portfolio_id, start_us, end_us)
+            select * from (
+                select {row}.portfolio_id, min({a}, coalesce(min(start_us), {a})) as s,
+                    max({b}, coalesce(max(end_us), {b})) from closed_spans where {touching} and {extra})
+            where s is not null""",
+        f"""delete from closed_spans where {touching} and {extra}
+            and start_us > (select min(start_us) from closed_spans where {touching})""",
+    ]
+
+
+def m018_closed_spans(db: Database) -> None:
+    db.execute(
+        """create table closed_spans (
+            portfolio_id integer not null,
+            start_us integer not null,   -- microseconds since 1970
+            end_us integer not null,
+            primary key (portfolio_id, start_us)
+        ) strict, without rowid"""
+    )
+    db.execute("create index closed_spans_by_end on closed_spans (portfolio_id, end_us)")
+    db.execute("create table closed_spans_redo (portfolio_id integer, start_us integer, end_us integer) strict")
+    db.execute("create index trade_totals_by_opening on trade_totals (portfolio_id, opened_us)")
+    # The trades not closed in full (few), and those closed before they opened (none: the report then
+    # adds the spans up one by one, as before).
+    db.execute("create index trade_totals_not_closed on trade_totals (portfolio_id, opened_at) where not (closed >= qty)")
+    db.execute("create index trade_totals_backwards on trade_totals (portfolio_id) where last_close_us < opened_us")
+    span = "({0} is not {1})".format
+    moved = (
+        f"({span(_SPAN.format('old', 'opened_us'), _SPAN.format('new', 'opened_us'))} or "
+        f"{span(_SPAN.format('old', 'last_close_us'), _SPAN.format('new', 'last_close_us'))} or "
+        "old.portfolio_id is not new.portfolio_id)"
+    )
+    body = "; ".join
+    db.execute(
+        f"""create trigger closed_spans_open after insert on trade_totals
+            when {_SPAN.format("new", "opened_us")} is not null begin
+            {body(_span_added_sql("new"))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger closed_spans_void after delete on trade_totals
+            when {_SPAN.format("old", "opened_us")} is not null begin
+            {body(_span_removed_sql("old"))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger closed_spans_change after update on trade_totals when {moved} begin
+            {body(_span_removed_sql("old"))};
+            {body(_span_added_sql("new"))};
+        end"""
+    )
+    refill_closed_spans(db.conn)
+
+
+def refill_closed_spans(conn: sqlite3.Connection, portfolio_ids: list[int] | None = None) -> None:
+    """Build ``closed_spans`` afresh from ``trade_totals`` for these portfolios (every one when None)."""
+    which = "1" if portfolio_ids is None else f"portfolio_id in ({','.join(str(int(i)) for i in portfolio_ids)})"
+    conn.execute(f"delete from closed_spans where {which}")
+    spans = (
+        "select portfolio_id as pid, opened_us as a, last_close_us as b from trade_totals "
+        f"where {which} and closed >= qty and last_close_us is not null and opened_us is not null"
+    )
+    conn.execute(f"insert into closed_spans (portfolio_id, start_us, end_us) {_islands_sql(spans)}")
+
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -750,6 +858,7 @@ MIGRATIONS = [
     m015_drop_superseded_close_index,
     m016_trade_totals,
     m017_closed_days,
+    m018_closed_spans,
 ]
 
 

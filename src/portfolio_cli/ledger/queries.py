@@ -297,9 +297,12 @@ class Queries(Connection):
         (tail,) = self.conn.execute(outcomes_sql.format(after), window).fetchone()
         inside = self.conn.execute(f"select outcomes from closed_outcomes where {days} order by day", window)
         outcomes = "".join([head or "", *(text for (text,) in inside), tail or ""])
+        start_us, end_us = _micros(since), _micros(until)
+        covered = self._held_in_sql(portfolio, low, high, start_us, end_us)
+        if covered is not None:
+            return ClosedTotals(groups, outcomes), timedelta(microseconds=covered)
         # The union of the holding spans clipped to the range, as ``held_time`` adds it up: in order of
         # their starts, each adds what reaches beyond the furthest end before it.
-        start_us, end_us = _micros(since), _micros(until)
         held = "portfolio_id = ?1 and opened_at <= ?3 and (last_close is null or last_close > ?2)"
         spans_sql = f"""
             select sum(iif(b <= reach, 0, b - max(a, reach))) from (
@@ -310,6 +313,28 @@ class Queries(Connection):
                       from trade_totals where {held}))"""
         (covered,) = self.conn.execute(spans_sql, [portfolio.id, low, high, start_us, end_us]).fetchone()
         return ClosedTotals(groups, outcomes), timedelta(microseconds=covered or 0)
+
+    def _held_in_sql(self, portfolio: Portfolio, low: str, high: str, start: int, end: int) -> int | None:
+        """How many microseconds of ``[start, end]`` a position was held (``held_time``): the union of
+        the closed trades' spans (``migrations.m018_closed_spans``) up to the opening of the earliest
+        trade still held (not closed in full, opened by ``high`` and not closed by ``low``), and all
+        of the range from there on; None where a trade's last close is before its opening (then its
+        span is added up as ``held_time`` does)."""
+        if end <= start:
+            return 0
+        backwards = "select 1 from trade_totals where portfolio_id = ? and last_close_us < opened_us limit 1"
+        if self.conn.execute(backwards, [portfolio.id]).fetchone() is not None:
+            return None
+        still_held = """
+            select min(opened_us) from trade_totals where portfolio_id = ?1 and not (closed >= qty)
+                and opened_at <= ?3 and (last_close is null or last_close > ?2)"""
+        (opened,) = self.conn.execute(still_held, [portfolio.id, low, high]).fetchone()
+        cut = end if opened is None else min(max(opened, start), end)
+        closed = """
+            select coalesce(sum(min(end_us, ?3) - max(start_us, ?2)), 0) from closed_spans
+            where portfolio_id = ?1 and end_us > ?2 and start_us < ?3"""
+        (covered,) = self.conn.execute(closed, [portfolio.id, start, cut]).fetchone()
+        return covered + end - cut
 
     def _units_sql(self, portfolio: Portfolio) -> str:
         """SQL for a cash flow's ``amount`` in integer units (``codec.units_sql``)."""
