@@ -32,7 +32,9 @@ from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.migrations import (
     CLOSED_DAY_TRIGGERS,
     CLOSED_SPAN_TRIGGERS,
+    FLOW_DAY_TRIGGERS,
     refill_closed_spans,
+    refill_flow_days,
     refresh_closed_days,
 )
 from portfolio_cli.ledger.queries import Queries
@@ -210,6 +212,13 @@ class Writes(Queries):
             "where trade_id in (select trade_id from temp.totalled) and last_close is not null"
         )
         days = set(conn.execute(days_sql).fetchall())  # of the closes before and after
+        flow_days_sql = (
+            "select distinct portfolio_id, substr(at, 1, 10) from cash_flows "
+            "where trade_id in (select trade_id from temp.totalled) "
+            "union select portfolio_id, substr(first_flow_at, 1, 10) from trade_totals "
+            "where trade_id in (select trade_id from temp.totalled) and first_flow_at is not null"
+        )
+        flow_days = set(conn.execute(flow_days_sql).fetchall())  # of their flows, and their first ones before
         pids_sql = "select distinct portfolio_id from trade_totals where trade_id in (select trade_id from temp.totalled)"
         pids = {pid for (pid,) in conn.execute(pids_sql)}
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
@@ -223,6 +232,7 @@ class Writes(Queries):
         refresh_closed_days(conn, sorted(days))
         pids.update(pid for (pid,) in conn.execute(pids_sql))
         refill_closed_spans(conn, sorted(pids))
+        refill_flow_days(conn, sorted(flow_days | set(conn.execute(flow_days_sql).fetchall())))
         conn.execute("delete from temp.totalled")
 
     @contextmanager
@@ -492,13 +502,14 @@ def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
 
 # The triggers that keep ``trade_totals`` as records are inserted (``migrations.m016_trade_totals``).
 # With them, those that keep the days' closed-trade statistics and the closed trades' spans from the
-# totals (``m017_closed_days``, ``m018_closed_spans``).
+# totals, and the flows per day (``m017_closed_days``, ``m018_closed_spans``, ``m019_flow_days``).
 TOTALS_TRIGGERS = (
     "trade_totals_open",
     "trade_totals_close",
     "trade_totals_flow",
     *CLOSED_DAY_TRIGGERS,
     *CLOSED_SPAN_TRIGGERS,
+    *FLOW_DAY_TRIGGERS,
 )
 _UNITS, _MICROS = codec.units_sql, codec.micros_sql
 # Each trade's totals as the triggers keep them, folded at once from its live records: its latest

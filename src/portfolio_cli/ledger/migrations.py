@@ -794,7 +794,7 @@ def m018_closed_spans(db: Database) -> None:
             start_us integer not null,   -- microseconds since 1970
             end_us integer not null,
             primary key (portfolio_id, start_us)
-        ) strict, without rowid"""
+        ) strict"""
     )
     db.execute("create index closed_spans_by_end on closed_spans (portfolio_id, end_us)")
     db.execute("create table closed_spans_redo (portfolio_id integer, start_us integer, end_us integer) strict")
@@ -842,6 +842,136 @@ def refill_closed_spans(conn: sqlite3.Connection, portfolio_ids: list[int] | Non
     conn.execute(f"insert into closed_spans (portfolio_id, start_us, end_us) {_islands_sql(spans)}")
 
 
+# The flows trades booked, summed per UTC day (and month) and strategy, symbol and side, with how
+# many trades booked their first live flow that day, kept by triggers as flows are booked and voided
+# and as a trade's first flow moves: a report's attribution (``Queries.trade_parts``) sums a few
+# rows per day instead of every trade's totals. Amounts in whole units; a sum beyond 64 bits turns
+# into a float, which the report refuses (it then folds the flows).
+FLOW_DAY_TRIGGERS = ("flow_days_flow", "flow_days_void", "flow_days_first", "flow_days_first_moved", "flow_days_gone")
+FLOW_GROUP = "tagged, strategy, symbol, side"
+
+
+def _flow_upsert(pid: str, day: str, trade: str, amount: str, first: str, source: str) -> list[str]:
+    """Add ``amount`` and ``first`` to the day and month rows of ``day`` (SQL expressions over
+    ``source``, whose row ``trade`` holds the trade's strategy, symbol and side)."""
+    return [
+        f"""insert into {table} (portfolio_id, {period}, {FLOW_GROUP}, amount, first_flows)
+            select {pid}, {cut}, {trade}.strategy is not null, coalesce({trade}.strategy, ''), {trade}.symbol,
+                {trade}.side, {amount}, {first} {source}
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows"""
+        for table, period, cut in (("flow_days", "day", f"substr({day}, 1, 10)"), ("flow_months", "month", f"substr({day}, 1, 7)"))
+    ]
+
+
+def m019_flow_days(db: Database) -> None:
+    for table, period in (("flow_days", "day"), ("flow_months", "month")):
+        db.execute(
+            f"""create table {table} (
+                portfolio_id integer not null,
+                {period} text not null,
+                tagged integer not null,     -- whether the trades have a strategy
+                strategy text not null,      -- '' when not tagged
+                symbol text not null,
+                side text not null,
+                amount any,                  -- Σ the live flows of its trades booked then, 1e-8 units
+                first_flows any,             -- how many of its trades booked their first live flow then
+                primary key (portfolio_id, {period}, {FLOW_GROUP})
+            ) strict"""
+        )
+    db.execute("create index trade_totals_by_first_flow on trade_totals (portfolio_id, first_flow_at)")
+    db.execute("create index trade_totals_by_last_flow on trade_totals (portfolio_id, last_flow_at)")
+    body = "; ".join
+    u = _UNITS.format
+    of_trade = "from trades t where t.id = {0}.trade_id and t.portfolio_id = {0}.portfolio_id".format
+    db.execute(
+        f"""create trigger flow_days_flow after insert on cash_flows when new.trade_id is not null begin
+            {body(_flow_upsert("new.portfolio_id", "new.at", "t", u("new.amount"), "0", of_trade("new")))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger flow_days_void after insert on voided_rows when new.tbl = 'cash_flows' begin
+            {body(_flow_upsert("f.portfolio_id", "f.at", "t", "-" + u("f.amount"), "0",
+                               "from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id "
+                               "where f.id = new.row_id"))};
+        end"""
+    )
+    first = "where {0}.first_flow_at is not null".format
+    db.execute(
+        f"""create trigger flow_days_first after insert on trade_totals when new.first_flow_at is not null begin
+            {body(_flow_upsert("new.portfolio_id", "new.first_flow_at", "new", "0", "1", first("new")))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger flow_days_gone after delete on trade_totals when old.first_flow_at is not null begin
+            {body(_flow_upsert("old.portfolio_id", "old.first_flow_at", "old", "0", "-1", first("old")))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger flow_days_first_moved after update on trade_totals
+            when old.first_flow_at is not new.first_flow_at begin
+            {body(_flow_upsert("old.portfolio_id", "old.first_flow_at", "old", "0", "-1", first("old")))};
+            {body(_flow_upsert("new.portfolio_id", "new.first_flow_at", "new", "0", "1", first("new")))};
+        end"""
+    )
+    refill_flow_days(db.conn)
+
+
+def refill_flow_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | None = None) -> None:
+    """Sum these days (portfolio id, YYYY-MM-DD) of ``flow_days``, and their months of
+    ``flow_months``, afresh from the live flows and ``trade_totals`` (every day when None); in floats
+    where a sum is beyond 64 bits."""
+    conn.execute("create temp table if not exists flow_days_redo (portfolio_id integer, day text, primary key (portfolio_id, day))")
+    conn.execute("delete from temp.flow_days_redo")
+    if days is not None:
+        conn.executemany("insert or ignore into temp.flow_days_redo values (?, ?)", days)
+        def chosen(column: str, of_day: str) -> str:
+            return f"(portfolio_id, {column}) in (select portfolio_id, {of_day} from temp.flow_days_redo)"
+
+        # Each day's flows and first flows, read through the indexes by time.
+        flows = (
+            "from temp.flow_days_redo d cross join cash_flows f on f.portfolio_id = d.portfolio_id "
+            "and f.at > d.day and f.at < d.day || 'U' "
+            "join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id "
+            "where f.id not in (select row_id from voided_rows where tbl = 'cash_flows')"
+        )
+        firsts = (
+            "from temp.flow_days_redo d cross join trade_totals x on x.portfolio_id = d.portfolio_id "
+            "and x.first_flow_at > d.day and x.first_flow_at < d.day || 'U'"
+        )
+    else:
+        def chosen(column: str, of_day: str) -> str:
+            return "1"  # every row
+
+        flows = "from live_cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id"
+        firsts = "from trade_totals x where x.first_flow_at is not null"
+    for exact in ("{0}", "({0} * 1.0)"):
+        conn.execute(f"delete from flow_days where {chosen('day', 'day')}")
+        conn.execute(f"delete from flow_months where {chosen('month', 'substr(day, 1, 7)')}")
+        units = exact.format(_UNITS.format("f.amount"))
+        try:
+            conn.execute(
+                f"""insert into flow_days (portfolio_id, day, {FLOW_GROUP}, amount, first_flows)
+                    select pid, day, {FLOW_GROUP}, sum(amount), sum(first_flows) from (
+                        select f.portfolio_id as pid, substr(f.at, 1, 10) as day, t.strategy is not null as tagged,
+                            coalesce(t.strategy, '') as strategy, t.symbol as symbol, t.side as side,
+                            {units} as amount, 0 as first_flows {flows}
+                        union all
+                        select x.portfolio_id, substr(x.first_flow_at, 1, 10), x.strategy is not null,
+                            coalesce(x.strategy, ''), x.symbol, x.side, 0, 1 {firsts})
+                    group by pid, day, {FLOW_GROUP}"""
+            )
+            conn.execute(
+                f"""insert into flow_months (portfolio_id, month, {FLOW_GROUP}, amount, first_flows)
+                    select portfolio_id, substr(day, 1, 7), {FLOW_GROUP}, sum({exact.format("amount")}), sum(first_flows)
+                    from flow_days where {chosen('substr(day, 1, 7)', 'substr(day, 1, 7)')}
+                    group by portfolio_id, substr(day, 1, 7), {FLOW_GROUP}"""
+            )
+            break
+        except sqlite3.OperationalError as exc:
+            if "overflow" not in str(exc):
+                raise
+    conn.execute("delete from temp.flow_days_redo")
+
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
     m001_initial,
@@ -859,6 +989,7 @@ MIGRATIONS = [
     m016_trade_totals,
     m017_closed_days,
     m018_closed_spans,
+    m019_flow_days,
 ]
 
 

@@ -35,6 +35,7 @@ from portfolio_cli.engine.trades import ClosedTotals, TradeGroup, held_time, tot
 from portfolio_cli.errors import NotFound
 from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.connection import Connection
+from portfolio_cli.ledger.migrations import FLOW_GROUP
 from portfolio_cli.money import ZERO
 
 ID_CHUNK = 500  # ids per IN (...) list at most
@@ -243,28 +244,16 @@ class Queries(Connection):
         if self._inexact_totals(portfolio):
             return None
         low, high = codec.timestamp(since), codec.timestamp(until)
-        # The days wholly inside the range, ``first <= day < last``, are read from their statistics
+        # The days and months wholly inside the range are read from their statistics
         # (``migrations.m017_closed_days``); the trades closed in the rest of it, from their totals.
-        # Of those, the months wholly inside, ``months <= month < end``, from their sums of days.
-        first_day, last_day = date.fromisoformat(low[:10]) + timedelta(1), date.fromisoformat(high[:10])
-        months = first_day if first_day.day == 1 else _next_month(first_day)
-        end = last_day.replace(day=1)
-        first, last = first_day.isoformat(), last_day.isoformat()
-        window = {"id": portfolio.id, "low": low, "high": high, "first": first, "last": last,
-                  "months": months.isoformat()[:7], "end": end.isoformat()[:7]}  # fmt: skip
+        window, days, whole, parts = _covered(portfolio, since, until)
         counted = "portfolio_id = :id and closed >= qty and "
-        if first < last:
+        if days != "0":
             before, after = "last_close > :low and last_close < :first", "last_close >= :last and last_close <= :high"
             edges = f"{counted}(({before}) or ({after}))"
-            days = "portfolio_id = :id and day >= :first and day < :last"
         else:
             before, after = "last_close > :low and last_close <= :high", "0"
-            edges, days = counted + before, "0"
-        if months < end:
-            whole = "portfolio_id = :id and month >= :months and month < :end"
-            parts = f"{days} and (day < :months or day >= :end)"
-        else:
-            whole, parts = "0", days
+            edges = counted + before
         figures = "symbol, strategy, side, exit_reason, trades, wins, losses, net, flowing, won, lost, held_us, " \
             "largest_win, largest_loss"  # fmt: skip
         groups_sql = f"""
@@ -345,7 +334,7 @@ class Queries(Connection):
         strategy, symbol and side in exact integer units (in Python's decimals when an amount is too
         large for them); the trades in ``single`` each on their own, with or without flows in the range."""
         try:
-            found = self._parts_from_totals(portfolio, since, until, single)
+            found = self._parts_from_days(portfolio, since, until, single)
             parts = self._trade_parts(portfolio, since, until, single, in_sql=True) if found is None else found
         except (sqlite3.OperationalError, OverflowError) as exc:
             if not self._too_large(exc):
@@ -359,6 +348,85 @@ class Queries(Connection):
                 if trade_id in quiet:
                     parts.append(TradePart(strategy, symbol, side, 1, ZERO, trade_id))
         return parts
+
+    def _parts_from_days(
+        self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]
+    ) -> list[TradePart] | None:
+        """``trade_parts`` from the flows summed per day and month (``migrations.m019_flow_days``): the
+        flows of the range per strategy, symbol and side from its whole months and days and the flows
+        of its partial days; its trades, those whose first flow is in the range and those whose first
+        is before it with a flow in it; the trades in ``single`` then taken out of their groups. None
+        when a total is not an exact integer (then fold the flows)."""
+        if self._inexact_totals(portfolio):
+            return None
+        window, days, whole, parts = _covered(portfolio, since, until)
+        # The partial days at the ends, each a range of its own (so that it is read from its index).
+        ends = ["{0} > :low and {0} <= :high"] if days == "0" else ["{0} > :low and {0} < :first", "{0} >= :last and {0} <= :high"]
+        edges = "".join(
+            f"""
+                union all
+                select t.strategy is not null, coalesce(t.strategy, ''), t.symbol, t.side, {codec.units_sql("f.amount")}, 0
+                from live_cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id
+                where f.portfolio_id = :id and {end.format("f.at")}
+                union all
+                select strategy is not null, coalesce(strategy, ''), symbol, side, 0, 1 from trade_totals
+                where portfolio_id = :id and {end.format("first_flow_at")}"""
+            for end in ends
+        )
+        figures = f"{FLOW_GROUP}, amount, first_flows"
+        sql = f"""
+            select {FLOW_GROUP}, sum(amount), sum(first_flows) from (
+                select {figures} from flow_months where {whole}
+                union all
+                select {figures} from flow_days where {parts}{edges})
+            group by {FLOW_GROUP}"""
+        groups: dict[tuple[str | None, str, str], list] = {}
+        for tagged, strategy, symbol, side, amount, first in self._tuples(sql, window):
+            if amount.__class__ is not int:
+                return None  # a sum beyond 64-bit integers
+            groups[(strategy if tagged else None, symbol, side)] = [first, amount]
+        # The trades whose first flow is before the range with a flow in it, found from the side of the
+        # range start with fewer trades (the months' counts tell).
+        (before,) = self.conn.execute(
+            "select coalesce(sum(first_flows), 0) from flow_months where portfolio_id = :id and month < :start",
+            window,
+        ).fetchone()
+        (after,) = self.conn.execute(
+            "select coalesce(sum(first_flows), 0) from flow_months where portfolio_id = :id and month >= :start",
+            window,
+        ).fetchone()
+        side_of_start = "first_flow_at <= :low and +last_flow_at > :low" if before <= after \
+            else "+first_flow_at <= :low and last_flow_at > :low"  # fmt: skip
+        earlier = f"""
+            select strategy, symbol, side, count(*) from trade_totals t
+            where portfolio_id = :id and {side_of_start} and (last_flow_at <= :high or exists (
+                select 1 from live_cash_flows f where f.portfolio_id = :id and f.trade_id = t.trade_id
+                    and f.at > :low and f.at <= :high))
+            group by strategy, symbol, side"""
+        for strategy, symbol, side, count in self._tuples(earlier, window):
+            groups.setdefault((strategy, symbol, side), [0, 0])[0] += count
+        found = []
+        if single:
+            listed = ",".join(str(int(trade_id)) for trade_id in sorted(single))
+            alone = f"""
+                select t.id, t.strategy, t.symbol, t.side, count(f.id), sum({codec.units_sql("f.amount")})
+                from trades t left join live_cash_flows f on f.portfolio_id = t.portfolio_id and f.trade_id = t.id
+                    and f.at > :low and f.at <= :high
+                where t.portfolio_id = :id and t.id in ({listed}) group by t.id"""
+            for trade_id, strategy, symbol, side, flows, units in self._tuples(alone, window):
+                if flows:
+                    if units.__class__ is not int:
+                        return None
+                    entry = groups[(strategy, symbol, side)]
+                    entry[0] -= 1
+                    entry[1] -= units
+                found.append(TradePart(strategy, symbol, side, 1, codec.from_units(units) if flows else ZERO, trade_id))
+        grouped = [
+            TradePart(strategy, symbol, side, count, codec.from_units(units), None)
+            for (strategy, symbol, side), (count, units) in groups.items()
+            if count
+        ]
+        return grouped + found
 
     def _parts_from_totals(
         self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]
@@ -625,6 +693,24 @@ class Queries(Connection):
             for r in self._rows(sql, [portfolio.id, low, high]):
                 held.setdefault(r["snapshot_id"], []).append(rowmap.snapshot_position(r))
         return [rowmap.snapshot(r, tuple(held.get(r["id"], ()))) for r in rows]
+
+
+def _covered(portfolio: Portfolio, since: datetime, until: datetime) -> tuple[dict[str, Any], str, str, str]:
+    """The parameters of a range ``(since, until]`` (``:id``, ``:low``, ``:high`` …) and SQL for the
+    rows of its days wholly inside it, ``first <= day < last`` ("0" when none), of its months wholly
+    inside, ``months <= month < end``, and of its days outside those months."""
+    low, high = codec.timestamp(since), codec.timestamp(until)
+    first_day, last_day = date.fromisoformat(low[:10]) + timedelta(1), date.fromisoformat(high[:10])
+    months = first_day if first_day.day == 1 else _next_month(first_day)
+    end = last_day.replace(day=1)
+    first, last = first_day.isoformat(), last_day.isoformat()
+    window = {"id": portfolio.id, "low": low, "high": high, "first": first, "last": last, "start": low[:7],
+              "months": months.isoformat()[:7], "end": end.isoformat()[:7]}  # fmt: skip
+    days = "portfolio_id = :id and day >= :first and day < :last" if first < last else "0"
+    if first < last and months < end:
+        return window, days, "portfolio_id = :id and month >= :months and month < :end", \
+            f"{days} and (day < :months or day >= :end)"  # fmt: skip
+    return window, days, "0", days
 
 
 def _next_month(day: date) -> date:

@@ -331,10 +331,36 @@ CREATE TABLE closed_spans (
             start_us integer not null,   -- microseconds since 1970
             end_us integer not null,
             primary key (portfolio_id, start_us)
-        ) strict, without rowid;
+        ) strict;
 
 -- table closed_spans_redo
 CREATE TABLE closed_spans_redo (portfolio_id integer, start_us integer, end_us integer) strict;
+
+-- table flow_days
+CREATE TABLE flow_days (
+                portfolio_id integer not null,
+                day text not null,
+                tagged integer not null,     -- whether the trades have a strategy
+                strategy text not null,      -- '' when not tagged
+                symbol text not null,
+                side text not null,
+                amount any,                  -- Σ the live flows of its trades booked then, 1e-8 units
+                first_flows any,             -- how many of its trades booked their first live flow then
+                primary key (portfolio_id, day, tagged, strategy, symbol, side)
+            ) strict;
+
+-- table flow_months
+CREATE TABLE flow_months (
+                portfolio_id integer not null,
+                month text not null,
+                tagged integer not null,     -- whether the trades have a strategy
+                strategy text not null,      -- '' when not tagged
+                symbol text not null,
+                side text not null,
+                amount any,                  -- Σ the live flows of its trades booked then, 1e-8 units
+                first_flows any,             -- how many of its trades booked their first live flow then
+                primary key (portfolio_id, month, tagged, strategy, symbol, side)
+            ) strict;
 
 -- index idx__sqlite_migrations_migration_set_name
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
@@ -433,6 +459,12 @@ CREATE INDEX trade_totals_not_closed on trade_totals (portfolio_id, opened_at) w
 
 -- index trade_totals_backwards
 CREATE INDEX trade_totals_backwards on trade_totals (portfolio_id) where last_close_us < opened_us;
+
+-- index trade_totals_by_first_flow
+CREATE INDEX trade_totals_by_first_flow on trade_totals (portfolio_id, first_flow_at);
+
+-- index trade_totals_by_last_flow
+CREATE INDEX trade_totals_by_last_flow on trade_totals (portfolio_id, last_flow_at);
 
 -- view live_trades
 CREATE VIEW live_trades as select * from trades where id not in (select row_id from voided_rows where tbl = 'trades');
@@ -676,5 +708,68 @@ CREATE TRIGGER closed_spans_change after update on trade_totals when ((iif(old.c
                     max(iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null), coalesce(max(end_us), iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null))) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null) and 1)
             where s is not null; delete from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null) and 1
             and start_us > (select min(start_us) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null));
+        end;
+
+-- trigger flow_days_flow
+CREATE TRIGGER flow_days_flow after insert on cash_flows when new.trade_id is not null begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.at, 1, 10), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
+                t.side, (case when instr(new.amount, 'E') or instr(new.amount, 'e') then cast(round(new.amount * 100000000) as integer) when instr(new.amount, '.') = 0 then new.amount * 100000000 when length(new.amount) - instr(new.amount, '.') > 8 or instr(new.amount, '.') > 12 then 9e999 else cast(substr(new.amount, 1, instr(new.amount, '.') - 1) || substr(substr(new.amount, instr(new.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from trades t where t.id = new.trade_id and t.portfolio_id = new.portfolio_id
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.at, 1, 7), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
+                t.side, (case when instr(new.amount, 'E') or instr(new.amount, 'e') then cast(round(new.amount * 100000000) as integer) when instr(new.amount, '.') = 0 then new.amount * 100000000 when length(new.amount) - instr(new.amount, '.') > 8 or instr(new.amount, '.') > 12 then 9e999 else cast(substr(new.amount, 1, instr(new.amount, '.') - 1) || substr(substr(new.amount, instr(new.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from trades t where t.id = new.trade_id and t.portfolio_id = new.portfolio_id
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger flow_days_void
+CREATE TRIGGER flow_days_void after insert on voided_rows when new.tbl = 'cash_flows' begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select f.portfolio_id, substr(f.at, 1, 10), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
+                t.side, -(case when instr(f.amount, 'E') or instr(f.amount, 'e') then cast(round(f.amount * 100000000) as integer) when instr(f.amount, '.') = 0 then f.amount * 100000000 when length(f.amount) - instr(f.amount, '.') > 8 or instr(f.amount, '.') > 12 then 9e999 else cast(substr(f.amount, 1, instr(f.amount, '.') - 1) || substr(substr(f.amount, instr(f.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id where f.id = new.row_id
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select f.portfolio_id, substr(f.at, 1, 7), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
+                t.side, -(case when instr(f.amount, 'E') or instr(f.amount, 'e') then cast(round(f.amount * 100000000) as integer) when instr(f.amount, '.') = 0 then f.amount * 100000000 when length(f.amount) - instr(f.amount, '.') > 8 or instr(f.amount, '.') > 12 then 9e999 else cast(substr(f.amount, 1, instr(f.amount, '.') - 1) || substr(substr(f.amount, instr(f.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id where f.id = new.row_id
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger flow_days_first
+CREATE TRIGGER flow_days_first after insert on trade_totals when new.first_flow_at is not null begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.first_flow_at, 1, 10), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
+                new.side, 0, 1 where new.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.first_flow_at, 1, 7), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
+                new.side, 0, 1 where new.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger flow_days_gone
+CREATE TRIGGER flow_days_gone after delete on trade_totals when old.first_flow_at is not null begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select old.portfolio_id, substr(old.first_flow_at, 1, 10), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
+                old.side, 0, -1 where old.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select old.portfolio_id, substr(old.first_flow_at, 1, 7), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
+                old.side, 0, -1 where old.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger flow_days_first_moved
+CREATE TRIGGER flow_days_first_moved after update on trade_totals
+            when old.first_flow_at is not new.first_flow_at begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select old.portfolio_id, substr(old.first_flow_at, 1, 10), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
+                old.side, 0, -1 where old.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select old.portfolio_id, substr(old.first_flow_at, 1, 7), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
+                old.side, 0, -1 where old.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.first_flow_at, 1, 10), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
+                new.side, 0, 1 where new.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.first_flow_at, 1, 7), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
+                new.side, 0, 1 where new.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
         end;
 
