@@ -386,7 +386,7 @@ class Queries(Connection):
                 return None  # a sum beyond 64-bit integers
             groups[(strategy if tagged else None, symbol, side)] = [first, amount]
         # The trades whose first flow is before the range with a flow in it, found from the side of the
-        # range start with fewer trades (the months' counts tell).
+        # range start with fewer trades (the months' counts tell); a trade's flows through its own index.
         (before,) = self.conn.execute(
             "select coalesce(sum(first_flows), 0) from flow_months where portfolio_id = :id and month < :start",
             window,
@@ -401,7 +401,7 @@ class Queries(Connection):
             select strategy, symbol, side, count(*) from trade_totals t
             where portfolio_id = :id and {side_of_start} and (last_flow_at <= :high or exists (
                 select 1 from live_cash_flows f where f.portfolio_id = :id and f.trade_id = t.trade_id
-                    and f.at > :low and f.at <= :high))
+                    and +f.at > :low and +f.at <= :high))
             group by strategy, symbol, side"""
         for strategy, symbol, side, count in self._tuples(earlier, window):
             groups.setdefault((strategy, symbol, side), [0, 0])[0] += count
@@ -411,7 +411,7 @@ class Queries(Connection):
             alone = f"""
                 select t.id, t.strategy, t.symbol, t.side, count(f.id), sum({codec.units_sql("f.amount")})
                 from trades t left join live_cash_flows f on f.portfolio_id = t.portfolio_id and f.trade_id = t.id
-                    and f.at > :low and f.at <= :high
+                    and +f.at > :low and +f.at <= :high
                 where t.portfolio_id = :id and t.id in ({listed}) group by t.id"""
             for trade_id, strategy, symbol, side, flows, units in self._tuples(alone, window):
                 if flows:
