@@ -227,6 +227,7 @@ def test_the_reports_trade_figures_from_the_totals_equal_the_fold_of_the_records
         # The totals are what verify folds from the records, and what the migration fills in.
         for portfolio in ledger.portfolios():
             assert _check_totals(portfolio, records_of(ledger, portfolio), ledger.trade_totals(portfolio)) == []
+            assert ledger.summaries_differing(portfolio) == []
         kept = stored_totals(ledger), stored_days(ledger)
         with ledger.transaction("test", T0):
             for table in ("trade_totals", *DERIVED):
@@ -279,6 +280,35 @@ def test_verify_names_a_trade_whose_report_totals_differ_from_its_records(cli, l
         conn.execute("update trade_totals set closed = closed + 1 where trade_id = ?", [trade_id])
     result = cli("verify", code=6)
     assert f"trade {trade_id}" in result.stdout and "closed 100000001" in result.stdout, result.stdout
+
+
+def test_verify_names_the_reports_day_statistics_when_they_differ_from_the_totals(cli, ledger_path):
+    drawn = [
+        {"other": False, "symbol": "BTC/USDT", "strategy": "swing", "short": False, "qty": D("1"), "opened": T0,
+         "closes": [("whole", T0 + timedelta(days=2), CloseReason.TAKE_PROFIT)], "flows": [], "void": None},
+    ]  # fmt: skip
+    ledger, _ = build(ledger_path, drawn, None)
+    ledger.close()
+    cli("verify")
+    edits = {
+        "closed_days": "update closed_days set wins = wins + 1",
+        "closed_months": "update closed_months set net = net - 1",
+        "closed_outcomes": "update closed_outcomes set outcomes = 'L'",
+        "closed_spans": "update closed_spans set end_us = end_us + 1",
+        "flow_days": "update flow_days set amount = amount + 1",
+    }
+    for table, edit in edits.items():
+        with sqlite3.connect(ledger_path) as conn:
+            conn.execute("savepoint edit")
+            conn.execute(edit)
+            conn.execute("release edit")
+        result = cli("verify", code=6)
+        assert f"the report's {table} at" in result.stdout, result.stdout
+        with sqlite3.connect(ledger_path) as conn:  # summed again, as the migrations do
+            refresh_closed_days(conn)
+            refill_closed_spans(conn)
+            refill_flow_days(conn)
+        cli("verify")
 
 
 def test_a_first_release_ledgers_short_money_texts_sum_to_their_value(tmp_path):

@@ -34,7 +34,6 @@ from portfolio_cli.ledger.migrations import (
     CLOSED_SPAN_TRIGGERS,
     FLOW_DAY_TRIGGERS,
     refill_closed_spans,
-    refill_flow_days,
     refresh_closed_days,
 )
 from portfolio_cli.ledger.queries import Queries
@@ -45,6 +44,7 @@ class Writes(Queries):
     what would break a record already booked."""
 
     _totals_deferred = False  # inside ``totals_deferred``
+    _flow_sums: dict[tuple, list] | None = None  # the bulk rows' flows per day and group, not yet written
 
     def book(self, portfolio: Portfolio | None, booking: Booking) -> Booked:
         """Write a booking the engine decided, in its order, inside the caller's transaction: the one
@@ -128,6 +128,8 @@ class Writes(Queries):
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         stale, rewound = self._invalidate(portfolio, rows.earliest)
+        if not self._totals_deferred:
+            self._flow_sums = None
         # The triggers that keep each trade's totals would cost an import of a million trades more
         # than its own writes: they are off while its rows go in (inside this transaction: a failure
         # rolls them back too), and the totals of the trades it touched are summed again at once.
@@ -150,6 +152,7 @@ class Writes(Queries):
             sql = f"insert into {table} ({','.join(names)}) values ({','.join(marks)})"
             self.conn.executemany(sql, written)
             self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
+        self._sum_bulk_flows(portfolio, rows)
         if not self._totals_deferred:
             touched = {row[0] for row in rows.trades} | {row[0] for row in rows.closes}
             touched |= {row[3] for row in rows.cash_flows if row[3] is not None}
@@ -167,6 +170,7 @@ class Writes(Queries):
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         before = {t: self.conn.execute(f"select coalesce(max(id), 0) from {t}").fetchone()[0] for t in BULK_TABLES}
         paused = self._pause_totals()
+        self._flow_sums = None
         self._totals_deferred = True
         try:
             yield
@@ -212,14 +216,14 @@ class Writes(Queries):
             "where trade_id in (select trade_id from temp.totalled) and last_close is not null"
         )
         days = set(conn.execute(days_sql).fetchall())  # of the closes before and after
-        flow_days_sql = (
-            "select distinct portfolio_id, substr(at, 1, 10) from cash_flows "
-            "where trade_id in (select trade_id from temp.totalled) "
-            "union select portfolio_id, substr(first_flow_at, 1, 10) from trade_totals "
+        firsts_sql = (
+            "select portfolio_id, first_flow_at, strategy, symbol, side from trade_totals "
             "where trade_id in (select trade_id from temp.totalled) and first_flow_at is not null"
         )
-        flow_days = set(conn.execute(flow_days_sql).fetchall())  # of their flows, and their first ones before
-        pids_sql = "select distinct portfolio_id from trade_totals where trade_id in (select trade_id from temp.totalled)"
+        firsts = conn.execute(firsts_sql).fetchall()  # where their first flows were
+        pids_sql = (
+            "select distinct portfolio_id from trade_totals where trade_id in (select trade_id from temp.totalled)"
+        )
         pids = {pid for (pid,) in conn.execute(pids_sql)}
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
         try:
@@ -232,8 +236,48 @@ class Writes(Queries):
         refresh_closed_days(conn, sorted(days))
         pids.update(pid for (pid,) in conn.execute(pids_sql))
         refill_closed_spans(conn, sorted(pids))
-        refill_flow_days(conn, sorted(flow_days | set(conn.execute(flow_days_sql).fetchall())))
+        # The flows per day: what the bulk rows added (``_sum_bulk_flows``), and the trades' first flows moved.
+        added = self._flow_sums or {}
+        self._flow_sums = None
+        for change, rows in ((-1, firsts), (1, conn.execute(firsts_sql).fetchall())):
+            for pid, at, strategy, symbol, side in rows:
+                entry = added.setdefault((pid, at[:10], strategy is not None, strategy or "", symbol, side), [0, 0])
+                entry[1] += change
+        for table, cut in (("flow_days", 10), ("flow_months", 7)):
+            period = "day" if table == "flow_days" else "month"
+            conn.executemany(
+                f"insert into {table} (portfolio_id, {period}, tagged, strategy, symbol, side, amount, first_flows) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set amount = amount + excluded.amount, "
+                "first_flows = first_flows + excluded.first_flows",
+                [
+                    (pid, day[:cut], *group, _bindable(amount), first)
+                    for (pid, day, *group), (amount, first) in added.items()
+                ],
+            )
         conn.execute("delete from temp.totalled")
+
+    def _sum_bulk_flows(self, portfolio: Portfolio, rows: BulkRows) -> None:
+        """Add the bulk rows' flows to the sums per day and group that ``_total_trades`` writes (the
+        triggers that keep ``flow_days`` are off meanwhile), as those triggers would: in whole units,
+        the flows of the portfolio's own trades only."""
+        groups = {row[0]: (row[13], row[1], row[2]) for row in rows.trades}
+        unknown = sorted({row[3] for row in rows.cash_flows if row[3] is not None and row[3] not in groups})
+        size = max(1, min(500, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1))
+        for start in range(0, len(unknown), size):
+            chunk = unknown[start : start + size]
+            listed = ",".join("?" * len(chunk))
+            sql = f"select id, strategy, symbol, side from trades where portfolio_id = ? and id in ({listed})"
+            for trade_id, strategy, symbol, side in self.conn.execute(sql, [portfolio.id, *chunk]):
+                groups[trade_id] = (strategy, symbol, side)
+        sums = self._flow_sums if self._flow_sums is not None else {}
+        for _, amount, at, trade_id, _ in rows.cash_flows:
+            group = groups.get(trade_id) if trade_id is not None else None
+            if group is None:
+                continue
+            strategy, symbol, side = group
+            entry = sums.setdefault((portfolio.id, at[:10], strategy is not None, strategy or "", symbol, side), [0, 0])
+            entry[0] += _units(amount)
+        self._flow_sums = sums
 
     @contextmanager
     def indexes_deferred(self, tables: tuple[str, ...]) -> Iterator[None]:
@@ -494,6 +538,23 @@ class Writes(Queries):
         if deleted:
             self.audit("drop old snapshots", None, {"before": day.isoformat(), "snapshots": deleted})
         return deleted
+
+
+def _units(text: str) -> int | float:
+    """A money text in whole 1e-8 units, as ``codec.units_sql`` takes it in SQL (infinite where it
+    would not fit)."""
+    point = text.find(".")
+    if point < 0 or "e" in text or "E" in text:
+        value = Decimal(text).scaleb(8)
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**63 else float("inf")
+    if len(text) - point - 1 > 8 or point > 11:
+        return float("inf")
+    return int(text[:point] + (text[point + 1 :] + "00000000")[:8])
+
+
+def _bindable(units: int | float) -> int | float:
+    """A sum of units SQLite can hold: beyond 64 bits, a float (which the report refuses)."""
+    return units if units.__class__ is float or -(2**63) <= units < 2**63 else float(units)
 
 
 def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:

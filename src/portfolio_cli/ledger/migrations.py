@@ -721,17 +721,67 @@ def m017_closed_days(db: Database) -> None:
 
 
 def refresh_closed_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | None = None) -> None:
-    """Write these days (portfolio id, YYYY-MM-DD) of ``closed_days`` and ``closed_outcomes`` afresh
-    from ``trade_totals`` (every day when None), as the triggers do."""
+    """Write these days (portfolio id, YYYY-MM-DD) of ``closed_days``, ``closed_outcomes`` and their
+    months afresh from ``trade_totals`` (every day when None): the triggers' figures, summed for all
+    the days at once (an import's); in floats when a sum is beyond 64 bits."""
+    conn.execute(
+        "create temp table if not exists closed_days_redo "
+        "(portfolio_id integer, day text, primary key (portfolio_id, day))"
+    )
+    conn.execute("delete from temp.closed_days_redo")
     if days is None:
-        days = conn.execute(
-            "select distinct portfolio_id, substr(last_close, 1, 10) from trade_totals "
-            "where last_close is not null and closed >= qty"
-        ).fetchall()
-    statements = _closed_day_sql(":pid", ":day")
-    for pid, day in days:
-        for sql in statements:
-            conn.execute(sql, {"pid": pid, "day": day})
+        conn.execute(
+            "insert or ignore into temp.closed_days_redo select portfolio_id, substr(last_close, 1, 10) "
+            "from trade_totals where last_close is not null and closed >= qty union "
+            "select portfolio_id, day from closed_days union select portfolio_id, day from closed_outcomes"
+        )
+    else:
+        conn.executemany("insert or ignore into temp.closed_days_redo values (?, ?)", days)
+    chosen = "(portfolio_id, {0}) in (select portfolio_id, {1} from temp.closed_days_redo)".format
+    rows = (
+        "from temp.closed_days_redo d cross join trade_totals t on t.portfolio_id = d.portfolio_id "
+        "and t.last_close > d.day and t.last_close < d.day || 'U' where t.closed >= t.qty"
+    )
+    for exact in ("{0}", "({0} * 1.0)"):
+        conn.execute(f"delete from closed_days where {chosen('day', 'day')}")
+        conn.execute(f"delete from closed_months where {chosen('month', 'substr(day, 1, 7)')}")
+        x = exact.format
+        try:
+            conn.execute(
+                f"""insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins,
+                        losses, net, flowing, won, lost, held_us, largest_win, largest_loss)
+                    select d.portfolio_id, d.day, symbol, strategy, side, exit_reason, count(*), sum(net > 0),
+                        sum(net < 0), sum({x("net")}), sum(net_flows > 0), sum(iif(net > 0, {x("net")}, 0)),
+                        sum(iif(net < 0, {x("-net")}, 0)), sum({x("(last_close_us - opened_us)")}),
+                        max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+                    {rows} group by d.portfolio_id, d.day, symbol, strategy, side, exit_reason"""
+            )
+            conn.execute(
+                f"""insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins,
+                        losses, net, flowing, won, lost, held_us, largest_win, largest_loss)
+                    select portfolio_id, substr(day, 1, 7), symbol, strategy, side, exit_reason, sum(trades),
+                        sum(wins), sum(losses), sum({x("net")}), sum(flowing), sum({x("won")}), sum({x("lost")}),
+                        sum({x("held_us")}), max(largest_win), min(largest_loss)
+                    from closed_days where {chosen('substr(day, 1, 7)', 'substr(day, 1, 7)')}
+                    group by portfolio_id, substr(day, 1, 7), symbol, strategy, side, exit_reason"""
+            )
+            break
+        except sqlite3.OperationalError as exc:
+            if "overflow" not in str(exc):
+                raise
+    # The outcomes in closing order, joined here (SQLite's group_concat keeps no order it promises).
+    conn.execute(f"delete from closed_outcomes where {chosen('day', 'day')}")
+    outcomes: dict[tuple[int, str], list[str]] = {}
+    order = "order by d.portfolio_id, t.last_close, t.trade_id"
+    sql = f"select d.portfolio_id, d.day, (net > 0) - (net < 0) {rows} {order}"
+    for pid, day, sign in conn.execute(sql):
+        if sign is not None:
+            outcomes.setdefault((pid, day), []).append("0WL"[sign])
+    conn.executemany(
+        "insert into closed_outcomes (portfolio_id, day, outcomes) values (?, ?, ?)",
+        [(pid, day, "".join(marks)) for (pid, day), marks in outcomes.items()],
+    )
+    conn.execute("delete from temp.closed_days_redo")
 
 
 # The union of the holding spans (opening to last close) of the trades closed in full, as disjoint
@@ -752,7 +802,7 @@ def _islands_sql(source: str) -> str:
         select pid, min(a), max(b) from (
             select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
             from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
-                                                             rows between unbounded preceding and 1 preceding), 0) as fresh
+                                                          rows between unbounded preceding and 1 preceding), 0) as fresh
                   from ({source})))
         group by pid, island"""
 
@@ -767,7 +817,8 @@ def _span_removed_sql(row: str, extra: str = "1") -> list[str]:
     return [
         f"""insert into closed_spans_redo select portfolio_id, start_us, end_us from closed_spans
             where portfolio_id = {row}.portfolio_id and start_us <= {a} and end_us >= {b} and {extra}""",
-        "delete from closed_spans where (portfolio_id, start_us) in (select portfolio_id, start_us from closed_spans_redo)",
+        "delete from closed_spans where (portfolio_id, start_us) in "
+        "(select portfolio_id, start_us from closed_spans_redo)",
         f"insert into closed_spans (portfolio_id, start_us, end_us) {_islands_sql(inside)}",
         "delete from closed_spans_redo",
     ]
@@ -801,7 +852,9 @@ def m018_closed_spans(db: Database) -> None:
     db.execute("create index trade_totals_by_opening on trade_totals (portfolio_id, opened_us)")
     # The trades not closed in full (few), and those closed before they opened (none: the report then
     # adds the spans up one by one, as before).
-    db.execute("create index trade_totals_not_closed on trade_totals (portfolio_id, opened_at) where not (closed >= qty)")
+    db.execute(
+        "create index trade_totals_not_closed on trade_totals (portfolio_id, opened_at) where not (closed >= qty)"
+    )
     db.execute("create index trade_totals_backwards on trade_totals (portfolio_id) where last_close_us < opened_us")
     span = "({0} is not {1})".format
     moved = (
@@ -858,8 +911,12 @@ def _flow_upsert(pid: str, day: str, trade: str, amount: str, first: str, source
         f"""insert into {table} (portfolio_id, {period}, {FLOW_GROUP}, amount, first_flows)
             select {pid}, {cut}, {trade}.strategy is not null, coalesce({trade}.strategy, ''), {trade}.symbol,
                 {trade}.side, {amount}, {first} {source}
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows"""
-        for table, period, cut in (("flow_days", "day", f"substr({day}, 1, 10)"), ("flow_months", "month", f"substr({day}, 1, 7)"))
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows"""
+        for table, period, cut in (
+            ("flow_days", "day", f"substr({day}, 1, 10)"),
+            ("flow_months", "month", f"substr({day}, 1, 7)"),
+        )
     ]
 
 
@@ -888,11 +945,13 @@ def m019_flow_days(db: Database) -> None:
             {body(_flow_upsert("new.portfolio_id", "new.at", "t", u("new.amount"), "0", of_trade("new")))};
         end"""
     )
+    voided = (
+        "from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id "
+        "where f.id = new.row_id"
+    )
     db.execute(
         f"""create trigger flow_days_void after insert on voided_rows when new.tbl = 'cash_flows' begin
-            {body(_flow_upsert("f.portfolio_id", "f.at", "t", "-" + u("f.amount"), "0",
-                               "from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id "
-                               "where f.id = new.row_id"))};
+            {body(_flow_upsert("f.portfolio_id", "f.at", "t", "-" + u("f.amount"), "0", voided))};
         end"""
     )
     first = "where {0}.first_flow_at is not null".format
@@ -920,7 +979,10 @@ def refill_flow_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | Non
     """Sum these days (portfolio id, YYYY-MM-DD) of ``flow_days``, and their months of
     ``flow_months``, afresh from the live flows and ``trade_totals`` (every day when None); in floats
     where a sum is beyond 64 bits."""
-    conn.execute("create temp table if not exists flow_days_redo (portfolio_id integer, day text, primary key (portfolio_id, day))")
+    conn.execute(
+        "create temp table if not exists flow_days_redo "
+        "(portfolio_id integer, day text, primary key (portfolio_id, day))"
+    )
     conn.execute("delete from temp.flow_days_redo")
     if days is not None:
         conn.executemany("insert or ignore into temp.flow_days_redo values (?, ?)", days)
@@ -962,7 +1024,8 @@ def refill_flow_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | Non
             )
             conn.execute(
                 f"""insert into flow_months (portfolio_id, month, {FLOW_GROUP}, amount, first_flows)
-                    select portfolio_id, substr(day, 1, 7), {FLOW_GROUP}, sum({exact.format("amount")}), sum(first_flows)
+                    select portfolio_id, substr(day, 1, 7), {FLOW_GROUP}, sum({exact.format("amount")}),
+                        sum(first_flows)
                     from flow_days where {chosen('substr(day, 1, 7)', 'substr(day, 1, 7)')}
                     group by portfolio_id, substr(day, 1, 7), {FLOW_GROUP}"""
             )

@@ -361,11 +361,16 @@ class Queries(Connection):
             return None
         window, days, whole, parts = _covered(portfolio, since, until)
         # The partial days at the ends, each a range of its own (so that it is read from its index).
-        ends = ["{0} > :low and {0} <= :high"] if days == "0" else ["{0} > :low and {0} < :first", "{0} >= :last and {0} <= :high"]
+        ends = (
+            ["{0} > :low and {0} <= :high"]
+            if days == "0"
+            else ["{0} > :low and {0} < :first", "{0} >= :last and {0} <= :high"]
+        )
         edges = "".join(
             f"""
                 union all
-                select t.strategy is not null, coalesce(t.strategy, ''), t.symbol, t.side, {codec.units_sql("f.amount")}, 0
+                select t.strategy is not null, coalesce(t.strategy, ''), t.symbol, t.side,
+                    {codec.units_sql("f.amount")}, 0
                 from live_cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id
                 where f.portfolio_id = :id and {end.format("f.at")}
                 union all
@@ -630,6 +635,118 @@ class Queries(Connection):
             from trade_totals where portfolio_id = ?"""
         return {row[0]: tuple(row[1:]) for row in self._tuples(sql, [portfolio.id])}
 
+    def summaries_differing(self, portfolio: Portfolio) -> list[tuple[str, str]]:
+        """What the ledger keeps for the report beside the trades' totals (the days' and months' closed
+        trades, their outcomes, the closed spans, the flows per day and month: ``migrations.m017`` to
+        ``m019``) and does not match the same figures summed again from the totals and the live flows,
+        as (table, the first key that differs). A figure kept as a float (a sum beyond 64 bits, which
+        the report refuses) is not compared; a sum too large to add up again leaves its table out."""
+        pid = [portfolio.id]
+        found: list[tuple[str, str]] = []
+        counted = "portfolio_id = ? and last_close is not null and closed >= qty"
+
+        def compare(table: str, stored: dict, fresh: dict, keep_zeros: bool = True) -> None:
+            if not keep_zeros:
+                stored = {k: v for k, v in stored.items() if any(v)}
+                fresh = {k: v for k, v in fresh.items() if any(v)}
+            for key in sorted(stored.keys() | fresh.keys(), key=repr):
+                mine, again = stored.get(key), fresh.get(key)
+                if mine is not None and again is not None and any(v.__class__ is float for v in mine):
+                    mine, again = mine[:1], again[:1]  # summed in floats: only its count is compared
+                if mine != again:
+                    found.append((table, " ".join(str(part) for part in key)))
+                    return
+
+        def months_of(days: dict) -> dict:
+            months: dict[tuple, list] = {}
+            for (day, *group), figures in days.items():
+                entry = months.get((day[:7], *group))
+                if entry is None:
+                    months[(day[:7], *group)] = list(figures)
+                    continue
+                for i, value in enumerate(figures):
+                    if i >= len(figures) - 2 and len(figures) > 2:  # largest win and loss
+                        pick = max if i == len(figures) - 2 else min
+                        entry[i] = value if entry[i] is None else entry[i] if value is None else pick(entry[i], value)
+                    elif value is None or entry[i] is None:
+                        entry[i] = None
+                    else:
+                        entry[i] += value
+            return {key: tuple(figures) for key, figures in months.items()}
+
+        figures = "trades, wins, losses, net, flowing, won, lost, held_us, largest_win, largest_loss"
+        try:
+            days = {
+                tuple(row[:5]): tuple(row[5:])
+                for row in self.conn.execute(
+                    f"""select substr(last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0),
+                        sum(net < 0), sum(net), sum(net_flows > 0), sum(iif(net > 0, net, 0)),
+                        sum(iif(net < 0, -net, 0)),
+                        sum(last_close_us - opened_us), max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+                        from trade_totals where {counted} group by 1, 2, 3, 4, 5""",
+                    pid,
+                )
+            }
+        except (sqlite3.OperationalError, OverflowError):
+            days = None
+        if days is not None:
+            for table, period, fresh in (("closed_days", "day", days), ("closed_months", "month", months_of(days))):
+                sql = f"select {period}, symbol, strategy, side, exit_reason, {figures} from {table} " \
+                    "where portfolio_id = ?"  # fmt: skip
+                compare(table, {tuple(r[:5]): tuple(r[5:]) for r in self.conn.execute(sql, pid)}, fresh)
+        outcomes: dict[tuple, list] = {}
+        sql = (
+            "select substr(last_close, 1, 10), (net > 0) - (net < 0) from trade_totals "
+            f"where {counted} order by last_close, trade_id"
+        )
+        for day, sign in self.conn.execute(sql, pid):
+            outcomes.setdefault((day,), []).append("0WL"[sign] if sign is not None else "")
+        kept = self.conn.execute("select day, outcomes from closed_outcomes where portfolio_id = ?", pid)
+        fresh = {day: ("".join(marks),) for day, marks in outcomes.items() if "".join(marks)}
+        compare("closed_outcomes", {(day,): (text,) for day, text in kept}, fresh)
+        merged: list[list[int]] = []
+        sql = (
+            f"select opened_us, last_close_us from trade_totals where {counted} and opened_us is not null "
+            "and last_close_us is not null order by 1, 2"
+        )
+        for a, b in self.conn.execute(sql, pid):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        spans = self.conn.execute(
+            "select start_us, end_us from closed_spans where portfolio_id = ? order by start_us", pid
+        )
+        compare("closed_spans", {(a,): (b,) for a, b in spans}, {(a,): (b,) for a, b in merged})
+        try:
+            flows = {
+                tuple(row[:5]): tuple(row[5:])
+                for row in self.conn.execute(
+                    f"""select day, tagged, strategy, symbol, side, sum(amount), sum(first_flows) from (
+                            select substr(f.at, 1, 10) as day, t.strategy is not null as tagged,
+                                coalesce(t.strategy, '') as strategy, t.symbol as symbol, t.side as side,
+                                {codec.units_sql("f.amount")} as amount, 0 as first_flows
+                            from live_cash_flows f
+                            join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id
+                            where f.portfolio_id = ?1
+                            union all
+                            select substr(first_flow_at, 1, 10), strategy is not null, coalesce(strategy, ''),
+                                symbol, side, 0, 1
+                            from trade_totals where portfolio_id = ?1 and first_flow_at is not null)
+                        group by 1, 2, 3, 4, 5""",
+                    pid,
+                )
+            }
+        except (sqlite3.OperationalError, OverflowError):
+            flows = None
+        if flows is not None:
+            for table, period, fresh in (("flow_days", "day", flows), ("flow_months", "month", _flow_months(flows))):
+                sql = f"select {period}, tagged, strategy, symbol, side, amount, first_flows from {table} " \
+                    "where portfolio_id = ?"  # fmt: skip
+                stored = {tuple(r[:5]): tuple(r[5:]) for r in self.conn.execute(sql, pid)}
+                compare(table, stored, fresh, keep_zeros=False)
+        return found
+
     def void_strays(self, portfolio: Portfolio) -> list[tuple[int, str, int]]:
         """The rows the portfolio's voids take out that are no record of it (void id, table, row id):
         none, unless the ledger was edited by hand."""
@@ -711,6 +828,16 @@ def _covered(portfolio: Portfolio, since: datetime, until: datetime) -> tuple[di
         return window, days, "portfolio_id = :id and month >= :months and month < :end", \
             f"{days} and (day < :months or day >= :end)"  # fmt: skip
     return window, days, "0", days
+
+
+def _flow_months(days: dict[tuple, tuple]) -> dict[tuple, tuple]:
+    """The flows per month and group, from those per day (None where a sum is not exact)."""
+    months: dict[tuple, list] = {}
+    for (day, *group), (amount, first) in days.items():
+        entry = months.setdefault((day[:7], *group), [0, 0])
+        entry[0] = None if entry[0] is None or amount is None else entry[0] + amount
+        entry[1] += first
+    return {key: tuple(figures) for key, figures in months.items()}
 
 
 def _next_month(day: date) -> date:

@@ -687,7 +687,7 @@ CREATE TRIGGER closed_spans_void after delete on trade_totals
         select pid, min(a), max(b) from (
             select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
             from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
-                                                             rows between unbounded preceding and 1 preceding), 0) as fresh
+                                                          rows between unbounded preceding and 1 preceding), 0) as fresh
                   from (select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us is not null)))
         group by pid, island; delete from closed_spans_redo;
         end;
@@ -699,7 +699,7 @@ CREATE TRIGGER closed_spans_change after update on trade_totals when ((iif(old.c
         select pid, min(a), max(b) from (
             select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
             from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
-                                                             rows between unbounded preceding and 1 preceding), 0) as fresh
+                                                          rows between unbounded preceding and 1 preceding), 0) as fresh
                   from (select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us is not null)))
         group by pid, island; delete from closed_spans_redo;
             insert or replace into closed_spans (portfolio_id, start_us, end_us)
@@ -715,10 +715,12 @@ CREATE TRIGGER flow_days_flow after insert on cash_flows when new.trade_id is no
             insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
             select new.portfolio_id, substr(new.at, 1, 10), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
                 t.side, (case when instr(new.amount, 'E') or instr(new.amount, 'e') then cast(round(new.amount * 100000000) as integer) when instr(new.amount, '.') = 0 then new.amount * 100000000 when length(new.amount) - instr(new.amount, '.') > 8 or instr(new.amount, '.') > 12 then 9e999 else cast(substr(new.amount, 1, instr(new.amount, '.') - 1) || substr(substr(new.amount, instr(new.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from trades t where t.id = new.trade_id and t.portfolio_id = new.portfolio_id
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
             select new.portfolio_id, substr(new.at, 1, 7), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
                 t.side, (case when instr(new.amount, 'E') or instr(new.amount, 'e') then cast(round(new.amount * 100000000) as integer) when instr(new.amount, '.') = 0 then new.amount * 100000000 when length(new.amount) - instr(new.amount, '.') > 8 or instr(new.amount, '.') > 12 then 9e999 else cast(substr(new.amount, 1, instr(new.amount, '.') - 1) || substr(substr(new.amount, instr(new.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from trades t where t.id = new.trade_id and t.portfolio_id = new.portfolio_id
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
         end;
 
 -- trigger flow_days_void
@@ -726,10 +728,12 @@ CREATE TRIGGER flow_days_void after insert on voided_rows when new.tbl = 'cash_f
             insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
             select f.portfolio_id, substr(f.at, 1, 10), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
                 t.side, -(case when instr(f.amount, 'E') or instr(f.amount, 'e') then cast(round(f.amount * 100000000) as integer) when instr(f.amount, '.') = 0 then f.amount * 100000000 when length(f.amount) - instr(f.amount, '.') > 8 or instr(f.amount, '.') > 12 then 9e999 else cast(substr(f.amount, 1, instr(f.amount, '.') - 1) || substr(substr(f.amount, instr(f.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id where f.id = new.row_id
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
             select f.portfolio_id, substr(f.at, 1, 7), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
                 t.side, -(case when instr(f.amount, 'E') or instr(f.amount, 'e') then cast(round(f.amount * 100000000) as integer) when instr(f.amount, '.') = 0 then f.amount * 100000000 when length(f.amount) - instr(f.amount, '.') > 8 or instr(f.amount, '.') > 12 then 9e999 else cast(substr(f.amount, 1, instr(f.amount, '.') - 1) || substr(substr(f.amount, instr(f.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id where f.id = new.row_id
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
         end;
 
 -- trigger flow_days_first
@@ -737,10 +741,12 @@ CREATE TRIGGER flow_days_first after insert on trade_totals when new.first_flow_
             insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
             select new.portfolio_id, substr(new.first_flow_at, 1, 10), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
                 new.side, 0, 1 where new.first_flow_at is not null
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
             select new.portfolio_id, substr(new.first_flow_at, 1, 7), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
                 new.side, 0, 1 where new.first_flow_at is not null
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
         end;
 
 -- trigger flow_days_gone
@@ -748,10 +754,12 @@ CREATE TRIGGER flow_days_gone after delete on trade_totals when old.first_flow_a
             insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
             select old.portfolio_id, substr(old.first_flow_at, 1, 10), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
                 old.side, 0, -1 where old.first_flow_at is not null
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
             select old.portfolio_id, substr(old.first_flow_at, 1, 7), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
                 old.side, 0, -1 where old.first_flow_at is not null
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
         end;
 
 -- trigger flow_days_first_moved
@@ -760,16 +768,20 @@ CREATE TRIGGER flow_days_first_moved after update on trade_totals
             insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
             select old.portfolio_id, substr(old.first_flow_at, 1, 10), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
                 old.side, 0, -1 where old.first_flow_at is not null
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
             select old.portfolio_id, substr(old.first_flow_at, 1, 7), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
                 old.side, 0, -1 where old.first_flow_at is not null
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
             insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
             select new.portfolio_id, substr(new.first_flow_at, 1, 10), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
                 new.side, 0, 1 where new.first_flow_at is not null
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
             select new.portfolio_id, substr(new.first_flow_at, 1, 7), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
                 new.side, 0, 1 where new.first_flow_at is not null
-            on conflict do update set amount = amount + excluded.amount, first_flows = first_flows + excluded.first_flows;
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
         end;
 
