@@ -153,11 +153,11 @@ def _help_examples() -> list[str]:
 
 def _parse(example: str) -> None:
     """Parse a documented command line as the CLI would (options, types, choices) without running it."""
-    import typer
+    from conftest import click_command  # the app built once, as the CLI runner's invocations use it
 
     from portfolio_cli.cli import app
 
-    root = typer.main.get_command(app)
+    root = click_command(app)
     argv = shlex.split(example)[1:]
     root_ctx = root.make_context("portfolio", list(argv), resilient_parsing=True)
     command = root.get_command(root_ctx, argv[0])

@@ -192,7 +192,8 @@ def a_varied_export(path: Path, trades: int) -> None:
     rnd, m = random.Random(21), lambda x: codec.money(D(x))
     rows: list[dict] = []
     for n in range(1, trades + 1):
-        at = T0 - timedelta(days=30) + timedelta(minutes=n, microseconds=rnd.choice([0, 123456]))
+        # Some minutes apart: the closes of a file of 400 trades fall on three days.
+        at = T0 - timedelta(days=30) + timedelta(minutes=11 * n, microseconds=rnd.choice([0, 123456]))
         symbol = rnd.choice(["BTC/USDT", "ETH/USDT", "ETH/BTC", "SOL/USDT"])
         price = D(rnd.randint(1, 99999)) / 1_000_000 if symbol == "ETH/BTC" else D(rnd.randint(100, 5_000_000)) / 100
         usdt = price * 40000 if symbol == "ETH/BTC" else price

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from portfolio_cli.engine.booking import Booked, Booking, CheckMark, Entry, RebalanceLink
@@ -36,7 +38,7 @@ from portfolio_cli.ledger.migrations import (
     refill_closed_spans,
     refresh_closed_days,
 )
-from portfolio_cli.ledger.queries import Queries
+from portfolio_cli.ledger.queries import ID_CHUNK, Queries
 
 
 class Writes(Queries):
@@ -44,7 +46,10 @@ class Writes(Queries):
     what would break a record already booked."""
 
     _totals_deferred = False  # inside ``totals_deferred``
-    _flow_sums: dict[tuple, list] | None = None  # the bulk rows' flows per day and group, not yet written
+    _flow_sums: dict[tuple, list] | None = None  # flows and first flows per day and group, not yet written
+    _untotalled: set[int] = set()  # there: the trades whose totals are to be summed at its end,
+    _closed_days: set[tuple[int, str]] = set()  # and the days (portfolio, YYYY-MM-DD) to write afresh,
+    _spanned: set[int] = set()  # and the portfolios whose closed spans to build again
 
     def book(self, portfolio: Portfolio | None, booking: Booking) -> Booked:
         """Write a booking the engine decided, in its order, inside the caller's transaction: the one
@@ -149,47 +154,60 @@ class Writes(Queries):
                 given = _runs([row[0] for row in written])
             else:  # numbered by SQLite, as one by one: the next after the largest, in order
                 given = [[rows.first[table], rows.first[table] + len(written) - 1]]
-            sql = f"insert into {table} ({','.join(names)}) values ({','.join(marks)})"
-            self.conn.executemany(sql, written)
+            _insert_rows(self.conn, table, names, marks, written)
             self.audit(BULK_ACTIONS[table], portfolio.id, {"table": table, "ids": given})
-        self._sum_bulk_flows(portfolio, rows)
-        if not self._totals_deferred:
-            touched = {row[0] for row in rows.trades} | {row[0] for row in rows.closes}
-            touched |= {row[3] for row in rows.cash_flows if row[3] is not None}
+        # The totals of the trades this booking opens are folded from its own rows, here (a new
+        # trade has none to replace), with the days their closes count in; those of the trades it
+        # closes or pays for that it did not open (or that the fold leaves to SQL) are summed again
+        # from the ledger, and those days' statistics written afresh: now, or once at the end of
+        # ``totals_deferred``.
+        totals, touched = fold_totals(portfolio.id, rows)
+        for group in totals:
+            _insert_rows(self.conn, "trade_totals", TOTALS_COLUMNS, ["?"] * len(TOTALS_COLUMNS), group)
+        days = {(portfolio.id, row[9][:10]) for group in totals for row in group if row[9] and row[8] >= row[7]}
+        self._sum_bulk_flows(portfolio, rows, totals)
+        if self._totals_deferred:
+            self._untotalled |= touched
+            self._closed_days |= days
+            self._spanned.add(portfolio.id)
+        else:
             self._total_trades(touched)
+            refresh_closed_days(self.conn, sorted(days))
+            refill_closed_spans(self.conn, [portfolio.id])
+            self._write_flow_sums()
             for (sql,) in paused:
                 self.conn.execute(sql)
         return Booked((), stale, rewound)
 
     @contextmanager
     def totals_deferred(self) -> Iterator[None]:
-        """Inside the caller's transaction, write the totals of the trades that bulk bookings touch once
-        at the end, not batch by batch (a large import; outside ``indexes_deferred``, so that the
-        indexes are back when they are summed): the totals' triggers stay off until then."""
+        """Inside the caller's transaction, sum the totals of the trades that its bookings touch but do
+        not fold themselves (``fold_totals``) once at the end, not booking by booking (a large import;
+        outside ``indexes_deferred``, so that the indexes are back when they are summed): the totals'
+        triggers stay off until then, and every trade a record is written for meanwhile is noted."""
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
-        before = {t: self.conn.execute(f"select coalesce(max(id), 0) from {t}").fetchone()[0] for t in BULK_TABLES}
         paused = self._pause_totals()
-        self._flow_sums = None
-        self._totals_deferred = True
+        self._totals_deferred, self._untotalled, self._closed_days = True, set(), set()
+        self._flow_sums, self._spanned = None, set()
         try:
             yield
+            touched, days, spanned = self._untotalled, self._closed_days, self._spanned
         finally:
-            self._totals_deferred = False
-        # Every trade a record after ``before`` belongs to, and any trade without totals (one that
-        # kept an id below the largest, and booked no flow).
-        touched = {
-            trade_id
-            for (trade_id,) in self.conn.execute(
-                "select id from trades where id > ?1 union select trade_id from closes where id > ?2 "
-                "union select trade_id from cash_flows where id > ?3 and trade_id is not null "
-                "union select id from live_trades where id not in (select trade_id from trade_totals)",
-                [before["trades"], before["closes"], before["cash_flows"]],
-            )
-        }
+            self._totals_deferred, self._untotalled, self._closed_days = False, set(), set()
+        spanned |= self._portfolios_of(touched)
         self._total_trades(touched)
+        refresh_closed_days(self.conn, sorted(days))
+        refill_closed_spans(self.conn, sorted(spanned))
+        self._write_flow_sums()
         for (sql,) in paused:
             self.conn.execute(sql)
+
+    def _untotal(self, trade_id: int | None) -> None:
+        """Inside ``totals_deferred``, note a trade a record was written for one by one (its totals'
+        triggers are off): its totals are summed at the end."""
+        if self._totals_deferred and trade_id is not None:
+            self._untotalled.add(trade_id)
 
     def _pause_totals(self) -> list[tuple[str]]:
         """Drop the triggers that keep ``trade_totals`` as records are inserted; returns their SQL."""
@@ -215,16 +233,12 @@ class Writes(Queries):
             "select distinct portfolio_id, substr(last_close, 1, 10) from trade_totals "
             "where trade_id in (select trade_id from temp.totalled) and last_close is not null"
         )
-        days = set(conn.execute(days_sql).fetchall())  # of the closes before and after
+        days = {(pid, day) for pid, day in conn.execute(days_sql)}  # of the closes before and after
         firsts_sql = (
             "select portfolio_id, first_flow_at, strategy, symbol, side from trade_totals "
             "where trade_id in (select trade_id from temp.totalled) and first_flow_at is not null"
         )
         firsts = conn.execute(firsts_sql).fetchall()  # where their first flows were
-        pids_sql = (
-            "select distinct portfolio_id from trade_totals where trade_id in (select trade_id from temp.totalled)"
-        )
-        pids = {pid for (pid,) in conn.execute(pids_sql)}
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
         try:
             conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"))
@@ -232,34 +246,32 @@ class Writes(Queries):
             if "overflow" not in str(exc):
                 raise
             conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
-        days.update(conn.execute(days_sql).fetchall())
+        days.update((pid, day) for pid, day in conn.execute(days_sql))
         refresh_closed_days(conn, sorted(days))
-        pids.update(pid for (pid,) in conn.execute(pids_sql))
-        refill_closed_spans(conn, sorted(pids))
-        # The flows per day: what the bulk rows added (``_sum_bulk_flows``), and the trades' first flows moved.
-        added = self._flow_sums or {}
-        self._flow_sums = None
-        for change, rows in ((-1, firsts), (1, conn.execute(firsts_sql).fetchall())):
-            for pid, at, strategy, symbol, side in rows:
-                entry = added.setdefault((pid, at[:10], strategy is not None, strategy or "", symbol, side), [0, 0])
-                entry[1] += change
-        for table, cut in (("flow_days", 10), ("flow_months", 7)):
-            period = "day" if table == "flow_days" else "month"
-            conn.executemany(
-                f"insert into {table} (portfolio_id, {period}, tagged, strategy, symbol, side, amount, first_flows) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set amount = amount + excluded.amount, "
-                "first_flows = first_flows + excluded.first_flows",
-                [
-                    (pid, day[:cut], *group, _bindable(amount), first)
-                    for (pid, day, *group), (amount, first) in added.items()
-                ],
-            )
+        # Their first flows moved: the flows per day count them where they are now.
+        sums = self._flow_sums if self._flow_sums is not None else {}
+        for change, moved in ((-1, firsts), (1, conn.execute(firsts_sql).fetchall())):
+            for pid, at, strategy, symbol, side in moved:
+                sums.setdefault((pid, at[:10], strategy is not None, strategy or "", symbol, side), [0, 0])[1] += change
+        self._flow_sums = sums
         conn.execute("delete from temp.totalled")
 
-    def _sum_bulk_flows(self, portfolio: Portfolio, rows: BulkRows) -> None:
-        """Add the bulk rows' flows to the sums per day and group that ``_total_trades`` writes (the
-        triggers that keep ``flow_days`` are off meanwhile), as those triggers would: in whole units,
-        the flows of the portfolio's own trades only."""
+    def _portfolios_of(self, trade_ids: set[int]) -> set[int]:
+        """The portfolios of these trades."""
+        ids = sorted(trade_ids)
+        size = max(1, min(ID_CHUNK, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)))
+        found: set[int] = set()
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            sql = f"select distinct portfolio_id from trades where id in ({','.join('?' * len(chunk))})"
+            found.update(pid for (pid,) in self.conn.execute(sql, chunk))
+        return found
+
+    def _sum_bulk_flows(self, portfolio: Portfolio, rows: BulkRows, totals: list[list[tuple]]) -> None:
+        """Add a bulk booking's flows to the sums per day and group that ``_write_flow_sums`` writes
+        (the triggers that keep ``flow_days`` are off meanwhile), as those triggers would: in whole
+        units, the flows of the portfolio's own trades only; and the first flows of the trades it
+        opens whose totals it folded (``fold_totals``)."""
         groups = {row[0]: (row[13], row[1], row[2]) for row in rows.trades}
         unknown = sorted({row[3] for row in rows.cash_flows if row[3] is not None and row[3] not in groups})
         size = max(1, min(500, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1))
@@ -277,7 +289,28 @@ class Writes(Queries):
             strategy, symbol, side = group
             entry = sums.setdefault((portfolio.id, at[:10], strategy is not None, strategy or "", symbol, side), [0, 0])
             entry[0] += _units(amount)
+        for folded in totals:  # TOTALS_COLUMNS: portfolio, symbol, side, strategy … first flow
+            for row in folded:
+                if row[16] is not None:
+                    key = (row[1], row[16][:10], row[4] is not None, row[4] or "", row[2], row[3])
+                    sums.setdefault(key, [0, 0])[1] += 1
         self._flow_sums = sums
+
+    def _write_flow_sums(self) -> None:
+        """Add the pending sums of flows and first flows (``_sum_bulk_flows``) to ``flow_days`` and
+        ``flow_months``."""
+        added = self._flow_sums or {}
+        self._flow_sums = None
+        for table, period, cut in (("flow_days", "day", 10), ("flow_months", "month", 7)):
+            self.conn.executemany(
+                f"insert into {table} (portfolio_id, {period}, tagged, strategy, symbol, side, amount, first_flows) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set amount = amount + excluded.amount, "
+                "first_flows = first_flows + excluded.first_flows",
+                [
+                    (pid, day[:cut], *group, _bindable(amount), first)
+                    for (pid, day, *group), (amount, first) in added.items()
+                ],
+            )
 
     @contextmanager
     def indexes_deferred(self, tables: tuple[str, ...]) -> Iterator[None]:
@@ -390,16 +423,30 @@ class Writes(Queries):
         note: str | None = None,
     ) -> int:
         row = flow_row(portfolio, CashFlow(0, kind, amount, at, trade_id, note))
+        self._untotal(trade_id)
+        if self._totals_deferred and trade_id is not None:  # the flows per day, as its trigger would
+            found = self.conn.execute(
+                "select strategy, symbol, side from trades where id = ? and portfolio_id = ?", [trade_id, portfolio.id]
+            ).fetchone()
+            if found is not None:
+                strategy, symbol, side = found
+                sums = self._flow_sums if self._flow_sums is not None else {}
+                key = (portfolio.id, row["at"][:10], strategy is not None, strategy or "", symbol, side)
+                sums.setdefault(key, [0, 0])[0] += _units(row["amount"])
+                self._flow_sums = sums
         return self._write("cash_flows", row, f"record {kind.value}", portfolio.id)
 
     def add_trade(self, portfolio: Portfolio, trade: Trade, forced: bool, trade_id: int | None = None) -> int:
         """Record a trade; ``trade_id`` keeps an imported trade's id (the caller checks it is free)."""
         row = {**({"id": trade_id} if trade_id is not None else {}), **trade_row(portfolio, trade, forced)}
-        return self._write("trades", row, "open trade", portfolio.id)
+        row_id = self._write("trades", row, "open trade", portfolio.id)
+        self._untotal(row_id)
+        return row_id
 
     def add_close(self, portfolio: Portfolio, close: Close) -> int:
         row = close_row(close)
         action = "close trade" if close.reason is CloseReason.MANUAL else f"close trade ({close.reason.value})"
+        self._untotal(close.trade_id)
         return self._write("closes", row, action, portfolio.id)
 
     def add_rebalance(self, event: RebalanceEvent) -> int:
@@ -562,6 +609,7 @@ def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
 
 
 # The triggers that keep ``trade_totals`` as records are inserted (``migrations.m016_trade_totals``).
+# With them, those that keep the days' closed-trade statistics from the totals (``m017_closed_days``).
 # With them, those that keep the days' closed-trade statistics and the closed trades' spans from the
 # totals, and the flows per day (``m017_closed_days``, ``m018_closed_spans``, ``m019_flow_days``).
 TOTALS_TRIGGERS = (
@@ -676,6 +724,126 @@ class BulkRows:
 
 
 _FEE, _LIQUIDATION_FEE, _REALIZED_PNL = FlowKind.FEE.value, FlowKind.LIQUIDATION_FEE.value, FlowKind.REALIZED_PNL.value
+
+
+TOTALS_COLUMNS = (
+    "trade_id", "portfolio_id", "symbol", "side", "strategy", "opened_at", "opened_us", "qty", "closed", "last_close",
+    "last_close_us", "last_close_id", "exit_reason", "net", "net_flows", "funding", "first_flow_at", "last_flow_at",
+)  # fmt: skip
+# Money text that ``codec.units_sql`` turns into whole 1e-8 units exactly, its digits without the
+# point (below 10^10: 64 bits hold it), the form the ledger writes; a time in the form
+# ``codec.timestamp`` writes.
+_UNIT_TEXT = re.compile(r"-?[0-9]{1,10}\.[0-9]{8}")
+_TIMESTAMP = re.compile(codec.TIMESTAMP_FORM)
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_INT64 = 1 << 63
+_FUNDING = FlowKind.FUNDING.value
+
+
+def fold_totals(portfolio_id: int, rows: BulkRows) -> tuple[list[list[tuple]], set[int]]:
+    """The ``trade_totals`` rows of the trades a bulk booking opens, folded from its own rows as
+    ``TOTALS_SQL`` folds them from the ledger (which it cannot be told from: a test holds them to
+    it), in two groups, trades closed and not; and the trades whose totals are left to
+    ``TOTALS_SQL``: those its closes and flows belong to that it does not open, and those with a
+    value in a form other than the ledger's own (``_UNIT_TEXT``, ``_TIMESTAMP``) or sums that 64
+    bits might not hold. Nothing of a booking's rows can be voided yet: every one is new.
+    (Hot: a million trades pass through here.)"""
+    amount_form, time_form, get = _UNIT_TEXT.fullmatch, _TIMESTAMP.fullmatch, dict.get
+    opened: dict[int, list] = {}
+    others: set[int] = set()
+    for row in rows.trades:
+        trade_id, qty, at = row[0], row[6], row[10]
+        us = _micros(at)
+        if us is None or not amount_form(qty) or trade_id in opened:
+            others.add(trade_id)
+            continue
+        # TOTALS_COLUMNS, then the sum of the magnitudes of the trade's closes and flows
+        opened[trade_id] = [trade_id, portfolio_id, row[1], row[2], row[13], at, us, int(qty.replace(".", "")), 0,
+                            None, None, None, None, 0, 0, 0, None, None, 0]  # fmt: skip
+    close_id = rows.first["closes"] - 1
+    for trade_id, qty, _, _, _, _, at, _, reason in rows.closes:
+        close_id += 1
+        totals = get(opened, trade_id)
+        if totals is None or not (amount_form(qty) and time_form(at)):
+            others.add(trade_id)
+            continue
+        units = int(qty.replace(".", ""))
+        totals[8] += units
+        totals[18] += abs(units)
+        # the latest close by time, then id: TOTALS_SQL's max(closed_at || printf('%012d', id))
+        if totals[9] is None or at > totals[9] or at == totals[9] and close_id > totals[11]:
+            totals[9], totals[11], totals[12] = at, close_id, reason
+    for kind, amount, at, trade_id, _ in rows.cash_flows:
+        if trade_id is None:
+            continue
+        totals = get(opened, trade_id)
+        if totals is None or not amount_form(amount):
+            others.add(trade_id)
+            continue
+        units = int(amount.replace(".", ""))
+        if kind == _FUNDING:
+            totals[15] += units
+        else:
+            totals[13] += units
+            totals[14] += 1
+        totals[18] += abs(units)
+        if totals[16] is None or at < totals[16]:
+            totals[16] = at
+        if totals[17] is None or at > totals[17]:
+            totals[17] = at
+    closed: list[tuple] = []
+    open_: list[tuple] = []
+    for trade_id, totals in opened.items():
+        if trade_id in others or totals.pop() >= _INT64:  # a sum SQLite's could overflow: summed there
+            continue
+        if totals[9] is None:
+            open_.append(tuple(totals))
+        elif (us := _micros(totals[9])) is None:
+            others.add(trade_id)
+        else:
+            totals[10] = us
+            closed.append(tuple(totals))
+    return [group for group in (open_, closed) if group], others
+
+
+def _micros(text: str) -> int | None:
+    """``codec.micros_sql`` of a time in the ledger's form: microseconds since 1970 (None for any
+    other text, which is left to SQL)."""
+    if not _TIMESTAMP.fullmatch(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:  # the form, but no such day
+        return None
+    seconds = (moment.toordinal() - _EPOCH_DAY) * 86_400 + moment.hour * 3600 + moment.minute * 60 + moment.second
+    return seconds * 1_000_000 + moment.microsecond
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, names: tuple[str, ...], marks: list[str], rows: list[tuple], verb: str = ""
+) -> None:
+    """``insert into table (names) values (marks)`` for each row (its values bound to the ``?`` marks,
+    in order), leaving out the columns that are NULL on every row and NULL by default: binding None
+    costs Python's sqlite3 more than binding text, and a million rows bind millions of them."""
+    bound = [n for n, mark in enumerate(marks) if mark == "?"]  # the column each value of a row goes to
+    nullable = _null_by_default(conn, table)
+    empty = {
+        i
+        for i, value in enumerate(rows[0])
+        if value is None and names[bound[i]] in nullable and list(map(itemgetter(i), rows)).count(None) == len(rows)
+    }
+    if empty:
+        kept = [i for i in range(len(bound)) if i not in empty]
+        rows = list(map(itemgetter(*kept), rows)) if len(kept) > 1 else [(row[kept[0]],) for row in rows]
+        left_out = {bound[i] for i in empty}
+        names = tuple(name for n, name in enumerate(names) if n not in left_out)
+        marks = [mark for n, mark in enumerate(marks) if n not in left_out]
+    conn.executemany(f"insert {verb} into {table} ({','.join(names)}) values ({','.join(marks)})", rows)
+
+
+def _null_by_default(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The columns of ``table`` that are NULL when a row gives them no value."""
+    return {name for _, name, _, _, default, _ in conn.execute(f"pragma table_info({table})") if default is None}
 
 
 def _plain(entry: Entry) -> bool:
