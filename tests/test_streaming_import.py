@@ -366,3 +366,33 @@ def test_a_large_import_builds_its_indexes_at_the_end_and_books_the_same_ledger(
         assert conn.execute(schema).fetchall() == before
         assert sum(kind == "index" for kind, _, _ in before) > 10
     assert ledger_rows(tmp_path / "fresh.db", "trades") == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["plain", "it's", "naïve", "a\0b", "x" * 120, ""]) | st.none(),
+            st.sampled_from([0, 1, 2**62, True]) | st.none(),
+            st.sampled_from([1, 1.0, "1", None]),
+            st.sampled_from(["given", None]),
+        ),
+        min_size=1,
+        max_size=4,
+    ).flatmap(lambda rows: st.sampled_from([rows, [rows[0]] * len(rows)]))  # often all rows alike
+)
+def test_a_bulk_insert_writes_what_binding_every_value_writes(rows):
+    """Columns left out of a bulk insert (NULL on every row, and NULL by default: d's NULLs are
+    bound) and values written into its statement (the same text or integer on every row) store
+    what binding each value stores: the same values, of the same types."""
+    schema = "create table t (id integer primary key, a text, b integer, c any, d text default 'dflt') strict"
+    conn = sqlite3.connect(":memory:")
+    for table in ("bound", "bulk"):
+        conn.execute(schema.replace(" t ", f" {table} "))
+    names = ("id", "a", "b", "c", "d")
+    numbered = [(n, *row) for n, row in enumerate(rows, start=1)]
+    conn.executemany("insert into bound values (?, ?, ?, ?, ?)", numbered)
+    ledger_booking._insert_rows(conn, "bulk", names, ["?"] * 5, numbered)
+    every = "select id, a, typeof(a), b, typeof(b), c, typeof(c), d from {}"
+    bound, bulk = (conn.execute(every.format(table)).fetchall() for table in ("bound", "bulk"))
+    assert bulk == bound

@@ -823,22 +823,42 @@ def _insert_rows(
     conn: sqlite3.Connection, table: str, names: tuple[str, ...], marks: list[str], rows: list[tuple], verb: str = ""
 ) -> None:
     """``insert into table (names) values (marks)`` for each row (its values bound to the ``?`` marks,
-    in order), leaving out the columns that are NULL on every row and NULL by default: binding None
-    costs Python's sqlite3 more than binding text, and a million rows bind millions of them."""
+    in order). Binding a value costs Python's sqlite3 more than SQLite's own insert of it (None the
+    most), and a million rows bind tens of millions of them: a column NULL on every row (and NULL by
+    default) is left out, and one with the same text or integer on every row is written once, into
+    the statement, as the portfolio is."""
     bound = [n for n, mark in enumerate(marks) if mark == "?"]  # the column each value of a row goes to
     nullable = _null_by_default(conn, table)
-    empty = {
-        i
-        for i, value in enumerate(rows[0])
-        if value is None and names[bound[i]] in nullable and list(map(itemgetter(i), rows)).count(None) == len(rows)
-    }
-    if empty:
-        kept = [i for i in range(len(bound)) if i not in empty]
-        rows = list(map(itemgetter(*kept), rows)) if len(kept) > 1 else [(row[kept[0]],) for row in rows]
-        left_out = {bound[i] for i in empty}
-        names = tuple(name for n, name in enumerate(names) if n not in left_out)
-        marks = [mark for n, mark in enumerate(marks) if n not in left_out]
+    fixed: dict[int, str | None] = {}  # by value of a row: None to leave its column out, else its literal
+    for i, value in enumerate(rows[0]):
+        if value is None:
+            if names[bound[i]] in nullable and list(map(itemgetter(i), rows)).count(None) == len(rows):
+                fixed[i] = None
+        elif (literal := _literal(value)) is not None:
+            column = list(map(itemgetter(i), rows))
+            if column.count(value) == len(rows) and set(map(type, column)) == {type(value)}:
+                fixed[i] = literal
+    if fixed:
+        kept = [i for i in range(len(bound)) if i not in fixed]
+        if len(kept) > 1:
+            rows = list(map(itemgetter(*kept), rows))
+        else:  # (itemgetter of one index gives the value, not a tuple)
+            rows = [(row[kept[0]],) for row in rows] if kept else [()] * len(rows)
+        marks = list(marks)
+        for i, literal in fixed.items():
+            marks[bound[i]] = literal if literal is not None else ""
+        names = tuple(name for name, mark in zip(names, marks, strict=True) if mark)
+        marks = [mark for mark in marks if mark]
     conn.executemany(f"insert {verb} into {table} ({','.join(names)}) values ({','.join(marks)})", rows)
+
+
+def _literal(value: object) -> str | None:
+    """``value`` as an SQL literal, for plain text and integers (None for anything else)."""
+    if value.__class__ is int:
+        return str(value)
+    if value.__class__ is str and len(value) <= 100 and value.isascii() and "\0" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    return None
 
 
 def _null_by_default(conn: sqlite3.Connection, table: str) -> set[str]:

@@ -178,6 +178,18 @@ class Connection:
         finally:
             self._command = self._now = None
 
+    @contextmanager
+    def page_cache(self, mib: int) -> Iterator[None]:
+        """SQLite's page cache (and sorter memory) at ``mib`` MiB instead of its default 2 MiB while a
+        large write runs inside the transaction (an import of a million trades writes 700 MB): its
+        pages are spilled to the WAL less often and its indexes built from larger sorted runs."""
+        (before,) = self.conn.execute("pragma cache_size").fetchone()
+        self.conn.execute(f"pragma cache_size = {-1024 * int(mib)}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"pragma cache_size = {int(before)}")
+
     def _roll_back(self) -> None:
         """Undo the open transaction, if SQLite has not already (it rolls back on a full disk)."""
         if self.conn.in_transaction:
