@@ -248,7 +248,12 @@ class Writes(Queries):
             conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
         days.update((pid, day) for pid, day in conn.execute(days_sql))
         refresh_closed_days(conn, sorted(days))
-        # Their first flows moved: the flows per day count them where they are now.
+        # Their first flows moved: the flows per day count them where they are now (unless their
+        # triggers are on, and have).
+        active = "select 1 from sqlite_master where type = 'trigger' and name = 'flow_days_first'"
+        if conn.execute(active).fetchone() is not None:
+            conn.execute("delete from temp.totalled")
+            return
         sums = self._flow_sums if self._flow_sums is not None else {}
         for change, moved in ((-1, firsts), (1, conn.execute(firsts_sql).fetchall())):
             for pid, at, strategy, symbol, side in moved:

@@ -791,7 +791,9 @@ def refresh_closed_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | 
 # intervals it overlaps or touches; one taken back (a void, a later close) has the interval that held
 # it built again from the spans inside it. `verify` compares them with the spans.
 CLOSED_SPAN_TRIGGERS = ("closed_spans_open", "closed_spans_change", "closed_spans_void")
-_SPAN = "iif({0}.closed >= {0}.qty and {0}.last_close_us is not null, {0}.{1}, null)"
+# A trade's span, while it counts: closed in full, and not before it opened (such a span is left to
+# the report, which then adds the spans up one by one).
+_SPAN = "iif({0}.closed >= {0}.qty and {0}.last_close_us >= {0}.opened_us, {0}.{1}, null)"
 
 
 def _islands_sql(source: str) -> str:
@@ -812,7 +814,7 @@ def _span_removed_sql(row: str, extra: str = "1") -> list[str]:
     inside = (
         "select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t "
         "join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us "
-        "and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us is not null"
+        "and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us >= t.opened_us"
     )
     return [
         f"""insert into closed_spans_redo select portfolio_id, start_us, end_us from closed_spans
@@ -890,7 +892,7 @@ def refill_closed_spans(conn: sqlite3.Connection, portfolio_ids: list[int] | Non
     conn.execute(f"delete from closed_spans where {which}")
     spans = (
         "select portfolio_id as pid, opened_us as a, last_close_us as b from trade_totals "
-        f"where {which} and closed >= qty and last_close_us is not null and opened_us is not null"
+        f"where {which} and closed >= qty and last_close_us >= opened_us"
     )
     conn.execute(f"insert into closed_spans (portfolio_id, start_us, end_us) {_islands_sql(spans)}")
 

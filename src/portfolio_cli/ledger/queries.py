@@ -706,8 +706,8 @@ class Queries(Connection):
         compare("closed_outcomes", {(day,): (text,) for day, text in kept}, fresh)
         merged: list[list[int]] = []
         sql = (
-            f"select opened_us, last_close_us from trade_totals where {counted} and opened_us is not null "
-            "and last_close_us is not null order by 1, 2"
+            f"select opened_us, last_close_us from trade_totals where {counted} and last_close_us >= opened_us "
+            "order by 1, 2"
         )
         for a, b in self.conn.execute(sql, pid):
             if merged and a <= merged[-1][1]:

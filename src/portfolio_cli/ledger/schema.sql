@@ -670,44 +670,44 @@ CREATE TRIGGER closed_days_change after update on trade_totals
 
 -- trigger closed_spans_open
 CREATE TRIGGER closed_spans_open after insert on trade_totals
-            when iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null) is not null begin
+            when iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) is not null begin
             insert or replace into closed_spans (portfolio_id, start_us, end_us)
             select * from (
-                select new.portfolio_id, min(iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null), coalesce(min(start_us), iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null))) as s,
-                    max(iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null), coalesce(max(end_us), iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null))) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null) and 1)
-            where s is not null; delete from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null) and 1
-            and start_us > (select min(start_us) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null));
+                select new.portfolio_id, min(iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null), coalesce(min(start_us), iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null))) as s,
+                    max(iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null), coalesce(max(end_us), iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null))) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) and 1)
+            where s is not null; delete from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) and 1
+            and start_us > (select min(start_us) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null));
         end;
 
 -- trigger closed_spans_void
 CREATE TRIGGER closed_spans_void after delete on trade_totals
-            when iif(old.closed >= old.qty and old.last_close_us is not null, old.opened_us, null) is not null begin
+            when iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.opened_us, null) is not null begin
             insert into closed_spans_redo select portfolio_id, start_us, end_us from closed_spans
-            where portfolio_id = old.portfolio_id and start_us <= iif(old.closed >= old.qty and old.last_close_us is not null, old.opened_us, null) and end_us >= iif(old.closed >= old.qty and old.last_close_us is not null, old.last_close_us, null) and 1; delete from closed_spans where (portfolio_id, start_us) in (select portfolio_id, start_us from closed_spans_redo); insert into closed_spans (portfolio_id, start_us, end_us) 
+            where portfolio_id = old.portfolio_id and start_us <= iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.opened_us, null) and end_us >= iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.last_close_us, null) and 1; delete from closed_spans where (portfolio_id, start_us) in (select portfolio_id, start_us from closed_spans_redo); insert into closed_spans (portfolio_id, start_us, end_us) 
         select pid, min(a), max(b) from (
             select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
             from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
                                                           rows between unbounded preceding and 1 preceding), 0) as fresh
-                  from (select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us is not null)))
+                  from (select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us >= t.opened_us)))
         group by pid, island; delete from closed_spans_redo;
         end;
 
 -- trigger closed_spans_change
-CREATE TRIGGER closed_spans_change after update on trade_totals when ((iif(old.closed >= old.qty and old.last_close_us is not null, old.opened_us, null) is not iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null)) or (iif(old.closed >= old.qty and old.last_close_us is not null, old.last_close_us, null) is not iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null)) or old.portfolio_id is not new.portfolio_id) begin
+CREATE TRIGGER closed_spans_change after update on trade_totals when ((iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.opened_us, null) is not iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null)) or (iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.last_close_us, null) is not iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null)) or old.portfolio_id is not new.portfolio_id) begin
             insert into closed_spans_redo select portfolio_id, start_us, end_us from closed_spans
-            where portfolio_id = old.portfolio_id and start_us <= iif(old.closed >= old.qty and old.last_close_us is not null, old.opened_us, null) and end_us >= iif(old.closed >= old.qty and old.last_close_us is not null, old.last_close_us, null) and 1; delete from closed_spans where (portfolio_id, start_us) in (select portfolio_id, start_us from closed_spans_redo); insert into closed_spans (portfolio_id, start_us, end_us) 
+            where portfolio_id = old.portfolio_id and start_us <= iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.opened_us, null) and end_us >= iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.last_close_us, null) and 1; delete from closed_spans where (portfolio_id, start_us) in (select portfolio_id, start_us from closed_spans_redo); insert into closed_spans (portfolio_id, start_us, end_us) 
         select pid, min(a), max(b) from (
             select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
             from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
                                                           rows between unbounded preceding and 1 preceding), 0) as fresh
-                  from (select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us is not null)))
+                  from (select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us >= t.opened_us)))
         group by pid, island; delete from closed_spans_redo;
             insert or replace into closed_spans (portfolio_id, start_us, end_us)
             select * from (
-                select new.portfolio_id, min(iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null), coalesce(min(start_us), iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null))) as s,
-                    max(iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null), coalesce(max(end_us), iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null))) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null) and 1)
-            where s is not null; delete from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null) and 1
-            and start_us > (select min(start_us) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us is not null, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us is not null, new.opened_us, null));
+                select new.portfolio_id, min(iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null), coalesce(min(start_us), iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null))) as s,
+                    max(iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null), coalesce(max(end_us), iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null))) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) and 1)
+            where s is not null; delete from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) and 1
+            and start_us > (select min(start_us) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null));
         end;
 
 -- trigger flow_days_flow
