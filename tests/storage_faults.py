@@ -32,12 +32,12 @@ def mount(point: Path, options: str) -> None:
 def fill(point: Path, free: int) -> None:
     """Leave ``free`` bytes free on the tmpfs at ``point`` (to the page)."""
     filler = point / "filler"
-    with filler.open("wb") as handle:
+    # Unbuffered: a buffered file would try again, on closing, to write what did not fit.
+    with filler.open("wb", buffering=0) as handle:
         block = b"\0" * 65536
         try:
             while True:
                 handle.write(block)
-                handle.flush()
         except OSError:
             pass
     # Now full; give back what was asked for.

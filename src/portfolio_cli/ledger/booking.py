@@ -31,8 +31,14 @@ from portfolio_cli.engine.records import (
 )
 from portfolio_cli.errors import LedgerFailure
 from portfolio_cli.ledger import codec, rowmap
-from portfolio_cli.ledger.migrations import CLOSED_DAY_TRIGGERS, refresh_closed_days
-from portfolio_cli.ledger.queries import Queries
+from portfolio_cli.ledger.migrations import (
+    CLOSED_DAY_TRIGGERS,
+    CLOSED_SPAN_TRIGGERS,
+    FLOW_DAY_TRIGGERS,
+    refill_closed_spans,
+    refresh_closed_days,
+)
+from portfolio_cli.ledger.queries import ID_CHUNK, Queries
 
 
 class Writes(Queries):
@@ -40,8 +46,10 @@ class Writes(Queries):
     what would break a record already booked."""
 
     _totals_deferred = False  # inside ``totals_deferred``
+    _flow_sums: dict[tuple, list] | None = None  # flows and first flows per day and group, not yet written
     _untotalled: set[int] = set()  # there: the trades whose totals are to be summed at its end,
-    _closed_days: set[tuple[int, str]] = set()  # and the days (portfolio, YYYY-MM-DD) to write afresh
+    _closed_days: set[tuple[int, str]] = set()  # and the days (portfolio, YYYY-MM-DD) to write afresh,
+    _spanned: set[int] = set()  # and the portfolios whose closed spans to build again
 
     def book(self, portfolio: Portfolio | None, booking: Booking) -> Booked:
         """Write a booking the engine decided, in its order, inside the caller's transaction: the one
@@ -125,6 +133,8 @@ class Writes(Queries):
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         stale, rewound = self._invalidate(portfolio, rows.earliest)
+        if not self._totals_deferred:
+            self._flow_sums = None
         # The triggers that keep each trade's totals would cost an import of a million trades more
         # than its own writes: they are off while its rows go in (inside this transaction: a failure
         # rolls them back too), and the totals of the trades it touched are summed again at once.
@@ -155,12 +165,16 @@ class Writes(Queries):
         for group in totals:
             _insert_rows(self.conn, "trade_totals", TOTALS_COLUMNS, ["?"] * len(TOTALS_COLUMNS), group)
         days = {(portfolio.id, row[9][:10]) for group in totals for row in group if row[9] and row[8] >= row[7]}
+        self._sum_bulk_flows(portfolio, rows, totals)
         if self._totals_deferred:
             self._untotalled |= touched
             self._closed_days |= days
+            self._spanned.add(portfolio.id)
         else:
             self._total_trades(touched)
             refresh_closed_days(self.conn, sorted(days))
+            refill_closed_spans(self.conn, [portfolio.id])
+            self._write_flow_sums()
             for (sql,) in paused:
                 self.conn.execute(sql)
         return Booked((), stale, rewound)
@@ -175,13 +189,17 @@ class Writes(Queries):
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         paused = self._pause_totals()
         self._totals_deferred, self._untotalled, self._closed_days = True, set(), set()
+        self._flow_sums, self._spanned = None, set()
         try:
             yield
-            touched, days = self._untotalled, self._closed_days
+            touched, days, spanned = self._untotalled, self._closed_days, self._spanned
         finally:
             self._totals_deferred, self._untotalled, self._closed_days = False, set(), set()
+        spanned |= self._portfolios_of(touched)
         self._total_trades(touched)
         refresh_closed_days(self.conn, sorted(days))
+        refill_closed_spans(self.conn, sorted(spanned))
+        self._write_flow_sums()
         for (sql,) in paused:
             self.conn.execute(sql)
 
@@ -216,6 +234,11 @@ class Writes(Queries):
             "where trade_id in (select trade_id from temp.totalled) and last_close is not null"
         )
         days = {(pid, day) for pid, day in conn.execute(days_sql)}  # of the closes before and after
+        firsts_sql = (
+            "select portfolio_id, first_flow_at, strategy, symbol, side from trade_totals "
+            "where trade_id in (select trade_id from temp.totalled) and first_flow_at is not null"
+        )
+        firsts = conn.execute(firsts_sql).fetchall()  # where their first flows were
         conn.execute("delete from trade_totals where trade_id in (select trade_id from temp.totalled)")
         try:
             conn.execute(TOTALS_SQL.format(closed="c.closed", net="f.net", funding="f.funding"))
@@ -225,7 +248,74 @@ class Writes(Queries):
             conn.execute(TOTALS_SQL.format(closed="null", net="null", funding="null"))
         days.update((pid, day) for pid, day in conn.execute(days_sql))
         refresh_closed_days(conn, sorted(days))
+        # Their first flows moved: the flows per day count them where they are now (unless their
+        # triggers are on, and have).
+        active = "select 1 from sqlite_master where type = 'trigger' and name = 'flow_days_first'"
+        if conn.execute(active).fetchone() is not None:
+            conn.execute("delete from temp.totalled")
+            return
+        sums = self._flow_sums if self._flow_sums is not None else {}
+        for change, moved in ((-1, firsts), (1, conn.execute(firsts_sql).fetchall())):
+            for pid, at, strategy, symbol, side in moved:
+                sums.setdefault((pid, at[:10], strategy is not None, strategy or "", symbol, side), [0, 0])[1] += change
+        self._flow_sums = sums
         conn.execute("delete from temp.totalled")
+
+    def _portfolios_of(self, trade_ids: set[int]) -> set[int]:
+        """The portfolios of these trades."""
+        ids = sorted(trade_ids)
+        size = max(1, min(ID_CHUNK, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)))
+        found: set[int] = set()
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            sql = f"select distinct portfolio_id from trades where id in ({','.join('?' * len(chunk))})"
+            found.update(pid for (pid,) in self.conn.execute(sql, chunk))
+        return found
+
+    def _sum_bulk_flows(self, portfolio: Portfolio, rows: BulkRows, totals: list[list[tuple]]) -> None:
+        """Add a bulk booking's flows to the sums per day and group that ``_write_flow_sums`` writes
+        (the triggers that keep ``flow_days`` are off meanwhile), as those triggers would: in whole
+        units, the flows of the portfolio's own trades only; and the first flows of the trades it
+        opens whose totals it folded (``fold_totals``)."""
+        groups = {row[0]: (row[13], row[1], row[2]) for row in rows.trades}
+        unknown = sorted({row[3] for row in rows.cash_flows if row[3] is not None and row[3] not in groups})
+        size = max(1, min(500, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1))
+        for start in range(0, len(unknown), size):
+            chunk = unknown[start : start + size]
+            listed = ",".join("?" * len(chunk))
+            sql = f"select id, strategy, symbol, side from trades where portfolio_id = ? and id in ({listed})"
+            for trade_id, strategy, symbol, side in self.conn.execute(sql, [portfolio.id, *chunk]):
+                groups[trade_id] = (strategy, symbol, side)
+        sums = self._flow_sums if self._flow_sums is not None else {}
+        for _, amount, at, trade_id, _ in rows.cash_flows:
+            group = groups.get(trade_id) if trade_id is not None else None
+            if group is None:
+                continue
+            strategy, symbol, side = group
+            entry = sums.setdefault((portfolio.id, at[:10], strategy is not None, strategy or "", symbol, side), [0, 0])
+            entry[0] += _units(amount)
+        for folded in totals:  # TOTALS_COLUMNS: portfolio, symbol, side, strategy … first flow
+            for row in folded:
+                if row[16] is not None:
+                    key = (row[1], row[16][:10], row[4] is not None, row[4] or "", row[2], row[3])
+                    sums.setdefault(key, [0, 0])[1] += 1
+        self._flow_sums = sums
+
+    def _write_flow_sums(self) -> None:
+        """Add the pending sums of flows and first flows (``_sum_bulk_flows``) to ``flow_days`` and
+        ``flow_months``."""
+        added = self._flow_sums or {}
+        self._flow_sums = None
+        for table, period, cut in (("flow_days", "day", 10), ("flow_months", "month", 7)):
+            self.conn.executemany(
+                f"insert into {table} (portfolio_id, {period}, tagged, strategy, symbol, side, amount, first_flows) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?) on conflict do update set amount = amount + excluded.amount, "
+                "first_flows = first_flows + excluded.first_flows",
+                [
+                    (pid, day[:cut], *group, _bindable(amount), first)
+                    for (pid, day, *group), (amount, first) in added.items()
+                ],
+            )
 
     @contextmanager
     def indexes_deferred(self, tables: tuple[str, ...]) -> Iterator[None]:
@@ -339,6 +429,16 @@ class Writes(Queries):
     ) -> int:
         row = flow_row(portfolio, CashFlow(0, kind, amount, at, trade_id, note))
         self._untotal(trade_id)
+        if self._totals_deferred and trade_id is not None:  # the flows per day, as its trigger would
+            found = self.conn.execute(
+                "select strategy, symbol, side from trades where id = ? and portfolio_id = ?", [trade_id, portfolio.id]
+            ).fetchone()
+            if found is not None:
+                strategy, symbol, side = found
+                sums = self._flow_sums if self._flow_sums is not None else {}
+                key = (portfolio.id, row["at"][:10], strategy is not None, strategy or "", symbol, side)
+                sums.setdefault(key, [0, 0])[0] += _units(row["amount"])
+                self._flow_sums = sums
         return self._write("cash_flows", row, f"record {kind.value}", portfolio.id)
 
     def add_trade(self, portfolio: Portfolio, trade: Trade, forced: bool, trade_id: int | None = None) -> int:
@@ -492,13 +592,39 @@ class Writes(Queries):
         return deleted
 
 
+def _units(text: str) -> int | float:
+    """A money text in whole 1e-8 units, as ``codec.units_sql`` takes it in SQL (infinite where it
+    would not fit)."""
+    point = text.find(".")
+    if point < 0 or "e" in text or "E" in text:
+        value = Decimal(text).scaleb(8)
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**63 else float("inf")
+    if len(text) - point - 1 > 8 or point > 11:
+        return float("inf")
+    return int(text[:point] + (text[point + 1 :] + "00000000")[:8])
+
+
+def _bindable(units: int | float) -> int | float:
+    """A sum of units SQLite can hold: beyond 64 bits, a float (which the report refuses)."""
+    return units if units.__class__ is float or -(2**63) <= units < 2**63 else float(units)
+
+
 def _with_trade(flow: CashFlow, trade_id: int | None) -> CashFlow:
     return replace(flow, trade_id=trade_id)
 
 
 # The triggers that keep ``trade_totals`` as records are inserted (``migrations.m016_trade_totals``).
 # With them, those that keep the days' closed-trade statistics from the totals (``m017_closed_days``).
-TOTALS_TRIGGERS = ("trade_totals_open", "trade_totals_close", "trade_totals_flow", *CLOSED_DAY_TRIGGERS)
+# With them, those that keep the days' closed-trade statistics and the closed trades' spans from the
+# totals, and the flows per day (``m017_closed_days``, ``m018_closed_spans``, ``m019_flow_days``).
+TOTALS_TRIGGERS = (
+    "trade_totals_open",
+    "trade_totals_close",
+    "trade_totals_flow",
+    *CLOSED_DAY_TRIGGERS,
+    *CLOSED_SPAN_TRIGGERS,
+    *FLOW_DAY_TRIGGERS,
+)
 _UNITS, _MICROS = codec.units_sql, codec.micros_sql
 # Each trade's totals as the triggers keep them, folded at once from its live records: its latest
 # close by time, then id (one max() over both, so that SQLite takes its reason from that row).
@@ -612,8 +738,10 @@ TOTALS_COLUMNS = (
 # Money text that ``codec.units_sql`` turns into whole 1e-8 units exactly, its digits without the
 # point (below 10^10: 64 bits hold it), the form the ledger writes; a time in the form
 # ``codec.timestamp`` writes.
-_UNIT_TEXT = re.compile(r"-?[0-9]{1,10}\.[0-9]{8}")
+_UNIT_FORM = r"-?[0-9]{1,10}\.[0-9]{8}"
+_UNIT_TEXT, _UNIT_LINES = re.compile(_UNIT_FORM), re.compile(rf"{_UNIT_FORM}(?:\n{_UNIT_FORM})*")
 _TIMESTAMP = re.compile(codec.TIMESTAMP_FORM)
+_TIMESTAMP_LINES = re.compile(rf"{codec.TIMESTAMP_FORM}(?:\n{codec.TIMESTAMP_FORM})*")
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _INT64 = 1 << 63
 _FUNDING = FlowKind.FUNDING.value
@@ -626,24 +754,31 @@ def fold_totals(portfolio_id: int, rows: BulkRows) -> tuple[list[list[tuple]], s
     ``TOTALS_SQL``: those its closes and flows belong to that it does not open, and those with a
     value in a form other than the ledger's own (``_UNIT_TEXT``, ``_TIMESTAMP``) or sums that 64
     bits might not hold. Nothing of a booking's rows can be voided yet: every one is new.
-    (Hot: a million trades pass through here.)"""
-    amount_form, time_form, get = _UNIT_TEXT.fullmatch, _TIMESTAMP.fullmatch, dict.get
+    (Hot: a million trades pass through here. Each column's values are checked at once, and one by
+    one only if one of them is not in the ledger's form.)"""
+    trades, closes, flows = rows.trades, rows.closes, rows.cash_flows
+    amounts, times = _UNIT_TEXT.fullmatch, _TIMESTAMP.fullmatch
+    qty_checked = _all_match(_UNIT_LINES, [row[6] for row in trades])
+    opened_checked = _all_match(_TIMESTAMP_LINES, [row[10] for row in trades])
     opened: dict[int, list] = {}
     others: set[int] = set()
-    for row in rows.trades:
+    for row in trades:
         trade_id, qty, at = row[0], row[6], row[10]
-        us = _micros(at)
-        if us is None or not amount_form(qty) or trade_id in opened:
+        us = _micros(at) if opened_checked or times(at) else None
+        if us is None or not (qty_checked or amounts(qty)) or trade_id in opened:
             others.add(trade_id)
             continue
         # TOTALS_COLUMNS, then the sum of the magnitudes of the trade's closes and flows
         opened[trade_id] = [trade_id, portfolio_id, row[1], row[2], row[13], at, us, int(qty.replace(".", "")), 0,
                             None, None, None, None, 0, 0, 0, None, None, 0]  # fmt: skip
+    get = opened.get
+    close_qty_checked = _all_match(_UNIT_LINES, [row[1] for row in closes])
+    closed_checked = _all_match(_TIMESTAMP_LINES, [row[6] for row in closes])
     close_id = rows.first["closes"] - 1
-    for trade_id, qty, _, _, _, _, at, _, reason in rows.closes:
+    for trade_id, qty, _, _, _, _, at, _, reason in closes:
         close_id += 1
-        totals = get(opened, trade_id)
-        if totals is None or not (amount_form(qty) and time_form(at)):
+        totals = get(trade_id)
+        if totals is None or not ((close_qty_checked or amounts(qty)) and (closed_checked or times(at))):
             others.add(trade_id)
             continue
         units = int(qty.replace(".", ""))
@@ -652,11 +787,12 @@ def fold_totals(portfolio_id: int, rows: BulkRows) -> tuple[list[list[tuple]], s
         # the latest close by time, then id: TOTALS_SQL's max(closed_at || printf('%012d', id))
         if totals[9] is None or at > totals[9] or at == totals[9] and close_id > totals[11]:
             totals[9], totals[11], totals[12] = at, close_id, reason
-    for kind, amount, at, trade_id, _ in rows.cash_flows:
+    amount_checked = _all_match(_UNIT_LINES, [row[1] for row in flows if row[3] is not None])
+    for kind, amount, at, trade_id, _ in flows:
         if trade_id is None:
             continue
-        totals = get(opened, trade_id)
-        if totals is None or not amount_form(amount):
+        totals = get(trade_id)
+        if totals is None or not (amount_checked or amounts(amount)):
             others.add(trade_id)
             continue
         units = int(amount.replace(".", ""))
@@ -685,14 +821,19 @@ def fold_totals(portfolio_id: int, rows: BulkRows) -> tuple[list[list[tuple]], s
     return [group for group in (open_, closed) if group], others
 
 
+def _all_match(lines: re.Pattern[str], texts: list[str]) -> bool:
+    """Whether every one of ``texts`` is in the form that ``lines`` repeats, one per line: one match
+    for them all (and no line break inside one of them)."""
+    joined = "\n".join(texts)
+    return joined.count("\n") == len(texts) - 1 and lines.fullmatch(joined) is not None
+
+
 def _micros(text: str) -> int | None:
-    """``codec.micros_sql`` of a time in the ledger's form: microseconds since 1970 (None for any
-    other text, which is left to SQL)."""
-    if not _TIMESTAMP.fullmatch(text):
-        return None
+    """``codec.micros_sql`` of a time in the ledger's form (``_TIMESTAMP``): microseconds since 1970
+    (None for a day there is not, which SQL reads otherwise)."""
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:  # the form, but no such day
+    except ValueError:
         return None
     seconds = (moment.toordinal() - _EPOCH_DAY) * 86_400 + moment.hour * 3600 + moment.minute * 60 + moment.second
     return seconds * 1_000_000 + moment.microsecond

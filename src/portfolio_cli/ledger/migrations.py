@@ -721,18 +721,321 @@ def m017_closed_days(db: Database) -> None:
 
 
 def refresh_closed_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | None = None) -> None:
-    """Write these days (portfolio id, YYYY-MM-DD) of ``closed_days`` and ``closed_outcomes`` afresh
-    from ``trade_totals`` (every day when None), as the triggers do."""
+    """Write these days (portfolio id, YYYY-MM-DD) of ``closed_days``, ``closed_outcomes`` and their
+    months afresh from ``trade_totals`` (every day when None): the triggers' figures, summed for all
+    the days at once (an import's); in floats when a sum is beyond 64 bits."""
+    conn.execute(
+        "create temp table if not exists closed_days_redo "
+        "(portfolio_id integer, day text, primary key (portfolio_id, day))"
+    )
+    conn.execute("delete from temp.closed_days_redo")
     if days is None:
-        days = conn.execute(
-            "select distinct portfolio_id, substr(last_close, 1, 10) from trade_totals "
-            "where last_close is not null and closed >= qty"
-        ).fetchall()
-    statements = _closed_day_sql(":pid", ":day")
-    for pid, day in days:
-        for sql in statements:
-            conn.execute(sql, {"pid": pid, "day": day})
+        conn.execute(
+            "insert or ignore into temp.closed_days_redo select portfolio_id, substr(last_close, 1, 10) "
+            "from trade_totals where last_close is not null and closed >= qty union "
+            "select portfolio_id, day from closed_days union select portfolio_id, day from closed_outcomes"
+        )
+    else:
+        conn.executemany("insert or ignore into temp.closed_days_redo values (?, ?)", days)
+    chosen = "(portfolio_id, {0}) in (select portfolio_id, {1} from temp.closed_days_redo)".format
+    rows = (
+        "from temp.closed_days_redo d cross join trade_totals t on t.portfolio_id = d.portfolio_id "
+        "and t.last_close > d.day and t.last_close < d.day || 'U' where t.closed >= t.qty"
+    )
+    for exact in ("{0}", "({0} * 1.0)"):
+        conn.execute(f"delete from closed_days where {chosen('day', 'day')}")
+        conn.execute(f"delete from closed_months where {chosen('month', 'substr(day, 1, 7)')}")
+        x = exact.format
+        try:
+            conn.execute(
+                f"""insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins,
+                        losses, net, flowing, won, lost, held_us, largest_win, largest_loss)
+                    select d.portfolio_id, d.day, symbol, strategy, side, exit_reason, count(*), sum(net > 0),
+                        sum(net < 0), sum({x("net")}), sum(net_flows > 0), sum(iif(net > 0, {x("net")}, 0)),
+                        sum(iif(net < 0, {x("-net")}, 0)), sum({x("(last_close_us - opened_us)")}),
+                        max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+                    {rows} group by d.portfolio_id, d.day, symbol, strategy, side, exit_reason"""
+            )
+            conn.execute(
+                f"""insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins,
+                        losses, net, flowing, won, lost, held_us, largest_win, largest_loss)
+                    select portfolio_id, substr(day, 1, 7), symbol, strategy, side, exit_reason, sum(trades),
+                        sum(wins), sum(losses), sum({x("net")}), sum(flowing), sum({x("won")}), sum({x("lost")}),
+                        sum({x("held_us")}), max(largest_win), min(largest_loss)
+                    from closed_days where {chosen('substr(day, 1, 7)', 'substr(day, 1, 7)')}
+                    group by portfolio_id, substr(day, 1, 7), symbol, strategy, side, exit_reason"""
+            )
+            break
+        except sqlite3.OperationalError as exc:
+            if "overflow" not in str(exc):
+                raise
+    # The outcomes in closing order, joined here (SQLite's group_concat keeps no order it promises).
+    conn.execute(f"delete from closed_outcomes where {chosen('day', 'day')}")
+    outcomes: dict[tuple[int, str], list[str]] = {}
+    order = "order by d.portfolio_id, t.last_close, t.trade_id"
+    sql = f"select d.portfolio_id, d.day, (net > 0) - (net < 0) {rows} {order}"
+    for pid, day, sign in conn.execute(sql):
+        if sign is not None:
+            outcomes.setdefault((pid, day), []).append("0WL"[sign])
+    conn.executemany(
+        "insert into closed_outcomes (portfolio_id, day, outcomes) values (?, ?, ?)",
+        [(pid, day, "".join(marks)) for (pid, day), marks in outcomes.items()],
+    )
+    conn.execute("delete from temp.closed_days_redo")
 
+
+# The union of the holding spans (opening to last close) of the trades closed in full, as disjoint
+# intervals in microseconds, kept by triggers on ``trade_totals``: a report's exposure time is this
+# union clipped to its range, with the trades still open (which reach its end) added, read from a few
+# rows instead of sorting every trade's span (``Queries.closed_totals``). A closed span joins the
+# intervals it overlaps or touches; one taken back (a void, a later close) has the interval that held
+# it built again from the spans inside it. `verify` compares them with the spans.
+CLOSED_SPAN_TRIGGERS = ("closed_spans_open", "closed_spans_change", "closed_spans_void")
+# A trade's span, while it counts: closed in full, and not before it opened (such a span is left to
+# the report, which then adds the spans up one by one).
+_SPAN = "iif({0}.closed >= {0}.qty and {0}.last_close_us >= {0}.opened_us, {0}.{1}, null)"
+
+
+def _islands_sql(source: str) -> str:
+    """SQL selecting (portfolio id, start, end) of the union of the spans ``source`` selects as
+    (pid, a, b): in order of their starts, a span that starts beyond every end before it begins an
+    interval."""
+    return f"""
+        select pid, min(a), max(b) from (
+            select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
+            from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
+                                                          rows between unbounded preceding and 1 preceding), 0) as fresh
+                  from ({source})))
+        group by pid, island"""
+
+
+def _span_removed_sql(row: str, extra: str = "1") -> list[str]:
+    a, b = _SPAN.format(row, "opened_us"), _SPAN.format(row, "last_close_us")
+    inside = (
+        "select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t "
+        "join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us "
+        "and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us >= t.opened_us"
+    )
+    return [
+        f"""insert into closed_spans_redo select portfolio_id, start_us, end_us from closed_spans
+            where portfolio_id = {row}.portfolio_id and start_us <= {a} and end_us >= {b} and {extra}""",
+        "delete from closed_spans where (portfolio_id, start_us) in "
+        "(select portfolio_id, start_us from closed_spans_redo)",
+        f"insert into closed_spans (portfolio_id, start_us, end_us) {_islands_sql(inside)}",
+        "delete from closed_spans_redo",
+    ]
+
+
+def _span_added_sql(row: str, extra: str = "1") -> list[str]:
+    a, b = _SPAN.format(row, "opened_us"), _SPAN.format(row, "last_close_us")
+    touching = f"portfolio_id = {row}.portfolio_id and start_us <= {b} and end_us >= {a}"
+    return [
+        f"""insert or replace into closed_spans (portfolio_id, start_us, end_us)
+            select * from (
+                select {row}.portfolio_id, min({a}, coalesce(min(start_us), {a})) as s,
+                    max({b}, coalesce(max(end_us), {b})) from closed_spans where {touching} and {extra})
+            where s is not null""",
+        f"""delete from closed_spans where {touching} and {extra}
+            and start_us > (select min(start_us) from closed_spans where {touching})""",
+    ]
+
+
+def m018_closed_spans(db: Database) -> None:
+    db.execute(
+        """create table closed_spans (
+            portfolio_id integer not null,
+            start_us integer not null,   -- microseconds since 1970
+            end_us integer not null,
+            primary key (portfolio_id, start_us)
+        ) strict"""
+    )
+    db.execute("create index closed_spans_by_end on closed_spans (portfolio_id, end_us)")
+    db.execute("create table closed_spans_redo (portfolio_id integer, start_us integer, end_us integer) strict")
+    db.execute("create index trade_totals_by_opening on trade_totals (portfolio_id, opened_us)")
+    # The trades not closed in full (few), and those closed before they opened (none: the report then
+    # adds the spans up one by one, as before).
+    db.execute(
+        "create index trade_totals_not_closed on trade_totals (portfolio_id, opened_at) where not (closed >= qty)"
+    )
+    db.execute("create index trade_totals_backwards on trade_totals (portfolio_id) where last_close_us < opened_us")
+    span = "({0} is not {1})".format
+    moved = (
+        f"({span(_SPAN.format('old', 'opened_us'), _SPAN.format('new', 'opened_us'))} or "
+        f"{span(_SPAN.format('old', 'last_close_us'), _SPAN.format('new', 'last_close_us'))} or "
+        "old.portfolio_id is not new.portfolio_id)"
+    )
+    body = "; ".join
+    db.execute(
+        f"""create trigger closed_spans_open after insert on trade_totals
+            when {_SPAN.format("new", "opened_us")} is not null begin
+            {body(_span_added_sql("new"))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger closed_spans_void after delete on trade_totals
+            when {_SPAN.format("old", "opened_us")} is not null begin
+            {body(_span_removed_sql("old"))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger closed_spans_change after update on trade_totals when {moved} begin
+            {body(_span_removed_sql("old"))};
+            {body(_span_added_sql("new"))};
+        end"""
+    )
+    refill_closed_spans(db.conn)
+
+
+def refill_closed_spans(conn: sqlite3.Connection, portfolio_ids: list[int] | None = None) -> None:
+    """Build ``closed_spans`` afresh from ``trade_totals`` for these portfolios (every one when None)."""
+    which = "1" if portfolio_ids is None else f"portfolio_id in ({','.join(str(int(i)) for i in portfolio_ids)})"
+    conn.execute(f"delete from closed_spans where {which}")
+    spans = (
+        "select portfolio_id as pid, opened_us as a, last_close_us as b from trade_totals "
+        f"where {which} and closed >= qty and last_close_us >= opened_us"
+    )
+    conn.execute(f"insert into closed_spans (portfolio_id, start_us, end_us) {_islands_sql(spans)}")
+
+
+# The flows trades booked, summed per UTC day (and month) and strategy, symbol and side, with how
+# many trades booked their first live flow that day, kept by triggers as flows are booked and voided
+# and as a trade's first flow moves: a report's attribution (``Queries.trade_parts``) sums a few
+# rows per day instead of every trade's totals. Amounts in whole units; a sum beyond 64 bits turns
+# into a float, which the report refuses (it then folds the flows).
+FLOW_DAY_TRIGGERS = ("flow_days_flow", "flow_days_void", "flow_days_first", "flow_days_first_moved", "flow_days_gone")
+FLOW_GROUP = "tagged, strategy, symbol, side"
+
+
+def _flow_upsert(pid: str, day: str, trade: str, amount: str, first: str, source: str) -> list[str]:
+    """Add ``amount`` and ``first`` to the day and month rows of ``day`` (SQL expressions over
+    ``source``, whose row ``trade`` holds the trade's strategy, symbol and side)."""
+    return [
+        f"""insert into {table} (portfolio_id, {period}, {FLOW_GROUP}, amount, first_flows)
+            select {pid}, {cut}, {trade}.strategy is not null, coalesce({trade}.strategy, ''), {trade}.symbol,
+                {trade}.side, {amount}, {first} {source}
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows"""
+        for table, period, cut in (
+            ("flow_days", "day", f"substr({day}, 1, 10)"),
+            ("flow_months", "month", f"substr({day}, 1, 7)"),
+        )
+    ]
+
+
+def m019_flow_days(db: Database) -> None:
+    for table, period in (("flow_days", "day"), ("flow_months", "month")):
+        db.execute(
+            f"""create table {table} (
+                portfolio_id integer not null,
+                {period} text not null,
+                tagged integer not null,     -- whether the trades have a strategy
+                strategy text not null,      -- '' when not tagged
+                symbol text not null,
+                side text not null,
+                amount any,                  -- Σ the live flows of its trades booked then, 1e-8 units
+                first_flows any,             -- how many of its trades booked their first live flow then
+                primary key (portfolio_id, {period}, {FLOW_GROUP})
+            ) strict"""
+        )
+    db.execute("create index trade_totals_by_first_flow on trade_totals (portfolio_id, first_flow_at)")
+    db.execute("create index trade_totals_by_last_flow on trade_totals (portfolio_id, last_flow_at)")
+    body = "; ".join
+    u = _UNITS.format
+    of_trade = "from trades t where t.id = {0}.trade_id and t.portfolio_id = {0}.portfolio_id".format
+    db.execute(
+        f"""create trigger flow_days_flow after insert on cash_flows when new.trade_id is not null begin
+            {body(_flow_upsert("new.portfolio_id", "new.at", "t", u("new.amount"), "0", of_trade("new")))};
+        end"""
+    )
+    voided = (
+        "from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id "
+        "where f.id = new.row_id"
+    )
+    db.execute(
+        f"""create trigger flow_days_void after insert on voided_rows when new.tbl = 'cash_flows' begin
+            {body(_flow_upsert("f.portfolio_id", "f.at", "t", "-" + u("f.amount"), "0", voided))};
+        end"""
+    )
+    first = "where {0}.first_flow_at is not null".format
+    db.execute(
+        f"""create trigger flow_days_first after insert on trade_totals when new.first_flow_at is not null begin
+            {body(_flow_upsert("new.portfolio_id", "new.first_flow_at", "new", "0", "1", first("new")))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger flow_days_gone after delete on trade_totals when old.first_flow_at is not null begin
+            {body(_flow_upsert("old.portfolio_id", "old.first_flow_at", "old", "0", "-1", first("old")))};
+        end"""
+    )
+    db.execute(
+        f"""create trigger flow_days_first_moved after update on trade_totals
+            when old.first_flow_at is not new.first_flow_at begin
+            {body(_flow_upsert("old.portfolio_id", "old.first_flow_at", "old", "0", "-1", first("old")))};
+            {body(_flow_upsert("new.portfolio_id", "new.first_flow_at", "new", "0", "1", first("new")))};
+        end"""
+    )
+    refill_flow_days(db.conn)
+
+
+def refill_flow_days(conn: sqlite3.Connection, days: list[tuple[int, str]] | None = None) -> None:
+    """Sum these days (portfolio id, YYYY-MM-DD) of ``flow_days``, and their months of
+    ``flow_months``, afresh from the live flows and ``trade_totals`` (every day when None); in floats
+    where a sum is beyond 64 bits."""
+    conn.execute(
+        "create temp table if not exists flow_days_redo "
+        "(portfolio_id integer, day text, primary key (portfolio_id, day))"
+    )
+    conn.execute("delete from temp.flow_days_redo")
+    if days is not None:
+        conn.executemany("insert or ignore into temp.flow_days_redo values (?, ?)", days)
+        def chosen(column: str, of_day: str) -> str:
+            return f"(portfolio_id, {column}) in (select portfolio_id, {of_day} from temp.flow_days_redo)"
+
+        # Each day's flows and first flows, read through the indexes by time.
+        flows = (
+            "from temp.flow_days_redo d cross join cash_flows f on f.portfolio_id = d.portfolio_id "
+            "and f.at > d.day and f.at < d.day || 'U' "
+            "join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id "
+            "where f.id not in (select row_id from voided_rows where tbl = 'cash_flows')"
+        )
+        firsts = (
+            "from temp.flow_days_redo d cross join trade_totals x on x.portfolio_id = d.portfolio_id "
+            "and x.first_flow_at > d.day and x.first_flow_at < d.day || 'U'"
+        )
+    else:
+        def chosen(column: str, of_day: str) -> str:
+            return "1"  # every row
+
+        flows = "from live_cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id"
+        firsts = "from trade_totals x where x.first_flow_at is not null"
+    for exact in ("{0}", "({0} * 1.0)"):
+        conn.execute(f"delete from flow_days where {chosen('day', 'day')}")
+        conn.execute(f"delete from flow_months where {chosen('month', 'substr(day, 1, 7)')}")
+        units = exact.format(_UNITS.format("f.amount"))
+        try:
+            conn.execute(
+                f"""insert into flow_days (portfolio_id, day, {FLOW_GROUP}, amount, first_flows)
+                    select pid, day, {FLOW_GROUP}, sum(amount), sum(first_flows) from (
+                        select f.portfolio_id as pid, substr(f.at, 1, 10) as day, t.strategy is not null as tagged,
+                            coalesce(t.strategy, '') as strategy, t.symbol as symbol, t.side as side,
+                            {units} as amount, 0 as first_flows {flows}
+                        union all
+                        select x.portfolio_id, substr(x.first_flow_at, 1, 10), x.strategy is not null,
+                            coalesce(x.strategy, ''), x.symbol, x.side, 0, 1 {firsts})
+                    group by pid, day, {FLOW_GROUP}"""
+            )
+            conn.execute(
+                f"""insert into flow_months (portfolio_id, month, {FLOW_GROUP}, amount, first_flows)
+                    select portfolio_id, substr(day, 1, 7), {FLOW_GROUP}, sum({exact.format("amount")}),
+                        sum(first_flows)
+                    from flow_days where {chosen('substr(day, 1, 7)', 'substr(day, 1, 7)')}
+                    group by portfolio_id, substr(day, 1, 7), {FLOW_GROUP}"""
+            )
+            break
+        except sqlite3.OperationalError as exc:
+            if "overflow" not in str(exc):
+                raise
+    conn.execute("delete from temp.flow_days_redo")
 
 # Append-only: the order migrations run in. Add new ones at the end; never edit a shipped one.
 MIGRATIONS = [
@@ -750,6 +1053,8 @@ MIGRATIONS = [
     m015_drop_superseded_close_index,
     m016_trade_totals,
     m017_closed_days,
+    m018_closed_spans,
+    m019_flow_days,
 ]
 
 

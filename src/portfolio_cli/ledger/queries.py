@@ -35,6 +35,7 @@ from portfolio_cli.engine.trades import ClosedTotals, TradeGroup, held_time, tot
 from portfolio_cli.errors import NotFound
 from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.connection import Connection
+from portfolio_cli.ledger.migrations import FLOW_GROUP
 from portfolio_cli.money import ZERO
 
 ID_CHUNK = 500  # ids per IN (...) list at most
@@ -243,28 +244,16 @@ class Queries(Connection):
         if self._inexact_totals(portfolio):
             return None
         low, high = codec.timestamp(since), codec.timestamp(until)
-        # The days wholly inside the range, ``first <= day < last``, are read from their statistics
+        # The days and months wholly inside the range are read from their statistics
         # (``migrations.m017_closed_days``); the trades closed in the rest of it, from their totals.
-        # Of those, the months wholly inside, ``months <= month < end``, from their sums of days.
-        first_day, last_day = date.fromisoformat(low[:10]) + timedelta(1), date.fromisoformat(high[:10])
-        months = first_day if first_day.day == 1 else _next_month(first_day)
-        end = last_day.replace(day=1)
-        first, last = first_day.isoformat(), last_day.isoformat()
-        window = {"id": portfolio.id, "low": low, "high": high, "first": first, "last": last,
-                  "months": months.isoformat()[:7], "end": end.isoformat()[:7]}  # fmt: skip
+        window, days, whole, parts = _covered(portfolio, since, until)
         counted = "portfolio_id = :id and closed >= qty and "
-        if first < last:
+        if days != "0":
             before, after = "last_close > :low and last_close < :first", "last_close >= :last and last_close <= :high"
             edges = f"{counted}(({before}) or ({after}))"
-            days = "portfolio_id = :id and day >= :first and day < :last"
         else:
             before, after = "last_close > :low and last_close <= :high", "0"
-            edges, days = counted + before, "0"
-        if months < end:
-            whole = "portfolio_id = :id and month >= :months and month < :end"
-            parts = f"{days} and (day < :months or day >= :end)"
-        else:
-            whole, parts = "0", days
+            edges = counted + before
         figures = "symbol, strategy, side, exit_reason, trades, wins, losses, net, flowing, won, lost, held_us, " \
             "largest_win, largest_loss"  # fmt: skip
         groups_sql = f"""
@@ -297,9 +286,12 @@ class Queries(Connection):
         (tail,) = self.conn.execute(outcomes_sql.format(after), window).fetchone()
         inside = self.conn.execute(f"select outcomes from closed_outcomes where {days} order by day", window)
         outcomes = "".join([head or "", *(text for (text,) in inside), tail or ""])
+        start_us, end_us = _micros(since), _micros(until)
+        covered = self._held_in_sql(portfolio, low, high, start_us, end_us)
+        if covered is not None:
+            return ClosedTotals(groups, outcomes), timedelta(microseconds=covered)
         # The union of the holding spans clipped to the range, as ``held_time`` adds it up: in order of
         # their starts, each adds what reaches beyond the furthest end before it.
-        start_us, end_us = _micros(since), _micros(until)
         held = "portfolio_id = ?1 and opened_at <= ?3 and (last_close is null or last_close > ?2)"
         spans_sql = f"""
             select sum(iif(b <= reach, 0, b - max(a, reach))) from (
@@ -311,6 +303,28 @@ class Queries(Connection):
         (covered,) = self.conn.execute(spans_sql, [portfolio.id, low, high, start_us, end_us]).fetchone()
         return ClosedTotals(groups, outcomes), timedelta(microseconds=covered or 0)
 
+    def _held_in_sql(self, portfolio: Portfolio, low: str, high: str, start: int, end: int) -> int | None:
+        """How many microseconds of ``[start, end]`` a position was held (``held_time``): the union of
+        the closed trades' spans (``migrations.m018_closed_spans``) up to the opening of the earliest
+        trade still held (not closed in full, opened by ``high`` and not closed by ``low``), and all
+        of the range from there on; None where a trade's last close is before its opening (then its
+        span is added up as ``held_time`` does)."""
+        if end <= start:
+            return 0
+        backwards = "select 1 from trade_totals where portfolio_id = ? and last_close_us < opened_us limit 1"
+        if self.conn.execute(backwards, [portfolio.id]).fetchone() is not None:
+            return None
+        still_held = """
+            select min(opened_us) from trade_totals where portfolio_id = ?1 and not (closed >= qty)
+                and opened_at <= ?3 and (last_close is null or last_close > ?2)"""
+        (opened,) = self.conn.execute(still_held, [portfolio.id, low, high]).fetchone()
+        cut = end if opened is None else min(max(opened, start), end)
+        closed = """
+            select coalesce(sum(min(end_us, ?3) - max(start_us, ?2)), 0) from closed_spans
+            where portfolio_id = ?1 and end_us > ?2 and start_us < ?3"""
+        (covered,) = self.conn.execute(closed, [portfolio.id, start, cut]).fetchone()
+        return covered + end - cut
+
     def _units_sql(self, portfolio: Portfolio) -> str:
         """SQL for a cash flow's ``amount`` in integer units (``codec.units_sql``)."""
         return codec.units_sql("amount")
@@ -320,7 +334,7 @@ class Queries(Connection):
         strategy, symbol and side in exact integer units (in Python's decimals when an amount is too
         large for them); the trades in ``single`` each on their own, with or without flows in the range."""
         try:
-            found = self._parts_from_totals(portfolio, since, until, single)
+            found = self._parts_from_days(portfolio, since, until, single)
             parts = self._trade_parts(portfolio, since, until, single, in_sql=True) if found is None else found
         except (sqlite3.OperationalError, OverflowError) as exc:
             if not self._too_large(exc):
@@ -334,6 +348,90 @@ class Queries(Connection):
                 if trade_id in quiet:
                     parts.append(TradePart(strategy, symbol, side, 1, ZERO, trade_id))
         return parts
+
+    def _parts_from_days(
+        self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]
+    ) -> list[TradePart] | None:
+        """``trade_parts`` from the flows summed per day and month (``migrations.m019_flow_days``): the
+        flows of the range per strategy, symbol and side from its whole months and days and the flows
+        of its partial days; its trades, those whose first flow is in the range and those whose first
+        is before it with a flow in it; the trades in ``single`` then taken out of their groups. None
+        when a total is not an exact integer (then fold the flows)."""
+        if self._inexact_totals(portfolio):
+            return None
+        window, days, whole, parts = _covered(portfolio, since, until)
+        # The partial days at the ends, each a range of its own (so that it is read from its index).
+        ends = (
+            ["{0} > :low and {0} <= :high"]
+            if days == "0"
+            else ["{0} > :low and {0} < :first", "{0} >= :last and {0} <= :high"]
+        )
+        edges = "".join(
+            f"""
+                union all
+                select t.strategy is not null, coalesce(t.strategy, ''), t.symbol, t.side,
+                    {codec.units_sql("f.amount")}, 0
+                from live_cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id
+                where f.portfolio_id = :id and {end.format("f.at")}
+                union all
+                select strategy is not null, coalesce(strategy, ''), symbol, side, 0, 1 from trade_totals
+                where portfolio_id = :id and {end.format("first_flow_at")}"""
+            for end in ends
+        )
+        figures = f"{FLOW_GROUP}, amount, first_flows"
+        sql = f"""
+            select {FLOW_GROUP}, sum(amount), sum(first_flows) from (
+                select {figures} from flow_months where {whole}
+                union all
+                select {figures} from flow_days where {parts}{edges})
+            group by {FLOW_GROUP}"""
+        groups: dict[tuple[str | None, str, str], list] = {}
+        for tagged, strategy, symbol, side, amount, first in self._tuples(sql, window):
+            if amount.__class__ is not int:
+                return None  # a sum beyond 64-bit integers
+            groups[(strategy if tagged else None, symbol, side)] = [first, amount]
+        # The trades whose first flow is before the range with a flow in it, found from the side of the
+        # range start with fewer trades (the months' counts tell); a trade's flows through its own index.
+        (before,) = self.conn.execute(
+            "select coalesce(sum(first_flows), 0) from flow_months where portfolio_id = :id and month < :start",
+            window,
+        ).fetchone()
+        (after,) = self.conn.execute(
+            "select coalesce(sum(first_flows), 0) from flow_months where portfolio_id = :id and month >= :start",
+            window,
+        ).fetchone()
+        side_of_start = "first_flow_at <= :low and +last_flow_at > :low" if before <= after \
+            else "+first_flow_at <= :low and last_flow_at > :low"  # fmt: skip
+        earlier = f"""
+            select strategy, symbol, side, count(*) from trade_totals t
+            where portfolio_id = :id and {side_of_start} and (last_flow_at <= :high or exists (
+                select 1 from live_cash_flows f where f.portfolio_id = :id and f.trade_id = t.trade_id
+                    and +f.at > :low and +f.at <= :high))
+            group by strategy, symbol, side"""
+        for strategy, symbol, side, count in self._tuples(earlier, window):
+            groups.setdefault((strategy, symbol, side), [0, 0])[0] += count
+        found = []
+        if single:
+            listed = ",".join(str(int(trade_id)) for trade_id in sorted(single))
+            alone = f"""
+                select t.id, t.strategy, t.symbol, t.side, count(f.id), sum({codec.units_sql("f.amount")})
+                from trades t left join live_cash_flows f on f.portfolio_id = t.portfolio_id and f.trade_id = t.id
+                    and +f.at > :low and +f.at <= :high
+                where t.portfolio_id = :id and t.id in ({listed}) group by t.id"""
+            for trade_id, strategy, symbol, side, flows, units in self._tuples(alone, window):
+                if flows:
+                    if units.__class__ is not int:
+                        return None
+                    entry = groups[(strategy, symbol, side)]
+                    entry[0] -= 1
+                    entry[1] -= units
+                found.append(TradePart(strategy, symbol, side, 1, codec.from_units(units) if flows else ZERO, trade_id))
+        grouped = [
+            TradePart(strategy, symbol, side, count, codec.from_units(units), None)
+            for (strategy, symbol, side), (count, units) in groups.items()
+            if count
+        ]
+        return grouped + found
 
     def _parts_from_totals(
         self, portfolio: Portfolio, since: datetime, until: datetime, single: set[int]
@@ -537,6 +635,118 @@ class Queries(Connection):
             from trade_totals where portfolio_id = ?"""
         return {row[0]: tuple(row[1:]) for row in self._tuples(sql, [portfolio.id])}
 
+    def summaries_differing(self, portfolio: Portfolio) -> list[tuple[str, str]]:
+        """What the ledger keeps for the report beside the trades' totals (the days' and months' closed
+        trades, their outcomes, the closed spans, the flows per day and month: ``migrations.m017`` to
+        ``m019``) and does not match the same figures summed again from the totals and the live flows,
+        as (table, the first key that differs). A figure kept as a float (a sum beyond 64 bits, which
+        the report refuses) is not compared; a sum too large to add up again leaves its table out."""
+        pid = [portfolio.id]
+        found: list[tuple[str, str]] = []
+        counted = "portfolio_id = ? and last_close is not null and closed >= qty"
+
+        def compare(table: str, stored: dict, fresh: dict, keep_zeros: bool = True) -> None:
+            if not keep_zeros:
+                stored = {k: v for k, v in stored.items() if any(v)}
+                fresh = {k: v for k, v in fresh.items() if any(v)}
+            for key in sorted(stored.keys() | fresh.keys(), key=repr):
+                mine, again = stored.get(key), fresh.get(key)
+                if mine is not None and again is not None and any(v.__class__ is float for v in mine):
+                    mine, again = mine[:1], again[:1]  # summed in floats: only its count is compared
+                if mine != again:
+                    found.append((table, " ".join(str(part) for part in key)))
+                    return
+
+        def months_of(days: dict) -> dict:
+            months: dict[tuple, list] = {}
+            for (day, *group), figures in days.items():
+                entry = months.get((day[:7], *group))
+                if entry is None:
+                    months[(day[:7], *group)] = list(figures)
+                    continue
+                for i, value in enumerate(figures):
+                    if i >= len(figures) - 2 and len(figures) > 2:  # largest win and loss
+                        pick = max if i == len(figures) - 2 else min
+                        entry[i] = value if entry[i] is None else entry[i] if value is None else pick(entry[i], value)
+                    elif value is None or entry[i] is None:
+                        entry[i] = None
+                    else:
+                        entry[i] += value
+            return {key: tuple(figures) for key, figures in months.items()}
+
+        figures = "trades, wins, losses, net, flowing, won, lost, held_us, largest_win, largest_loss"
+        try:
+            days = {
+                tuple(row[:5]): tuple(row[5:])
+                for row in self.conn.execute(
+                    f"""select substr(last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0),
+                        sum(net < 0), sum(net), sum(net_flows > 0), sum(iif(net > 0, net, 0)),
+                        sum(iif(net < 0, -net, 0)),
+                        sum(last_close_us - opened_us), max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+                        from trade_totals where {counted} group by 1, 2, 3, 4, 5""",
+                    pid,
+                )
+            }
+        except (sqlite3.OperationalError, OverflowError):
+            days = None
+        if days is not None:
+            for table, period, fresh in (("closed_days", "day", days), ("closed_months", "month", months_of(days))):
+                sql = f"select {period}, symbol, strategy, side, exit_reason, {figures} from {table} " \
+                    "where portfolio_id = ?"  # fmt: skip
+                compare(table, {tuple(r[:5]): tuple(r[5:]) for r in self.conn.execute(sql, pid)}, fresh)
+        outcomes: dict[tuple, list] = {}
+        sql = (
+            "select substr(last_close, 1, 10), (net > 0) - (net < 0) from trade_totals "
+            f"where {counted} order by last_close, trade_id"
+        )
+        for day, sign in self.conn.execute(sql, pid):
+            outcomes.setdefault((day,), []).append("0WL"[sign] if sign is not None else "")
+        kept = self.conn.execute("select day, outcomes from closed_outcomes where portfolio_id = ?", pid)
+        fresh = {day: ("".join(marks),) for day, marks in outcomes.items() if "".join(marks)}
+        compare("closed_outcomes", {(day,): (text,) for day, text in kept}, fresh)
+        merged: list[list[int]] = []
+        sql = (
+            f"select opened_us, last_close_us from trade_totals where {counted} and last_close_us >= opened_us "
+            "order by 1, 2"
+        )
+        for a, b in self.conn.execute(sql, pid):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        spans = self.conn.execute(
+            "select start_us, end_us from closed_spans where portfolio_id = ? order by start_us", pid
+        )
+        compare("closed_spans", {(a,): (b,) for a, b in spans}, {(a,): (b,) for a, b in merged})
+        try:
+            flows = {
+                tuple(row[:5]): tuple(row[5:])
+                for row in self.conn.execute(
+                    f"""select day, tagged, strategy, symbol, side, sum(amount), sum(first_flows) from (
+                            select substr(f.at, 1, 10) as day, t.strategy is not null as tagged,
+                                coalesce(t.strategy, '') as strategy, t.symbol as symbol, t.side as side,
+                                {codec.units_sql("f.amount")} as amount, 0 as first_flows
+                            from live_cash_flows f
+                            join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id
+                            where f.portfolio_id = ?1
+                            union all
+                            select substr(first_flow_at, 1, 10), strategy is not null, coalesce(strategy, ''),
+                                symbol, side, 0, 1
+                            from trade_totals where portfolio_id = ?1 and first_flow_at is not null)
+                        group by 1, 2, 3, 4, 5""",
+                    pid,
+                )
+            }
+        except (sqlite3.OperationalError, OverflowError):
+            flows = None
+        if flows is not None:
+            for table, period, fresh in (("flow_days", "day", flows), ("flow_months", "month", _flow_months(flows))):
+                sql = f"select {period}, tagged, strategy, symbol, side, amount, first_flows from {table} " \
+                    "where portfolio_id = ?"  # fmt: skip
+                stored = {tuple(r[:5]): tuple(r[5:]) for r in self.conn.execute(sql, pid)}
+                compare(table, stored, fresh, keep_zeros=False)
+        return found
+
     def void_strays(self, portfolio: Portfolio) -> list[tuple[int, str, int]]:
         """The rows the portfolio's voids take out that are no record of it (void id, table, row id):
         none, unless the ledger was edited by hand."""
@@ -600,6 +810,34 @@ class Queries(Connection):
             for r in self._rows(sql, [portfolio.id, low, high]):
                 held.setdefault(r["snapshot_id"], []).append(rowmap.snapshot_position(r))
         return [rowmap.snapshot(r, tuple(held.get(r["id"], ()))) for r in rows]
+
+
+def _covered(portfolio: Portfolio, since: datetime, until: datetime) -> tuple[dict[str, Any], str, str, str]:
+    """The parameters of a range ``(since, until]`` (``:id``, ``:low``, ``:high`` …) and SQL for the
+    rows of its days wholly inside it, ``first <= day < last`` ("0" when none), of its months wholly
+    inside, ``months <= month < end``, and of its days outside those months."""
+    low, high = codec.timestamp(since), codec.timestamp(until)
+    first_day, last_day = date.fromisoformat(low[:10]) + timedelta(1), date.fromisoformat(high[:10])
+    months = first_day if first_day.day == 1 else _next_month(first_day)
+    end = last_day.replace(day=1)
+    first, last = first_day.isoformat(), last_day.isoformat()
+    window = {"id": portfolio.id, "low": low, "high": high, "first": first, "last": last, "start": low[:7],
+              "months": months.isoformat()[:7], "end": end.isoformat()[:7]}  # fmt: skip
+    days = "portfolio_id = :id and day >= :first and day < :last" if first < last else "0"
+    if first < last and months < end:
+        return window, days, "portfolio_id = :id and month >= :months and month < :end", \
+            f"{days} and (day < :months or day >= :end)"  # fmt: skip
+    return window, days, "0", days
+
+
+def _flow_months(days: dict[tuple, tuple]) -> dict[tuple, tuple]:
+    """The flows per month and group, from those per day (None where a sum is not exact)."""
+    months: dict[tuple, list] = {}
+    for (day, *group), (amount, first) in days.items():
+        entry = months.setdefault((day[:7], *group), [0, 0])
+        entry[0] = None if entry[0] is None or amount is None else entry[0] + amount
+        entry[1] += first
+    return {key: tuple(figures) for key, figures in months.items()}
 
 
 def _next_month(day: date) -> date:

@@ -325,6 +325,43 @@ CREATE TABLE closed_outcomes (
             primary key (portfolio_id, day)
         ) strict;
 
+-- table closed_spans
+CREATE TABLE closed_spans (
+            portfolio_id integer not null,
+            start_us integer not null,   -- microseconds since 1970
+            end_us integer not null,
+            primary key (portfolio_id, start_us)
+        ) strict;
+
+-- table closed_spans_redo
+CREATE TABLE closed_spans_redo (portfolio_id integer, start_us integer, end_us integer) strict;
+
+-- table flow_days
+CREATE TABLE flow_days (
+                portfolio_id integer not null,
+                day text not null,
+                tagged integer not null,     -- whether the trades have a strategy
+                strategy text not null,      -- '' when not tagged
+                symbol text not null,
+                side text not null,
+                amount any,                  -- Σ the live flows of its trades booked then, 1e-8 units
+                first_flows any,             -- how many of its trades booked their first live flow then
+                primary key (portfolio_id, day, tagged, strategy, symbol, side)
+            ) strict;
+
+-- table flow_months
+CREATE TABLE flow_months (
+                portfolio_id integer not null,
+                month text not null,
+                tagged integer not null,     -- whether the trades have a strategy
+                strategy text not null,      -- '' when not tagged
+                symbol text not null,
+                side text not null,
+                amount any,                  -- Σ the live flows of its trades booked then, 1e-8 units
+                first_flows any,             -- how many of its trades booked their first live flow then
+                primary key (portfolio_id, month, tagged, strategy, symbol, side)
+            ) strict;
+
 -- index idx__sqlite_migrations_migration_set_name
 CREATE UNIQUE INDEX "idx__sqlite_migrations_migration_set_name"
     ON "_sqlite_migrations" ("migration_set", "name");
@@ -410,6 +447,24 @@ CREATE INDEX closed_days_by_day on closed_days (portfolio_id, day);
 
 -- index closed_months_by_month
 CREATE INDEX closed_months_by_month on closed_months (portfolio_id, month);
+
+-- index closed_spans_by_end
+CREATE INDEX closed_spans_by_end on closed_spans (portfolio_id, end_us);
+
+-- index trade_totals_by_opening
+CREATE INDEX trade_totals_by_opening on trade_totals (portfolio_id, opened_us);
+
+-- index trade_totals_not_closed
+CREATE INDEX trade_totals_not_closed on trade_totals (portfolio_id, opened_at) where not (closed >= qty);
+
+-- index trade_totals_backwards
+CREATE INDEX trade_totals_backwards on trade_totals (portfolio_id) where last_close_us < opened_us;
+
+-- index trade_totals_by_first_flow
+CREATE INDEX trade_totals_by_first_flow on trade_totals (portfolio_id, first_flow_at);
+
+-- index trade_totals_by_last_flow
+CREATE INDEX trade_totals_by_last_flow on trade_totals (portfolio_id, last_flow_at);
 
 -- view live_trades
 CREATE VIEW live_trades as select * from trades where id not in (select row_id from voided_rows where tbl = 'trades');
@@ -611,5 +666,122 @@ CREATE TRIGGER closed_days_change after update on trade_totals
                     select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
                     order by last_close, trade_id))
             where outcomes is not null;
+        end;
+
+-- trigger closed_spans_open
+CREATE TRIGGER closed_spans_open after insert on trade_totals
+            when iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) is not null begin
+            insert or replace into closed_spans (portfolio_id, start_us, end_us)
+            select * from (
+                select new.portfolio_id, min(iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null), coalesce(min(start_us), iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null))) as s,
+                    max(iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null), coalesce(max(end_us), iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null))) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) and 1)
+            where s is not null; delete from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) and 1
+            and start_us > (select min(start_us) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null));
+        end;
+
+-- trigger closed_spans_void
+CREATE TRIGGER closed_spans_void after delete on trade_totals
+            when iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.opened_us, null) is not null begin
+            insert into closed_spans_redo select portfolio_id, start_us, end_us from closed_spans
+            where portfolio_id = old.portfolio_id and start_us <= iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.opened_us, null) and end_us >= iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.last_close_us, null) and 1; delete from closed_spans where (portfolio_id, start_us) in (select portfolio_id, start_us from closed_spans_redo); insert into closed_spans (portfolio_id, start_us, end_us) 
+        select pid, min(a), max(b) from (
+            select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
+            from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
+                                                          rows between unbounded preceding and 1 preceding), 0) as fresh
+                  from (select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us >= t.opened_us)))
+        group by pid, island; delete from closed_spans_redo;
+        end;
+
+-- trigger closed_spans_change
+CREATE TRIGGER closed_spans_change after update on trade_totals when ((iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.opened_us, null) is not iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null)) or (iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.last_close_us, null) is not iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null)) or old.portfolio_id is not new.portfolio_id) begin
+            insert into closed_spans_redo select portfolio_id, start_us, end_us from closed_spans
+            where portfolio_id = old.portfolio_id and start_us <= iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.opened_us, null) and end_us >= iif(old.closed >= old.qty and old.last_close_us >= old.opened_us, old.last_close_us, null) and 1; delete from closed_spans where (portfolio_id, start_us) in (select portfolio_id, start_us from closed_spans_redo); insert into closed_spans (portfolio_id, start_us, end_us) 
+        select pid, min(a), max(b) from (
+            select pid, a, b, sum(fresh) over (partition by pid order by a, b rows unbounded preceding) as island
+            from (select pid, a, b, coalesce(a > max(b) over (partition by pid order by a, b
+                                                          rows between unbounded preceding and 1 preceding), 0) as fresh
+                  from (select t.portfolio_id as pid, t.opened_us as a, t.last_close_us as b from trade_totals t join closed_spans_redo r on t.portfolio_id = r.portfolio_id and t.opened_us >= r.start_us and t.last_close_us <= r.end_us and t.closed >= t.qty where t.last_close_us >= t.opened_us)))
+        group by pid, island; delete from closed_spans_redo;
+            insert or replace into closed_spans (portfolio_id, start_us, end_us)
+            select * from (
+                select new.portfolio_id, min(iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null), coalesce(min(start_us), iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null))) as s,
+                    max(iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null), coalesce(max(end_us), iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null))) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) and 1)
+            where s is not null; delete from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) and 1
+            and start_us > (select min(start_us) from closed_spans where portfolio_id = new.portfolio_id and start_us <= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.last_close_us, null) and end_us >= iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null));
+        end;
+
+-- trigger flow_days_flow
+CREATE TRIGGER flow_days_flow after insert on cash_flows when new.trade_id is not null begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.at, 1, 10), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
+                t.side, (case when instr(new.amount, 'E') or instr(new.amount, 'e') then cast(round(new.amount * 100000000) as integer) when instr(new.amount, '.') = 0 then new.amount * 100000000 when length(new.amount) - instr(new.amount, '.') > 8 or instr(new.amount, '.') > 12 then 9e999 else cast(substr(new.amount, 1, instr(new.amount, '.') - 1) || substr(substr(new.amount, instr(new.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from trades t where t.id = new.trade_id and t.portfolio_id = new.portfolio_id
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.at, 1, 7), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
+                t.side, (case when instr(new.amount, 'E') or instr(new.amount, 'e') then cast(round(new.amount * 100000000) as integer) when instr(new.amount, '.') = 0 then new.amount * 100000000 when length(new.amount) - instr(new.amount, '.') > 8 or instr(new.amount, '.') > 12 then 9e999 else cast(substr(new.amount, 1, instr(new.amount, '.') - 1) || substr(substr(new.amount, instr(new.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from trades t where t.id = new.trade_id and t.portfolio_id = new.portfolio_id
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger flow_days_void
+CREATE TRIGGER flow_days_void after insert on voided_rows when new.tbl = 'cash_flows' begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select f.portfolio_id, substr(f.at, 1, 10), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
+                t.side, -(case when instr(f.amount, 'E') or instr(f.amount, 'e') then cast(round(f.amount * 100000000) as integer) when instr(f.amount, '.') = 0 then f.amount * 100000000 when length(f.amount) - instr(f.amount, '.') > 8 or instr(f.amount, '.') > 12 then 9e999 else cast(substr(f.amount, 1, instr(f.amount, '.') - 1) || substr(substr(f.amount, instr(f.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id where f.id = new.row_id
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select f.portfolio_id, substr(f.at, 1, 7), t.strategy is not null, coalesce(t.strategy, ''), t.symbol,
+                t.side, -(case when instr(f.amount, 'E') or instr(f.amount, 'e') then cast(round(f.amount * 100000000) as integer) when instr(f.amount, '.') = 0 then f.amount * 100000000 when length(f.amount) - instr(f.amount, '.') > 8 or instr(f.amount, '.') > 12 then 9e999 else cast(substr(f.amount, 1, instr(f.amount, '.') - 1) || substr(substr(f.amount, instr(f.amount, '.') + 1) || '00000000', 1, 8) as integer) end), 0 from cash_flows f join trades t on t.id = f.trade_id and t.portfolio_id = f.portfolio_id where f.id = new.row_id
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger flow_days_first
+CREATE TRIGGER flow_days_first after insert on trade_totals when new.first_flow_at is not null begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.first_flow_at, 1, 10), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
+                new.side, 0, 1 where new.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.first_flow_at, 1, 7), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
+                new.side, 0, 1 where new.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger flow_days_gone
+CREATE TRIGGER flow_days_gone after delete on trade_totals when old.first_flow_at is not null begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select old.portfolio_id, substr(old.first_flow_at, 1, 10), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
+                old.side, 0, -1 where old.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select old.portfolio_id, substr(old.first_flow_at, 1, 7), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
+                old.side, 0, -1 where old.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger flow_days_first_moved
+CREATE TRIGGER flow_days_first_moved after update on trade_totals
+            when old.first_flow_at is not new.first_flow_at begin
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select old.portfolio_id, substr(old.first_flow_at, 1, 10), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
+                old.side, 0, -1 where old.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select old.portfolio_id, substr(old.first_flow_at, 1, 7), old.strategy is not null, coalesce(old.strategy, ''), old.symbol,
+                old.side, 0, -1 where old.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
+            insert into flow_days (portfolio_id, day, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.first_flow_at, 1, 10), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
+                new.side, 0, 1 where new.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows; insert into flow_months (portfolio_id, month, tagged, strategy, symbol, side, amount, first_flows)
+            select new.portfolio_id, substr(new.first_flow_at, 1, 7), new.strategy is not null, coalesce(new.strategy, ''), new.symbol,
+                new.side, 0, 1 where new.first_flow_at is not null
+            on conflict do update set amount = amount + excluded.amount,
+                first_flows = first_flows + excluded.first_flows;
         end;
 

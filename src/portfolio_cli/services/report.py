@@ -196,6 +196,10 @@ def report(
             "amounts of 10 billion USDT or more, likely a mistyped price: " + "; ".join(out_of_range)
         )
     transfers = ledger.transfers(portfolio, start, end)
+    # The trades' reads before the series maths, which waits for pandas: they run meanwhile.
+    change = _unrealized_change(first, last)
+    parts = ledger.trade_parts(portfolio, start, end, single=set(change))
+    closed, held = ledger.closed_totals(portfolio, start, end)
     days = [DailyEquity(s.day, s.equity, _net_flow(snapshots, i)) for i, s in enumerate(snapshots)]
     risk_free = float(session.settings.report.risk_free_rate)
     signed = [(f.at, f.amount) for f in transfers]
@@ -208,9 +212,6 @@ def report(
             f"no snapshot of {_days(gaps)}: the return across them counts in the total return and TWR, "
             "not in volatility, Sharpe, Sortino, alpha/beta or the best and worst day"
         )
-    change = _unrealized_change(first, last)
-    parts = ledger.trade_parts(portfolio, start, end, single=set(change))
-    closed, held = ledger.closed_totals(portfolio, start, end)
     deposits = sum((f.amount for f in transfers if f.kind is FlowKind.DEPOSIT), Decimal(0))
     withdrawals = -sum((f.amount for f in transfers if f.kind is FlowKind.WITHDRAWAL), Decimal(0))
     return Report(

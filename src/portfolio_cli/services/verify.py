@@ -62,6 +62,10 @@ def verify(session: Session) -> VerifyReport:
         differences += _check_trades(portfolio, records.trades, records.closes, records.flows)
         differences += _check_totals(portfolio, records, ledger.trade_totals(portfolio))
         differences += [
+            Difference(portfolio.name, f"the report's {table} at {key}", "differ from the trades' totals and flows")
+            for table, key in ledger.summaries_differing(portfolio)
+        ]
+        differences += [
             Difference(portfolio.name, f"void {void_id}", f"takes out {table} row {row_id}, no record of this portfolio")
             for void_id, table, row_id in ledger.void_strays(portfolio)
         ]
