@@ -154,7 +154,6 @@ def _help_examples() -> list[str]:
 def _parse(example: str) -> None:
     """Parse a documented command line as the CLI would (options, types, choices) without running it."""
     from conftest import click_command  # the app built once, as the CLI runner's invocations use it
-
     from portfolio_cli.cli import app
 
     root = click_command(app)

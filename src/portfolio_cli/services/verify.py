@@ -198,7 +198,9 @@ def _add(total: int | None, part: int | None) -> int | None:
     return None if total is None or part is None else total + part
 
 
-def _check_snapshot(portfolio: Portfolio, snapshot: Snapshot, sweep: RecordsSweep, brackets: Brackets) -> list[Difference]:
+def _check_snapshot(
+    portfolio: Portfolio, snapshot: Snapshot, sweep: RecordsSweep, brackets: Brackets
+) -> list[Difference]:
     name = f"snapshot {snapshot.day}"
     lots, flows = sweep.at(snapshot.taken_at)
     marks = marks_of(snapshot)
