@@ -191,19 +191,21 @@ def bench_snapshot() -> None:
     with tempfile.TemporaryDirectory() as home:
         env = _offline_env(home)
         now = datetime.now(UTC)
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        # Opened just after 00:00 UTC: a portfolio created at 00:00 itself would start from yesterday's
+        # snapshot (its end is that moment), which needs yesterday's daily candle, not cached here.
+        opened = min(now.replace(hour=0, minute=0, second=1, microsecond=0), now)
         ledger = open_ledger(Path(home) / "ledger.db")
         symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "DOGE/USDT"]
         sizes = {"BTC/USDT": "0.01", "ETH/USDT": "0.2", "SOL/USDT": "4", "DOGE/USDT": "4000"}
         with ledger.transaction("bench", now):
             for n in range(1000):
-                book = ledger.create_portfolio(f"p{n:04d}", midnight)
-                ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), midnight)
+                book = ledger.create_portfolio(f"p{n:04d}", opened)
+                ledger.add_cash_flow(book, FlowKind.DEPOSIT, Decimal(100000), opened)
                 for i in range(10):
                     symbol = symbols[i % len(symbols)]
-                    trade = _trade(symbol, sizes[symbol], PRICES[symbol], midnight, short=i % 5 == 0)
+                    trade = _trade(symbol, sizes[symbol], PRICES[symbol], opened, short=i % 5 == 0)
                     trade_id = ledger.add_trade(book, trade, forced=False)
-                    ledger.add_cash_flow(book, FlowKind.FEE, Decimal("-0.4"), midnight, trade_id=trade_id)
+                    ledger.add_cash_flow(book, FlowKind.FEE, Decimal("-0.4"), opened, trade_id=trade_id)
             ledger.save_quotes([(s, PRICES[s] * Decimal("1.01"), now, "binance") for s in symbols], now)
         ledger.close()
         taken = portfolio(env, "snapshot", "--all", "--offline", "--json").stdout
@@ -396,10 +398,10 @@ def bench_export() -> None:
         ledger.close()
         out = str(Path(home) / "trades")
         runs = {"runs": RUNS_SLOW}
-        describe("portfolio export trades, 100,000 (CSV)", timed(env, "export", "trades", "-o", out + ".csv", **runs))
+        describe("portfolio export trades, 100,000 (CSV)", timed(env, "export", "trades", "--force", "-o", out + ".csv", **runs))
         describe(
             "portfolio export trades, 100,000 (JSON)",
-            timed(env, "export", "trades", "--format", "json", "-o", out + ".json", **runs),
+            timed(env, "export", "trades", "--format", "json", "--force", "-o", out + ".json", **runs),
         )
         print(f"CSV rows written: {Path(out + '.csv').read_text().count(chr(10)) - 1}")
 
@@ -534,6 +536,9 @@ def bench_notify() -> None:
             ][1:]
             describe("  importing the notify module (fresh process)", imports)
 
+            # The session reads its home and [notify] from the environment: set for this part only, so
+            # that the benchmarks after this one do not inherit a webhook that is gone.
+            saved_environ = dict(os.environ)
             os.environ.update({"PORTFOLIO_HOME": home, "PORTFOLIO_BINANCE_URL": url})
             os.environ["PORTFOLIO_NOTIFY__URLS"] = hook.destination("bench")
             from portfolio_cli.services.check import run_check
@@ -550,6 +555,8 @@ def bench_notify() -> None:
                 steps.append(time.perf_counter() - started)
                 session.close()
                 assert delivery is None  # nothing to send, nothing queued
+            os.environ.clear()
+            os.environ.update(saved_environ)
             describe("  the notify step of check alone (in process)", steps)
             added = statistics.median(imports) + statistics.median(steps)
             print(f"  added by [notify] with nothing to send: {added * 1000:.1f} ms (target ≤ 20 ms)")
