@@ -398,7 +398,10 @@ def bench_export() -> None:
         ledger.close()
         out = str(Path(home) / "trades")
         runs = {"runs": RUNS_SLOW}
-        describe("portfolio export trades, 100,000 (CSV)", timed(env, "export", "trades", "--force", "-o", out + ".csv", **runs))
+        describe(
+            "portfolio export trades, 100,000 (CSV)",
+            timed(env, "export", "trades", "--force", "-o", out + ".csv", **runs),
+        )
         describe(
             "portfolio export trades, 100,000 (JSON)",
             timed(env, "export", "trades", "--format", "json", "--force", "-o", out + ".json", **runs),
