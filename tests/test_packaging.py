@@ -49,11 +49,13 @@ def test_demo_runs_offline_and_says_it_is_demo_data(cli, isolated_env):
     assert cli.json("verify", "--db", str(isolated_env / "demo.db"))["snapshots"] == 33
 
 
-def _imported_modules(*argv: str, code: int = 0) -> set[str]:
-    """The top-level packages that ``portfolio ARGV`` imports, run as the installed script runs."""
+def _imported_modules(*argv: str, code: int = 0, whole_names: bool = False) -> set[str]:
+    """The top-level packages (or, ``whole_names``, the modules) that ``portfolio ARGV`` imports, run
+    as the installed script runs."""
+    names = "sys.modules" if whole_names else "{m.split('.')[0] for m in sys.modules}"
     program = (
         "import sys, json, atexit\n"
-        "atexit.register(lambda: print(json.dumps(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+        f"atexit.register(lambda: print(json.dumps(sorted({names}))))\n"
         f"sys.argv = ['portfolio', *{list(argv)!r}]\n"
         "from portfolio_cli.cli import main\n"
         "main()\n"
@@ -72,6 +74,38 @@ def test_help_and_offline_value_import_none_of_the_heavy_libraries(cli, binance)
     for argv in (["--help"], ["value", "--offline"], ["value", "--help"], ["trades"]):
         modules = _imported_modules(*argv)
         assert not modules & set(HEAVY), (argv, sorted(modules & set(HEAVY)))
+
+
+def test_offline_value_loads_neither_the_write_path_nor_the_report_maths(cli, binance):
+    # Start-up is most of a read command's time: value reads the ledger, so what only booking or
+    # a report uses (a dozen frozen dataclasses each) stays unloaded.
+    cli("init")
+    cli("open", "BTC/USDT", "--qty", "0.1")
+    modules = _imported_modules("value", "--offline", whole_names=True)
+    unneeded = {"engine.booking", "engine.trades", "engine.metrics", "services.amend", "services.report"}
+    assert not {f"portfolio_cli.{name}" for name in unneeded} & modules
+
+
+def test_collection_is_off_through_start_up_and_on_for_the_command(cli, binance):
+    cli("init")
+    program = (
+        "import gc, sys\n"
+        "import portfolio_cli.services.valuation as v\n"
+        "seen = []\n"
+        "original = v.value\n"
+        "v.value = lambda *a, **k: (seen.append(gc.isenabled()), original(*a, **k))[1]\n"
+        "from portfolio_cli.session import Session\n"
+        "create = Session.create\n"
+        "Session.create = lambda *a, **k: (seen.append(gc.isenabled()), create(*a, **k))[1]\n"
+        "sys.argv = ['portfolio', 'value', '--offline', '--json']\n"
+        "from portfolio_cli.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print('command', seen, 'frozen at the end', gc.get_freeze_count() > 0, 'exit', code)\n"
+    )
+    result = run("-c", program)
+    # Off while the session opens; on for the command's work (a long import or replay frees its
+    # garbage); at the end every object is left to the exit, frozen, not walked by a last collection.
+    assert result.stdout.splitlines()[-1] == "command [False, True] frozen at the end True exit 0", result.stderr
 
 
 def test_help_imports_neither_markdown_nor_pygments():

@@ -306,6 +306,14 @@ def test_binance_spelling_of_a_symbol_is_accepted(cli):
     assert [t["symbol"] for t in cli.json("trades", "--symbol", "btcusdt", "--offline")] == ["BTC/USDT"]
 
 
+def test_a_strategy_name_prints_as_typed_not_as_an_emoji(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    cli("init")
+    cli("open", "ETH/USDT", "--qty", "0.1", "--price", "3000", "--offline", "--strategy", ":fire:")
+    out = cli("trades", "--offline").stdout
+    assert ":fire:" in out and "\N{FIRE}" not in out
+
+
 def test_every_command_accepts_offline():
     import typer.main
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
     from portfolio_cli.services.delivery import Delivery
     from portfolio_cli.session import Session
 
-stdout = Console()
-stderr = Console(stderr=True)
+# No emoji codes: a note or strategy reading :rocket: prints as the trader typed it.
+stdout = Console(emoji=False)
+stderr = Console(stderr=True, emoji=False)
 
 PortfolioOpt = Annotated[
     str | None,
@@ -83,6 +85,7 @@ def running(
     from portfolio_cli.session import Session  # the config, the ledger: not needed for --help
 
     session = Session.create(command, db=db, config=config, offline=offline, warn=warn, creates_ledger=creates_ledger)
+    gc.enable()  # start-up is over (``cli.main`` held collection off through it)
     try:
         try:
             yield session

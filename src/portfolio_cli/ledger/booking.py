@@ -11,9 +11,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portfolio_cli.engine.booking import Booked, Booking, CheckMark, Entry, RebalanceLink
 from portfolio_cli.engine.records import (
     Amendment,
     Order,
@@ -40,6 +39,9 @@ from portfolio_cli.ledger.migrations import (
 )
 from portfolio_cli.ledger.queries import ID_CHUNK, Queries
 
+if TYPE_CHECKING:
+    from portfolio_cli.engine.booking import Booked, Booking, Entry
+
 
 class Writes(Queries):
     """The ledger's writes (records, checks, snapshots); they read through ``Queries`` to refuse
@@ -55,6 +57,8 @@ class Writes(Queries):
         """Write a booking the engine decided, in its order, inside the caller's transaction: the one
         write path of every command. Each entry's flows carry its trade's id (a new trade's, once
         written). Snapshots may belong to several portfolios (``portfolio`` None)."""
+        from portfolio_cli.engine.booking import Booked, CheckMark, RebalanceLink  # writes only: a read pays nothing
+
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         if portfolio is not None and len(booking.entries) >= BULK_ENTRIES and all(map(_plain, booking.entries)):
@@ -130,6 +134,8 @@ class Writes(Queries):
         SQLite would give them (the next after the largest, or the kept one), written with
         ``executemany`` and audited with one entry per table naming the ids, not one per row. The
         booking invalidates derived state from its earliest record, as ``book`` does."""
+        from portfolio_cli.engine.booking import Booked
+
         if self._command is None:
             raise RuntimeError("ledger writes must happen inside Ledger.transaction()")
         stale, rewound = self._invalidate(portfolio, rows.earliest)

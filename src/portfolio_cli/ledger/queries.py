@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portfolio_cli.engine.records import (
     Amendment,
@@ -31,12 +31,14 @@ from portfolio_cli.engine.records import (
     Void,
     VoidKind,
 )
-from portfolio_cli.engine.trades import ClosedTotals, TradeGroup, held_time, total_closed
 from portfolio_cli.errors import NotFound
 from portfolio_cli.ledger import codec, rowmap
 from portfolio_cli.ledger.connection import Connection
 from portfolio_cli.ledger.migrations import FLOW_GROUP
 from portfolio_cli.money import ZERO
+
+if TYPE_CHECKING:  # the closed-trade totals: the report's, imported where it asks
+    from portfolio_cli.engine.trades import ClosedTotals
 
 ID_CHUNK = 500  # ids per IN (...) list at most
 # A row of ``trade_totals`` whose figures are not all exact integers (``migrations.m016_trade_totals``).
@@ -235,12 +237,16 @@ class Queries(Connection):
             fast = None
         if fast is not None:
             return fast
+        from portfolio_cli.engine.trades import held_time, total_closed
+
         closed, spans = self.closed_and_held(portfolio, since, until)
         return total_closed(closed), held_time(spans, since, until)
 
     def _totals_in_sql(
         self, portfolio: Portfolio, since: datetime, until: datetime
     ) -> tuple[ClosedTotals, timedelta] | None:
+        from portfolio_cli.engine.trades import ClosedTotals, TradeGroup
+
         if self._inexact_totals(portfolio):
             return None
         low, high = codec.timestamp(since), codec.timestamp(until)

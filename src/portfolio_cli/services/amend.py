@@ -17,10 +17,11 @@ from decimal import Decimal
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.booking import Entry, booking
 from portfolio_cli.engine.records import Amendment, CashFlow, FlowKind, Portfolio, Side, Trade
-from portfolio_cli.engine.stops import STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, Stops, best_since, stops_at, trail_level
+from portfolio_cli.engine.stops import STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, Stops, stops_at
 from portfolio_cli.errors import InvalidInput, NotFound, RuleRefused
 from portfolio_cli.money import HUNDRED, ZERO
 from portfolio_cli.services.common import check_places, check_stops, check_text, lots_of, moment_or_now
+from portfolio_cli.services.valuation import trailing_level
 from portfolio_cli.session import Session
 
 
@@ -172,21 +173,4 @@ def _refuse_after_funding(flows: list[CashFlow], trade_id: int, at: datetime) ->
 def _levels(session: Session, trade: Trade, stops: Stops, price: Decimal) -> Levels:
     level = trailing_level(session, trade, stops, price)
     return Levels(stops.stop_loss, stops.take_profit, stops.trailing_pct, level)
-
-
-def trailing_level(
-    session: Session, trade: Trade, stops: Stops, price: Decimal | None, until: datetime | None = None
-) -> Decimal | None:
-    """The trailing stop now (or ``until``): from its reference, over the candles the ledger holds since
-    it was set (those ``check`` replayed; nothing is fetched), and the current ``price``."""
-    if stops.trailing_pct is None or stops.reference is None or stops.trail_from is None:
-        return None
-    best = stops.reference
-    now = until or session.clock()
-    for timeframe in ("1m", "1h"):
-        series = session.prices.candles(trade.symbol, timeframe, stops.trail_from, now, fetch=False)
-        best = best_since(trade.side, best, series.candles, stops.trail_from)
-    if price is not None:
-        best = max(best, price) if trade.side is Side.LONG else min(best, price)
-    return trail_level(trade.side, best, stops.trailing_pct)
 

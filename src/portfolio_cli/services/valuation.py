@@ -10,7 +10,8 @@ from decimal import Decimal
 
 from portfolio_cli.engine.accounting import Lot
 from portfolio_cli.engine.margin import MarginState, assess_margin
-from portfolio_cli.engine.stops import nearer_stop, stops_at
+from portfolio_cli.engine.records import Side, Trade
+from portfolio_cli.engine.stops import Stops, best_since, nearer_stop, stops_at, trail_level
 from portfolio_cli.engine.triggers import first_trigger
 from portfolio_cli.engine.valuation import Performance, Valuation, distance_pct, performance_of, value_portfolio
 from portfolio_cli.services.common import brackets_of, lots_of, marks_for, moment_or_now, records_of, valuation_of
@@ -84,8 +85,6 @@ def _value_at(session: Session, name: str, moment: datetime, aggregate: bool) ->
 def _with_state(
     session: Session, name: str, moment: datetime, valuation: Valuation, lots: Sequence[Lot]
 ) -> PortfolioValue:
-    from portfolio_cli.services.amend import trailing_level
-
     margin = assess_margin(valuation, brackets_of(session.settings.for_portfolio(name)))
     liquidation = {p.trade_id: p.liquidation_price for p in margin.positions}
     trades = {lot.trade.id: lot.trade for lot in lots}
@@ -132,3 +131,20 @@ def _with_state(
     return PortfolioValue(
         name, moment, valuation, margin.state, performance_of(valuation), tuple(levels), tuple(trailing_stops)
     )
+
+
+def trailing_level(
+    session: Session, trade: Trade, stops: Stops, price: Decimal | None, until: datetime | None = None
+) -> Decimal | None:
+    """The trailing stop now (or ``until``): from its reference, over the candles the ledger holds since
+    it was set (those ``check`` replayed; nothing is fetched), and the current ``price``."""
+    if stops.trailing_pct is None or stops.reference is None or stops.trail_from is None:
+        return None
+    best = stops.reference
+    now = until or session.clock()
+    for timeframe in ("1m", "1h"):
+        series = session.prices.candles(trade.symbol, timeframe, stops.trail_from, now, fetch=False)
+        best = best_since(trade.side, best, series.candles, stops.trail_from)
+    if price is not None:
+        best = max(best, price) if trade.side is Side.LONG else min(best, price)
+    return trail_level(trade.side, best, stops.trailing_pct)
