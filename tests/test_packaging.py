@@ -82,7 +82,7 @@ def test_offline_value_loads_neither_the_write_path_nor_the_report_maths(cli, bi
     cli("init")
     cli("open", "BTC/USDT", "--qty", "0.1")
     modules = _imported_modules("value", "--offline", whole_names=True)
-    unneeded = {"engine.booking", "engine.trades", "engine.metrics", "services.amend", "services.report"}
+    unneeded = {"engine.booking", "engine.rules", "engine.trades", "engine.metrics", "services.amend", "services.report"}
     assert not {f"portfolio_cli.{name}" for name in unneeded} & modules
 
 

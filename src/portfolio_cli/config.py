@@ -5,8 +5,8 @@ TOML (see ``config/portfolio.example.toml``); numbers are read as exact decimals
 variable ``PORTFOLIO_SECTION__KEY`` sets ``[section] key`` (for example ``PORTFOLIO_FEES__SPOT_TAKER``).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: pydantic would compile every field's annotation
+# from its string again at each start.
 import json
 import os
 import re
@@ -15,17 +15,17 @@ import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from portfolio_cli.engine.fees import fee_rate
-from portfolio_cli.engine.rules import RiskLimits
 from portfolio_cli.errors import ConfigInvalid
 from portfolio_cli.paths import ENV_BINANCE_URL, ENV_PREFIX  # the environment's names live with the paths
 
 if TYPE_CHECKING:
     from portfolio_cli.engine.margin import AccountRules
+    from portfolio_cli.engine.rules import RiskLimits
 
 Rate = Annotated[Decimal, Field(ge=0, lt=1)]
 
@@ -103,7 +103,7 @@ class MarginRules(Section):
     # Below it, check closes the most losing cross position (a margin call by rule).
     margin_call_pct: Annotated[Decimal, Field(ge=0)] | Off = Decimal(110)
 
-    def rules(self) -> AccountRules:
+    def rules(self) -> "AccountRules":
         from portfolio_cli.engine.margin import AccountRules  # valuation maths: only when margin is assessed
 
         def level(value: Decimal | str) -> Decimal | None:
@@ -139,7 +139,7 @@ class Risk(Section):
     risk_per_trade_pct: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
 
     @model_validator(mode="after")
-    def _limits_agree(self) -> Risk:
+    def _limits_agree(self) -> Self:
         if self.min_leverage > self.max_leverage:
             raise ValueError(
                 f"risk.min_leverage = {self.min_leverage} is above risk.max_leverage = {self.max_leverage}: "
@@ -147,7 +147,9 @@ class Risk(Section):
             )
         return self
 
-    def limits(self) -> RiskLimits:
+    def limits(self) -> "RiskLimits":
+        from portfolio_cli.engine.rules import RiskLimits  # the pre-trade checks: only when a trade is checked
+
         return RiskLimits(
             min_notional_usdt=self.min_notional_usdt,
             min_notional_equity_pct=self.min_notional_equity_pct,
@@ -334,7 +336,7 @@ class Settings(Section):
     # Per-portfolio overrides of fees, trading, risk and notify: [portfolios.NAME.fees] ...
     portfolios: dict[str, dict[str, Any]] = {}
 
-    def for_portfolio(self, name: str) -> Settings:
+    def for_portfolio(self, name: str) -> "Settings":
         """These settings with the named portfolio's overrides applied."""
         override = self.portfolios.get(name)
         if not override:

@@ -1,4 +1,5 @@
-"""Exchange trading rules and the pre-trade checks that refuse a trade before anything is written."""
+"""The pre-trade checks that refuse a trade before anything is written: the exchange's rules for the
+market (``engine.market``) and the trader's risk limits."""
 
 from __future__ import annotations
 
@@ -7,26 +8,9 @@ from decimal import Decimal
 
 from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot
+from portfolio_cli.engine.market import MarketRules, PriceBand
 from portfolio_cli.engine.symbols import base_of, quote_of
 from portfolio_cli.money import HUNDRED, ZERO, pct_of, round_down_to_step
-
-
-@dataclass(frozen=True)
-class PriceBand:
-    """Binance's PERCENT_PRICE filters: an order's price must lie within multipliers of the market's
-    price (spot: its recent average, here the last price; a perpetual: its mark). A buy may be priced
-    in ``[ref × buy_down, ref × buy_up]``, a sell in ``[ref × sell_down, ref × sell_up]``
-    (PERCENT_PRICE_BY_SIDE's bid and ask multipliers; PERCENT_PRICE uses one pair for both)."""
-
-    buy_down: Decimal
-    buy_up: Decimal
-    sell_down: Decimal
-    sell_up: Decimal
-    source: str  # the filter: PERCENT_PRICE_BY_SIDE or PERCENT_PRICE
-
-    def limits(self, reference: Decimal, buy: bool) -> tuple[Decimal, Decimal]:
-        down, up = (self.buy_down, self.buy_up) if buy else (self.sell_down, self.sell_up)
-        return reference * down, reference * up
 
 
 def price_band_refusal(
@@ -43,23 +27,6 @@ def price_band_refusal(
         f"a {side} of {symbol} at {price.normalize():f} is outside Binance's {band.source} band around {what} "
         f"{reference.normalize():f}: {low.normalize():f} to {high.normalize():f}; --off-market records it anyway",
     )
-
-
-@dataclass(frozen=True)
-class MarketRules:
-    """Binance's rules for a pair or perpetual: lot step, minimum quantity, minimum notional (in the
-    quote currency), the market-order maximum quantity (MARKET_LOT_SIZE), the price tick, and for a
-    perpetual its clearance fee rate (``liquidationFee``)."""
-
-    symbol: str
-    amount_step: Decimal | None
-    min_qty: Decimal | None
-    min_notional: Decimal | None
-    active: bool = True
-    max_market_qty: Decimal | None = None
-    price_step: Decimal | None = None  # the tick: prices are shown to it
-    liquidation_fee: Decimal | None = None
-    price_band: PriceBand | None = None  # PERCENT_PRICE(_BY_SIDE)
 
 
 @dataclass(frozen=True)

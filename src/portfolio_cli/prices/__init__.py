@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from portfolio_cli.engine.records import Candle
-from portfolio_cli.engine.rules import MarketRules
+from portfolio_cli.engine.market import MarketRules
 
 
 @dataclass(frozen=True)
