@@ -85,7 +85,9 @@ def running(
     from portfolio_cli.session import Session  # the config, the ledger: not needed for --help
 
     session = Session.create(command, db=db, config=config, offline=offline, warn=warn, creates_ledger=creates_ledger)
-    gc.enable()  # start-up is over (``cli.main`` held collection off through it)
+    if not gc.isenabled():  # start-up is over (``cli.main`` held collection off through it):
+        gc.freeze()  # what it built lives as long as the process, so no collection need walk it
+        gc.enable()
     try:
         try:
             yield session
