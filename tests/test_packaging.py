@@ -93,10 +93,10 @@ def test_collection_is_off_through_start_up_and_on_for_the_command(cli, binance)
         "import portfolio_cli.services.valuation as v\n"
         "seen = []\n"
         "original = v.value\n"
-        "v.value = lambda *a, **k: (seen.append(gc.isenabled()), original(*a, **k))[1]\n"
+        "v.value = lambda *a, **k: (seen.append((gc.isenabled(), gc.get_freeze_count() > 0)), original(*a, **k))[1]\n"
         "from portfolio_cli.session import Session\n"
         "create = Session.create\n"
-        "Session.create = lambda *a, **k: (seen.append(gc.isenabled()), create(*a, **k))[1]\n"
+        "Session.create = lambda *a, **k: (seen.append((gc.isenabled(), gc.get_freeze_count() > 0)), create(*a, **k))[1]\n"
         "sys.argv = ['portfolio', 'value', '--offline', '--json']\n"
         "from portfolio_cli.cli import main\n"
         "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
@@ -104,8 +104,10 @@ def test_collection_is_off_through_start_up_and_on_for_the_command(cli, binance)
     )
     result = run("-c", program)
     # Off while the session opens; on for the command's work (a long import or replay frees its
-    # garbage); at the end every object is left to the exit, frozen, not walked by a last collection.
-    assert result.stdout.splitlines()[-1] == "command [False, True] frozen at the end True exit 0", result.stderr
+    # garbage), with what start-up built frozen so that no collection walks it; at the end every
+    # object is left to the exit, frozen, not walked by a last collection.
+    last = result.stdout.splitlines()[-1]
+    assert last == "command [(False, False), (True, True)] frozen at the end True exit 0", result.stderr
 
 
 def test_help_imports_neither_markdown_nor_pygments():
