@@ -412,8 +412,8 @@ def bench_export() -> None:
 def bench_rebalance() -> None:
     """A plan for a portfolio of 100 assets, every one of them outside its band: the planner alone
     (in this process), and the whole `portfolio rebalance --offline` command on a real ledger."""
-    from portfolio_cli.engine.rebalance import Account, Holding, RebalanceTargets, plan_rebalance
     from portfolio_cli.engine.market import MarketRules
+    from portfolio_cli.engine.rebalance import Account, Holding, RebalanceTargets, plan_rebalance
     from portfolio_cli.engine.rules import Exposure, RiskLimits
 
     assets = [f"A{n:03d}" for n in range(100)]

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from portfolio_cli.config import Risk, load_settings, target_conflicts
 from portfolio_cli.config import Targets as TargetSettings
-from portfolio_cli.engine.rebalance import CASH, Account, Holding, RebalanceTargets, plan_rebalance, weights_of
 from portfolio_cli.engine.market import MarketRules
+from portfolio_cli.engine.rebalance import CASH, Account, Holding, RebalanceTargets, plan_rebalance, weights_of
 from portfolio_cli.engine.rules import Exposure, RiskLimits, TradeCheck, check_open
 from portfolio_cli.errors import ConfigInvalid
 

@@ -8,8 +8,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from portfolio_cli.engine.rebalance import CASH, Account, Holding, RebalanceTargets, plan_rebalance
 from portfolio_cli.engine.market import MarketRules
+from portfolio_cli.engine.rebalance import CASH, Account, Holding, RebalanceTargets, plan_rebalance
 from portfolio_cli.engine.rules import Exposure, RiskLimits
 
 OPEN_LIMITS = RiskLimits(D(10), D("0.1"), D(100), D(100), 50, 50, 1, 125, D(200), D(10), D(100))

@@ -12,8 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from portfolio_cli.config import Settings, load_settings
-from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.market import MarketRules
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.errors import ExchangeUnavailable
 from portfolio_cli.paths import resolve_paths
 from portfolio_cli.prices import TIMEFRAMES, FundingRate, Quote, floor_time

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 SCHEMA_VERSION = 1
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_GUARDED = frozenset("".join(FORMULA_START) + "'")  # the first characters a cell may need a ``'`` for
 NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 Record = dict[str, str | None]
 
@@ -35,23 +36,27 @@ class RecordTable:
     records: list[Record] = field(default_factory=list)
     # The records already in canonical JSON, one string each, when the ledger could build them (JSON only).
     encoded: list[str] | None = None
+    # The records as their cells in column order, when the ledger gives them so (CSV only).
+    cells: list[tuple[str | None, ...]] | None = None
 
     @property
     def size(self) -> int:
-        return len(self.encoded) if self.encoded is not None else len(self.records)
+        for given in (self.encoded, self.cells):
+            if given is not None:
+                return len(given)
+        return len(self.records)
 
 
 def spreadsheet_safe(cell: str | None) -> str | None:
     """The cell as a spreadsheet should show it: a formula-like start is made inert, a number stays."""
-    if not cell or NUMBER.fullmatch(cell):
+    if not cell or cell[0] not in _GUARDED or NUMBER.fullmatch(cell):  # most cells: one look at the first
         return cell
-    return "'" + cell if cell.startswith((*FORMULA_START, "'")) else cell
+    return "'" + cell
 
 
 def write_rows(rows: Iterable[Sequence[str | None]], out: TextIO) -> None:
     """CSV rows, every cell through ``spreadsheet_safe``; None is an empty cell."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
+    csv.writer(out, lineterminator="\n").writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
 
 
 def content_hash(records: Sequence[Any]) -> str:
@@ -65,7 +70,15 @@ def _digest(encoded_records: Sequence[str]) -> str:
 
 
 def write_csv(table: RecordTable, out: TextIO) -> None:
-    write_rows([table.columns, *([record.get(column) for column in table.columns] for record in table.records)], out)
+    """The header, then each record's cells in the table's column order, as ``write_rows`` writes them
+    (one pass over the cells: an export writes millions of them)."""
+    columns, safe = table.columns, spreadsheet_safe
+    write_rows([columns], out)
+    writer = csv.writer(out, lineterminator="\n")
+    if table.cells is not None:
+        writer.writerows([safe(cell) for cell in row] for row in table.cells)
+    else:
+        writer.writerows([safe(record.get(c)) for c in columns] for record in table.records)
 
 
 def write_json(table: RecordTable, meta: dict[str, Any], out: TextIO) -> None:

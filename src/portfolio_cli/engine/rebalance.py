@@ -32,9 +32,9 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
 from portfolio_cli.engine.accounting import Lot, fee_for, fill_price
+from portfolio_cli.engine.market import MarketRules
 from portfolio_cli.engine.metrics import Undefined
 from portfolio_cli.engine.records import Kind
-from portfolio_cli.engine.market import MarketRules
 from portfolio_cli.engine.rules import Conformed, Exposure, RiskLimits, TradeCheck, check_open, conform_qty
 from portfolio_cli.engine.symbols import base_of
 from portfolio_cli.money import HUNDRED, ZERO, q8

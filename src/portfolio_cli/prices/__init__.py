@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.market import MarketRules
+from portfolio_cli.engine.records import Candle
 
 
 @dataclass(frozen=True)

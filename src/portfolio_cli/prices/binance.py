@@ -31,8 +31,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from portfolio_cli.config import Prices
-from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.market import MarketRules, PriceBand
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.symbols import market_id, perpetual_of, spot_of
 from portfolio_cli.errors import (
     ExchangeBadResponse,

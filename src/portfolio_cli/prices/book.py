@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.market import MarketRules
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.symbols import conversion_pair, is_perpetual, spot_of, symbols_to_price
 from portfolio_cli.engine.valuation import Mark
 from portfolio_cli.errors import ExchangeUnavailable, NotFound, PriceUnavailable

@@ -14,8 +14,8 @@ from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
-from portfolio_cli.engine.records import Candle
 from portfolio_cli.engine.market import MarketRules
+from portfolio_cli.engine.records import Candle
 from portfolio_cli.errors import ConfigInvalid, ExchangeUnavailable, PriceUnavailable
 from portfolio_cli.money import D
 from portfolio_cli.prices import FundingRate, Quote

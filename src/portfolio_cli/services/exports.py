@@ -250,7 +250,7 @@ def export(
         raise InvalidInput(f"--currency must be a currency code such as EUR, GBP or USD, got {currency!r}")
     portfolio = session.ledger.portfolio(name)
     if kind == "trades":
-        table = trades_table(session, portfolio, since, until, as_json)
+        table = trades_table(session, portfolio, since, until, as_json, as_csv=not as_json)
     elif kind == "cashflows":
         table = cashflows_table(session, portfolio, since, until)
     elif kind == "positions":
@@ -294,12 +294,21 @@ def _method(text: str) -> Method:
 
 
 def trades_table(
-    session: Session, portfolio: Portfolio, since: datetime | None, until: datetime | None, as_json: bool = False
+    session: Session,
+    portfolio: Portfolio,
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool = False,
+    as_csv: bool = False,
 ) -> RecordTable:
     """One record per fill: a trade's opening fill, then each of its closes, in time order. For JSON
-    the ledger builds each record's canonical encoding itself when it can (100,000 trades in time)."""
+    the ledger builds each record's canonical encoding itself when it can, for CSV it gives each
+    record's cells in column order (100,000 trades in time)."""
     if session.ledger.fill_columns() != TRADE_COLUMNS:
         raise RuntimeError("the ledger's fills and the export's trade columns disagree")
+    if as_csv:
+        cells = session.ledger.fill_cells(portfolio, since, until)
+        return RecordTable("trades", TRADE_COLUMNS, TRADE_NUMERIC, cells=cells)
     encoded = session.ledger.fill_json(portfolio, since, until) if as_json else None
     if encoded is not None:
         return RecordTable("trades", TRADE_COLUMNS, TRADE_NUMERIC, encoded=encoded)

@@ -10,8 +10,8 @@ from portfolio_cli import formatting as fmt
 from portfolio_cli.engine.accounting import Lot, fee_for, fill_price, initial_margin
 from portfolio_cli.engine.booking import booking, close_entry, close_lots, open_entry
 from portfolio_cli.engine.fills import BookTooThin, walk_book
-from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.market import MarketRules
+from portfolio_cli.engine.records import Close, FlowKind, Kind, MarginMode, Side, Trade
 from portfolio_cli.engine.rules import (
     Conformed,
     Refusal,
