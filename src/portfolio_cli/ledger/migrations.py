@@ -595,16 +595,14 @@ def _closed_day_sql(pid: str, day: str, extra: str = "1") -> list[str]:
         f"from trade_totals where portfolio_id = {pid} and last_close > {day} and last_close < {day} || 'U' "
         f"and closed >= qty and {extra}"
     )
-    # Whether a sum of this day could leave 64-bit integers: then it is summed in floats.
-    risky = (
-        "(select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), "
-        "max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) "
-        f"* count(*) >= 4e18 {rows})"
-    )
+    # Whether a sum of this day could leave 64-bit integers: then it is summed in floats. No partial
+    # sum is larger than the sum of the magnitudes (added up in floats, which cannot overflow), so
+    # below 4e18 every sum is exact, as ``refresh_closed_days`` finds it when it sums them.
+    risky = f"(select max(total(abs(net)), total(abs(last_close_us - opened_us))) >= 4e18 {rows})"
     month_days = f"portfolio_id = {pid} and day >= substr({day}, 1, 7) || '-01' and day <= substr({day}, 1, 7) || '-31'"
     month_risky = (
-        "(select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), "
-        f"max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where {month_days})"
+        "(select max(total(abs(net)), total(abs(won)), total(abs(lost)), total(abs(held_us))) >= 4e18 "
+        f"from closed_days where {month_days})"
     )
     exact = "iif(r.risky, {0} * 1.0, {0})".format
     return [
@@ -696,6 +694,11 @@ def m017_closed_days(db: Database) -> None:
             primary key (portfolio_id, day)
         ) strict"""
     )
+    _create_closed_day_triggers(db)
+    refresh_closed_days(db.conn)
+
+
+def _create_closed_day_triggers(db: Database) -> None:
     counted = "{0}.last_close is not null and {0}.closed >= {0}.qty".format
     day = "substr({0}.last_close, 1, 10)".format
     body = "; ".join
@@ -717,6 +720,16 @@ def m017_closed_days(db: Database) -> None:
             {body(_closed_day_sql("new.portfolio_id", day("new"), other))};
         end"""
     )
+
+
+def m020_closed_days_exact_sums(db: Database) -> None:
+    """The days' triggers judged a day's sums at risk of leaving 64-bit integers by its largest
+    figure times its count, so a day with one very large trade among a few small ones was summed in
+    floats where the exact integers fit (and a report then folded its records). They now judge by
+    the sum of the magnitudes; every day is written afresh by that rule."""
+    for name in CLOSED_DAY_TRIGGERS:
+        db.execute(f"drop trigger {name}")
+    _create_closed_day_triggers(db)
     refresh_closed_days(db.conn)
 
 
@@ -1055,6 +1068,7 @@ MIGRATIONS = [
     m017_closed_days,
     m018_closed_spans,
     m019_flow_days,
+    m020_closed_days_exact_sums,
 ]
 
 

@@ -567,107 +567,6 @@ CREATE TRIGGER trade_totals_cash_flows_delete after delete on cash_flows begin
                     where trade_id in (old.trade_id);
                 end;
 
--- trigger closed_days_open
-CREATE TRIGGER closed_days_open after insert on trade_totals when new.last_close is not null and new.closed >= new.qty begin
-            delete from closed_days where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
-                net, flowing, won, lost, held_us, largest_win, largest_loss)
-            select portfolio_id, substr(new.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
-                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
-                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
-                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
-            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) * count(*) >= 4e18 from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
-            where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty
-                and 1
-            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = new.portfolio_id and month = substr(substr(new.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
-                net, flowing, won, lost, held_us, largest_win, largest_loss)
-            select portfolio_id, substr(substr(new.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
-                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
-                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
-            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
-            where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31' and 1
-            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
-            select new.portfolio_id, substr(new.last_close, 1, 10), outcomes from (
-                select group_concat(outcome, '') as outcomes from (
-                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and 1
-                    order by last_close, trade_id))
-            where outcomes is not null;
-        end;
-
--- trigger closed_days_void
-CREATE TRIGGER closed_days_void after delete on trade_totals when old.last_close is not null and old.closed >= old.qty begin
-            delete from closed_days where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
-                net, flowing, won, lost, held_us, largest_win, largest_loss)
-            select portfolio_id, substr(old.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
-                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
-                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
-                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
-            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) * count(*) >= 4e18 from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
-            where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty
-                and 1
-            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = old.portfolio_id and month = substr(substr(old.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
-                net, flowing, won, lost, held_us, largest_win, largest_loss)
-            select portfolio_id, substr(substr(old.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
-                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
-                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
-            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
-            where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31' and 1
-            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
-            select old.portfolio_id, substr(old.last_close, 1, 10), outcomes from (
-                select group_concat(outcome, '') as outcomes from (
-                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1
-                    order by last_close, trade_id))
-            where outcomes is not null;
-        end;
-
--- trigger closed_days_change
-CREATE TRIGGER closed_days_change after update on trade_totals
-            when (old.last_close is not null and old.closed >= old.qty) or (new.last_close is not null and new.closed >= new.qty) begin
-            delete from closed_days where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
-                net, flowing, won, lost, held_us, largest_win, largest_loss)
-            select portfolio_id, substr(old.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
-                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
-                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
-                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
-            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) * count(*) >= 4e18 from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
-            where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty
-                and 1
-            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = old.portfolio_id and month = substr(substr(old.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
-                net, flowing, won, lost, held_us, largest_win, largest_loss)
-            select portfolio_id, substr(substr(old.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
-                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
-                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
-            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
-            where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31' and 1
-            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
-            select old.portfolio_id, substr(old.last_close, 1, 10), outcomes from (
-                select group_concat(outcome, '') as outcomes from (
-                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1
-                    order by last_close, trade_id))
-            where outcomes is not null;
-            delete from closed_days where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); delete from closed_outcomes where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
-                net, flowing, won, lost, held_us, largest_win, largest_loss)
-            select portfolio_id, substr(new.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
-                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
-                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
-                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
-            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), max(coalesce(max(last_close_us - opened_us), 0), -coalesce(min(last_close_us - opened_us), 0))) * count(*) >= 4e18 from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))) as risky) r, trade_totals
-            where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty
-                and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
-            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = new.portfolio_id and month = substr(substr(new.last_close, 1, 10), 1, 7) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
-                net, flowing, won, lost, held_us, largest_win, largest_loss)
-            select portfolio_id, substr(substr(new.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
-                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
-                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
-            from (select (select max(max(coalesce(max(net), 0), -coalesce(min(net), 0)), coalesce(max(won), 0), coalesce(max(lost), 0), max(coalesce(max(held_us), 0), -coalesce(min(held_us), 0))) * sum(trades) >= 4e18 from closed_days where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
-            where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31' and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
-            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
-            select new.portfolio_id, substr(new.last_close, 1, 10), outcomes from (
-                select group_concat(outcome, '') as outcomes from (
-                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
-                    order by last_close, trade_id))
-            where outcomes is not null;
-        end;
-
 -- trigger closed_spans_open
 CREATE TRIGGER closed_spans_open after insert on trade_totals
             when iif(new.closed >= new.qty and new.last_close_us >= new.opened_us, new.opened_us, null) is not null begin
@@ -783,5 +682,106 @@ CREATE TRIGGER flow_days_first_moved after update on trade_totals
                 new.side, 0, 1 where new.first_flow_at is not null
             on conflict do update set amount = amount + excluded.amount,
                 first_flows = first_flows + excluded.first_flows;
+        end;
+
+-- trigger closed_days_open
+CREATE TRIGGER closed_days_open after insert on trade_totals when new.last_close is not null and new.closed >= new.qty begin
+            delete from closed_days where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(new.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
+                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select (select max(total(abs(net)), total(abs(last_close_us - opened_us))) >= 4e18 from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
+            where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty
+                and 1
+            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = new.portfolio_id and month = substr(substr(new.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(substr(new.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
+                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
+            from (select (select max(total(abs(net)), total(abs(won)), total(abs(lost)), total(abs(held_us))) >= 4e18 from closed_days where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
+            where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31' and 1
+            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
+            select new.portfolio_id, substr(new.last_close, 1, 10), outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and 1
+                    order by last_close, trade_id))
+            where outcomes is not null;
+        end;
+
+-- trigger closed_days_void
+CREATE TRIGGER closed_days_void after delete on trade_totals when old.last_close is not null and old.closed >= old.qty begin
+            delete from closed_days where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(old.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
+                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select (select max(total(abs(net)), total(abs(last_close_us - opened_us))) >= 4e18 from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
+            where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty
+                and 1
+            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = old.portfolio_id and month = substr(substr(old.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(substr(old.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
+                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
+            from (select (select max(total(abs(net)), total(abs(won)), total(abs(lost)), total(abs(held_us))) >= 4e18 from closed_days where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
+            where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31' and 1
+            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
+            select old.portfolio_id, substr(old.last_close, 1, 10), outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1
+                    order by last_close, trade_id))
+            where outcomes is not null;
+        end;
+
+-- trigger closed_days_change
+CREATE TRIGGER closed_days_change after update on trade_totals
+            when (old.last_close is not null and old.closed >= old.qty) or (new.last_close is not null and new.closed >= new.qty) begin
+            delete from closed_days where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; delete from closed_outcomes where portfolio_id = old.portfolio_id and day = substr(old.last_close, 1, 10) and 1; insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(old.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
+                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select (select max(total(abs(net)), total(abs(last_close_us - opened_us))) >= 4e18 from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1) as risky) r, trade_totals
+            where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty
+                and 1
+            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = old.portfolio_id and month = substr(substr(old.last_close, 1, 10), 1, 7) and 1; insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(substr(old.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
+                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
+            from (select (select max(total(abs(net)), total(abs(won)), total(abs(lost)), total(abs(held_us))) >= 4e18 from closed_days where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
+            where portfolio_id = old.portfolio_id and day >= substr(substr(old.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(old.last_close, 1, 10), 1, 7) || '-31' and 1
+            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
+            select old.portfolio_id, substr(old.last_close, 1, 10), outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = old.portfolio_id and last_close > substr(old.last_close, 1, 10) and last_close < substr(old.last_close, 1, 10) || 'U' and closed >= qty and 1
+                    order by last_close, trade_id))
+            where outcomes is not null;
+            delete from closed_days where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); delete from closed_outcomes where portfolio_id = new.portfolio_id and day = substr(new.last_close, 1, 10) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); insert into closed_days (portfolio_id, day, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(new.last_close, 1, 10), symbol, strategy, side, exit_reason, count(*), sum(net > 0), sum(net < 0),
+                sum(iif(r.risky, net * 1.0, net)), sum(net_flows > 0), sum(iif(net > 0, iif(r.risky, net * 1.0, net), 0)),
+                sum(iif(net < 0, iif(r.risky, -net * 1.0, -net), 0)), sum(iif(r.risky, (last_close_us - opened_us) * 1.0, (last_close_us - opened_us))),
+                max(iif(net > 0, net, null)), min(iif(net < 0, net, null))
+            from (select (select max(total(abs(net)), total(abs(last_close_us - opened_us))) >= 4e18 from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))) as risky) r, trade_totals
+            where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty
+                and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
+            group by symbol, strategy, side, exit_reason; delete from closed_months where portfolio_id = new.portfolio_id and month = substr(substr(new.last_close, 1, 10), 1, 7) and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10)); insert into closed_months (portfolio_id, month, symbol, strategy, side, exit_reason, trades, wins, losses,
+                net, flowing, won, lost, held_us, largest_win, largest_loss)
+            select portfolio_id, substr(substr(new.last_close, 1, 10), 1, 7), symbol, strategy, side, exit_reason, sum(trades), sum(wins),
+                sum(losses), sum(iif(r.risky, net * 1.0, net)), sum(flowing), sum(iif(r.risky, won * 1.0, won)), sum(iif(r.risky, lost * 1.0, lost)),
+                sum(iif(r.risky, held_us * 1.0, held_us)), max(largest_win), min(largest_loss)
+            from (select (select max(total(abs(net)), total(abs(won)), total(abs(lost)), total(abs(held_us))) >= 4e18 from closed_days where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31') as risky) r, closed_days
+            where portfolio_id = new.portfolio_id and day >= substr(substr(new.last_close, 1, 10), 1, 7) || '-01' and day <= substr(substr(new.last_close, 1, 10), 1, 7) || '-31' and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
+            group by symbol, strategy, side, exit_reason; insert into closed_outcomes (portfolio_id, day, outcomes)
+            select new.portfolio_id, substr(new.last_close, 1, 10), outcomes from (
+                select group_concat(outcome, '') as outcomes from (
+                    select substr('0WL', 1 + (net > 0) + 2 * (net < 0), 1) as outcome from trade_totals where portfolio_id = new.portfolio_id and last_close > substr(new.last_close, 1, 10) and last_close < substr(new.last_close, 1, 10) || 'U' and closed >= qty and (new.portfolio_id is not old.portfolio_id or substr(new.last_close, 1, 10) is not substr(old.last_close, 1, 10))
+                    order by last_close, trade_id))
+            where outcomes is not null;
         end;
 
